@@ -1,0 +1,110 @@
+"""One error body for every 4xx the API returns.
+
+    {"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"name": ["..."]}}}
+
+``fields`` names every offending field (dotted paths for nested input). The request id travels
+in the ``X-Request-ID`` header rather than the body, so that two 404s are byte-identical whether
+the object is missing or belongs to another tenant.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.fields import get_error_detail
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+NOT_FOUND_MESSAGE = "Not found."
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+def error_body(*, status_code: int, code: str, message: str, fields: dict | None = None) -> dict:
+    body = {"status": status_code, "code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return {"error": body}
+
+
+def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
+    """Turn DRF's nested error detail into ``{"a.b.0.c": ["message", ...]}``."""
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(_flatten(value, path))
+        return flat
+    if isinstance(detail, list) and any(isinstance(item, (dict, list)) for item in detail):
+        flat = {}
+        for index, value in enumerate(detail):
+            if value:
+                flat.update(_flatten(value, f"{prefix}.{index}" if prefix else str(index)))
+        return flat
+    messages = detail if isinstance(detail, list) else [detail]
+    return {prefix or "non_field_errors": [str(message) for message in messages]}
+
+
+def _codes(detail) -> str | None:
+    if isinstance(detail, dict):
+        for value in detail.values():
+            return _codes(value)
+    if isinstance(detail, list):
+        return _codes(detail[0]) if detail else None
+    return getattr(detail, "code", None)
+
+
+def api_exception_handler(exc, context):
+    """DRF exception handler producing the one error body."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(NOT_FOUND_MESSAGE)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, DjangoValidationError):
+        # Services validate with Django's ValidationError; show it like any other bad input.
+        exc = exceptions.ValidationError(detail=get_error_detail(exc))
+    if not isinstance(exc, exceptions.APIException):
+        return None
+
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))
+
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        message = "Invalid input."
+        if list(fields) == ["non_field_errors"]:
+            message = fields["non_field_errors"][0]
+        code = "invalid"
+    else:
+        fields = None
+        message = str(exc.detail) if not isinstance(exc.detail, (dict, list)) else "Error."
+        code = _codes(exc.detail) or exc.default_code
+        if isinstance(exc, exceptions.NotFound):
+            message, code = NOT_FOUND_MESSAGE, "not_found"
+
+    set_rollback()
+    body = error_body(status_code=exc.status_code, code=code, message=message, fields=fields)
+    return Response(body, status=exc.status_code, headers=headers)
+
+
+def json_error_response(status_code: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(
+        error_body(status_code=status_code, code=code, message=message), status=status_code
+    )

@@ -1,0 +1,17 @@
+from rest_framework.throttling import SimpleRateThrottle
+
+
+class PerTokenRateThrottle(SimpleRateThrottle):
+    """One bucket per API token; session users by user id, anonymous callers by address."""
+
+    scope = "token"
+
+    def get_cache_key(self, request, view):
+        token = getattr(request, "auth", None)
+        if token is not None and getattr(token, "pk", None):
+            ident = f"token:{token.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            ident = f"addr:{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}

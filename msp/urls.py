@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from msp import views
+
+admin.site.site_header = "Groundwork — MSP console"
+admin.site.site_title = "Groundwork"
+admin.site.index_title = "Operate every client's AI estate"
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("portal/", include("tenants.portal.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/", include("tenants.api.urls")),
+]
+
+handler400 = "msp.views.handler400"
+handler403 = "msp.views.handler403"
+handler404 = "msp.views.handler404"
+handler500 = "msp.views.handler500"

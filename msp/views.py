@@ -1,0 +1,81 @@
+"""Project-level views: health and the JSON error pages for paths under /api/."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from django.views.defaults import bad_request, page_not_found, permission_denied, server_error
+
+from msp.api.errors import NOT_FOUND_MESSAGE, json_error_response
+
+logger = logging.getLogger(__name__)
+
+
+def _check_database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # noqa: BLE001 - any failure means "down"
+        logger.warning("healthz: database check failed: %s", exc)
+        return {"ok": False, "vendor": connection.vendor, "error": exc.__class__.__name__}
+    return {"ok": True, "vendor": connection.vendor}
+
+
+def _check_broker() -> dict:
+    from msp.celery import app
+
+    url = settings.CELERY_BROKER_URL
+    transport = url.split("://", 1)[0]
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("healthz: broker check failed: %s", exc)
+        return {"ok": False, "transport": transport, "error": exc.__class__.__name__}
+    return {"ok": True, "transport": transport}
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """200 when the database and the broker answer, 503 otherwise."""
+    checks = {"database": _check_database(), "broker": _check_broker()}
+    healthy = all(check["ok"] for check in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status=200 if healthy else 503,
+    )
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler400(request, exception=None):
+    if _is_api(request):
+        return json_error_response(400, "bad_request", "Bad request.")
+    return bad_request(request, exception)
+
+
+def handler403(request, exception=None):
+    if _is_api(request):
+        return json_error_response(403, "permission_denied", "Permission denied.")
+    return permission_denied(request, exception)
+
+
+def handler404(request, exception=None):
+    if _is_api(request):
+        return json_error_response(404, "not_found", NOT_FOUND_MESSAGE)
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if _is_api(request):
+        return json_error_response(500, "server_error", "Internal server error.")
+    return server_error(request)

@@ -1,0 +1,123 @@
+"""Who is acting, and the append-only record of what they wrote.
+
+Requests, jobs and commands set the actor once (``audit_actor``); services call
+``audit_record`` for every create, update, delete and transition they perform.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+
+from django.db import models
+
+from msp.middleware import current_request_id
+from tenants.models import AuditEvent
+
+
+@dataclass(frozen=True)
+class AuditActor:
+    label: str
+    source: str
+    user: object | None = None
+    token: object | None = None
+    address: str | None = None
+
+
+SYSTEM_ACTOR = AuditActor(label="system", source="service")
+_actor: ContextVar[AuditActor] = ContextVar("audit_actor", default=SYSTEM_ACTOR)
+
+
+def current_actor() -> AuditActor:
+    return _actor.get()
+
+
+@contextmanager
+def audit_actor(actor: AuditActor) -> Iterator[AuditActor]:
+    token = _actor.set(actor)
+    try:
+        yield actor
+    finally:
+        _actor.reset(token)
+
+
+def actor_for_user(user, *, source: str, token=None, address: str | None = None) -> AuditActor:
+    label = user.get_username() if user is not None and user.is_authenticated else "anonymous"
+    if token is not None:
+        label = f"{label} (token {token.prefix})"
+    authenticated = user if user is not None and user.is_authenticated else None
+    return AuditActor(label=label, source=source, user=authenticated, token=token, address=address)
+
+
+def set_actor_token(token) -> None:
+    """Called once DRF has authenticated a bearer token inside a request."""
+    _actor.set(actor_for_user(token.user, source="api", token=token, address=_actor.get().address))
+
+
+def set_actor_source(source: str) -> None:
+    _actor.set(replace(_actor.get(), source=source))
+
+
+def _json_safe(value):
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    return value
+
+
+# Never copied into the audit log, whatever the model.
+_REDACTED_FIELDS = {"password", "secret_hash"}
+
+
+def audit_snapshot(instance: models.Model) -> dict:
+    """The instance's concrete field values, JSON-safe, secrets left out."""
+    return {
+        field.attname: _json_safe(getattr(instance, field.attname))
+        for field in instance._meta.concrete_fields
+        if field.name not in _REDACTED_FIELDS
+    }
+
+
+def audit_changes(before: dict, after: dict) -> dict:
+    """{field: [old, new]} for every field whose value changed."""
+    return {
+        key: [before.get(key), value] for key, value in after.items() if before.get(key) != value
+    }
+
+
+def audit_record(
+    *,
+    tenant,
+    action: str,
+    instance: models.Model,
+    changes: dict | None = None,
+    object_type: str | None = None,
+) -> AuditEvent:
+    """Append one event for a write to ``instance`` by the current actor."""
+    actor = _actor.get()
+    return AuditEvent.objects.create(
+        tenant=tenant,
+        actor_user=actor.user,
+        actor_token=actor.token,
+        actor_label=actor.label[:200],
+        source=actor.source,
+        action=action,
+        object_type=object_type or instance._meta.label,
+        object_id=str(instance.pk),
+        object_repr=str(instance)[:200],
+        changes=changes or {},
+        request_id=current_request_id() or "",
+        source_address=actor.address,
+    )

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class MspRole(models.TextChoices):
+    ADMIN = "msp_admin", "MSP admin"
+    ENGINEER = "msp_engineer", "MSP engineer"
+    ANALYST = "msp_analyst", "MSP analyst (read-only)"
+
+
+class User(AbstractUser):
+    """A person: MSP staff (``msp_role`` set) or a client user (one membership, no role)."""
+
+    msp_role = models.CharField(max_length=20, choices=MspRole.choices, blank=True, default="")
+
+    class Meta:
+        db_table = "tenants_user"
+
+    @property
+    def is_msp_staff(self) -> bool:
+        return bool(self.msp_role) and self.is_active
+
+    @property
+    def is_msp_admin(self) -> bool:
+        return self.msp_role == MspRole.ADMIN and self.is_active
+
+    @property
+    def can_write_as_staff(self) -> bool:
+        return self.msp_role in (MspRole.ADMIN, MspRole.ENGINEER) and self.is_active

@@ -1,0 +1,56 @@
+"""PostgreSQL row-level security for tenant-owned tables: the second wall under the manager.
+
+``EnableTenantRowLevelSecurity("modelname")`` in a migration enables and *forces* RLS (so the
+owning role cannot bypass it) with one policy: a row is visible and writable only when its
+``tenant_id`` is in the transaction-local ``app.tenant_ids`` setting. An unset setting matches
+nothing. On other databases the operation does nothing.
+"""
+
+from __future__ import annotations
+
+from django.db import migrations
+
+from tenants.scoping import RLS_SETTING
+
+POLICY_NAME = "tenant_isolation"
+_ALLOWED = f"string_to_array(NULLIF(current_setting('{RLS_SETTING}', true), ''), ',')::bigint[]"
+
+
+class EnableTenantRowLevelSecurity(migrations.operations.base.Operation):
+    reversible = True
+    reduces_to_sql = True
+
+    def __init__(self, model_name: str):
+        self.model_name = model_name
+
+    def state_forwards(self, app_label, state):
+        pass
+
+    def _table(self, app_label, schema_editor, state):
+        return state.apps.get_model(app_label, self.model_name)._meta.db_table
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        table = schema_editor.quote_name(self._table(app_label, schema_editor, to_state))
+        condition = f"tenant_id = ANY ({_ALLOWED})"
+        schema_editor.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+        schema_editor.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+        schema_editor.execute(f"DROP POLICY IF EXISTS {POLICY_NAME} ON {table}")
+        schema_editor.execute(
+            f"CREATE POLICY {POLICY_NAME} ON {table} USING ({condition}) WITH CHECK ({condition})"
+        )
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        table = schema_editor.quote_name(self._table(app_label, schema_editor, from_state))
+        schema_editor.execute(f"DROP POLICY IF EXISTS {POLICY_NAME} ON {table}")
+        schema_editor.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
+        schema_editor.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+
+    def describe(self):
+        return f"Enable forced row-level security on {self.model_name}"
+
+    def deconstruct(self):
+        return self.__class__.__qualname__, [self.model_name], {}

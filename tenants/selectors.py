@@ -1,0 +1,113 @@
+"""Reads across the tenant boundary: who may see which tenant, and as what."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
+
+from tenants.models import (
+    AuditEvent,
+    Membership,
+    MspRole,
+    StaffAssignment,
+    Tenant,
+    TenantRole,
+    TenantStatus,
+)
+
+# What each role may do inside a tenant it can reach.
+_WRITE_ROLES = {MspRole.ADMIN, MspRole.ENGINEER, TenantRole.ADMIN, TenantRole.MEMBER}
+_MANAGE_ROLES = {MspRole.ADMIN, MspRole.ENGINEER, TenantRole.ADMIN}
+_CLIENT_READ_ONLY_STATUSES = {TenantStatus.SUSPENDED}
+
+
+@dataclass(frozen=True)
+class TenantAccess:
+    """What one user may do in one tenant, resolved once per request."""
+
+    tenant: Tenant
+    role: str
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in MspRole.values
+
+    @property
+    def can_write(self) -> bool:
+        if not self.is_staff and self.tenant.status in _CLIENT_READ_ONLY_STATUSES:
+            return False
+        return self.role in _WRITE_ROLES
+
+    @property
+    def can_manage(self) -> bool:
+        """Manage the team and API tokens of the tenant."""
+        if not self.is_staff and self.tenant.status in _CLIENT_READ_ONLY_STATUSES:
+            return False
+        return self.role in _MANAGE_ROLES
+
+    @property
+    def can_read_audit(self) -> bool:
+        return self.is_staff or self.role == TenantRole.ADMIN
+
+    def allows(self, capability: str) -> bool:
+        return {
+            "read": True,
+            "write": self.can_write,
+            "manage": self.can_manage,
+            "audit": self.can_read_audit,
+            "staff_write": self.is_staff and self.role in _WRITE_ROLES,
+            "msp_admin": self.role == MspRole.ADMIN,
+        }[capability]
+
+
+def tenants_visible_to(user) -> QuerySet[Tenant]:
+    """Tenants a user may see: all (msp_admin), assigned ones (staff), their own (client)."""
+    if not user.is_authenticated or not user.is_active:
+        return Tenant.objects.none()
+    if user.is_msp_admin:
+        return Tenant.objects.all()
+    if user.msp_role:
+        return Tenant.objects.filter(staff_assignments__user=user)
+    return Tenant.objects.filter(memberships__user=user).exclude(status=TenantStatus.OFFBOARDED)
+
+
+def tenant_ids_visible_to(user) -> list[int]:
+    return list(tenants_visible_to(user).values_list("id", flat=True))
+
+
+def tenant_access_for(*, user, slug: str, token=None) -> TenantAccess | None:
+    """Resolve ``slug`` for ``user`` in one query; None when missing *or* not allowed.
+
+    A token bound to a tenant reaches that tenant only.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if token is not None and token.tenant_id is not None and token.tenant.slug != slug:
+        return None
+    tenants = Tenant.objects.filter(slug=slug)
+    if user.is_msp_admin:
+        tenant = tenants.first()
+        return TenantAccess(tenant=tenant, role=MspRole.ADMIN) if tenant else None
+    if user.msp_role:
+        assigned = StaffAssignment.objects.filter(tenant=OuterRef("pk"), user=user)
+        tenant = tenants.filter(Exists(assigned)).first()
+        return TenantAccess(tenant=tenant, role=user.msp_role) if tenant else None
+    role = Membership.objects.filter(tenant=OuterRef("pk"), user=user).values("role")[:1]
+    tenant = (
+        tenants.exclude(status=TenantStatus.OFFBOARDED)
+        .annotate(member_role=Subquery(role))
+        .filter(member_role__isnull=False)
+        .first()
+    )
+    return TenantAccess(tenant=tenant, role=tenant.member_role) if tenant else None
+
+
+def audit_events_visible_to(user) -> QuerySet[AuditEvent]:
+    """MSP admin: everything; other staff: their tenants' events; clients: none here."""
+    events = AuditEvent.objects.select_related("tenant")
+    if user.is_msp_admin:
+        return events
+    if user.msp_role:
+        return events.filter(tenant__in=tenants_visible_to(user))
+    return events.none()

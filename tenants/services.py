@@ -1,0 +1,357 @@
+"""Writes at the tenant boundary. Every write records an audit event in the same transaction."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from tenants.audit import audit_changes, audit_record, audit_snapshot
+from tenants.models import (
+    ONBOARDING_STEPS,
+    TENANT_TRANSITIONS,
+    ApiToken,
+    AuditAction,
+    Membership,
+    MspRole,
+    OnboardingStep,
+    ServicePlan,
+    StaffAssignment,
+    Tenant,
+    TenantStatus,
+    TokenScope,
+)
+from tenants.scoping import tenant_scope
+
+User = get_user_model()
+
+TOKEN_PREFIX = "gw"  # noqa: S105 - a public marker, not a secret
+
+
+# --- Tenants ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def tenant_create(*, name: str, slug: str, **fields) -> Tenant:
+    """Create a prospect tenant with a default service plan."""
+    tenant = Tenant(name=name, slug=slug, **fields)
+    tenant.full_clean()
+    tenant.save()
+    plan = ServicePlan(tenant=tenant, business_days=[0, 1, 2, 3, 4])
+    plan.full_clean()
+    plan.save()
+    audit_record(
+        tenant=tenant,
+        action=AuditAction.CREATE,
+        instance=tenant,
+        changes=audit_changes({}, audit_snapshot(tenant)),
+    )
+    return tenant
+
+
+@transaction.atomic
+def tenant_update(*, tenant: Tenant, **fields) -> Tenant:
+    before = audit_snapshot(tenant)
+    for name, value in fields.items():
+        setattr(tenant, name, value)
+    tenant.full_clean()
+    tenant.save()
+    changes = audit_changes(before, audit_snapshot(tenant))
+    if changes:
+        audit_record(tenant=tenant, action=AuditAction.UPDATE, instance=tenant, changes=changes)
+    return tenant
+
+
+def onboarding_missing_steps(*, tenant: Tenant) -> list[OnboardingStep]:
+    with tenant_scope(tenant.id):
+        return list(OnboardingStep.objects.filter(required=True, completed_at__isnull=True))
+
+
+@transaction.atomic
+def tenant_transition(*, tenant: Tenant, to_status: str) -> Tenant:
+    """Move a tenant along its lifecycle; invalid moves and unfinished onboarding are refused."""
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if to_status not in TenantStatus.values:
+        raise ValidationError({"status": f"'{to_status}' is not a tenant status."}, code="invalid")
+    allowed = TENANT_TRANSITIONS[tenant.status]
+    if to_status not in allowed:
+        allowed_text = ", ".join(allowed) or "none (final state)"
+        raise ValidationError(
+            {
+                "status": f"A tenant cannot move from {tenant.status} to {to_status}; "
+                f"allowed: {allowed_text}."
+            },
+            code="invalid_transition",
+        )
+    if tenant.status == TenantStatus.ONBOARDING and to_status == TenantStatus.ACTIVE:
+        missing = onboarding_missing_steps(tenant=tenant)
+        if missing:
+            titles = "; ".join(step.title for step in missing)
+            raise ValidationError(
+                {"status": f"Onboarding is not finished. Required steps still open: {titles}."},
+                code="onboarding_incomplete",
+            )
+    previous = tenant.status
+    tenant.status = to_status
+    tenant.status_changed_at = timezone.now()
+    tenant.save(update_fields=["status", "status_changed_at", "updated_at"])
+    if to_status == TenantStatus.ONBOARDING:
+        onboarding_checklist_create(tenant=tenant)
+    audit_record(
+        tenant=tenant,
+        action=AuditAction.TRANSITION,
+        instance=tenant,
+        changes={"status": [previous, to_status]},
+    )
+    return tenant
+
+
+def onboarding_checklist_create(*, tenant: Tenant) -> list[OnboardingStep]:
+    """Create the standard checklist; steps that already exist are kept as they are."""
+    with tenant_scope(tenant.id):
+        existing = set(OnboardingStep.objects.values_list("key", flat=True))
+        created = [
+            OnboardingStep(tenant=tenant, key=key, title=title, required=required, position=index)
+            for index, (key, title, required) in enumerate(ONBOARDING_STEPS)
+            if key not in existing
+        ]
+        OnboardingStep.objects.bulk_create(created)
+        return list(OnboardingStep.objects.all())
+
+
+@transaction.atomic
+def onboarding_step_set_done(
+    *, tenant: Tenant, step: OnboardingStep, done: bool, user=None, notes: str | None = None
+) -> OnboardingStep:
+    before = audit_snapshot(step)
+    step.completed_at = timezone.now() if done else None
+    step.completed_by = user if done else None
+    if notes is not None:
+        step.notes = notes
+    step.full_clean()
+    step.save()
+    audit_record(
+        tenant=tenant,
+        action=AuditAction.UPDATE,
+        instance=step,
+        changes=audit_changes(before, audit_snapshot(step)),
+    )
+    return step
+
+
+@transaction.atomic
+def service_plan_update(*, tenant: Tenant, **fields) -> ServicePlan:
+    plan = ServicePlan.objects.select_for_update().get(tenant=tenant)
+    before = audit_snapshot(plan)
+    for name, value in fields.items():
+        setattr(plan, name, value)
+    plan.full_clean()
+    plan.save()
+    audit_record(
+        tenant=tenant,
+        action=AuditAction.UPDATE,
+        instance=plan,
+        changes=audit_changes(before, audit_snapshot(plan)),
+    )
+    return plan
+
+
+# --- People -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def staff_user_create(
+    *, username: str, msp_role: str, password: str | None = None, **fields
+) -> User:
+    if msp_role not in MspRole.values:
+        raise ValidationError({"msp_role": f"'{msp_role}' is not an MSP role."})
+    user = User(
+        username=username,
+        msp_role=msp_role,
+        is_staff=True,
+        is_superuser=msp_role == MspRole.ADMIN,
+        **fields,
+    )
+    user.set_password(password) if password else user.set_unusable_password()
+    user.full_clean()
+    user.save()
+    audit_record(
+        tenant=None,
+        action=AuditAction.CREATE,
+        instance=user,
+        changes={"username": [None, username], "msp_role": [None, msp_role]},
+    )
+    return user
+
+
+@transaction.atomic
+def staff_assign(*, tenant: Tenant, user) -> StaffAssignment:
+    if not user.msp_role:
+        raise ValidationError({"user": "Only MSP staff can be assigned to a tenant."})
+    assignment, created = StaffAssignment.objects.get_or_create(tenant=tenant, user=user)
+    if created:
+        audit_record(
+            tenant=tenant,
+            action=AuditAction.CREATE,
+            instance=assignment,
+            changes={"user": [None, user.username]},
+        )
+    return assignment
+
+
+@transaction.atomic
+def staff_unassign(*, tenant: Tenant, assignment: StaffAssignment) -> None:
+    audit_record(
+        tenant=tenant,
+        action=AuditAction.DELETE,
+        instance=assignment,
+        changes={"user": [assignment.user.username, None]},
+    )
+    assignment.delete()
+
+
+@transaction.atomic
+def membership_create(
+    *,
+    tenant: Tenant,
+    username: str,
+    role: str,
+    email: str = "",
+    password: str | None = None,
+    first_name: str = "",
+    last_name: str = "",
+) -> Membership:
+    """Create a client user and place them in ``tenant``."""
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": "A user with that username already exists."})
+    user = User(username=username, email=email, first_name=first_name, last_name=last_name)
+    user.set_password(password) if password else user.set_unusable_password()
+    user.full_clean()
+    user.save()
+    membership = Membership(user=user, tenant=tenant, role=role)
+    membership.full_clean()
+    membership.save()
+    audit_record(
+        tenant=tenant,
+        action=AuditAction.CREATE,
+        instance=membership,
+        changes={"user": [None, username], "role": [None, role]},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_update(*, tenant: Tenant, membership: Membership, role: str) -> Membership:
+    before = membership.role
+    membership.role = role
+    membership.full_clean()
+    membership.save(update_fields=["role"])
+    if before != role:
+        audit_record(
+            tenant=tenant,
+            action=AuditAction.UPDATE,
+            instance=membership,
+            changes={"role": [before, role]},
+        )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, tenant: Tenant, membership: Membership) -> None:
+    """Remove a client user from the tenant; their account and tokens stop working."""
+    user = membership.user
+    audit_record(
+        tenant=tenant,
+        action=AuditAction.DELETE,
+        instance=membership,
+        changes={"user": [user.username, None], "role": [membership.role, None]},
+    )
+    ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    membership.delete()
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+
+# --- API tokens ---------------------------------------------------------------------------------
+
+
+def token_hash(secret: str) -> str:
+    # The secret is 256 random bits, so a fast hash is safe: there is nothing to brute-force.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def token_parse(raw: str) -> tuple[str, str] | None:
+    """'gw_<prefix>_<secret>' -> (prefix, full token), or None when malformed."""
+    parts = raw.split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], raw
+
+
+@transaction.atomic
+def token_issue(
+    *,
+    user,
+    name: str,
+    tenant: Tenant | None = None,
+    scopes: list[str] | None = None,
+    expires_in_days: int | None = None,
+    created_by=None,
+) -> tuple[ApiToken, str]:
+    """Issue a token; returns (token row, plaintext). The plaintext is never stored."""
+    scopes = list(dict.fromkeys(scopes or [TokenScope.READ]))
+    unknown = [scope for scope in scopes if scope not in TokenScope.values]
+    if unknown:
+        raise ValidationError({"scopes": f"Unknown scope(s): {', '.join(unknown)}."})
+    if not user.msp_role:
+        membership = Membership.objects.filter(user=user).select_related("tenant").first()
+        if membership is None:
+            raise ValidationError({"user": "This user belongs to no tenant."})
+        if tenant is not None and tenant.pk != membership.tenant_id:
+            raise ValidationError({"tenant": "A client user's token is bound to their tenant."})
+        tenant = membership.tenant
+    if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
+        raise ValidationError({"expires_in_days": "Between 1 and 3650 days."})
+    prefix = secrets.token_hex(4)
+    plaintext = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    expires_at = (
+        timezone.now() + datetime.timedelta(days=expires_in_days) if expires_in_days else None
+    )
+    token = ApiToken(
+        user=user,
+        tenant=tenant,
+        name=name,
+        prefix=prefix,
+        secret_hash=token_hash(plaintext),
+        scopes=scopes,
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    token.full_clean()
+    token.save()
+    audit_record(
+        tenant=tenant,
+        action=AuditAction.CREATE,
+        instance=token,
+        changes={"name": [None, name], "scopes": [None, scopes], "user": [None, user.username]},
+    )
+    return token, plaintext
+
+
+@transaction.atomic
+def token_revoke(*, token: ApiToken) -> ApiToken:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(
+            tenant=token.tenant,
+            action=AuditAction.REVOKE,
+            instance=token,
+            changes={"revoked_at": [None, token.revoked_at.isoformat()]},
+        )
+    return token

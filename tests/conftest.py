@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from tenants.models import MspRole, TenantRole
+from tests.factories import TenantFactory, make_member, make_staff, make_token
+
+requires_postgres = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL"), reason="needs PostgreSQL: set DATABASE_URL"
+)
+requires_redis = pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="needs Redis: set REDIS_URL"
+)
+
+
+class Actor:
+    """A user with an API client already carrying their bearer token."""
+
+    def __init__(self, user, token: str):
+        self.user = user
+        self.token = token
+        self.client = APIClient()
+        self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+@pytest.fixture
+def tenant_a(db):
+    return TenantFactory(name="Acme Analytics", slug="acme")
+
+
+@pytest.fixture
+def tenant_b(db):
+    return TenantFactory(name="Borealis Bank", slug="borealis")
+
+
+@pytest.fixture
+def admin_a(tenant_a):
+    """Tenant admin of A, with a token."""
+    user = make_member(tenant_a, TenantRole.ADMIN, username="acme-admin")
+    return Actor(user, make_token(user))
+
+
+@pytest.fixture
+def admin_b(tenant_b):
+    user = make_member(tenant_b, TenantRole.ADMIN, username="borealis-admin")
+    return Actor(user, make_token(user))
+
+
+@pytest.fixture
+def msp_admin(db):
+    user = make_staff(role=MspRole.ADMIN, username="msp-admin")
+    return Actor(user, make_token(user))
+
+
+@pytest.fixture
+def engineer_a(tenant_a):
+    """MSP engineer assigned to tenant A only."""
+    user = make_staff(tenant_a, role=MspRole.ENGINEER, username="eng-a")
+    return Actor(user, make_token(user))

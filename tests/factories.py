@@ -1,0 +1,67 @@
+"""Factories for every fixture. Several tenants in every test, as a matter of course."""
+
+from __future__ import annotations
+
+import factory
+from django.contrib.auth import get_user_model
+
+from tenants import services
+from tenants.models import Membership, MspRole, StaffAssignment, Tenant, TenantRole
+
+User = get_user_model()
+PASSWORD = "correct-horse-battery"
+
+
+class TenantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tenant
+
+    name = factory.Sequence(lambda n: f"Client {n}")
+    slug = factory.Sequence(lambda n: f"client-{n}")
+    industry = "Finance"
+    region = "eu-west"
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return services.tenant_create(**kwargs)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def saved(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class StaffFactory(UserFactory):
+    username = factory.Sequence(lambda n: f"staff{n}")
+    msp_role = MspRole.ENGINEER
+    is_staff = True
+
+
+def make_member(tenant: Tenant, role: str = TenantRole.ADMIN, **kwargs) -> User:
+    user = UserFactory(**kwargs)
+    Membership.objects.create(user=user, tenant=tenant, role=role)
+    return user
+
+
+def make_staff(*tenants: Tenant, role: str = MspRole.ENGINEER, **kwargs) -> User:
+    user = StaffFactory(msp_role=role, is_superuser=role == MspRole.ADMIN, **kwargs)
+    for tenant in tenants:
+        StaffAssignment.objects.create(user=user, tenant=tenant)
+    return user
+
+
+def make_token(user, *, scopes=("read", "write", "ingest"), tenant=None, **kwargs) -> str:
+    _token, plaintext = services.token_issue(
+        user=user, name="test", tenant=tenant, scopes=list(scopes), **kwargs
+    )
+    return plaintext
