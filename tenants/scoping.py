@@ -7,8 +7,9 @@ One scope context serves requests, management commands and Celery tasks::
 
 Outside a scope, any query through the default manager of a tenant-owned model raises
 ``TenantScopeMissing`` when it would run (fail closed). The application's filter can be
-skipped only by the explicit, greppable ``Model.objects.unscoped()``; on PostgreSQL row-level security still applies underneath, fed by
-the same scope through a transaction-local setting (``app.tenant_ids``).
+skipped only by the explicit, greppable ``Model.objects.unscoped()``; on PostgreSQL row-level
+security still applies underneath, fed by the same scope through a transaction-local setting
+(``app.tenant_ids``).
 """
 
 from __future__ import annotations
