@@ -129,7 +129,8 @@ class TenantScopedMixin:
         queryset = self.filter_queryset(self.get_queryset())
         lookup_url_kwarg = self.lookup_url_kwarg or self.lookup_field
         value = self.kwargs.get(lookup_url_kwarg)
-        field = self.model._meta.get_field(self.lookup_field)
+        meta = self.model._meta
+        field = meta.pk if self.lookup_field == "pk" else meta.get_field(self.lookup_field)
         try:
             value = field.to_python(value)
         except Exception as exc:  # noqa: BLE001 - a malformed id is simply not found

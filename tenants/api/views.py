@@ -171,6 +171,7 @@ class MembershipViewSet(
 
 class StaffAssignmentViewSet(
     mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.DestroyModelMixin,
     TenantScopedViewSet,

@@ -1,0 +1,151 @@
+"""Meta-tests: the tenant boundary cannot be forgotten by a new model or a new route."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+
+import pytest
+from django.apps import apps
+from django.db import connection
+from django.urls import URLPattern, URLResolver, get_resolver
+
+import tests
+from tenants.api.base import TenantScopedMixin
+from tenants.models import Tenant
+from tenants.scoping import TenantOwnedModel, TenantScopedManager
+from tests.conftest import requires_postgres
+from tests.isolation import TenantIsolationTests, TenantSingletonIsolationTests
+
+# Models that carry a tenant but *are* the boundary: who may reach which tenant is decided by
+# reading them, before any tenant scope exists. Their routes still go through the scoped base.
+BOUNDARY_MODELS = {
+    "tenants.ServicePlan": "the tenant's own contract, one-to-one with the tenant row",
+    "tenants.Membership": "read to resolve a client user's tenant",
+    "tenants.StaffAssignment": "read to resolve a staff member's tenants",
+    "tenants.ApiToken": "read to authenticate, before the tenant is known",
+    "tenants.AuditEvent": "append-only, MSP-wide events have no tenant",
+}
+
+# Routes under /api/v1/tenants/ that are the tenant resource itself, not tenant-owned data.
+TENANT_RESOURCE_VIEWS = {"TenantViewSet"}
+
+
+def _tenant_bound_models():
+    for model in apps.get_models():
+        for field in model._meta.concrete_fields:
+            if field.is_relation and field.related_model is Tenant:
+                yield model
+                break
+
+
+def test_every_tenant_bound_model_is_tenant_owned_or_a_declared_boundary_model():
+    offenders = [
+        model._meta.label
+        for model in _tenant_bound_models()
+        if not issubclass(model, TenantOwnedModel) and model._meta.label not in BOUNDARY_MODELS
+    ]
+    assert offenders == [], f"tenant-bound models outside the boundary: {offenders}"
+
+
+def test_every_tenant_owned_model_has_the_fail_closed_default_manager():
+    owned = [m for m in apps.get_models() if issubclass(m, TenantOwnedModel)]
+    assert owned, "no tenant-owned models found"
+    offenders = [
+        m._meta.label for m in owned if not isinstance(m._default_manager, TenantScopedManager)
+    ]
+    assert offenders == []
+
+
+def _walk(patterns, prefix=""):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), entry
+
+
+def _tenant_routes():
+    for route, pattern in _walk(get_resolver().url_patterns):
+        if not route.startswith("api/v1/tenants"):
+            continue
+        view_class = getattr(pattern.callback, "cls", None) or getattr(
+            pattern.callback, "view_class", None
+        )
+        yield route, view_class
+
+
+def test_every_tenant_route_is_served_by_the_scoped_base():
+    routes = list(_tenant_routes())
+    assert routes
+    offenders = [
+        (route, getattr(view, "__name__", view))
+        for route, view in routes
+        if view is None
+        or not (issubclass(view, TenantScopedMixin) or view.__name__ in TENANT_RESOURCE_VIEWS)
+    ]
+    assert offenders == [], f"tenant routes not served by TenantScopedMixin: {offenders}"
+
+
+def _isolation_test_classes():
+    for module_info in pkgutil.walk_packages(tests.__path__, "tests."):
+        module = importlib.import_module(module_info.name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, (TenantIsolationTests, TenantSingletonIsolationTests))
+                and value not in (TenantIsolationTests, TenantSingletonIsolationTests)
+            ):
+                yield value
+
+
+_RESOURCE = re.compile(r"api/v1/tenants/(?:\(\?P<tenant_slug>[^)]*\)|<slug:tenant_slug>)/([-\w]+)")
+
+
+def test_every_scoped_resource_route_has_an_isolation_test_class():
+    covered = {cls.resource for cls in _isolation_test_classes()}
+    resources = set()
+    for route, view in _tenant_routes():
+        if view is not None and issubclass(view, TenantScopedMixin):
+            match = _RESOURCE.match(route)
+            assert match, f"unexpected tenant route shape: {route}"
+            resources.add(match.group(1))
+    assert resources
+    assert resources - covered == set(), "tenant routes without an isolation test class"
+
+
+def test_scoped_views_refuse_to_override_the_scoping():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from tenants.api.base import TenantScopedViewSet
+
+    with pytest.raises(ImproperlyConfigured, match="get_queryset"):
+
+        class Leaky(TenantScopedViewSet):
+            def get_queryset(self):
+                return []
+
+    class Sneaky:
+        def get_object(self):
+            return None
+
+    with pytest.raises(ImproperlyConfigured, match="get_object"):
+
+        class LeakyThroughMixin(Sneaky, TenantScopedViewSet):
+            pass
+
+
+@requires_postgres
+@pytest.mark.django_db
+def test_every_tenant_owned_table_has_forced_row_level_security():
+    owned = [m._meta.db_table for m in apps.get_models() if issubclass(m, TenantOwnedModel)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relname = ANY(%s) "
+            "AND relrowsecurity AND relforcerowsecurity "
+            "AND EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = pg_class.oid)",
+            [owned],
+        )
+        protected = {row[0] for row in cursor.fetchall()}
+    assert set(owned) - protected == set()
