@@ -106,7 +106,18 @@ class ScopeMissingQuery(sql.Query):
 
 
 class TenantScopedQuerySet(models.QuerySet):
-    pass
+    def _refuse_without_scope(self) -> None:
+        if isinstance(self.query, ScopeMissingQuery):
+            require_scope(self.model)
+
+    def delete(self):
+        self._refuse_without_scope()
+        return super().delete()
+
+    def _raw_delete(self, using):
+        # Django's fast delete swaps the query class in place, past ScopeMissingQuery.chain().
+        self._refuse_without_scope()
+        return super()._raw_delete(using)
 
 
 class TenantScopedManager(models.Manager.from_queryset(TenantScopedQuerySet)):

@@ -142,9 +142,7 @@ class TenantIsolationTests:
         before_b = self.rows_of(tenant_b)
         payload = self.create_payload(tenant_a)
         # The tenant never comes from the body: naming another tenant is refused outright.
-        smuggled = caller.client.post(
-            self.url(tenant_a.slug), {**payload, "tenant": tenant_b.pk}
-        )
+        smuggled = caller.client.post(self.url(tenant_a.slug), {**payload, "tenant": tenant_b.pk})
         assert smuggled.status_code == 400
         assert "tenant" in smuggled.json()["error"]["fields"]
         assert self.rows_of(tenant_b) == before_b
