@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from msp import views
@@ -9,6 +10,7 @@ admin.site.site_title = "Groundwork"
 admin.site.index_title = "Operate every client's AI estate"
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("portal/", include("tenants.portal.urls")),

@@ -106,6 +106,8 @@ def tenant_access_for(*, user, slug: str, token=None) -> TenantAccess | None:
 def audit_events_visible_to(user) -> QuerySet[AuditEvent]:
     """MSP admin: everything; other staff: their tenants' events; clients: none here."""
     events = AuditEvent.objects.select_related("tenant")
+    if not user.is_authenticated or not user.is_active:
+        return events.none()
     if user.is_msp_admin:
         return events
     if user.msp_role:
