@@ -50,7 +50,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_countries",
     "tenants",
+    "operations.inventory",
     "operations.jobs",
 ]
 

@@ -1,0 +1,328 @@
+"""The AI estate of a tenant: sites, compute, cloud accounts, links, AI systems, deployments
+and datasets. Every model is tenant-owned; natural keys are unique per tenant."""
+
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django_countries.fields import CountryField
+
+from tenants.scoping import TenantOwnedModel
+
+
+class TimestampedTenantOwnedModel(TenantOwnedModel):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+def _unique_per_tenant(*fields: str, name: str) -> models.UniqueConstraint:
+    return models.UniqueConstraint(fields=["tenant", *fields], name=name)
+
+
+# --- Sites and connectivity ---------------------------------------------------------------------
+
+
+class SiteKind(models.TextChoices):
+    ON_PREM = "on_prem_dc", "On-prem data centre"
+    COLOCATION = "colocation", "Colocation"
+    CLOUD_REGION = "cloud_region", "Cloud region"
+    EDGE = "edge", "Edge"
+
+
+class Site(TimestampedTenantOwnedModel):
+    code = models.SlugField(max_length=50, help_text="Natural key, e.g. 'lon-dc1'.")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=SiteKind.choices)
+    country = CountryField()
+    region = models.CharField(max_length=100, blank=True, help_text="e.g. eu-west-2, London")
+    provider = models.CharField(max_length=100, blank=True, help_text="Cloud or colo provider.")
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [_unique_per_tenant("code", name="inventory_site_code_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.name})"
+
+
+class Redundancy(models.TextChoices):
+    NONE = "none", "None"
+    ACTIVE_PASSIVE = "active_passive", "Active/passive"
+    ACTIVE_ACTIVE = "active_active", "Active/active"
+
+
+class Link(TimestampedTenantOwnedModel):
+    """Connectivity between two sites of the same tenant."""
+
+    site_a = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    site_b = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    bandwidth_mbps = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    latency_ms = models.DecimalField(
+        max_digits=8, decimal_places=2, validators=[MinValueValidator(0)]
+    )
+    redundancy = models.CharField(
+        max_length=20, choices=Redundancy.choices, default=Redundancy.NONE
+    )
+    provider = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["site_a__code", "site_b__code"]
+        constraints = [
+            _unique_per_tenant("site_a", "site_b", name="inventory_link_sites_per_tenant"),
+            models.CheckConstraint(
+                condition=~models.Q(site_a=models.F("site_b")), name="inventory_link_distinct_sites"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.site_a_id} ↔ {self.site_b_id}"
+
+
+# --- Cloud and compute --------------------------------------------------------------------------
+
+
+class CloudProvider(models.TextChoices):
+    AWS = "aws", "AWS"
+    AZURE = "azure", "Microsoft Azure"
+    GCP = "gcp", "Google Cloud"
+    OCI = "oci", "Oracle Cloud"
+    OTHER = "other", "Other"
+
+
+class CloudAccount(TimestampedTenantOwnedModel):
+    provider = models.CharField(max_length=20, choices=CloudProvider.choices)
+    account_id = models.CharField(max_length=100, help_text="Provider's account/subscription id.")
+    name = models.CharField(max_length=200, blank=True)
+    monthly_budget = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    currency = models.CharField(max_length=3, default="USD")
+
+    class Meta:
+        ordering = ["provider", "account_id"]
+        constraints = [
+            _unique_per_tenant("provider", "account_id", name="inventory_cloud_account_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} {self.account_id}"
+
+
+class ComputeKind(models.TextChoices):
+    GPU_CLUSTER = "gpu_cluster", "GPU cluster"
+    GPU_NODE = "gpu_node", "GPU node"
+    CPU_NODE = "cpu_node", "CPU node"
+    MANAGED_ENDPOINT = "managed_endpoint", "Managed endpoint"
+
+
+class ComputeStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    MAINTENANCE = "maintenance", "Maintenance"
+    OFFLINE = "offline", "Offline"
+    RETIRED = "retired", "Retired"
+
+
+class ComputeResource(TimestampedTenantOwnedModel):
+    hostname = models.CharField(max_length=200, help_text="Natural key: hostname or name.")
+    kind = models.CharField(max_length=20, choices=ComputeKind.choices)
+    status = models.CharField(
+        max_length=20, choices=ComputeStatus.choices, default=ComputeStatus.ACTIVE
+    )
+    site = models.ForeignKey(
+        Site, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    cluster = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="nodes",
+        limit_choices_to={"kind": "gpu_cluster"},
+    )
+    cloud_account = models.ForeignKey(
+        CloudAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    gpu_model = models.CharField(max_length=100, blank=True, help_text="e.g. NVIDIA H100 80GB")
+    gpu_count = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(100000)])
+    gpu_memory_gb = models.PositiveIntegerField(default=0, help_text="Per GPU.")
+    hourly_cost = models.DecimalField(
+        max_digits=12, decimal_places=4, default=0, validators=[MinValueValidator(0)]
+    )
+    gpu_uuids = models.JSONField(
+        default=list, blank=True, help_text="GPU UUIDs as dcgm-exporter reports them."
+    )
+
+    class Meta:
+        ordering = ["hostname"]
+        constraints = [_unique_per_tenant("hostname", name="inventory_compute_hostname_per_tenant")]
+        indexes = [models.Index(fields=["tenant", "kind", "status"], name="inventory_compute_kind")]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+
+# --- The AI register ------------------------------------------------------------------------
+
+
+class Stage(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    PILOT = "pilot", "Pilot"
+    PRODUCTION = "production", "Production"
+    RETIRED = "retired", "Retired"
+
+
+STAGE_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    Stage.PROPOSED: (Stage.PILOT, Stage.RETIRED),
+    Stage.PILOT: (Stage.PRODUCTION, Stage.PROPOSED, Stage.RETIRED),
+    Stage.PRODUCTION: (Stage.PILOT, Stage.RETIRED),
+    Stage.RETIRED: (),
+}
+
+
+class RiskTier(models.TextChoices):
+    UNCLASSIFIED = "unclassified", "Not yet classified"
+    PROHIBITED = "prohibited", "Prohibited (Art. 5)"
+    HIGH = "high", "High risk"
+    LIMITED = "limited", "Limited risk (transparency)"
+    MINIMAL = "minimal", "Minimal risk"
+
+
+class Provenance(models.TextChoices):
+    IN_HOUSE = "in_house", "In-house"
+    VENDOR = "vendor", "Vendor"
+    OPEN_WEIGHTS = "open_weights", "Open weights"
+
+
+class AISystem(TimestampedTenantOwnedModel):
+    name = models.CharField(max_length=200, help_text="Natural key.")
+    purpose = models.TextField(blank=True, max_length=4000)
+    business_owner = models.CharField(max_length=200, blank=True)
+    technical_owner = models.CharField(max_length=200, blank=True)
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.PROPOSED)
+    risk_tier = models.CharField(
+        max_length=20, choices=RiskTier.choices, default=RiskTier.UNCLASSIFIED
+    )
+    risk_classified_at = models.DateField(null=True, blank=True)
+    provenance = models.CharField(
+        max_length=20, choices=Provenance.choices, default=Provenance.IN_HOUSE
+    )
+    vendor = models.CharField(max_length=200, blank=True)
+    model_name = models.CharField(max_length=200, blank=True, help_text="Documented model.")
+    model_version = models.CharField(
+        max_length=100, blank=True, help_text="Documented model version."
+    )
+    personal_data = models.BooleanField(default=False)
+    human_oversight = models.BooleanField(default=False)
+    human_overseer = models.CharField(max_length=200, blank=True)
+    user_facing = models.BooleanField(default=False)
+    generative = models.BooleanField(default=False)
+    datasets = models.ManyToManyField(
+        "Dataset", through="AISystemDataset", related_name="+", blank=True
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "AI system"
+        constraints = [_unique_per_tenant("name", name="inventory_ai_system_name_per_tenant")]
+        indexes = [
+            models.Index(fields=["tenant", "stage", "risk_tier"], name="inventory_ai_system_stage")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Environment(models.TextChoices):
+    DEVELOPMENT = "development", "Development"
+    STAGING = "staging", "Staging"
+    PRODUCTION = "production", "Production"
+
+
+class Deployment(TimestampedTenantOwnedModel):
+    name = models.SlugField(max_length=100, help_text="Natural key, e.g. 'fraud-scoring-prod'.")
+    ai_system = models.ForeignKey(AISystem, on_delete=models.PROTECT, related_name="deployments")
+    model_version = models.CharField(max_length=100)
+    compute = models.ForeignKey(
+        ComputeResource, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    endpoint = models.URLField(max_length=500, blank=True)
+    environment = models.CharField(
+        max_length=20, choices=Environment.choices, default=Environment.PRODUCTION
+    )
+    monitoring_enabled = models.BooleanField(default=False)
+    logging_enabled = models.BooleanField(default=False)
+    log_retention_days = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(36500)]
+    )
+    runbook_url = models.URLField(max_length=500, blank=True)
+    deployed_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [_unique_per_tenant("name", name="inventory_deployment_name_per_tenant")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Classification(models.TextChoices):
+    PUBLIC = "public", "Public"
+    INTERNAL = "internal", "Internal"
+    CONFIDENTIAL = "confidential", "Confidential"
+    RESTRICTED = "restricted", "Restricted"
+
+
+class Dataset(TimestampedTenantOwnedModel):
+    name = models.CharField(max_length=200, help_text="Natural key.")
+    classification = models.CharField(
+        max_length=20, choices=Classification.choices, default=Classification.INTERNAL
+    )
+    personal_data = models.BooleanField(default=False)
+    owner = models.CharField(max_length=200, blank=True)
+    retention_days = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(36500)]
+    )
+    residency_country = CountryField(blank=True)
+    provenance = models.CharField(max_length=200, blank=True, help_text="Where the data came from.")
+    licence = models.CharField(max_length=200, blank=True)
+    quality_score = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(100)]
+    )
+    last_validated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [_unique_per_tenant("name", name="inventory_dataset_name_per_tenant")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AISystemDataset(TenantOwnedModel):
+    """Which datasets an AI system uses (and how)."""
+
+    ai_system = models.ForeignKey(AISystem, on_delete=models.CASCADE, related_name="+")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+    usage = models.CharField(
+        max_length=20,
+        default="training",
+        choices=[
+            ("training", "Training"),
+            ("evaluation", "Evaluation"),
+            ("inference", "Inference / retrieval"),
+        ],
+    )
+
+    class Meta:
+        constraints = [
+            _unique_per_tenant(
+                "ai_system", "dataset", "usage", name="inventory_system_dataset_per_tenant"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ai_system_id} uses {self.dataset_id} ({self.usage})"
