@@ -1,0 +1,322 @@
+"""Load the demo: MSP staff, several client tenants in different lifecycle states, their users.
+
+Idempotent: everything is looked up by slug or username first, so a second run writes nothing.
+Writes go through ``tenants.services`` so the audit log shows what the demo did.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from tenants import services
+from tenants.audit import AuditActor, audit_actor
+from tenants.models import (
+    Coverage,
+    Membership,
+    MspRole,
+    OnboardingStep,
+    PlanTier,
+    Tenant,
+    TenantRole,
+    TenantStatus,
+)
+from tenants.scoping import tenant_scope
+
+User = get_user_model()
+
+DEMO_PASSWORD = "groundwork-demo"  # noqa: S105 - the documented demo password, shown on screen
+
+# How far along the lifecycle each status is, and the path that reaches it from prospect.
+_STATUS_PATH: tuple[str, ...] = (
+    TenantStatus.PROSPECT,
+    TenantStatus.ONBOARDING,
+    TenantStatus.ACTIVE,
+    TenantStatus.SUSPENDED,
+)
+_REQUIRED_STEPS = (
+    "contract_signed",
+    "contacts_named",
+    "first_inventory",
+    "baseline_readiness",
+    "governance_owner",
+)
+
+
+def _ascii(name: str) -> str:
+    """'Chloé' -> 'chloe', for e-mail addresses."""
+    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+
+
+@dataclass(frozen=True)
+class StaffSpec:
+    username: str
+    role: str
+    first_name: str
+    last_name: str
+    tenants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    slug: str
+    name: str
+    status: str
+    industry: str
+    region: str
+    data_residency: str
+    plan: dict = field(default_factory=dict)
+    steps_done: tuple[str, ...] = ()
+    # (first name, last name) of the client admin, member and viewer.
+    people: tuple[tuple[str, str], ...] = ()
+
+
+STAFF: tuple[StaffSpec, ...] = (
+    StaffSpec("admin", MspRole.ADMIN, "Morgan", "Reyes"),
+    StaffSpec("engineer", MspRole.ENGINEER, "Priya", "Natarajan", ("acme", "borealis")),
+    StaffSpec("analyst", MspRole.ANALYST, "Tomás", "Lindqvist", ("cobalt",)),
+)
+
+TENANTS: tuple[TenantSpec, ...] = (
+    TenantSpec(
+        slug="acme",
+        name="Acme Analytics",
+        status=TenantStatus.ACTIVE,
+        industry="Finance",
+        region="eu-west",
+        data_residency="EU",
+        plan={
+            "tier": PlanTier.ENTERPRISE,
+            "coverage": Coverage.BUSINESS_HOURS,
+            "timezone": "Europe/London",
+            "business_days": [0, 1, 2, 3, 4],
+            "business_hours_start": "08:00",
+            "business_hours_end": "18:00",
+            "frameworks_in_scope": ["eu-ai-act", "iso-42001"],
+            "sev1_acknowledge_minutes": 10,
+            "sev1_resolve_minutes": 120,
+        },
+        steps_done=(*_REQUIRED_STEPS, "integrations_connected"),
+        people=(("Alice", "Moreau"), ("Ben", "Okafor"), ("Chloé", "Dubois")),
+    ),
+    TenantSpec(
+        slug="borealis",
+        name="Borealis Bank",
+        status=TenantStatus.ONBOARDING,
+        industry="Banking",
+        region="eu-north",
+        data_residency="EU",
+        plan={"tier": PlanTier.PROFESSIONAL, "frameworks_in_scope": ["eu-ai-act"]},
+        steps_done=("contract_signed", "contacts_named"),
+        people=(("Ingrid", "Halvorsen"), ("Mikael", "Virtanen"), ("Sofia", "Berg")),
+    ),
+    TenantSpec(
+        slug="cobalt",
+        name="Cobalt Health",
+        status=TenantStatus.ACTIVE,
+        industry="Healthcare",
+        region="us-east",
+        data_residency="US",
+        plan={
+            "tier": PlanTier.ENTERPRISE,
+            "coverage": Coverage.ALWAYS,
+            "timezone": "America/New_York",
+            "frameworks_in_scope": ["nist-ai-rmf", "iso-42001"],
+        },
+        steps_done=_REQUIRED_STEPS,
+        people=(("Grace", "Whitfield"), ("Marcus", "Bell"), ("Dana", "Kowalski")),
+    ),
+    TenantSpec(
+        slug="dunmore",
+        name="Dunmore Logistics",
+        status=TenantStatus.PROSPECT,
+        industry="Logistics",
+        region="uk-south",
+        data_residency="UK",
+        plan={"tier": PlanTier.ESSENTIAL},
+        people=(("Fiona", "Campbell"), ("Rory", "MacLeod"), ("Isla", "Fraser")),
+    ),
+    TenantSpec(
+        slug="ember",
+        name="Ember Retail",
+        status=TenantStatus.SUSPENDED,
+        industry="Retail",
+        region="eu-central",
+        data_residency="DE,FR",
+        plan={"tier": PlanTier.PROFESSIONAL, "frameworks_in_scope": ["eu-ai-act"]},
+        steps_done=_REQUIRED_STEPS,
+        people=(("Lena", "Vogel"), ("Hugo", "Lefèvre"), ("Nina", "Schmidt")),
+    ),
+)
+
+CLIENT_ROLES: tuple[tuple[str, str], ...] = (
+    ("admin", TenantRole.ADMIN),
+    ("member", TenantRole.MEMBER),
+    ("viewer", TenantRole.VIEWER),
+)
+
+
+class Command(BaseCommand):
+    help = "Load demo tenants, MSP staff and client users (idempotent). Password: groundwork-demo."
+
+    def handle(self, *args, **options):
+        self.changes: Counter[str] = Counter()
+        self.logins: list[tuple[str, str, str]] = []  # (username, role, tenant)
+        # One transaction: an interrupted run leaves nothing half-made for the next one.
+        with audit_actor(AuditActor(label="seed_demo", source="command")), transaction.atomic():
+            staff = {spec.username: self._staff_user(spec) for spec in STAFF}
+            tenants: dict[str, Tenant] = {}
+            for spec in TENANTS:
+                # The assigned engineer ticks the checklist; the MSP admin does it elsewhere.
+                engineer = next(s for s in STAFF if s.role == MspRole.ENGINEER)
+                owner = staff[engineer.username if spec.slug in engineer.tenants else "admin"]
+                tenants[spec.slug] = self._tenant(spec, completed_by=owner)
+            for spec in STAFF:
+                for slug in spec.tenants:
+                    user = staff[spec.username]
+                    if not user.staff_assignments.filter(tenant=tenants[slug]).exists():
+                        services.staff_assign(tenant=tenants[slug], user=user)
+                        self.changes["staff assignment(s)"] += 1
+            for spec in TENANTS:
+                self._client_users(spec, tenants[spec.slug])
+        self._report(tenants)
+
+    # --- Staff ------------------------------------------------------------------------------
+
+    def _staff_user(self, spec: StaffSpec):
+        user = User.objects.filter(username=spec.username).first()
+        if user is None:
+            user = services.staff_user_create(
+                username=spec.username,
+                msp_role=spec.role,
+                password=DEMO_PASSWORD,
+                email=f"{spec.username}@groundwork.example.com",
+                first_name=spec.first_name,
+                last_name=spec.last_name,
+            )
+            self.changes["MSP staff user(s)"] += 1
+        elif user.msp_role != spec.role:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"User '{spec.username}' exists with MSP role '{user.msp_role or 'none'}', "
+                    f"not {spec.role}; left as it is."
+                )
+            )
+        assigned = ", ".join(spec.tenants) if spec.tenants else "all tenants"
+        self.logins.append((spec.username, spec.role, assigned))
+        return user
+
+    # --- Tenants ----------------------------------------------------------------------------
+
+    def _tenant(self, spec: TenantSpec, *, completed_by) -> Tenant:
+        tenant = Tenant.objects.filter(slug=spec.slug).first()
+        if tenant is None:
+            tenant = services.tenant_create(
+                name=spec.name,
+                slug=spec.slug,
+                industry=spec.industry,
+                region=spec.region,
+                data_residency=spec.data_residency,
+            )
+            if spec.plan:
+                services.service_plan_update(tenant=tenant, **spec.plan)
+            self.changes["tenant(s)"] += 1
+        return self._advance(tenant, spec, completed_by=completed_by)
+
+    def _advance(self, tenant: Tenant, spec: TenantSpec, *, completed_by) -> Tenant:
+        """Walk the tenant forward to its demo status; never back, never past it."""
+        if tenant.status not in _STATUS_PATH:
+            return tenant  # offboarded: the end of the road
+        current = _STATUS_PATH.index(tenant.status)
+        target = _STATUS_PATH.index(spec.status)
+        for status in _STATUS_PATH[current + 1 : target + 1]:
+            if status == TenantStatus.ACTIVE and tenant.status == TenantStatus.ONBOARDING:
+                self._complete_steps(tenant, spec.steps_done, user=completed_by)
+            tenant = services.tenant_transition(tenant=tenant, to_status=status)
+            if status == TenantStatus.ONBOARDING:
+                self._complete_steps(tenant, spec.steps_done, user=completed_by)
+            self.changes["lifecycle transition(s)"] += 1
+        return tenant
+
+    def _complete_steps(self, tenant: Tenant, keys: tuple[str, ...], *, user) -> None:
+        # OnboardingStep is tenant-owned: its manager only answers inside the tenant's scope.
+        with tenant_scope(tenant.id):
+            for step in OnboardingStep.objects.filter(key__in=keys, completed_at__isnull=True):
+                services.onboarding_step_set_done(
+                    tenant=tenant, step=step, done=True, user=user, notes="Done (demo data)."
+                )
+
+    # --- Client users -----------------------------------------------------------------------
+
+    def _client_users(self, spec: TenantSpec, tenant: Tenant) -> None:
+        for (suffix, role), (first_name, last_name) in zip(CLIENT_ROLES, spec.people, strict=True):
+            username = f"{spec.slug}-{suffix}"
+            user = User.objects.filter(username__iexact=username).first()
+            if user is None:
+                services.membership_create(
+                    tenant=tenant,
+                    username=username,
+                    role=role,
+                    email=f"{_ascii(first_name)}.{_ascii(last_name)}@{spec.slug}.example.com",
+                    password=DEMO_PASSWORD,
+                    first_name=first_name,
+                    last_name=last_name,
+                )
+                self.changes["client user(s)"] += 1
+            else:
+                membership = Membership.objects.filter(user=user).select_related("tenant").first()
+                if membership is None or membership.tenant_id != tenant.id:
+                    self.stderr.write(
+                        self.style.WARNING(
+                            f"User '{username}' exists but is not a member of {spec.slug}; "
+                            "left as it is."
+                        )
+                    )
+            self.logins.append((username, role, spec.slug))
+
+    # --- Output -----------------------------------------------------------------------------
+
+    def _report(self, tenants: dict[str, Tenant]) -> None:
+        if self.changes:
+            done = ", ".join(f"{count} {what}" for what, count in self.changes.items())
+            self.stdout.write(self.style.SUCCESS(f"seed_demo: created or advanced {done}."))
+        else:
+            self.stdout.write("seed_demo: the demo data is already in place; nothing changed.")
+
+        self.stdout.write("")
+        self.stdout.write("Tenants")
+        for spec in TENANTS:
+            tenant = tenants[spec.slug]
+            self.stdout.write(f"  {tenant.slug:<10} {tenant.name:<20} {tenant.status}")
+
+        headers = ("username", "password", "role", "tenant")
+        rows = [(username, DEMO_PASSWORD, role, where) for username, role, where in self.logins]
+        widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
+        self.stdout.write("")
+        self.stdout.write(
+            "Demo logins (MSP staff at /admin/ and /portal/, client users at /portal/)"
+        )
+        for row in (headers, None, *rows):
+            cells = (
+                ("-" * w for w in widths)
+                if row is None
+                else (c.ljust(w) for c, w in zip(row, widths, strict=True))
+            )
+            self.stdout.write("  ".join(cells).rstrip())
+
+        base = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+        self.stdout.write("")
+        self.stdout.write("URLs")
+        for label, path in (
+            ("Client portal", "/portal/"),
+            ("MSP admin", "/admin/"),
+            ("API docs", "/api/docs/"),
+            ("Health", "/healthz"),
+        ):
+            self.stdout.write(f"  {label:<14} {base}{path}")

@@ -1,0 +1,306 @@
+"""The management commands behind the first-run contract: seed_demo and issue_token."""
+
+from __future__ import annotations
+
+import datetime
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from tenants import services
+from tenants.models import (
+    ApiToken,
+    AuditAction,
+    AuditEvent,
+    Coverage,
+    Membership,
+    MspRole,
+    OnboardingStep,
+    PlanTier,
+    StaffAssignment,
+    Tenant,
+    TenantRole,
+    TenantStatus,
+)
+from tenants.scoping import tenant_scope
+from tests.factories import TenantFactory, make_member, make_staff
+
+User = get_user_model()
+DEMO_PASSWORD = "groundwork-demo"
+
+
+def run(command: str, *args) -> str:
+    out = StringIO()
+    call_command(command, *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def members_url(slug: str) -> str:
+    return f"/api/v1/tenants/{slug}/members/"
+
+
+def bearer(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def counts() -> dict[str, int]:
+    # Inside every tenant's scope: on PostgreSQL, row-level security hides steps otherwise.
+    with tenant_scope(*Tenant.objects.values_list("id", flat=True)):
+        steps = OnboardingStep.objects.all()
+        step_counts = {
+            "steps": steps.count(),
+            "steps_done": steps.filter(completed_at__isnull=False).count(),
+        }
+    return {
+        "users": User.objects.count(),
+        "tenants": Tenant.objects.count(),
+        "memberships": Membership.objects.count(),
+        "assignments": StaffAssignment.objects.count(),
+        **step_counts,
+        "audit_creates": AuditEvent.objects.filter(action=AuditAction.CREATE).count(),
+        "audit_events": AuditEvent.objects.count(),
+    }
+
+
+# --- seed_demo ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+class TestSeedDemo:
+    def test_creates_tenants_in_their_lifecycle_states(self):
+        run("seed_demo")
+
+        statuses = dict(Tenant.objects.values_list("slug", "status"))
+        assert statuses["acme"] == TenantStatus.ACTIVE
+        assert statuses["borealis"] == TenantStatus.ONBOARDING
+        assert statuses["cobalt"] == TenantStatus.ACTIVE
+        assert statuses["dunmore"] == TenantStatus.PROSPECT
+        assert statuses["ember"] == TenantStatus.SUSPENDED
+
+        acme = Tenant.objects.select_related("plan").get(slug="acme")
+        assert acme.name == "Acme Analytics"
+        assert (acme.industry, acme.region, acme.data_residency) == ("Finance", "eu-west", "EU")
+        assert acme.plan.tier == PlanTier.ENTERPRISE
+        assert acme.plan.coverage == Coverage.BUSINESS_HOURS
+        assert acme.plan.timezone == "Europe/London"
+        cobalt = Tenant.objects.select_related("plan").get(slug="cobalt")
+        assert cobalt.plan.coverage == Coverage.ALWAYS
+        assert cobalt.data_residency == "US"
+
+    def test_onboarding_tenant_has_some_steps_done_and_active_ones_finished(self):
+        run("seed_demo")
+
+        borealis = Tenant.objects.get(slug="borealis")
+        with tenant_scope(borealis.id):
+            steps = list(OnboardingStep.objects.all())
+        done = [step for step in steps if step.done]
+        assert len(steps) > len(done) > 0
+        assert all(step.completed_by is not None for step in done)
+
+        for slug in ("acme", "cobalt"):
+            tenant = Tenant.objects.get(slug=slug)
+            with tenant_scope(tenant.id):
+                open_required = OnboardingStep.objects.filter(
+                    required=True, completed_at__isnull=True
+                )
+                assert not open_required.exists(), slug
+
+    def test_creates_staff_and_client_users_who_can_log_in(self):
+        run("seed_demo")
+
+        admin = User.objects.get(username="admin")
+        assert admin.msp_role == MspRole.ADMIN
+        assert admin.is_staff
+        assert admin.is_superuser
+        assert admin.check_password(DEMO_PASSWORD)
+
+        engineer = User.objects.get(username="engineer")
+        assert engineer.msp_role == MspRole.ENGINEER
+        assert engineer.staff_assignments.count() == 2
+        analyst = User.objects.get(username="analyst")
+        assert analyst.msp_role == MspRole.ANALYST
+        assert analyst.staff_assignments.count() == 1
+
+        for tenant in Tenant.objects.all():
+            roles = dict(
+                Membership.objects.filter(tenant=tenant).values_list("user__username", "role")
+            )
+            assert roles == {
+                f"{tenant.slug}-admin": TenantRole.ADMIN,
+                f"{tenant.slug}-member": TenantRole.MEMBER,
+                f"{tenant.slug}-viewer": TenantRole.VIEWER,
+            }
+        assert User.objects.get(username="acme-viewer").check_password(DEMO_PASSWORD)
+
+    def test_writes_go_through_services_and_are_audited_as_the_command(self):
+        run("seed_demo")
+
+        events = AuditEvent.objects.all()
+        assert events.exists()
+        assert set(events.values_list("actor_label", "source").distinct()) == {
+            ("seed_demo", "command")
+        }
+        acme = Tenant.objects.get(slug="acme")
+        transitions = AuditEvent.objects.filter(
+            tenant=acme, action=AuditAction.TRANSITION
+        ).values_list("changes", flat=True)
+        assert list(reversed(transitions)) == [
+            {"status": ["prospect", "onboarding"]},
+            {"status": ["onboarding", "active"]},
+        ]
+
+    def test_prints_every_login_and_the_urls(self):
+        output = run("seed_demo")
+
+        for username in ("admin", "engineer", "analyst", "acme-admin", "dunmore-viewer"):
+            assert any(
+                line.split()[:2] == [username, DEMO_PASSWORD] for line in output.splitlines()
+            ), username
+        for path in ("/portal/", "/admin/", "/api/docs/", "/healthz"):
+            assert f"http://127.0.0.1:8000{path}" in output
+
+    def test_running_twice_changes_nothing(self):
+        run("seed_demo")
+        before = counts()
+
+        output = run("seed_demo")
+
+        assert counts() == before
+        assert "nothing changed" in output
+        assert dict(Tenant.objects.values_list("slug", "status"))["ember"] == (
+            TenantStatus.SUSPENDED
+        )
+
+    def test_leaves_a_tenant_that_is_past_its_demo_state_alone(self):
+        """A tenant moved on by hand (dunmore now onboarding) is not walked back or re-moved."""
+        run("seed_demo")
+        dunmore = services.tenant_transition(
+            tenant=Tenant.objects.get(slug="dunmore"), to_status=TenantStatus.ONBOARDING
+        )
+        before = counts()
+
+        run("seed_demo")
+
+        dunmore.refresh_from_db()
+        assert dunmore.status == TenantStatus.ONBOARDING
+        assert counts() == before
+
+    def test_advances_an_existing_tenant_that_is_behind(self):
+        """An acme created earlier as a bare prospect is walked forward to active."""
+        TenantFactory(name="Acme Analytics", slug="acme")
+
+        run("seed_demo")
+
+        assert Tenant.objects.get(slug="acme").status == TenantStatus.ACTIVE
+        assert Tenant.objects.filter(slug="acme").count() == 1
+
+
+# --- issue_token ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_tenants(db):
+    acme = TenantFactory(name="Acme Analytics", slug="acme")
+    borealis = TenantFactory(name="Borealis Bank", slug="borealis")
+    make_member(acme, TenantRole.ADMIN, username="acme-admin")
+    make_member(acme, TenantRole.MEMBER, username="acme-member")
+    make_member(borealis, TenantRole.ADMIN, username="borealis-admin")
+    return acme, borealis
+
+
+def issue(*args) -> tuple[str, str]:
+    """(whole output, token): the token is the last word of the output."""
+    output = run("issue_token", *args)
+    return output, output.split()[-1]
+
+
+@pytest.mark.django_db
+class TestIssueToken:
+    def test_printed_token_authenticates_against_the_members_api(self, two_tenants):
+        output, token = issue("--user", "acme-admin")
+
+        assert output.strip().splitlines()[-1] == token
+        response = bearer(token).get(members_url("acme"))
+        assert response.status_code == 200, response.content
+        usernames = {row["user"]["username"] for row in response.json()["results"]}
+        assert usernames == {"acme-admin", "acme-member"}
+        # Bound to the user's tenant: another tenant is the same 404 as a missing one.
+        assert bearer(token).get(members_url("borealis")).status_code == 404
+
+    def test_only_a_hash_is_stored_and_the_command_is_the_audited_actor(self, two_tenants):
+        _output, token = issue("--user", "acme-admin", "--name", "ci sync")
+
+        row = ApiToken.objects.get(name="ci sync")
+        assert row.user.username == "acme-admin"
+        assert row.tenant.slug == "acme"
+        assert row.scopes == ["read"]
+        assert row.expires_at is None
+        assert token not in row.secret_hash
+        assert token.startswith(f"gw_{row.prefix}_")
+        event = AuditEvent.objects.get(object_type="tenants.ApiToken", object_id=str(row.pk))
+        assert (event.actor_label, event.source, event.action) == (
+            "issue_token",
+            "command",
+            AuditAction.CREATE,
+        )
+
+    def test_default_scope_is_read_only(self, two_tenants):
+        _output, token = issue("--user", "acme-admin")
+
+        response = bearer(token).post(
+            members_url("acme"), {"username": "new-person", "role": TenantRole.VIEWER}
+        )
+        assert response.status_code == 403
+        assert "write" in response.json()["error"]["message"]
+
+    def test_scopes_option_grants_write(self, two_tenants):
+        _output, token = issue("--user", "acme-admin", "--scopes", "read", "write")
+
+        assert ApiToken.objects.get().scopes == ["read", "write"]
+        response = bearer(token).post(
+            members_url("acme"), {"username": "new-person", "role": TenantRole.VIEWER}
+        )
+        assert response.status_code == 201, response.content
+
+    def test_expires_days_sets_the_expiry(self, two_tenants):
+        before = timezone.now()
+        issue("--user", "acme-admin", "--expires-days", "7")
+        after = timezone.now()
+
+        expires_at = ApiToken.objects.get().expires_at
+        week = datetime.timedelta(days=7)
+        assert before + week <= expires_at <= after + week
+
+    def test_staff_token_for_a_chosen_tenant(self, two_tenants):
+        acme, _borealis = two_tenants
+        make_staff(acme, role=MspRole.ENGINEER, username="eng")
+
+        _output, token = issue("--user", "eng", "--tenant", "acme", "--scopes", "read", "ingest")
+
+        row = ApiToken.objects.get()
+        assert row.tenant == acme
+        assert row.scopes == ["read", "ingest"]
+        assert bearer(token).get(members_url("acme")).status_code == 200
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--user", "nobody"], "No user named 'nobody'"),
+            (["--user", "acme-admin", "--tenant", "nowhere"], "No tenant with slug 'nowhere'"),
+            (["--user", "acme-admin", "--scopes", "read", "admin"], "Unknown scope(s): admin"),
+            (["--user", "acme-admin", "--tenant", "borealis"], "bound to their tenant"),
+            (["--user", "acme-admin", "--expires-days", "0"], "--expires-days"),
+        ],
+    )
+    def test_errors_are_clear_and_issue_nothing(self, two_tenants, args, message):
+        with pytest.raises(CommandError) as excinfo:
+            run("issue_token", *args)
+
+        assert message in str(excinfo.value)
+        assert not ApiToken.objects.exists()
