@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.fields import get_error_detail
@@ -74,6 +75,13 @@ def api_exception_handler(exc, context):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
+    elif isinstance(exc, (ProtectedError, RestrictedError)):
+        blockers = sorted(
+            {obj._meta.verbose_name for obj in exc.protected_objects}
+            if isinstance(exc, ProtectedError)
+            else {obj._meta.verbose_name for obj in exc.restricted_objects}
+        )
+        exc = Conflict(f"Still in use by: {', '.join(blockers)}. Remove those first.")
     elif isinstance(exc, DjangoValidationError):
         # Services validate with Django's ValidationError; show it like any other bad input.
         exc = exceptions.ValidationError(detail=get_error_detail(exc))

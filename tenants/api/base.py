@@ -20,6 +20,12 @@ from rest_framework.permissions import SAFE_METHODS
 
 from msp.api.errors import NOT_FOUND_MESSAGE
 from tenants.models import TokenScope
+from tenants.owned import (
+    owned_object_create,
+    owned_object_delete,
+    owned_object_update,
+    split_many_to_many,
+)
 from tenants.scoping import TenantOwnedModel, tenant_scope
 from tenants.selectors import TenantAccess, tenant_access_for
 
@@ -165,4 +171,23 @@ class TenantScopedModelViewSet(
     mixins.DestroyModelMixin,
     TenantScopedViewSet,
 ):
-    """Full CRUD; writes go through ``perform_*`` hooks that call services."""
+    """Full CRUD for a tenant-owned model through the generic audited services.
+
+    Override ``perform_*`` to call an app's own services where it has rules of its own.
+    """
+
+    def perform_create(self, serializer):
+        data, many_to_many = split_many_to_many(self.model, serializer.validated_data)
+        serializer.instance = owned_object_create(
+            tenant=self.tenant, model=self.model, data=data, many_to_many=many_to_many
+        )
+
+    def perform_update(self, serializer):
+        data, many_to_many = split_many_to_many(self.model, serializer.validated_data)
+        instance = owned_object_update(tenant=self.tenant, instance=serializer.instance, data=data)
+        for name, values in many_to_many.items():
+            getattr(instance, name).set(values)
+        serializer.instance = instance
+
+    def perform_destroy(self, instance):
+        owned_object_delete(tenant=self.tenant, instance=instance)
