@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "django_countries",
     "tenants",
     "operations.inventory",
+    "operations.telemetry",
     "operations.jobs",
 ]
 

@@ -17,6 +17,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("tenants.api.urls")),
+    path("api/v1/", include("operations.inventory.api.urls")),
+    path("api/v1/", include("operations.telemetry.api.urls")),
 ]
 
 handler400 = "msp.views.handler400"
