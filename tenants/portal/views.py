@@ -1,7 +1,331 @@
+"""The tenant portal: thin views over the tenants services and selectors.
+
+Every page under ``/portal/<slug>/`` is wrapped in ``portal_tenant_view``, which resolves the
+tenant, checks the user's rights and holds the tenant scope; see ``tenants.portal.access``.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from tenants import services
+from tenants.models import (
+    ApiToken,
+    Coverage,
+    Membership,
+    OnboardingStep,
+    ServicePlan,
+    Severity,
+    TenantStatus,
+)
+from tenants.portal.access import (
+    PortalTenant,
+    portal_tenant_view,
+    render_portal,
+    tenant_not_found,
+)
+from tenants.portal.forms import MemberCreateForm, MemberRoleForm, TokenCreateForm
+from tenants.selectors import tenants_visible_to
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def duration_label(minutes: int) -> str:
+    """Minutes in the largest whole units a person reads at a glance: 90 -> '1 h 30 min'."""
+    days, rest = divmod(minutes, 60 * 24)
+    hours, mins = divmod(rest, 60)
+    parts = [
+        f"{days} d" if days else "",
+        f"{hours} h" if hours else "",
+        f"{mins} min" if mins else "",
+    ]
+    return " ".join(part for part in parts if part) or "0 min"
+
+
+def _token_status(token: ApiToken) -> str:
+    if token.revoked_at is not None:
+        return "revoked"
+    return "expired" if token.is_expired else "active"
+
+
+# --- Home ---------------------------------------------------------------------------------------
+
+
+@never_cache
+@login_required
+@require_GET
+def home(request):
+    """Clients go straight to their tenant; MSP staff get the tenants they can reach."""
+    user = request.user
+    if not user.msp_role:
+        tenant = tenants_visible_to(user).first()
+        if tenant is None:
+            return render(request, "portal/no_tenant.html")
+        return redirect("portal:overview", slug=tenant.slug)
+
+    query = request.GET.get("q", "").strip()
+    status = request.GET.get("status", "")
+    visible = tenants_visible_to(user)
+    status_counts = dict(
+        visible.order_by()
+        .values_list("status")
+        .annotate(count=Count("id"))
+        .values_list("status", "count")
+    )
+    tenants = visible.select_related("plan").annotate(
+        member_count=Count("memberships", distinct=True)
+    )
+    if query:
+        tenants = tenants.filter(
+            Q(name__icontains=query) | Q(slug__icontains=query) | Q(industry__icontains=query)
+        )
+    if status in TenantStatus.values:
+        tenants = tenants.filter(status=status)
+    else:
+        status = ""
+    return render(
+        request,
+        "portal/home.html",
+        {
+            "tenants": tenants.order_by("name"),
+            "query": query,
+            "status": status,
+            "statuses": [
+                (value, label, status_counts.get(value, 0)) for value, label in TenantStatus.choices
+            ],
+            "total": sum(status_counts.values()),
+        },
+    )
 
 
 @login_required
-def home(request):
-    return render(request, "portal/home.html")
+@require_GET
+def switch_tenant(request):
+    """The staff tenant switcher submits here; the target page checks access as always."""
+    try:
+        target = reverse("portal:overview", kwargs={"slug": request.GET.get("tenant", "")})
+    except NoReverseMatch:
+        return redirect("portal:home")
+    return redirect(target)
+
+
+# --- Overview -----------------------------------------------------------------------------------
+
+
+def _plan_summary(plan: ServicePlan) -> dict:
+    days = sorted(plan.business_days or [])
+    return {
+        "plan": plan,
+        "is_business_hours": plan.coverage == Coverage.BUSINESS_HOURS,
+        "business_days": ", ".join(_WEEKDAYS[day] for day in days if 0 <= day <= 6),
+        "sla_rows": [
+            {
+                "severity": value,
+                # "SEV1 (critical)" -> "critical"
+                "label": str(label).removeprefix(value).strip(" ()"),
+                "acknowledge": duration_label(plan.sla_target(value)[0]),
+                "resolve": duration_label(plan.sla_target(value)[1]),
+            }
+            for value, label in Severity.choices
+        ],
+        "frameworks": plan.frameworks_in_scope or [],
+    }
+
+
+@portal_tenant_view()
+def overview(request, page: PortalTenant):
+    tenant = page.tenant
+    plan = ServicePlan.objects.filter(tenant=tenant).first()
+    steps = list(
+        OnboardingStep.objects.filter(tenant=tenant)
+        .select_related("completed_by")
+        .order_by("position", "id")
+    )
+    required = [step for step in steps if step.required]
+    return render_portal(
+        request,
+        page,
+        "portal/overview.html",
+        section="overview",
+        plan_summary=_plan_summary(plan) if plan else None,
+        steps=steps,
+        required_total=len(required),
+        required_done=sum(1 for step in required if step.done),
+    )
+
+
+# --- Team ---------------------------------------------------------------------------------------
+
+
+def _members(page: PortalTenant):
+    return (
+        Membership.objects.filter(tenant=page.tenant)
+        .select_related("user")
+        .order_by("user__username")
+    )
+
+
+def _membership_or_none(page: PortalTenant, membership_id: int) -> Membership | None:
+    return _members(page).filter(pk=membership_id).first()
+
+
+@portal_tenant_view(write_capability="manage")
+def team(request, page: PortalTenant):
+    """Who is in the tenant; tenant admins add people here."""
+    form = MemberCreateForm()
+    if request.method == "POST":
+        form = MemberCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                membership = services.membership_create(tenant=page.tenant, **form.cleaned_data)
+            except ValidationError as error:
+                form.add_service_error(error)
+            else:
+                messages.success(
+                    request,
+                    f"Added {membership.user.username} as {membership.get_role_display()}.",
+                )
+                return redirect("portal:team", slug=page.tenant.slug)
+    return render_portal(
+        request,
+        page,
+        "portal/team.html",
+        section="team",
+        members=_members(page),
+        form=form,
+    )
+
+
+@portal_tenant_view(write_capability="manage", edit_only=True)
+def member_edit(request, page: PortalTenant, membership_id: int):
+    membership = _membership_or_none(page, membership_id)
+    if membership is None:
+        return tenant_not_found(request)
+    is_self = membership.user_id == request.user.pk
+    form = MemberRoleForm(initial={"role": membership.role})
+    if request.method == "POST":
+        form = MemberRoleForm(request.POST)
+        if is_self:
+            form.add_error(None, "You cannot change your own role; ask another tenant admin.")
+        elif form.is_valid():
+            try:
+                services.membership_update(
+                    tenant=page.tenant, membership=membership, role=form.cleaned_data["role"]
+                )
+            except ValidationError as error:
+                form.add_service_error(error)
+            else:
+                messages.success(
+                    request,
+                    f"{membership.user.username} is now {membership.get_role_display()}.",
+                )
+                return redirect("portal:team", slug=page.tenant.slug)
+    return render_portal(
+        request,
+        page,
+        "portal/member_edit.html",
+        section="team",
+        membership=membership,
+        is_self=is_self,
+        form=form,
+    )
+
+
+@portal_tenant_view(write_capability="manage")
+@require_POST
+def member_remove(request, page: PortalTenant, membership_id: int):
+    membership = _membership_or_none(page, membership_id)
+    if membership is None:
+        return tenant_not_found(request)
+    username = membership.user.username
+    if membership.user_id == request.user.pk:
+        messages.error(request, "You cannot remove yourself; ask another tenant admin.")
+        return redirect("portal:member-edit", slug=page.tenant.slug, membership_id=membership.pk)
+    services.membership_remove(tenant=page.tenant, membership=membership)
+    messages.success(
+        request, f"Removed {username}: their account is deactivated and their API tokens revoked."
+    )
+    return redirect("portal:team", slug=page.tenant.slug)
+
+
+# --- API tokens ---------------------------------------------------------------------------------
+
+
+def _tokens(page: PortalTenant) -> list[ApiToken]:
+    tokens = list(
+        ApiToken.objects.filter(tenant=page.tenant)
+        .select_related("user")
+        .order_by("-created_at", "-id")
+    )
+    for token in tokens:
+        token.status = _token_status(token)
+    return tokens
+
+
+@portal_tenant_view(write_capability="manage")
+def tokens(request, page: PortalTenant):
+    """The tenant's API tokens; tenant admins issue their own here and see the secret once."""
+    form = TokenCreateForm()
+    if request.method == "POST":
+        form = TokenCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                token, plaintext = services.token_issue(
+                    user=request.user,
+                    tenant=page.tenant,
+                    name=form.cleaned_data["name"],
+                    scopes=form.cleaned_data["scopes"],
+                    expires_in_days=form.cleaned_data["expires_in_days"],
+                    created_by=request.user,
+                )
+            except ValidationError as error:
+                form.add_service_error(error)
+            else:
+                # Rendered, not redirected: the secret never enters a URL, session or message.
+                token.status = _token_status(token)
+                return render_portal(
+                    request,
+                    page,
+                    "portal/token_created.html",
+                    section="tokens",
+                    token=token,
+                    plaintext=plaintext,
+                    api_example_url=request.build_absolute_uri(
+                        f"/api/v1/tenants/{page.tenant.slug}/members/"
+                    ),
+                )
+    return render_portal(
+        request,
+        page,
+        "portal/tokens.html",
+        section="tokens",
+        tokens=_tokens(page),
+        form=form,
+    )
+
+
+@portal_tenant_view(write_capability="manage", edit_only=True)
+def token_revoke(request, page: PortalTenant, token_id: int):
+    token = ApiToken.objects.filter(tenant=page.tenant, pk=token_id).select_related("user").first()
+    if token is None:
+        return tenant_not_found(request)
+    if request.method == "POST":
+        already = token.revoked_at is not None
+        services.token_revoke(token=token)
+        if already:
+            messages.info(request, f"Token “{token.name}” ({token.prefix}…) was already revoked.")
+        else:
+            messages.success(
+                request,
+                f"Revoked token “{token.name}” ({token.prefix}…). It no longer authenticates.",
+            )
+        return redirect("portal:tokens", slug=page.tenant.slug)
+    token.status = _token_status(token)
+    return render_portal(request, page, "portal/token_revoke.html", section="tokens", token=token)
