@@ -7,6 +7,7 @@ import hashlib
 import secrets
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -36,9 +37,15 @@ TOKEN_PREFIX = "gw"  # noqa: S105 - a public marker, not a secret
 # --- Tenants ------------------------------------------------------------------------------------
 
 
+# Slugs that would collide with fixed URL segments (portal pages, API words).
+RESERVED_SLUGS = frozenset({"login", "logout", "switch", "admin", "api", "static", "new", "me"})
+
+
 @transaction.atomic
 def tenant_create(*, name: str, slug: str, **fields) -> Tenant:
     """Create a prospect tenant with a default service plan."""
+    if slug.lower() in RESERVED_SLUGS:
+        raise ValidationError({"slug": f"'{slug}' is reserved; choose another slug."})
     tenant = Tenant(name=name, slug=slug, **fields)
     tenant.full_clean()
     tenant.save()
@@ -230,7 +237,15 @@ def membership_create(
     if User.objects.filter(username__iexact=username).exists():
         raise ValidationError({"username": "A user with that username already exists."})
     user = User(username=username, email=email, first_name=first_name, last_name=last_name)
-    user.set_password(password) if password else user.set_unusable_password()
+    if password:
+        # The same password rules for the portal, the API and commands.
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise ValidationError({"password": exc.messages}) from exc
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
     user.full_clean()
     user.save()
     membership = Membership(user=user, tenant=tenant, role=role)

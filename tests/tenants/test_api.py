@@ -85,6 +85,7 @@ class TestTenantDirectory:
             ({"name": "Acme Analytics", "slug": "acme2"}, "name"),
             ({"name": "X", "slug": "acme"}, "slug"),
             ({"name": "X", "slug": "ok", "colour": "red"}, "colour"),
+            ({"name": "X", "slug": "login"}, "slug"),
             ({"name": ["not", "a", "string"], "slug": "ok"}, "name"),
         ],
         ids=[
@@ -94,6 +95,7 @@ class TestTenantDirectory:
             "duplicate-name",
             "duplicate-slug",
             "unknown",
+            "reserved",
             "wrong-type",
         ],
     )
@@ -311,6 +313,14 @@ class TestRoles:
             admin_a.client.delete(f"/api/v1/tenants/acme/members/{member_id}/").status_code == 204
         )
         assert not Membership.objects.filter(pk=member_id).exists()
+
+    def test_weak_passwords_are_refused_by_the_same_rules_as_the_portal(self, admin_a):
+        response = admin_a.client.post(
+            "/api/v1/tenants/acme/members/", {"username": "weak", "password": "password123"}
+        )
+        assert response.status_code == 400
+        assert "password" in error_fields(response)
+        assert not Membership.objects.filter(user__username="weak").exists()
 
     def test_duplicate_username_is_refused(self, admin_a, admin_b):
         response = admin_a.client.post(
