@@ -5,10 +5,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from msp import views
 
-admin.site.site_header = "Groundwork — MSP console"
-admin.site.site_title = "Groundwork"
-admin.site.index_title = "Operate every client's AI estate"
-
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
     path("healthz", views.healthz, name="healthz"),

@@ -90,10 +90,15 @@ def audit_snapshot(instance: models.Model) -> dict:
     }
 
 
+# Bookkeeping that changes on every save and says nothing about what changed.
+_UNAUDITED_FIELDS = {"updated_at"}
+
+
 def audit_changes(before: dict, after: dict) -> dict:
-    """{field: [old, new]} for every field whose value changed."""
+    """{field: [old, new]} for every field whose value changed (a missing side is None)."""
+    keys = [key for key in {**before, **after} if key not in _UNAUDITED_FIELDS]
     return {
-        key: [before.get(key), value] for key, value in after.items() if before.get(key) != value
+        key: [before.get(key), after.get(key)] for key in keys if before.get(key) != after.get(key)
     }
 
 

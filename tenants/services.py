@@ -136,8 +136,10 @@ def onboarding_step_set_done(
     *, tenant: Tenant, step: OnboardingStep, done: bool, user=None, notes: str | None = None
 ) -> OnboardingStep:
     before = audit_snapshot(step)
-    step.completed_at = timezone.now() if done else None
-    step.completed_by = user if done else None
+    if done and step.completed_at is None:
+        step.completed_at, step.completed_by = timezone.now(), user
+    elif not done:
+        step.completed_at, step.completed_by = None, None
     if notes is not None:
         step.notes = notes
     step.full_clean()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 
 
@@ -10,10 +10,19 @@ class MspRole(models.TextChoices):
     ANALYST = "msp_analyst", "MSP analyst (read-only)"
 
 
+class GroundworkUserManager(UserManager):
+    def create_superuser(self, username, email=None, password=None, **extra_fields):
+        # A superuser is an MSP admin: every Groundwork admin page is gated on msp_role.
+        extra_fields.setdefault("msp_role", MspRole.ADMIN)
+        return super().create_superuser(username, email, password, **extra_fields)
+
+
 class User(AbstractUser):
     """A person: MSP staff (``msp_role`` set) or a client user (one membership, no role)."""
 
     msp_role = models.CharField(max_length=20, choices=MspRole.choices, blank=True, default="")
+
+    objects = GroundworkUserManager()
 
     class Meta:
         db_table = "tenants_user"

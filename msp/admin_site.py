@@ -1,0 +1,13 @@
+"""The admin site: for active MSP staff only, whatever ``is_staff`` says."""
+
+from django.contrib.admin import AdminSite
+
+
+class GroundworkAdminSite(AdminSite):
+    site_header = "Groundwork — MSP console"
+    site_title = "Groundwork"
+    index_title = "Operate every client's AI estate"
+
+    def has_permission(self, request):
+        user = request.user
+        return bool(user.is_active and user.is_staff and getattr(user, "msp_role", ""))
