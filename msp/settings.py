@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "tenants",
     "operations.inventory",
     "operations.telemetry",
+    "operations.incidents",
+    "operations.events",
     "operations.jobs",
 ]
 

@@ -15,6 +15,8 @@ urlpatterns = [
     path("api/v1/", include("tenants.api.urls")),
     path("api/v1/", include("operations.inventory.api.urls")),
     path("api/v1/", include("operations.telemetry.api.urls")),
+    path("api/v1/", include("operations.incidents.api.urls")),
+    path("api/v1/", include("operations.jobs.api.urls")),
 ]
 
 handler400 = "msp.views.handler400"
