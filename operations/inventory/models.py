@@ -3,14 +3,66 @@ and datasets. Every model is tenant-owned; natural keys are unique per tenant.""
 
 from __future__ import annotations
 
+import re
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django_countries.fields import CountryField
 
 from tenants.scoping import TenantOwnedModel
 
+GPU_UUID = re.compile(r"^(GPU|MIG)-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
 
-class TimestampedTenantOwnedModel(TenantOwnedModel):
+
+class InventoryModel(TenantOwnedModel):
+    """Validation shared by the inventory: per-tenant duplicates name their field."""
+
+    #: Field that carries a per-tenant duplicate error (default: the constraint's last field).
+    duplicate_error_field: str | None = None
+    #: Message for that error (default: "This <fields> is already used by another <model>.").
+    duplicate_error_message: str | None = None
+
+    class Meta:
+        abstract = True
+
+    def validate_constraints(self, exclude=None):
+        try:
+            super().validate_constraints(exclude=exclude)
+        except ValidationError as error:
+            errors = self._duplicates_on_their_field(error.update_error_dict({}))
+            raise ValidationError(errors) from error
+
+    def _duplicates_on_their_field(self, errors: dict) -> dict:
+        # Django reports "unique per tenant" as a non-field error naming the tenant; the
+        # caller never chose the tenant, so say which of their fields clashes instead.
+        remaining = []
+        for error in errors.pop(NON_FIELD_ERRORS, []):
+            check = (getattr(error, "params", None) or {}).get("unique_check")
+            if getattr(error, "code", None) != "unique_together" or not check:
+                remaining.append(error)
+                continue
+            named = [name for name in check if name != "tenant"]
+            field = self.duplicate_error_field or named[-1]
+            labels = " and ".join(str(self._meta.get_field(name).verbose_name) for name in named)
+            message = self.duplicate_error_message or (
+                f"This {labels} is already used by another {self._meta.verbose_name}."
+            )
+            errors.setdefault(field, []).append(ValidationError(message, code="unique"))
+        if remaining:
+            errors[NON_FIELD_ERRORS] = remaining
+        return errors
+
+    def _check_same_tenant(self, errors: dict, *names: str) -> None:
+        """Related rows must belong to this row's tenant (the admin can offer several)."""
+        for name in names:
+            related = getattr(self, name) if getattr(self, f"{name}_id") is not None else None
+            if related is not None and related.tenant_id != self.tenant_id:
+                label = related._meta.verbose_name
+                errors.setdefault(name, []).append(f"That {label} does not exist in this tenant.")
+
+
+class TimestampedTenantOwnedModel(InventoryModel):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -77,8 +129,26 @@ class Link(TimestampedTenantOwnedModel):
             ),
         ]
 
+    duplicate_error_field = "site_b"
+    duplicate_error_message = "A link between these two sites already exists."
+
     def __str__(self) -> str:
         return f"{self.site_a_id} ↔ {self.site_b_id}"
+
+    def clean(self):
+        errors: dict = {}
+        self._check_same_tenant(errors, "site_a", "site_b")
+        if self.site_a_id is not None and self.site_a_id == self.site_b_id:
+            errors.setdefault("site_b", []).append("A link joins two different sites.")
+        if not errors and self.site_a_id is not None and self.site_b_id is not None:
+            # A↔B and B↔A are the same link.
+            reverse = Link.objects.filter(
+                tenant_id=self.tenant_id, site_a_id=self.site_b_id, site_b_id=self.site_a_id
+            )
+            if reverse.exclude(pk=self.pk).exists():
+                errors["site_b"] = ["A link between these two sites already exists."]
+        if errors:
+            raise ValidationError(errors)
 
 
 # --- Cloud and compute --------------------------------------------------------------------------
@@ -107,8 +177,15 @@ class CloudAccount(TimestampedTenantOwnedModel):
             _unique_per_tenant("provider", "account_id", name="inventory_cloud_account_per_tenant")
         ]
 
+    duplicate_error_field = "account_id"
+
     def __str__(self) -> str:
         return f"{self.get_provider_display()} {self.account_id}"
+
+    @property
+    def natural_key_text(self) -> str:
+        """``provider:account_id``, how imports and exports refer to the account."""
+        return f"{self.provider}:{self.account_id}"
 
 
 class ComputeKind(models.TextChoices):
@@ -162,6 +239,33 @@ class ComputeResource(TimestampedTenantOwnedModel):
 
     def __str__(self) -> str:
         return self.hostname
+
+    def clean(self):
+        errors: dict = {}
+        self._check_same_tenant(errors, "site", "cluster", "cloud_account")
+        cluster = self.cluster if self.cluster_id is not None else None
+        if cluster is not None and "cluster" not in errors:
+            if self.pk is not None and cluster.pk == self.pk:
+                errors["cluster"] = ["A resource cannot be its own cluster."]
+            elif cluster.kind != ComputeKind.GPU_CLUSTER:
+                errors["cluster"] = [f"'{cluster.hostname}' is not a GPU cluster."]
+            elif self.kind not in (ComputeKind.GPU_NODE, ComputeKind.CPU_NODE):
+                errors["cluster"] = ["Only GPU and CPU nodes belong to a cluster."]
+        uuids = self.gpu_uuids
+        if not isinstance(uuids, list) or not all(isinstance(u, str) for u in uuids):
+            errors["gpu_uuids"] = ["Give a list of GPU UUIDs."]
+        else:
+            bad = [u for u in uuids if not GPU_UUID.match(u)]
+            if bad:
+                errors["gpu_uuids"] = [f"Not a GPU UUID (GPU-<uuid>): {', '.join(bad[:3])}."]
+            elif len(set(uuids)) != len(uuids):
+                errors["gpu_uuids"] = ["A GPU UUID is listed twice."]
+            elif self.kind == ComputeKind.GPU_NODE and len(uuids) > self.gpu_count:
+                errors["gpu_uuids"] = [
+                    f"{len(uuids)} GPU UUIDs for a node with {self.gpu_count} GPUs."
+                ]
+        if errors:
+            raise ValidationError(errors)
 
 
 # --- The AI register ------------------------------------------------------------------------
@@ -268,6 +372,12 @@ class Deployment(TimestampedTenantOwnedModel):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self):
+        errors: dict = {}
+        self._check_same_tenant(errors, "ai_system", "compute")
+        if errors:
+            raise ValidationError(errors)
+
 
 class Classification(models.TextChoices):
     PUBLIC = "public", "Public"
@@ -302,10 +412,10 @@ class Dataset(TimestampedTenantOwnedModel):
         return self.name
 
 
-class AISystemDataset(TenantOwnedModel):
+class AISystemDataset(InventoryModel):
     """Which datasets an AI system uses (and how)."""
 
-    ai_system = models.ForeignKey(AISystem, on_delete=models.CASCADE, related_name="+")
+    ai_system = models.ForeignKey(AISystem, on_delete=models.CASCADE, related_name="dataset_usage")
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
     usage = models.CharField(
         max_length=20,
@@ -318,11 +428,22 @@ class AISystemDataset(TenantOwnedModel):
     )
 
     class Meta:
+        ordering = ["ai_system__name", "dataset__name", "usage"]
+        verbose_name = "dataset usage"
         constraints = [
             _unique_per_tenant(
                 "ai_system", "dataset", "usage", name="inventory_system_dataset_per_tenant"
             )
         ]
 
+    duplicate_error_field = "dataset"
+    duplicate_error_message = "This AI system already uses this dataset that way."
+
     def __str__(self) -> str:
         return f"{self.ai_system_id} uses {self.dataset_id} ({self.usage})"
+
+    def clean(self):
+        errors: dict = {}
+        self._check_same_tenant(errors, "ai_system", "dataset")
+        if errors:
+            raise ValidationError(errors)
