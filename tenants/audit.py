@@ -126,3 +126,29 @@ def audit_record(
         request_id=current_request_id() or "",
         source_address=actor.address,
     )
+
+
+def audited_create(*, tenant, instance: models.Model) -> models.Model:
+    """Validate, save and record the creation of ``instance``."""
+    instance.full_clean()
+    instance.save()
+    audit_record(
+        tenant=tenant,
+        action="create",
+        instance=instance,
+        changes=audit_changes({}, audit_snapshot(instance)),
+    )
+    return instance
+
+
+def audited_update(*, tenant, instance: models.Model, data: dict) -> models.Model:
+    """Apply ``data``, validate, save, and record what actually changed (nothing: no event)."""
+    before = audit_snapshot(instance)
+    for name, value in data.items():
+        setattr(instance, name, value)
+    instance.full_clean()
+    instance.save()
+    changes = audit_changes(before, audit_snapshot(instance))
+    if changes:
+        audit_record(tenant=tenant, action="update", instance=instance, changes=changes)
+    return instance

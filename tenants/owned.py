@@ -7,7 +7,13 @@ from django.db import models, transaction
 from rest_framework import serializers
 
 from msp.api.serializers import StrictModelSerializer
-from tenants.audit import audit_changes, audit_record, audit_snapshot
+from tenants.audit import (
+    audit_changes,
+    audit_record,
+    audit_snapshot,
+    audited_create,
+    audited_update,
+)
 from tenants.models import AuditAction
 from tenants.scoping import TenantOwnedModel
 
@@ -17,32 +23,16 @@ def owned_object_create(
     *, tenant, model: type[TenantOwnedModel], data: dict, many_to_many: dict | None = None
 ) -> TenantOwnedModel:
     """Create a tenant-owned object in ``tenant`` (never from the data), validated and audited."""
-    instance = model(tenant=tenant, **data)
-    instance.full_clean()
-    instance.save()
+    instance = audited_create(tenant=tenant, instance=model(tenant=tenant, **data))
     for name, values in (many_to_many or {}).items():
         getattr(instance, name).set(values)
-    audit_record(
-        tenant=tenant,
-        action=AuditAction.CREATE,
-        instance=instance,
-        changes=audit_changes({}, audit_snapshot(instance)),
-    )
     return instance
 
 
 @transaction.atomic
 def owned_object_update(*, tenant, instance: TenantOwnedModel, data: dict) -> TenantOwnedModel:
     assert instance.tenant_id == tenant.id, "instance is not in this tenant"
-    before = audit_snapshot(instance)
-    for name, value in data.items():
-        setattr(instance, name, value)
-    instance.full_clean()
-    instance.save()
-    changes = audit_changes(before, audit_snapshot(instance))
-    if changes:
-        audit_record(tenant=tenant, action=AuditAction.UPDATE, instance=instance, changes=changes)
-    return instance
+    return audited_update(tenant=tenant, instance=instance, data=data)
 
 
 @transaction.atomic

@@ -12,7 +12,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from tenants.audit import audit_changes, audit_record, audit_snapshot
+from tenants.audit import (
+    audit_changes,
+    audit_record,
+    audit_snapshot,
+    audited_update,
+)
 from tenants.models import (
     ONBOARDING_STEPS,
     TENANT_TRANSITIONS,
@@ -49,6 +54,7 @@ def tenant_create(*, name: str, slug: str, **fields) -> Tenant:
     tenant = Tenant(name=name, slug=slug, **fields)
     tenant.full_clean()
     tenant.save()
+    # The default plan is part of the tenant's creation event, not an event of its own.
     plan = ServicePlan(tenant=tenant, business_days=[0, 1, 2, 3, 4])
     plan.full_clean()
     plan.save()
@@ -63,15 +69,7 @@ def tenant_create(*, name: str, slug: str, **fields) -> Tenant:
 
 @transaction.atomic
 def tenant_update(*, tenant: Tenant, **fields) -> Tenant:
-    before = audit_snapshot(tenant)
-    for name, value in fields.items():
-        setattr(tenant, name, value)
-    tenant.full_clean()
-    tenant.save()
-    changes = audit_changes(before, audit_snapshot(tenant))
-    if changes:
-        audit_record(tenant=tenant, action=AuditAction.UPDATE, instance=tenant, changes=changes)
-    return tenant
+    return audited_update(tenant=tenant, instance=tenant, data=fields)
 
 
 def onboarding_missing_steps(*, tenant: Tenant) -> list[OnboardingStep]:
@@ -156,18 +154,7 @@ def onboarding_step_set_done(
 @transaction.atomic
 def service_plan_update(*, tenant: Tenant, **fields) -> ServicePlan:
     plan = ServicePlan.objects.select_for_update().get(tenant=tenant)
-    before = audit_snapshot(plan)
-    for name, value in fields.items():
-        setattr(plan, name, value)
-    plan.full_clean()
-    plan.save()
-    audit_record(
-        tenant=tenant,
-        action=AuditAction.UPDATE,
-        instance=plan,
-        changes=audit_changes(before, audit_snapshot(plan)),
-    )
-    return plan
+    return audited_update(tenant=tenant, instance=plan, data=fields)
 
 
 # --- People -------------------------------------------------------------------------------------
