@@ -1,0 +1,320 @@
+"""Inventory endpoints under ``/api/v1/tenants/{slug}/``: one resource per model, plus the bulk
+import and export of the whole inventory. Viewsets are thin: writes go through services."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.decorators import action
+from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+
+from operations.inventory import bulk, services
+from operations.inventory.api import serializers as s
+from operations.inventory.filters import (
+    AISystemDatasetFilter,
+    AISystemFilter,
+    CloudAccountFilter,
+    ComputeFilter,
+    DatasetFilter,
+    DeploymentFilter,
+    LinkFilter,
+    SiteFilter,
+)
+from operations.inventory.models import (
+    AISystem,
+    AISystemDataset,
+    CloudAccount,
+    ComputeResource,
+    Dataset,
+    Deployment,
+    Link,
+    Site,
+)
+from tenants.api.base import TenantScopedAPIView, TenantScopedModelViewSet
+
+
+class InventoryViewSet(TenantScopedModelViewSet):
+    """CRUD through the app's services: ``create(tenant=, **fields)``,
+    ``update(tenant=, <instance_kwarg>=, **fields)`` and ``delete(tenant=, <instance_kwarg>=)``."""
+
+    create_service = None
+    update_service = None
+    delete_service = None
+    instance_kwarg: str
+
+    def perform_create(self, serializer):
+        serializer.instance = type(self).create_service(
+            tenant=self.tenant, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = type(self).update_service(
+            tenant=self.tenant,
+            **{self.instance_kwarg: serializer.instance},
+            **serializer.validated_data,
+        )
+
+    def perform_destroy(self, instance):
+        type(self).delete_service(tenant=self.tenant, **{self.instance_kwarg: instance})
+
+
+class SiteViewSet(InventoryViewSet):
+    """Sites: on-prem data centres, colocation, cloud regions and edge locations."""
+
+    model = Site
+    serializer_class = s.SiteSerializer
+    filterset_class = SiteFilter
+    search_fields = ["code", "name", "region", "provider"]
+    ordering_fields = ["code", "name", "kind", "country", "created_at"]
+    ordering = ["code"]
+    create_service = staticmethod(services.site_create)
+    update_service = staticmethod(services.site_update)
+    delete_service = staticmethod(services.site_delete)
+    instance_kwarg = "site"
+
+
+class LinkViewSet(InventoryViewSet):
+    """Connectivity between two sites of the tenant."""
+
+    model = Link
+    serializer_class = s.LinkSerializer
+    filterset_class = LinkFilter
+    search_fields = ["site_a__code", "site_b__code", "provider"]
+    ordering_fields = ["bandwidth_mbps", "latency_ms", "site_a__code", "site_b__code"]
+    ordering = ["site_a__code", "site_b__code"]
+    create_service = staticmethod(services.link_create)
+    update_service = staticmethod(services.link_update)
+    delete_service = staticmethod(services.link_delete)
+    instance_kwarg = "link"
+
+    def filter_scoped_queryset(self, queryset):
+        return queryset.select_related("site_a", "site_b")
+
+
+class CloudAccountViewSet(InventoryViewSet):
+    """Cloud accounts and subscriptions, with their monthly budgets."""
+
+    model = CloudAccount
+    serializer_class = s.CloudAccountSerializer
+    filterset_class = CloudAccountFilter
+    search_fields = ["account_id", "name"]
+    ordering_fields = ["provider", "account_id", "name", "monthly_budget"]
+    ordering = ["provider", "account_id"]
+    create_service = staticmethod(services.cloud_account_create)
+    update_service = staticmethod(services.cloud_account_update)
+    delete_service = staticmethod(services.cloud_account_delete)
+    instance_kwarg = "cloud_account"
+
+
+class ComputeViewSet(InventoryViewSet):
+    """GPU clusters and nodes, CPU nodes and managed endpoints."""
+
+    model = ComputeResource
+    serializer_class = s.ComputeSerializer
+    filterset_class = ComputeFilter
+    search_fields = ["hostname", "gpu_model", "site__code", "cluster__hostname"]
+    ordering_fields = [
+        "hostname",
+        "kind",
+        "status",
+        "gpu_count",
+        "hourly_cost",
+        "node_count",
+        "created_at",
+    ]
+    ordering = ["hostname"]
+    create_service = staticmethod(services.compute_create)
+    update_service = staticmethod(services.compute_update)
+    delete_service = staticmethod(services.compute_delete)
+    instance_kwarg = "compute"
+
+    def filter_scoped_queryset(self, queryset):
+        return queryset.select_related("site", "cluster", "cloud_account").annotate(
+            node_count=Count("nodes", distinct=True)
+        )
+
+
+class AISystemViewSet(InventoryViewSet):
+    """The register of AI systems. ``stage`` moves along the lifecycle only
+    (``POST …/{id}/transition``, or a PATCH that obeys the same rule)."""
+
+    model = AISystem
+    serializer_class = s.AISystemSerializer
+    filterset_class = AISystemFilter
+    search_fields = [
+        "name",
+        "purpose",
+        "business_owner",
+        "technical_owner",
+        "vendor",
+        "model_name",
+    ]
+    ordering_fields = [
+        "name",
+        "stage",
+        "risk_tier",
+        "risk_classified_at",
+        "deployment_count",
+        "created_at",
+        "updated_at",
+    ]
+    ordering = ["name"]
+    create_service = staticmethod(services.ai_system_create)
+    update_service = staticmethod(services.ai_system_update)
+    delete_service = staticmethod(services.ai_system_delete)
+    instance_kwarg = "ai_system"
+
+    def filter_scoped_queryset(self, queryset):
+        usage = AISystemDataset.objects.select_related("dataset").order_by("dataset__name", "usage")
+        return queryset.prefetch_related(Prefetch("dataset_usage", queryset=usage)).annotate(
+            deployment_count=Count("deployments", distinct=True)
+        )
+
+    @extend_schema(request=s.AISystemTransitionSerializer, responses=s.AISystemSerializer)
+    @action(detail=True, methods=["post"])
+    def transition(self, request, tenant_slug=None, pk=None):
+        """Move the system to another stage: proposed → pilot → production → retired."""
+        ai_system = self.get_object()
+        serializer = s.AISystemTransitionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ai_system = services.ai_system_transition(
+            tenant=self.tenant, ai_system=ai_system, stage=serializer.validated_data["stage"]
+        )
+        return Response(self.get_serializer(ai_system).data)
+
+
+class DeploymentViewSet(InventoryViewSet):
+    """Model deployments: which version of which AI system runs where."""
+
+    model = Deployment
+    serializer_class = s.DeploymentSerializer
+    filterset_class = DeploymentFilter
+    search_fields = ["name", "model_version", "ai_system__name", "compute__hostname", "endpoint"]
+    ordering_fields = ["name", "environment", "deployed_at", "created_at", "ai_system__name"]
+    ordering = ["name"]
+    create_service = staticmethod(services.deployment_create)
+    update_service = staticmethod(services.deployment_update)
+    delete_service = staticmethod(services.deployment_delete)
+    instance_kwarg = "deployment"
+
+    def filter_scoped_queryset(self, queryset):
+        return queryset.select_related("ai_system", "compute")
+
+
+class DatasetViewSet(InventoryViewSet):
+    """Datasets: classification, personal data, residency, provenance, licence and quality."""
+
+    model = Dataset
+    serializer_class = s.DatasetSerializer
+    filterset_class = DatasetFilter
+    search_fields = ["name", "owner", "provenance", "licence"]
+    ordering_fields = ["name", "classification", "quality_score", "last_validated_at"]
+    ordering = ["name"]
+    create_service = staticmethod(services.dataset_create)
+    update_service = staticmethod(services.dataset_update)
+    delete_service = staticmethod(services.dataset_delete)
+    instance_kwarg = "dataset"
+
+
+class AISystemDatasetViewSet(InventoryViewSet):
+    """Which datasets each AI system uses, and how (training, evaluation, inference)."""
+
+    model = AISystemDataset
+    serializer_class = s.AISystemDatasetSerializer
+    filterset_class = AISystemDatasetFilter
+    search_fields = ["ai_system__name", "dataset__name"]
+    ordering_fields = ["ai_system__name", "dataset__name", "usage"]
+    ordering = ["ai_system__name", "dataset__name", "usage"]
+    create_service = staticmethod(services.ai_system_dataset_create)
+    update_service = staticmethod(services.ai_system_dataset_update)
+    delete_service = staticmethod(services.ai_system_dataset_delete)
+    instance_kwarg = "ai_system_dataset"
+
+    def filter_scoped_queryset(self, queryset):
+        return queryset.select_related("ai_system", "dataset")
+
+
+# --- Bulk import and export ---------------------------------------------------------------------
+
+
+class ComputeCSVParser(BaseParser):
+    """``Content-Type: text/csv``: compute rows with a header row of field names."""
+
+    media_type = "text/csv"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            text = stream.read().decode("utf-8-sig")
+            return {"compute": bulk.compute_rows_from_csv(text)}
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise exceptions.ParseError(f"CSV parse error - {exc}") from exc
+
+
+class ComputeCSVRenderer(BaseRenderer):
+    """``?format=csv`` on the export: the compute section as CSV. Errors stay JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, list):
+            return bulk.compute_csv(data).encode(self.charset)
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            response["Content-Type"] = "application/json"
+        return JSONRenderer().render(data)
+
+
+class InventoryExportView(TenantScopedAPIView):
+    """The tenant's whole inventory as one import document (references by natural key)."""
+
+    model = Site
+    renderer_classes = [JSONRenderer, ComputeCSVRenderer]
+    filter_backends: list = []
+    pagination_class = None
+
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        parameters=[
+            OpenApiParameter(
+                "format", str, enum=["json", "csv"], description="csv: compute rows only"
+            )
+        ],
+    )
+    def get(self, request, tenant_slug: str):
+        document = bulk.inventory_export(tenant=self.tenant)
+        if request.accepted_renderer.format == "csv":
+            filename = f"{self.tenant.slug}-compute.csv"
+            return Response(
+                document["compute"],
+                headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            )
+        return Response(document)
+
+
+class InventoryImportView(TenantScopedAPIView):
+    """Upsert a whole inventory document by natural key, all or nothing (``bulk.py``).
+
+    ``Content-Type: text/csv`` imports compute rows. ``?dry_run=true`` validates and counts
+    without writing. Answers the created / updated / unchanged counts of every section.
+    """
+
+    model = Site
+    parser_classes = [JSONParser, ComputeCSVParser]
+    filter_backends: list = []
+    pagination_class = None
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT, "text/csv": OpenApiTypes.STR},
+        responses={200: OpenApiTypes.OBJECT},
+        parameters=[OpenApiParameter("dry_run", bool)],
+    )
+    def post(self, request, tenant_slug: str):
+        dry_run = request.query_params.get("dry_run", "").lower() in ("1", "true", "yes")
+        counts = bulk.inventory_import(tenant=self.tenant, document=request.data, dry_run=dry_run)
+        return Response({"dry_run": dry_run, "sections": counts}, status=status.HTTP_200_OK)

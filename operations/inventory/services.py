@@ -1,0 +1,312 @@
+"""Writes to the AI estate inventory. Every write is validated and audited in one transaction.
+
+Rules that depend only on a row and the rows it points at (same tenant, a link joins two
+sites, a node's cluster is a GPU cluster) live in the models' ``clean()``, so the API, the
+bulk import and the admin all apply them. Rules about *changes* live here:
+
+- an AI system moves only along ``STAGE_TRANSITIONS`` (``ai_system_transition``, and the same
+  refusal when an update changes ``stage``); a new system may be registered at any stage,
+  since an estate often has systems in production before it is inventoried;
+- when ``risk_tier`` changes and no ``risk_classified_at`` is given, it becomes today (and is
+  cleared when the tier goes back to unclassified);
+- a retired AI system cannot gain a deployment, by creation or by moving one onto it;
+- a GPU cluster that still has nodes cannot become another kind of resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+from django_countries.fields import Country
+
+from operations.inventory.models import (
+    STAGE_TRANSITIONS,
+    AISystem,
+    AISystemDataset,
+    CloudAccount,
+    ComputeKind,
+    ComputeResource,
+    Dataset,
+    Deployment,
+    Link,
+    RiskTier,
+    Site,
+    Stage,
+)
+from tenants.audit import audit_changes, audit_record, audit_snapshot
+from tenants.models import AuditAction
+from tenants.owned import owned_object_create, owned_object_delete, owned_object_update
+
+# --- Rows with a country ----------------------------------------------------------------------
+# tenants.audit.audit_snapshot copies attribute values as they are, and a CountryField's is a
+# Country object that JSON cannot store. Until the snapshot knows it, sites and datasets are
+# audited here with the country as its code; otherwise exactly the generic services' writes.
+
+
+def _snapshot(instance: models.Model) -> dict:
+    return {
+        name: value.code if isinstance(value, Country) else value
+        for name, value in audit_snapshot(instance).items()
+    }
+
+
+@transaction.atomic
+def _country_row_create(*, tenant, model: type[models.Model], fields: dict):
+    instance = model(tenant=tenant, **fields)
+    instance.full_clean()
+    instance.save()
+    changes = audit_changes({}, _snapshot(instance))
+    audit_record(tenant=tenant, action=AuditAction.CREATE, instance=instance, changes=changes)
+    return instance
+
+
+@transaction.atomic
+def _country_row_update(*, tenant, instance: models.Model, fields: dict):
+    assert instance.tenant_id == tenant.id, "instance is not in this tenant"
+    before = _snapshot(instance)
+    for name, value in fields.items():
+        setattr(instance, name, value)
+    instance.full_clean()
+    instance.save()
+    changes = audit_changes(before, _snapshot(instance))
+    if changes:
+        audit_record(tenant=tenant, action=AuditAction.UPDATE, instance=instance, changes=changes)
+    return instance
+
+
+@transaction.atomic
+def _country_row_delete(*, tenant, instance: models.Model) -> None:
+    assert instance.tenant_id == tenant.id, "instance is not in this tenant"
+    changes = audit_changes(_snapshot(instance), {})
+    audit_record(tenant=tenant, action=AuditAction.DELETE, instance=instance, changes=changes)
+    instance.delete()
+
+
+# --- Sites, links, cloud accounts, datasets: the generic audited writes ------------------------
+
+
+def site_create(*, tenant, **fields) -> Site:
+    return _country_row_create(tenant=tenant, model=Site, fields=fields)
+
+
+def site_update(*, tenant, site: Site, **fields) -> Site:
+    return _country_row_update(tenant=tenant, instance=site, fields=fields)
+
+
+def site_delete(*, tenant, site: Site) -> None:
+    _country_row_delete(tenant=tenant, instance=site)
+
+
+def link_create(*, tenant, **fields) -> Link:
+    """Connect two different sites of the tenant (A↔B and B↔A are the same link)."""
+    return owned_object_create(tenant=tenant, model=Link, data=fields)
+
+
+def link_update(*, tenant, link: Link, **fields) -> Link:
+    return owned_object_update(tenant=tenant, instance=link, data=fields)
+
+
+def link_delete(*, tenant, link: Link) -> None:
+    owned_object_delete(tenant=tenant, instance=link)
+
+
+def cloud_account_create(*, tenant, **fields) -> CloudAccount:
+    return owned_object_create(tenant=tenant, model=CloudAccount, data=fields)
+
+
+def cloud_account_update(*, tenant, cloud_account: CloudAccount, **fields) -> CloudAccount:
+    return owned_object_update(tenant=tenant, instance=cloud_account, data=fields)
+
+
+def cloud_account_delete(*, tenant, cloud_account: CloudAccount) -> None:
+    owned_object_delete(tenant=tenant, instance=cloud_account)
+
+
+def dataset_create(*, tenant, **fields) -> Dataset:
+    return _country_row_create(tenant=tenant, model=Dataset, fields=fields)
+
+
+def dataset_update(*, tenant, dataset: Dataset, **fields) -> Dataset:
+    return _country_row_update(tenant=tenant, instance=dataset, fields=fields)
+
+
+def dataset_delete(*, tenant, dataset: Dataset) -> None:
+    _country_row_delete(tenant=tenant, instance=dataset)
+
+
+# --- Compute ------------------------------------------------------------------------------------
+
+
+def compute_create(*, tenant, **fields) -> ComputeResource:
+    """Register a cluster, node or endpoint; a node's cluster must be a GPU cluster here."""
+    return owned_object_create(tenant=tenant, model=ComputeResource, data=fields)
+
+
+def compute_check_update(*, compute: ComputeResource, fields: dict) -> None:
+    """Refuse turning a GPU cluster that still has nodes into another kind."""
+    kind = fields.get("kind", compute.kind)
+    if compute.kind == ComputeKind.GPU_CLUSTER and kind != ComputeKind.GPU_CLUSTER:
+        nodes = ComputeResource.objects.filter(tenant_id=compute.tenant_id, cluster=compute)
+        count = nodes.count()
+        if count:
+            raise ValidationError(
+                {"kind": f"This GPU cluster still has {count} node(s); move them first."},
+                code="cluster_has_nodes",
+            )
+
+
+def compute_update(*, tenant, compute: ComputeResource, **fields) -> ComputeResource:
+    compute_check_update(compute=compute, fields=fields)
+    return owned_object_update(tenant=tenant, instance=compute, data=fields)
+
+
+def compute_delete(*, tenant, compute: ComputeResource) -> None:
+    owned_object_delete(tenant=tenant, instance=compute)
+
+
+# --- AI systems ---------------------------------------------------------------------------------
+
+
+def ai_system_check_stage_change(*, from_stage: str, to_stage: str) -> None:
+    """The one refusal for an illegal lifecycle move, from the transition action or an update."""
+    if to_stage not in Stage.values:
+        raise ValidationError(
+            {"stage": f"'{to_stage}' is not an AI system stage."}, code="invalid_choice"
+        )
+    allowed = STAGE_TRANSITIONS[from_stage]
+    if to_stage not in allowed:
+        allowed_text = ", ".join(allowed) or "none (final stage)"
+        raise ValidationError(
+            {
+                "stage": f"An AI system cannot move from {from_stage} to {to_stage}; "
+                f"allowed: {allowed_text}."
+            },
+            code="invalid_transition",
+        )
+
+
+def _with_risk_classification(fields: dict, *, current_tier: str | None) -> dict:
+    tier = fields.get("risk_tier")
+    if tier is None or tier == current_tier or "risk_classified_at" in fields:
+        return fields
+    classified_at = None if tier == RiskTier.UNCLASSIFIED else timezone.localdate()
+    return {**fields, "risk_classified_at": classified_at}
+
+
+def ai_system_create(*, tenant, **fields) -> AISystem:
+    """Register an AI system, at any stage (it may already be in production)."""
+    fields = _with_risk_classification(fields, current_tier=RiskTier.UNCLASSIFIED)
+    return owned_object_create(tenant=tenant, model=AISystem, data=fields)
+
+
+def ai_system_update(*, tenant, ai_system: AISystem, **fields) -> AISystem:
+    """Change a system; a stage change obeys the lifecycle, a new risk tier is dated today."""
+    if "stage" in fields and fields["stage"] != ai_system.stage:
+        ai_system_check_stage_change(from_stage=ai_system.stage, to_stage=fields["stage"])
+    fields = _with_risk_classification(fields, current_tier=ai_system.risk_tier)
+    return owned_object_update(tenant=tenant, instance=ai_system, data=fields)
+
+
+@transaction.atomic
+def ai_system_transition(*, tenant, ai_system: AISystem, stage: str) -> AISystem:
+    """Move a system along ``proposed → pilot → production → retired`` (``STAGE_TRANSITIONS``)."""
+    ai_system = AISystem.objects.select_for_update().get(tenant=tenant, pk=ai_system.pk)
+    if stage == ai_system.stage:
+        raise ValidationError(
+            {"stage": f"The AI system is already in {stage}."}, code="invalid_transition"
+        )
+    ai_system_check_stage_change(from_stage=ai_system.stage, to_stage=stage)
+    previous = ai_system.stage
+    ai_system.stage = stage
+    ai_system.full_clean()
+    ai_system.save(update_fields=["stage", "updated_at"])
+    audit_record(
+        tenant=tenant,
+        action=AuditAction.TRANSITION,
+        instance=ai_system,
+        changes={"stage": [previous, stage]},
+    )
+    return ai_system
+
+
+def ai_system_delete(*, tenant, ai_system: AISystem) -> None:
+    """Delete a system with no deployments; its dataset usage goes with it."""
+    owned_object_delete(tenant=tenant, instance=ai_system)
+
+
+def ai_system_dataset_create(*, tenant, **fields) -> AISystemDataset:
+    """Record that an AI system uses a dataset (for training, evaluation or inference)."""
+    return owned_object_create(tenant=tenant, model=AISystemDataset, data=fields)
+
+
+def ai_system_dataset_update(
+    *, tenant, ai_system_dataset: AISystemDataset, **fields
+) -> AISystemDataset:
+    return owned_object_update(tenant=tenant, instance=ai_system_dataset, data=fields)
+
+
+def ai_system_dataset_delete(*, tenant, ai_system_dataset: AISystemDataset) -> None:
+    owned_object_delete(tenant=tenant, instance=ai_system_dataset)
+
+
+@transaction.atomic
+def ai_system_set_datasets(
+    *,
+    tenant,
+    ai_system: AISystem,
+    usage: Iterable[tuple[Dataset, str]],
+    current: Iterable[AISystemDataset] | None = None,
+) -> bool:
+    """Make ``usage`` the system's exact dataset usage; True when anything changed.
+
+    ``current`` is the system's usage when the caller has already loaded it (bulk import).
+    """
+    if current is None:
+        current = AISystemDataset.objects.filter(tenant=tenant, ai_system=ai_system)
+    current = {(row.dataset_id, row.usage): row for row in current}
+    wanted = {(dataset.pk, kind): dataset for dataset, kind in usage}
+    for key, row in current.items():
+        if key not in wanted:
+            ai_system_dataset_delete(tenant=tenant, ai_system_dataset=row)
+    for (dataset_id, kind), dataset in wanted.items():
+        if (dataset_id, kind) not in current:
+            ai_system_dataset_create(
+                tenant=tenant, ai_system=ai_system, dataset=dataset, usage=kind
+            )
+    return set(current) != set(wanted)
+
+
+# --- Deployments --------------------------------------------------------------------------------
+
+
+def _refuse_retired(ai_system: AISystem | None) -> None:
+    if ai_system is not None and ai_system.stage == Stage.RETIRED:
+        raise ValidationError(
+            {"ai_system": f"'{ai_system.name}' is retired; a retired system gains no deployments."},
+            code="retired",
+        )
+
+
+def deployment_create(*, tenant, **fields) -> Deployment:
+    """Deploy a version of an AI system (never a retired one) on the tenant's compute."""
+    _refuse_retired(fields.get("ai_system"))
+    return owned_object_create(tenant=tenant, model=Deployment, data=fields)
+
+
+def deployment_check_update(*, deployment: Deployment, fields: dict) -> None:
+    ai_system = fields.get("ai_system")
+    if ai_system is not None and ai_system.pk != deployment.ai_system_id:
+        _refuse_retired(ai_system)
+
+
+def deployment_update(*, tenant, deployment: Deployment, **fields) -> Deployment:
+    """Change a deployment; moving it onto a retired system is refused."""
+    deployment_check_update(deployment=deployment, fields=fields)
+    return owned_object_update(tenant=tenant, instance=deployment, data=fields)
+
+
+def deployment_delete(*, tenant, deployment: Deployment) -> None:
+    owned_object_delete(tenant=tenant, instance=deployment)
