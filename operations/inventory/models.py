@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django_countries.fields import CountryField
@@ -56,9 +56,14 @@ class InventoryModel(TenantOwnedModel):
     def _check_same_tenant(self, errors: dict, *names: str) -> None:
         """Related rows must belong to this row's tenant (the admin can offer several)."""
         for name in names:
-            related = getattr(self, name) if getattr(self, f"{name}_id") is not None else None
-            if related is not None and related.tenant_id != self.tenant_id:
-                label = related._meta.verbose_name
+            if getattr(self, f"{name}_id") is None:
+                continue
+            try:
+                related = getattr(self, name)
+            except ObjectDoesNotExist:
+                related = None
+            if related is None or related.tenant_id != self.tenant_id:
+                label = self._meta.get_field(name).related_model._meta.verbose_name
                 errors.setdefault(name, []).append(f"That {label} does not exist in this tenant.")
 
 
@@ -239,6 +244,10 @@ class ComputeResource(TimestampedTenantOwnedModel):
 
     def __str__(self) -> str:
         return self.hostname
+
+    def clean_fields(self, exclude=None):
+        # clean() checks the cluster with a clearer message than limit_choices_to's.
+        super().clean_fields(exclude={*(exclude or ()), "cluster"})
 
     def clean(self):
         errors: dict = {}
