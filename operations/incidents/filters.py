@@ -1,0 +1,66 @@
+"""Filters of the incident list (API); the admin has its own list filters on the same selectors."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q
+
+from operations.incidents.models import (
+    OPEN_STATUSES,
+    Incident,
+    IncidentCategory,
+    IncidentSource,
+    IncidentStatus,
+)
+from operations.incidents.selectors import incidents_breaching_within
+from tenants.models import Severity
+
+
+class IncidentFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=IncidentStatus.choices)
+    severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
+    category = django_filters.ChoiceFilter(choices=IncidentCategory.choices)
+    source = django_filters.ChoiceFilter(choices=IncidentSource.choices)
+    open = django_filters.BooleanFilter(method="filter_open", label="Open (not resolved)")
+    breached = django_filters.BooleanFilter(method="filter_breached", label="Any SLA breached")
+    breaching_within = django_filters.NumberFilter(
+        method="filter_breaching_within",
+        min_value=0,
+        max_value=60 * 24 * 60,
+        label="A running SLA clock runs out within this many minutes",
+    )
+    waiting_on_client = django_filters.BooleanFilter(
+        field_name="waiting_since", lookup_expr="isnull", exclude=True
+    )
+    serious = django_filters.BooleanFilter()
+    regulator_overdue = django_filters.BooleanFilter(field_name="regulator_overdue_now")
+    assignee = django_filters.NumberFilter(field_name="assignee_id")
+    unassigned = django_filters.BooleanFilter(field_name="assignee", lookup_expr="isnull")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    dedupe_key = django_filters.CharFilter()
+    reference = django_filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = Incident
+        fields: list[str] = []
+
+    def filter_open(self, queryset, name, value):
+        if value is None:
+            return queryset
+        return (
+            queryset.filter(status__in=OPEN_STATUSES)
+            if value
+            else queryset.exclude(status__in=OPEN_STATUSES)
+        )
+
+    def filter_breached(self, queryset, name, value):
+        breached = Q(ack_breached_at__isnull=False) | Q(resolve_breached_at__isnull=False)
+        if value is None:
+            return queryset
+        return queryset.filter(breached) if value else queryset.exclude(breached)
+
+    def filter_breaching_within(self, queryset, name, value):
+        if value is None:
+            return queryset
+        return incidents_breaching_within(queryset, minutes=float(value))

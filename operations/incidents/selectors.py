@@ -1,0 +1,248 @@
+"""Reads for incidents: lists with their counts, the timeline a caller may see, event payloads
+and the MTTA / MTTR / SLA attainment metrics (aggregate queries, never loops over rows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import (
+    Avg,
+    BooleanField,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Prefetch,
+    Q,
+    QuerySet,
+)
+from django.utils import timezone
+
+from operations.incidents.models import (
+    OPEN_STATUSES,
+    Incident,
+    IncidentStatus,
+    TimelineEntry,
+)
+from tenants.models import Severity, Tenant
+from tenants.scoping import tenant_scope
+
+# --- Incidents and their timeline --------------------------------------------------------------
+
+
+def regulator_overdue_expression(now: dt.datetime | None = None) -> ExpressionWrapper:
+    """True for serious incidents whose regulator deadline passed without a notification."""
+    return ExpressionWrapper(
+        Q(
+            serious=True,
+            regulator_notified_at__isnull=True,
+            regulator_deadline__lt=now or timezone.now(),
+        ),
+        output_field=BooleanField(),
+    )
+
+
+def incident_list_queryset(queryset: QuerySet[Incident], *, staff: bool) -> QuerySet[Incident]:
+    """Incidents with what a list shows, in a constant number of queries whatever the length.
+
+    ``timeline_count`` counts only the entries the caller may see.
+    """
+    from operations.inventory.models import AISystem, ComputeResource, Deployment
+
+    visible = Q() if staff else Q(timeline__internal=False)
+    return (
+        queryset.select_related("assignee", "reporter")
+        .prefetch_related(
+            Prefetch("ai_systems", queryset=AISystem.objects.only("id")),
+            Prefetch("deployments", queryset=Deployment.objects.only("id")),
+            Prefetch("compute", queryset=ComputeResource.objects.only("id")),
+        )
+        .annotate(
+            timeline_count=Count("timeline", filter=visible),
+            regulator_overdue_now=regulator_overdue_expression(),
+        )
+    )
+
+
+def timeline_visible(*, incident: Incident, staff: bool) -> QuerySet[TimelineEntry]:
+    """The entries of ``incident`` a caller may see: all for MSP staff, client-visible ones else.
+
+    Every door that shows a timeline (API, portal, exports, postmortem excerpts) reads here.
+    """
+    entries = TimelineEntry.objects.filter(
+        tenant_id=incident.tenant_id, incident_id=incident.pk
+    ).select_related("author")
+    return entries if staff else entries.filter(internal=False)
+
+
+def client_timeline_excerpt(*, incident: Incident) -> str:
+    """A plain-text excerpt of the client-visible timeline, for a postmortem draft."""
+    lines = [
+        f"{entry.created_at:%Y-%m-%d %H:%M} UTC  {entry.body}"
+        for entry in timeline_visible(incident=incident, staff=False)
+    ]
+    return "\n".join(lines)
+
+
+def incident_event_payload(incident: Incident) -> dict:
+    """What integrations receive about an incident: client-visible fields only, no timeline."""
+
+    def iso(value):
+        return value.isoformat() if value else None
+
+    return {
+        "id": incident.pk,
+        "reference": incident.reference,
+        "title": incident.title,
+        "severity": incident.severity,
+        "category": incident.category,
+        "status": incident.status,
+        "source": incident.source,
+        "created_at": iso(incident.created_at),
+        "acknowledged_at": iso(incident.acknowledged_at),
+        "resolved_at": iso(incident.resolved_at),
+        "closed_at": iso(incident.closed_at),
+        "ack_due_at": iso(incident.ack_due_at),
+        "resolve_due_at": iso(incident.resolve_due_at),
+        "ack_breached_at": iso(incident.ack_breached_at),
+        "resolve_breached_at": iso(incident.resolve_breached_at),
+        "waiting_on_client": incident.waiting_since is not None,
+        "serious": incident.serious,
+        "regulator_deadline": iso(incident.regulator_deadline),
+    }
+
+
+def incidents_breaching_within(
+    queryset: QuerySet[Incident], *, minutes: float, now: dt.datetime | None = None
+) -> QuerySet[Incident]:
+    """Incidents whose running clock runs out within ``minutes`` and has not yet breached."""
+    now = now or timezone.now()
+    horizon = now + dt.timedelta(minutes=minutes)
+    ack_soon = Q(
+        status=IncidentStatus.TRIGGERED,
+        ack_breached_at__isnull=True,
+        ack_due_at__gt=now,
+        ack_due_at__lte=horizon,
+    )
+    resolve_soon = Q(
+        status__in=OPEN_STATUSES,
+        waiting_since__isnull=True,
+        resolve_breached_at__isnull=True,
+        resolve_due_at__gt=now,
+        resolve_due_at__lte=horizon,
+    )
+    return queryset.filter(ack_soon | resolve_soon)
+
+
+# --- Metrics -----------------------------------------------------------------------------------
+
+
+def _duration(end: str, start: str = "created_at") -> ExpressionWrapper:
+    return ExpressionWrapper(F(end) - F(start), output_field=DurationField())
+
+
+def _aggregates() -> dict:
+    acknowledged = Q(acknowledged_at__isnull=False)
+    resolved = Q(resolved_at__isnull=False)
+    ack_breached = Q(ack_breached_at__isnull=False)
+    resolve_breached = Q(resolve_breached_at__isnull=False)
+    # A clock counts towards attainment once it has an outcome: stopped in time, or breached.
+    ack_settled = acknowledged | resolved | ack_breached
+    resolve_settled = resolved | resolve_breached
+    return {
+        "incidents": Count("id"),
+        "acknowledged": Count("id", filter=acknowledged),
+        "resolved": Count("id", filter=resolved),
+        "mtta": Avg(_duration("acknowledged_at"), filter=acknowledged),
+        "mttr": Avg(_duration("resolved_at"), filter=resolved),
+        "ack_settled": Count("id", filter=ack_settled),
+        "ack_met": Count("id", filter=ack_settled & ~ack_breached),
+        "resolve_settled": Count("id", filter=resolve_settled),
+        "resolve_met": Count("id", filter=resolve_settled & ~resolve_breached),
+        "ack_breaches": Count("id", filter=ack_breached),
+        "resolve_breaches": Count("id", filter=resolve_breached),
+    }
+
+
+def _seconds(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.timedelta):
+        return round(value.total_seconds(), 3)
+    return round(float(value) / 1_000_000, 3)  # a backend that averages microseconds
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _metrics_row(row: dict | None) -> dict:
+    row = row or {}
+    return {
+        "incidents": row.get("incidents", 0),
+        "acknowledged": row.get("acknowledged", 0),
+        "resolved": row.get("resolved", 0),
+        "mtta_seconds": _seconds(row.get("mtta")),
+        "mttr_seconds": _seconds(row.get("mttr")),
+        "ack_sla_attainment": _ratio(row.get("ack_met", 0), row.get("ack_settled", 0)),
+        "resolve_sla_attainment": _ratio(row.get("resolve_met", 0), row.get("resolve_settled", 0)),
+        "ack_breaches": row.get("ack_breaches", 0),
+        "resolve_breaches": row.get("resolve_breaches", 0),
+    }
+
+
+def _in_window(queryset: QuerySet[Incident], start: dt.datetime, end: dt.datetime):
+    # order_by(): the model's default ordering would otherwise join the GROUP BY.
+    return queryset.filter(created_at__gte=start, created_at__lt=end).order_by()
+
+
+def incident_metrics(*, tenant: Tenant, start: dt.datetime, end: dt.datetime) -> dict:
+    """MTTA, MTTR and SLA attainment of the incidents raised in ``[start, end)``, per severity.
+
+    MTTA and MTTR are wall-clock means; attainment is the share of settled clocks that did not
+    breach (the clocks themselves follow the plan's working hours and pauses).
+    """
+    incidents = _in_window(Incident.objects.filter(tenant=tenant), start, end)
+    per_severity = {
+        row["severity"]: row for row in incidents.values("severity").annotate(**_aggregates())
+    }
+    return {
+        "from": start,
+        "to": end,
+        "overall": _metrics_row(incidents.aggregate(**_aggregates())),
+        "by_severity": [
+            {"severity": severity, **_metrics_row(per_severity.get(severity))}
+            for severity in Severity.values
+        ],
+    }
+
+
+def fleet_incident_metrics(
+    *, tenants: QuerySet[Tenant], start: dt.datetime, end: dt.datetime
+) -> list[dict]:
+    """``incident_metrics`` for each of ``tenants`` (the caller's visible ones), in two queries
+    over incidents however many tenants there are."""
+    tenant_rows = list(tenants.order_by("name").values("id", "slug", "name"))
+    if not tenant_rows:
+        return []
+    ids = [row["id"] for row in tenant_rows]
+    with tenant_scope(*ids):
+        incidents = _in_window(Incident.objects.filter(tenant_id__in=ids), start, end)
+        overall = {
+            row["tenant_id"]: row for row in incidents.values("tenant_id").annotate(**_aggregates())
+        }
+        by_severity = {
+            (row["tenant_id"], row["severity"]): row
+            for row in incidents.values("tenant_id", "severity").annotate(**_aggregates())
+        }
+    return [
+        {
+            "tenant": {"slug": row["slug"], "name": row["name"]},
+            "overall": _metrics_row(overall.get(row["id"])),
+            "by_severity": [
+                {"severity": severity, **_metrics_row(by_severity.get((row["id"], severity)))}
+                for severity in Severity.values
+            ],
+        }
+        for row in tenant_rows
+    ]
