@@ -515,16 +515,14 @@ class InventoryImport:
         self.keys: NaturalKeys | None = None
         self.retire_later: list[tuple[int, AISystem]] = []
 
-    def error(self, path: tuple, messages) -> None:
-        node = self.errors
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        last = node.setdefault(path[-1], {} if isinstance(messages, dict) else [])
-        if isinstance(messages, dict):
-            for name, value in messages.items():
-                last.setdefault(name, []).extend(value if isinstance(value, list) else [value])
-        else:
-            last.extend(messages)
+    def error(self, section: str, index: int, messages: dict) -> None:
+        """Add a row's errors (serializer errors or field → messages)."""
+        row = self.errors.setdefault(section, {}).setdefault(index, {})
+        for name, value in messages.items():
+            if isinstance(value, list) and isinstance(row.get(name), list):
+                row[name].extend(value)
+            else:
+                row[name] = value
 
     def check_shape(self) -> bool:
         if not isinstance(self.document, dict):
@@ -563,7 +561,8 @@ class InventoryImport:
             if key is not None:
                 if key in seen:
                     self.error(
-                        (rules.name, index),
+                        rules.name,
+                        index,
                         {rules.key_field: [f"Row {seen[key]} already has this key."]},
                     )
                     continue
@@ -579,7 +578,7 @@ class InventoryImport:
             context={"tenant": self.tenant, "keys": self.keys},
         )
         if not serializer.is_valid():
-            self.error((rules.name, index), dict(serializer.errors))
+            self.error(rules.name, index, serializer.errors)
             return
         data = dict(serializer.validated_data)
         usage = data.pop("dataset_usage", None)
@@ -609,7 +608,7 @@ class InventoryImport:
                     current=self.keys.usage.get(obj.pk, []),
                 )
         except DjangoValidationError as error:
-            self.error((rules.name, index), _django_errors(error))
+            self.error(rules.name, index, _django_errors(error))
             return
         rules.remember(self.keys, obj)
         if retire:
@@ -628,7 +627,7 @@ class InventoryImport:
                     tenant=self.tenant, ai_system=ai_system, stage=Stage.RETIRED
                 )
             except DjangoValidationError as error:
-                self.error(("ai_systems", index), _django_errors(error))
+                self.error("ai_systems", index, _django_errors(error))
 
 
 def inventory_import(*, tenant, document, dry_run: bool = False) -> dict:

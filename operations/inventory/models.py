@@ -22,6 +22,8 @@ class InventoryModel(TenantOwnedModel):
     duplicate_error_field: str | None = None
     #: Message for that error (default: "This <fields> is already used by another <model>.").
     duplicate_error_message: str | None = None
+    #: Foreign keys to other tenant-owned rows, which must be in this row's tenant.
+    tenant_relations: tuple[str, ...] = ()
 
     class Meta:
         abstract = True
@@ -53,18 +55,36 @@ class InventoryModel(TenantOwnedModel):
             errors[NON_FIELD_ERRORS] = remaining
         return errors
 
-    def _check_same_tenant(self, errors: dict, *names: str) -> None:
-        """Related rows must belong to this row's tenant (the admin can offer several)."""
-        for name in names:
-            if getattr(self, f"{name}_id") is None:
+    def clean_fields(self, exclude=None):
+        # Foreign keys to other inventory rows are checked by _check_relations, which gives
+        # the same answer whether row-level security hides a foreign row or not.
+        super().clean_fields(exclude={*(exclude or ()), *self.tenant_relations})
+
+    def _check_relations(self, errors: dict) -> None:
+        """Related inventory rows must exist in this row's tenant (the admin can offer several)."""
+        for name in self.tenant_relations:
+            model_field = self._meta.get_field(name)
+            if getattr(self, model_field.attname) is None:
+                if not model_field.null:
+                    errors.setdefault(name, []).append("This field cannot be null.")
                 continue
             try:
                 related = getattr(self, name)
             except ObjectDoesNotExist:
                 related = None
             if related is None or related.tenant_id != self.tenant_id:
-                label = self._meta.get_field(name).related_model._meta.verbose_name
+                label = model_field.related_model._meta.verbose_name
                 errors.setdefault(name, []).append(f"That {label} does not exist in this tenant.")
+
+    def clean(self):
+        errors: dict = {}
+        self._check_relations(errors)
+        self.check_rules(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def check_rules(self, errors: dict) -> None:
+        """Rules of the row itself; relations named in ``errors`` have failed already."""
 
 
 class TimestampedTenantOwnedModel(InventoryModel):
@@ -135,25 +155,24 @@ class Link(TimestampedTenantOwnedModel):
         ]
 
     duplicate_error_field = "site_b"
+    tenant_relations = ("site_a", "site_b")
     duplicate_error_message = "A link between these two sites already exists."
 
     def __str__(self) -> str:
         return f"{self.site_a_id} ↔ {self.site_b_id}"
 
-    def clean(self):
-        errors: dict = {}
-        self._check_same_tenant(errors, "site_a", "site_b")
-        if self.site_a_id is not None and self.site_a_id == self.site_b_id:
-            errors.setdefault("site_b", []).append("A link joins two different sites.")
-        if not errors and self.site_a_id is not None and self.site_b_id is not None:
-            # A↔B and B↔A are the same link.
-            reverse = Link.objects.filter(
-                tenant_id=self.tenant_id, site_a_id=self.site_b_id, site_b_id=self.site_a_id
-            )
-            if reverse.exclude(pk=self.pk).exists():
-                errors["site_b"] = ["A link between these two sites already exists."]
-        if errors:
-            raise ValidationError(errors)
+    def check_rules(self, errors: dict) -> None:
+        if "site_a" in errors or "site_b" in errors:
+            return
+        if self.site_a_id == self.site_b_id:
+            errors["site_b"] = ["A link joins two different sites."]
+            return
+        # A↔B and B↔A are the same link.
+        reverse = Link.objects.filter(
+            tenant_id=self.tenant_id, site_a_id=self.site_b_id, site_b_id=self.site_a_id
+        )
+        if reverse.exclude(pk=self.pk).exists():
+            errors["site_b"] = ["A link between these two sites already exists."]
 
 
 # --- Cloud and compute --------------------------------------------------------------------------
@@ -245,15 +264,11 @@ class ComputeResource(TimestampedTenantOwnedModel):
     def __str__(self) -> str:
         return self.hostname
 
-    def clean_fields(self, exclude=None):
-        # clean() checks the cluster with a clearer message than limit_choices_to's.
-        super().clean_fields(exclude={*(exclude or ()), "cluster"})
+    tenant_relations = ("site", "cluster", "cloud_account")
 
-    def clean(self):
-        errors: dict = {}
-        self._check_same_tenant(errors, "site", "cluster", "cloud_account")
-        cluster = self.cluster if self.cluster_id is not None else None
-        if cluster is not None and "cluster" not in errors:
+    def check_rules(self, errors: dict) -> None:
+        cluster = self.cluster if self.cluster_id is not None and "cluster" not in errors else None
+        if cluster is not None:
             if self.pk is not None and cluster.pk == self.pk:
                 errors["cluster"] = ["A resource cannot be its own cluster."]
             elif cluster.kind != ComputeKind.GPU_CLUSTER:
@@ -273,8 +288,6 @@ class ComputeResource(TimestampedTenantOwnedModel):
                 errors["gpu_uuids"] = [
                     f"{len(uuids)} GPU UUIDs for a node with {self.gpu_count} GPUs."
                 ]
-        if errors:
-            raise ValidationError(errors)
 
 
 # --- The AI register ------------------------------------------------------------------------
@@ -381,11 +394,7 @@ class Deployment(TimestampedTenantOwnedModel):
     def __str__(self) -> str:
         return self.name
 
-    def clean(self):
-        errors: dict = {}
-        self._check_same_tenant(errors, "ai_system", "compute")
-        if errors:
-            raise ValidationError(errors)
+    tenant_relations = ("ai_system", "compute")
 
 
 class Classification(models.TextChoices):
@@ -451,8 +460,4 @@ class AISystemDataset(InventoryModel):
     def __str__(self) -> str:
         return f"{self.ai_system_id} uses {self.dataset_id} ({self.usage})"
 
-    def clean(self):
-        errors: dict = {}
-        self._check_same_tenant(errors, "ai_system", "dataset")
-        if errors:
-            raise ValidationError(errors)
+    tenant_relations = ("ai_system", "dataset")
