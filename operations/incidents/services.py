@@ -672,8 +672,9 @@ def regulator_deadline_for(*, kind: str, aware_at: dt.datetime) -> dt.datetime:
     return aware_at + dt.timedelta(days=REGULATOR_DEADLINE_DAYS[kind])
 
 
-def _apply_serious(incident: Incident, changes: dict, at: dt.datetime) -> str | None:
-    """Apply Art. 73 fields; the words for the timeline when the assessment changed."""
+def serious_assessment_apply(incident: Incident, changes: dict, at: dt.datetime) -> str | None:
+    """Apply the Art. 73 fields in ``changes`` to ``incident`` (not saved); return the words
+    for the timeline when the assessment changed. Raises ValidationError naming the field."""
     was = (
         incident.serious,
         incident.serious_kind,
@@ -754,7 +755,7 @@ def incident_update(
         _check_dedupe_key_free(tenant, incident.dedupe_key, exclude_pk=incident.pk)
     serious_words = None
     if any(name in fields for name in SERIOUS_FIELDS):
-        serious_words = _apply_serious(
+        serious_words = serious_assessment_apply(
             incident, {k: v for k, v in fields.items() if k in SERIOUS_FIELDS}, at
         )
     incident.full_clean(validate_constraints=False)

@@ -1,0 +1,457 @@
+"""Incidents in the MSP console: filters for what needs attention, bulk actions, the timeline.
+
+Every write goes through ``operations.incidents.services`` (clocks, timeline, outbox, audit).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
+
+from operations.incidents import services
+from operations.incidents.models import (
+    OPEN_STATUSES,
+    Incident,
+    IncidentSource,
+    Postmortem,
+    PostmortemActionItem,
+    TimelineEntry,
+)
+from operations.incidents.selectors import incidents_breaching_within, regulator_overdue_expression
+from tenants.admin.base import (
+    AuditedInlineFormSet,
+    StaffScopedAdmin,
+    StaffScopedTabularInline,
+    VisibleTenantListFilter,
+    adopt,
+    fresh_copy,
+)
+from tenants.models import MspRole
+
+User = get_user_model()
+
+
+class IncidentStateFilter(admin.SimpleListFilter):
+    title = "needs attention"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return (
+            ("open", "Open"),
+            ("breaching", "Breaching within an hour"),
+            ("breached", "SLA breached"),
+            ("waiting", "Waiting on client"),
+            ("serious", "Serious AI incident"),
+            ("regulator_overdue", "Regulator notification overdue"),
+        )
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "open":
+            return queryset.filter(status__in=OPEN_STATUSES)
+        if value == "breaching":
+            return incidents_breaching_within(queryset, minutes=60)
+        if value == "breached":
+            return queryset.filter(
+                Q(ack_breached_at__isnull=False) | Q(resolve_breached_at__isnull=False)
+            )
+        if value == "waiting":
+            return queryset.filter(waiting_since__isnull=False)
+        if value == "serious":
+            return queryset.filter(serious=True)
+        if value == "regulator_overdue":
+            return queryset.annotate(overdue=regulator_overdue_expression()).filter(overdue=True)
+        return queryset
+
+
+class IncidentAdminForm(forms.ModelForm):
+    """Checks the owner and the Art. 73 assessment before anything is saved."""
+
+    class Meta:
+        model = Incident
+        # The admin passes the fields of its fieldsets; these are the editable ones.
+        fields = (
+            "title",
+            "description",
+            "category",
+            "severity",
+            "assignee",
+            "dedupe_key",
+            "serious",
+            "serious_kind",
+            "aware_at",
+            "regulator_notified_at",
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        incident = self.instance
+        if incident.pk is None:
+            return cleaned
+        assignee = cleaned.get("assignee")
+        if (
+            "assignee" in self.changed_data
+            and assignee is not None
+            and not services.assignable_staff(tenant=incident.tenant)
+            .filter(pk=assignee.pk)
+            .exists()
+        ):
+            self.add_error(
+                "assignee", "Only an MSP admin or an engineer assigned to this tenant can own it."
+            )
+        changes = {
+            name: cleaned.get(name) for name in services.SERIOUS_FIELDS if name in self.changed_data
+        }
+        if changes:
+            stored = fresh_copy(incident)
+            try:
+                services.serious_assessment_apply(copy.copy(stored), changes, timezone.now())
+            except ValidationError as error:
+                for name, errors in error.message_dict.items():
+                    self.add_error(name if name in self.fields else None, errors)
+        return cleaned
+
+
+class TimelineEntryInline(StaffScopedTabularInline):
+    """The whole timeline, internal entries included (the console is for MSP staff)."""
+
+    model = TimelineEntry
+    fk_name = "incident"
+    extra = 0
+    fields = ("created_at", "kind", "internal", "author_label", "body")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+    verbose_name_plural = "timeline"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class CommentFormSet(AuditedInlineFormSet):
+    """New comments only, written by the comment service."""
+
+    @classmethod
+    def get_default_prefix(cls):
+        return "new_comment"  # the read-only timeline inline uses the model's own prefix
+
+    def save_new(self, form, commit=True):
+        incident = self.instance
+        return services.incident_comment(
+            tenant=incident.tenant,
+            incident=incident,
+            body=form.cleaned_data["body"],
+            internal=form.cleaned_data["internal"],
+            user=self.request.user if self.request else None,
+        )
+
+
+class CommentForm(forms.ModelForm):
+    internal = forms.BooleanField(
+        required=False, initial=True, help_text="Internal notes are for MSP staff only."
+    )
+
+    class Meta:
+        model = TimelineEntry
+        fields = ("internal", "body")
+        widgets = {"body": forms.Textarea(attrs={"rows": 2, "cols": 60})}
+
+
+class CommentInline(StaffScopedTabularInline):
+    model = TimelineEntry
+    fk_name = "incident"
+    form = CommentForm
+    formset = CommentFormSet
+    extra = 1
+    max_num = 1
+    can_delete = False
+    verbose_name = "comment"
+    verbose_name_plural = "add a comment"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).none()
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+_ADD_FIELDS = ("tenant", "title", "description", "severity", "category", "dedupe_key")
+
+
+@admin.register(Incident)
+class IncidentAdmin(StaffScopedAdmin, admin.ModelAdmin):
+    form = IncidentAdminForm
+    list_display = (
+        "reference",
+        "title",
+        "tenant",
+        "severity",
+        "status",
+        "assignee",
+        "sla_state",
+        "serious",
+        "created_at",
+    )
+    list_display_links = ("reference", "title")
+    list_filter = (
+        IncidentStateFilter,
+        "severity",
+        "status",
+        "category",
+        "source",
+        ("tenant", VisibleTenantListFilter),
+    )
+    list_select_related = ("tenant", "assignee")
+    search_fields = ("reference", "title", "dedupe_key")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    actions = ("acknowledge_selected", "assign_to_me", "resolve_selected")
+    inlines = (TimelineEntryInline, CommentInline)
+    readonly_fields = (
+        "reference",
+        "status",
+        "source",
+        "reporter_label",
+        "created_at",
+        "acknowledged_at",
+        "mitigated_at",
+        "resolved_at",
+        "closed_at",
+        "ack_target_minutes",
+        "ack_due_at",
+        "ack_breached_at",
+        "resolve_target_minutes",
+        "resolve_due_at",
+        "resolve_breached_at",
+        "waiting_since",
+        "sla_paused",
+        "regulator_deadline",
+    )
+    fieldsets = (
+        (None, {"fields": ("title", "description", "category", "severity", "assignee")}),
+        (
+            "Lifecycle",
+            {
+                "fields": (
+                    "reference",
+                    "status",
+                    "source",
+                    "reporter_label",
+                    "dedupe_key",
+                    "created_at",
+                    "acknowledged_at",
+                    "mitigated_at",
+                    "resolved_at",
+                    "closed_at",
+                )
+            },
+        ),
+        (
+            "SLA clocks",
+            {
+                "fields": (
+                    ("ack_target_minutes", "ack_due_at", "ack_breached_at"),
+                    ("resolve_target_minutes", "resolve_due_at", "resolve_breached_at"),
+                    ("waiting_since", "sla_paused"),
+                )
+            },
+        ),
+        (
+            "EU AI Act Art. 73",
+            {
+                "fields": (
+                    "serious",
+                    "serious_kind",
+                    "aware_at",
+                    "regulator_deadline",
+                    "regulator_notified_at",
+                )
+            },
+        ),
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return ((None, {"fields": _ADD_FIELDS}),)
+        return super().get_fieldsets(request, obj)
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else ()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "assignee":
+            # Narrowed to the incident's tenant by the form's clean().
+            kwargs["queryset"] = User.objects.filter(
+                is_active=True, msp_role__in=[MspRole.ADMIN, MspRole.ENGINEER]
+            ).order_by("username")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="SLA")
+    def sla_state(self, obj: Incident) -> str:
+        if obj.resolve_breached_at or obj.ack_breached_at:
+            clocks = [
+                name
+                for name, at in (("ack", obj.ack_breached_at), ("resolve", obj.resolve_breached_at))
+                if at
+            ]
+            return f"breached ({', '.join(clocks)})"
+        if not obj.is_open:
+            return "met"
+        if obj.waiting_since:
+            return "paused (waiting on client)"
+        due = obj.ack_due_at if obj.acknowledged_at is None else obj.resolve_due_at
+        if due is None:
+            return "—"
+        minutes = int((due - timezone.now()).total_seconds() // 60)
+        return f"due in {minutes} min" if minutes >= 0 else "due (breach pending)"
+
+    # --- writes through the services --------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if not change:
+            created = services.incident_create(
+                tenant=obj.tenant,
+                title=data["title"],
+                description=data.get("description", ""),
+                severity=data["severity"],
+                category=data["category"],
+                dedupe_key=data.get("dedupe_key", ""),
+                source=IncidentSource.ADMIN,
+                reporter=request.user,
+            )
+            adopt(obj, created)
+            return
+        stored = fresh_copy(obj)
+        tenant = stored.tenant
+        edits = {
+            name: data[name]
+            for name in (*services.EDITABLE_FIELDS, *services.SERIOUS_FIELDS)
+            if name in form.changed_data
+        }
+        if edits:
+            stored = services.incident_update(
+                tenant=tenant, incident=stored, user=request.user, **edits
+            )
+        if "severity" in form.changed_data:
+            stored = services.incident_change_severity(
+                tenant=tenant, incident=stored, severity=data["severity"], user=request.user
+            )
+        if "assignee" in form.changed_data:
+            stored = services.incident_assign(
+                tenant=tenant, incident=stored, assignee=data["assignee"], user=request.user
+            )
+        adopt(obj, stored)
+
+    def delete_model(self, request, obj):
+        raise PermissionError("Incidents are never deleted; close them.")
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    # --- bulk actions -------------------------------------------------------------------------
+
+    def _bulk(self, request, queryset, verb: str, run) -> None:
+        done, refused = 0, []
+        for incident in queryset.select_related("tenant"):
+            try:
+                run(incident)
+            except ValidationError as error:
+                refused.append(f"{incident.reference}: {' '.join(error.messages)}")
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"{verb} {done} incident(s).", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, line, messages.WARNING)
+
+    @admin.action(description="Acknowledge selected incidents", permissions=("change",))
+    def acknowledge_selected(self, request, queryset):
+        self._bulk(
+            request,
+            queryset,
+            "Acknowledged",
+            lambda incident: services.incident_acknowledge(
+                tenant=incident.tenant, incident=incident, user=request.user
+            ),
+        )
+
+    @admin.action(description="Assign selected incidents to me", permissions=("change",))
+    def assign_to_me(self, request, queryset):
+        self._bulk(
+            request,
+            queryset,
+            "Assigned to you",
+            lambda incident: services.incident_assign(
+                tenant=incident.tenant, incident=incident, assignee=request.user, user=request.user
+            ),
+        )
+
+    @admin.action(description="Resolve selected incidents", permissions=("change",))
+    def resolve_selected(self, request, queryset):
+        self._bulk(
+            request,
+            queryset,
+            "Resolved",
+            lambda incident: services.incident_resolve(
+                tenant=incident.tenant, incident=incident, user=request.user
+            ),
+        )
+
+
+class ActionItemInline(StaffScopedTabularInline):
+    model = PostmortemActionItem
+    fields = ("description", "owner", "due_date", "done")
+    readonly_fields = fields
+    extra = 0
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Postmortem)
+class PostmortemAdmin(StaffScopedAdmin, admin.ModelAdmin):
+    """Read here; written through the API (``…/incidents/{id}/postmortem``), which checks that
+    the incident is a resolved SEV1/SEV2."""
+
+    list_display = ("incident", "tenant", "updated_at", "updated_by_label")
+    list_filter = (("tenant", VisibleTenantListFilter),)
+    list_select_related = ("incident", "tenant")
+    search_fields = ("incident__reference", "summary")
+    fields = (
+        "incident",
+        "summary",
+        "impact",
+        "root_cause",
+        "timeline_excerpt",
+        "updated_at",
+        "updated_by_label",
+    )
+    readonly_fields = fields
+    inlines = (ActionItemInline,)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

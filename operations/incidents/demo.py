@@ -1,0 +1,275 @@
+"""Demo incidents for a tenant: open, breached, resolved (with a postmortem) and serious ones.
+
+``seed_incidents(tenant)`` is idempotent: each demo incident carries a ``demo:`` dedupe key and
+is made only when no incident of the tenant has that key yet. Everything goes through the
+services (numbers, clocks, timeline, outbox, audit), placed in the past with ``at=``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils import timezone
+
+from operations.incidents import services
+from operations.incidents.models import Incident, IncidentSource, SeriousIncidentKind
+from operations.inventory.models import AISystem, Deployment
+from tenants.audit import AuditActor, audit_actor
+from tenants.models import Membership, Tenant
+from tenants.scoping import tenant_scope
+
+DEMO_ACTOR = AuditActor(label="demo data", source="command")
+
+
+def _minutes(value: float) -> dt.timedelta:
+    return dt.timedelta(minutes=value)
+
+
+def _people(tenant: Tenant):
+    client = (
+        Membership.objects.filter(tenant=tenant, user__is_active=True)
+        .select_related("user")
+        .order_by("role", "user__username")
+        .first()
+    )
+    engineer = services.assignable_staff(tenant=tenant).order_by("msp_role", "username").first()
+    return (client.user if client else None), engineer
+
+
+def _open_incident(tenant, now, client, engineer, systems, deployments):
+    start = now - _minutes(130)
+    incident = services.incident_create(
+        tenant=tenant,
+        title=f"Inference latency p95 above 800 ms on {deployments[0].name}"
+        if deployments
+        else "Inference latency p95 above 800 ms",
+        description="p95 latency rose from 240 ms to 900 ms after the 09:00 traffic peak.",
+        severity="SEV2",
+        category="performance",
+        source=IncidentSource.ADMIN,
+        dedupe_key="demo:open-latency",
+        ai_systems=systems[:1],
+        deployments=deployments[:1],
+        at=start,
+    )
+    incident = services.incident_acknowledge(
+        tenant=tenant, incident=incident, user=engineer, at=start + _minutes(9)
+    )
+    if engineer is not None:
+        incident = services.incident_assign(
+            tenant=tenant, incident=incident, assignee=engineer, at=start + _minutes(10)
+        )
+    incident = services.incident_transition(
+        tenant=tenant,
+        incident=incident,
+        action="investigate",
+        user=engineer,
+        note="Looking at GPU memory pressure on the serving nodes.",
+        note_internal=False,
+        at=start + _minutes(25),
+    )
+    services.incident_comment(
+        tenant=tenant,
+        incident=incident,
+        body="KV-cache eviction storm suspected; batch size was raised in yesterday's change.",
+        internal=True,
+        user=engineer,
+        at=start + _minutes(40),
+    )
+    return incident
+
+
+def _breached_incident(tenant, now, client, engineer, systems):
+    # Eight days back: a full week holds every working day, so any plan's clock has run out.
+    start = now - dt.timedelta(days=8)
+    incident = services.incident_create(
+        tenant=tenant,
+        title="Model serving endpoint returns HTTP 503",
+        description="The production endpoint answers 503 for roughly 30% of requests.",
+        severity="SEV1",
+        category="outage",
+        source=IncidentSource.PORTAL if client else IncidentSource.API,
+        reporter=client,
+        dedupe_key="demo:breached-outage",
+        ai_systems=systems[:1],
+        at=start,
+    )
+    incident = services.incident_acknowledge(
+        tenant=tenant, incident=incident, user=engineer, at=start + _minutes(41)
+    )
+    incident = services.incident_transition(
+        tenant=tenant,
+        incident=incident,
+        action="investigate",
+        user=engineer,
+        at=start + _minutes(50),
+    )
+    incident = services.incident_wait_on_client(
+        tenant=tenant,
+        incident=incident,
+        reason="Please approve a rolling restart of the inference nodes.",
+        user=engineer,
+        at=start + _minutes(70),
+    )
+    incident = services.incident_resume(
+        tenant=tenant, incident=incident, user=engineer, at=start + _minutes(130)
+    )
+    services.incident_comment(
+        tenant=tenant,
+        incident=incident,
+        body="Vendor ticket opened for the load balancer firmware; escalated to their L3.",
+        internal=True,
+        user=engineer,
+        at=start + _minutes(160),
+    )
+    return incident
+
+
+def _resolved_incident(tenant, now, client, engineer, systems):
+    start = now - dt.timedelta(days=12)
+    incident = services.incident_create(
+        tenant=tenant,
+        title="GPU node lost two GPUs (XID 79, fallen off the bus)",
+        description="Training jobs on the node failed; capacity dropped by a quarter.",
+        severity="SEV2",
+        category="outage",
+        source=IncidentSource.ALERT_RULE,
+        dedupe_key="demo:resolved-xid",
+        at=start,
+    )
+    incident = services.incident_acknowledge(
+        tenant=tenant, incident=incident, user=engineer, at=start + _minutes(7)
+    )
+    if engineer is not None:
+        incident = services.incident_assign(
+            tenant=tenant, incident=incident, assignee=engineer, at=start + _minutes(8)
+        )
+    for action, after, note in (
+        ("investigate", 15, "Node drained; jobs rescheduled on the remaining nodes."),
+        ("mitigate", 55, "Capacity restored by moving jobs to the spare node."),
+        ("resolve", 190, "Riser cable replaced by the colocation provider; GPUs back."),
+    ):
+        incident = services.incident_transition(
+            tenant=tenant,
+            incident=incident,
+            action=action,
+            user=engineer,
+            note=note,
+            note_internal=False,
+            at=start + _minutes(after),
+        )
+    services.postmortem_save(
+        tenant=tenant,
+        incident=incident,
+        summary="Two GPUs of one node dropped off the PCIe bus; jobs failed until rescheduled.",
+        impact="25% less training capacity for three hours; two training runs restarted.",
+        timeline_excerpt="\n".join(
+            f"+{minutes} min  {text}"
+            for minutes, text in (
+                (0, "XID 79 alert fired"),
+                (7, "Acknowledged"),
+                (55, "Mitigated"),
+                (190, "Resolved"),
+            )
+        ),
+        root_cause="A worn riser cable; the node had been moved during rack maintenance.",
+        action_items=[
+            {
+                "description": "Alert on XID 79 per GPU, not per node",
+                "owner": "MSP operations",
+                "due_date": (now + dt.timedelta(days=7)).date(),
+                "done": False,
+            },
+            {
+                "description": "Inspect riser cables after every rack move",
+                "owner": "Colocation provider",
+                "due_date": (now - dt.timedelta(days=2)).date(),
+                "done": True,
+            },
+        ],
+        user=engineer,
+    )
+    return incident
+
+
+def _serious_incident(tenant, now, client, engineer, systems):
+    start = now - dt.timedelta(days=3)
+    incident = services.incident_create(
+        tenant=tenant,
+        title="Credit model denied applications for a whole postcode area",
+        description="A data pipeline fault fed stale features; decisions skewed for 36 hours.",
+        severity="SEV1",
+        category="model_quality",
+        source=IncidentSource.COMPLIANCE_CHECK,
+        dedupe_key="demo:serious-drift",
+        ai_systems=systems[-1:],
+        at=start,
+    )
+    incident = services.incident_acknowledge(
+        tenant=tenant, incident=incident, user=engineer, at=start + _minutes(12)
+    )
+    incident = services.incident_update(
+        tenant=tenant,
+        incident=incident,
+        user=engineer,
+        serious=True,
+        serious_kind=SeriousIncidentKind.WIDESPREAD_INFRINGEMENT,
+        aware_at=start + _minutes(90),
+        at=start + _minutes(95),
+    )
+    return incident
+
+
+def _new_incident(tenant, now, client, engineer, systems):
+    return services.incident_create(
+        tenant=tenant,
+        title="Chat assistant answers in the wrong language",
+        description="Since this morning some answers come back in German for English prompts.",
+        severity="SEV3",
+        category="model_quality",
+        source=IncidentSource.PORTAL if client else IncidentSource.API,
+        reporter=client,
+        dedupe_key="demo:new-language",
+        at=now - _minutes(20),
+    )
+
+
+_SCENARIOS = (
+    ("demo:open-latency", "open"),
+    ("demo:breached-outage", "breached"),
+    ("demo:resolved-xid", "resolved"),
+    ("demo:serious-drift", "serious"),
+    ("demo:new-language", "new"),
+)
+
+
+def seed_incidents(tenant: Tenant, *, now: dt.datetime | None = None) -> list[Incident]:
+    """Create the demo incidents of ``tenant`` that do not exist yet; return the new ones."""
+    now = now or timezone.now()
+    created = []
+    with audit_actor(DEMO_ACTOR), tenant_scope(tenant.id), transaction.atomic():
+        existing = set(
+            Incident.objects.filter(tenant=tenant, dedupe_key__startswith="demo:").values_list(
+                "dedupe_key", flat=True
+            )
+        )
+        client, engineer = _people(tenant)
+        systems = list(AISystem.objects.filter(tenant=tenant).order_by("name")[:3])
+        deployments = list(Deployment.objects.filter(tenant=tenant).order_by("name")[:1])
+        for key, name in _SCENARIOS:
+            if key in existing:
+                continue
+            if name == "open":
+                incident = _open_incident(tenant, now, client, engineer, systems, deployments)
+            elif name == "breached":
+                incident = _breached_incident(tenant, now, client, engineer, systems)
+            elif name == "resolved":
+                incident = _resolved_incident(tenant, now, client, engineer, systems)
+            elif name == "serious":
+                incident = _serious_incident(tenant, now, client, engineer, systems)
+            else:
+                incident = _new_incident(tenant, now, client, engineer, systems)
+            created.append(incident)
+        services.incident_sla_breaches_mark(tenant=tenant, now=now)
+    return created

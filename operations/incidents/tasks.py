@@ -1,0 +1,61 @@
+"""Scheduled incident work: the SLA breach scan, fleet-wide and per tenant.
+
+Beat runs ``incidents.sla_breach_scan`` every minute; it finds the tenants with a clock that has
+run out and enqueues one ``incidents.sla_breach_scan_tenant`` per tenant. Running either twice at
+the same moment is harmless: each breach is marked exactly once (see the service).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from celery import shared_task
+from django.db.models import Q
+from django.utils import timezone
+
+from operations.incidents.models import OPEN_STATUSES, Incident, IncidentStatus
+from operations.incidents.services import incident_sla_breaches_mark
+from tenants.models import Tenant, TenantStatus
+from tenants.scoping import tenant_scope
+from tenants.tasks import TenantScopedTask
+
+logger = logging.getLogger(__name__)
+
+
+def tenants_with_due_clocks(now: dt.datetime | None = None) -> list[int]:
+    """Ids of the tenants with an unbreached SLA clock that has run out (the fan-out list)."""
+    now = now or timezone.now()
+    tenant_ids = list(
+        Tenant.objects.exclude(status=TenantStatus.OFFBOARDED).values_list("id", flat=True)
+    )
+    if not tenant_ids:
+        return []
+    ack_due = Q(status=IncidentStatus.TRIGGERED, ack_breached_at__isnull=True, ack_due_at__lte=now)
+    resolve_due = Q(
+        status__in=OPEN_STATUSES,
+        waiting_since__isnull=True,
+        resolve_breached_at__isnull=True,
+        resolve_due_at__lte=now,
+    )
+    with tenant_scope(*tenant_ids):
+        due = Incident.objects.filter(ack_due | resolve_due).order_by()
+        return sorted(set(due.values_list("tenant_id", flat=True)))
+
+
+@shared_task(name="incidents.sla_breach_scan", ignore_result=True)
+def sla_breach_scan() -> int:
+    """Fleet: enqueue a breach scan for every tenant that has a clock to mark."""
+    tenant_ids = tenants_with_due_clocks()
+    for tenant_id in tenant_ids:
+        sla_breach_scan_tenant.delay(tenant_id=tenant_id)
+    if tenant_ids:
+        logger.info("SLA breach scan enqueued for %d tenant(s)", len(tenant_ids))
+    return len(tenant_ids)
+
+
+@shared_task(base=TenantScopedTask, name="incidents.sla_breach_scan_tenant", ignore_result=True)
+def sla_breach_scan_tenant(*, tenant_id: int) -> int:
+    """Mark the breaches of one tenant; returns how many this run marked."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    return incident_sla_breaches_mark(tenant=tenant)
