@@ -507,9 +507,10 @@ class _DryRun(Exception):
 class InventoryImport:
     """One import of one document into one tenant (see the module docstring)."""
 
-    def __init__(self, *, tenant, document):
+    def __init__(self, *, tenant, document, create_only: bool = False):
         self.tenant = tenant
         self.document = document
+        self.create_only = create_only
         self.errors: dict = {}
         self.counts = {section: SectionCounts() for section in SECTIONS}
         self.keys: NaturalKeys | None = None
@@ -571,6 +572,9 @@ class InventoryImport:
 
     def import_row(self, rules: Section, index: int, row: dict, key) -> None:
         instance = rules.find(self.keys, key)
+        if instance is not None and self.create_only:
+            self.counts[rules.name].unchanged += 1
+            return
         serializer = rules.serializer(
             instance,
             data=row,
@@ -630,14 +634,15 @@ class InventoryImport:
                 self.error("ai_systems", index, _django_errors(error))
 
 
-def inventory_import(*, tenant, document, dry_run: bool = False) -> dict:
+def inventory_import(*, tenant, document, dry_run: bool = False, create_only: bool = False) -> dict:
     """Upsert a whole document into ``tenant``, all or nothing; counts per section.
 
     Raises DRF's ``ValidationError`` with per-row errors (``{"compute": {3: {"site": [...]}}}``)
     and writes nothing when any row is bad. ``dry_run`` validates everything the same way and
-    then rolls back. Call inside the tenant's scope.
+    then rolls back; ``create_only`` leaves rows that already exist as they are (the demo seed
+    must not undo what people did with the demo). Call inside the tenant's scope.
     """
-    importer = InventoryImport(tenant=tenant, document=document)
+    importer = InventoryImport(tenant=tenant, document=document, create_only=create_only)
     try:
         with transaction.atomic():
             counts = importer.run()
