@@ -1,0 +1,103 @@
+"""Races on PostgreSQL: real transactions in threads, each on its own connection (as the app's
+ordinary role, so row-level security is in force too)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection
+
+from operations.events.models import OutboxEvent
+from operations.incidents import services
+from operations.incidents.models import Incident, TimelineEntry, TimelineKind
+from tenants.scoping import tenant_scope
+from tests.conftest import requires_postgres
+from tests.incidents.factories import make_incident
+
+pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
+
+T0 = dt.datetime(2026, 1, 14, 10, 0, tzinfo=dt.UTC)
+
+
+def run_together(count: int, work) -> list:
+    """Run ``work(index)`` in ``count`` threads released at the same instant."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+    errors: list = []
+
+    def runner(index: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[index] = work(index)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+    return results
+
+
+def test_two_breach_runs_at_the_same_moment_mark_each_breach_once(tenant_a, monkeypatch):
+    incident = make_incident(tenant_a, severity="SEV1", at=T0)
+    now = T0 + dt.timedelta(hours=5)
+    # Both runs have found the same candidates before either marks one: the worst case.
+    found = threading.Barrier(2)
+    original = services._mark_breach
+    first_call = threading.local()
+
+    def mark_after_both_found(*args, **kwargs):
+        if not getattr(first_call, "done", False):
+            first_call.done = True
+            found.wait(timeout=10)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_mark_breach", mark_after_both_found)
+
+    def scan(_index):
+        with tenant_scope(tenant_a.id):
+            return services.incident_sla_breaches_mark(tenant=tenant_a, now=now)
+
+    marked = run_together(2, scan)
+    assert sum(marked) == 2  # acknowledge and resolve, each by exactly one of the runs
+    with tenant_scope(tenant_a.id):
+        breaches = TimelineEntry.objects.filter(
+            incident_id=incident.pk,
+            kind__in=[TimelineKind.ACK_BREACH, TimelineKind.RESOLVE_BREACH],
+        )
+        assert sorted(breaches.values_list("kind", flat=True)) == ["ack_breach", "resolve_breach"]
+        assert OutboxEvent.objects.filter(topic="incident.breached").count() == 2
+
+
+def test_concurrent_creations_get_distinct_consecutive_numbers(tenant_a):
+    def create(index):
+        return make_incident(tenant_a, title=f"Parallel {index}").number
+
+    numbers = run_together(6, create)
+    assert sorted(numbers) == [1, 2, 3, 4, 5, 6]
+
+
+def test_two_openers_of_one_dedupe_key_make_one_incident(tenant_a):
+    def open_or_append(_index):
+        with tenant_scope(tenant_a.id):
+            incident, created = services.incident_open_or_append(
+                tenant=tenant_a,
+                dedupe_key="xid:node-7",
+                title="XID errors",
+                category="outage",
+                severity="SEV2",
+            )
+        return incident.pk, created
+
+    results = run_together(2, open_or_append)
+    assert len({pk for pk, _ in results}) == 1
+    assert sorted(created for _, created in results) == [False, True]
+    with tenant_scope(tenant_a.id):
+        assert Incident.objects.count() == 1
