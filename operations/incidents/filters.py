@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from operations.incidents.models import (
@@ -16,26 +18,49 @@ from operations.incidents.selectors import incidents_breaching_within
 from tenants.models import Severity
 
 
+class _StrictNullBooleanField(forms.NullBooleanField):
+    """true / false (or 1 / 0); anything else is a 400 naming the parameter, not "no filter"."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value):
+        text = str(value).strip().lower() if value is not None else ""
+        if text == "":
+            return None
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise ValidationError("Give true or false.", code="invalid")
+
+    def validate(self, value):
+        pass
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = _StrictNullBooleanField
+
+
 class IncidentFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=IncidentStatus.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
     category = django_filters.ChoiceFilter(choices=IncidentCategory.choices)
     source = django_filters.ChoiceFilter(choices=IncidentSource.choices)
-    open = django_filters.BooleanFilter(method="filter_open", label="Open (not resolved)")
-    breached = django_filters.BooleanFilter(method="filter_breached", label="Any SLA breached")
+    open = StrictBooleanFilter(method="filter_open", label="Open (not resolved)")
+    breached = StrictBooleanFilter(method="filter_breached", label="Any SLA breached")
     breaching_within = django_filters.NumberFilter(
         method="filter_breaching_within",
         min_value=0,
         max_value=60 * 24 * 60,
         label="A running SLA clock runs out within this many minutes",
     )
-    waiting_on_client = django_filters.BooleanFilter(
+    waiting_on_client = StrictBooleanFilter(
         field_name="waiting_since", lookup_expr="isnull", exclude=True
     )
-    serious = django_filters.BooleanFilter()
-    regulator_overdue = django_filters.BooleanFilter(field_name="regulator_overdue_now")
+    serious = StrictBooleanFilter()
+    regulator_overdue = StrictBooleanFilter(field_name="regulator_overdue_now")
     assignee = django_filters.NumberFilter(field_name="assignee_id")
-    unassigned = django_filters.BooleanFilter(field_name="assignee", lookup_expr="isnull")
+    unassigned = StrictBooleanFilter(field_name="assignee", lookup_expr="isnull")
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     dedupe_key = django_filters.CharFilter()

@@ -92,8 +92,10 @@ class IncidentViewSet(
             status=status_code,
         )
 
-    def _body(self, serializer_class, request):
-        serializer = serializer_class(data=request.data, context=self.get_serializer_context())
+    def _body(self, serializer_class, request, *, partial: bool = False):
+        serializer = serializer_class(
+            data=request.data, partial=partial, context=self.get_serializer_context()
+        )
         serializer.is_valid(raise_exception=True)
         return serializer
 
@@ -134,7 +136,7 @@ class IncidentViewSet(
     def partial_update(self, request, *args, **kwargs):
         """Edit title, description, category, dedupe key, affected estate, Art. 73 fields."""
         incident = self.get_object()
-        body = self._body(s.IncidentUpdateSerializer, request)
+        body = self._body(s.IncidentUpdateSerializer, request, partial=True)
         services.incident_update(
             tenant=self.tenant, incident=incident, user=request.user, **body.validated_data
         )

@@ -1,0 +1,128 @@
+"""Isolation proofs for every incident route: list, detail, edit, actions, timeline, export,
+postmortem and metrics. A foreign incident and a missing one give the same 404."""
+
+from __future__ import annotations
+
+import pytest
+
+from operations.incidents import services
+from operations.incidents.models import Incident, Postmortem
+from tenants.scoping import tenant_scope
+from tests.incidents.factories import act, make_incident
+from tests.isolation import TenantIsolationTests
+
+pytestmark = pytest.mark.django_db
+
+STAFF_ACTIONS = (
+    "acknowledge",
+    "investigate",
+    "mitigate",
+    "resolve",
+    "close",
+    "reopen",
+    "assign",
+    "comment",
+    "severity",
+    "wait-on-client",
+    "resume",
+)
+
+
+class TestIncidentIsolation(TenantIsolationTests):
+    resource = "incidents"
+    model = Incident
+    actor_fixture = "engineer_a"
+    can_delete = False
+    detail_actions = STAFF_ACTIONS
+    update_payload = {"title": "Renamed"}
+
+    def make_object(self, tenant):
+        return make_incident(tenant)
+
+    def create_payload(self, tenant):
+        return {"title": "Endpoint down", "category": "outage", "severity": "SEV1"}
+
+    @pytest.fixture
+    def resolved_pair(self, tenant_a, tenant_b):
+        """A resolved SEV1 with a postmortem in each tenant."""
+        pair = []
+        for tenant in (tenant_a, tenant_b):
+            incident = act(
+                tenant, services.incident_resolve, make_incident(tenant, severity="SEV1")
+            )
+            act(tenant, services.postmortem_save, incident, summary=f"{tenant.slug} summary")
+            pair.append(incident)
+        return pair
+
+    @pytest.mark.parametrize("sub", ["timeline", "export", "postmortem"])
+    def test_foreign_sub_resources_are_the_same_404(self, caller, resolved_pair, tenant_a, sub):
+        own, foreign = resolved_pair
+        assert caller.client.get(self.url(tenant_a.slug, own.pk, sub)).status_code == 200
+        response = caller.client.get(self.url(tenant_a.slug, foreign.pk, sub))
+        assert response.status_code == 404
+        assert response.content == self.not_found_body(caller, tenant_a)
+
+    def test_foreign_postmortem_cannot_be_written(self, caller, resolved_pair, tenant_a):
+        _own, foreign = resolved_pair
+        response = caller.client.put(
+            self.url(tenant_a.slug, foreign.pk, "postmortem"), {"summary": "overwritten"}
+        )
+        assert response.status_code == 404
+        assert response.content == self.not_found_body(caller, tenant_a)
+        with tenant_scope(foreign.tenant_id):
+            assert Postmortem.objects.get(incident_id=foreign.pk).summary == "borealis summary"
+
+    def test_metrics_count_only_the_url_tenant(self, caller, objects, tenant_a, tenant_b):
+        response = caller.client.get(f"/api/v1/tenants/{tenant_a.slug}/incidents/metrics")
+        assert response.status_code == 200
+        assert response.json()["overall"]["incidents"] == 1
+        foreign = caller.client.get(f"/api/v1/tenants/{tenant_b.slug}/incidents/metrics")
+        assert foreign.status_code == 404
+        assert foreign.content == self.not_found_body(caller, tenant_a)
+
+    def test_fleet_metrics_list_only_visible_tenants(self, caller, objects):
+        rows = caller.client.get("/api/v1/incidents/metrics").json()["results"]
+        assert [row["tenant"]["slug"] for row in rows] == ["acme"]
+
+    def test_assigning_someone_from_another_tenant_is_refused(
+        self, caller, objects, tenant_a, engineer_b
+    ):
+        own, _foreign = objects
+        response = caller.client.post(
+            self.url(tenant_a.slug, own.pk, "assign"), {"assignee": engineer_b.user.pk}
+        )
+        assert response.status_code == 400
+        assert "assignee" in response.json()["error"]["fields"]
+
+
+class TestIncidentIsolationForClients(TenantIsolationTests):
+    """The same proofs for a tenant admin, who raises, comments, closes and reopens."""
+
+    resource = "incidents"
+    model = Incident
+    actor_fixture = "admin_a"
+    can_update = False  # clients do not edit incidents in place (403 before any lookup)
+    can_delete = False
+    detail_actions = ("comment", "close", "reopen")
+
+    def make_object(self, tenant):
+        return make_incident(tenant)
+
+    def create_payload(self, tenant):
+        return {"title": "Chatbot answers in German", "category": "model_quality"}
+
+    def test_affected_estate_from_another_tenant_does_not_exist(self, caller, tenant_a, tenant_b):
+        from operations.inventory.models import AISystem
+        from tenants.owned import owned_object_create
+
+        with tenant_scope(tenant_b.id):
+            foreign_system = owned_object_create(
+                tenant=tenant_b, model=AISystem, data={"name": "Borealis credit model"}
+            )
+        response = caller.client.post(
+            self.url(tenant_a.slug),
+            {"title": "x", "category": "outage", "ai_systems": [foreign_system.pk]},
+        )
+        assert response.status_code == 400
+        assert "ai_systems" in response.json()["error"]["fields"]
+        assert self.rows_of(tenant_a) == set()
