@@ -56,17 +56,30 @@ class InventoryModel(TenantOwnedModel):
         return errors
 
     def clean_fields(self, exclude=None):
-        # Foreign keys to other inventory rows are checked by _check_relations, which gives
-        # the same answer whether row-level security hides a foreign row or not.
-        super().clean_fields(exclude={*(exclude or ()), *self.tenant_relations})
+        # Foreign keys to other inventory rows are checked by _check_relations (in clean()),
+        # which gives the same answer whether row-level security hides a foreign row or not;
+        # here only a missing required one.
+        exclude = set(exclude or ())
+        errors: dict = {}
+        try:
+            super().clean_fields(exclude=exclude | set(self.tenant_relations))
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        for name in self.tenant_relations:
+            model_field = self._meta.get_field(name)
+            if name in exclude or model_field.null:
+                continue
+            if getattr(self, model_field.attname) is None:
+                message = model_field.error_messages["null"]
+                errors.setdefault(name, []).append(ValidationError(message, code="null"))
+        if errors:
+            raise ValidationError(errors)
 
     def _check_relations(self, errors: dict) -> None:
         """Related inventory rows must exist in this row's tenant (the admin can offer several)."""
         for name in self.tenant_relations:
             model_field = self._meta.get_field(name)
             if getattr(self, model_field.attname) is None:
-                if not model_field.null:
-                    errors.setdefault(name, []).append("This field cannot be null.")
                 continue
             try:
                 related = getattr(self, name)

@@ -202,10 +202,15 @@ def ai_system_create(*, tenant, **fields) -> AISystem:
     return owned_object_create(tenant=tenant, model=AISystem, data=fields)
 
 
-def ai_system_update(*, tenant, ai_system: AISystem, **fields) -> AISystem:
-    """Change a system; a stage change obeys the lifecycle, a new risk tier is dated today."""
+def ai_system_check_update(*, ai_system: AISystem, fields: dict) -> None:
+    """Refuse a ``stage`` change that the lifecycle does not allow."""
     if "stage" in fields and fields["stage"] != ai_system.stage:
         ai_system_check_stage_change(from_stage=ai_system.stage, to_stage=fields["stage"])
+
+
+def ai_system_update(*, tenant, ai_system: AISystem, **fields) -> AISystem:
+    """Change a system; a stage change obeys the lifecycle, a new risk tier is dated today."""
+    ai_system_check_update(ai_system=ai_system, fields=fields)
     fields = _with_risk_classification(fields, current_tier=ai_system.risk_tier)
     return owned_object_update(tenant=tenant, instance=ai_system, data=fields)
 
@@ -290,13 +295,19 @@ def _refuse_retired(ai_system: AISystem | None) -> None:
         )
 
 
+def deployment_check_create(*, fields: dict) -> None:
+    """Refuse a new deployment of a retired system."""
+    _refuse_retired(fields.get("ai_system"))
+
+
 def deployment_create(*, tenant, **fields) -> Deployment:
     """Deploy a version of an AI system (never a retired one) on the tenant's compute."""
-    _refuse_retired(fields.get("ai_system"))
+    deployment_check_create(fields=fields)
     return owned_object_create(tenant=tenant, model=Deployment, data=fields)
 
 
 def deployment_check_update(*, deployment: Deployment, fields: dict) -> None:
+    """Refuse moving a deployment onto a retired system."""
     ai_system = fields.get("ai_system")
     if ai_system is not None and ai_system.pk != deployment.ai_system_id:
         _refuse_retired(ai_system)
