@@ -1,7 +1,18 @@
+from importlib import import_module
+
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class JobsConfig(AppConfig):
     name = "operations.jobs"
     label = "jobs"
     verbose_name = "Background jobs"
+
+    def ready(self):
+        from operations.jobs.conf import engine_settings
+
+        # Every app's ``job_kinds`` module registers its kinds (this app's included).
+        autodiscover_modules("job_kinds")
+        for module in engine_settings().kind_modules:
+            import_module(module)

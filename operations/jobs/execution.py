@@ -1,0 +1,672 @@
+"""Running one attempt of a job run on a worker: claim, heartbeat, context, finish.
+
+Delivery is at-least-once (acks_late, redelivery after a lost worker, the reaper, the outbox
+drain), so everything here is keyed by the run and fenced by its attempt number:
+
+- a delivery *claims* the run with one conditional UPDATE: a queued run, or a running run
+  whose lease expired (its worker died). A finished run, or one whose lease is alive, is left
+  alone: a redelivered message for a finished run does nothing;
+- the claiming attempt renews its lease from a heartbeat thread and at every progress point;
+- every later write of the attempt is conditional on ``attempts`` still being its own, so a
+  worker that was presumed dead and wakes up cannot overwrite its successor;
+- ``run.once(key, fn)`` commits ``fn``'s writes together with a checkpoint, so a unit of work
+  that committed before the worker died is not done again by the next attempt.
+
+Runs are not wrapped in one transaction: progress and log lines must be visible while the job
+runs (and on SQLite a long write transaction would block every other writer). Kinds open short
+scoped transactions themselves (``run.scope()``, ``run.once()``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import close_old_connections, connection, transaction
+from django.db.models import DateTimeField, F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from operations.jobs.conf import engine_settings
+from operations.jobs.exceptions import JobCancelled, LeaseLost, TransientJobError, UnknownJobKind
+from operations.jobs.models import JobLog, JobRun, JobStatus, LogLevel
+from operations.jobs.outbox import OutboxMessage, outbox_enqueue
+from operations.jobs.registry import JobKind, get_job_kind
+from tenants.audit import AuditActor, audit_actor
+from tenants.models import Tenant, TenantStatus
+from tenants.scoping import active_scope, tenant_scope
+
+logger = logging.getLogger(__name__)
+
+EXECUTE_TASK = "jobs.execute"
+
+
+# --- Scopes and transactions ----------------------------------------------------------------
+
+
+@contextmanager
+def scoped_atomic(tenant_id: int | None) -> Iterator[None]:
+    """One transaction in ``tenant_id``'s scope (no scope for fleet rows), on every database."""
+    with ExitStack() as stack:
+        scope = active_scope()
+        scope_is_atomic = False
+        if tenant_id is not None and (scope is None or scope.tenant_ids != {tenant_id}):
+            stack.enter_context(tenant_scope(tenant_id))
+            scope_is_atomic = connection.vendor == "postgresql"
+        # On PostgreSQL tenant_scope() already opened the transaction (or savepoint).
+        stack.enter_context(transaction.atomic(savepoint=not scope_is_atomic))
+        yield
+
+
+@contextmanager
+def all_tenants_scope() -> Iterator[None]:
+    """Every tenant's scope at once, for MSP-wide maintenance (the reaper, fleet cancels)."""
+    tenant_ids = list(Tenant.objects.values_list("id", flat=True))
+    with ExitStack() as stack:
+        if tenant_ids:
+            stack.enter_context(tenant_scope(*tenant_ids))
+        yield
+
+
+def runs_in(tenant_id: int | None):
+    """The manager that reaches runs of ``tenant_id`` (inside its scope) or fleet runs."""
+    return JobRun.objects if tenant_id is not None else JobRun.fleet
+
+
+def logs_in(tenant_id: int | None):
+    return JobLog.objects if tenant_id is not None else JobLog.fleet
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- Messages -------------------------------------------------------------------------------
+
+
+def execute_message(run: JobRun, kind: JobKind | None = None) -> OutboxMessage:
+    """The Celery message that executes ``run``; its task id is the run's ``task_id``."""
+    options = {}
+    if kind is not None:
+        if kind.soft_time_limit:
+            options["soft_time_limit"] = kind.soft_time_limit
+        if kind.time_limit:
+            options["time_limit"] = kind.time_limit
+    return OutboxMessage(
+        task_name=EXECUTE_TASK,
+        task_id=str(run.task_id),
+        queue=run.queue,
+        kwargs={"run_id": run.pk, "tenant_id": run.tenant_id},
+        options=options,
+        label=f"{run.kind} run {run.pk}",
+    )
+
+
+def dispatch_runs(runs: list[JobRun], kind: JobKind | None = None) -> None:
+    """Enqueue ``runs`` through the outbox, in the caller's transaction."""
+    outbox_enqueue(execute_message(run, kind) for run in runs)
+
+
+# --- The context a kind receives as ``run`` ---------------------------------------------------
+
+
+class JobContext:
+    """What a job kind's function gets as ``run``: the attempt's handle on its JobRun."""
+
+    def __init__(self, run: JobRun, kind: JobKind):
+        self.model = run
+        self.id: int = run.pk
+        self.tenant_id: int | None = run.tenant_id
+        self.kind = kind
+        self.parameters: dict = dict(run.parameters)
+        self.attempt: int = run.attempts
+        self._checkpoints: dict = dict(run.checkpoints or {})
+        self._buffer: list[JobLog] = []
+        self._settings = engine_settings()
+        self._last_flush = time.monotonic()
+        self._last_check = time.monotonic()
+        # Set by the heartbeat thread; acted on at the next progress point.
+        self.cancel_seen = False
+        self.lease_lost = False
+        self._tenant: Tenant | None = None
+
+    # -- reading --
+    @property
+    def tenant(self) -> Tenant | None:
+        if self._tenant is None and self.tenant_id is not None:
+            self._tenant = Tenant.objects.get(pk=self.tenant_id)
+        return self._tenant
+
+    @contextmanager
+    def scope(self) -> Iterator[None]:
+        """The run's tenant scope, in one transaction (PostgreSQL sets row-level security)."""
+        if self.tenant_id is None:
+            raise RuntimeError(f"{self.kind.name} run {self.id} belongs to no tenant")
+        with scoped_atomic(self.tenant_id):
+            yield
+
+    # -- logging --
+    def log(self, message: str, *, level: str = LogLevel.INFO) -> None:
+        """Append a log line; lines are written in batches (at progress points at the latest)."""
+        self._buffer.append(
+            JobLog(
+                tenant_id=self.tenant_id,
+                run_id=self.id,
+                at=timezone.now(),
+                level=level,
+                message=str(message)[:10000],
+                attempt=self.attempt,
+            )
+        )
+        if (
+            len(self._buffer) >= self._settings.log_flush_lines
+            or time.monotonic() - self._last_flush >= self._settings.log_flush_seconds
+        ):
+            self.flush_logs()
+
+    def flush_logs(self) -> None:
+        if not self._buffer:
+            return
+        with scoped_atomic(self.tenant_id):
+            self._write_buffered_logs()
+
+    def _write_buffered_logs(self) -> None:
+        """Inside the caller's scoped transaction."""
+        if self._buffer:
+            logs_in(self.tenant_id).bulk_create(self._buffer)
+            self._buffer = []
+        self._last_flush = time.monotonic()
+
+    # -- progress and cancellation --
+    def progress(self, percent: float | None = None, message: str | None = None) -> None:
+        """Record progress (0–100) and renew the lease; raise ``JobCancelled`` if asked to stop.
+
+        Also writes the buffered log lines. Call it at natural checkpoints of the work.
+        """
+        now = timezone.now()
+        fields: dict = {
+            "heartbeat_at": now,
+            "lease_expires_at": now + timezone.timedelta(seconds=self._settings.lease_seconds),
+        }
+        if percent is not None:
+            fields["progress"] = max(0, min(100, int(percent)))
+        if message is not None:
+            fields["progress_message"] = str(message)[:255]
+        with scoped_atomic(self.tenant_id):
+            self._write_buffered_logs()
+            updated = (
+                runs_in(self.tenant_id)
+                .filter(
+                    pk=self.id,
+                    attempts=self.attempt,
+                    status=JobStatus.RUNNING,
+                    cancel_requested_at__isnull=True,
+                )
+                .update(**fields)
+            )
+        self._last_check = time.monotonic()
+        if not updated:
+            self._raise_why_not_running()
+
+    def check_cancelled(self) -> None:
+        """Cheap: asks the database only when the heartbeat saw something, or now and then."""
+        if (
+            self.cancel_seen
+            or self.lease_lost
+            or time.monotonic() - self._last_check >= self._settings.heartbeat_seconds
+        ):
+            self.progress()
+
+    def _raise_why_not_running(self) -> None:
+        with scoped_atomic(self.tenant_id):
+            row = (
+                runs_in(self.tenant_id)
+                .filter(pk=self.id)
+                .values("attempts", "status", "cancel_requested_at")
+                .first()
+            )
+        if (
+            row is not None
+            and row["attempts"] == self.attempt
+            and row["status"] == JobStatus.RUNNING
+            and row["cancel_requested_at"] is not None
+        ):
+            raise JobCancelled()
+        raise LeaseLost(f"run {self.id} attempt {self.attempt} no longer owns the run")
+
+    # -- exactly-once units --
+    def done(self, key: str) -> bool:
+        return key in self._checkpoints
+
+    def once(self, key: str, fn: Callable[[], object]):
+        """Run ``fn`` once per run: its writes commit with a checkpoint in one transaction.
+
+        A later attempt (after a lost worker) gets the stored return value instead of running
+        ``fn`` again. The value must be JSON-serialisable. ``fn`` runs in the run's tenant
+        scope (none for fleet runs).
+        """
+        if key in self._checkpoints:
+            return self._checkpoints[key]["value"]
+        with scoped_atomic(self.tenant_id):
+            locked = (
+                runs_in(self.tenant_id)
+                .select_for_update()
+                .filter(pk=self.id)
+                .values("attempts", "status", "cancel_requested_at", "checkpoints")
+                .first()
+            )
+            if locked is None or locked["attempts"] != self.attempt:
+                raise LeaseLost(f"run {self.id} attempt {self.attempt} was taken over")
+            if locked["status"] != JobStatus.RUNNING:
+                raise LeaseLost(f"run {self.id} is {locked['status']}")
+            if locked["cancel_requested_at"] is not None:
+                raise JobCancelled()
+            checkpoints = dict(locked["checkpoints"] or {})
+            if key not in checkpoints:
+                value = fn()
+                checkpoints[key] = {"value": value, "at": timezone.now().isoformat()}
+                runs_in(self.tenant_id).filter(pk=self.id).update(checkpoints=checkpoints)
+            self._write_buffered_logs()
+        self._checkpoints = checkpoints
+        return checkpoints[key]["value"]
+
+
+# --- Heartbeat --------------------------------------------------------------------------------
+
+
+class _Heartbeat:
+    """One thread per worker process renewing the leases of the runs it is executing."""
+
+    def __init__(self):
+        self._runs: dict[int, JobContext] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def register(self, context: JobContext) -> None:
+        with self._lock:
+            self._runs[context.id] = context
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._loop, name="jobs-heartbeat", daemon=True
+                )
+                self._thread.start()
+
+    def unregister(self, context: JobContext) -> None:
+        with self._lock:
+            self._runs.pop(context.id, None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(engine_settings().heartbeat_seconds)
+            with self._lock:
+                contexts = list(self._runs.values())
+            for context in contexts:
+                try:
+                    _renew_lease(context)
+                except Exception:  # noqa: BLE001 - a missed beat is retried next interval
+                    logger.exception("jobs: heartbeat for run %s failed", context.id)
+            close_old_connections()
+
+
+def _renew_lease(context: JobContext) -> None:
+    now = timezone.now()
+    lease = now + timezone.timedelta(seconds=engine_settings().lease_seconds)
+    with scoped_atomic(context.tenant_id):
+        runs = runs_in(context.tenant_id).filter(pk=context.id)
+        renewed = runs.filter(attempts=context.attempt, status=JobStatus.RUNNING).update(
+            heartbeat_at=now, lease_expires_at=lease
+        )
+        cancel = renewed and runs.filter(cancel_requested_at__isnull=False).exists()
+    if not renewed:
+        context.lease_lost = True
+    elif cancel:
+        context.cancel_seen = True
+
+
+heartbeat = _Heartbeat()
+
+
+# --- Claim, finish, fan-out ---------------------------------------------------------------------
+
+
+def claim(*, run_id: int, tenant_id: int | None, task_id: str) -> tuple[JobRun | None, bool]:
+    """Take the run for this delivery: (the run or None if missing, whether it was claimed)."""
+    now = timezone.now()
+    lease = now + timezone.timedelta(seconds=engine_settings().lease_seconds)
+    claimable = Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+    with scoped_atomic(tenant_id):
+        runs = runs_in(tenant_id)
+        claimed = (
+            runs.filter(claimable, pk=run_id, task_id=task_id).update(
+                status=JobStatus.RUNNING,
+                attempts=F("attempts") + 1,
+                started_at=Coalesce(F("started_at"), Value(now, output_field=DateTimeField())),
+                heartbeat_at=now,
+                lease_expires_at=lease,
+                worker=worker_name()[:200],
+            )
+            == 1
+        )
+        run = runs.filter(pk=run_id).first()
+    return run, claimed and run is not None
+
+
+def finish(
+    context: JobContext,
+    status: str,
+    *,
+    result: dict | None = None,
+    error: str = "",
+    tb: str = "",
+    message: str = "",
+) -> bool:
+    """Record the attempt's outcome, if it still owns the run. Writes buffered logs too."""
+    now = timezone.now()
+    fields: dict = {
+        "status": status,
+        "finished_at": now,
+        "heartbeat_at": now,
+        "lease_expires_at": None,
+    }
+    if status == JobStatus.SUCCEEDED:
+        fields["progress"] = 100
+    if result is not None:
+        fields["result"] = result
+    if error:
+        fields["error"] = error[:500]
+        fields["traceback"] = tb
+    if message:
+        context.log(message, level=LogLevel.ERROR if status == JobStatus.FAILED else LogLevel.INFO)
+    with scoped_atomic(context.tenant_id):
+        updated = (
+            runs_in(context.tenant_id)
+            .filter(pk=context.id, attempts=context.attempt, status=JobStatus.RUNNING)
+            .update(**fields)
+        )
+        context._write_buffered_logs()
+        if updated and context.model.parent_id is not None:
+            record_child_outcomes(context.model.parent_id, {status: 1})
+    return bool(updated)
+
+
+def release_for_retry(context: JobContext, error: Exception) -> bool:
+    """Hand a run that met a transient error back to the queue for Celery's retry."""
+    context.log(
+        f"Transient error on attempt {context.attempt} of {context.model.max_attempts}: "
+        f"{error}. Retrying with backoff.",
+        level=LogLevel.WARNING,
+    )
+    with scoped_atomic(context.tenant_id):
+        updated = (
+            runs_in(context.tenant_id)
+            .filter(pk=context.id, attempts=context.attempt, status=JobStatus.RUNNING)
+            .update(
+                status=JobStatus.QUEUED,
+                lease_expires_at=None,
+                progress_message=f"Retrying after: {error}"[:255],
+            )
+        )
+        context._write_buffered_logs()
+    return bool(updated)
+
+
+def record_child_outcomes(parent_id: int, outcomes: dict[str, int]) -> None:
+    """Count finished children on their fleet parent; finish the parent after the last one.
+
+    Runs inside the caller's transaction (the child's own finish, or a bulk cancel).
+    """
+    parent = JobRun.fleet.select_for_update().filter(pk=parent_id).first()
+    if parent is None:
+        return
+    parent.children_succeeded += outcomes.get(JobStatus.SUCCEEDED, 0)
+    parent.children_failed += outcomes.get(JobStatus.FAILED, 0)
+    parent.children_cancelled += outcomes.get(JobStatus.CANCELLED, 0)
+    update_fields = ["children_succeeded", "children_failed", "children_cancelled"]
+    if parent.status == JobStatus.RUNNING:
+        if parent.children_total:
+            parent.progress = min(100, 100 * parent.children_finished // parent.children_total)
+            parent.progress_message = (
+                f"{parent.children_finished} of {parent.children_total} tenants done"
+            )
+            update_fields += ["progress", "progress_message"]
+        if parent.awaiting_children and parent.children_finished >= parent.children_total:
+            update_fields += _finalise_parent(parent)
+    parent.save(update_fields=update_fields)
+
+
+def _finalise_parent(parent: JobRun) -> list[str]:
+    """Finish a fleet parent whose children are all done (the caller saves the fields)."""
+    now = timezone.now()
+    parent.status = JobStatus.FAILED if parent.children_failed else JobStatus.SUCCEEDED
+    parent.finished_at = now
+    parent.progress = 100
+    parent.awaiting_children = False
+    parent.result = {
+        "tenants": parent.children_total,
+        "succeeded": parent.children_succeeded,
+        "failed": parent.children_failed,
+        "cancelled": parent.children_cancelled,
+    }
+    summary = (
+        f"{parent.children_succeeded} of {parent.children_total} tenants succeeded, "
+        f"{parent.children_failed} failed, {parent.children_cancelled} cancelled."
+    )
+    parent.progress_message = summary[:255]
+    if parent.children_failed:
+        parent.error = f"{parent.children_failed} of {parent.children_total} tenant runs failed."
+    JobLog.fleet.create(
+        tenant=None,
+        run=parent,
+        level=LogLevel.ERROR if parent.children_failed else LogLevel.INFO,
+        message=f"All child runs finished: {summary}",
+        attempt=parent.attempts,
+    )
+    return [
+        "status",
+        "finished_at",
+        "progress",
+        "progress_message",
+        "awaiting_children",
+        "result",
+        "error",
+    ]
+
+
+def fleet_tenant_ids(parameters_tenants: list[int] | None = None) -> list[int]:
+    """Tenants a fleet run covers: the given ones, else every active tenant."""
+    tenants = Tenant.objects.all()
+    if parameters_tenants is not None:
+        tenants = tenants.filter(pk__in=parameters_tenants)
+    else:
+        tenants = tenants.filter(status=TenantStatus.ACTIVE)
+    return list(tenants.order_by("id").values_list("id", flat=True))
+
+
+def fan_out(context: JobContext) -> None:
+    """Create one child run per tenant, chunk by chunk, each chunk exactly once."""
+    kind = context.kind
+    tenant_ids = context.once("tenants", fleet_tenant_ids)
+    size = engine_settings().fleet_chunk_size
+    chunks = [tenant_ids[start : start + size] for start in range(0, len(tenant_ids), size)]
+    context.log(f"Fanning out {kind.name} to {len(tenant_ids)} tenants in {len(chunks)} chunks.")
+    for index, chunk in enumerate(chunks):
+        context.once(f"chunk:{index}", lambda chunk=chunk: _create_children(context, chunk))
+        context.progress(message=f"Created child runs for chunk {index + 1} of {len(chunks)}")
+    with scoped_atomic(None):
+        parent = JobRun.fleet.select_for_update().get(pk=context.id)
+        if parent.attempts != context.attempt or parent.status != JobStatus.RUNNING:
+            raise LeaseLost(f"fleet run {context.id} was taken over")
+        if parent.cancel_requested_at is not None:
+            raise JobCancelled()
+        # No worker holds the parent from here on: the last child to finish finishes it.
+        parent.awaiting_children = True
+        parent.lease_expires_at = None
+        update_fields = ["awaiting_children", "lease_expires_at"]
+        if parent.children_finished >= parent.children_total:
+            update_fields += _finalise_parent(parent)
+        parent.save(update_fields=update_fields)
+        context._write_buffered_logs()
+
+
+def _create_children(context: JobContext, tenant_ids: list[int]) -> int:
+    kind = context.kind
+    now = timezone.now()
+    children = [
+        JobRun(
+            tenant_id=tenant_id,
+            kind=kind.name,
+            queue=kind.queue,
+            parameters=context.parameters,
+            max_attempts=kind.max_attempts,
+            trigger="parent",
+            triggered_by_label=f"fleet run {context.id}",
+            parent_id=context.id,
+            created_at=now,
+        )
+        for tenant_id in tenant_ids
+    ]
+    with tenant_scope(*tenant_ids):
+        JobRun.objects.bulk_create(children)
+    dispatch_runs(children, kind)
+    JobRun.fleet.filter(pk=context.id).update(children_total=F("children_total") + len(children))
+    return len(children)
+
+
+def cancel_children(parent_id: int, *, by: str) -> int:
+    """Cancel a fleet parent's queued children and ask its running ones to stop."""
+    now = timezone.now()
+    with all_tenants_scope(), transaction.atomic(savepoint=False):
+        children = JobRun.objects.unscoped().filter(parent_id=parent_id)
+        cancelled = children.filter(status=JobStatus.QUEUED).update(
+            status=JobStatus.CANCELLED,
+            finished_at=now,
+            cancel_requested_at=now,
+            cancel_requested_by=by[:200],
+        )
+        children.filter(status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
+            cancel_requested_at=now, cancel_requested_by=by[:200]
+        )
+        if cancelled:
+            record_child_outcomes(parent_id, {JobStatus.CANCELLED: cancelled})
+    return cancelled
+
+
+# --- One attempt ------------------------------------------------------------------------------
+
+
+def job_run_execute(
+    *, run_id: int, tenant_id: int | None, task_id: str, use_heartbeat: bool = True
+) -> str:
+    """Execute one delivery of a run's message; returns what happened (for logs and tests).
+
+    Raises ``TransientJobError`` only when the run was handed back for a Celery retry.
+    """
+    run, claimed = claim(run_id=run_id, tenant_id=tenant_id, task_id=task_id)
+    if run is None:
+        logger.info("jobs: run %s is gone; dropping its message", run_id)
+        return "missing"
+    if not claimed:
+        outcome = _why_not_claimed(run, task_id)
+        logger.info("jobs: run %s not claimed (%s); dropping this delivery", run_id, outcome)
+        return outcome
+    try:
+        kind = get_job_kind(run.kind)
+    except UnknownJobKind:
+        kind = None
+    context = JobContext(run, kind or _missing_kind(run.kind))
+    if kind is None:
+        finish(context, JobStatus.FAILED, error=f"Unknown job kind {run.kind!r}.")
+        return "failed"
+    if run.attempts > run.max_attempts:
+        finish(
+            context,
+            JobStatus.FAILED,
+            error=f"Gave up after {run.max_attempts} attempts: the worker was lost each time.",
+            message=f"Attempt {run.attempts} refused: the run already used its attempts.",
+        )
+        return "failed"
+    context.log(
+        f"Attempt {run.attempts} started"
+        + (" (the previous attempt did not finish)." if run.attempts > 1 else ".")
+    )
+    started = time.monotonic()
+    if use_heartbeat:
+        heartbeat.register(context)
+    try:
+        with audit_actor(AuditActor(label=f"job {run.pk}", source="job")):
+            if run.is_fleet and kind.tenant_scoped:
+                fan_out(context)
+                context.flush_logs()
+                return "awaiting children"
+            result = kind.func(context, dict(run.parameters))
+    except JobCancelled:
+        finish(context, JobStatus.CANCELLED, message="Stopped: the run was cancelled.")
+        if run.is_fleet:
+            cancel_children(run.pk, by=f"fleet run {run.pk}")
+        return "cancelled"
+    except LeaseLost as exc:
+        logger.warning("jobs: %s; this attempt stops without writing", exc)
+        return "lost"
+    except TransientJobError as exc:
+        if run.attempts < run.max_attempts:
+            release_for_retry(context, exc)
+            raise
+        finish(
+            context,
+            JobStatus.FAILED,
+            error=f"{exc} (transient; gave up after {run.attempts} attempts)",
+            tb=traceback.format_exc(),
+            message=f"Failed after {run.attempts} attempts: {exc}",
+        )
+        return "failed"
+    except SoftTimeLimitExceeded:
+        finish(
+            context,
+            JobStatus.FAILED,
+            error="Timed out: the job ran past its time limit.",
+            tb=traceback.format_exc(),
+            message="Stopped at the soft time limit.",
+        )
+        return "failed"
+    except Exception as exc:  # noqa: BLE001 - any error of the kind fails the run, visibly
+        finish(
+            context,
+            JobStatus.FAILED,
+            error=f"{type(exc).__name__}: {exc}",
+            tb=traceback.format_exc(),
+            message=f"Failed: {type(exc).__name__}: {exc}",
+        )
+        return "failed"
+    finally:
+        if use_heartbeat:
+            heartbeat.unregister(context)
+    if result is None:
+        result = {}
+    elif not isinstance(result, dict):
+        result = {"value": result}
+    elapsed = time.monotonic() - started
+    finish(context, JobStatus.SUCCEEDED, result=result, message=f"Succeeded in {elapsed:.3f} s.")
+    return "succeeded"
+
+
+def _why_not_claimed(run: JobRun, task_id: str) -> str:
+    if str(run.task_id) != str(task_id):
+        return "stale message"
+    if run.is_finished:
+        return "already finished"
+    if run.status == JobStatus.RUNNING:
+        return "running elsewhere"
+    return "not claimable"
+
+
+def _missing_kind(name: str) -> JobKind:
+    return JobKind(name=name, func=lambda run, parameters: None)

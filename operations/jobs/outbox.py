@@ -1,0 +1,198 @@
+"""The outbox: task messages stored in the sender's transaction and sent after it commits.
+
+``outbox_enqueue`` writes one ``JobDispatch`` row per message inside the caller's transaction
+and registers an on-commit sender. If the broker is down at that moment, the rows stay and
+``outbox_drain`` (beat, every few seconds, or ``manage.py drain_job_outbox``) sends them once it
+is back. A message may therefore be sent twice (sender and drain racing after a crash); the
+consumers are idempotent, so that costs a no-op, never a second effect.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from celery import current_app
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from operations.jobs.conf import engine_settings
+from operations.jobs.models import JobDispatch
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 300
+# After a failed send, on-commit senders in this process leave messages to the drain for a
+# while, instead of each web request waiting out the broker client's connection retries.
+BROKER_DOWN_PAUSE_SECONDS = 10.0
+_broker_down_until = 0.0
+
+
+def outbox_sender_reset() -> None:
+    """Forget a recent broker failure (the drain's success does this too)."""
+    global _broker_down_until
+    _broker_down_until = 0.0
+
+
+def _note_broker_result(error: Exception | None) -> None:
+    global _broker_down_until
+    _broker_down_until = 0.0 if error is None else time.monotonic() + BROKER_DOWN_PAUSE_SECONDS
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    task_name: str
+    task_id: str
+    queue: str
+    kwargs: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    label: str = ""
+
+
+@dataclass
+class OutboxDrainResult:
+    sent: int = 0
+    failed: int = 0
+    pending: int = 0
+    error: str = ""
+
+
+def outbox_enqueue(messages: Iterable[OutboxMessage]) -> list[JobDispatch]:
+    """Store ``messages`` in the current transaction; send them once it commits."""
+    now = timezone.now()
+    # The drain leaves fresh rows to their on-commit sender for a grace period.
+    available_at = now + timezone.timedelta(seconds=engine_settings().outbox_grace_seconds)
+    rows = [
+        JobDispatch(
+            task_name=message.task_name,
+            task_id=message.task_id,
+            kwargs=message.kwargs,
+            queue=message.queue,
+            options=message.options,
+            label=message.label[:200],
+            created_at=now,
+            available_at=available_at,
+        )
+        for message in messages
+    ]
+    if not rows:
+        return rows
+    JobDispatch.objects.bulk_create(rows)
+    transaction.on_commit(lambda: outbox_send_committed(rows))
+    return rows
+
+
+def outbox_send_committed(rows: Sequence[JobDispatch]) -> int:
+    """Send rows whose transaction has committed; on a broker error keep them for the drain.
+
+    Never raises: the caller's transaction is already committed, and the drain will retry.
+    """
+    if time.monotonic() < _broker_down_until:
+        sent, error = [], ConnectionError("broker failed moments ago; left for the drain")
+    else:
+        try:
+            sent, error = _publish(rows)
+        except Exception as exc:  # noqa: BLE001 - anything here only delays delivery
+            sent, error = [], exc
+        _note_broker_result(error)
+    try:
+        if sent:
+            JobDispatch.objects.filter(pk__in=[row.pk for row in sent]).delete()
+        if error is not None:
+            unsent = [row.pk for row in rows if row not in sent]
+            logger.warning(
+                "outbox: broker refused %d message(s), the drain will resend them: %s",
+                len(unsent),
+                error,
+            )
+            # Due now: the drain sends them as soon as it runs and the broker answers.
+            JobDispatch.objects.filter(pk__in=unsent).update(
+                attempts=F("attempts") + 1,
+                last_error=_describe(error),
+                available_at=timezone.now(),
+            )
+    except Exception:  # noqa: BLE001 - the rows stay due; the drain takes them
+        logger.exception("outbox: could not record the send of %d message(s)", len(rows))
+    return len(sent)
+
+
+def _publish(rows: Sequence[JobDispatch]) -> tuple[list[JobDispatch], Exception | None]:
+    """Publish in order; stop at the first failure (the broker is most likely down)."""
+    app = current_app
+    sent: list[JobDispatch] = []
+    if app.conf.task_always_eager:
+        # send_task() ignores eager mode; run the registered task in-process instead.
+        for row in rows:
+            app.tasks[row.task_name].apply(kwargs=row.kwargs, task_id=row.task_id)
+            sent.append(row)
+        return sent, None
+    with app.producer_or_acquire() as producer:
+        for row in rows:
+            try:
+                app.send_task(
+                    row.task_name,
+                    kwargs=row.kwargs,
+                    task_id=row.task_id,
+                    queue=row.queue,
+                    producer=producer,
+                    # Fail fast: the drain is the retry, not a blocked web request.
+                    retry=False,
+                    **row.options,
+                )
+            except Exception as exc:  # noqa: BLE001 - kombu raises many kinds of errors
+                return sent, exc
+            sent.append(row)
+    return sent, None
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]
+
+
+def _backoff_seconds(attempts: int) -> int:
+    return min(MAX_BACKOFF_SECONDS, 2 ** min(attempts, 16))
+
+
+def outbox_drain(*, limit: int = 5000, batch_size: int = 200, include_waiting: bool = False):
+    """Send due outbox rows in batches; stop at the first broker failure.
+
+    ``include_waiting`` also sends rows still in their grace period or backoff (the manual
+    command after an outage).
+    """
+    result = OutboxDrainResult()
+    while result.sent < limit:
+        now = timezone.now()
+        with transaction.atomic():
+            due = JobDispatch.objects.select_for_update(skip_locked=True).order_by(
+                "available_at", "id"
+            )
+            if not include_waiting:
+                due = due.filter(available_at__lte=now)
+            rows = list(due[: min(batch_size, limit - result.sent)])
+            if not rows:
+                break
+            try:
+                sent, error = _publish(rows)
+            except Exception as exc:  # noqa: BLE001 - e.g. the broker is unreachable
+                sent, error = [], exc
+            _note_broker_result(error)
+            if sent:
+                JobDispatch.objects.filter(pk__in=[row.pk for row in sent]).delete()
+            result.sent += len(sent)
+            if error is not None:
+                failed = rows[len(sent)]
+                JobDispatch.objects.filter(pk=failed.pk).update(
+                    attempts=F("attempts") + 1,
+                    last_error=_describe(error),
+                    available_at=now
+                    + timezone.timedelta(seconds=_backoff_seconds(failed.attempts + 1)),
+                )
+                result.failed += 1
+                result.error = _describe(error)
+                logger.warning("outbox drain: broker refused a message: %s", error)
+                break
+    result.pending = JobDispatch.objects.count()
+    return result

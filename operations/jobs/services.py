@@ -1,0 +1,519 @@
+"""Writes of the job engine: submit, cancel, recover, and the schedules that submit by night.
+
+Every run is a ``JobRun`` row created first, in the submitter's transaction, with its message in
+the outbox; the message is sent when the transaction commits (see ``operations.jobs.outbox``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from operations.jobs.conf import engine_settings
+from operations.jobs.exceptions import JobStateConflict, UnknownJobKind
+from operations.jobs.execution import (
+    all_tenants_scope,
+    cancel_children,
+    dispatch_runs,
+    execute_message,
+    logs_in,
+    record_child_outcomes,
+    runs_in,
+    scoped_atomic,
+)
+from operations.jobs.models import (
+    JobDispatch,
+    JobLog,
+    JobRun,
+    JobSchedule,
+    JobStatus,
+    JobTrigger,
+    LogLevel,
+)
+from operations.jobs.outbox import outbox_enqueue
+from operations.jobs.registry import MAINTENANCE_QUEUE, JobKind, get_job_kind, nightly_job_kinds
+from tenants.audit import audit_record
+from tenants.models import AuditAction, Tenant, TenantStatus
+from tenants.scoping import tenant_scope
+
+logger = logging.getLogger(__name__)
+
+RUN_SCHEDULE_TASK = "jobs.run_schedule"
+
+
+# --- Submitting -------------------------------------------------------------------------------
+
+
+def job_kind_or_error(name: str) -> JobKind:
+    try:
+        return get_job_kind(name)
+    except UnknownJobKind:
+        raise ValidationError({"kind": [f"Unknown job kind '{name}'."]}, code="invalid") from None
+
+
+def triggered_by_label(*, trigger: str, user=None, token=None, schedule=None, label: str = ""):
+    if label:
+        return label[:200]
+    if token is not None:
+        return f"{token.user.get_username()} (token {token.prefix})"[:200]
+    if user is not None:
+        return user.get_username()[:200]
+    if schedule is not None:
+        return f"schedule {schedule.key}"[:200]
+    return trigger
+
+
+def job_submit(
+    *,
+    tenant: Tenant | None,
+    kind: str,
+    parameters: dict | None = None,
+    trigger: str = JobTrigger.SYSTEM,
+    user=None,
+    token=None,
+    schedule: JobSchedule | None = None,
+    dedupe_key: str | None = None,
+    label: str = "",
+) -> JobRun:
+    """Create a queued run of ``kind`` in ``tenant`` (None: an MSP-wide kind) and enqueue it.
+
+    Parameters are validated by the kind. The message leaves when the caller's transaction
+    commits; with the broker down it waits in the outbox, and the run is queued all the same.
+    With ``dedupe_key``, a second submission returns the first run.
+    """
+    job_kind = job_kind_or_error(kind)
+    cleaned = job_kind.clean_parameters(parameters)
+    if job_kind.tenant_scoped and tenant is None:
+        raise ValidationError(
+            {"tenant": [f"{kind} runs per tenant; use job_submit_fleet for every tenant."]}
+        )
+    if not job_kind.tenant_scoped and tenant is not None:
+        raise ValidationError({"kind": [f"{kind} runs MSP-wide, not in one tenant."]})
+    if trigger == JobTrigger.USER and token is not None:
+        trigger = JobTrigger.TOKEN
+    tenant_id = tenant.id if tenant is not None else None
+    try:
+        with scoped_atomic(tenant_id):
+            if dedupe_key is not None:
+                existing = runs_in(tenant_id).filter(dedupe_key=dedupe_key).first()
+                if existing is not None:
+                    return existing
+            run = JobRun(
+                tenant=tenant,
+                kind=job_kind.name,
+                queue=job_kind.queue,
+                parameters=cleaned,
+                max_attempts=job_kind.max_attempts,
+                trigger=trigger,
+                triggered_by_user=user if user is not None and user.is_authenticated else None,
+                triggered_by_token=token,
+                triggered_by_label=triggered_by_label(
+                    trigger=trigger, user=user, token=token, schedule=schedule, label=label
+                ),
+                schedule=schedule,
+                dedupe_key=dedupe_key,
+            )
+            run.save(force_insert=True)
+            if trigger in (JobTrigger.USER, JobTrigger.TOKEN):
+                _audit_submit(run)
+            dispatch_runs([run], job_kind)
+    except IntegrityError:
+        if dedupe_key is None:
+            raise
+        # A concurrent submitter with the same key won; its run is ours.
+        with scoped_atomic(tenant_id):
+            return runs_in(tenant_id).get(dedupe_key=dedupe_key)
+    return run
+
+
+def job_submit_fleet(
+    *,
+    kind: str,
+    parameters: dict | None = None,
+    tenant_ids: list[int] | None = None,
+    trigger: str = JobTrigger.USER,
+    user=None,
+    label: str = "",
+) -> JobRun:
+    """Create a fleet run: a parent (no tenant) that fans out one child run per tenant.
+
+    ``tenant_ids`` limits it to those tenants; by default it covers every active tenant at the
+    time it starts. The parent's progress aggregates its children as they finish.
+    """
+    job_kind = job_kind_or_error(kind)
+    if not job_kind.tenant_scoped:
+        raise ValidationError({"kind": [f"{kind} is MSP-wide already; submit it with no tenant."]})
+    cleaned = job_kind.clean_parameters(parameters)
+    checkpoints = {}
+    if tenant_ids is not None:
+        known = sorted(Tenant.objects.filter(pk__in=tenant_ids).values_list("id", flat=True))
+        checkpoints["tenants"] = {"value": known, "at": timezone.now().isoformat()}
+    with transaction.atomic():
+        run = JobRun(
+            tenant=None,
+            kind=job_kind.name,
+            queue=job_kind.queue,
+            parameters=cleaned,
+            max_attempts=job_kind.max_attempts,
+            trigger=trigger,
+            triggered_by_user=user if user is not None and user.is_authenticated else None,
+            triggered_by_label=triggered_by_label(trigger=trigger, user=user, label=label),
+            checkpoints=checkpoints,
+        )
+        run.save(force_insert=True)
+        if trigger in (JobTrigger.USER, JobTrigger.TOKEN):
+            _audit_submit(run)
+        dispatch_runs([run], job_kind)
+    return run
+
+
+def _audit_submit(run: JobRun) -> None:
+    audit_record(
+        tenant=run.tenant,
+        action=AuditAction.CREATE,
+        instance=run,
+        changes={"kind": [None, run.kind], "parameters": [None, run.parameters]},
+    )
+
+
+def job_run_again(*, run: JobRun, user=None) -> JobRun:
+    """A new run with the same kind, tenant and parameters (the admin's "run again now")."""
+    if run.tenant_id is None:
+        return job_submit_fleet(kind=run.kind, parameters=run.parameters, user=user)
+    return job_submit(
+        tenant=run.tenant,
+        kind=run.kind,
+        parameters=run.parameters,
+        trigger=JobTrigger.USER,
+        user=user,
+    )
+
+
+# --- Cancelling -------------------------------------------------------------------------------
+
+
+def job_cancel(*, run: JobRun, user=None, token=None, label: str = "") -> JobRun:
+    """Cancel a queued run now; ask a running one to stop at its next progress point.
+
+    Raises ``JobStateConflict`` for a finished run.
+    """
+    by = triggered_by_label(trigger=JobTrigger.USER, user=user, token=token, label=label)
+    now = timezone.now()
+    tenant_id = run.tenant_id
+    with scoped_atomic(tenant_id):
+        locked = runs_in(tenant_id).select_for_update().get(pk=run.pk)
+        if locked.is_finished:
+            raise JobStateConflict(f"This run has already {locked.status}; nothing to cancel.")
+        previous = locked.status
+        if locked.cancel_requested_at is None:
+            locked.cancel_requested_at = now
+            locked.cancel_requested_by = by
+        fields = ["cancel_requested_at", "cancel_requested_by"]
+        # A fleet parent waiting for its children has no worker that would notice the flag.
+        if locked.status == JobStatus.QUEUED or locked.awaiting_children:
+            locked.status = JobStatus.CANCELLED
+            locked.finished_at = now
+            locked.lease_expires_at = None
+            locked.awaiting_children = False
+            fields += ["status", "finished_at", "lease_expires_at", "awaiting_children"]
+            message = f"Cancelled by {by}."
+        else:
+            message = f"Cancellation requested by {by}; the job stops at its next progress point."
+        locked.save(update_fields=fields)
+        logs_in(tenant_id).create(
+            tenant_id=tenant_id, run=locked, message=message, attempt=locked.attempts
+        )
+        if locked.status == JobStatus.CANCELLED and locked.parent_id is not None:
+            record_child_outcomes(locked.parent_id, {JobStatus.CANCELLED: 1})
+        if user is not None or token is not None:
+            audit_record(
+                tenant=locked.tenant,
+                action=AuditAction.TRANSITION,
+                instance=locked,
+                changes={"status": [previous, locked.status], "cancel_requested_by": [None, by]},
+            )
+    if locked.is_fleet:
+        cancel_children(locked.pk, by=by)
+    return locked
+
+
+# --- Recovery ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RecoveryResult:
+    requeued: int = 0
+    failed: int = 0
+    resent: int = 0
+
+
+def job_runs_recover(*, now=None, limit: int = 500) -> RecoveryResult:
+    """Re-queue runs whose worker died (lease expired) and re-send queued runs whose message
+    was lost; fail runs that used all their attempts. Runs across every tenant (maintenance).
+    """
+    now = now or timezone.now()
+    result = RecoveryResult()
+    with all_tenants_scope(), transaction.atomic(savepoint=False):
+        # Maintenance reads every tenant's runs, and fleet runs (the scope above covers all).
+        runs = JobRun.objects.unscoped()
+        stale = list(
+            runs.select_for_update(skip_locked=True)
+            .filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+            .order_by("lease_expires_at")[:limit]
+        )
+        to_send: list[JobRun] = []
+        for run in stale:
+            if run.attempts >= run.max_attempts:
+                _fail_exhausted(run, now)
+                result.failed += 1
+                continue
+            run.status = JobStatus.QUEUED
+            run.lease_expires_at = None
+            run.requeued_at = now
+            run.progress_message = "Re-queued: its worker stopped responding."
+            run.save(
+                update_fields=["status", "lease_expires_at", "requeued_at", "progress_message"]
+            )
+            _log(run, f"Attempt {run.attempts} lost its worker; re-queued.", LogLevel.WARNING)
+            to_send.append(run)
+            result.requeued += 1
+        lost_before = now - timezone.timedelta(seconds=engine_settings().queued_stale_seconds)
+        queued = list(
+            runs.filter(status=JobStatus.QUEUED, created_at__lt=lost_before)
+            .exclude(requeued_at__gte=lost_before)
+            .order_by("created_at")[:limit]
+        )
+        pending = set(
+            JobDispatch.objects.filter(task_id__in=[str(r.task_id) for r in queued]).values_list(
+                "task_id", flat=True
+            )
+        )
+        for run in queued:
+            if str(run.task_id) in pending:
+                continue
+            run.requeued_at = now
+            run.save(update_fields=["requeued_at"])
+            _log(run, "Still queued long after it was sent; sending it again.", LogLevel.WARNING)
+            to_send.append(run)
+            result.resent += 1
+        outbox_enqueue(execute_message(run) for run in to_send)
+    return result
+
+
+def _fail_exhausted(run: JobRun, now) -> None:
+    run.status = JobStatus.FAILED
+    run.finished_at = now
+    run.lease_expires_at = None
+    run.error = f"Gave up after {run.attempts} attempts: the worker was lost each time."
+    run.save(update_fields=["status", "finished_at", "lease_expires_at", "error"])
+    _log(run, run.error, LogLevel.ERROR)
+    if run.parent_id is not None:
+        record_child_outcomes(run.parent_id, {JobStatus.FAILED: 1})
+
+
+def _log(run: JobRun, message: str, level: str = LogLevel.INFO) -> JobLog:
+    return logs_in(run.tenant_id).create(
+        tenant_id=run.tenant_id, run=run, message=message, level=level, attempt=run.attempts
+    )
+
+
+# --- Schedules --------------------------------------------------------------------------------
+
+# Nightly runs start between 01:00 and 05:00 in the tenant's plan time zone.
+NIGHT_STARTS_AT_MINUTE = 60
+NIGHT_WINDOW_MINUTES = 240
+_GOLDEN_RATIO_FRACTION = 0.6180339887498949
+
+
+def nightly_slot(*, tenant_id: int, kind_index: int = 0, kind_count: int = 1) -> tuple[int, int]:
+    """(hour, minute) of a tenant's nightly run: deterministic from the tenant id.
+
+    Successive tenant ids land far apart and fill the window evenly (a golden-ratio sequence),
+    and each nightly kind of one tenant is offset by an equal share of the window.
+    """
+    fraction = (tenant_id * _GOLDEN_RATIO_FRACTION + kind_index / max(kind_count, 1)) % 1.0
+    minute = NIGHT_STARTS_AT_MINUTE + int(fraction * NIGHT_WINDOW_MINUTES)
+    return divmod(minute, 60)
+
+
+def _plan_timezone(tenant: Tenant) -> str:
+    plan = getattr(tenant, "plan", None)
+    return plan.timezone if plan is not None else "UTC"
+
+
+def _crontab(*, hour: int, minute: int, timezone_name: str) -> CrontabSchedule:
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=str(minute),
+        hour=str(hour),
+        day_of_week="*",
+        day_of_month="*",
+        month_of_year="*",
+        timezone=timezone_name,
+    )
+    return crontab
+
+
+def job_schedule_create(
+    *,
+    tenant: Tenant,
+    key: str,
+    kind: str,
+    crontab: CrontabSchedule,
+    parameters: dict | None = None,
+    description: str = "",
+) -> JobSchedule:
+    """A tenant's recurring job: a beat ``PeriodicTask`` that submits ``kind`` when it fires."""
+    job_kind = job_kind_or_error(kind)
+    if not job_kind.tenant_scoped:
+        raise ValidationError({"kind": [f"{kind} runs MSP-wide, not per tenant."]})
+    cleaned = job_kind.clean_parameters(parameters)
+    with scoped_atomic(tenant.id):
+        periodic_task, _ = PeriodicTask.objects.update_or_create(
+            name=f"jobs:{tenant.id}:{key}",
+            defaults={
+                "task": RUN_SCHEDULE_TASK,
+                "crontab": crontab,
+                "interval": None,
+                "kwargs": json.dumps({"tenant_id": tenant.id, "key": key}),
+                "queue": MAINTENANCE_QUEUE,
+                "enabled": True,
+                "description": description or f"{job_kind.title or kind} for {tenant.name}",
+            },
+        )
+        schedule = JobSchedule(
+            tenant=tenant, key=key, kind=kind, parameters=cleaned, periodic_task=periodic_task
+        )
+        schedule.save(force_insert=True)
+        audit_record(
+            tenant=tenant,
+            action=AuditAction.CREATE,
+            instance=schedule,
+            changes={
+                "key": [None, key],
+                "kind": [None, kind],
+                "crontab": [None, str(crontab)],
+                "parameters": [None, cleaned],
+            },
+        )
+    return schedule
+
+
+def job_schedules_ensure_for_tenant(*, tenant: Tenant) -> list[JobSchedule]:
+    """Give ``tenant`` its nightly schedules (one per nightly kind), staggered over 01:00–05:00
+    in its plan's time zone. Idempotent: existing schedules keep their (maybe edited) times and
+    are re-enabled.
+    """
+    kinds = nightly_job_kinds()
+    timezone_name = _plan_timezone(tenant)
+    with scoped_atomic(tenant.id):
+        existing = {s.key: s for s in JobSchedule.objects.select_related("periodic_task")}
+        schedules = []
+        for index, kind in enumerate(kinds):
+            key = f"nightly:{kind.name}"
+            schedule = existing.get(key)
+            if schedule is not None:
+                _set_enabled(schedule, True)
+                schedules.append(schedule)
+                continue
+            hour, minute = nightly_slot(
+                tenant_id=tenant.id, kind_index=index, kind_count=len(kinds)
+            )
+            schedules.append(
+                job_schedule_create(
+                    tenant=tenant,
+                    key=key,
+                    kind=kind.name,
+                    crontab=_crontab(hour=hour, minute=minute, timezone_name=timezone_name),
+                    description=f"{kind.title or kind.name} for {tenant.name}, nightly",
+                )
+            )
+    return schedules
+
+
+def job_schedules_sync_for_tenant(*, tenant: Tenant) -> list[JobSchedule]:
+    """After a lifecycle transition: an active tenant gets (or regains) its nightly schedules;
+    any other status pauses all its schedules."""
+    if tenant.status == TenantStatus.ACTIVE:
+        return job_schedules_ensure_for_tenant(tenant=tenant)
+    with scoped_atomic(tenant.id):
+        schedules = list(JobSchedule.objects.select_related("periodic_task"))
+        for schedule in schedules:
+            _set_enabled(schedule, False)
+    return schedules
+
+
+def _set_enabled(schedule: JobSchedule, enabled: bool) -> None:
+    task = schedule.periodic_task
+    if task.enabled == enabled:
+        return
+    task.enabled = enabled
+    task.save(update_fields=["enabled"])  # save(), so beat notices the change
+    audit_record(
+        tenant=schedule.tenant,
+        action=AuditAction.UPDATE,
+        instance=schedule,
+        changes={"enabled": [not enabled, enabled]},
+    )
+
+
+def job_schedule_update(
+    *, schedule: JobSchedule, hour: int, minute: int, enabled: bool
+) -> JobSchedule:
+    """Move a schedule to ``hour:minute`` (its current time zone) and/or pause it."""
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+        raise ValidationError({"hour": ["Give an hour 0–23 and a minute 0–59."]})
+    task = schedule.periodic_task
+    timezone_name = str(task.crontab.timezone) if task.crontab else _plan_timezone(schedule.tenant)
+    before = {"crontab": str(task.crontab), "enabled": task.enabled}
+    with scoped_atomic(schedule.tenant_id):
+        task.crontab = _crontab(hour=hour, minute=minute, timezone_name=timezone_name)
+        task.enabled = enabled
+        task.save(update_fields=["crontab", "enabled"])
+        after = {"crontab": str(task.crontab), "enabled": task.enabled}
+        changes = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
+        if changes:
+            audit_record(
+                tenant=schedule.tenant,
+                action=AuditAction.UPDATE,
+                instance=schedule,
+                changes=changes,
+            )
+    return schedule
+
+
+def job_schedule_fire(*, tenant_id: int, key: str, dedupe_key: str | None = None) -> JobRun | None:
+    """Beat's tick for a tenant's schedule: submit its run (once per tick), if still wanted."""
+    tenant = Tenant.objects.filter(pk=tenant_id).select_related("plan").first()
+    if tenant is None or tenant.status != TenantStatus.ACTIVE:
+        logger.info("jobs: schedule %s of tenant %s skipped (not active)", key, tenant_id)
+        return None
+    with tenant_scope(tenant.id):
+        schedule = JobSchedule.objects.filter(key=key).first()
+    if schedule is None:
+        return None
+    return job_submit(
+        tenant=tenant,
+        kind=schedule.kind,
+        parameters=schedule.parameters,
+        trigger=JobTrigger.SCHEDULE,
+        schedule=schedule,
+        dedupe_key=dedupe_key,
+    )
+
+
+def job_schedule_run_now(*, schedule: JobSchedule, user=None) -> JobRun:
+    """Run a schedule's job now, as a manual run: the schedule itself is left as it is."""
+    return job_submit(
+        tenant=schedule.tenant,
+        kind=schedule.kind,
+        parameters=schedule.parameters,
+        trigger=JobTrigger.USER,
+        user=user,
+        schedule=schedule,
+    )

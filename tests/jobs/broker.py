@@ -1,0 +1,38 @@
+"""Point this process's Celery app at another broker (a closed port, a private namespace)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from msp.celery import app
+from operations.jobs.outbox import outbox_sender_reset
+
+CLOSED_PORT_BROKER = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
+
+
+def _reset_pools() -> None:
+    pool = app._pool
+    if pool is not None:
+        pool.force_close_all()
+    app._pool = None
+    producers = app.amqp._producer_pool
+    if producers is not None:
+        producers.force_close_all()
+    app.amqp._producer_pool = None
+
+
+@contextmanager
+def broker_at(url: str, transport_options: dict | None = None) -> Iterator[None]:
+    previous = (app.conf.broker_url, app.conf.broker_transport_options)
+    _reset_pools()
+    outbox_sender_reset()
+    app.conf.broker_url = url
+    if transport_options is not None:
+        app.conf.broker_transport_options = transport_options
+    try:
+        yield
+    finally:
+        _reset_pools()
+        outbox_sender_reset()
+        app.conf.broker_url, app.conf.broker_transport_options = previous

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+
+import tests.jobs.kinds  # noqa: F401 - registers the test job kinds
+from msp.celery import app
+from tenants import services as tenant_services
+from tenants.models import TenantStatus
+from tenants.scoping import tenant_scope
+
+
+@pytest.fixture
+def eager(django_capture_on_commit_callbacks):
+    """Tasks run in-process when the outbox sends them (after the transaction commits)."""
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run the block's on-commit callbacks when it ends (the outbox sender among them)."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def activate(tenant):
+    for status in (TenantStatus.ONBOARDING, TenantStatus.ACTIVE):
+        if status == TenantStatus.ACTIVE:
+            with tenant_scope(tenant.id):
+                from tenants.models import OnboardingStep
+
+                for step in OnboardingStep.objects.filter(required=True):
+                    tenant_services.onboarding_step_set_done(tenant=tenant, step=step, done=True)
+        tenant = tenant_services.tenant_transition(tenant=tenant, to_status=status)
+    return tenant
+
+
+def reload(run):
+    from operations.jobs.models import JobRun
+
+    manager = JobRun.fleet if run.tenant_id is None else JobRun.objects
+    if run.tenant_id is None:
+        return manager.get(pk=run.pk)
+    with tenant_scope(run.tenant_id):
+        return manager.get(pk=run.pk)
+
+
+def logs_of(run) -> list[str]:
+    from operations.jobs.models import JobLog
+
+    if run.tenant_id is None:
+        return list(JobLog.fleet.filter(run_id=run.pk).values_list("message", flat=True))
+    with tenant_scope(run.tenant_id):
+        return list(JobLog.objects.filter(run_id=run.pk).values_list("message", flat=True))
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Messages the outbox hands to Celery, recorded instead of published."""
+    messages: list[dict] = []
+
+    def record(name, kwargs=None, task_id=None, queue=None, producer=None, **options):
+        messages.append({"task": name, "kwargs": kwargs, "task_id": task_id, "queue": queue})
+
+    monkeypatch.setattr(app, "send_task", record)
+    return messages
