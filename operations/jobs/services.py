@@ -513,7 +513,7 @@ def job_schedule_run_now(*, schedule: JobSchedule, user=None) -> JobRun:
         tenant=schedule.tenant,
         kind=schedule.kind,
         parameters=schedule.parameters,
-        trigger=JobTrigger.USER,
+        trigger=JobTrigger.USER if user is not None else JobTrigger.SYSTEM,
         user=user,
         schedule=schedule,
     )

@@ -67,3 +67,24 @@ def sent(monkeypatch):
 
     monkeypatch.setattr(app, "send_task", record)
     return messages
+
+
+def deliver(run) -> str:
+    """One delivery of the run's message, as a worker would receive it."""
+    from operations.jobs.tasks import execute_job_run
+
+    return execute_job_run.apply(
+        kwargs={"run_id": run.pk, "tenant_id": run.tenant_id}, task_id=str(run.task_id)
+    ).get()
+
+
+def expire_lease(run) -> None:
+    """As if the worker holding the run had stopped renewing its lease."""
+    from django.utils import timezone
+
+    from operations.jobs.execution import runs_in, scoped_atomic
+
+    with scoped_atomic(run.tenant_id):
+        runs_in(run.tenant_id).filter(pk=run.pk).update(
+            lease_expires_at=timezone.now() - timezone.timedelta(seconds=1)
+        )

@@ -16,17 +16,10 @@ from operations.jobs.tasks import execute_job_run
 from tenants.models import AuditEvent
 from tenants.scoping import tenant_scope
 from tests.factories import make_member
-from tests.jobs.conftest import logs_of, reload
+from tests.jobs.conftest import deliver, expire_lease, logs_of, reload
 from tests.jobs.kinds import effect, effects_of
 
 pytestmark = pytest.mark.django_db
-
-
-def deliver(run) -> str:
-    """One delivery of the run's message, as a worker would receive it."""
-    return execute_job_run.apply(
-        kwargs={"run_id": run.pk, "tenant_id": run.tenant_id}, task_id=str(run.task_id)
-    ).get()
 
 
 # --- Submit and the outbox ---------------------------------------------------------------------
@@ -154,13 +147,6 @@ def test_a_run_held_by_a_live_worker_is_not_taken_over(tenant_a, sent):
     assert claimed
     assert deliver(run) == "running elsewhere"
     assert reload(run).attempts == 1
-
-
-def expire_lease(run) -> None:
-    with tenant_scope(run.tenant_id):
-        JobRun.objects.filter(pk=run.pk).update(
-            lease_expires_at=timezone.now() - timezone.timedelta(seconds=1)
-        )
 
 
 def test_a_run_whose_worker_died_is_taken_over_and_its_committed_work_not_redone(tenant_a, sent):
