@@ -1,0 +1,207 @@
+"""Incidents in the MSP console: visibility, attention filters, bulk actions, the timeline and
+comment inlines, edits through the services."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+
+import pytest
+from django.urls import reverse
+
+from operations.incidents import services
+from operations.incidents.models import Incident, TimelineEntry
+from tenants.models import MspRole
+from tenants.scoping import tenant_scope
+from tests.factories import make_staff
+from tests.incidents.factories import act, fresh, make_incident
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:incidents_incident_changelist"
+
+
+def text(response) -> str:
+    return html.unescape(response.content.decode())
+
+
+def listed(response) -> set[str]:
+    return {incident.reference for incident in response.context["cl"].result_list}
+
+
+def run_action(client, action: str, incidents):
+    return client.post(
+        reverse(CHANGELIST),
+        {"action": action, "_selected_action": [i.pk for i in incidents], "index": 0},
+        follow=True,
+    )
+
+
+@pytest.fixture
+def engineer(tenant_a):
+    return make_staff(tenant_a, role=MspRole.ENGINEER, username="engineer")
+
+
+@pytest.fixture
+def analyst(tenant_a):
+    return make_staff(tenant_a, role=MspRole.ANALYST, username="analyst")
+
+
+@pytest.fixture
+def mixed(tenant_a, tenant_b):
+    """Open, breached, serious and resolved incidents in A; one in B."""
+    long_ago = dt.datetime(2026, 1, 14, 10, 0, tzinfo=dt.UTC)
+    opened = make_incident(tenant_a, title="Open")
+    breached = make_incident(tenant_a, severity="SEV1", title="Breached", at=long_ago)
+    with tenant_scope(tenant_a.id):
+        services.incident_sla_breaches_mark(tenant=tenant_a)
+    serious = act(
+        tenant_a, services.incident_update, make_incident(tenant_a, title="Serious"), serious=True
+    )
+    done = act(tenant_a, services.incident_resolve, make_incident(tenant_a, title="Done"))
+    foreign = make_incident(tenant_b, title="Foreign")
+    return {
+        "open": opened,
+        "breached": breached,
+        "serious": serious,
+        "done": done,
+        "foreign": foreign,
+    }
+
+
+def test_engineers_see_their_tenants_incidents_only(client, engineer, mixed):
+    client.force_login(engineer)
+    response = client.get(reverse(CHANGELIST))
+    assert response.status_code == 200
+    assert listed(response) == {"ACME-1", "ACME-2", "ACME-3", "ACME-4"}
+    foreign = client.get(reverse("admin:incidents_incident_change", args=[mixed["foreign"].pk]))
+    assert foreign.status_code == 302  # Django's "does not exist" redirect, same as missing
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("open", {"ACME-1", "ACME-2", "ACME-3"}),
+        ("breaching", {"ACME-1", "ACME-3"}),  # SEV2: acknowledge within 30 minutes
+        ("breached", {"ACME-2"}),
+        ("serious", {"ACME-3"}),
+    ],
+)
+def test_attention_filters(client, engineer, mixed, state, expected):
+    client.force_login(engineer)
+    response = client.get(reverse(CHANGELIST), {"state": state})
+    assert listed(response) == expected
+
+
+def test_bulk_actions_go_through_the_services(client, engineer, mixed, tenant_a):
+    client.force_login(engineer)
+    response = run_action(client, "acknowledge_selected", [mixed["open"], mixed["done"]])
+    page = text(response)
+    assert "Acknowledged 1 incident(s)." in page
+    assert "ACME-4: Cannot acknowledge an incident that is resolved" in page
+    assert fresh(mixed["open"]).status == "acknowledged"
+
+    run_action(client, "assign_to_me", [mixed["open"], mixed["breached"]])
+    assert fresh(mixed["open"]).assignee == engineer
+    assert fresh(mixed["breached"]).assignee == engineer
+
+    run_action(client, "resolve_selected", [mixed["open"]])
+    assert fresh(mixed["open"]).status == "resolved"
+    with tenant_scope(tenant_a.id):
+        kinds = list(
+            TimelineEntry.objects.filter(incident=mixed["open"]).values_list("kind", flat=True)
+        )
+    assert kinds == ["created", "status", "assignment", "status"]
+
+
+def test_analysts_read_but_do_not_act(client, analyst, mixed):
+    client.force_login(analyst)
+    response = client.get(reverse(CHANGELIST))
+    assert response.status_code == 200
+    assert "acknowledge_selected" not in text(response)
+    run_action(client, "acknowledge_selected", [mixed["open"]])
+    assert fresh(mixed["open"]).status == "triggered"
+
+
+def test_the_change_page_shows_the_whole_timeline_and_adds_comments(
+    client, engineer, mixed, tenant_a
+):
+    incident = mixed["breached"]
+    act(tenant_a, services.incident_comment, incident, body="Vendor ticket 4711", internal=True)
+    client.force_login(engineer)
+    change = reverse("admin:incidents_incident_change", args=[incident.pk])
+    page = client.get(change)
+    assert page.status_code == 200
+    body = text(page)
+    assert "Vendor ticket 4711" in body  # staff see internal entries here
+    assert "acknowledge SLA was breached" in body
+    form = page.context["adminform"].form
+    data = {
+        name: form[name].value() or ""
+        for name in form.fields
+        if name not in ("assignee", "serious", "aware_at", "regulator_notified_at")
+    }
+    data.update(
+        {
+            "severity": "SEV2",
+            "assignee": engineer.pk,
+            "new_comment-TOTAL_FORMS": "1",
+            "new_comment-INITIAL_FORMS": "0",
+            "new_comment-0-internal": "on",
+            "new_comment-0-body": "Escalated to L3",
+            "timeline-TOTAL_FORMS": "0",
+            "timeline-INITIAL_FORMS": "0",
+        }
+    )
+    response = client.post(change, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    incident = fresh(incident)
+    assert (incident.severity, incident.assignee) == ("SEV2", engineer)
+    with tenant_scope(tenant_a.id):
+        last = TimelineEntry.objects.filter(incident=incident).order_by("id").last()
+    assert (last.kind, last.internal, last.body) == ("comment", True, "Escalated to L3")
+
+
+def test_assigning_someone_outside_the_tenant_is_a_form_error(client, engineer, tenant_b, mixed):
+    outsider = make_staff(tenant_b, role=MspRole.ENGINEER, username="outsider")
+    client.force_login(engineer)
+    incident = mixed["open"]
+    change = reverse("admin:incidents_incident_change", args=[incident.pk])
+    form = client.get(change).context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields if name != "serious"}
+    data.update(
+        {
+            "assignee": outsider.pk,
+            "new_comment-TOTAL_FORMS": "1",
+            "new_comment-INITIAL_FORMS": "0",
+            "timeline-TOTAL_FORMS": "0",
+            "timeline-INITIAL_FORMS": "0",
+        }
+    )
+    response = client.post(change, data)
+    assert response.status_code == 200
+    assert "assignee" in response.context["adminform"].form.errors
+    assert fresh(incident).assignee is None
+
+
+def test_adding_an_incident_in_the_console(client, engineer, tenant_a):
+    client.force_login(engineer)
+    response = client.post(
+        reverse("admin:incidents_incident_add"),
+        {
+            "tenant": tenant_a.pk,
+            "title": "Storage array degraded",
+            "description": "",
+            "severity": "SEV2",
+            "category": "outage",
+            "dedupe_key": "",
+        },
+    )
+    assert response.status_code == 302
+    with tenant_scope(tenant_a.id):
+        incident = Incident.objects.get()
+    assert (incident.reference, incident.source, incident.reporter) == (
+        "ACME-1",
+        "admin",
+        engineer,
+    )
