@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models, transaction
-from django.db.models import Prefetch
 from rest_framework import serializers
 
 from msp.api.serializers import StrictSerializer
@@ -65,6 +64,7 @@ from operations.inventory.models import (
     Site,
     Stage,
 )
+from operations.inventory.selectors import inventory_querysets
 
 SECTIONS = ("sites", "cloud_accounts", "compute", "links", "datasets", "ai_systems", "deployments")
 
@@ -191,10 +191,13 @@ class DatasetRowSerializer(DatasetSerializer):
         fields = _row_fields(DatasetSerializer)
 
 
+DEFAULT_USAGE = AISystemDataset._meta.get_field("usage").default
+
+
 class DatasetUsageRowSerializer(StrictSerializer):
     dataset = NaturalKeyField(kind="dataset")
     usage = serializers.ChoiceField(
-        choices=AISystemDataset._meta.get_field("usage").choices, default="training"
+        choices=AISystemDataset._meta.get_field("usage").choices, default=DEFAULT_USAGE
     )
 
 
@@ -221,30 +224,6 @@ COMPUTE_CSV_FIELDS = list(ComputeRowSerializer.Meta.fields)
 
 
 # --- Export -------------------------------------------------------------------------------------
-
-
-def inventory_querysets(*, tenant) -> dict[str, models.QuerySet]:
-    """Every section's rows, loaded with their references (a fixed number of queries)."""
-    usage = AISystemDataset.objects.select_related("dataset").order_by("dataset__name", "usage")
-    return {
-        "sites": Site.objects.filter(tenant=tenant).order_by("code"),
-        "cloud_accounts": CloudAccount.objects.filter(tenant=tenant).order_by(
-            "provider", "account_id"
-        ),
-        "compute": ComputeResource.objects.filter(tenant=tenant)
-        .select_related("site", "cluster", "cloud_account")
-        .order_by("hostname"),
-        "links": Link.objects.filter(tenant=tenant)
-        .select_related("site_a", "site_b")
-        .order_by("site_a__code", "site_b__code"),
-        "datasets": Dataset.objects.filter(tenant=tenant).order_by("name"),
-        "ai_systems": AISystem.objects.filter(tenant=tenant)
-        .prefetch_related(Prefetch("dataset_usage", queryset=usage))
-        .order_by("name"),
-        "deployments": Deployment.objects.filter(tenant=tenant)
-        .select_related("ai_system", "compute")
-        .order_by("name"),
-    }
 
 
 ROW_SERIALIZERS = {
@@ -294,14 +273,10 @@ def compute_rows_from_csv(text: str) -> list[dict]:
         row = {}
         for name, value in raw.items():
             if name == "extra_cells":
-                row[name] = value
-            elif value is not None and value.strip() != "":
+                row[name] = value  # refused as an unknown field, with its row
+            elif value is not None and value.strip():
                 value = value.strip()
-                row[name] = (
-                    [u for u in re.split(r"[;,\s]+", value) if u]
-                    if (name == "gpu_uuids")
-                    else value
-                )
+                row[name] = re.split(r"[;,\s]+", value) if name == "gpu_uuids" else value
         rows.append(row)
     return rows
 
@@ -608,7 +583,7 @@ class InventoryImport:
                 changed |= services.ai_system_set_datasets(
                     tenant=self.tenant,
                     ai_system=obj,
-                    usage=[(line["dataset"], line["usage"]) for line in usage],
+                    usage=[(line["dataset"], line.get("usage", DEFAULT_USAGE)) for line in usage],
                     current=self.keys.usage.get(obj.pk, []),
                 )
         except DjangoValidationError as error:

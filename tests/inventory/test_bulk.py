@@ -317,6 +317,26 @@ class TestUpserts:
         )
         assert sorted(actions) == ["create", "transition"]
 
+    def test_dataset_usage_defaults_to_training_on_new_and_known_systems(self, admin_a, tenant_a):
+        estate.make_dataset(tenant_a, name="Logs")
+        estate.make_ai_system(tenant_a, name="Known")
+        document = {
+            "ai_systems": [
+                {"name": "Known", "datasets": [{"dataset": "Logs"}]},
+                {"name": "New", "datasets": [{"dataset": "Logs"}]},
+            ]
+        }
+        response = post(admin_a, tenant_a, document)
+        assert response.status_code == 200, response.content
+        assert response.json()["sections"]["ai_systems"] == {
+            "created": 1,
+            "updated": 1,
+            "unchanged": 0,
+        }
+        with tenant_scope(tenant_a.id):
+            usage = AISystemDataset.objects.values_list("ai_system__name", "usage")
+            assert sorted(usage) == [("Known", "training"), ("New", "training")]
+
     def test_dry_run_counts_and_writes_nothing(self, admin_a, tenant_a):
         before = table_counts()
         document = {"sites": [{"code": "x", "name": "X", "kind": "edge", "country": "GB"}]}

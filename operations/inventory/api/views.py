@@ -3,7 +3,6 @@ import and export of the whole inventory. Viewsets are thin: writes go through s
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
@@ -12,7 +11,7 @@ from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from operations.inventory import bulk, services
+from operations.inventory import bulk, selectors, services
 from operations.inventory.api import serializers as s
 from operations.inventory.filters import (
     AISystemDatasetFilter,
@@ -92,7 +91,7 @@ class LinkViewSet(InventoryViewSet):
     instance_kwarg = "link"
 
     def filter_scoped_queryset(self, queryset):
-        return queryset.select_related("site_a", "site_b")
+        return selectors.links_with_sites(queryset)
 
 
 class CloudAccountViewSet(InventoryViewSet):
@@ -133,9 +132,7 @@ class ComputeViewSet(InventoryViewSet):
     instance_kwarg = "compute"
 
     def filter_scoped_queryset(self, queryset):
-        return queryset.select_related("site", "cluster", "cloud_account").annotate(
-            node_count=Count("nodes", distinct=True)
-        )
+        return selectors.compute_with_references(queryset)
 
 
 class AISystemViewSet(InventoryViewSet):
@@ -169,10 +166,7 @@ class AISystemViewSet(InventoryViewSet):
     instance_kwarg = "ai_system"
 
     def filter_scoped_queryset(self, queryset):
-        usage = AISystemDataset.objects.select_related("dataset").order_by("dataset__name", "usage")
-        return queryset.prefetch_related(Prefetch("dataset_usage", queryset=usage)).annotate(
-            deployment_count=Count("deployments", distinct=True)
-        )
+        return selectors.ai_systems_with_usage(queryset)
 
     @extend_schema(request=s.AISystemTransitionSerializer, responses=s.AISystemSerializer)
     @action(detail=True, methods=["post"])
@@ -202,7 +196,7 @@ class DeploymentViewSet(InventoryViewSet):
     instance_kwarg = "deployment"
 
     def filter_scoped_queryset(self, queryset):
-        return queryset.select_related("ai_system", "compute")
+        return selectors.deployments_with_references(queryset)
 
 
 class DatasetViewSet(InventoryViewSet):
@@ -235,7 +229,7 @@ class AISystemDatasetViewSet(InventoryViewSet):
     instance_kwarg = "ai_system_dataset"
 
     def filter_scoped_queryset(self, queryset):
-        return queryset.select_related("ai_system", "dataset")
+        return selectors.dataset_usage_with_names(queryset)
 
 
 # --- Bulk import and export ---------------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""Reads of the inventory: the joins each list needs (one query per list, whatever its length)
+and the whole estate of a tenant for export. Call inside the tenant's scope."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch, QuerySet
+
+from operations.inventory.models import (
+    AISystem,
+    AISystemDataset,
+    CloudAccount,
+    ComputeResource,
+    Dataset,
+    Deployment,
+    Link,
+    Site,
+)
+
+
+def dataset_usage_ordered() -> QuerySet[AISystemDataset]:
+    """Usage rows with their dataset, in the order an AI system shows them."""
+    return AISystemDataset.objects.select_related("dataset").order_by("dataset__name", "usage")
+
+
+def compute_with_references(queryset: QuerySet[ComputeResource]) -> QuerySet[ComputeResource]:
+    return queryset.select_related("site", "cluster", "cloud_account").annotate(
+        node_count=Count("nodes", distinct=True)
+    )
+
+
+def links_with_sites(queryset: QuerySet[Link]) -> QuerySet[Link]:
+    return queryset.select_related("site_a", "site_b")
+
+
+def ai_systems_with_usage(queryset: QuerySet[AISystem]) -> QuerySet[AISystem]:
+    return queryset.prefetch_related(
+        Prefetch("dataset_usage", queryset=dataset_usage_ordered())
+    ).annotate(deployment_count=Count("deployments", distinct=True))
+
+
+def deployments_with_references(queryset: QuerySet[Deployment]) -> QuerySet[Deployment]:
+    return queryset.select_related("ai_system", "compute")
+
+
+def dataset_usage_with_names(queryset: QuerySet[AISystemDataset]) -> QuerySet[AISystemDataset]:
+    return queryset.select_related("ai_system", "dataset")
+
+
+def inventory_querysets(*, tenant) -> dict[str, QuerySet]:
+    """Every section of the tenant's estate with its references, in export order."""
+    return {
+        "sites": Site.objects.filter(tenant=tenant).order_by("code"),
+        "cloud_accounts": CloudAccount.objects.filter(tenant=tenant).order_by(
+            "provider", "account_id"
+        ),
+        "compute": ComputeResource.objects.filter(tenant=tenant)
+        .select_related("site", "cluster", "cloud_account")
+        .order_by("hostname"),
+        "links": links_with_sites(Link.objects.filter(tenant=tenant)).order_by(
+            "site_a__code", "site_b__code"
+        ),
+        "datasets": Dataset.objects.filter(tenant=tenant).order_by("name"),
+        "ai_systems": AISystem.objects.filter(tenant=tenant)
+        .prefetch_related(Prefetch("dataset_usage", queryset=dataset_usage_ordered()))
+        .order_by("name"),
+        "deployments": deployments_with_references(
+            Deployment.objects.filter(tenant=tenant)
+        ).order_by("name"),
+    }
