@@ -16,11 +16,11 @@ from operations.incidents import services
 from operations.incidents.models import Incident, Postmortem, TimelineEntry
 from operations.inventory.models import AISystem
 from tenants import services as tenant_services
-from tenants.models import AuditEvent, TenantStatus
+from tenants.models import AuditEvent, MspRole, TenantStatus
 from tenants.owned import owned_object_create
 from tenants.scoping import tenant_scope
 from tests.conftest import Actor
-from tests.factories import make_token
+from tests.factories import make_staff, make_token
 from tests.incidents.factories import act, fresh, make_incident
 
 pytestmark = pytest.mark.django_db
@@ -264,6 +264,35 @@ class TestLifecycle:
         assert resumed.json()["resolve_due_at"] is not None
 
 
+@pytest.mark.parametrize(
+    ("action", "payload", "field"),
+    [
+        ("comment", {}, "body"),
+        ("comment", {"body": ""}, "body"),
+        ("comment", {"body": "x" * 10001}, "body"),
+        ("comment", {"body": "x", "internal": "perhaps"}, "internal"),
+        ("comment", {"body": "x", "visibility": "all"}, "visibility"),
+        ("acknowledge", {"note": ["x"]}, "note"),
+        ("acknowledge", {"status": "closed"}, "status"),
+        ("assign", {"assignee": "me"}, "assignee"),
+        ("severity", {}, "severity"),
+        ("severity", {"severity": "SEV1", "reason": "r" * 10001}, "reason"),
+        ("wait-on-client", {"reason": "r" * 10001}, "reason"),
+    ],
+)
+def test_bad_action_bodies_name_the_field_and_write_nothing(
+    engineer_a, tenant_a, action, payload, field
+):
+    incident = make_incident(tenant_a)
+    if action == "wait-on-client":
+        engineer_a.client.post(url(incident.pk, "acknowledge"))
+    before = written(tenant_a)
+    response = engineer_a.client.post(url(incident.pk, action), payload)
+    assert response.status_code == 400, response.content
+    assert field in error_fields(response)
+    assert written(tenant_a) == before
+
+
 class TestEdit:
     def test_staff_edit_in_place_and_flag_a_serious_incident(self, engineer_a, tenant_a):
         incident = make_incident(tenant_a)
@@ -402,6 +431,12 @@ class TestVisibility:
         assert "We are on it." in excerpt
         assert SECRET not in excerpt
         assert SECRET not in str(admin_a.client.get(url(with_internal.pk, "postmortem")).json())
+
+    def test_the_audit_log_never_carries_internal_words(self, admin_a, with_internal):
+        response = admin_a.client.get("/api/v1/tenants/acme/audit/", {"page_size": 500})
+        assert response.status_code == 200
+        assert response.json()["count"] > 0
+        assert SECRET not in response.content.decode()
 
     def test_outbox_payloads_never_carry_internal_entries(self, with_internal, tenant_a):
         with tenant_scope(tenant_a.id):
@@ -667,5 +702,8 @@ class TestMetrics:
         bound = Actor(msp_admin.user, make_token(msp_admin.user, tenant=tenant_a))
         bound_rows = bound.client.get("/api/v1/incidents/metrics", WINDOW).json()["results"]
         assert [row["tenant"]["slug"] for row in bound_rows] == ["acme"]
+        lonely = make_staff(role=MspRole.ENGINEER, username="unassigned")
+        lonely_actor = Actor(lonely, make_token(lonely))
+        assert lonely_actor.client.get("/api/v1/incidents/metrics").json()["results"] == []
         bad = msp_admin.client.get("/api/v1/incidents/metrics", {"from": "2030-01-01"})
         assert "from" in error_fields(bad)
