@@ -58,3 +58,13 @@ def test_the_tenant_scan_marks_breaches_once_however_often_it_runs(tenant_a, ten
 
 def test_a_vanished_tenant_is_skipped(db):
     assert tasks.sla_breach_scan_tenant.apply(kwargs={"tenant_id": 987654}).get() is None
+
+
+def test_the_beat_entry_names_the_fleet_task():
+    from celery import current_app
+
+    from operations.incidents.celery_config import INCIDENTS_BEAT_SCHEDULE
+
+    (entry,) = INCIDENTS_BEAT_SCHEDULE.values()
+    assert entry["task"] == tasks.sla_breach_scan.name
+    assert entry["task"] in current_app.tasks
