@@ -125,6 +125,7 @@ def _publish(rows: Sequence[JobDispatch]) -> tuple[list[JobDispatch], Exception 
     sent: list[JobDispatch] = []
     if app.conf.task_always_eager:
         # send_task() ignores eager mode; run the registered task in-process instead.
+        app.loader.import_default_modules()  # registers every app's tasks, as a worker would
         for row in rows:
             app.tasks[row.task_name].apply(kwargs=row.kwargs, task_id=row.task_id)
             sent.append(row)
