@@ -1,0 +1,123 @@
+"""Failure behaviour with real worker subprocesses (Redis when REDIS_URL is set, the filesystem
+transport otherwise), against a test database the workers share. No timed assertions: every
+wait is a bounded poll.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from operations.jobs import services
+from operations.jobs.models import JobDispatch, JobRun, JobStatus
+from tenants.models import TenantRole
+from tenants.scoping import tenant_scope
+from tests.conftest import Actor
+from tests.factories import TenantFactory, make_member, make_token
+from tests.jobs.conftest import logs_of, reload
+from tests.jobs.kinds import effects_of
+from tests.jobs.worker import WorkerPool, wait_until, why_workers_cannot_share_the_database
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def pool(tmp_path):
+    reason = why_workers_cannot_share_the_database()
+    if reason:
+        pytest.skip(reason)
+    workers = WorkerPool(tmp_path)
+    try:
+        yield workers
+    finally:
+        workers.stop_all()
+
+
+def status_of(run) -> str:
+    return reload(run).status
+
+
+def test_a_worker_killed_mid_job_is_replaced_and_the_effect_happens_once(pool, tmp_path):
+    tenant = TenantFactory(name="Killjoy Ltd", slug="killjoy")
+    release, started = tmp_path / "release", tmp_path / "started"
+    with pool.broker():
+        first = pool.start()
+        run = services.job_submit(
+            tenant=tenant,
+            kind="test_countable",
+            parameters={"release_file": str(release), "started_file": str(started)},
+        )
+        # Mid-job: effect 1 committed, the job now waits for the release file.
+        wait_until(
+            lambda: started.exists() and effects_of(run.pk) == [f"{run.pk}:1"],
+            what="the first attempt to commit effect 1 and wait",
+            pool=pool,
+        )
+        first.kill()
+        assert status_of(run) == JobStatus.RUNNING  # the dead worker left it running
+
+        release.touch()
+        pool.start()
+        # Beat's recovery task runs every minute in production; here, between polls.
+        wait_until(
+            lambda: status_of(run) == JobStatus.SUCCEEDED,
+            what="the run to be taken over and finished by the second worker",
+            between=services.job_runs_recover,
+            pool=pool,
+        )
+    run = reload(run)
+    assert run.attempts == 2
+    assert effects_of(run.pk) == [f"{run.pk}:1", f"{run.pk}:2"]  # once each, never twice
+    assert run.result == {"effects": 2, "attempt": 2}
+    assert "Attempt 2 started (the previous attempt did not finish)." in logs_of(run)
+
+
+def test_with_the_broker_down_the_run_is_stored_and_runs_once_it_is_back(pool):
+    tenant = TenantFactory(name="Offline Inc", slug="offline")
+    admin = make_member(tenant, TenantRole.ADMIN, username="offline-admin")
+    actor = Actor(admin, make_token(admin))
+
+    with pool.broker(), pool.broker_down():
+        response = actor.client.post(
+            f"/api/v1/tenants/{tenant.slug}/jobs/", {"kind": "test_countable"}
+        )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "queued"
+    dispatch = JobDispatch.objects.get(task_id=body["task_id"])
+    assert dispatch.attempts == 1
+    assert dispatch.last_error
+
+    with tenant_scope(tenant.id):
+        run = JobRun.objects.get(pk=body["id"])
+    assert run.status == JobStatus.QUEUED
+    with pool.broker():
+        pool.start()
+        call_command("drain_job_outbox")
+        wait_until(
+            lambda: status_of(run) == JobStatus.SUCCEEDED,
+            what="the drained run to execute on the worker",
+            pool=pool,
+        )
+    assert not JobDispatch.objects.exists()
+    run = reload(run)
+    assert run.attempts == 1
+    assert effects_of(run.pk) == [f"{run.pk}:1", f"{run.pk}:2"]
+
+
+def test_a_job_on_a_real_worker_sees_only_its_own_tenant(pool):
+    mine = TenantFactory(name="Mine", slug="mine")
+    other = TenantFactory(name="Other", slug="other")
+    with pool.broker():
+        services.job_submit(tenant=other, kind="noop")
+        run = services.job_submit(tenant=mine, kind="diagnostic")
+        pool.start()
+        wait_until(lambda: reload(run).is_finished, what="the diagnostic run", pool=pool)
+    run = reload(run)
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    assert run.result["tenant_runs_visible"] == 1
+    if connection.vendor == "postgresql":
+        # Row-level security: even an unscoped query in the job sees no other tenant's rows.
+        assert run.result["other_tenants_rows_visible_unscoped"] == 0
+        assert run.result["rls_scope"] == str(mine.id)

@@ -1,0 +1,19 @@
+"""Settings of the worker subprocesses in the failure tests.
+
+The test settings, pointed at the test database the test process created and at a broker
+namespace private to the test (so no other worker on this machine takes its messages), with
+short leases so that a killed worker's run is taken over in seconds, not minutes.
+"""
+
+import json
+import os
+
+from tests.settings import *  # noqa: F403
+
+DATABASES["default"]["NAME"] = os.environ["GROUNDWORK_TEST_DB_NAME"]  # noqa: F405
+CELERY_BROKER_URL = os.environ["GROUNDWORK_TEST_BROKER_URL"]
+CELERY_BROKER_TRANSPORT_OPTIONS = json.loads(os.environ["GROUNDWORK_TEST_BROKER_OPTIONS"])
+
+JOBS_LEASE_SECONDS = 3
+JOBS_HEARTBEAT_SECONDS = 0.5
+JOBS_KIND_MODULES = ["tests.jobs.kinds"]
