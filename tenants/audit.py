@@ -74,7 +74,10 @@ def _json_safe(value):
         return [_json_safe(item) for item in value]
     if isinstance(value, dict):
         return {str(key): _json_safe(item) for key, item in value.items()}
-    return value
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    # Field values such as django-countries' Country: their text is what a reader wants.
+    return str(value)
 
 
 # Never copied into the audit log, whatever the model.

@@ -18,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone
-from django_countries.fields import Country
 
 from operations.inventory.models import (
     STAGE_TRANSITIONS,
@@ -36,68 +35,23 @@ from operations.inventory.models import (
     Site,
     Stage,
 )
-from tenants.audit import audit_changes, audit_record, audit_snapshot
+from tenants.audit import audit_record
 from tenants.models import AuditAction
 from tenants.owned import owned_object_create, owned_object_delete, owned_object_update
 
-# --- Rows with a country ----------------------------------------------------------------------
-# tenants.audit.audit_snapshot copies attribute values as they are, and a CountryField's is a
-# Country object that JSON cannot store. Until the snapshot knows it, sites and datasets are
-# audited here with the country as its code; otherwise exactly the generic services' writes.
-
-
-def _snapshot(instance: models.Model) -> dict:
-    return {
-        name: value.code if isinstance(value, Country) else value
-        for name, value in audit_snapshot(instance).items()
-    }
-
-
-@transaction.atomic
-def _country_row_create(*, tenant, model: type[models.Model], fields: dict):
-    instance = model(tenant=tenant, **fields)
-    instance.full_clean()
-    instance.save()
-    changes = audit_changes({}, _snapshot(instance))
-    audit_record(tenant=tenant, action=AuditAction.CREATE, instance=instance, changes=changes)
-    return instance
-
-
-@transaction.atomic
-def _country_row_update(*, tenant, instance: models.Model, fields: dict):
-    assert instance.tenant_id == tenant.id, "instance is not in this tenant"
-    before = _snapshot(instance)
-    for name, value in fields.items():
-        setattr(instance, name, value)
-    instance.full_clean()
-    instance.save()
-    changes = audit_changes(before, _snapshot(instance))
-    if changes:
-        audit_record(tenant=tenant, action=AuditAction.UPDATE, instance=instance, changes=changes)
-    return instance
-
-
-@transaction.atomic
-def _country_row_delete(*, tenant, instance: models.Model) -> None:
-    assert instance.tenant_id == tenant.id, "instance is not in this tenant"
-    changes = audit_changes(_snapshot(instance), {})
-    audit_record(tenant=tenant, action=AuditAction.DELETE, instance=instance, changes=changes)
-    instance.delete()
-
-
-# --- Sites, links, cloud accounts, datasets: the generic audited writes ------------------------
+# --- Sites, links, cloud accounts, datasets: the generic audited writes ---------------------
 
 
 def site_create(*, tenant, **fields) -> Site:
-    return _country_row_create(tenant=tenant, model=Site, fields=fields)
+    return owned_object_create(tenant=tenant, model=Site, data=fields)
 
 
 def site_update(*, tenant, site: Site, **fields) -> Site:
-    return _country_row_update(tenant=tenant, instance=site, fields=fields)
+    return owned_object_update(tenant=tenant, instance=site, data=fields)
 
 
 def site_delete(*, tenant, site: Site) -> None:
-    _country_row_delete(tenant=tenant, instance=site)
+    owned_object_delete(tenant=tenant, instance=site)
 
 
 def link_create(*, tenant, **fields) -> Link:
@@ -126,15 +80,15 @@ def cloud_account_delete(*, tenant, cloud_account: CloudAccount) -> None:
 
 
 def dataset_create(*, tenant, **fields) -> Dataset:
-    return _country_row_create(tenant=tenant, model=Dataset, fields=fields)
+    return owned_object_create(tenant=tenant, model=Dataset, data=fields)
 
 
 def dataset_update(*, tenant, dataset: Dataset, **fields) -> Dataset:
-    return _country_row_update(tenant=tenant, instance=dataset, fields=fields)
+    return owned_object_update(tenant=tenant, instance=dataset, data=fields)
 
 
 def dataset_delete(*, tenant, dataset: Dataset) -> None:
-    _country_row_delete(tenant=tenant, instance=dataset)
+    owned_object_delete(tenant=tenant, instance=dataset)
 
 
 # --- Compute ------------------------------------------------------------------------------------
