@@ -148,7 +148,7 @@ class TestSeedDemo:
         }
         acme = Tenant.objects.get(slug="acme")
         transitions = AuditEvent.objects.filter(
-            tenant=acme, action=AuditAction.TRANSITION
+            tenant=acme, action=AuditAction.TRANSITION, object_type="tenants.Tenant"
         ).values_list("changes", flat=True)
         assert list(reversed(transitions)) == [
             {"status": ["prospect", "onboarding"]},

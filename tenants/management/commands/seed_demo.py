@@ -75,6 +75,8 @@ class TenantSpec:
     steps_done: tuple[str, ...] = ()
     # (first name, last name) of the client admin, member and viewer.
     people: tuple[tuple[str, str], ...] = ()
+    # Which demo AI estate the tenant gets (operations.inventory.demo profiles).
+    estate: str = "finance"
 
 
 STAFF: tuple[StaffSpec, ...] = (
@@ -131,6 +133,7 @@ TENANTS: tuple[TenantSpec, ...] = (
         },
         steps_done=_REQUIRED_STEPS,
         people=(("Grace", "Whitfield"), ("Marcus", "Bell"), ("Dana", "Kowalski")),
+        estate="health",
     ),
     TenantSpec(
         slug="dunmore",
@@ -141,6 +144,7 @@ TENANTS: tuple[TenantSpec, ...] = (
         data_residency="UK",
         plan={"tier": PlanTier.ESSENTIAL},
         people=(("Fiona", "Campbell"), ("Rory", "MacLeod"), ("Isla", "Fraser")),
+        estate="logistics",
     ),
     TenantSpec(
         slug="ember",
@@ -152,6 +156,7 @@ TENANTS: tuple[TenantSpec, ...] = (
         plan={"tier": PlanTier.PROFESSIONAL, "frameworks_in_scope": ["eu-ai-act"]},
         steps_done=_REQUIRED_STEPS,
         people=(("Lena", "Vogel"), ("Hugo", "Lefèvre"), ("Nina", "Schmidt")),
+        estate="logistics",
     ),
 )
 
@@ -185,7 +190,19 @@ class Command(BaseCommand):
                         self.changes["staff assignment(s)"] += 1
             for spec in TENANTS:
                 self._client_users(spec, tenants[spec.slug])
+            for spec in TENANTS:
+                self._operations(spec, tenants[spec.slug])
         self._report(tenants)
+
+    # --- Operations: each area seeds itself, idempotently -------------------------------------
+
+    def _operations(self, spec: TenantSpec, tenant: Tenant) -> None:
+        from operations.inventory.demo import seed_inventory
+
+        counts = seed_inventory(tenant, profile=spec.estate)
+        created = sum(section.get("created", 0) for section in counts.values())
+        if created:
+            self.changes["inventory row(s)"] += created
 
     # --- Staff ------------------------------------------------------------------------------
 
