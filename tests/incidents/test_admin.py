@@ -205,3 +205,22 @@ def test_adding_an_incident_in_the_console(client, engineer, tenant_a):
         "admin",
         engineer,
     )
+
+
+def test_the_changelist_costs_the_same_queries_whatever_its_length(client, engineer, tenant_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(engineer)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(reverse(CHANGELIST)).status_code == 200
+        return len(captured)
+
+    for _ in range(2):
+        act(tenant_a, services.incident_assign, make_incident(tenant_a), assignee=engineer)
+    few = queries()
+    for _ in range(8):
+        act(tenant_a, services.incident_assign, make_incident(tenant_a), assignee=engineer)
+    assert queries() == few
