@@ -30,8 +30,7 @@ from contextlib import ExitStack, contextmanager
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import close_old_connections, connection, transaction
-from django.db.models import DateTimeField, F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.utils import timezone
 
 from operations.jobs.conf import engine_settings
@@ -339,25 +338,67 @@ heartbeat = _Heartbeat()
 
 
 def claim(*, run_id: int, tenant_id: int | None, task_id: str) -> tuple[JobRun | None, bool]:
-    """Take the run for this delivery: (the run or None if missing, whether it was claimed)."""
+    """Take the run for this delivery: (the run or None if missing, whether it was claimed).
+
+    One conditional ``UPDATE … RETURNING``: a queued run, or a running run whose lease has
+    expired, becomes this attempt's; anything else is left alone and read back to say why.
+    Raw SQL (for the RETURNING), so it filters on the tenant itself, like the scoped manager;
+    on PostgreSQL row-level security applies underneath as always.
+    """
     now = timezone.now()
     lease = now + timezone.timedelta(seconds=engine_settings().lease_seconds)
-    claimable = Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, lease_expires_at__lt=now)
     with scoped_atomic(tenant_id):
-        runs = runs_in(tenant_id)
-        claimed = (
-            runs.filter(claimable, pk=run_id, task_id=task_id).update(
-                status=JobStatus.RUNNING,
-                attempts=F("attempts") + 1,
-                started_at=Coalesce(F("started_at"), Value(now, output_field=DateTimeField())),
-                heartbeat_at=now,
-                lease_expires_at=lease,
-                worker=worker_name()[:200],
-            )
-            == 1
-        )
-        run = runs.filter(pk=run_id).first()
-    return run, claimed and run is not None
+        run = _claim_returning(run_id, tenant_id, task_id, now, lease)
+        if run is not None:
+            return run, True
+        run = runs_in(tenant_id).filter(pk=run_id).first()
+    return run, False
+
+
+def _claim_returning(run_id, tenant_id, task_id, now, lease) -> JobRun | None:
+    meta = JobRun._meta
+    columns = [field.column for field in meta.concrete_fields]
+    ops = connection.ops
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    task_field = meta.get_field("task_id")
+    tenant_clause = "tenant_id = %s" if tenant_id is not None else "tenant_id IS NULL"
+    # Identifiers come from the model's metadata; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET status = %s, attempts = attempts + 1, "  # noqa: S608
+        "started_at = COALESCE(started_at, %s), heartbeat_at = %s, lease_expires_at = %s, "
+        f"worker = %s WHERE id = %s AND task_id = %s AND {tenant_clause} "
+        "AND (status = %s OR (status = %s AND lease_expires_at < %s)) "
+        f"RETURNING {', '.join(quote(column) for column in columns)}"
+    )
+    stamp = ops.adapt_datetimefield_value(now)
+    params = [
+        JobStatus.RUNNING,
+        stamp,
+        stamp,
+        ops.adapt_datetimefield_value(lease),
+        worker_name()[:200],
+        run_id,
+        task_field.get_db_prep_value(task_id, connection),
+        *([tenant_id] if tenant_id is not None else []),
+        JobStatus.QUEUED,
+        JobStatus.RUNNING,
+        stamp,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    converters = connection.ops.get_db_converters
+    values = []
+    for field, value in zip(meta.concrete_fields, row, strict=True):
+        for converter in converters(field.get_col(meta.db_table)) + field.get_db_converters(
+            connection
+        ):
+            value = converter(value, field.get_col(meta.db_table), connection)
+        values.append(value)
+    return JobRun.from_db(connection.alias, [f.attname for f in meta.concrete_fields], values)
 
 
 def finish(
@@ -594,11 +635,9 @@ def job_run_execute(
             message=f"Attempt {run.attempts} refused: the run already used its attempts.",
         )
         return "failed"
-    context.log(
-        f"Attempt {run.attempts} started"
-        + (" (the previous attempt did not finish)." if run.attempts > 1 else ".")
-    )
-    started = time.monotonic()
+    if run.attempts > 1:
+        # A first attempt's start and end are on the run itself; a repeat is worth a line.
+        context.log(f"Attempt {run.attempts} started (the previous attempt did not finish).")
     if use_heartbeat:
         heartbeat.register(context)
     try:
@@ -653,8 +692,7 @@ def job_run_execute(
         result = {}
     elif not isinstance(result, dict):
         result = {"value": result}
-    elapsed = time.monotonic() - started
-    finish(context, JobStatus.SUCCEEDED, result=result, message=f"Succeeded in {elapsed:.3f} s.")
+    finish(context, JobStatus.SUCCEEDED, result=result)
     return "succeeded"
 
 

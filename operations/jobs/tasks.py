@@ -14,6 +14,7 @@ import uuid
 
 from celery import shared_task
 from django.core.cache import cache
+from django.db import close_old_connections
 from django.utils import timezone
 
 from operations.jobs.exceptions import TransientJobError
@@ -56,6 +57,11 @@ def execute_job_run(self, *, run_id: int, tenant_id: int | None = None) -> str:
     except ValueError:
         logger.warning("jobs.execute: task id %r is not a run's task id; dropped", self.request.id)
         return "stale message"
+    if not self.request.is_eager:
+        # As Django does around a request: drop a connection past CONN_MAX_AGE or broken (with
+        # CONN_HEALTH_CHECKS), keep a healthy one. Celery's own fixup closes it after every
+        # task unless CELERY_DB_REUSE_MAX is set, costing a new connection per job.
+        close_old_connections()
     return job_run_execute(
         run_id=run_id,
         tenant_id=tenant_id,

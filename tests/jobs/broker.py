@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from kombu import pools
+
 from msp.celery import app
 from operations.jobs.outbox import outbox_sender_reset
 
@@ -12,14 +14,13 @@ CLOSED_PORT_BROKER = "redis://127.0.0.1:9/0"  # the discard port: nothing listen
 
 
 def _reset_pools() -> None:
-    pool = app._pool
-    if pool is not None:
-        pool.force_close_all()
+    # kombu keeps pools in global groups keyed by connection *equality*: drop them all, or a
+    # closed pool would be handed out again for the same broker URL.
+    if app._pool is not None:
+        app._pool.force_close_all()
     app._pool = None
-    producers = app.amqp._producer_pool
-    if producers is not None:
-        producers.force_close_all()
     app.amqp._producer_pool = None
+    pools.reset()
 
 
 @contextmanager

@@ -79,7 +79,7 @@ def test_the_run_page_shows_logs_and_the_traceback(client, boss, tenant_a, eager
         run = services.job_submit(tenant=tenant_a, kind="test_failing")
     page = text(client.get(url("jobs_jobrun_change", run.pk)))
     assert "About to fail" in page
-    assert "[attempt 1] Attempt 1 started." in page
+    assert "[attempt 1] About to fail" in page
     assert "raise ValueError" in page  # staff see the traceback
 
 

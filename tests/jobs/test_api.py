@@ -117,9 +117,9 @@ def test_detail_shows_logs_and_hides_the_traceback_from_clients(
     assert client_view["status"] == "failed"
     assert client_view["error"] == "ValueError: boom: the secret internals"
     assert "traceback" not in client_view
-    assert [line["message"] for line in client_view["logs"]][:2] == [
-        "Attempt 1 started.",
+    assert [line["message"] for line in client_view["logs"]] == [
         "About to fail",
+        "Failed: ValueError: boom: the secret internals",
     ]
     for listed in admin_a.client.get(url(tenant_a)).json()["results"]:
         assert "traceback" not in listed
@@ -129,11 +129,13 @@ def test_detail_shows_logs_and_hides_the_traceback_from_clients(
 
 def test_logs_can_be_polled_after_a_line(admin_a, tenant_a, eager, committed):
     with committed():
-        run = services.job_submit(tenant=tenant_a, kind="noop", parameters={"seconds": 0.01})
+        run = services.job_submit(
+            tenant=tenant_a, kind="test_self_cancelling", parameters={"cancel_at_step": 3}
+        )
     first = admin_a.client.get(url(tenant_a, run.pk, "logs"), {"limit": 1}).json()
-    assert [line["message"] for line in first["results"]] == ["Attempt 1 started."]
+    assert [line["message"] for line in first["results"]] == ["did step 1"]
     rest = admin_a.client.get(url(tenant_a, run.pk, "logs"), {"after": first["next_after"]}).json()
-    assert rest["results"][-1]["message"].startswith("Succeeded in")
+    assert rest["results"][-1]["message"] == "Stopped: the run was cancelled."
     assert first["results"][-1]["id"] < rest["results"][0]["id"]
     assert admin_a.client.get(url(tenant_a, run.pk, "logs"), {"after": "x"}).status_code == 400
 

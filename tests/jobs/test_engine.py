@@ -102,9 +102,7 @@ def test_a_noop_job_runs_to_success_with_timings_and_logs(tenant_a, eager, commi
     assert (run.progress, run.attempts, run.result) == (100, 1, {"waited_seconds": 0.01})
     assert run.started_at <= run.finished_at
     assert run.lease_expires_at is None
-    logs = logs_of(run)
-    assert logs[0] == "Attempt 1 started."
-    assert logs[-1].startswith("Succeeded in")
+    assert logs_of(run) == []  # a plain first attempt: everything is on the run itself
 
 
 def test_a_redelivered_message_for_a_finished_run_does_nothing(tenant_a, eager, committed):

@@ -1,0 +1,279 @@
+"""Benchmark the job engine against bare Celery, with a real worker, on PostgreSQL and Redis.
+
+Part (a): N bare Celery no-op tasks, then N no-op jobs through the engine (a JobRun row, its
+outbox row, the on-commit send, the worker's claim, lease, log and finish), each dispatched
+and drained through the same broker by the same worker. A marker task sent after the N items
+(FIFO on one queue, one worker slot) says when the worker has drained them. The cost of each
+is the wall time from the first dispatch to the drained marker; the figure is engine/bare.
+
+Part (b), the fleet compliance scan, plugs in through ``bench_fleet_scan`` once the compliance
+job kind exists (see there).
+
+    DATABASE_URL=postgres://groundwork@127.0.0.1:5432/groundwork \\
+    REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/jobs.py [--n 2000] [--rounds 3]
+
+It uses its own database (``<name>_bench``, created and migrated on first use) and its own
+Redis database number for the broker, so neither the dev data nor other workers are touched.
+The last line is ``ratio=<engine/bare>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FLEET_SCAN_KIND = "compliance_scan"
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=2000, help="tasks and jobs per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pool", choices=["prefork", "solo"], default="prefork")
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="worker processes (the Procfile runs 2)"
+    )
+    parser.add_argument("--redis-db", type=int, default=14, help="Redis db number for the broker")
+    parser.add_argument("--fleet", action="store_true", help="also run part (b), the fleet scan")
+    parser.add_argument("--tenants", type=int, default=1000, help="part (b): tenants")
+    parser.add_argument("--systems", type=int, default=20, help="part (b): AI systems per tenant")
+    return parser.parse_args()
+
+
+def with_path(url: str, path: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=path))
+
+
+def prepare_environment(args) -> dict:
+    database_url = os.environ.get("DATABASE_URL", "")
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not database_url.startswith("postgres") or not redis_url:
+        sys.exit("bench/jobs.py needs PostgreSQL and Redis: set DATABASE_URL and REDIS_URL.")
+    base_name = urlsplit(database_url).path.lstrip("/")
+    bench_db = f"{base_name}_bench"
+    ensure_database(database_url, bench_db)
+    env = {
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "msp.settings"),
+        "DATABASE_URL": with_path(database_url, f"/{bench_db}"),
+        "CELERY_BROKER_URL": with_path(redis_url, f"/{args.redis_db}"),
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    return {**os.environ, **env}
+
+
+def ensure_database(database_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if exists.fetchone() is None:
+            connection.execute(f'CREATE DATABASE "{name}"')
+            print(f"created database {name}")
+
+
+def start_worker(env: dict, pool: str, concurrency: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "msp",
+            "worker",
+            "-Q",
+            "jobs",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency if pool == "prefork" else 1),
+            "-n",
+            f"bench-{uuid.uuid4().hex[:6]}@%h",
+            "-l",
+            "warning",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for_marker(timeout: float = 600) -> None:
+    """Send a marker behind everything queued and wait until the worker has run it."""
+    from django.core.cache import cache
+
+    from operations.jobs.tasks import DIAGNOSTIC_KEY, diagnostic_ping
+
+    nonce = uuid.uuid4().hex
+    diagnostic_ping.apply_async(args=[nonce], queue="jobs")
+    deadline = time.monotonic() + timeout
+    while cache.get(DIAGNOSTIC_KEY.format(nonce=nonce)) is None:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the worker did not drain the queue within {timeout:.0f}s")
+        time.sleep(0.01)
+
+
+def purge_queues() -> None:
+    from msp.celery import app
+
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in ("jobs", "maintenance"):
+            channel.queue_purge(queue)
+
+
+def bench_tenant():
+    from tenants.models import Tenant
+    from tenants.services import tenant_create
+
+    tenant = Tenant.objects.filter(slug="bench-jobs").first()
+    return tenant or tenant_create(name="Bench Jobs", slug="bench-jobs")
+
+
+def clear_runs(tenant) -> None:
+    from operations.jobs.models import JobDispatch, JobRun
+    from tenants.scoping import tenant_scope
+
+    with tenant_scope(tenant.id):
+        JobRun.objects.all().delete()
+    JobDispatch.objects.all().delete()
+
+
+def bare_round(n: int) -> float:
+    from operations.jobs.tasks import noop_task
+
+    started = time.perf_counter()
+    for _ in range(n):
+        noop_task.apply_async()
+    wait_for_marker()
+    return time.perf_counter() - started
+
+
+def engine_round(n: int, tenant) -> float:
+    from operations.jobs.execution import runs_in, scoped_atomic
+    from operations.jobs.models import JobStatus
+    from operations.jobs.services import job_submit
+
+    def succeeded() -> int:
+        with scoped_atomic(tenant.id):
+            return runs_in(tenant.id).filter(status=JobStatus.SUCCEEDED).count()
+
+    clear_runs(tenant)
+    started = time.perf_counter()
+    for _ in range(n):
+        job_submit(tenant=tenant, kind="noop")
+    wait_for_marker()
+    # With several worker processes the last jobs may finish just after the marker.
+    deadline = time.monotonic() + 60
+    while (done := succeeded()) < n:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {done} of {n} jobs succeeded")
+        time.sleep(0.005)
+    return time.perf_counter() - started
+
+
+def bench_engine_vs_bare(args, env) -> float:
+    tenant = bench_tenant()
+    purge_queues()
+    worker = start_worker(env, args.pool, args.concurrency)
+    try:
+        wait_for_marker(timeout=120)  # the worker is up and consuming
+        # Warm-up: imports, connections, caches on both sides.
+        bare_round(min(200, args.n))
+        engine_round(min(200, args.n), tenant)
+        bare, engine = [], []
+        for index in range(args.rounds):
+            # Alternate the order so that drift (autovacuum, caches) hits both alike.
+            if index % 2:
+                engine.append(engine_round(args.n, tenant))
+                bare.append(bare_round(args.n))
+            else:
+                bare.append(bare_round(args.n))
+                engine.append(engine_round(args.n, tenant))
+            print(
+                f"round {index + 1}: bare {bare[-1]:.2f} s, engine {engine[-1]:.2f} s "
+                f"({engine[-1] / bare[-1]:.2f}x)",
+                flush=True,
+            )
+        clear_runs(tenant)
+    finally:
+        stop_worker(worker)
+    bare_s, engine_s = statistics.median(bare), statistics.median(engine)
+    print(
+        f"bare celery: {args.n} tasks in {bare_s:.2f} s ({1000 * bare_s / args.n:.2f} ms each); "
+        f"engine: {args.n} jobs in {engine_s:.2f} s ({1000 * engine_s / args.n:.2f} ms each); "
+        f"median of {args.rounds} rounds; {args.pool} worker, concurrency {args.concurrency}"
+    )
+    return engine_s / bare_s
+
+
+def bench_fleet_scan(args, env) -> float | None:
+    """Part (b): wall seconds of a fleet compliance scan over generated data, or None.
+
+    The hook for the compliance issue: generate ``args.tenants`` active tenants with
+    ``args.systems`` AI systems each (datasets, deployments) in the bench database, start a
+    worker, then time ``job_submit_fleet(kind=FLEET_SCAN_KIND)`` until its parent run finishes
+    (``JobRun.fleet``; its ``children_*`` counts say how it went). The generator belongs with
+    the compliance kind: ``operations.compliance.bench.generate_fleet(tenants=, systems=)``.
+    """
+    from operations.jobs.exceptions import UnknownJobKind
+    from operations.jobs.registry import get_job_kind
+
+    try:
+        get_job_kind(FLEET_SCAN_KIND)
+    except UnknownJobKind:
+        print(f"part (b) skipped: no '{FLEET_SCAN_KIND}' job kind is registered yet")
+        return None
+    raise SystemExit("part (b): plug the fleet data generator in here (see the docstring)")
+
+
+def main() -> None:
+    args = parse_args()
+    env = prepare_environment(args)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from django.conf import settings
+
+    if not getattr(settings, "CELERY_DB_REUSE_MAX", None):
+        print(
+            "note: CELERY_DB_REUSE_MAX is not set, so Celery closes the database connection "
+            "after every task and each job opens a new one (see operations/jobs/celery_config.py)"
+        )
+    ratio = bench_engine_vs_bare(args, env)
+    fleet_seconds = bench_fleet_scan(args, env) if args.fleet else None
+    if fleet_seconds is not None:
+        rate = args.tenants / fleet_seconds
+        print(f"fleet_seconds={fleet_seconds:.2f} tenants_per_second={rate:.1f}")
+    print(f"ratio={ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
