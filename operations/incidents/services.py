@@ -132,11 +132,13 @@ def _entry(
 
 
 def _snapshot(instance: models.Model) -> dict:
-    """``audit_snapshot`` with durations as seconds (the audit log stores JSON)."""
-    return {
-        key: value.total_seconds() if isinstance(value, dt.timedelta) else value
-        for key, value in audit_snapshot(instance).items()
-    }
+    """``audit_snapshot`` with durations as seconds, which a reader of the log can compare."""
+    snapshot = audit_snapshot(instance)
+    for field in instance._meta.concrete_fields:
+        value = getattr(instance, field.attname)
+        if isinstance(value, dt.timedelta):
+            snapshot[field.attname] = value.total_seconds()
+    return snapshot
 
 
 def _audit_update(tenant: Tenant, incident: Incident, before: dict, action: str) -> None:

@@ -578,3 +578,14 @@ def test_event_payloads_never_carry_internal_words(tenant_a, engineer_a):
     assert len(payloads) == 5  # created, breached (ack), acknowledged, breached (resolve), resolved
     assert all(secret not in str(p) for p in payloads)
     assert all("timeline" not in p for p in payloads)
+
+
+def test_the_audit_log_records_paused_time_in_seconds(tenant_a):
+    incident = make_incident(tenant_a, at=T0)
+    incident = act(tenant_a, services.incident_acknowledge, incident, at=T0 + minutes(1))
+    incident = act(tenant_a, services.incident_wait_on_client, incident, at=T0 + minutes(2))
+    act(tenant_a, services.incident_resume, incident, at=T0 + minutes(32))
+    changed = AuditEvent.objects.filter(
+        tenant=tenant_a, action="update", changes__has_key="sla_paused"
+    ).get()
+    assert changed.changes["sla_paused"] == [0.0, 1800.0]
