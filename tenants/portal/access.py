@@ -30,7 +30,6 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 COMING_SOON_AREAS: tuple[tuple[str, str], ...] = (
     ("estate", "Estate"),
     ("readiness", "Readiness"),
-    ("incidents", "Incidents"),
     ("compliance", "Compliance"),
     ("recommendations", "Recommendations"),
 )

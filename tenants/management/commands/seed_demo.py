@@ -197,12 +197,16 @@ class Command(BaseCommand):
     # --- Operations: each area seeds itself, idempotently -------------------------------------
 
     def _operations(self, spec: TenantSpec, tenant: Tenant) -> None:
+        from operations.incidents.demo import seed_incidents
         from operations.inventory.demo import seed_inventory
 
         counts = seed_inventory(tenant, profile=spec.estate)
         created = sum(section.get("created", 0) for section in counts.values())
         if created:
             self.changes["inventory row(s)"] += created
+        incidents = seed_incidents(tenant)
+        if incidents:
+            self.changes["incident(s)"] += len(incidents)
 
     # --- Staff ------------------------------------------------------------------------------
 
