@@ -45,17 +45,12 @@ def _runs(tenant: Tenant, now: dt.datetime) -> list[dict]:
             "created": now - 2 * day,
             "seconds": 1.8,
             "result": {
-                "worker": "worker-1",
                 "database": "postgresql",
+                "broker": "redis",
                 "tenant_runs_visible": 4,
-                "other_tenants_rows_visible_unscoped": 0,
+                "row_level_security_isolates": True,
             },
-            "logs": [
-                (LogLevel.INFO, "Attempt 1 started."),
-                (LogLevel.INFO, "Running on worker-1 (pid 4121)."),
-                (LogLevel.INFO, "This tenant's runs visible: 4; other tenants' runs visible: 0."),
-                (LogLevel.INFO, "Succeeded in 1.802 s."),
-            ],
+            "logs": [(LogLevel.INFO, "This tenant's runs visible to the worker: 4.")],
         },
         {
             "key": "noop-api",
@@ -84,7 +79,6 @@ def _runs(tenant: Tenant, now: dt.datetime) -> list[dict]:
             "error": "OperationalError: connection to the database timed out",
             "traceback": _FAILED_TRACEBACK,
             "logs": [
-                (LogLevel.INFO, "Attempt 1 started."),
                 (LogLevel.ERROR, "Failed: OperationalError: connection to the database timed out"),
             ],
         },

@@ -631,7 +631,7 @@ def job_run_execute(
         finish(
             context,
             JobStatus.FAILED,
-            error=f"Gave up after {run.max_attempts} attempts: the worker was lost each time.",
+            error=gave_up_message(run.max_attempts),
             message=f"Attempt {run.attempts} refused: the run already used its attempts.",
         )
         return "failed"
@@ -694,6 +694,13 @@ def job_run_execute(
         result = {"value": result}
     finish(context, JobStatus.SUCCEEDED, result=result)
     return "succeeded"
+
+
+def gave_up_message(attempts: int) -> str:
+    return (
+        f"Gave up after {attempts} attempts: the worker was lost each time "
+        "(killed, out of memory, or past its hard time limit)."
+    )
 
 
 def _why_not_claimed(run: JobRun, task_id: str) -> str:

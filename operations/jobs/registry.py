@@ -26,6 +26,8 @@ from operations.jobs.exceptions import UnknownJobKind
 
 JOBS_QUEUE = "jobs"
 MAINTENANCE_QUEUE = "maintenance"
+# The most executions a run may have (the execute task's Celery retry budget is one fewer).
+MAX_ATTEMPTS_LIMIT = 10
 # Capabilities (see ``TenantAccess.allows``) a caller needs to trigger a kind in a tenant.
 TRIGGER_CAPABILITIES = ("write", "staff_write", "msp_admin")
 
@@ -57,8 +59,8 @@ class JobKind:
     def __post_init__(self):
         if self.trigger_capability not in TRIGGER_CAPABILITIES:
             raise ValueError(f"{self.name}: unknown trigger capability {self.trigger_capability}")
-        if self.max_attempts < 1:
-            raise ValueError(f"{self.name}: max_attempts must be at least 1")
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS_LIMIT:
+            raise ValueError(f"{self.name}: max_attempts must be 1 to {MAX_ATTEMPTS_LIMIT}")
 
     def clean_parameters(self, data) -> dict:
         """The validated parameters, or a ``ValidationError`` naming ``parameters.<field>``."""

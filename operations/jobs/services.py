@@ -22,6 +22,7 @@ from operations.jobs.execution import (
     cancel_children,
     dispatch_runs,
     execute_message,
+    gave_up_message,
     logs_in,
     record_child_outcomes,
     runs_in,
@@ -310,7 +311,7 @@ def _fail_exhausted(run: JobRun, now) -> None:
     run.status = JobStatus.FAILED
     run.finished_at = now
     run.lease_expires_at = None
-    run.error = f"Gave up after {run.attempts} attempts: the worker was lost each time."
+    run.error = gave_up_message(run.attempts)
     run.save(update_fields=["status", "finished_at", "lease_expires_at", "error"])
     _log(run, run.error, LogLevel.ERROR)
     if run.parent_id is not None:

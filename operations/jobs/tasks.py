@@ -20,7 +20,7 @@ from django.utils import timezone
 from operations.jobs.exceptions import TransientJobError
 from operations.jobs.execution import job_run_execute
 from operations.jobs.outbox import outbox_drain
-from operations.jobs.registry import JOBS_QUEUE, MAINTENANCE_QUEUE
+from operations.jobs.registry import JOBS_QUEUE, MAINTENANCE_QUEUE, MAX_ATTEMPTS_LIMIT
 from operations.jobs.services import job_runs_recover, job_schedule_fire
 
 logger = logging.getLogger(__name__)
@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 DIAGNOSTIC_KEY = "diagnostic:{nonce}"
 
 # Retries of a transient error: 10 s, 20 s, 40 s … capped at 10 min, each with full jitter.
-# A kind's ``max_attempts`` (at most this many retries + 1) decides when to stop.
-MAX_TRANSIENT_RETRIES = 9
+# A kind's ``max_attempts`` (at most MAX_ATTEMPTS_LIMIT) decides when to stop, not Celery.
+MAX_TRANSIENT_RETRIES = MAX_ATTEMPTS_LIMIT - 1
 TRANSIENT_RETRY = {
     "autoretry_for": (TransientJobError,),
     "retry_backoff": 10,
