@@ -62,10 +62,7 @@ def _runs(tenant: Tenant, now: dt.datetime) -> list[dict]:
             "created": now - day,
             "seconds": 2.1,
             "result": {"waited_seconds": 2.0},
-            "logs": [
-                (LogLevel.INFO, "Attempt 1 started."),
-                (LogLevel.INFO, "Succeeded in 2.104 s."),
-            ],
+            "logs": [],
         },
         {
             "key": "diagnostic-failed",
@@ -93,7 +90,6 @@ def _runs(tenant: Tenant, now: dt.datetime) -> list[dict]:
             "seconds": 4.0,
             "progress": 40,
             "logs": [
-                (LogLevel.INFO, "Attempt 1 started."),
                 (
                     LogLevel.INFO,
                     "Cancellation requested by engineer; the job stops at its next progress point.",
