@@ -45,6 +45,9 @@ def parse_args():
         "--concurrency", type=int, default=2, help="worker processes (the Procfile runs 2)"
     )
     parser.add_argument("--redis-db", type=int, default=14, help="Redis db number for the broker")
+    parser.add_argument(
+        "--fresh-db", action="store_true", help="drop and re-create the bench database first"
+    )
     parser.add_argument("--fleet", action="store_true", help="also run part (b), the fleet scan")
     parser.add_argument("--tenants", type=int, default=1000, help="part (b): tenants")
     parser.add_argument("--systems", type=int, default=20, help="part (b): AI systems per tenant")
@@ -63,7 +66,7 @@ def prepare_environment(args) -> dict:
         sys.exit("bench/jobs.py needs PostgreSQL and Redis: set DATABASE_URL and REDIS_URL.")
     base_name = urlsplit(database_url).path.lstrip("/")
     bench_db = f"{base_name}_bench"
-    ensure_database(database_url, bench_db)
+    ensure_database(database_url, bench_db, fresh=args.fresh_db)
     env = {
         "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "msp.settings"),
         "DATABASE_URL": with_path(database_url, f"/{bench_db}"),
@@ -74,10 +77,12 @@ def prepare_environment(args) -> dict:
     return {**os.environ, **env}
 
 
-def ensure_database(database_url: str, name: str) -> None:
+def ensure_database(database_url: str, name: str, *, fresh: bool) -> None:
     import psycopg
 
     with psycopg.connect(database_url, autocommit=True) as connection:
+        if fresh:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
         exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
         if exists.fetchone() is None:
             connection.execute(f'CREATE DATABASE "{name}"')
