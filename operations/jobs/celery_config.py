@@ -7,6 +7,16 @@ visible and editable in the admin next to the tenants' schedules). Wire it with 
 
     app.conf.beat_schedule = {**app.conf.beat_schedule, **JOBS_BEAT_SCHEDULE}
 
+Settings the engine relies on, in ``msp/settings.py``: ``CELERY_TASK_ACKS_LATE``,
+``CELERY_TASK_REJECT_ON_WORKER_LOST``, ``CELERY_WORKER_PREFETCH_MULTIPLIER = 1``, a Redis
+``visibility_timeout`` above the hard time limit, soft and hard time limits, and::
+
+    # Celery's Django fixup closes the database connection after every task unless this is
+    # set, so each job would open a new PostgreSQL connection (about 10 ms). Connections are
+    # still recycled by CONN_MAX_AGE and health checks: jobs.execute calls
+    # close_old_connections() before each run, as Django does around a request.
+    CELERY_DB_REUSE_MAX = 1000
+
 Plain data only: this module is imported before Django is set up.
 """
 
