@@ -1,0 +1,126 @@
+"""Telemetry: raw samples, hourly rollups, the hours waiting to be rolled up, retention policy.
+
+``TelemetrySample`` is one row per (tenant, resource, metric, instant); its composite primary
+key *is* the sample's identity, so a re-sent sample is recognised and skipped. The model is
+``managed = False``: migration 0001 creates its table by hand, on PostgreSQL range-partitioned
+by ``ts`` into daily partitions (made ahead and on demand by ``storage``), with forced
+row-level security on the parent and every partition. The table has no foreign keys: the
+tenant comes from the request's scope (checked again by RLS on PostgreSQL), the resource from
+the inventory lookup of the same batch, and a per-row referential check would cost the hot path
+more than the rest of the insert.
+
+Every write goes through ``services``; raw SQL lives in ``storage``.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from operations.telemetry.metrics import METRIC_CHOICES, ResourceKind
+from tenants.scoping import TenantOwnedModel
+
+DEFAULT_RAW_RETENTION_DAYS = 30
+DEFAULT_ROLLUP_RETENTION_DAYS = 400
+MAX_RAW_RETENTION_DAYS = 400
+
+
+class TelemetrySample(TenantOwnedModel):
+    pk = models.CompositePrimaryKey("tenant", "resource_kind", "resource_id", "metric", "ts")
+    resource_kind = models.SmallIntegerField(choices=ResourceKind.choices)
+    resource_id = models.BigIntegerField()
+    metric = models.SmallIntegerField(choices=METRIC_CHOICES)
+    ts = models.DateTimeField()
+    value = models.FloatField()
+
+    class Meta:
+        managed = False
+        db_table = "telemetry_sample"
+
+    def __str__(self) -> str:
+        return f"{self.get_metric_display()} {self.resource_kind}:{self.resource_id} @ {self.ts}"
+
+
+class TelemetryRollup(TenantOwnedModel):
+    """Min, max, mean and count of one series over one UTC hour, recomputed whole."""
+
+    resource_kind = models.SmallIntegerField(choices=ResourceKind.choices)
+    resource_id = models.BigIntegerField()
+    metric = models.SmallIntegerField(choices=METRIC_CHOICES)
+    bucket = models.DateTimeField(help_text="Start of the UTC hour.")
+    min_value = models.FloatField()
+    max_value = models.FloatField()
+    avg_value = models.FloatField()
+    sample_count = models.PositiveIntegerField()
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "telemetry_rollup"
+        ordering = ["bucket"]
+        constraints = [
+            # Serves the upsert of a recomputed hour and the series query (prefix + range).
+            models.UniqueConstraint(
+                fields=["tenant", "resource_kind", "resource_id", "metric", "bucket"],
+                name="telemetry_rollup_identity",
+            )
+        ]
+        # Retention deletes a tenant's oldest hours.
+        indexes = [models.Index(fields=["tenant", "bucket"], name="telemetry_rollup_tenant_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.get_metric_display()} {self.resource_kind}:{self.resource_id} {self.bucket}"
+
+
+class TelemetryDirtyHour(TenantOwnedModel):
+    """An hour that received samples since it was last rolled up (appended at ingest).
+
+    Insert-only at ingest, so concurrent batches never wait on each other; the rollup job
+    deletes the markers it read and recomputes their hours in the same transaction.
+    """
+
+    hour = models.DateTimeField()
+    marked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "telemetry_dirty_hour"
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.hour}"
+
+
+class TelemetryPolicy(TenantOwnedModel):
+    """How long a tenant's raw samples and hourly rollups are kept (defaults without a row)."""
+
+    raw_retention_days = models.PositiveIntegerField(
+        default=DEFAULT_RAW_RETENTION_DAYS,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_RAW_RETENTION_DAYS)],
+        help_text="Raw samples older than this are deleted; samples older cannot be ingested.",
+    )
+    rollup_retention_days = models.PositiveIntegerField(
+        default=DEFAULT_ROLLUP_RETENTION_DAYS,
+        validators=[MinValueValidator(30), MaxValueValidator(3650)],
+        help_text="Hourly rollups older than this are deleted.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "telemetry_policy"
+        verbose_name = "telemetry policy"
+        verbose_name_plural = "telemetry policies"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="telemetry_policy_one_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"raw {self.raw_retention_days} d, rollups {self.rollup_retention_days} d"
+
+    def clean(self) -> None:
+        if (
+            self.raw_retention_days is not None
+            and self.rollup_retention_days is not None
+            and self.raw_retention_days > self.rollup_retention_days
+        ):
+            raise ValidationError(
+                {"rollup_retention_days": "Rollups must be kept at least as long as raw samples."}
+            )

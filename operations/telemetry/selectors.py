@@ -1,0 +1,217 @@
+"""Telemetry reads: retention in force, resources by reference, and series for charts.
+
+Every selector takes ``tenant=`` and runs inside that tenant's scope (the fail-closed managers
+raise otherwise); a resource of another tenant is simply not found.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import F, FloatField, Max, Min, Sum
+from django.db.models.functions import Cast, TruncDay
+
+from operations.inventory.models import ComputeResource, Deployment
+from operations.telemetry.metrics import RESOURCE_KIND_NAMES, Metric, ResourceKind
+from operations.telemetry.models import (
+    DEFAULT_RAW_RETENTION_DAYS,
+    DEFAULT_ROLLUP_RETENTION_DAYS,
+    TelemetryDirtyHour,
+    TelemetryPolicy,
+    TelemetryRollup,
+    TelemetrySample,
+)
+from tenants.models import Tenant
+from tenants.scoping import tenant_scope
+
+#: Raw points one series answer may hold; a wider request must use a rolled-up step.
+MAX_RAW_POINTS = 10_000
+STEPS = ("raw", "1h", "1d")
+
+
+@dataclass(frozen=True)
+class Retention:
+    raw_days: int
+    rollup_days: int
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    kind: int
+    id: int
+    name: str
+
+    def as_dict(self) -> dict:
+        return {"kind": RESOURCE_KIND_NAMES[self.kind], "id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True)
+class Series:
+    resource: ResourceRef
+    metric: Metric
+    start: dt.datetime
+    end: dt.datetime
+    step: str
+    points: list[dict]
+
+
+def telemetry_policy_get(*, tenant) -> TelemetryPolicy:
+    """The tenant's policy row, or an unsaved one carrying the defaults."""
+    return TelemetryPolicy.objects.filter(tenant=tenant).first() or TelemetryPolicy(tenant=tenant)
+
+
+def telemetry_retention_for(*, tenant) -> Retention:
+    row = (
+        TelemetryPolicy.objects.filter(tenant=tenant)
+        .values_list("raw_retention_days", "rollup_retention_days")
+        .first()
+    )
+    if row is None:
+        return Retention(DEFAULT_RAW_RETENTION_DAYS, DEFAULT_ROLLUP_RETENTION_DAYS)
+    return Retention(*row)
+
+
+def telemetry_longest_raw_retention_days() -> int:
+    """The longest raw retention any tenant has (the default for tenants without a policy)."""
+    tenant_ids = list(Tenant.objects.values_list("id", flat=True))
+    if not tenant_ids:
+        return DEFAULT_RAW_RETENTION_DAYS
+    with tenant_scope(*tenant_ids):
+        longest = TelemetryPolicy.objects.aggregate(longest=Max("raw_retention_days"))["longest"]
+    return max(DEFAULT_RAW_RETENTION_DAYS, longest or 0)
+
+
+def telemetry_tenants_with_pending_rollups() -> list[int]:
+    """Ids of the tenants with hours waiting to be rolled up (the fleet fan-out list)."""
+    tenant_ids = list(Tenant.objects.values_list("id", flat=True))
+    if not tenant_ids:
+        return []
+    with tenant_scope(*tenant_ids):
+        pending = TelemetryDirtyHour.objects.order_by().values_list("tenant_id", flat=True)
+        return sorted(set(pending.distinct()))
+
+
+def telemetry_resource_get(
+    *, tenant, kind: int, resource_id: int | None = None, name: str | None = None
+) -> ResourceRef | None:
+    """A compute resource (by id or hostname) or deployment (by id or name) of the tenant."""
+    if kind == ResourceKind.COMPUTE:
+        model, key = ComputeResource, "hostname"
+    else:
+        model, key = Deployment, "name"
+    rows = model.objects.filter(tenant=tenant)
+    rows = rows.filter(pk=resource_id) if resource_id is not None else rows.filter(**{key: name})
+    found = rows.values_list("pk", key).first()
+    return ResourceRef(kind, found[0], found[1]) if found else None
+
+
+def _auto_step(start: dt.datetime, end: dt.datetime) -> str:
+    span = end - start
+    if span <= dt.timedelta(days=1):
+        return "raw"
+    if span <= dt.timedelta(days=31):
+        return "1h"
+    return "1d"
+
+
+def _raw_points(*, tenant, resource: ResourceRef, metric: Metric, start, end) -> list[dict] | None:
+    """Raw points in [start, end), or None when there are more than ``MAX_RAW_POINTS``."""
+    rows = list(
+        TelemetrySample.objects.filter(
+            tenant=tenant,
+            resource_kind=resource.kind,
+            resource_id=resource.id,
+            metric=metric.code,
+            ts__gte=start,
+            ts__lt=end,
+        )
+        .order_by("ts")
+        .values_list("ts", "value")[: MAX_RAW_POINTS + 1]
+    )
+    if len(rows) > MAX_RAW_POINTS:
+        return None
+    return [{"ts": ts, "value": value} for ts, value in rows]
+
+
+def _rollups(*, tenant, resource: ResourceRef, metric: Metric, start, end):
+    return TelemetryRollup.objects.filter(
+        tenant=tenant,
+        resource_kind=resource.kind,
+        resource_id=resource.id,
+        metric=metric.code,
+        bucket__gte=start,
+        bucket__lt=end,
+    )
+
+
+def _hourly_points(**kwargs) -> list[dict]:
+    rows = (
+        _rollups(**kwargs)
+        .order_by("bucket")
+        .values_list("bucket", "min_value", "max_value", "avg_value", "sample_count")
+    )
+    return [
+        {"ts": ts, "min": low, "max": high, "avg": mean, "count": count}
+        for ts, low, high, mean, count in rows
+    ]
+
+
+def _daily_points(**kwargs) -> list[dict]:
+    rows = (
+        _rollups(**kwargs)
+        .annotate(day=TruncDay("bucket", tzinfo=dt.UTC))
+        .order_by()
+        .values("day")
+        .annotate(
+            low=Min("min_value"),
+            high=Max("max_value"),
+            weighted=Sum(F("avg_value") * Cast("sample_count", FloatField())),
+            count=Sum("sample_count"),
+        )
+        .order_by("day")
+    )
+    return [
+        {
+            "ts": row["day"],
+            "min": row["low"],
+            "max": row["high"],
+            "avg": row["weighted"] / row["count"] if row["count"] else None,
+            "count": row["count"],
+        }
+        for row in rows
+    ]
+
+
+def telemetry_series(
+    *,
+    tenant,
+    resource: ResourceRef,
+    metric: Metric,
+    start: dt.datetime,
+    end: dt.datetime,
+    step: str = "auto",
+) -> Series | None:
+    """Points of one series in [start, end): raw samples, or hourly / daily rollups.
+
+    ``auto`` picks raw up to a day, hourly up to 31 days, daily beyond, and falls back to
+    hourly when a day holds more than ``MAX_RAW_POINTS`` raw points. Hourly rollups include an
+    hour once the rollup job has run after its samples arrived. Returns None when ``raw`` was
+    asked for explicitly and the range holds too many points. At most two queries.
+    """
+    chosen = _auto_step(start, end) if step == "auto" else step
+    window = {"tenant": tenant, "resource": resource, "metric": metric, "start": start, "end": end}
+    if chosen == "raw":
+        points = _raw_points(**window)
+        if points is None:
+            if step == "raw":
+                return None
+            chosen = "1h"
+    if chosen == "1h":
+        # Whole buckets: the hour that holds ``start`` is included.
+        window["start"] = start.replace(minute=0, second=0, microsecond=0)
+        points = _hourly_points(**window)
+    elif chosen == "1d":
+        window["start"] = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        points = _daily_points(**window)
+    return Series(resource, metric, start, end, chosen, points)
