@@ -24,6 +24,8 @@ class ResourceKind(models.IntegerChoices):
 
 RESOURCE_KIND_BY_NAME: dict[str, int] = {"compute": 1, "deployment": 2}
 RESOURCE_KIND_NAMES: dict[int, str] = {1: "compute", 2: "deployment"}
+#: For messages: "Unknown compute resource 'x'", "does not apply to deployments".
+RESOURCE_KIND_LABELS: dict[int, str] = {1: "compute resource", 2: "deployment"}
 
 _COMPUTE = frozenset({ResourceKind.COMPUTE.value})
 _DEPLOYMENT = frozenset({ResourceKind.DEPLOYMENT.value})

@@ -28,7 +28,7 @@ from operations.inventory.models import ComputeResource, Deployment
 from operations.telemetry.metrics import (
     METRICS_BY_NAME,
     RESOURCE_KIND_BY_NAME,
-    RESOURCE_KIND_NAMES,
+    RESOURCE_KIND_LABELS,
     ResourceKind,
 )
 from operations.telemetry.models import (
@@ -150,7 +150,10 @@ def parse_timestamp(raw) -> dt.datetime:
     """An aware UTC datetime from ISO 8601 text with an offset, or from Unix seconds."""
     kind = raw.__class__
     if kind is str:
-        parsed = dt.datetime.fromisoformat(raw)
+        try:
+            parsed = dt.datetime.fromisoformat(raw)
+        except ValueError:
+            raise ValueError(_TS_FORMAT) from None
         if parsed.tzinfo is None:
             raise ValueError("Give the time zone: a UTC offset or 'Z'.")
         return parsed.astimezone(dt.UTC)
@@ -235,7 +238,9 @@ def _diagnose(
         else:
             kind = parsed[0]
             if targets.get(reference) is None:
-                errors.add(index, "resource", f"Unknown {RESOURCE_KIND_NAMES[kind]} '{parsed[1]}'.")
+                errors.add(
+                    index, "resource", f"Unknown {RESOURCE_KIND_LABELS[kind]} '{parsed[1]}'."
+                )
     else:
         field = named[0]
         value = sample[field]
@@ -243,7 +248,7 @@ def _diagnose(
         if value.__class__ is not int:
             errors.add(index, field, "Expected an integer id.")
         elif targets.get((field, value)) is None:
-            errors.add(index, field, f"Unknown {RESOURCE_KIND_NAMES[kind]} id {value}.")
+            errors.add(index, field, f"Unknown {RESOURCE_KIND_LABELS[kind]} id {value}.")
     metric = None
     if "metric" not in sample:
         errors.add(index, "metric", "This field is required.")
@@ -255,7 +260,7 @@ def _diagnose(
             errors.add(index, "metric", f"Unknown metric '{shown}'.")
         elif kind is not None and kind not in metric[3]:
             errors.add(
-                index, "metric", f"Metric '{name}' does not apply to {RESOURCE_KIND_NAMES[kind]}."
+                index, "metric", f"Metric '{name}' does not apply to {RESOURCE_KIND_LABELS[kind]}s."
             )
     if "ts" not in sample:
         errors.add(index, "ts", "This field is required.")

@@ -1,0 +1,274 @@
+"""Telemetry endpoints under ``/api/v1/tenants/{slug}/telemetry/``.
+
+Ingest (``samples``, ``prometheus``) needs a token with the ``ingest`` scope and a role that may
+write; the body is read and decoded by ``parsers`` (size limits, gzip) and checked by the
+services in plain loops. Reads (``series``, ``metrics``, ``policy``) need ``read``; changing the
+retention policy is for MSP staff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from operations.telemetry import selectors, services
+from operations.telemetry.api import serializers as s
+from operations.telemetry.api.parsers import read_body
+from operations.telemetry.metrics import (
+    DCGM_FIELDS,
+    METRICS,
+    METRICS_BY_NAME,
+    RESOURCE_KIND_BY_NAME,
+    RESOURCE_KIND_LABELS,
+)
+from operations.telemetry.models import TelemetryPolicy, TelemetrySample
+from operations.telemetry.prometheus import telemetry_ingest_prometheus
+from tenants.api.base import TenantScopedAPIView
+from tenants.models import TokenScope
+
+_JSON_EXAMPLE = {
+    "samples": [
+        {
+            "resource": "compute:gpu-node-01",
+            "metric": "gpu_utilization",
+            "ts": "2026-11-25T10:00:00Z",
+            "value": 93.5,
+        },
+        {"compute_id": 12, "metric": "gpu_power_watts", "ts": 1795687200, "value": 2810},
+        {
+            "resource": "deployment:fraud-scoring-prod",
+            "metric": "inference_latency_p95_ms",
+            "ts": "2026-11-25T10:00:00+01:00",
+            "value": 87.2,
+        },
+    ]
+}
+_DCGM_EXAMPLE = """# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).
+# TYPE DCGM_FI_DEV_GPU_UTIL gauge
+DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-5fd4…",Hostname="gpu-node-01",modelName="NVIDIA H100 80GB HBM3"} 97
+DCGM_FI_DEV_GPU_UTIL{gpu="1",UUID="GPU-0b71…",Hostname="gpu-node-01",modelName="NVIDIA H100 80GB HBM3"} 91
+"""  # noqa: E501
+_GZIP = OpenApiParameter(
+    "Content-Encoding",
+    str,
+    OpenApiParameter.HEADER,
+    enum=["gzip", "identity"],
+    description="gzip bodies are inflated with the same size limit on the decompressed bytes.",
+)
+
+
+class _TelemetryView(TenantScopedAPIView):
+    model = TelemetrySample
+    filter_backends: list = []
+    pagination_class = None
+
+
+class _IngestView(_TelemetryView):
+    write_token_scope = TokenScope.INGEST
+
+
+class SampleIngestView(_IngestView):
+    """Ingest a JSON batch of samples: all stored or none.
+
+    Body: ``{"samples": [...]}`` with 1 to 10,000 samples. Each sample names its resource
+    once — ``"resource": "compute:<hostname>"`` or ``"deployment:<name>"`` (natural keys), or
+    ``"compute_id"`` / ``"deployment_id"`` — and has ``metric`` (see ``telemetry/metrics``),
+    ``ts`` (ISO 8601 with a UTC offset, or Unix seconds; at most 5 minutes ahead and within the
+    tenant's raw retention) and a finite numeric ``value`` within the metric's range.
+
+    Any invalid sample refuses the batch (400, nothing stored) with one message per problem,
+    keyed ``samples.<index>.<field>``; the first 100 samples in error are listed. A sample
+    already stored (same resource, metric and ts) is skipped and counted in ``duplicates``, so
+    re-sending a batch is safe. ``Content-Encoding: gzip`` is accepted; bodies over
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (10 MiB by default), before or after inflating, get 413.
+    Needs an API token with the ``ingest`` scope and a role that may write.
+    """
+
+    @extend_schema(
+        request=s.SampleBatchSerializer,
+        responses=s.IngestResultSerializer,
+        parameters=[_GZIP],
+        examples=[OpenApiExample("Three samples", value=_JSON_EXAMPLE, request_only=True)],
+    )
+    def post(self, request, tenant_slug: str):
+        body = read_body(request, media_types=("application/json",))
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
+        if not isinstance(document, dict):
+            raise exceptions.ValidationError({"samples": ["This field is required."]})
+        unknown = sorted(set(document) - {"samples"})
+        if unknown or "samples" not in document:
+            errors = {name: ["Unknown field."] for name in unknown}
+            if "samples" not in document:
+                errors["samples"] = ["This field is required."]
+            raise exceptions.ValidationError(errors)
+        result = services.telemetry_ingest_batch(tenant=self.tenant, samples=document["samples"])
+        return Response(result.as_dict())
+
+
+def _parse_ts_parameter(raw: str) -> dt.datetime:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = raw
+    try:
+        return services.parse_timestamp(value)
+    except ValueError as exc:
+        raise ValidationError({"ts": [str(exc)]}) from exc
+
+
+class PrometheusIngestView(_IngestView):
+    """Ingest a dcgm-exporter scrape (Prometheus text exposition): all stored or none.
+
+    ``Content-Type: text/plain`` (``version=0.0.4``), optionally gzip. Accepted families:
+    ``DCGM_FI_DEV_GPU_UTIL``, ``DCGM_FI_DEV_FB_USED``, ``DCGM_FI_DEV_FB_FREE``,
+    ``DCGM_FI_DEV_POWER_USAGE``, ``DCGM_FI_DEV_GPU_TEMP``, ``DCGM_FI_DEV_XID_ERRORS``,
+    ``DCGM_FI_PROF_GR_ENGINE_ACTIVE`` and ``DCGM_FI_PROF_PIPE_TENSOR_ACTIVE``; others are ignored
+    and listed in ``ignored_families``. A series maps to the compute resource whose hostname
+    is its ``Hostname`` label, else the one whose ``gpu_uuids`` hold its ``UUID`` label. The
+    GPUs of one host become one sample per metric and time: mean utilisation and activity
+    (profiling ratios as %), summed memory and power, hottest temperature, highest XID.
+    Samples without a timestamp take ``?ts=`` (ISO 8601 or Unix seconds) or the receive time.
+    Errors (unknown host, NaN, out of range …) are keyed by the series.
+    """
+
+    @extend_schema(
+        request={"text/plain": OpenApiTypes.STR},
+        responses=s.PrometheusResultSerializer,
+        parameters=[
+            _GZIP,
+            OpenApiParameter("ts", str, description="Time of samples without a timestamp."),
+        ],
+        examples=[OpenApiExample("dcgm-exporter", value=_DCGM_EXAMPLE, request_only=True)],
+    )
+    def post(self, request, tenant_slug: str):
+        received_at = timezone.now().replace(microsecond=0)
+        body = read_body(request, media_types=("text/plain",))
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise exceptions.ParseError("The body is not UTF-8 text.") from exc
+        raw_ts = request.query_params.get("ts")
+        default_ts = _parse_ts_parameter(raw_ts) if raw_ts else received_at
+        result = telemetry_ingest_prometheus(tenant=self.tenant, text=text, default_ts=default_ts)
+        return Response(result.as_dict())
+
+
+class SeriesView(_TelemetryView):
+    """Points of one series for charts: raw samples or hourly / daily rollups.
+
+    ``resource`` (``compute:<hostname>`` / ``deployment:<name>``) or ``compute_id`` /
+    ``deployment_id``; ``metric``; ``from`` (default 24 h before ``to``) and ``to`` (default
+    now), ISO 8601; ``step``: ``raw``, ``1h``, ``1d`` or ``auto`` (raw up to a day, hourly up
+    to 31 days, daily beyond; hourly when a day holds more than 10,000 raw points). Rolled-up
+    points carry min, max, avg and count; an hour appears once the rollup job has run after
+    its samples arrived (every few minutes). A resource of another tenant is unknown (400).
+    """
+
+    @extend_schema(parameters=[s.SeriesQuerySerializer], responses=s.SeriesSerializer)
+    def get(self, request, tenant_slug: str):
+        query = s.SeriesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        resource = self._resource(params)
+        end = params.get("to") or timezone.now()
+        start = params.get("from") or end - dt.timedelta(days=1)
+        if "from" in params and "to" not in params and start >= end:
+            raise exceptions.ValidationError({"from": ["Must be in the past."]})
+        metric = METRICS_BY_NAME[params["metric"]]
+        if resource.kind not in metric.kinds:
+            kind = RESOURCE_KIND_LABELS[resource.kind]
+            raise exceptions.ValidationError(
+                {"metric": [f"Metric '{metric.name}' does not apply to {kind}s."]}
+            )
+        series = selectors.telemetry_series(
+            tenant=self.tenant,
+            resource=resource,
+            metric=metric,
+            start=start.astimezone(dt.UTC),
+            end=end.astimezone(dt.UTC),
+            step=params["step"],
+        )
+        if series is None:
+            raise exceptions.ValidationError(
+                {
+                    "step": [
+                        f"More than {selectors.MAX_RAW_POINTS} raw points in this range: "
+                        "use step=1h or a shorter range."
+                    ]
+                }
+            )
+        return Response(
+            {
+                "resource": series.resource.as_dict(),
+                "metric": {"name": metric.name, "unit": metric.unit},
+                "from": series.start,
+                "to": series.end,
+                "step": series.step,
+                "points": series.points,
+            }
+        )
+
+    def _resource(self, params) -> selectors.ResourceRef:
+        if "resource" in params:
+            kind_name, _sep, name = params["resource"].partition(":")
+            kind = RESOURCE_KIND_BY_NAME.get(kind_name)
+            if kind is None or not name:
+                raise exceptions.ValidationError(
+                    {"resource": ["Expected 'compute:<hostname>' or 'deployment:<name>'."]}
+                )
+            found = selectors.telemetry_resource_get(tenant=self.tenant, kind=kind, name=name)
+            field, shown = "resource", f"'{name}'"
+        else:
+            field = "compute_id" if "compute_id" in params else "deployment_id"
+            kind = RESOURCE_KIND_BY_NAME[field.removesuffix("_id")]
+            found = selectors.telemetry_resource_get(
+                tenant=self.tenant, kind=kind, resource_id=params[field]
+            )
+            shown = f"id {params[field]}"
+        if found is None:
+            label = RESOURCE_KIND_LABELS[kind]
+            raise exceptions.ValidationError({field: [f"Unknown {label} {shown}."]})
+        return found
+
+
+class MetricsView(_TelemetryView):
+    """The metric catalogue: names, units, ranges, resources, and the dcgm-exporter fields."""
+
+    @extend_schema(responses=s.MetricSerializer(many=True))
+    def get(self, request, tenant_slug: str):
+        dcgm: dict[str, list[str]] = {}
+        for field, mapping in DCGM_FIELDS.items():
+            dcgm.setdefault(mapping.metric.name, []).append(field)
+        return Response(
+            [{**metric.as_dict(), "dcgm_fields": dcgm.get(metric.name, [])} for metric in METRICS]
+        )
+
+
+class PolicyView(_TelemetryView):
+    """The tenant's telemetry retention: raw samples (default 30 days) and hourly rollups
+    (default 400 days). Everyone in the tenant may read it; MSP staff change it."""
+
+    model = TelemetryPolicy
+    serializer_class = s.TelemetryPolicySerializer
+    write_capability = "staff_write"
+
+    def get(self, request, tenant_slug: str):
+        policy = selectors.telemetry_policy_get(tenant=self.tenant)
+        return Response(self.get_serializer(policy).data)
+
+    def patch(self, request, tenant_slug: str):
+        policy = selectors.telemetry_policy_get(tenant=self.tenant)
+        serializer = self.get_serializer(policy, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        policy = services.telemetry_policy_update(tenant=self.tenant, **serializer.validated_data)
+        return Response(self.get_serializer(policy).data)
