@@ -46,6 +46,17 @@ def audit_actor(actor: AuditActor) -> Iterator[AuditActor]:
         _actor.reset(token)
 
 
+@contextmanager
+def audit_actor_unless_set(actor: AuditActor) -> Iterator[AuditActor]:
+    """``audit_actor(actor)`` unless a caller (a command, a job) already named who acts."""
+    current = _actor.get()
+    if current is not SYSTEM_ACTOR:
+        yield current
+        return
+    with audit_actor(actor) as chosen:
+        yield chosen
+
+
 def actor_for_user(user, *, source: str, token=None, address: str | None = None) -> AuditActor:
     label = user.get_username() if user is not None and user.is_authenticated else "anonymous"
     if token is not None:

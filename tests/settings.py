@@ -13,3 +13,8 @@ from msp.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"token": "100000/minute"}  # noqa: F405
+
+# Worker subprocesses in tests must see the test database: keep SQLite's in a file (the pid
+# keeps concurrent runs apart; Django deletes it afterwards).
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    DATABASES["default"]["TEST"]["NAME"] = str(VAR_DIR / f"test-{os.getpid()}.sqlite3")  # noqa: F405

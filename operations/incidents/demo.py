@@ -15,7 +15,7 @@ from django.utils import timezone
 from operations.incidents import services
 from operations.incidents.models import Incident, IncidentSource, SeriousIncidentKind
 from operations.inventory.models import AISystem, Deployment
-from tenants.audit import SYSTEM_ACTOR, AuditActor, audit_actor, current_actor
+from tenants.audit import AuditActor, audit_actor_unless_set
 from tenants.models import Membership, Tenant
 from tenants.scoping import tenant_scope
 
@@ -248,9 +248,7 @@ def seed_incidents(tenant: Tenant, *, now: dt.datetime | None = None) -> list[In
     """Create the demo incidents of ``tenant`` that do not exist yet; return the new ones."""
     now = now or timezone.now()
     created = []
-    # Called from seed_demo, the command's actor stands; called alone, the demo's.
-    actor = DEMO_ACTOR if current_actor() is SYSTEM_ACTOR else current_actor()
-    with audit_actor(actor), tenant_scope(tenant.id), transaction.atomic():
+    with audit_actor_unless_set(DEMO_ACTOR), tenant_scope(tenant.id), transaction.atomic():
         existing = set(
             Incident.objects.filter(tenant=tenant, dedupe_key__startswith="demo:").values_list(
                 "dedupe_key", flat=True

@@ -17,7 +17,7 @@ from django_celery_beat.models import CrontabSchedule
 
 from operations.jobs import services
 from operations.jobs.models import JobLog, JobRun, JobSchedule, JobStatus, JobTrigger, LogLevel
-from tenants.audit import AuditActor, audit_actor
+from tenants.audit import AuditActor, audit_actor_unless_set
 from tenants.models import Tenant, TenantStatus
 from tenants.scoping import tenant_scope
 
@@ -169,7 +169,7 @@ def seed_jobs(tenant: Tenant, *, now: dt.datetime | None = None) -> list[JobRun]
     """Finished demo runs with logs and, for an active tenant, live schedules. Idempotent:
     returns the tenant's demo runs, made now or before."""
     now = now or timezone.now()
-    with audit_actor(DEMO_ACTOR), transaction.atomic(), tenant_scope(tenant.id):
+    with audit_actor_unless_set(DEMO_ACTOR), transaction.atomic(), tenant_scope(tenant.id):
         if tenant.status == TenantStatus.ACTIVE:
             services.job_schedules_ensure_for_tenant(tenant=tenant)
             _live_schedule(tenant)

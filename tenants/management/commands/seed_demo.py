@@ -199,6 +199,7 @@ class Command(BaseCommand):
     def _operations(self, spec: TenantSpec, tenant: Tenant) -> None:
         from operations.incidents.demo import seed_incidents
         from operations.inventory.demo import seed_inventory
+        from operations.jobs.demo import seed_jobs
 
         counts = seed_inventory(tenant, profile=spec.estate)
         created = sum(section.get("created", 0) for section in counts.values())
@@ -207,6 +208,7 @@ class Command(BaseCommand):
         incidents = seed_incidents(tenant)
         if incidents:
             self.changes["incident(s)"] += len(incidents)
+        seed_jobs(tenant)
 
     # --- Staff ------------------------------------------------------------------------------
 
