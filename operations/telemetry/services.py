@@ -308,17 +308,20 @@ def telemetry_validate_samples(
 
     # Pass 1: the distinct references, resolved with one query per resource kind.
     objects = [sample for sample in samples if sample.__class__ is dict]
-    references = {s.get("resource") for s in objects} - {None}
+    given = [sample.get("resource") for sample in objects]
+    references = {reference for reference in given if reference.__class__ is str}
+    # Samples naming their resource by id (the rarer form).
+    by_id = [s for s, reference in zip(objects, given, strict=True) if reference is None]
     names: dict[int, set[str]] = {kind: set() for kind in ResourceKind.values}
     ids: dict[int, set[int]] = {kind: set() for kind in ResourceKind.values}
     parsed_references = {}
     for reference in references:
-        parsed = _parse_reference(reference) if reference.__class__ is str else None
+        parsed = _parse_reference(reference)
         if parsed is not None:
             parsed_references[reference] = parsed
             names[parsed[0]].add(parsed[1])
     for field, kind in _ID_FIELDS.items():
-        ids[kind] = {v for s in objects if (v := s.get(field)).__class__ is int}
+        ids[kind] = {v for s in by_id if (v := s.get(field)).__class__ is int}
     by_name, valid_ids = _resolve_resources(tenant=tenant, names=names, ids=ids)
     # Reference (a string, or (field, id)) → (kind, resource id).
     targets: dict = {}
@@ -381,10 +384,11 @@ def telemetry_store_rows(*, tenant, rows: Sequence[Row], hours: Iterable[dt.date
     """Store checked rows of ``tenant`` and mark their hours for the rollup; return how many
     were new."""
     _require_scope_of(tenant)
-    inserted = sample_store().insert_samples(rows)
+    hours = set(hours)
+    inserted = sample_store().insert_samples(rows, days={hour.date() for hour in hours})
     if inserted:
         TelemetryDirtyHour.objects.bulk_create(
-            [TelemetryDirtyHour(tenant=tenant, hour=hour) for hour in sorted(set(hours))]
+            [TelemetryDirtyHour(tenant=tenant, hour=hour) for hour in sorted(hours)]
         )
     return inserted
 
