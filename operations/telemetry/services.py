@@ -379,17 +379,19 @@ def telemetry_validate_samples(
     return rows, hours
 
 
-@transaction.atomic
 def telemetry_store_rows(*, tenant, rows: Sequence[Row], hours: Iterable[dt.datetime]) -> int:
     """Store checked rows of ``tenant`` and mark their hours for the rollup; return how many
     were new."""
     _require_scope_of(tenant)
     hours = set(hours)
-    inserted = sample_store().insert_samples(rows, days={hour.date() for hour in hours})
-    if inserted:
-        TelemetryDirtyHour.objects.bulk_create(
-            [TelemetryDirtyHour(tenant=tenant, hour=hour) for hour in sorted(hours)]
-        )
+    # One transaction for samples and markers; inside the request's, no extra savepoint (an
+    # error rolls the whole request back anyway).
+    with transaction.atomic(savepoint=False):
+        inserted = sample_store().insert_samples(rows, days={hour.date() for hour in hours})
+        if inserted:
+            TelemetryDirtyHour.objects.bulk_create(
+                [TelemetryDirtyHour(tenant=tenant, hour=hour) for hour in sorted(hours)]
+            )
     return inserted
 
 
