@@ -15,9 +15,9 @@ Each part runs ``--rounds`` times (tables emptied in between); the median counts
 
     DATABASE_URL=postgres://groundwork@127.0.0.1:5432/groundwork .venv/bin/python bench/ingest.py
 
-It works in a throwaway database (``<name>_ingest_bench``, created, migrated and dropped), so
-nothing is left behind. ``--profile`` prints a cProfile of one round of (b). The last line is
-``ingest: a=<rows/s> b=<rows/s> ratio=<b/a>``.
+It works in a throwaway database (``<name>_ingest_bench``, created, migrated and dropped) and a
+temporary ``GROUNDWORK_VAR_DIR``, so nothing is left behind. ``--profile`` prints a cProfile
+of one round of (b). The last line is ``ingest: a=<rows/s> b=<rows/s> ratio=<b/a>``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ import json
 import os
 import pstats
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -220,6 +222,9 @@ def main() -> None:
     if not database_url.startswith("postgres"):
         sys.exit("bench/ingest.py needs PostgreSQL: set DATABASE_URL=postgres://…")
     bench_db = f"{urlsplit(database_url).path.lstrip('/')}_ingest_bench"
+    # A private var/ (file cache with the throttle's counters, secret key): removed at the end.
+    var_dir = tempfile.mkdtemp(prefix="groundwork-ingest-bench-")
+    os.environ["GROUNDWORK_VAR_DIR"] = var_dir
     recreate_database(database_url, bench_db)
     try:
         bench_url = with_database(database_url, bench_db)
@@ -230,6 +235,7 @@ def main() -> None:
 
         connections.close_all()
         recreate_database(database_url, bench_db, drop_only=True)
+        shutil.rmtree(var_dir, ignore_errors=True)
 
 
 def run(args, database_url: str) -> None:

@@ -23,6 +23,7 @@ from tenants.scoping import TenantOwnedModel
 
 DEFAULT_RAW_RETENTION_DAYS = 30
 DEFAULT_ROLLUP_RETENTION_DAYS = 400
+MIN_RAW_RETENTION_DAYS = 1
 MAX_RAW_RETENTION_DAYS = 400
 
 
@@ -94,7 +95,10 @@ class TelemetryPolicy(TenantOwnedModel):
 
     raw_retention_days = models.PositiveIntegerField(
         default=DEFAULT_RAW_RETENTION_DAYS,
-        validators=[MinValueValidator(1), MaxValueValidator(MAX_RAW_RETENTION_DAYS)],
+        validators=[
+            MinValueValidator(MIN_RAW_RETENTION_DAYS),
+            MaxValueValidator(MAX_RAW_RETENTION_DAYS),
+        ],
         help_text="Raw samples older than this are deleted; samples older cannot be ingested.",
     )
     rollup_retention_days = models.PositiveIntegerField(

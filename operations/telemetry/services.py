@@ -32,6 +32,7 @@ from operations.telemetry.metrics import (
     ResourceKind,
 )
 from operations.telemetry.models import (
+    MIN_RAW_RETENTION_DAYS,
     TelemetryDirtyHour,
     TelemetryPolicy,
     TelemetryRollup,
@@ -125,23 +126,34 @@ def _require_scope_of(tenant) -> None:
 # --- Timestamps ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class TimeWindow:
-    """Accepted sample times: within the raw retention, at most ``MAX_FUTURE`` ahead."""
+    """Accepted sample times: within the tenant's raw retention, at most ``MAX_FUTURE`` ahead.
 
-    oldest: dt.datetime
-    latest: dt.datetime
-    retention_days: int
+    The retention is looked up only for a time older than the shortest retention allowed
+    (a day): recent samples, the usual case, cost no query.
+    """
+
+    def __init__(self, tenant, now: dt.datetime):
+        self.tenant = tenant
+        self.latest = now + MAX_FUTURE
+        self.surely_kept = now - dt.timedelta(days=MIN_RAW_RETENTION_DAYS)
+        self.now = now
+        self._retention_days: int | None = None
 
     @classmethod
     def for_tenant(cls, tenant, now: dt.datetime) -> TimeWindow:
-        days = telemetry_retention_for(tenant=tenant).raw_days
-        return cls(now - dt.timedelta(days=days), now + MAX_FUTURE, days)
+        return cls(tenant, now)
+
+    @property
+    def retention_days(self) -> int:
+        if self._retention_days is None:
+            self._retention_days = telemetry_retention_for(tenant=self.tenant).raw_days
+        return self._retention_days
 
     def problem(self, ts: dt.datetime) -> str | None:
         if ts > self.latest:
             return "More than 5 minutes in the future."
-        if ts < self.oldest:
+        if ts < self.surely_kept and ts < self.now - dt.timedelta(days=self.retention_days):
             return f"Older than this tenant's raw retention ({self.retention_days} days)."
         return None
 

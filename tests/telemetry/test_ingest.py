@@ -82,14 +82,13 @@ class TestHappyPath:
         ]
 
     def test_touched_hours_are_marked_for_the_rollup(self, admin_a, tenant_a, estate):
-        now = minutes_ago(0)
-        hour = now.replace(minute=0, second=0)
-        samples = [sample(1, minutes=0), sample(2, minutes=61), sample(3, minutes=62)]
+        hour = minutes_ago(180).replace(minute=0, second=0)
+        samples = [
+            {**sample(value), "ts": iso(hour + dt.timedelta(minutes=minutes))}
+            for value, minutes in ((1, 5), (2, 65), (3, 70))
+        ]
         post(admin_a, tenant_a, samples)
-        assert dirty_hours(tenant_a) == {
-            (now - dt.timedelta(minutes=minutes)).replace(minute=0, second=0) for minutes in (0, 61)
-        }
-        assert hour in dirty_hours(tenant_a)
+        assert dirty_hours(tenant_a) == {hour, hour + dt.timedelta(hours=1)}
 
     def test_a_gzip_body_is_accepted(self, admin_a, tenant_a, estate):
         body = gzip.compress(
