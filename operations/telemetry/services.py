@@ -434,7 +434,10 @@ def telemetry_rollup_pending(*, tenant, now: dt.datetime | None = None) -> dict:
     marker_ids = [pk for pk, _hour in markers]
     for start in range(0, len(marker_ids), 1000):
         TelemetryDirtyHour.objects.filter(pk__in=marker_ids[start : start + 1000]).delete()
-    hours = sorted({hour for _pk, hour in markers})
+    # An hour that retention has begun to delete keeps the rollup it has: recomputing it
+    # from what is left would understate it.
+    kept_from = now - dt.timedelta(days=telemetry_retention_for(tenant=tenant).raw_days)
+    hours = sorted({hour for _pk, hour in markers if hour >= kept_from})
     store = sample_store()
     rollups = sum(store.rollup_hour(tenant_id=tenant.id, hour=hour, now=now) for hour in hours)
     return {"hours": len(hours), "rollups": rollups}

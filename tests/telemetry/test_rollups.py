@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from operations.telemetry import services, tasks
 from operations.telemetry.celery_config import TELEMETRY_BEAT_SCHEDULE
-from operations.telemetry.models import TelemetryDirtyHour
+from operations.telemetry.models import TelemetryDirtyHour, TelemetryRollup
 from operations.telemetry.storage import sample_store
 from tenants.scoping import tenant_scope
 from tests.telemetry.helpers import code, dirty_hours, iso, rollups
@@ -156,3 +156,27 @@ def test_the_beat_schedule_names_registered_tasks():
         tasks.partitions_ensure.name,
     }
     assert names <= set(current_app.tasks)
+
+
+def test_an_hour_past_the_retention_keeps_its_rollup(tenant_a, estate):
+    old_hour = (timezone.now() - dt.timedelta(days=31)).replace(minute=0, second=0, microsecond=0)
+    node = estate["node"].pk
+    with tenant_scope(tenant_a.id):
+        TelemetryRollup.objects.create(
+            tenant=tenant_a,
+            resource_kind=COMPUTE,
+            resource_id=node,
+            metric=code("gpu_utilization"),
+            bucket=old_hour,
+            min_value=1,
+            max_value=9,
+            avg_value=5,
+            sample_count=10,
+            computed_at=old_hour,
+        )
+        # What retention left of the hour, and a marker for it.
+        sample_store().insert_samples([(tenant_a.id, COMPUTE, node, 1, old_hour, 50.0)])
+        TelemetryDirtyHour.objects.create(tenant=tenant_a, hour=old_hour)
+        assert services.telemetry_rollup_pending(tenant=tenant_a) == {"hours": 0, "rollups": 0}
+    assert rollups(tenant_a)[0][4:] == (1.0, 9.0, 5.0, 10)
+    assert dirty_hours(tenant_a) == set()

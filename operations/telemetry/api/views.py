@@ -41,7 +41,7 @@ _JSON_EXAMPLE = {
             "ts": "2026-11-25T10:00:00Z",
             "value": 93.5,
         },
-        {"compute_id": 12, "metric": "gpu_power_watts", "ts": 1795687200, "value": 2810},
+        {"compute_id": 12, "metric": "gpu_power_watts", "ts": 1795600800, "value": 2810},
         {
             "resource": "deployment:fraud-scoring-prod",
             "metric": "inference_latency_p95_ms",
