@@ -70,6 +70,10 @@ _STAGING_PREPARE = f"""
     SAVEPOINT telemetry_insert
 """  # noqa: S608 - table names are constants
 _STAGING_MOVE = f"INSERT INTO {SAMPLE_TABLE} ({COLUMNS}) SELECT {COLUMNS} FROM {STAGING_TABLE}"  # noqa: S608
+_STAGING_MOVE_SKIPPING_STORED = (
+    f"{_STAGING_MOVE} ORDER BY tenant_id, resource_kind, resource_id, metric, ts "
+    "ON CONFLICT DO NOTHING"
+)
 
 _DELETE_SAMPLES_BATCH = f"""
     DELETE FROM {SAMPLE_TABLE}
@@ -180,12 +184,14 @@ class PostgresSampleStore(SampleStore):
                 # New samples are the rule: a plain INSERT costs about 60 % of one with
                 # ON CONFLICT (no speculative insertion into the primary key).
                 cursor.execute(_STAGING_MOVE)
-            except psycopg.errors.UniqueViolation:
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
                 # Some were stored already (a re-sent batch, duplicates within it, a concurrent
-                # batch): back to before the COPY, and again skipping them.
+                # batch), or a concurrent batch with the same samples in another order
+                # deadlocked with this one: back to before the COPY, and again skipping them,
+                # in key order.
                 cursor.execute("ROLLBACK TO SAVEPOINT telemetry_insert")
                 self._copy_to_staging(cursor, rows)
-                cursor.execute(f"{_STAGING_MOVE} ON CONFLICT DO NOTHING")
+                cursor.execute(_STAGING_MOVE_SKIPPING_STORED)
             inserted = cursor.rowcount
             cursor.execute("RELEASE SAVEPOINT telemetry_insert")
         return inserted
