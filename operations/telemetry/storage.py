@@ -5,10 +5,12 @@
 PostgreSQL (:class:`PostgresSampleStore`)
     ``telemetry_sample`` is range-partitioned by ``ts``, one partition per UTC day, named
     ``telemetry_sample_pYYYYMMDD``. A batch's rows go by binary COPY into a session-private
-    staging table, then one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` moves them into the
-    parent: COPY FROM is refused on a table with row-level security, and the INSERT runs in the
-    caller's transaction under its tenant scope, so the policy's WITH CHECK still vets every
-    row. Missing partitions of the days a batch touches are made first (normally they exist:
+    staging table, then one ``INSERT … SELECT`` moves them into the parent: COPY FROM is
+    refused on a table with row-level security, and the INSERT runs in the caller's transaction
+    under its tenant scope, so the policy's WITH CHECK still vets every row. The INSERT is
+    tried plain first (new samples are the rule, and it is much cheaper); when some samples are
+    stored already it is redone, from a savepoint, with ``ON CONFLICT DO NOTHING``. Missing
+    partitions of the days a batch touches are made first (normally they exist:
     ``ensure_partitions`` makes them ahead); each gets the parent's forced RLS policy, so a
     partition read directly is walled like the parent. Retention drops whole partitions.
 
