@@ -200,11 +200,14 @@ class Command(BaseCommand):
         from operations.incidents.demo import seed_incidents
         from operations.inventory.demo import seed_inventory
         from operations.jobs.demo import seed_jobs
+        from operations.telemetry.demo import seed_telemetry
 
         counts = seed_inventory(tenant, profile=spec.estate)
         created = sum(section.get("created", 0) for section in counts.values())
         if created:
             self.changes["inventory row(s)"] += created
+        # Telemetry before incidents: the demo's alert-style incidents point at its patterns.
+        seed_telemetry(tenant, days=3)
         incidents = seed_incidents(tenant)
         if incidents:
             self.changes["incident(s)"] += len(incidents)
