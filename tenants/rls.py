@@ -13,11 +13,26 @@ from django.db import migrations
 from tenants.scoping import RLS_SETTING
 
 POLICY_NAME = "tenant_isolation"
-_ALLOWED = f"string_to_array(NULLIF(current_setting('{RLS_SETTING}', true), ''), ',')::bigint[]"
+# The tenant ids of the active scope, as PostgreSQL sees them (NULL when no scope is set).
+ALLOWED_TENANT_IDS = (
+    f"string_to_array(NULLIF(current_setting('{RLS_SETTING}', true), ''), ',')::bigint[]"
+)
+TENANT_CONDITION = f"tenant_id = ANY ({ALLOWED_TENANT_IDS})"
+
+
+def enable_rls_statements(table: str, condition: str = TENANT_CONDITION) -> list[str]:
+    """SQL that enables and forces RLS on ``table`` (quoted) with the one isolation policy."""
+    return [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+        f"DROP POLICY IF EXISTS {POLICY_NAME} ON {table}",
+        f"CREATE POLICY {POLICY_NAME} ON {table} USING ({condition}) WITH CHECK ({condition})",
+    ]
 
 
 class EnableTenantRowLevelSecurity(migrations.operations.base.Operation):
     reversible = True
+    condition = TENANT_CONDITION
     reduces_to_sql = True
 
     def __init__(self, model_name: str):
@@ -33,13 +48,8 @@ class EnableTenantRowLevelSecurity(migrations.operations.base.Operation):
         if schema_editor.connection.vendor != "postgresql":
             return
         table = schema_editor.quote_name(self._table(app_label, schema_editor, to_state))
-        condition = f"tenant_id = ANY ({_ALLOWED})"
-        schema_editor.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        schema_editor.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        schema_editor.execute(f"DROP POLICY IF EXISTS {POLICY_NAME} ON {table}")
-        schema_editor.execute(
-            f"CREATE POLICY {POLICY_NAME} ON {table} USING ({condition}) WITH CHECK ({condition})"
-        )
+        for statement in enable_rls_statements(table, self.condition):
+            schema_editor.execute(statement)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         if schema_editor.connection.vendor != "postgresql":

@@ -31,19 +31,13 @@ from collections.abc import Iterable, Sequence
 import psycopg
 from django.db import connection, transaction
 
-from tenants.rls import POLICY_NAME
-from tenants.scoping import RLS_SETTING
+from tenants.rls import enable_rls_statements
 
 SAMPLE_TABLE = "telemetry_sample"
 ROLLUP_TABLE = "telemetry_rollup"
 STAGING_TABLE = "telemetry_sample_staging"
 COLUMNS = "tenant_id, resource_kind, resource_id, metric, ts, value"
 PARTITION_NAME = re.compile(rf"^{SAMPLE_TABLE}_p(\d{{8}})$")
-# The same condition as tenants.rls: a row is visible only inside its tenant's scope.
-_RLS_CONDITION = (
-    "tenant_id = ANY (string_to_array(NULLIF(current_setting("
-    f"'{RLS_SETTING}', true), ''), ',')::bigint[])"
-)
 # Serialises partition DDL between concurrent batches (arbitrary, fixed key).
 _PARTITION_LOCK_KEY = 7_305_118_263
 
@@ -248,12 +242,8 @@ class PostgresSampleStore(SampleStore):
                     f"CREATE TABLE {name} PARTITION OF {SAMPLE_TABLE} "
                     f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
                 )
-                cursor.execute(f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY")
-                cursor.execute(f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY")
-                cursor.execute(
-                    f"CREATE POLICY {POLICY_NAME} ON {name} "
-                    f"USING ({_RLS_CONDITION}) WITH CHECK ({_RLS_CONDITION})"
-                )
+                for statement in enable_rls_statements(name):
+                    cursor.execute(statement)
                 made.append(name)
         return made
 
