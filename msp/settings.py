@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "operations.incidents",
     "operations.events",
     "operations.jobs",
+    "operations.compliance",
+    "operations.optimisation",
 ]
 
 MIDDLEWARE = [

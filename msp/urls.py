@@ -18,6 +18,8 @@ urlpatterns = [
     path("api/v1/", include("operations.telemetry.api.urls")),
     path("api/v1/", include("operations.incidents.api.urls")),
     path("api/v1/", include("operations.jobs.api.urls")),
+    path("api/v1/", include("operations.compliance.api.urls")),
+    path("api/v1/", include("operations.optimisation.api.urls")),
 ]
 
 handler400 = "msp.views.handler400"

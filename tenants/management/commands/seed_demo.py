@@ -197,9 +197,11 @@ class Command(BaseCommand):
     # --- Operations: each area seeds itself, idempotently -------------------------------------
 
     def _operations(self, spec: TenantSpec, tenant: Tenant) -> None:
+        from operations.compliance.demo import seed_compliance
         from operations.incidents.demo import seed_incidents
         from operations.inventory.demo import seed_inventory
         from operations.jobs.demo import seed_jobs
+        from operations.optimisation.demo import seed_optimisation
         from operations.telemetry.demo import seed_telemetry
 
         counts = seed_inventory(tenant, profile=spec.estate)
@@ -212,6 +214,9 @@ class Command(BaseCommand):
         if incidents:
             self.changes["incident(s)"] += len(incidents)
         seed_jobs(tenant)
+        # After the estate, telemetry and incidents they read.
+        seed_compliance(tenant)
+        seed_optimisation(tenant)
 
     # --- Staff ------------------------------------------------------------------------------
 
