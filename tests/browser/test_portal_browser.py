@@ -1,0 +1,79 @@
+"""The client portal in a real browser: sign in, find the estate and its GPU sparkline, raise
+an incident through the form, and never reach another tenant's pages."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from operations.incidents.models import Incident
+from tenants.models import TenantRole
+from tenants.scoping import tenant_scope
+from tests.browser.conftest import requires_browser
+from tests.factories import make_member
+from tests.inventory.estate import make_ai_system, make_gpu_node
+from tests.inventory.test_portal import add_hourly_utilisation
+
+pytestmark = [requires_browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "a-long-browser-password"  # noqa: S105 (test fixture)
+
+
+def sign_in(browser, live_server, username: str) -> None:
+    browser.get(f"{live_server.url}/portal/login/")
+    browser.find_element(By.NAME, "username").send_keys(username)
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
+    browser.find_element(By.CSS_SELECTOR, "nav.sidenav")
+
+
+@pytest.fixture
+def member(tenant_a):
+    user = make_member(tenant_a, TenantRole.MEMBER, username="acme-browser")
+    user.set_password(PASSWORD)
+    user.save()
+    return user
+
+
+def test_a_client_finds_the_estate_and_its_gpu_utilisation(
+    browser, live_server, member, tenant_a, tenant_b
+):
+    node = make_gpu_node(tenant_a, hostname="acme-gpu-idle-01")
+    add_hourly_utilisation(tenant_a, node, [2.0, 3.0, 2.5])
+    make_ai_system(tenant_a, name="Claims triage")
+    make_ai_system(tenant_b, name="Borealis secret model")
+
+    sign_in(browser, live_server, member.username)
+    browser.find_element(By.LINK_TEXT, "Estate").click()
+
+    assert browser.find_element(By.TAG_NAME, "h1").text == "AI estate"
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "Claims triage" in body
+    assert "Borealis secret model" not in body
+    sparkline = browser.find_element(By.CSS_SELECTOR, "svg.sparkline")
+    assert "Average 2.5 %" in sparkline.get_attribute("aria-label")
+    assert sparkline.size["width"] > 0
+
+
+def test_a_client_raises_an_incident_through_the_form(browser, live_server, member, tenant_a):
+    sign_in(browser, live_server, member.username)
+    browser.find_element(By.LINK_TEXT, "Incidents").click()
+    browser.find_element(By.LINK_TEXT, "Raise an incident").click()
+    browser.find_element(By.NAME, "title").send_keys("Chatbot answers in the wrong language")
+    browser.find_element(By.NAME, "description").send_keys("Since 09:00, for every user.")
+    browser.find_element(By.XPATH, "//button[normalize-space()='Raise incident']").click()
+
+    assert "Raised" in browser.find_element(By.CSS_SELECTOR, ".messages").text
+    with tenant_scope(tenant_a.id):
+        incident = Incident.objects.get()
+    assert incident.title == "Chatbot answers in the wrong language"
+    assert incident.reporter == member
+    assert incident.reference in browser.find_element(By.TAG_NAME, "body").text
+
+
+def test_another_tenants_portal_is_not_found_in_the_browser(browser, live_server, member, tenant_b):
+    sign_in(browser, live_server, member.username)
+    browser.get(f"{live_server.url}/portal/{tenant_b.slug}/estate/")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "Borealis" not in body
+    assert "not found" in body.lower()
