@@ -343,11 +343,45 @@ class AISystemAdmin(ServiceAdmin):
     fieldsets = (
         (None, {"fields": ("name", "purpose", "stage")}),
         ("Ownership", {"fields": ("business_owner", "technical_owner")}),
-        ("Risk", {"fields": ("risk_tier", "risk_classified_at", "personal_data")}),
-        ("Oversight", {"fields": ("human_oversight", "human_overseer", "user_facing")}),
+        (
+            "Risk",
+            {
+                "fields": (
+                    "risk_tier",
+                    "annex_iii_area",
+                    "risk_classified_at",
+                    "risk_reviewed_at",
+                    "personal_data",
+                )
+            },
+        ),
+        (
+            "Oversight",
+            {"fields": ("human_oversight", "human_overseer", "user_facing", "ai_disclosure")},
+        ),
         (
             "Model",
-            {"fields": ("provenance", "vendor", "model_name", "model_version", "generative")},
+            {
+                "fields": (
+                    "provenance",
+                    "vendor",
+                    "vendor_assessed_at",
+                    "model_name",
+                    "model_version",
+                    "generative",
+                )
+            },
+        ),
+        (
+            "Compliance records",
+            {
+                "fields": (
+                    "technical_documentation_url",
+                    "fria_required",
+                    "fria_completed_at",
+                    "eu_database_id",
+                )
+            },
         ),
     )
     actions = ("move_to_pilot", "move_to_production", "move_to_proposed", "retire")

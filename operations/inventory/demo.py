@@ -27,6 +27,7 @@ deployment (capacity that optimisation should find).
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ from operations.inventory.bulk import inventory_import
 from tenants.scoping import tenant_scope
 
 _UUID_NAMESPACE = uuid.UUID("6f1c2b1e-6a0b-4d0c-9a51-0c9e2f7d4a10")
+_TODAY = datetime.date.today()
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ def _system(name, stage, tier, provenance, purpose, datasets=(), **extra):
     }
     if tier != "unclassified":
         row.setdefault("risk_classified_at", "2025-03-14")
+        # Reviewed recently, so the compliance scan's 12-month review check passes by default.
+        row.setdefault("risk_reviewed_at", (_TODAY - datetime.timedelta(days=75)).isoformat())
     return row
 
 
@@ -197,6 +201,11 @@ FINANCE = Profile(
             technical_owner="Model risk engineering",
             model_name="credit-gbm",
             model_version="4.2.0",
+            annex_iii_area="essential_services",
+            technical_documentation_url="https://docs.example.com/ai/credit-scoring",
+            fria_required=True,
+            fria_completed_at="2025-04-02",
+            eu_database_id="EUDB-HR-2025-00412",
         ),
         _system(
             "Fraud detection",
@@ -224,6 +233,8 @@ FINANCE = Profile(
             user_facing=True,
             generative=True,
             personal_data=True,
+            ai_disclosure=True,
+            vendor_assessed_at=(_TODAY - datetime.timedelta(days=120)).isoformat(),
         ),
         _system(
             "Advisor copilot",

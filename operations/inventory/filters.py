@@ -102,6 +102,9 @@ class AISystemFilter(django_filters.FilterSet):
             "user_facing",
             "generative",
             "vendor",
+            "annex_iii_area",
+            "fria_required",
+            "ai_disclosure",
         ]
 
 

@@ -335,6 +335,19 @@ class Provenance(models.TextChoices):
     OPEN_WEIGHTS = "open_weights", "Open weights"
 
 
+class AnnexIIIArea(models.TextChoices):
+    """EU AI Act Annex III: the areas where an AI system is high-risk (Art. 6(2))."""
+
+    BIOMETRICS = "biometrics", "1. Biometrics"
+    CRITICAL_INFRASTRUCTURE = "critical_infrastructure", "2. Critical infrastructure"
+    EDUCATION = "education", "3. Education and vocational training"
+    EMPLOYMENT = "employment", "4. Employment and workers management"
+    ESSENTIAL_SERVICES = "essential_services", "5. Essential private and public services"
+    LAW_ENFORCEMENT = "law_enforcement", "6. Law enforcement"
+    MIGRATION = "migration", "7. Migration, asylum and border control"
+    JUSTICE = "justice", "8. Administration of justice and democratic processes"
+
+
 class AISystem(TimestampedTenantOwnedModel):
     name = models.CharField(max_length=200, help_text="Natural key.")
     purpose = models.TextField(blank=True, max_length=4000)
@@ -358,6 +371,37 @@ class AISystem(TimestampedTenantOwnedModel):
     human_overseer = models.CharField(max_length=200, blank=True)
     user_facing = models.BooleanField(default=False)
     generative = models.BooleanField(default=False)
+    # What the compliance checks read (EU AI Act articles in the help texts).
+    annex_iii_area = models.CharField(
+        max_length=30,
+        choices=AnnexIIIArea.choices,
+        blank=True,
+        help_text="Art. 6(2): the Annex III area the system is used in, if any.",
+    )
+    risk_reviewed_at = models.DateField(
+        null=True, blank=True, help_text="Art. 9: when the risk classification was last reviewed."
+    )
+    technical_documentation_url = models.URLField(
+        max_length=500, blank=True, help_text="Art. 11: where the technical documentation is."
+    )
+    fria_required = models.BooleanField(
+        default=False,
+        help_text="Art. 27: a fundamental-rights impact assessment is required (public body "
+        "or public service deployer, credit scoring, life and health insurance pricing).",
+    )
+    fria_completed_at = models.DateField(
+        null=True, blank=True, help_text="Art. 27: when the impact assessment was completed."
+    )
+    eu_database_id = models.CharField(
+        max_length=100, blank=True, help_text="Art. 49: EU database registration number."
+    )
+    vendor_assessed_at = models.DateField(
+        null=True, blank=True, help_text="When the vendor or model supplier was last assessed."
+    )
+    ai_disclosure = models.BooleanField(
+        default=False,
+        help_text="Art. 50: users are told they interact with AI / generated content is marked.",
+    )
     datasets = models.ManyToManyField(
         "Dataset", through="AISystemDataset", related_name="+", blank=True
     )
