@@ -1,5 +1,75 @@
-"""Demo optimisation data (filled in by the optimisation work)."""
+"""Demo optimisation data: a scan of each demo tenant's telemetry and inventory, and a live
+schedule so the demo's beat and worker visibly refresh recommendations.
+
+``seed_optimisation(tenant)`` runs after the inventory, telemetry (three days, rolled up),
+incidents, jobs and compliance seeds. It rolls up any pending telemetry hours, scans the tenant
+through the same service as the nightly job, and for an active tenant:
+
+- makes a schedule running ``optimisation_scan`` every 30 minutes (the nightly one comes from
+  the jobs seed, as for every nightly kind);
+- accepts the retired-system recommendation once, so the lifecycle shows in the list.
+
+With the demo estate this finds, per tenant: the idle ``<slug>-gpu-idle-01`` (about 2 %
+utilisation), the saturated ``<slug>-gpu-hot`` cluster (capacity forecast: at its peak now) and
+the retired AI system still holding a deployment on ``<slug>-gpu-main-02``. Idempotent: a
+re-run refreshes the same rows (upserts by tenant, kind and subject) and adds nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule
+
+from operations.jobs.models import JobSchedule
+from operations.jobs.services import job_schedule_create
+from operations.optimisation.models import Recommendation, RecommendationKind, RecommendationStatus
+from operations.optimisation.services import optimisation_run_for_tenant, recommendation_accept
+from operations.telemetry.services import telemetry_rollup_pending
+from tenants.audit import AuditActor, audit_actor_unless_set
+from tenants.models import TenantStatus
+from tenants.scoping import tenant_scope
+
+DEMO_ACTOR = AuditActor(label="demo data", source="command")
+LIVE_SCHEDULE_KEY = "demo:optimisation-scan-every-30-minutes"
 
 
-def seed_optimisation(tenant) -> None:
+def _live_schedule(tenant) -> JobSchedule:
+    existing = JobSchedule.objects.filter(key=LIVE_SCHEDULE_KEY).first()
+    if existing is not None:
+        return existing
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute="7,37",
+        hour="*",
+        day_of_week="*",
+        day_of_month="*",
+        month_of_year="*",
+        timezone=tenant.plan.timezone,
+    )
+    return job_schedule_create(
+        tenant=tenant,
+        key=LIVE_SCHEDULE_KEY,
+        kind="optimisation_scan",
+        crontab=crontab,
+        description=f"Optimisation scan for {tenant.name}, every 30 minutes (demo)",
+    )
+
+
+def seed_optimisation(tenant, *, now: dt.datetime | None = None) -> dict:
     """Idempotent: refresh the tenant's recommendations from its demo telemetry."""
+    now = now or timezone.now()
+    with audit_actor_unless_set(DEMO_ACTOR), tenant_scope(tenant.id):
+        telemetry_rollup_pending(tenant=tenant, now=now)
+        summary = optimisation_run_for_tenant(tenant=tenant, as_of=now)
+        if tenant.status == TenantStatus.ACTIVE:
+            _live_schedule(tenant)
+            retired = Recommendation.objects.filter(
+                tenant=tenant,
+                kind=RecommendationKind.RETIRED_CAPACITY,
+                status=RecommendationStatus.OPEN,
+                accepted_at__isnull=True,
+            ).first()
+            if retired is not None:
+                recommendation_accept(tenant=tenant, recommendation=retired)
+    return summary

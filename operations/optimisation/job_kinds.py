@@ -1,0 +1,66 @@
+"""The optimisation job kind: ``optimisation_scan`` (nightly per active tenant).
+
+The whole scan commits with the run's checkpoint (``run.once``): a worker killed mid-scan leaves
+nothing behind, and the next attempt scans again; a scan that committed is never repeated by a
+redelivery. Recommendations are upserts keyed by (tenant, kind, subject) besides.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from msp.api.serializers import StrictSerializer
+from operations.jobs.registry import job_kind
+from operations.optimisation.conf import default_thresholds
+from operations.optimisation.services import optimisation_run_for_tenant
+
+
+class ScanParameters(StrictSerializer):
+    as_of = serializers.DateTimeField(
+        required=False, help_text="Scan as of this time (default: when the job runs)."
+    )
+    window_hours = serializers.IntegerField(
+        required=False, min_value=6, max_value=24 * 30, help_text="Idle / right-size window."
+    )
+    idle_utilisation = serializers.FloatField(required=False, min_value=0, max_value=100)
+    idle_peak = serializers.FloatField(required=False, min_value=0, max_value=100)
+    right_size_utilisation = serializers.FloatField(required=False, min_value=0, max_value=100)
+    right_size_memory = serializers.FloatField(required=False, min_value=0, max_value=100)
+    saturation = serializers.FloatField(
+        required=False, min_value=1, max_value=100, help_text="Capacity saturation point (%)."
+    )
+    forecast_days = serializers.IntegerField(required=False, min_value=2, max_value=90)
+    forecast_horizon_days = serializers.IntegerField(required=False, min_value=1, max_value=730)
+    anomaly_k = serializers.FloatField(required=False, min_value=0.5, max_value=10)
+    anomaly_history_days = serializers.IntegerField(required=False, min_value=3, max_value=90)
+
+
+@job_kind(
+    "optimisation_scan",
+    title="Optimisation scan",
+    description=(
+        "Idle GPUs, right-sizing, cost anomalies, capacity forecast and retired systems: "
+        "refreshes the tenant's recommendations from its telemetry rollups and inventory."
+    ),
+    parameters=ScanParameters,
+    nightly=True,
+)
+def optimisation_scan(run, parameters: dict) -> dict:
+    overrides = {key: value for key, value in parameters.items() if key != "as_of"}
+    thresholds = default_thresholds().with_overrides(**overrides)
+    as_of = parameters.get("as_of")
+    if as_of:
+        as_of = serializers.DateTimeField().to_internal_value(as_of)
+    run.progress(5, "Scanning telemetry rollups and inventory")
+    tenant = run.tenant
+
+    def scan() -> dict:
+        return optimisation_run_for_tenant(tenant=tenant, as_of=as_of, thresholds=thresholds)
+
+    summary = run.once("scan", scan)
+    run.log(
+        f"Found {summary['found']} condition(s): {summary['created']} new, "
+        f"{summary['refreshed']} refreshed, {summary['reopened']} reopened, "
+        f"{summary['superseded']} superseded."
+    )
+    return summary

@@ -1,0 +1,50 @@
+"""Reads for optimisation: the recommendation list and the savings summary of a tenant."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import Count, QuerySet, Sum
+
+from operations.optimisation.models import (
+    Recommendation,
+    RecommendationKind,
+    RecommendationStatus,
+)
+
+
+def recommendations_of(*, tenant) -> QuerySet[Recommendation]:
+    return Recommendation.objects.filter(tenant=tenant)
+
+
+def recommendation_summary(*, tenant) -> dict:
+    """Open recommendations per kind (count and total monthly saving, per currency), plus the
+    count per status. Two queries."""
+    open_rows = (
+        Recommendation.objects.filter(tenant=tenant, status=RecommendationStatus.OPEN)
+        .order_by()
+        .values("kind", "currency")
+        .annotate(count=Count("id"), saving=Sum("estimated_monthly_saving"))
+    )
+    by_kind = {
+        kind: {"kind": kind, "label": label, "open": 0, "monthly_saving": {}}
+        for kind, label in RecommendationKind.choices
+    }
+    totals: dict[str, Decimal] = {}
+    for row in open_rows:
+        entry = by_kind[row["kind"]]
+        entry["open"] += row["count"]
+        saving = row["saving"] or Decimal("0")
+        entry["monthly_saving"][row["currency"]] = str(saving)
+        totals[row["currency"]] = totals.get(row["currency"], Decimal("0")) + saving
+    statuses = dict(
+        Recommendation.objects.filter(tenant=tenant)
+        .order_by()
+        .values_list("status")
+        .annotate(count=Count("id"))
+    )
+    return {
+        "open_monthly_saving": {currency: str(total) for currency, total in totals.items()},
+        "by_kind": list(by_kind.values()),
+        "by_status": {status: statuses.get(status, 0) for status in RecommendationStatus.values},
+    }
