@@ -1,17 +1,23 @@
 """Incidents: what broke for a client, who owns it, the contract's clocks and the timeline.
 
-Every model is tenant-owned. Writes go through ``operations.incidents.services``; nothing here
-has behaviour beyond small read-only helpers.
+Every model is tenant-owned except ``AlertRuleDefault``, the MSP-wide alert rules (which carry
+no tenant at all). Writes go through ``operations.incidents.services``; nothing here has
+behaviour beyond small read-only helpers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from operations.inventory.models import Environment
+from operations.telemetry.metrics import METRICS_BY_NAME, RESOURCE_KIND_BY_NAME
 from tenants.models import Severity
 from tenants.scoping import TenantOwnedModel
 
@@ -342,3 +348,141 @@ class PostmortemActionItem(TenantOwnedModel):
 
     def __str__(self) -> str:
         return self.description[:80]
+
+
+# --- Alert rules on telemetry --------------------------------------------------------------------
+
+
+class AlertCondition(models.TextChoices):
+    ABOVE = "above", "Above the threshold"
+    BELOW = "below", "Below the threshold"
+
+
+class AlertTarget(models.TextChoices):
+    COMPUTE = "compute", "Compute resources"
+    DEPLOYMENT = "deployment", "Model deployments"
+
+
+MAX_ALERT_WINDOW_MINUTES = 1440
+
+
+class AlertRuleBase(models.Model):
+    """What an alert rule says, shared by tenant rules and MSP-wide defaults.
+
+    The resource filter is plain text, so a default (which has no tenant) can carry one too:
+    ``resource_pattern`` is a glob on the compute hostname or deployment name (no wildcard:
+    one resource), ``site_code`` the site's code, ``gpu_model`` a part of the GPU model
+    (compute), ``environment`` the deployment's environment. Empty means any.
+    """
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, max_length=2000)
+    enabled = models.BooleanField(default=True)
+    metric = models.CharField(max_length=50, help_text="A metric from the telemetry catalogue.")
+    target = models.CharField(
+        max_length=20, choices=AlertTarget.choices, default=AlertTarget.COMPUTE
+    )
+    resource_pattern = models.CharField(
+        max_length=200, blank=True, help_text="Glob on hostname or deployment name, e.g. gpu-*."
+    )
+    site_code = models.CharField(max_length=50, blank=True)
+    gpu_model = models.CharField(max_length=100, blank=True, help_text="Contains (compute only).")
+    environment = models.CharField(
+        max_length=20, blank=True, help_text="Deployment environment (deployments only)."
+    )
+    condition = models.CharField(max_length=10, choices=AlertCondition.choices)
+    threshold = models.FloatField()
+    window_minutes = models.PositiveIntegerField(
+        default=15,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_ALERT_WINDOW_MINUTES)],
+        help_text="The condition must hold (or have cleared) for this long.",
+    )
+    severity = models.CharField(max_length=4, choices=Severity.choices, default=Severity.SEV3)
+    category = models.CharField(
+        max_length=20, choices=IncidentCategory.choices, default=IncidentCategory.PERFORMANCE
+    )
+    auto_resolve = models.BooleanField(
+        default=True, help_text="Resolve the incident once the condition cleared for the window."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        metric = METRICS_BY_NAME.get(self.metric)
+        if metric is None:
+            errors["metric"] = (
+                f"Unknown metric '{self.metric}'; see /api/v1/telemetry/metrics for the catalogue."
+            )
+        elif RESOURCE_KIND_BY_NAME.get(self.target) not in metric.kinds:
+            errors["metric"] = f"{self.metric} is not reported by {self.target} resources."
+        if self.threshold is not None:
+            if not math.isfinite(self.threshold):
+                errors["threshold"] = "The threshold must be a finite number."
+            elif metric is not None and not metric.minimum <= self.threshold <= metric.maximum:
+                errors["threshold"] = (
+                    f"{self.metric} ranges from {metric.minimum:g} to {metric.maximum:g}"
+                    f" {metric.unit}; a threshold outside it would never change state."
+                )
+        if self.gpu_model and self.target != AlertTarget.COMPUTE:
+            errors["gpu_model"] = "Only compute resources have a GPU model."
+        if self.environment:
+            if self.target != AlertTarget.DEPLOYMENT:
+                errors["environment"] = "Only deployments have an environment."
+            elif self.environment not in Environment.values:
+                errors["environment"] = f"'{self.environment}' is not one of {Environment.values}."
+        if errors:
+            raise ValidationError(errors)
+
+
+class AlertRuleDefault(AlertRuleBase):
+    """An MSP-wide rule every tenant gets unless it overrides or disables it (not tenant-owned:
+    it has no tenant; managed by MSP admins)."""
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = "MSP-wide alert rule"
+
+    @property
+    def dedupe_prefix(self) -> str:
+        return f"alert:d{self.pk}"
+
+
+class AlertRule(TenantOwnedModel, AlertRuleBase):
+    """A tenant's own alert rule, or its override of an MSP-wide default (``default_rule``).
+
+    An override replaces the default for this tenant; a disabled override switches it off.
+    """
+
+    default_rule = models.ForeignKey(
+        AlertRuleDefault,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="overrides",
+        help_text="The MSP-wide default this rule overrides (or disables, when not enabled).",
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "default_rule"],
+                condition=models.Q(default_rule__isnull=False),
+                name="incidents_one_override_per_default",
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "enabled"], name="incidents_alert_rule_enabled")]
+
+    @property
+    def dedupe_prefix(self) -> str:
+        # An override continues the default's incidents: same key, same open incident.
+        if self.default_rule_id is not None:
+            return f"alert:d{self.default_rule_id}"
+        return f"alert:r{self.pk}"

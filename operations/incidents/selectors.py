@@ -4,6 +4,7 @@ and the MTTA / MTTR / SLA attainment metrics (aggregate queries, never loops ove
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django.db.models import (
     Avg,
@@ -12,6 +13,8 @@ from django.db.models import (
     DurationField,
     ExpressionWrapper,
     F,
+    Max,
+    Min,
     Prefetch,
     Q,
     QuerySet,
@@ -20,11 +23,18 @@ from django.utils import timezone
 
 from operations.incidents.models import (
     OPEN_STATUSES,
+    AlertRule,
+    AlertRuleDefault,
+    AlertTarget,
     Incident,
     IncidentStatus,
     TimelineEntry,
+    TimelineKind,
 )
-from tenants.models import Severity, Tenant
+from operations.inventory.models import ComputeResource, Deployment
+from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
+from operations.telemetry.models import TelemetrySample
+from tenants.models import Severity, Tenant, TenantStatus
 from tenants.scoping import tenant_scope
 
 # --- Incidents and their timeline --------------------------------------------------------------
@@ -246,3 +256,141 @@ def fleet_incident_metrics(
         }
         for row in tenant_rows
     ]
+
+
+# --- Alert rules -------------------------------------------------------------------------------
+
+#: Where a rule in force comes from.
+RULE_SOURCE_TENANT = "tenant"
+RULE_SOURCE_DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """One resource's samples of a rule's metric over the evaluation window."""
+
+    resource_id: int
+    lowest: float
+    highest: float
+    samples: int
+    first_at: dt.datetime
+    last_at: dt.datetime
+
+
+def alert_rules_effective(*, tenant: Tenant) -> list[AlertRule | AlertRuleDefault]:
+    """The rules in force for ``tenant``: its own enabled rules (overrides included) and the
+    enabled MSP-wide defaults it has not overridden or disabled. Two queries."""
+    own = list(AlertRule.objects.filter(tenant=tenant).order_by("name", "id"))
+    replaced = {rule.default_rule_id for rule in own if rule.default_rule_id is not None}
+    defaults = AlertRuleDefault.objects.filter(enabled=True).exclude(pk__in=replaced)
+    rules: list[AlertRule | AlertRuleDefault] = [rule for rule in own if rule.enabled]
+    rules.extend(defaults.order_by("name", "id"))
+    return rules
+
+
+def alert_rule_source(rule: AlertRule | AlertRuleDefault) -> str:
+    return RULE_SOURCE_TENANT if isinstance(rule, AlertRule) else RULE_SOURCE_DEFAULT
+
+
+def _glob_regex(pattern: str) -> str:
+    """A glob (``*``, ``?``) as an anchored regular expression both databases understand."""
+    parts = []
+    for char in pattern:
+        if char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        elif char.isalnum():
+            parts.append(char)
+        else:
+            parts.append("\\" + char)
+    return "^" + "".join(parts) + "$"
+
+
+def alert_rule_resources(*, tenant: Tenant, rule: AlertRule | AlertRuleDefault) -> QuerySet:
+    """The tenant's compute resources or deployments the rule's resource filter selects."""
+    if rule.target == AlertTarget.COMPUTE:
+        rows = ComputeResource.objects.filter(tenant=tenant)
+        name, site = "hostname", "site__code"
+        if rule.gpu_model:
+            rows = rows.filter(gpu_model__icontains=rule.gpu_model)
+    else:
+        rows = Deployment.objects.filter(tenant=tenant)
+        name, site = "name", "compute__site__code"
+        if rule.environment:
+            rows = rows.filter(environment=rule.environment)
+    if rule.resource_pattern:
+        if any(char in rule.resource_pattern for char in "*?"):
+            rows = rows.filter(**{f"{name}__iregex": _glob_regex(rule.resource_pattern)})
+        else:
+            rows = rows.filter(**{name: rule.resource_pattern})
+    if rule.site_code:
+        rows = rows.filter(**{site: rule.site_code})
+    return rows
+
+
+def _has_resource_filter(rule: AlertRule | AlertRuleDefault) -> bool:
+    return bool(rule.resource_pattern or rule.site_code or rule.gpu_model or rule.environment)
+
+
+def alert_window_stats(
+    *,
+    tenant: Tenant,
+    rule: AlertRule | AlertRuleDefault,
+    start: dt.datetime,
+    end: dt.datetime,
+) -> list[WindowStats]:
+    """Lowest, highest, count, first and last sample per resource of the rule's metric in
+    [start, end]: one aggregate query over the raw samples, grouped by resource."""
+    metric = METRICS_BY_NAME[rule.metric]
+    kind = ResourceKind.COMPUTE if rule.target == AlertTarget.COMPUTE else ResourceKind.DEPLOYMENT
+    samples = TelemetrySample.objects.filter(
+        tenant=tenant, resource_kind=kind, metric=metric.code, ts__gte=start, ts__lte=end
+    )
+    if _has_resource_filter(rule):
+        resources = alert_rule_resources(tenant=tenant, rule=rule).values("pk")
+        samples = samples.filter(resource_id__in=resources)
+    rows = (
+        samples.order_by()
+        .values("resource_id")
+        .annotate(
+            lowest=Min("value"),
+            highest=Max("value"),
+            samples=Count("value"),
+            first_at=Min("ts"),
+            last_at=Max("ts"),
+        )
+        .order_by("resource_id")
+    )
+    return [WindowStats(**row) for row in rows]
+
+
+def alert_open_incidents(*, tenant: Tenant) -> dict[str, dict]:
+    """Open alert-rule incidents of ``tenant`` by dedupe key, with the time of their latest
+    alert entry (one query)."""
+    rows = (
+        Incident.objects.filter(
+            tenant=tenant, status__in=OPEN_STATUSES, dedupe_key__startswith="alert:"
+        )
+        .annotate(
+            last_alert_at=Max("timeline__created_at", filter=Q(timeline__kind=TimelineKind.ALERT))
+        )
+        .values("pk", "dedupe_key", "reference", "last_alert_at")
+    )
+    return {row["dedupe_key"]: row for row in rows}
+
+
+def alert_tenants_to_evaluate() -> list[int]:
+    """Ids of the onboarding and active tenants with at least one rule in force."""
+    tenant_ids = list(
+        Tenant.objects.filter(
+            status__in=(TenantStatus.ONBOARDING, TenantStatus.ACTIVE)
+        ).values_list("id", flat=True)
+    )
+    if not tenant_ids:
+        return []
+    if AlertRuleDefault.objects.filter(enabled=True).exists():
+        return sorted(tenant_ids)  # a default is in force somewhere unless every tenant opted out
+    with tenant_scope(*tenant_ids):
+        enabled = AlertRule.objects.filter(enabled=True).order_by().values_list("tenant_id")
+        return sorted(set(enabled.distinct().values_list("tenant_id", flat=True)))
