@@ -12,6 +12,8 @@ from operations.optimisation.models import (
     RecommendationStatus,
 )
 
+CENT = Decimal("0.01")
+
 
 def recommendations_of(*, tenant) -> QuerySet[Recommendation]:
     return Recommendation.objects.filter(tenant=tenant)
@@ -34,7 +36,7 @@ def recommendation_summary(*, tenant) -> dict:
     for row in open_rows:
         entry = by_kind[row["kind"]]
         entry["open"] += row["count"]
-        saving = row["saving"] or Decimal("0")
+        saving = (row["saving"] or Decimal("0")).quantize(CENT)
         entry["monthly_saving"][row["currency"]] = str(saving)
         totals[row["currency"]] = totals.get(row["currency"], Decimal("0")) + saving
     statuses = dict(

@@ -134,7 +134,8 @@ def test_lifecycle_records_who_and_when_and_audits(tenant_a, idle_node):
         "acme-ops",
     )
     rec = _act(tenant_a, "implement", rec, user=user)
-    assert rec.status == "implemented" and rec.implemented_at is not None
+    assert rec.status == "implemented"
+    assert rec.implemented_at is not None
     with tenant_scope(tenant_a.id):
         statuses = [
             event.changes["status"]
