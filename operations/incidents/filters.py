@@ -1,4 +1,5 @@
-"""Filters of the incident list (API); the admin has its own list filters on the same selectors."""
+"""Filters of the incident and alert rule lists (API); the admin has its own list filters on the
+same selectors."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from django.db.models import Q
 
 from operations.incidents.models import (
     OPEN_STATUSES,
+    AlertCondition,
+    AlertRule,
+    AlertTarget,
     Incident,
     IncidentCategory,
     IncidentSource,
     IncidentStatus,
 )
 from operations.incidents.selectors import incidents_breaching_within
+from operations.telemetry.metrics import METRICS_BY_NAME
 from tenants.models import Severity
 
 
@@ -89,3 +94,21 @@ class IncidentFilter(django_filters.FilterSet):
         if value is None:
             return queryset
         return incidents_breaching_within(queryset, minutes=float(value))
+
+
+class AlertRuleFilter(django_filters.FilterSet):
+    enabled = StrictBooleanFilter()
+    auto_resolve = StrictBooleanFilter()
+    metric = django_filters.ChoiceFilter(choices=[(name, name) for name in sorted(METRICS_BY_NAME)])
+    target = django_filters.ChoiceFilter(choices=AlertTarget.choices)
+    condition = django_filters.ChoiceFilter(choices=AlertCondition.choices)
+    severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
+    category = django_filters.ChoiceFilter(choices=IncidentCategory.choices)
+    default_rule = django_filters.NumberFilter(field_name="default_rule_id")
+    overrides_default = StrictBooleanFilter(
+        field_name="default_rule", lookup_expr="isnull", exclude=True
+    )
+
+    class Meta:
+        model = AlertRule
+        fields: list[str] = []

@@ -1,14 +1,20 @@
 """Isolation proofs for every incident route: list, detail, edit, actions, timeline, export,
-postmortem and metrics. A foreign incident and a missing one give the same 404."""
+postmortem and metrics, and the alert rules. A foreign object and a missing one give the same
+404."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 
 from operations.incidents import services
-from operations.incidents.models import Incident, Postmortem
+from operations.incidents.models import AlertRule, Incident, Postmortem
 from tenants.scoping import tenant_scope
+from tests.incidents.alerting import alert_incidents, feed, make_rule, rule_fields
 from tests.incidents.factories import act, make_incident
+from tests.inventory.estate import make_gpu_node
 from tests.isolation import TenantIsolationTests
 
 pytestmark = pytest.mark.django_db
@@ -126,3 +132,48 @@ class TestIncidentIsolationForClients(TenantIsolationTests):
         assert response.status_code == 400
         assert "ai_systems" in response.json()["error"]["fields"]
         assert self.rows_of(tenant_a) == set()
+
+
+class TestAlertRuleIsolation(TenantIsolationTests):
+    """Alert rules: CRUD, the rules in force and evaluate-now stay inside the URL's tenant."""
+
+    resource = "alert-rules"
+    model = AlertRule
+    actor_fixture = "admin_a"
+    update_payload = {"threshold": 95}
+
+    def make_object(self, tenant):
+        return make_rule(tenant, name=f"{tenant.slug} saturated")
+
+    def create_payload(self, tenant):
+        return rule_fields(name="Created")
+
+    def test_in_force_lists_only_the_url_tenants_rules(self, caller, objects, tenant_a, tenant_b):
+        own, _foreign = objects
+        rows = caller.client.get(self.url(tenant_a.slug, action="in-force")).json()["results"]
+        assert [row["id"] for row in rows] == [own.pk]
+        response = caller.client.get(self.url(tenant_b.slug, action="in-force"))
+        assert response.status_code == 404
+        assert response.content == self.not_found_body(caller, tenant_a)
+
+    def test_evaluating_another_tenant_is_the_same_404_and_writes_nothing(
+        self, caller, objects, tenant_a, tenant_b
+    ):
+        make_gpu_node(tenant_b, hostname="borealis-gpu-01")
+        start = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=30)
+        feed(tenant_b, "compute:borealis-gpu-01", "gpu_utilization", [97.0] * 7, start=start)
+        response = caller.client.post(self.url(tenant_b.slug, action="evaluate"), {})
+        assert response.status_code == 404
+        assert response.content == self.not_found_body(caller, tenant_a)
+        assert alert_incidents(tenant_b) == []
+        # A's own evaluation sees A's rule and none of B's samples.
+        own = caller.client.post(self.url(tenant_a.slug, action="evaluate"), {}).json()
+        assert (own["rules"], own["outcomes"]) == (1, [])
+        assert alert_incidents(tenant_b) == []
+
+    def test_a_foreign_override_target_is_only_a_default(self, caller, objects, tenant_a):
+        # default_rule refers to MSP-wide defaults; another tenant's rule id is not one.
+        _own, foreign = objects
+        response = caller.client.post(self.url(tenant_a.slug), {"default_rule": foreign.pk})
+        assert response.status_code == 400
+        assert "default_rule" in response.json()["error"]["fields"]

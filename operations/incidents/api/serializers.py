@@ -14,6 +14,8 @@ from msp.api.serializers import StrictSerializer
 from operations.incidents.models import (
     INCIDENT_ACTIONS,
     WAITABLE_STATUSES,
+    AlertRule,
+    AlertRuleDefault,
     Incident,
     IncidentStatus,
     Postmortem,
@@ -21,8 +23,14 @@ from operations.incidents.models import (
     SeriousIncidentKind,
     TimelineEntry,
 )
+from operations.incidents.selectors import (
+    RULE_SOURCE_DEFAULT,
+    RULE_SOURCE_TENANT,
+    alert_rule_source,
+)
 from operations.incidents.services import assignable_staff, user_display_name
 from operations.inventory.models import AISystem, ComputeResource, Deployment
+from operations.telemetry.metrics import METRICS_BY_NAME
 from tenants.models import Severity
 from tenants.owned import TenantOwnedSerializer, TenantScopedRelatedField
 
@@ -410,3 +418,119 @@ class TenantMetricsSerializer(serializers.Serializer):
 
     overall = MetricsRowSerializer()
     by_severity = SeverityMetricsSerializer(many=True)
+
+
+# --- Alert rules ---------------------------------------------------------------------------------
+
+_RULE_FIELDS = [
+    "name",
+    "description",
+    "enabled",
+    "metric",
+    "target",
+    "resource_pattern",
+    "site_code",
+    "gpu_model",
+    "environment",
+    "condition",
+    "threshold",
+    "window_minutes",
+    "severity",
+    "category",
+    "auto_resolve",
+]
+
+
+class AlertRuleSerializer(TenantOwnedSerializer):
+    """A tenant's rule. With ``default_rule`` (on create only) it overrides that MSP-wide
+    default: the fields left out are copied from it, and ``"enabled": false`` switches it off."""
+
+    metric = serializers.ChoiceField(choices=sorted(METRICS_BY_NAME), required=False)
+    default_rule = serializers.PrimaryKeyRelatedField(
+        queryset=AlertRuleDefault.objects.all(), required=False, allow_null=True
+    )
+    dedupe_prefix = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = AlertRule
+        fields = [
+            "id",
+            *_RULE_FIELDS,
+            "default_rule",
+            "dedupe_prefix",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "dedupe_prefix", "created_at", "updated_at"]
+        # Checked by the service, after an override has copied its default's fields.
+        extra_kwargs = {
+            "name": {"required": False},
+            "condition": {"required": False},
+            "threshold": {"required": False},
+        }
+
+
+class AlertRuleDefaultSerializer(serializers.ModelSerializer):
+    dedupe_prefix = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = AlertRuleDefault
+        fields = ["id", *_RULE_FIELDS, "dedupe_prefix", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class AlertRuleInForceSerializer(serializers.Serializer):
+    """A rule evaluated for the tenant: its own (``source: tenant``, overrides included) or an
+    MSP-wide default it has not replaced (``source: default``)."""
+
+    id = serializers.IntegerField()
+    source = serializers.SerializerMethodField()
+    default_rule = serializers.SerializerMethodField()
+    dedupe_prefix = serializers.CharField()
+    name = serializers.CharField()
+    metric = serializers.CharField()
+    target = serializers.CharField()
+    resource_pattern = serializers.CharField()
+    site_code = serializers.CharField()
+    gpu_model = serializers.CharField()
+    environment = serializers.CharField()
+    condition = serializers.CharField()
+    threshold = serializers.FloatField()
+    window_minutes = serializers.IntegerField()
+    severity = serializers.CharField()
+    category = serializers.CharField()
+    auto_resolve = serializers.BooleanField()
+
+    @extend_schema_field({"type": "string", "enum": [RULE_SOURCE_TENANT, RULE_SOURCE_DEFAULT]})
+    def get_source(self, obj) -> str:
+        return alert_rule_source(obj)
+
+    def get_default_rule(self, obj) -> int | None:
+        return getattr(obj, "default_rule_id", None)
+
+
+class AlertOutcomeSerializer(serializers.Serializer):
+    rule_id = serializers.IntegerField()
+    rule_source = serializers.CharField()
+    rule_name = serializers.CharField()
+    resource_kind = serializers.CharField()
+    resource_id = serializers.IntegerField()
+    resource_name = serializers.CharField()
+    state = serializers.ChoiceField(
+        choices=["opened", "appended", "firing", "resolved", "cleared"],
+        help_text="opened / appended (an incident was opened or added to), firing (still, "
+        "already reported within the window), resolved (auto-resolved), cleared (cleared, "
+        "the rule does not auto-resolve).",
+    )
+    incident_id = serializers.IntegerField(allow_null=True)
+    incident = serializers.CharField(help_text="The incident's reference, e.g. ACME-42.")
+    lowest = serializers.FloatField()
+    highest = serializers.FloatField()
+    samples = serializers.IntegerField()
+
+
+class AlertEvaluationSerializer(serializers.Serializer):
+    as_of = serializers.DateTimeField()
+    rules = serializers.IntegerField(help_text="Rules in force that were evaluated.")
+    counts = serializers.DictField(child=serializers.IntegerField())
+    outcomes = AlertOutcomeSerializer(many=True)

@@ -15,6 +15,7 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
+from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,16 +23,23 @@ from msp.api.errors import NOT_FOUND_MESSAGE
 from operations.incidents import services
 from operations.incidents.api import serializers as s
 from operations.incidents.exports import timeline_csv, timeline_csv_filename
-from operations.incidents.filters import IncidentFilter
-from operations.incidents.models import Incident, IncidentSource, Postmortem
+from operations.incidents.filters import AlertRuleFilter, IncidentFilter
+from operations.incidents.models import (
+    AlertRule,
+    AlertRuleDefault,
+    Incident,
+    IncidentSource,
+    Postmortem,
+)
 from operations.incidents.selectors import (
+    alert_rules_effective,
     client_timeline_excerpt,
     fleet_incident_metrics,
     incident_list_queryset,
     incident_metrics,
     timeline_visible,
 )
-from tenants.api.base import TenantScopedViewSet
+from tenants.api.base import TenantScopedModelViewSet, TenantScopedViewSet
 from tenants.models import TokenScope
 from tenants.selectors import tenants_visible_to
 
@@ -353,3 +361,72 @@ class FleetIncidentMetricsView(APIView):
                 "results": fleet_incident_metrics(tenants=tenants, start=start, end=end),
             }
         )
+
+
+class AlertRuleViewSet(TenantScopedModelViewSet):
+    """Alert rules on a tenant's telemetry: ``/api/v1/tenants/{slug}/alert-rules/…``.
+
+    Everyone who reaches the tenant reads them; tenant admins and MSP admins and engineers
+    assigned to it write them and run ``evaluate``. A rule with ``default_rule`` overrides that
+    MSP-wide default for this tenant (``"enabled": false`` switches it off); ``in-force`` lists
+    what is evaluated: the tenant's enabled rules and the defaults it has not replaced.
+    """
+
+    model = AlertRule
+    serializer_class = s.AlertRuleSerializer
+    filterset_class = AlertRuleFilter
+    search_fields = ["name", "description", "resource_pattern"]
+    ordering_fields = ["name", "metric", "severity", "threshold", "window_minutes", "created_at"]
+    ordering = ["name", "id"]
+    lookup_value_regex = r"[0-9]+"
+    write_capability = "manage"
+
+    def perform_create(self, serializer):
+        serializer.instance = services.alert_rule_create(
+            tenant=self.tenant, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        if "default_rule" in data and data["default_rule"] == serializer.instance.default_rule:
+            del data["default_rule"]  # echoed back unchanged (PUT); changing it is refused
+        serializer.instance = services.alert_rule_update(
+            tenant=self.tenant, rule=serializer.instance, **data
+        )
+
+    def perform_destroy(self, instance):
+        services.alert_rule_delete(tenant=self.tenant, rule=instance)
+
+    @extend_schema(responses=s.AlertRuleInForceSerializer(many=True))
+    @action(detail=False, methods=["get"], url_path="in-force")
+    def in_force(self, request, *args, **kwargs):
+        """The rules evaluated for this tenant, its own first, then the MSP-wide defaults."""
+        page = self.paginate_queryset(alert_rules_effective(tenant=self.tenant))
+        return self.get_paginated_response(s.AlertRuleInForceSerializer(page, many=True).data)
+
+    @extend_schema(request=s.EmptySerializer, responses=s.AlertEvaluationSerializer)
+    @action(detail=False, methods=["post"])
+    def evaluate(self, request, *args, **kwargs):
+        """Evaluate the rules in force now (as the scheduled job does every minute) and say
+        what fired, grouped, cleared and auto-resolved."""
+        body = s.EmptySerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        evaluation = services.alert_rules_evaluate(tenant=self.tenant)
+        return Response(s.AlertEvaluationSerializer(evaluation.as_dict()).data)
+
+
+class AlertRuleDefaultListView(ListAPIView):
+    """``GET /api/v1/alert-rules/defaults``: the MSP-wide default rules every tenant gets unless
+    it overrides them. Read-only here; MSP admins edit them in the admin."""
+
+    serializer_class = s.AlertRuleDefaultSerializer
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return AlertRuleDefault.objects.order_by("name", "id")
+
+    def get(self, request, *args, **kwargs):
+        token = request.auth if hasattr(request.auth, "prefix") else None
+        if token is not None and not token.has_scope(TokenScope.READ):
+            raise exceptions.PermissionDenied("This API token lacks the 'read' scope.")
+        return super().get(request, *args, **kwargs)
