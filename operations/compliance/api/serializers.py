@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from msp.api.serializers import StrictSerializer
+from operations.compliance.checks import get_check
+from operations.compliance.models import (
+    Control,
+    Finding,
+    Framework,
+    Score,
+    SubjectType,
+    Waiver,
+)
+from tenants.owned import TenantOwnedSerializer
+
+
+class CheckSerializer(StrictSerializer):
+    """A check of the catalogue (served from the registry in ``checks.py``)."""
+
+    code = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    severity = serializers.CharField()
+    subject_type = serializers.CharField()
+    controls = serializers.ListField(
+        child=serializers.CharField(), help_text='"<framework>:<control>" references'
+    )
+    waivable = serializers.BooleanField()
+    opens_incident = serializers.BooleanField()
+
+
+class ControlSerializer(serializers.ModelSerializer):
+    checks = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Control
+        fields = ["code", "group", "title", "summary", "checks"]
+
+    def get_checks(self, control) -> list[str]:
+        return self.context.get("checks_by_control", {}).get(control.code, [])
+
+
+class FrameworkSerializer(serializers.ModelSerializer):
+    control_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Framework
+        fields = [
+            "id",
+            "code",
+            "version",
+            "title",
+            "publisher",
+            "url",
+            "loaded_at",
+            "control_count",
+        ]
+        read_only_fields = fields
+
+
+class FrameworkDetailSerializer(FrameworkSerializer):
+    controls = ControlSerializer(many=True, read_only=True)
+
+    class Meta(FrameworkSerializer.Meta):
+        fields = [*FrameworkSerializer.Meta.fields, "controls"]
+        read_only_fields = fields
+
+
+class FindingSerializer(serializers.ModelSerializer):
+    check = serializers.CharField(source="check_code")
+    check_title = serializers.SerializerMethodField()
+    controls = serializers.SerializerMethodField()
+    waived = serializers.BooleanField(read_only=True, default=False)
+    effective_status = serializers.SerializerMethodField(
+        help_text="pass, fail, not_applicable, or waived (a failure an unexpired waiver covers)"
+    )
+
+    class Meta:
+        model = Finding
+        fields = [
+            "id",
+            "check",
+            "check_title",
+            "controls",
+            "severity",
+            "subject_type",
+            "subject_id",
+            "subject_label",
+            "status",
+            "waived",
+            "effective_status",
+            "detail",
+            "first_seen",
+            "last_seen",
+            "failing_since",
+            "resolved_at",
+            "last_scan",
+        ]
+        read_only_fields = fields
+
+    def get_check_title(self, finding) -> str:
+        check = get_check(finding.check_code)
+        return check.title if check else ""
+
+    def get_controls(self, finding) -> list[str]:
+        check = get_check(finding.check_code)
+        return list(check.controls) if check else []
+
+    def get_effective_status(self, finding) -> str:
+        return "waived" if getattr(finding, "waived", False) else finding.status
+
+
+class WaiverSerializer(TenantOwnedSerializer):
+    check = serializers.CharField(source="check_code", max_length=100)
+    subject_type = serializers.ChoiceField(
+        choices=SubjectType.choices, required=False, allow_blank=True
+    )
+    active = serializers.BooleanField(source="is_active", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = Waiver
+        fields = [
+            "id",
+            "check",
+            "subject_type",
+            "subject_id",
+            "reason",
+            "approved_by",
+            "expires_at",
+            "active",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["active", "created_by", "created_at", "updated_at"]
+
+
+class ScoreSerializer(serializers.ModelSerializer):
+    framework = serializers.CharField(source="framework.code", read_only=True)
+    framework_version = serializers.CharField(source="framework.version", read_only=True)
+    framework_title = serializers.CharField(source="framework.title", read_only=True)
+
+    class Meta:
+        model = Score
+        fields = [
+            "id",
+            "framework",
+            "framework_version",
+            "framework_title",
+            "scan",
+            "computed_at",
+            "score",
+            "controls_total",
+            "controls_assessed",
+            "controls_passed",
+            "controls_failed",
+            "controls_not_assessed",
+            "failed_controls",
+        ]
+        read_only_fields = fields

@@ -1,0 +1,182 @@
+"""Compliance endpoints.
+
+MSP-wide and read-only for any authenticated caller: the check catalogue
+(``/api/v1/compliance/checks/``) and the frameworks with their controls
+(``/api/v1/compliance/frameworks/``). Per tenant, under ``/api/v1/tenants/{slug}/compliance/``:
+``findings/`` (read), ``waivers/`` (read; written by the tenant's admins and MSP staff) and
+``scores/`` (history, and ``scores/latest/``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.db.models import Count
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from operations.compliance import selectors, services
+from operations.compliance.api import serializers as s
+from operations.compliance.checks import all_checks
+from operations.compliance.filters import FindingFilter, ScoreFilter, WaiverFilter
+from operations.compliance.models import Finding, Framework, Score, Waiver
+from tenants.api.base import TenantScopedModelViewSet, TenantScopedViewSet
+from tenants.models import TokenScope
+
+
+class TokenCanRead(BasePermission):
+    """A bearer token needs its ``read`` scope (sessions pass)."""
+
+    message = "This API token lacks the 'read' scope."
+
+    def has_permission(self, request, view):
+        token = request.auth if hasattr(request.auth, "prefix") else None
+        return request.method in SAFE_METHODS and (
+            token is None or token.has_scope(TokenScope.READ)
+        )
+
+
+def _check_rows(framework: str | None = None) -> list[dict]:
+    rows = []
+    for check in all_checks():
+        if framework and not any(c.startswith(f"{framework}:") for c in check.controls):
+            continue
+        rows.append(
+            {
+                "code": check.code,
+                "title": check.title,
+                "description": check.description,
+                "severity": check.severity,
+                "subject_type": check.subject_type,
+                "controls": list(check.controls),
+                "waivable": check.waivable,
+                "opens_incident": check.opens_incident,
+            }
+        )
+    return rows
+
+
+class CheckCatalogueView(APIView):
+    """``GET /api/v1/compliance/checks/``: every automated check, its severity, the subjects it
+    judges and the controls it maps to. ``?framework=eu-ai-act`` keeps that framework's."""
+
+    permission_classes = [IsAuthenticated, TokenCanRead]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("framework", str)],
+        responses=s.CheckSerializer(many=True),
+    )
+    def get(self, request):
+        rows = _check_rows(request.query_params.get("framework") or None)
+        return Response({"count": len(rows), "results": s.CheckSerializer(rows, many=True).data})
+
+
+class FrameworkViewSet(viewsets.ReadOnlyModelViewSet):
+    """Loaded framework versions; the detail lists the controls and the checks mapped to them."""
+
+    permission_classes = [IsAuthenticated, TokenCanRead]
+    queryset = Framework.objects.annotate(control_count=Count("controls")).order_by(
+        "code", "-loaded_at"
+    )
+    filterset_fields = ["code", "version"]
+    search_fields = ["code", "title"]
+    ordering_fields = ["code", "version", "loaded_at"]
+
+    def get_serializer_class(self):
+        return s.FrameworkDetailSerializer if self.action == "retrieve" else s.FrameworkSerializer
+
+    def retrieve(self, request, *args, **kwargs):
+        framework = (
+            Framework.objects.annotate(control_count=Count("controls"))
+            .prefetch_related("controls")
+            .filter(pk=self.kwargs["pk"])
+            .first()
+            if str(self.kwargs["pk"]).isdigit()
+            else None
+        )
+        if framework is None:
+            raise exceptions.NotFound()
+        checks_by_control: dict[str, list[str]] = defaultdict(list)
+        for check in all_checks():
+            for reference in check.controls:
+                code, control = reference.split(":", 1)
+                if code == framework.code:
+                    checks_by_control[control].append(check.code)
+        context = {**self.get_serializer_context(), "checks_by_control": checks_by_control}
+        return Response(s.FrameworkDetailSerializer(framework, context=context).data)
+
+
+class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """The tenant's findings: one per check and subject, updated by every scan.
+
+    ``?status=`` filters on the effective status: ``fail`` is an unwaived failure, ``waived``
+    a failure an unexpired waiver covers.
+    """
+
+    model = Finding
+    serializer_class = s.FindingSerializer
+    filterset_class = FindingFilter
+    search_fields = ["subject_label", "detail", "check_code"]
+    ordering_fields = ["check_code", "severity", "status", "first_seen", "last_seen", "resolved_at"]
+    ordering = ["check_code", "subject_type", "subject_id"]
+
+    def filter_scoped_queryset(self, queryset):
+        return selectors.findings_with_waiver_state(queryset)
+
+
+class WaiverViewSet(TenantScopedModelViewSet):
+    """Waivers: accept a check's failure for a subject (or all subjects) until it expires.
+    Tenant admins and MSP staff write them; everyone in the tenant reads them."""
+
+    model = Waiver
+    serializer_class = s.WaiverSerializer
+    filterset_class = WaiverFilter
+    write_capability = "manage"
+    search_fields = ["check_code", "reason", "approved_by"]
+    ordering_fields = ["created_at", "expires_at", "check_code"]
+    ordering = ["-created_at", "-id"]
+
+    def filter_scoped_queryset(self, queryset):
+        return queryset.select_related("created_by")
+
+    def perform_create(self, serializer):
+        user = self.request.user if self.request.user.is_authenticated else None
+        serializer.instance = services.waiver_create(
+            tenant=self.tenant, created_by=user, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = services.waiver_update(
+            tenant=self.tenant, waiver=serializer.instance, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.waiver_delete(tenant=self.tenant, waiver=instance)
+
+
+class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """Scores per framework after each scan, newest first: the history. ``latest/`` gives the
+    newest score of each framework.
+
+    score = controls passing / controls assessed × 100, where a control is assessed when one of
+    its checks applied to a subject, and passes when none of those findings fails unwaived.
+    """
+
+    model = Score
+    serializer_class = s.ScoreSerializer
+    filterset_class = ScoreFilter
+    ordering_fields = ["computed_at", "score"]
+    ordering = ["-computed_at", "-id"]
+
+    def filter_scoped_queryset(self, queryset):
+        return queryset.select_related("framework")
+
+    @extend_schema(responses=s.ScoreSerializer(many=True))
+    @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
+    def latest(self, request, tenant_slug=None):
+        scores = selectors.scores_latest(self.get_queryset()).order_by("framework__code")
+        return Response(s.ScoreSerializer(scores, many=True).data)

@@ -1,0 +1,409 @@
+"""Writes of the compliance app: scans (``compliance_run_for_tenant``) and waivers.
+
+A scan runs every check of ``checks.py`` over one tenant's estate with a constant number of
+queries (the estate snapshot, the existing findings, the active waivers, the framework
+catalogue), upserts the findings in one statement, writes one score row per framework, and
+opens an incident for each *new* failure of a check that calls for one (a prohibited
+practice): a re-run updates findings and never opens the same incident twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from operations.compliance.checks import Check, Estate, all_checks, get_check
+from operations.compliance.models import (
+    ComplianceScan,
+    Control,
+    Finding,
+    FindingStatus,
+    Framework,
+    Score,
+    SubjectType,
+    Waiver,
+)
+from operations.jobs.execution import scoped_atomic
+from tenants.owned import owned_object_create, owned_object_delete, owned_object_update
+
+FAIL, PASS, NA = FindingStatus.FAIL, FindingStatus.PASS, FindingStatus.NOT_APPLICABLE
+FINDING_KEY = ("tenant", "check_code", "subject_type", "subject_id")
+FINDING_UPDATED = (
+    "severity",
+    "subject_label",
+    "status",
+    "detail",
+    "last_seen",
+    "failing_since",
+    "resolved_at",
+    "last_scan",
+)
+
+
+# --- The framework catalogue (global, read once per scan) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogueFramework:
+    framework_id: int
+    code: str
+    controls: tuple[str, ...]
+
+
+_catalogue_cache: dict[tuple, list[CatalogueFramework]] = {}
+
+
+def latest_frameworks() -> list[Framework]:
+    """The newest loaded version of each framework."""
+    latest: dict[str, Framework] = {}
+    for framework in Framework.objects.order_by("code", "-loaded_at", "-id"):
+        latest.setdefault(framework.code, framework)
+    return list(latest.values())
+
+
+def _catalogue() -> list[CatalogueFramework]:
+    frameworks = latest_frameworks()
+    key = tuple((f.pk, f.checksum) for f in frameworks)
+    cached = _catalogue_cache.get(key)
+    if cached is None:
+        controls: dict[int, list[str]] = defaultdict(list)
+        rows = Control.objects.filter(framework__in=[f.pk for f in frameworks]).order_by(
+            "framework_id", "position"
+        )
+        for framework_id, code in rows.values_list("framework_id", "code"):
+            controls[framework_id].append(code)
+        cached = [CatalogueFramework(f.pk, f.code, tuple(controls[f.pk])) for f in frameworks]
+        _catalogue_cache.clear()
+        _catalogue_cache[key] = cached
+    return cached
+
+
+# --- Waivers in force ---------------------------------------------------------------------------
+
+
+class ActiveWaivers:
+    """The tenant's unexpired waivers, matched to (check, subject) in memory."""
+
+    def __init__(self, waivers):
+        self._by_check: dict[str, list[tuple[str, int | None]]] = defaultdict(list)
+        for waiver in waivers:
+            self._by_check[waiver["check_code"]].append(
+                (waiver["subject_type"], waiver["subject_id"])
+            )
+
+    @classmethod
+    def load(cls, *, tenant_id: int, now: dt.datetime) -> ActiveWaivers:
+        return cls(
+            Waiver.objects.filter(tenant_id=tenant_id, expires_at__gt=now).values(
+                "check_code", "subject_type", "subject_id"
+            )
+        )
+
+    def covers(self, check: Check, subject_id: int) -> bool:
+        if not check.waivable:
+            return False
+        for subject_type, waived_id in self._by_check.get(check.code, ()):
+            if waived_id is None or (
+                waived_id == subject_id and subject_type in ("", check.subject_type)
+            ):
+                return True
+        return False
+
+
+# --- The scan -----------------------------------------------------------------------------------
+
+
+def compliance_run_for_tenant(
+    *, tenant, job_run_id: int | None = None, now: dt.datetime | None = None
+) -> dict:
+    """Run every check over ``tenant``'s estate; upsert findings, write scores, open incidents.
+
+    Idempotent per job run: with ``job_run_id``, a scan that already finished for that run is
+    returned instead of run again (a redelivered job does not scan twice). Returns a
+    JSON-ready summary.
+    """
+    now = now or timezone.now()
+    with scoped_atomic(tenant.id):
+        if job_run_id is not None:
+            done = ComplianceScan.objects.filter(
+                tenant_id=tenant.id, job_run_id=job_run_id, finished_at__isnull=False
+            ).first()
+            if done is not None:
+                return scan_summary(done)
+        scan = ComplianceScan.objects.create(tenant=tenant, job_run_id=job_run_id, started_at=now)
+        estate = Estate.load(tenant=tenant, now=now)
+        waivers = ActiveWaivers.load(tenant_id=tenant.id, now=now)
+        previous = {
+            (row[0], row[1], row[2]): row[3:]
+            for row in Finding.objects.filter(tenant_id=tenant.id).values_list(
+                "check_code",
+                "subject_type",
+                "subject_id",
+                "status",
+                "failing_since",
+                "id",
+                "resolved_at",
+            )
+        }
+        checks = all_checks()
+        findings, counts, per_check, new_failures = _judge(
+            checks, estate, waivers, previous, tenant=tenant, scan=scan, now=now
+        )
+        if findings:
+            Finding.objects.bulk_create(
+                findings,
+                update_conflicts=True,
+                unique_fields=list(FINDING_KEY),
+                update_fields=list(FINDING_UPDATED),
+                batch_size=2000,
+            )
+        counts["resolved"] += _retire_stale(previous, findings, tenant=tenant, scan=scan, now=now)
+        scores = _scores(per_check, tenant=tenant, scan=scan, now=now)
+        opened = _open_incidents(new_failures, tenant=tenant, now=now)
+        scan.finished_at = timezone.now()
+        scan.checks_run = len(checks)
+        scan.passed = counts[PASS]
+        scan.failed = counts[FAIL]
+        scan.waived = counts["waived"]
+        scan.not_applicable = counts[NA]
+        scan.resolved = counts["resolved"]
+        scan.new_failures = len(new_failures)
+        scan.save()
+    summary = scan_summary(scan, scores=scores)
+    summary["incidents_opened"] = opened
+    return summary
+
+
+def _judge(checks, estate, waivers, previous, *, tenant, scan, now):
+    findings: list[Finding] = []
+    counts: dict[str, int] = defaultdict(int)
+    # Per check: (any subject applicable, any unwaived failure), for the scores.
+    per_check: dict[str, tuple[bool, bool]] = {}
+    new_failures: list[tuple[Check, object]] = []
+    for check in checks:
+        applicable = failing = False
+        for result in check.run(estate):
+            prior = previous.get((check.code, check.subject_type, result.subject_id))
+            prior_status, prior_failing_since, _id, prior_resolved_at = prior or (None,) * 4
+            failing_since = resolved_at = None
+            if result.status == FAIL:
+                failing_since = prior_failing_since if prior_status == FAIL else now
+                if waivers.covers(check, result.subject_id):
+                    counts["waived"] += 1
+                else:
+                    counts[FAIL] += 1
+                    failing = True
+                if prior_status != FAIL:
+                    new_failures.append((check, result))
+            else:
+                counts[result.status] += 1
+                if prior_status == FAIL:
+                    resolved_at = now
+                    counts["resolved"] += 1
+                else:
+                    resolved_at = prior_resolved_at  # kept on later passing runs
+            if result.status != NA:
+                applicable = True
+            findings.append(
+                Finding(
+                    tenant=tenant,
+                    check_code=check.code,
+                    severity=check.severity,
+                    subject_type=check.subject_type,
+                    subject_id=result.subject_id,
+                    subject_label=result.label[:300],
+                    status=result.status,
+                    detail=result.detail,
+                    first_seen=now,
+                    last_seen=now,
+                    failing_since=failing_since,
+                    resolved_at=resolved_at,
+                    last_scan=scan,
+                )
+            )
+        per_check[check.code] = (applicable, failing)
+    return findings, counts, per_check, new_failures
+
+
+def _retire_stale(previous: dict, findings: list[Finding], *, tenant, scan, now) -> int:
+    """Findings whose subject left the estate (or whose check is gone) stop applying."""
+    produced = {(f.check_code, f.subject_type, f.subject_id) for f in findings}
+    stale = {key: value for key, value in previous.items() if key not in produced}
+    if not stale:
+        return 0
+    gone = "The subject is no longer in the estate."
+    failing = [value[2] for value in stale.values() if value[0] == FAIL]
+    others = [value[2] for value in stale.values() if value[0] != FAIL and value[0] != NA]
+    rows = Finding.objects.filter(tenant_id=tenant.id)
+    if failing:
+        rows.filter(pk__in=failing).update(
+            status=NA, detail=gone, resolved_at=now, last_seen=now, last_scan=scan
+        )
+    if others:
+        rows.filter(pk__in=others).update(status=NA, detail=gone, last_seen=now, last_scan=scan)
+    return len(failing)
+
+
+def _scores(per_check: dict, *, tenant, scan, now) -> list[Score]:
+    checks_by_control: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for check in all_checks():
+        for reference in check.controls:
+            framework, control = reference.split(":", 1)
+            checks_by_control[(framework, control)].append(check.code)
+    scores = []
+    for framework in _catalogue():
+        assessed = passed = 0
+        failed_controls = []
+        for control in framework.controls:
+            states = [per_check[c] for c in checks_by_control.get((framework.code, control), ())]
+            if not any(applicable for applicable, _ in states):
+                continue
+            assessed += 1
+            if any(failing for _, failing in states):
+                failed_controls.append(control)
+            else:
+                passed += 1
+        total = len(framework.controls)
+        scores.append(
+            Score(
+                tenant=tenant,
+                scan=scan,
+                framework_id=framework.framework_id,
+                computed_at=now,
+                score=(Decimal(passed * 100) / assessed).quantize(Decimal("0.1"))
+                if assessed
+                else None,
+                controls_total=total,
+                controls_assessed=assessed,
+                controls_passed=passed,
+                controls_failed=len(failed_controls),
+                controls_not_assessed=total - assessed,
+                failed_controls=failed_controls,
+            )
+        )
+    Score.objects.bulk_create(scores)
+    return scores
+
+
+def _open_incidents(new_failures, *, tenant, now) -> list[str]:
+    from operations.incidents.models import IncidentCategory, IncidentSource, Severity
+    from operations.incidents.services import incident_open_or_append
+
+    opened = []
+    for check, result in new_failures:
+        if not check.opens_incident:
+            continue
+        incident, _created = incident_open_or_append(
+            tenant=tenant,
+            dedupe_key=f"compliance:{check.code}:{check.subject_type}:{result.subject_id}",
+            title=f"Compliance: {check.title.lower()} — {result.label}"[:200],
+            category=IncidentCategory.COMPLIANCE,
+            severity=Severity.SEV1,
+            description=f"{check.title}. {result.detail}",
+            detail=f"Compliance check {check.code} failed: {result.detail}",
+            source=IncidentSource.COMPLIANCE_CHECK,
+            at=now,
+        )
+        opened.append(incident.reference)
+    return opened
+
+
+def scan_summary(scan: ComplianceScan, scores: list[Score] | None = None) -> dict:
+    if scores is None:
+        scores = list(Score.objects.filter(scan=scan).select_related("framework"))
+        by_code = {score.framework.code: score for score in scores}
+    else:
+        codes = {f.framework_id: f.code for f in _catalogue()}
+        by_code = {
+            codes.get(score.framework_id, str(score.framework_id)): score for score in scores
+        }
+    return {
+        "scan": scan.pk,
+        "checks": scan.checks_run,
+        "passed": scan.passed,
+        "failed": scan.failed,
+        "waived": scan.waived,
+        "not_applicable": scan.not_applicable,
+        "new_failures": scan.new_failures,
+        "resolved": scan.resolved,
+        "scores": {
+            code: (float(score.score) if score.score is not None else None)
+            for code, score in sorted(by_code.items())
+        },
+    }
+
+
+# --- Waivers ------------------------------------------------------------------------------------
+
+
+def _subject_exists(tenant, subject_type: str, subject_id: int) -> bool:
+    from operations.incidents.models import Incident
+    from operations.inventory.models import AISystem, Dataset, Deployment
+
+    model = {
+        SubjectType.AI_SYSTEM: AISystem,
+        SubjectType.DEPLOYMENT: Deployment,
+        SubjectType.DATASET: Dataset,
+        SubjectType.INCIDENT: Incident,
+    }[subject_type]
+    return model.objects.filter(tenant=tenant, pk=subject_id).exists()
+
+
+def waiver_validate(*, tenant, fields: dict, instance: Waiver | None = None) -> dict:
+    """The rules of a waiver: a known, waivable check; a subject of that check's type in this
+    tenant (or none: every subject); an expiry in the future."""
+    merged = {
+        "check_code": getattr(instance, "check_code", None),
+        "subject_type": getattr(instance, "subject_type", ""),
+        "subject_id": getattr(instance, "subject_id", None),
+        "expires_at": getattr(instance, "expires_at", None),
+        **fields,
+    }
+    errors: dict[str, list[str]] = {}
+    check = get_check(merged["check_code"] or "")
+    if check is None:
+        errors["check"] = [f"Unknown check '{merged['check_code']}'."]
+    elif not check.waivable:
+        errors["check"] = [f"{check.code} cannot be waived: {check.title.lower()}."]
+    subject_type, subject_id = merged["subject_type"] or "", merged["subject_id"]
+    if check is not None and subject_id is not None:
+        subject_type = subject_type or check.subject_type
+        if subject_type != check.subject_type:
+            errors["subject_type"] = [f"{check.code} judges {check.subject_type} subjects."]
+        elif not _subject_exists(tenant, subject_type, subject_id):
+            errors["subject_id"] = [f"That {subject_type.replace('_', ' ')} does not exist."]
+    elif subject_id is None and subject_type:
+        errors["subject_id"] = ["Name the subject, or leave the subject type empty."]
+    expires_at = merged["expires_at"]
+    if "expires_at" in fields and expires_at is not None and expires_at <= timezone.now():
+        errors["expires_at"] = ["A waiver must expire in the future."]
+    if errors:
+        raise ValidationError(errors)
+    if "subject_id" in fields or "subject_type" in fields:
+        fields = {**fields, "subject_type": subject_type if subject_id is not None else ""}
+    return fields
+
+
+@transaction.atomic
+def waiver_create(*, tenant, created_by=None, **fields) -> Waiver:
+    """Accept a check's failure (for one subject, or all) until ``expires_at``; audited."""
+    fields = waiver_validate(tenant=tenant, fields=fields)
+    return owned_object_create(
+        tenant=tenant, model=Waiver, data={**fields, "created_by": created_by}
+    )
+
+
+@transaction.atomic
+def waiver_update(*, tenant, waiver: Waiver, **fields) -> Waiver:
+    fields = waiver_validate(tenant=tenant, fields=fields, instance=waiver)
+    return owned_object_update(tenant=tenant, instance=waiver, data=fields)
+
+
+def waiver_delete(*, tenant, waiver: Waiver) -> None:
+    owned_object_delete(tenant=tenant, instance=waiver)
