@@ -17,4 +17,10 @@ INCIDENTS_BEAT_SCHEDULE = {
         # A missed minute is caught by the next run; never let runs pile up behind an outage.
         "options": {"expires": 55},
     },
+    "incidents: evaluate alert rules": {
+        "task": "incidents.alert_rules_evaluate_fleet",
+        "schedule": 60.0,
+        # Evaluations are idempotent and judged as of when they run: a late one is useless.
+        "options": {"expires": 55},
+    },
 }

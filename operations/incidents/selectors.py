@@ -381,11 +381,9 @@ def alert_open_incidents(*, tenant: Tenant) -> dict[str, dict]:
 
 
 def alert_tenants_to_evaluate() -> list[int]:
-    """Ids of the onboarding and active tenants with at least one rule in force."""
+    """Ids of the tenants (offboarded ones aside) with at least one rule in force."""
     tenant_ids = list(
-        Tenant.objects.filter(
-            status__in=(TenantStatus.ONBOARDING, TenantStatus.ACTIVE)
-        ).values_list("id", flat=True)
+        Tenant.objects.exclude(status=TenantStatus.OFFBOARDED).values_list("id", flat=True)
     )
     if not tenant_ids:
         return []

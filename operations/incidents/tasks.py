@@ -1,8 +1,13 @@
-"""Scheduled incident work: the SLA breach scan, fleet-wide and per tenant.
+"""Scheduled incident work: the SLA breach scan and the alert rule evaluation, fleet-wide and
+per tenant.
 
 Beat runs ``incidents.sla_breach_scan`` every minute; it finds the tenants with a clock that has
 run out and enqueues one ``incidents.sla_breach_scan_tenant`` per tenant. Running either twice at
 the same moment is harmless: each breach is marked exactly once (see the service).
+
+Beat also runs ``incidents.alert_rules_evaluate_fleet`` every minute: one
+``incidents.alert_rules_evaluate_tenant`` per tenant (offboarded ones aside) with a rule in
+force. Evaluations of a tenant are serialised and idempotent (see ``alert_rules_evaluate``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from operations.incidents.models import OPEN_STATUSES, Incident, IncidentStatus
-from operations.incidents.services import incident_sla_breaches_mark
+from operations.incidents.selectors import alert_tenants_to_evaluate
+from operations.incidents.services import alert_rules_evaluate, incident_sla_breaches_mark
 from tenants.models import Tenant, TenantStatus
 from tenants.scoping import tenant_scope
 from tenants.tasks import TenantScopedTask
@@ -59,3 +65,25 @@ def sla_breach_scan_tenant(*, tenant_id: int) -> int:
     """Mark the breaches of one tenant; returns how many this run marked."""
     tenant = Tenant.objects.get(pk=tenant_id)
     return incident_sla_breaches_mark(tenant=tenant)
+
+
+@shared_task(name="incidents.alert_rules_evaluate_fleet", ignore_result=True)
+def alert_rules_evaluate_fleet() -> int:
+    """Fleet: enqueue an alert rule evaluation for every tenant with a rule in force."""
+    tenant_ids = alert_tenants_to_evaluate()
+    for tenant_id in tenant_ids:
+        alert_rules_evaluate_tenant.delay(tenant_id=tenant_id)
+    return len(tenant_ids)
+
+
+@shared_task(
+    base=TenantScopedTask, name="incidents.alert_rules_evaluate_tenant", ignore_result=True
+)
+def alert_rules_evaluate_tenant(*, tenant_id: int) -> dict:
+    """Evaluate one tenant's rules now; returns how many of each outcome."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    evaluation = alert_rules_evaluate(tenant=tenant)
+    counts = evaluation.as_dict()["counts"]
+    if counts["opened"] or counts["resolved"]:
+        logger.info("alert rules of tenant %s: %s", tenant_id, counts)
+    return counts

@@ -60,11 +60,64 @@ def test_a_vanished_tenant_is_skipped(db):
     assert tasks.sla_breach_scan_tenant.apply(kwargs={"tenant_id": 987654}).get() is None
 
 
-def test_the_beat_entry_names_the_fleet_task():
+def test_the_beat_entries_name_the_fleet_tasks():
     from celery import current_app
 
     from operations.incidents.celery_config import INCIDENTS_BEAT_SCHEDULE
 
-    (entry,) = INCIDENTS_BEAT_SCHEDULE.values()
-    assert entry["task"] == tasks.sla_breach_scan.name
-    assert entry["task"] in current_app.tasks
+    names = [entry["task"] for entry in INCIDENTS_BEAT_SCHEDULE.values()]
+    assert names == [tasks.sla_breach_scan.name, tasks.alert_rules_evaluate_fleet.name]
+    assert all(name in current_app.tasks for name in names)
+
+
+# --- Alert rules ---------------------------------------------------------------------------------
+
+
+def test_the_alert_fleet_task_fans_out_to_tenants_with_rules_in_force(
+    tenant_a, tenant_b, monkeypatch
+):
+    from tests.incidents.alerting import make_default, make_rule
+
+    enqueued = []
+    monkeypatch.setattr(
+        tasks.alert_rules_evaluate_tenant, "delay", lambda **kwargs: enqueued.append(kwargs)
+    )
+    assert tasks.alert_rules_evaluate_fleet.apply().get() == 0
+    make_rule(tenant_b)
+    make_rule(tenant_a, enabled=False)
+    assert tasks.alert_rules_evaluate_fleet.apply().get() == 1
+    assert enqueued == [{"tenant_id": tenant_b.id}]
+
+    # A default is in force everywhere, but never for an offboarded tenant.
+    make_default()
+    tenant_services.tenant_transition(tenant=tenant_a, to_status=TenantStatus.OFFBOARDED)
+    enqueued.clear()
+    assert tasks.alert_rules_evaluate_fleet.apply().get() == 1
+    assert enqueued == [{"tenant_id": tenant_b.id}]
+
+
+def test_the_tenant_alert_task_evaluates_now_in_the_tenants_scope(tenant_a, tenant_b):
+    from django.utils import timezone
+
+    from tests.incidents.alerting import alert_incidents, feed, make_rule
+    from tests.inventory.estate import make_gpu_node
+
+    make_gpu_node(tenant_a, hostname="acme-gpu-hot-01")
+    start = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=30)
+    feed(tenant_a, "compute:acme-gpu-hot-01", "gpu_utilization", [97.0] * 7, start=start)
+    make_rule(tenant_a)
+    counts = tasks.alert_rules_evaluate_tenant.apply(kwargs={"tenant_id": tenant_a.id}).get()
+    assert counts["opened"] == 1
+    again = tasks.alert_rules_evaluate_tenant.apply(kwargs={"tenant_id": tenant_a.id}).get()
+    assert (again["opened"], again["firing"]) == (0, 1)
+    (incident,) = alert_incidents(tenant_a)
+    assert incident.reporter_label == "task incidents.alert_rules_evaluate_tenant"
+    assert alert_incidents(tenant_b) == []
+
+
+def test_the_beat_schedule_evaluates_alert_rules_every_minute():
+    from msp.celery import app
+
+    entry = app.conf.beat_schedule["incidents: evaluate alert rules"]
+    assert entry["task"] == tasks.alert_rules_evaluate_fleet.name
+    assert entry["schedule"] == 60.0
