@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from operations.incidents.models import AlertRule
@@ -220,14 +221,17 @@ def test_filters_and_search(admin_a, tenant_a):
 def test_lists_keep_a_constant_query_count(admin_a, tenant_a, route, django_assert_max_num_queries):
     make_default()
     make_rule(tenant_a)
-    with django_assert_max_num_queries(QUERY_BUDGET):
+    with django_assert_max_num_queries(query_budget()):
         assert admin_a.client.get(url(tenant_a, route)).status_code == 200
     for number in range(30):
         make_rule(tenant_a, name=f"Rule {number}")
         make_default(name=f"Default {number}")
-    with django_assert_max_num_queries(QUERY_BUDGET):
+    with django_assert_max_num_queries(query_budget()):
         response = admin_a.client.get(url(tenant_a, route), {"page_size": 100})
     assert response.json()["count"] >= 31
 
 
-QUERY_BUDGET = 5  # token, tenant access, then the list (count and page, or rules and defaults)
+def query_budget() -> int:
+    # Token, tenant access, then the list (count and page, or rules and defaults); PostgreSQL
+    # adds the scope's savepoint and its set_config statements.
+    return 5 if connection.vendor == "sqlite" else 9

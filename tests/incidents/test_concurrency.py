@@ -101,3 +101,30 @@ def test_two_openers_of_one_dedupe_key_make_one_incident(tenant_a):
     assert sorted(created for _, created in results) == [False, True]
     with tenant_scope(tenant_a.id):
         assert Incident.objects.count() == 1
+
+
+def test_two_alert_evaluations_at_the_same_moment_open_one_incident(tenant_a):
+    from operations.incidents.services import AlertState
+    from tests.incidents.alerting import alert_incidents, entries, feed, make_rule
+    from tests.inventory.estate import make_gpu_node
+
+    make_gpu_node(tenant_a, hostname="acme-gpu-hot-01")
+    make_gpu_node(tenant_a, hostname="acme-gpu-hot-02")
+    for host in ("acme-gpu-hot-01", "acme-gpu-hot-02"):
+        feed(tenant_a, f"compute:{host}", "gpu_utilization", [97.0] * 7, start=T0)
+    make_rule(tenant_a)
+    as_of = T0 + dt.timedelta(minutes=30)
+
+    def evaluate(_index):
+        with tenant_scope(tenant_a.id):
+            evaluation = services.alert_rules_evaluate(tenant=tenant_a, as_of=as_of)
+        return sorted(outcome.state for outcome in evaluation.outcomes)
+
+    results = run_together(2, evaluate)
+    assert sorted(results) == [
+        [AlertState.FIRING, AlertState.FIRING],
+        [AlertState.OPENED, AlertState.OPENED],
+    ]
+    incidents = alert_incidents(tenant_a)
+    assert len(incidents) == 2  # one per resource, not one per run
+    assert [len(entries(incident, TimelineKind.ALERT)) for incident in incidents] == [1, 1]

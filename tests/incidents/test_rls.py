@@ -8,6 +8,7 @@ from django.db import connection
 from operations.events.models import OutboxEvent
 from operations.incidents import services
 from operations.incidents.models import (
+    AlertRule,
     Incident,
     IncidentCounter,
     Postmortem,
@@ -16,6 +17,7 @@ from operations.incidents.models import (
 )
 from tenants.scoping import tenant_scope
 from tests.conftest import requires_postgres
+from tests.incidents.alerting import make_rule
 from tests.incidents.factories import act, make_incident
 
 pytestmark = [requires_postgres, pytest.mark.django_db]
@@ -29,6 +31,7 @@ TABLES = [
         Postmortem,
         PostmortemActionItem,
         OutboxEvent,
+        AlertRule,
     )
 ]
 
@@ -50,6 +53,7 @@ def test_raw_sql_sees_only_the_scoped_tenant(table, tenant_a, tenant_b):
             summary="s",
             action_items=[{"description": "d", "owner": "o"}],
         )
+        make_rule(tenant)
     assert raw_tenant_ids(table) == set()  # no scope, no rows
     with tenant_scope(tenant_a.id):
         assert raw_tenant_ids(table) == {tenant_a.id}
