@@ -179,7 +179,7 @@ def empty_telemetry() -> None:
 
     with connection.cursor() as cursor:
         # The owner truncates past row-level security: the bench's own database.
-        cursor.execute("TRUNCATE telemetry_sample, telemetry_dirty_hour")
+        cursor.execute("TRUNCATE telemetry_sample_block, telemetry_dirty_hour")
 
 
 def part_b(tenant, token: str, bodies: list[bytes], batch_sizes: list[int]) -> float:

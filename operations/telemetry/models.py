@@ -1,13 +1,15 @@
 """Telemetry: raw samples, hourly rollups, the hours waiting to be rolled up, retention policy.
 
-``TelemetrySample`` is one row per (tenant, resource, metric, instant); its composite primary
-key *is* the sample's identity, so a re-sent sample is recognised and skipped. The model is
-``managed = False``: migration 0001 creates its table by hand, on PostgreSQL range-partitioned
-by ``ts`` into daily partitions (made ahead and on demand by ``storage``), with forced
-row-level security on the parent and every partition. The table has no foreign keys: the
-tenant comes from the request's scope (checked again by RLS on PostgreSQL), the resource from
-the inventory lookup of the same batch, and a per-row referential check would cost the hot path
-more than the rest of the insert.
+``TelemetrySample`` is one row per (tenant, resource, metric, instant): the sample's identity,
+so a re-sent sample is recognised and skipped. The model is ``managed = False`` and read-only
+in practice: on PostgreSQL ``telemetry_sample`` is a ``security_invoker`` view unnesting
+``telemetry_sample_block`` (migration 0003), where a row holds one series' samples of one batch
+within one UTC hour as sorted arrays, range-partitioned by day with forced row-level security
+on the parent and every partition; on SQLite it is a plain table with the composite primary
+key. See ``storage`` for why (ingest speed) and how idempotency is kept without a per-sample
+unique index. The storage has no foreign keys: the tenant comes from the request's scope
+(checked again by RLS on PostgreSQL), the resource from the inventory lookup of the same batch,
+and a per-row referential check would cost the hot path more than the rest of the insert.
 
 Every write goes through ``services``; raw SQL lives in ``storage``.
 """

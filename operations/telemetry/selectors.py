@@ -20,8 +20,8 @@ from operations.telemetry.models import (
     TelemetryDirtyHour,
     TelemetryPolicy,
     TelemetryRollup,
-    TelemetrySample,
 )
+from operations.telemetry.storage import sample_store
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 
@@ -117,17 +117,14 @@ def _auto_step(start: dt.datetime, end: dt.datetime) -> str:
 
 def _raw_points(*, tenant, resource: ResourceRef, metric: Metric, start, end) -> list[dict] | None:
     """Raw points in [start, end), or None when there are more than ``MAX_RAW_POINTS``."""
-    rows = list(
-        TelemetrySample.objects.filter(
-            tenant=tenant,
-            resource_kind=resource.kind,
-            resource_id=resource.id,
-            metric=metric.code,
-            ts__gte=start,
-            ts__lt=end,
-        )
-        .order_by("ts")
-        .values_list("ts", "value")[: MAX_RAW_POINTS + 1]
+    rows = sample_store().series_points(
+        tenant_id=tenant.id,
+        kind=resource.kind,
+        resource_id=resource.id,
+        metric=metric.code,
+        start=start,
+        end=end,
+        limit=MAX_RAW_POINTS + 1,
     )
     if len(rows) > MAX_RAW_POINTS:
         return None

@@ -2,17 +2,38 @@
 
 ``sample_store()`` answers the store for the current database; both have the same interface.
 
-PostgreSQL (:class:`PostgresSampleStore`)
-    ``telemetry_sample`` is range-partitioned by ``ts``, one partition per UTC day, named
-    ``telemetry_sample_pYYYYMMDD``. A batch's rows go by binary COPY into a session-private
-    staging table, then one ``INSERT … SELECT`` moves them into the parent: COPY FROM is
-    refused on a table with row-level security, and the INSERT runs in the caller's transaction
-    under its tenant scope, so the policy's WITH CHECK still vets every row. The INSERT is
-    tried plain first (new samples are the rule, and it is much cheaper); when some samples are
-    stored already it is redone, from a savepoint, with ``ON CONFLICT DO NOTHING``. Missing
-    partitions of the days a batch touches are made first (normally they exist:
-    ``ensure_partitions`` makes them ahead); each gets the parent's forced RLS policy, so a
-    partition read directly is walled like the parent. Retention drops whole partitions.
+PostgreSQL (:class:`PostgresSampleStore`): series blocks
+    Samples are stored in *blocks*: one row of ``telemetry_sample_block`` holds the samples of
+    one series (tenant, resource, metric) from one batch within one UTC hour, as two parallel
+    arrays sorted by time (``ts``, ``vals``) with their first and last time (``ts_start``,
+    ``ts_end``). A batch of 5,000 samples of 400 series becomes 400 rows: the heap, the
+    row-level-security check and the one index (series, ``ts_end``) are paid per block, not
+    per sample; a per-sample primary key capped ingest near 0.13 of a bare COPY.
+
+    ``telemetry_sample`` is a view (``security_invoker``, so the caller's row-level security
+    applies) that unnests the blocks into one row per sample: the ORM model and ad-hoc SQL
+    read samples as before. The hot reads (series, rollups, retention) use the block columns
+    so the index and partition pruning apply.
+
+    Idempotency without a unique index: a sample's identity is (tenant, resource, metric, ts).
+    A batch first takes transaction-level advisory locks on its series (hashed into
+    ``_LOCK_BUCKETS`` buckets per tenant, in ascending order: no deadlock between batches),
+    then one statement inserts the blocks that overlap no stored block of their series (the
+    rule: fresh data) as they are, and unnests only the overlapping ones to drop the samples
+    stored already. Concurrent batches of the same series wait for each other's commit, so
+    each sees what the other stored: every read path sees every sample once. Duplicates
+    within a batch keep the first.
+
+    ``telemetry_sample_block`` is range-partitioned by ``ts_start``, one partition per UTC day
+    (``telemetry_sample_block_pYYYYMMDD``); a block never spans an hour, so it lies in one
+    partition. Each partition gets the parent's forced RLS policy. Retention drops whole
+    partitions, and deletes (or trims) a tenant's blocks before its own cutoff.
+
+    Ingest transactions run with ``synchronous_commit = off``: a commit returns before its WAL
+    reaches the disk. A crash of the database server can lose the batches acknowledged in the
+    last moments before it (at most about three ``wal_writer_delay``, 600 ms by default); it
+    never corrupts or half-applies a batch. For telemetry, one lost scrape interval is an
+    acceptable price for not waiting on a disk flush per request.
 
 SQLite (:class:`SQLiteSampleStore`)
     One plain table with the same columns and primary key; ``INSERT OR IGNORE`` with
@@ -28,18 +49,25 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 
-import psycopg
 from django.db import connection, transaction
 
+from operations.telemetry.models import TelemetrySample
 from tenants.rls import enable_rls_statements
 
-SAMPLE_TABLE = "telemetry_sample"
+SAMPLE_TABLE = "telemetry_sample"  # a table on SQLite; on PostgreSQL a view over the blocks
+BLOCK_TABLE = "telemetry_sample_block"
 ROLLUP_TABLE = "telemetry_rollup"
-STAGING_TABLE = "telemetry_sample_staging"
+STAGING_TABLE = "telemetry_block_staging"
 COLUMNS = "tenant_id, resource_kind, resource_id, metric, ts, value"
-PARTITION_NAME = re.compile(rf"^{SAMPLE_TABLE}_p(\d{{8}})$")
+BLOCK_COLUMNS = "tenant_id, resource_kind, resource_id, metric, ts_start, ts_end, ts, vals"
+PARTITION_NAME = re.compile(rf"^{BLOCK_TABLE}_p(\d{{8}})$")
 # Serialises partition DDL between concurrent batches (arbitrary, fixed key).
 _PARTITION_LOCK_KEY = 7_305_118_263
+# Advisory locks of series, as (namespace, bucket) pairs: a batch locks the buckets of its
+# resources within its tenant. Two batches share a bucket only when they may share a series
+# (or by a harmless hash collision: the second waits).
+_LOCK_NAMESPACE = 730_511_826
+_LOCK_BUCKETS = 64
 
 #: (tenant_id, resource_kind, resource_id, metric code, ts (aware, UTC), value)
 Row = tuple[int, int, int, int, dt.datetime, float]
@@ -58,18 +86,20 @@ _ROLLUP_UPSERT = f"""
         computed_at = EXCLUDED.computed_at
 """  # noqa: S608 - table names are constants
 
-_STAGING_PREPARE = f"""
-    CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (tenant_id bigint, resource_kind smallint,
-        resource_id bigint, metric smallint, ts timestamptz, value double precision)
-        ON COMMIT DELETE ROWS;
-    DELETE FROM {STAGING_TABLE};
-    SAVEPOINT telemetry_insert
+# A block never spans an hour: the blocks of an hour are those that start in it.
+_BLOCK_ROLLUP_UPSERT = f"""
+    INSERT INTO {ROLLUP_TABLE} (tenant_id, resource_kind, resource_id, metric, bucket,
+        min_value, max_value, avg_value, sample_count, computed_at)
+    SELECT b.tenant_id, b.resource_kind, b.resource_id, b.metric, %(hour)s,
+        MIN(u.value), MAX(u.value), AVG(u.value), COUNT(*), %(now)s
+    FROM {BLOCK_TABLE} b CROSS JOIN LATERAL unnest(b.ts, b.vals) AS u(ts, value)
+    WHERE b.tenant_id = %(tenant)s AND b.ts_start >= %(hour)s AND b.ts_start < %(end)s
+    GROUP BY b.tenant_id, b.resource_kind, b.resource_id, b.metric
+    ON CONFLICT (tenant_id, resource_kind, resource_id, metric, bucket) DO UPDATE SET
+        min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value,
+        avg_value = EXCLUDED.avg_value, sample_count = EXCLUDED.sample_count,
+        computed_at = EXCLUDED.computed_at
 """  # noqa: S608 - table names are constants
-_STAGING_MOVE = f"INSERT INTO {SAMPLE_TABLE} ({COLUMNS}) SELECT {COLUMNS} FROM {STAGING_TABLE}"  # noqa: S608
-_STAGING_MOVE_SKIPPING_STORED = (
-    f"{_STAGING_MOVE} ORDER BY tenant_id, resource_kind, resource_id, metric, ts "
-    "ON CONFLICT DO NOTHING"
-)
 
 _DELETE_SAMPLES_BATCH = f"""
     DELETE FROM {SAMPLE_TABLE}
@@ -79,13 +109,122 @@ _DELETE_SAMPLES_BATCH = f"""
     )
 """  # noqa: S608 - table names are constants
 
+# A series holds each instant once, so (series, ts_start) names a block.
+_DELETE_BLOCKS_BATCH = f"""
+    WITH doomed AS (
+        SELECT tenant_id, resource_kind, resource_id, metric, ts_start FROM {BLOCK_TABLE}
+        WHERE tenant_id = %(tenant)s AND ts_end < %(cutoff)s LIMIT %(batch)s
+    ), gone AS (
+        DELETE FROM {BLOCK_TABLE} b USING doomed d
+        WHERE b.tenant_id = d.tenant_id AND b.resource_kind = d.resource_kind
+            AND b.resource_id = d.resource_id AND b.metric = d.metric
+            AND b.ts_start = d.ts_start
+        RETURNING cardinality(b.ts) AS n
+    )
+    SELECT count(*), COALESCE(sum(n), 0) FROM gone
+"""  # noqa: S608 - table names are constants
+_STRADDLING = f"""
+    FROM {BLOCK_TABLE}
+    WHERE tenant_id = %(tenant)s AND ts_start < %(cutoff)s AND ts_end >= %(cutoff)s
+"""  # noqa: S608 - table names are constants
+_COUNT_TRIMMED = f"""
+    SELECT COALESCE(sum((SELECT count(*) FROM unnest(ts) AS t WHERE t < %(cutoff)s)), 0)
+    {_STRADDLING}
+"""  # noqa: S608
+_TRIM_STRADDLING = f"""
+    UPDATE {BLOCK_TABLE} SET
+        ts = ARRAY(SELECT t FROM unnest(ts) AS t WHERE t >= %(cutoff)s ORDER BY t),
+        vals = ARRAY(SELECT u.v FROM unnest(ts, vals) AS u(t, v)
+                     WHERE u.t >= %(cutoff)s ORDER BY u.t),
+        ts_start = (SELECT min(t) FROM unnest(ts) AS t WHERE t >= %(cutoff)s)
+    WHERE tenant_id = %(tenant)s AND ts_start < %(cutoff)s AND ts_end >= %(cutoff)s
+"""  # noqa: S608 - table names are constants
+
+_BLOCK_SERIES = f"""
+    SELECT u.ts, u.value
+    FROM {BLOCK_TABLE} b CROSS JOIN LATERAL unnest(b.ts, b.vals) AS u(ts, value)
+    WHERE b.tenant_id = %(tenant)s AND b.resource_kind = %(kind)s
+        AND b.resource_id = %(resource)s AND b.metric = %(metric)s
+        AND b.ts_end >= %(start)s AND b.ts_start < %(end)s
+        AND u.ts >= %(start)s AND u.ts < %(end)s
+    ORDER BY u.ts
+    LIMIT %(limit)s
+"""  # noqa: S608 - table names are constants
+
+_STAGING_PREPARE = f"""
+    CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (tenant_id bigint,
+        resource_kind smallint, resource_id bigint, metric smallint, ts_start timestamptz,
+        ts_end timestamptz, ts timestamptz[], vals double precision[]) ON COMMIT DELETE ROWS;
+    DELETE FROM {STAGING_TABLE};
+    SET LOCAL synchronous_commit = off;
+    SELECT count(pg_advisory_xact_lock({_LOCK_NAMESPACE}, k))
+        FROM unnest('{{{{{{locks}}}}}}'::int4[]) AS k;
+    SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = '{BLOCK_TABLE}'::regclass
+        AND c.relname = ANY('{{{{{{partitions}}}}}}'::text[])
+"""  # noqa: S608 - constants, integers and partition names made here
+
+# One statement, one snapshot: staged blocks that overlap no stored block of their series go
+# in whole (fresh data, the rule); the others are unnested and only their samples not stored
+# yet go in, regrouped by hour. Returns how many samples went in.
+_BLOCK_INSERT = f"""
+    WITH staged AS (
+        SELECT s.*, EXISTS (
+            SELECT 1 FROM {BLOCK_TABLE} b
+            WHERE b.tenant_id = s.tenant_id AND b.resource_kind = s.resource_kind
+                AND b.resource_id = s.resource_id AND b.metric = s.metric
+                AND b.ts_end >= s.ts_start AND b.ts_start <= s.ts_end
+        ) AS clashes
+        FROM {STAGING_TABLE} s
+    ), whole AS (
+        INSERT INTO {BLOCK_TABLE} ({BLOCK_COLUMNS})
+        SELECT {BLOCK_COLUMNS} FROM staged WHERE NOT clashes
+        RETURNING cardinality(ts) AS n
+    ), unstored AS (
+        SELECT s.tenant_id, s.resource_kind, s.resource_id, s.metric, u.ts, u.value
+        FROM staged s CROSS JOIN LATERAL unnest(s.ts, s.vals) AS u(ts, value)
+        WHERE s.clashes AND NOT EXISTS (
+            SELECT 1 FROM {BLOCK_TABLE} b
+            WHERE b.tenant_id = s.tenant_id AND b.resource_kind = s.resource_kind
+                AND b.resource_id = s.resource_id AND b.metric = s.metric
+                AND b.ts_end >= u.ts AND b.ts_start <= u.ts AND u.ts = ANY (b.ts)
+        )
+    ), merged AS (
+        INSERT INTO {BLOCK_TABLE} ({BLOCK_COLUMNS})
+        SELECT tenant_id, resource_kind, resource_id, metric, min(ts), max(ts),
+            array_agg(ts ORDER BY ts), array_agg(value ORDER BY ts)
+        FROM unstored
+        GROUP BY tenant_id, resource_kind, resource_id, metric, date_trunc('hour', ts, 'UTC')
+        RETURNING cardinality(ts) AS n
+    )
+    SELECT (SELECT COALESCE(sum(n), 0) FROM whole) + (SELECT COALESCE(sum(n), 0) FROM merged)
+"""  # noqa: S608 - table names are constants
+
 
 def partition_name(day: dt.date) -> str:
-    return f"{SAMPLE_TABLE}_p{day:%Y%m%d}"
+    return f"{BLOCK_TABLE}_p{day:%Y%m%d}"
 
 
 def day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def group_blocks(rows: Iterable[Row]) -> dict[tuple, dict[dt.datetime, float]]:
+    """Rows by (tenant, kind, resource, metric, UTC hour) → {ts: value}; the first of equal
+    samples stays."""
+    blocks: dict[tuple, dict[dt.datetime, float]] = {}
+    hour_of: dict[dt.datetime, dt.datetime] = {}
+    for tenant_id, kind, resource_id, metric, ts, value in rows:
+        hour = hour_of.get(ts)
+        if hour is None:
+            hour = hour_of[ts] = ts.replace(minute=0, second=0, microsecond=0)
+        key = (tenant_id, kind, resource_id, metric, hour)
+        block = blocks.get(key)
+        if block is None:
+            blocks[key] = {ts: value}
+        elif ts not in block:
+            block[ts] = value
+    return blocks
 
 
 class SampleStore:
@@ -103,6 +242,31 @@ class SampleStore:
         ``days``: the UTC days the rows fall on, when the caller knows them already.
         """
         raise NotImplementedError
+
+    def series_points(
+        self,
+        *,
+        tenant_id: int,
+        kind: int,
+        resource_id: int,
+        metric: int,
+        start: dt.datetime,
+        end: dt.datetime,
+        limit: int,
+    ) -> list[tuple[dt.datetime, float]]:
+        """(ts, value) of one series in [start, end), oldest first, at most ``limit``."""
+        return list(
+            TelemetrySample.objects.filter(
+                tenant_id=tenant_id,
+                resource_kind=kind,
+                resource_id=resource_id,
+                metric=metric,
+                ts__gte=start,
+                ts__lt=end,
+            )
+            .order_by("ts")
+            .values_list("ts", "value")[:limit]
+        )
 
     def ensure_partitions(self, days: Iterable[dt.date]) -> list[str]:
         """Make the missing partitions for ``days``; return the names made."""
@@ -131,7 +295,8 @@ class SampleStore:
             return cursor.rowcount
 
     def delete_samples_before(self, *, tenant_id: int, cutoff: dt.datetime, batch: int) -> int:
-        """Delete up to ``batch`` of the tenant's samples older than ``cutoff``."""
+        """Delete a batch of the tenant's samples older than ``cutoff``; return how many went
+        (0 once none is left)."""
         with connection.cursor() as cursor:
             cursor.execute(_DELETE_SAMPLES_BATCH, [tenant_id, self._db_time(cutoff), batch])
             return cursor.rowcount
@@ -162,50 +327,122 @@ class PostgresSampleStore(SampleStore):
         if not rows:
             return 0
         if not connection.in_atomic_block:
-            # The tenant scope's setting (RLS) lives in a transaction; so does the staging.
+            # The tenant scope's setting (RLS) lives in a transaction; so do the staging
+            # table, the series locks and synchronous_commit.
             raise transaction.TransactionManagementError(
                 "telemetry storage needs a transaction: run it inside tenant_scope()"
             )
-        self.ensure_partitions(set(days) if days is not None else {row[4].date() for row in rows})
+        blocks = group_blocks(rows)
+        days = {key[4].date() for key in blocks} if days is None else set(days)
+        names = {partition_name(day): day for day in days}
+        locks = sorted(
+            {
+                (tenant_id * _LOCK_BUCKETS + (resource_id * 4 + kind) % _LOCK_BUCKETS) & 0x7FFFFFFF
+                for tenant_id, kind, resource_id, _metric, _hour in blocks
+            }
+        )
         connection.ensure_connection()
         raw = connection.connection  # psycopg 3, in the same transaction as Django's cursors
         # Errors surface as Django's DatabaseError family, like any ORM query's.
         with connection.wrap_database_errors, raw.cursor() as cursor:
-            # One round trip. The staging table empties itself at commit; the DELETE only
-            # matters when several batches share a transaction (the demo, tests), and costs
-            # nothing on an empty table.
-            cursor.execute(_STAGING_PREPARE)
-            self._copy_to_staging(cursor, rows)
-            try:
-                # New samples are the rule: a plain INSERT costs about 60 % of one with
-                # ON CONFLICT (no speculative insertion into the primary key).
-                cursor.execute(_STAGING_MOVE)
-            except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
-                # Some were stored already (a re-sent batch, duplicates within it, a concurrent
-                # batch), or a concurrent batch with the same samples in another order
-                # deadlocked with this one: back to before the COPY, and again skipping them,
-                # in key order.
-                cursor.execute("ROLLBACK TO SAVEPOINT telemetry_insert")
-                self._copy_to_staging(cursor, rows)
-                cursor.execute(_STAGING_MOVE_SKIPPING_STORED)
-            inserted = cursor.rowcount
-            cursor.execute("RELEASE SAVEPOINT telemetry_insert")
-        return inserted
+            # One round trip: the staging table (it empties itself at commit; the DELETE only
+            # matters when several batches share a transaction), synchronous_commit, the
+            # series locks, and which of the days' partitions exist.
+            cursor.execute(
+                _STAGING_PREPARE.format(
+                    locks=",".join(map(str, locks)), partitions=",".join(sorted(names))
+                )
+            )
+            while cursor.nextset():
+                pass
+            missing = set(names) - {row[0] for row in cursor.fetchall()}
+            if missing:
+                self.ensure_partitions(names[name] for name in missing)
+            with cursor.copy(
+                f"COPY {STAGING_TABLE} ({BLOCK_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(
+                    ["int8", "int2", "int8", "int2", "timestamptz", "timestamptz",
+                     "timestamptz[]", "float8[]"]
+                )  # fmt: skip
+                write_row = copy.write_row
+                for (tenant_id, kind, resource_id, metric, _hour), block in blocks.items():
+                    times = sorted(block)
+                    write_row(
+                        (
+                            tenant_id,
+                            kind,
+                            resource_id,
+                            metric,
+                            times[0],
+                            times[-1],
+                            times,
+                            [block[ts] for ts in times],
+                        )
+                    )
+            cursor.execute(_BLOCK_INSERT)
+            return int(cursor.fetchone()[0])
 
-    @staticmethod
-    def _copy_to_staging(cursor, rows: Sequence[Row]) -> None:
-        with cursor.copy(f"COPY {STAGING_TABLE} ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["int8", "int2", "int8", "int2", "timestamptz", "float8"])
-            write_row = copy.write_row
-            for row in rows:
-                write_row(row)
+    def series_points(
+        self,
+        *,
+        tenant_id: int,
+        kind: int,
+        resource_id: int,
+        metric: int,
+        start: dt.datetime,
+        end: dt.datetime,
+        limit: int,
+    ) -> list[tuple[dt.datetime, float]]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _BLOCK_SERIES,
+                {
+                    "tenant": tenant_id,
+                    "kind": kind,
+                    "resource": resource_id,
+                    "metric": metric,
+                    "start": start,
+                    "end": end,
+                    "limit": limit,
+                },
+            )
+            return cursor.fetchall()
+
+    def rollup_hour(self, *, tenant_id: int, hour: dt.datetime, now: dt.datetime) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _BLOCK_ROLLUP_UPSERT,
+                {
+                    "hour": hour,
+                    "now": now,
+                    "tenant": tenant_id,
+                    "end": hour + dt.timedelta(hours=1),
+                },
+            )
+            return cursor.rowcount
+
+    def delete_samples_before(self, *, tenant_id: int, cutoff: dt.datetime, batch: int) -> int:
+        """Delete up to ``batch`` whole blocks before ``cutoff``; once fewer are left, trim the
+        blocks the cutoff falls in. Returns the samples removed."""
+        params = {"tenant": tenant_id, "cutoff": cutoff, "batch": batch}
+        with connection.cursor() as cursor:
+            cursor.execute(_DELETE_BLOCKS_BATCH, params)
+            blocks, samples = cursor.fetchone()
+            if blocks < batch:
+                cursor.execute(_COUNT_TRIMMED, params)
+                trimmed = int(cursor.fetchone()[0])
+                if trimmed:
+                    cursor.execute(_TRIM_STRADDLING, params)
+                samples += trimmed
+        return int(samples)
 
     def partitions(self) -> list[tuple[str, dt.date]]:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "WHERE i.inhparent = %s::regclass",
-                [SAMPLE_TABLE],
+                [BLOCK_TABLE],
             )
             names = [row[0] for row in cursor.fetchall()]
         found = []
@@ -219,7 +456,7 @@ class PostgresSampleStore(SampleStore):
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = %s::regclass AND c.relname = ANY(%s)",
-            [SAMPLE_TABLE, names],
+            [BLOCK_TABLE, names],
         )
         return {row[0] for row in cursor.fetchall()}
 
@@ -236,13 +473,7 @@ class PostgresSampleStore(SampleStore):
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PARTITION_LOCK_KEY])
             missing -= self._existing(cursor, sorted(missing))
             for name in sorted(missing):
-                start = day_start(wanted[name])
-                end = start + dt.timedelta(days=1)
-                cursor.execute(
-                    f"CREATE TABLE {name} PARTITION OF {SAMPLE_TABLE} "
-                    f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
-                )
-                for statement in enable_rls_statements(name):
+                for statement in partition_statements(name, wanted[name]):
                     cursor.execute(statement)
                 made.append(name)
         return made
@@ -255,6 +486,17 @@ class PostgresSampleStore(SampleStore):
                     cursor.execute(f"DROP TABLE {name}")
                     dropped.append(name)
         return dropped
+
+
+def partition_statements(name: str, day: dt.date) -> list[str]:
+    """SQL making the block partition ``name`` for ``day``, with the parent's forced RLS."""
+    start = day_start(day)
+    end = start + dt.timedelta(days=1)
+    return [
+        f"CREATE TABLE {name} PARTITION OF {BLOCK_TABLE} "
+        f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')",
+        *enable_rls_statements(name),
+    ]
 
 
 _STORES = {"postgresql": PostgresSampleStore(), "sqlite": SQLiteSampleStore()}

@@ -16,7 +16,7 @@ from operations.telemetry.storage import (
 )
 from tenants.scoping import tenant_scope
 from tests.conftest import requires_postgres
-from tests.telemetry.helpers import stored
+from tests.telemetry.helpers import rollups, stored
 
 pytestmark = pytest.mark.django_db
 
@@ -72,24 +72,25 @@ def test_daily_partitions_are_made_for_the_days_a_batch_touches(tenant_a, estate
             [[partition_name(DAY.date()), partition_name(DAY.date() + dt.timedelta(days=1))]],
         )
         assert cursor.fetchall() == [
-            ("telemetry_sample_p20261120", True, True, True),
-            ("telemetry_sample_p20261121", True, True, True),
+            ("telemetry_sample_block_p20261120", True, True, True),
+            ("telemetry_sample_block_p20261121", True, True, True),
         ]
     assert [name for name, _day in sample_store().partitions()][-2:] == [
-        "telemetry_sample_p20261120",
-        "telemetry_sample_p20261121",
+        "telemetry_sample_block_p20261120",
+        "telemetry_sample_block_p20261121",
     ]
 
 
 @requires_postgres
-def test_rows_go_through_the_session_staging_table(tenant_a, estate):
-    insert(tenant_a, rows_for(tenant_a, estate["node"].pk, [0]))
+def test_rows_go_through_the_session_staging_table_as_blocks(tenant_a, estate):
+    # Minutes 0 and 1 of one series share an hour: one block of two samples.
+    insert(tenant_a, rows_for(tenant_a, estate["node"].pk, [0, 1]))
     with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass('pg_temp.telemetry_sample_staging') IS NOT NULL")
+        cursor.execute("SELECT to_regclass('pg_temp.telemetry_block_staging') IS NOT NULL")
         assert cursor.fetchone()[0] is True
         # Still holding the batch inside the (test's) transaction; ON COMMIT DELETE ROWS.
-        cursor.execute("SELECT count(*) FROM pg_temp.telemetry_sample_staging")
-        assert cursor.fetchone()[0] == 1
+        cursor.execute("SELECT count(*), sum(cardinality(ts)) FROM pg_temp.telemetry_block_staging")
+        assert cursor.fetchone() == (1, 2)
 
 
 @requires_postgres
@@ -108,9 +109,122 @@ def test_raw_sql_and_partitions_read_directly_see_only_the_scope(tenant_a, tenan
     with tenant_scope(tenant_a.id), connection.cursor() as cursor:
         cursor.execute("SELECT DISTINCT tenant_id FROM telemetry_sample")
         assert cursor.fetchall() == [(tenant_a.id,)]
-        cursor.execute(f"SELECT count(*), min(tenant_id) FROM {partition}")  # noqa: S608
+        cursor.execute(
+            f"SELECT sum(cardinality(ts)), min(tenant_id) FROM {partition}"  # noqa: S608
+        )
         assert cursor.fetchone() == (2, tenant_a.id)
     with connection.cursor() as cursor:
         # No scope at all: nothing, through the parent or a partition.
         cursor.execute(f"SELECT count(*) FROM {partition}")  # noqa: S608
         assert cursor.fetchone()[0] == 0
+
+
+def points(tenant, resource_id, start=DAY, end=DAY + dt.timedelta(hours=3)):
+    with tenant_scope(tenant.id), transaction.atomic():
+        return sample_store().series_points(
+            tenant_id=tenant.id,
+            kind=1,
+            resource_id=resource_id,
+            metric=1,
+            start=start,
+            end=end,
+            limit=1000,
+        )
+
+
+def test_late_samples_fill_gaps_and_stored_ones_are_skipped_on_every_read(tenant_a, estate):
+    node = estate["node"].pk
+    assert insert(tenant_a, rows_for(tenant_a, node, [0, 2, 4])) == 3
+    # Overlaps the stored samples in time: 1, 3 and 5 are new, 2 and 4 are stored already.
+    assert insert(tenant_a, rows_for(tenant_a, node, [1, 2, 3, 4, 5], value=100.0)) == 3
+    expected = [1.0, 101.0, 3.0, 103.0, 5.0, 105.0]
+    assert [row[4] for row in stored(tenant_a)] == expected
+    series = points(tenant_a, node)
+    assert [value for _ts, value in series] == expected
+    assert [ts for ts, _value in series] == [DAY + dt.timedelta(minutes=m) for m in range(6)]
+    with tenant_scope(tenant_a.id), transaction.atomic():
+        assert sample_store().rollup_hour(tenant_id=tenant_a.id, hour=DAY.replace(minute=0),
+                                          now=DAY + dt.timedelta(hours=2)) == 1  # fmt: skip
+    assert rollups(tenant_a)[0][4:] == (1.0, 105.0, sum(expected) / 6, 6)
+    # Sending both batches again changes nothing anywhere.
+    assert insert(tenant_a, rows_for(tenant_a, node, [0, 2, 4])) == 0
+    assert insert(tenant_a, rows_for(tenant_a, node, [1, 2, 3, 4, 5], value=7.0)) == 0
+    assert [row[4] for row in stored(tenant_a)] == expected
+    assert points(tenant_a, node) == series
+
+
+def test_duplicates_within_a_batch_keep_the_first(tenant_a, estate):
+    node = estate["node"].pk
+    rows = rows_for(tenant_a, node, [0, 1]) + rows_for(tenant_a, node, [0], value=50.0)
+    assert insert(tenant_a, rows) == 2
+    assert [row[4] for row in stored(tenant_a)] == [1.0, 2.0]
+
+
+def test_retention_cuts_exactly_at_the_cutoff_inside_an_hour(tenant_a, estate):
+    node = estate["node"].pk
+    insert(tenant_a, rows_for(tenant_a, node, range(10)))
+    cutoff = DAY + dt.timedelta(minutes=5)
+    with tenant_scope(tenant_a.id), transaction.atomic():
+        removed = sample_store().delete_samples_before(tenant_id=tenant_a.id, cutoff=cutoff,
+                                                       batch=100)  # fmt: skip
+    assert removed == 5
+    assert [ts for ts, _value in points(tenant_a, node)] == [
+        DAY + dt.timedelta(minutes=m) for m in range(5, 10)
+    ]
+    assert [row[4] for row in stored(tenant_a)] == [6.0, 7.0, 8.0, 9.0, 10.0]
+
+
+@requires_postgres
+def test_a_batch_is_stored_as_one_block_per_series_and_hour(tenant_a, estate):
+    node, idle = estate["node"].pk, estate["idle"].pk
+    # 23:30 to 00:29 the next day, two series: two hours (and two days) each.
+    rows = [
+        (tenant_a.id, 1, resource, metric, DAY + dt.timedelta(minutes=m), float(m))
+        for resource in (node, idle)
+        for metric in (1, 4)
+        for m in range(60)
+    ]
+    assert insert(tenant_a, rows) == 240
+    with tenant_scope(tenant_a.id), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT resource_id, metric, ts_start, ts_end, cardinality(ts) "
+            "FROM telemetry_sample_block ORDER BY 1, 2, 3"
+        )
+        blocks = cursor.fetchall()
+    midnight = DAY + dt.timedelta(minutes=30)
+    assert blocks == [
+        (resource, metric, start, end, 30)
+        for resource in sorted((node, idle))
+        for metric in (1, 4)
+        for start, end in (
+            (DAY, midnight - dt.timedelta(minutes=1)),
+            (midnight, midnight + dt.timedelta(minutes=29)),
+        )
+    ]
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_ingest_transactions_do_not_wait_for_the_wal_flush(tenant_a, estate):
+    try:
+        _ingest_and_show_synchronous_commit(tenant_a, estate)
+    finally:
+        # Real commits here: the unmanaged block table is not flushed between tests.
+        with connection.cursor() as cursor:
+            for name, _day in sample_store().partitions():
+                cursor.execute(f"DROP TABLE {name}")
+
+
+def _ingest_and_show_synchronous_commit(tenant_a, estate):
+    with tenant_scope(tenant_a.id), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"
+        sample_store().insert_samples(rows_for(tenant_a, estate["node"].pk, [0]))
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "off"
+    with connection.cursor() as cursor:
+        # SET LOCAL: the next transactions of the connection are not affected.
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
