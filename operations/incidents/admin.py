@@ -1,4 +1,5 @@
-"""Incidents in the MSP console: filters for what needs attention, bulk actions, the timeline.
+"""Incidents in the MSP console: filters for what needs attention, bulk actions, the timeline;
+and the alert rules, each tenant's and the MSP-wide defaults.
 
 Every write goes through ``operations.incidents.services`` (clocks, timeline, outbox, audit).
 """
@@ -10,13 +11,15 @@ import copy
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
 from operations.incidents import services
 from operations.incidents.models import (
     OPEN_STATUSES,
+    AlertRule,
+    AlertRuleDefault,
     Incident,
     IncidentSource,
     Postmortem,
@@ -24,6 +27,7 @@ from operations.incidents.models import (
     TimelineEntry,
 )
 from operations.incidents.selectors import incidents_breaching_within, regulator_overdue_expression
+from operations.telemetry.metrics import METRICS_BY_NAME
 from tenants.admin.base import (
     AuditedInlineFormSet,
     StaffScopedAdmin,
@@ -31,6 +35,7 @@ from tenants.admin.base import (
     VisibleTenantListFilter,
     adopt,
     fresh_copy,
+    is_admin_staff,
 )
 from tenants.models import MspRole
 
@@ -455,3 +460,158 @@ class PostmortemAdmin(StaffScopedAdmin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- Alert rules ---------------------------------------------------------------------------------
+
+_METRIC_CHOICES = [(name, name) for name in sorted(METRICS_BY_NAME)]
+_RULE_FIELDSETS = (
+    (None, {"fields": ("name", "description", "enabled")}),
+    (
+        "Condition",
+        {"fields": ("target", "metric", "condition", "threshold", "window_minutes")},
+    ),
+    (
+        "Resources (empty: all)",
+        {"fields": ("resource_pattern", "site_code", "gpu_model", "environment")},
+    ),
+    ("Incident", {"fields": ("severity", "category", "auto_resolve")}),
+)
+
+
+class AlertRuleForm(forms.ModelForm):
+    metric = forms.ChoiceField(choices=_METRIC_CHOICES)
+
+    class Meta:
+        model = AlertRule
+        fields = [*services.ALERT_RULE_FIELDS, "default_rule"]
+
+
+class AlertRuleDefaultForm(AlertRuleForm):
+    class Meta:
+        model = AlertRuleDefault
+        fields = list(services.ALERT_RULE_FIELDS)
+
+
+def _rule_changes(form, *, change: bool) -> dict:
+    names = [n for n in services.ALERT_RULE_FIELDS if n in form.cleaned_data]
+    if change:
+        names = [n for n in names if n in form.changed_data]
+    return {name: form.cleaned_data[name] for name in names}
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(StaffScopedAdmin, admin.ModelAdmin):
+    """Each tenant's own rules and overrides of the MSP-wide defaults (written by the service)."""
+
+    form = AlertRuleForm
+    list_display = (
+        "name",
+        "tenant",
+        "enabled",
+        "metric",
+        "condition",
+        "threshold",
+        "window_minutes",
+        "severity",
+        "auto_resolve",
+        "default_rule",
+    )
+    list_filter = (
+        ("tenant", VisibleTenantListFilter),
+        "enabled",
+        "target",
+        "metric",
+        "condition",
+        "severity",
+        "auto_resolve",
+        ("default_rule", admin.EmptyFieldListFilter),
+    )
+    list_select_related = ("tenant", "default_rule")
+    search_fields = ("name", "description", "resource_pattern")
+    ordering = ("tenant__name", "name", "id")
+    actions = ("evaluate_now",)
+    fieldsets = (
+        (None, {"fields": ("tenant", "name", "description", "enabled")}),
+        *_RULE_FIELDSETS[1:],
+        ("MSP-wide default", {"fields": ("default_rule",)}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        # An override stays attached to the default it overrides.
+        return (*readonly, "default_rule") if obj is not None else readonly
+
+    def save_model(self, request, obj, form, change):
+        fields = _rule_changes(form, change=change)
+        if change:
+            stored = fresh_copy(obj)
+            rule = services.alert_rule_update(tenant=stored.tenant, rule=stored, **fields)
+        else:
+            rule = services.alert_rule_create(
+                tenant=obj.tenant, default_rule=form.cleaned_data.get("default_rule"), **fields
+            )
+        adopt(obj, rule)
+
+    def delete_model(self, request, obj):
+        services.alert_rule_delete(tenant=obj.tenant, rule=obj)
+
+    @admin.action(description="Evaluate the selected rules' tenants now")
+    def evaluate_now(self, request, queryset):
+        if not self.can_write(request):
+            raise PermissionDenied
+        tenants = {rule.tenant for rule in queryset.select_related("tenant")}
+        for tenant in sorted(tenants, key=lambda t: t.name):
+            counts = services.alert_rules_evaluate(tenant=tenant).as_dict()["counts"]
+            summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "nothing"
+            self.message_user(request, f"{tenant.name}: {summary}.", messages.SUCCESS)
+
+
+@admin.register(AlertRuleDefault)
+class AlertRuleDefaultAdmin(admin.ModelAdmin):
+    """MSP-wide default rules: every MSP staff member reads them, MSP admins write them.
+
+    Not tenant-owned (no tenant at all); writes go through the audited services."""
+
+    form = AlertRuleDefaultForm
+    list_display = (
+        "name",
+        "enabled",
+        "metric",
+        "condition",
+        "threshold",
+        "window_minutes",
+        "severity",
+        "auto_resolve",
+    )
+    list_filter = ("enabled", "target", "metric", "condition", "severity", "auto_resolve")
+    search_fields = ("name", "description", "resource_pattern")
+    ordering = ("name", "id")
+    fieldsets = _RULE_FIELDSETS
+
+    def has_module_permission(self, request):
+        return is_admin_staff(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return is_admin_staff(request.user)
+
+    def has_add_permission(self, request):
+        return is_admin_staff(request.user) and request.user.msp_role == MspRole.ADMIN
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_add_permission(request)
+
+    def save_model(self, request, obj, form, change):
+        fields = _rule_changes(form, change=change)
+        rule = services.alert_rule_default_save(rule=fresh_copy(obj) if change else None, **fields)
+        adopt(obj, rule)
+
+    def delete_model(self, request, obj):
+        services.alert_rule_default_delete(rule=obj)
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset:
+            services.alert_rule_default_delete(rule=rule)

@@ -224,3 +224,86 @@ def test_the_changelist_costs_the_same_queries_whatever_its_length(client, engin
     for _ in range(8):
         act(tenant_a, services.incident_assign, make_incident(tenant_a), assignee=engineer)
     assert queries() == few
+
+
+# --- Alert rules ---------------------------------------------------------------------------------
+
+
+def _rule_form(**fields) -> dict:
+    values = {
+        "name": "GPU saturated",
+        "description": "",
+        "enabled": "on",
+        "target": "compute",
+        "metric": "gpu_utilization",
+        "condition": "above",
+        "threshold": "90",
+        "window_minutes": "15",
+        "resource_pattern": "",
+        "site_code": "",
+        "gpu_model": "",
+        "environment": "",
+        "severity": "SEV3",
+        "category": "performance",
+        "auto_resolve": "on",
+    }
+    return {**values, **fields}
+
+
+def test_an_msp_admin_writes_defaults_and_an_engineer_only_reads_them(client, engineer):
+    from operations.incidents.models import AlertRuleDefault
+    from tenants.models import AuditEvent
+
+    admin_user = make_staff(role=MspRole.ADMIN, username="boss")
+    client.force_login(admin_user)
+    add = reverse("admin:incidents_alertruledefault_add")
+    response = client.post(add, _rule_form())
+    assert response.status_code == 302, text(response)
+    default = AlertRuleDefault.objects.get()
+    assert AuditEvent.objects.filter(tenant=None, action="create").exists()
+
+    refused = client.post(add, _rule_form(name="Bad", threshold="150"))
+    assert refused.status_code == 200
+    assert "a threshold outside it would never change state" in text(refused)
+    assert AlertRuleDefault.objects.count() == 1
+
+    client.force_login(engineer)
+    assert client.get(reverse("admin:incidents_alertruledefault_changelist")).status_code == 200
+    assert client.post(add, _rule_form(name="Mine")).status_code == 403
+    change = reverse("admin:incidents_alertruledefault_change", args=[default.pk])
+    client.post(change, _rule_form(threshold="50"))
+    default.refresh_from_db()
+    assert default.threshold == 90.0
+
+
+def test_an_engineer_adds_a_rule_to_an_assigned_tenant_only(client, engineer, tenant_a, tenant_b):
+    from operations.incidents.models import AlertRule
+    from tests.incidents.alerting import make_rule
+
+    make_rule(tenant_b, name="Borealis rule")
+    client.force_login(engineer)
+    listed_names = {
+        rule.name
+        for rule in client.get(reverse("admin:incidents_alertrule_changelist"))
+        .context["cl"]
+        .result_list
+    }
+    assert listed_names == set()
+
+    add = reverse("admin:incidents_alertrule_add")
+    response = client.post(add, _rule_form(tenant=tenant_a.pk, resource_pattern="*-hot-*"))
+    assert response.status_code == 302, text(response)
+    with tenant_scope(tenant_a.id):
+        rule = AlertRule.objects.get()
+    assert (rule.name, rule.resource_pattern) == ("GPU saturated", "*-hot-*")
+
+    foreign = client.post(add, _rule_form(tenant=tenant_b.pk, name="Sneaky"))
+    assert foreign.status_code == 200  # tenant B is not a choice for this engineer
+    with tenant_scope(tenant_b.id):
+        assert list(AlertRule.objects.values_list("name", flat=True)) == ["Borealis rule"]
+
+    change = reverse("admin:incidents_alertrule_change", args=[rule.pk])
+    response = client.post(change, _rule_form(threshold="95", resource_pattern="*-hot-*"))
+    assert response.status_code == 302, text(response)
+    with tenant_scope(tenant_a.id):
+        assert AlertRule.objects.get().threshold == 95.0
