@@ -1,8 +1,10 @@
-"""Demo incidents for a tenant: open, breached, resolved (with a postmortem) and serious ones.
+"""Demo incidents for a tenant: open, breached, resolved (with a postmortem) and serious ones,
+and the alert rules that fire on the demo telemetry.
 
 ``seed_incidents(tenant)`` is idempotent: each demo incident carries a ``demo:`` dedupe key and
-is made only when no incident of the tenant has that key yet. Everything goes through the
-services (numbers, clocks, timeline, outbox, audit), placed in the past with ``at=``.
+is made only when no incident of the tenant has that key yet; the alert rules are made (and
+evaluated) only when missing. Everything goes through the services (numbers, clocks, timeline,
+outbox, audit), placed in the past with ``at=``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from operations.incidents import services
-from operations.incidents.models import Incident, IncidentSource, SeriousIncidentKind
+from operations.incidents.models import (
+    AlertRule,
+    AlertRuleDefault,
+    Incident,
+    IncidentSource,
+    SeriousIncidentKind,
+)
 from operations.inventory.models import AISystem, Deployment
 from tenants.audit import AuditActor, audit_actor_unless_set
 from tenants.models import Membership, Tenant
@@ -271,5 +279,102 @@ def seed_incidents(tenant: Tenant, *, now: dt.datetime | None = None) -> list[In
             else:
                 incident = _new_incident(tenant, now, client, engineer, systems)
             created.append(incident)
+        created.extend(seed_alert_rules(tenant, now=now))
         services.incident_sla_breaches_mark(tenant=tenant, now=now)
     return created
+
+
+# --- Alert rules on the demo telemetry ----------------------------------------------------------
+#
+# The demo telemetry (operations.telemetry.demo) has saturated GPU nodes (``*-gpu-hot-*``, about
+# 97 %), an idle one (``*-gpu-idle-01``, about 2 %), diurnal nodes that never pass 90 % nor drop
+# under 5 %, and a latency spike (about 7 × p95, errors about 6 %) on the first production
+# deployment from 8 to 6 hours before the seed.
+
+DEMO_DEFAULTS = (
+    {
+        "name": "GPU saturated",
+        "description": "Every sample above 90 % for 15 minutes: the node has no headroom left.",
+        "metric": "gpu_utilization",
+        "target": "compute",
+        "condition": "above",
+        "threshold": 90.0,
+        "window_minutes": 15,
+        "severity": "SEV3",
+        "category": "performance",
+    },
+    {
+        "name": "Production inference latency p95 above 500 ms",
+        "metric": "inference_latency_p95_ms",
+        "target": "deployment",
+        "environment": "production",
+        "condition": "above",
+        "threshold": 500.0,
+        "window_minutes": 15,
+        "severity": "SEV2",
+        "category": "performance",
+    },
+)
+
+DEMO_TENANT_RULES = (
+    {
+        "name": "Idle GPU node",
+        "description": "Paid-for GPUs doing nothing for an hour: a candidate for right-sizing.",
+        "metric": "gpu_utilization",
+        "target": "compute",
+        "resource_pattern": "*-gpu-*",
+        "condition": "below",
+        "threshold": 5.0,
+        "window_minutes": 60,
+        "severity": "SEV4",
+        "category": "cost_anomaly",
+        "auto_resolve": True,
+    },
+    {
+        "name": "Production error rate above 2 %",
+        "metric": "error_rate",
+        "target": "deployment",
+        "environment": "production",
+        "condition": "above",
+        "threshold": 2.0,
+        "window_minutes": 10,
+        "severity": "SEV2",
+        "category": "outage",
+    },
+)
+
+
+def seed_alert_rule_defaults() -> list[AlertRuleDefault]:
+    """The MSP-wide default rules, made once (found by name)."""
+    existing = set(AlertRuleDefault.objects.values_list("name", flat=True))
+    return [
+        services.alert_rule_default_save(**fields)
+        for fields in DEMO_DEFAULTS
+        if fields["name"] not in existing
+    ]
+
+
+def seed_alert_rules(tenant: Tenant, *, now: dt.datetime | None = None) -> list[Incident]:
+    """The demo's alert rules for ``tenant``, evaluated once on its demo telemetry.
+
+    Evaluated as of the latency spike (the latency, error, saturated and idle rules fire), 15
+    minutes after it (latency and errors auto-resolve), and now (the saturated and idle nodes
+    are still firing). Only when the rules are new: a second run changes nothing. Returns the
+    incidents the rules opened.
+    """
+    now = now or timezone.now()
+    with audit_actor_unless_set(DEMO_ACTOR), tenant_scope(tenant.id), transaction.atomic():
+        seed_alert_rule_defaults()
+        existing = set(AlertRule.objects.filter(tenant=tenant).values_list("name", flat=True))
+        new = [
+            services.alert_rule_create(tenant=tenant, **fields)
+            for fields in DEMO_TENANT_RULES
+            if fields["name"] not in existing
+        ]
+        if not new:
+            return []
+        opened = []
+        for as_of in (now - dt.timedelta(hours=7), now - dt.timedelta(hours=5, minutes=45), now):
+            evaluation = services.alert_rules_evaluate(tenant=tenant, as_of=as_of)
+            opened.extend(o.incident_id for o in evaluation.outcomes if o.state == "opened")
+        return list(Incident.objects.filter(pk__in=opened).order_by("pk"))

@@ -49,3 +49,59 @@ def test_seed_incidents_fills_every_state_once(tenant_a, tenant_b):
 
 def test_seed_incidents_works_without_people_or_estate(tenant_b):
     assert len(seed_incidents(tenant_b)) == 5
+
+
+# --- Alert rules on the demo telemetry -----------------------------------------------------------
+
+
+def test_the_demo_alert_rules_fire_group_and_auto_resolve_on_the_demo_telemetry(tenant_a, tenant_b):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from operations.incidents.models import AlertRule, AlertRuleDefault, TimelineKind
+    from operations.inventory.demo import seed_inventory
+    from operations.inventory.models import Deployment
+    from operations.telemetry.demo import seed_telemetry
+
+    now = timezone.now().replace(second=0, microsecond=0)
+    seed_inventory(tenant_a, profile="finance")
+    seed_telemetry(tenant_a, days=1, now=now)
+    seed_incidents(tenant_a, now=now)
+
+    with tenant_scope(tenant_a.id):
+        alerts = {
+            i.title: i
+            for i in Incident.objects.filter(dedupe_key__startswith="alert:").prefetch_related(
+                "timeline"
+            )
+        }
+        production = Deployment.objects.filter(environment="production").order_by("name").first()
+        assert AlertRule.objects.count() == 2
+    assert AlertRuleDefault.objects.count() == 2
+
+    latency = alerts[f"Production inference latency p95 above 500 ms: {production.name}"]
+    errors = alerts[f"Production error rate above 2 %: {production.name}"]
+    for incident in (latency, errors):
+        assert incident.status == "resolved"
+        assert incident.created_at == now - dt.timedelta(hours=7)
+        assert incident.resolved_at == now - dt.timedelta(hours=5, minutes=45)
+        assert any(e.body.startswith("Auto-resolved") for e in incident.timeline.all())
+
+    hot = sorted(title for title in alerts if title.startswith("GPU saturated: "))
+    assert hot == [f"GPU saturated: acme-gpu-hot-0{n}" for n in range(1, 5)]
+    idle = alerts["Idle GPU node: acme-gpu-idle-01"]
+    for incident in [idle, *(alerts[title] for title in hot)]:
+        assert incident.status in ("triggered", "acknowledged")
+        # Fired at the spike, again 75 minutes later and now: one incident, three alerts.
+        kinds = [e.kind for e in incident.timeline.all() if e.kind == TimelineKind.ALERT]
+        assert len(kinds) == 3
+    assert len(alerts) == 7  # nothing fired on the diurnal nodes or the other deployments
+
+    # Idempotent: a second run creates nothing and writes nothing.
+    with tenant_scope(tenant_a.id):
+        entries_before = TimelineEntry.objects.count()
+    assert seed_incidents(tenant_a, now=now + dt.timedelta(minutes=5)) == []
+    with tenant_scope(tenant_a.id):
+        assert TimelineEntry.objects.count() == entries_before
+    assert AlertRuleDefault.objects.count() == 2
