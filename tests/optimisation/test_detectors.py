@@ -264,3 +264,34 @@ def test_retired_capacity_stays_quiet_without_deployments_or_spend(tenant_a):
     make_compute(tenant_a, hostname="a-parked", status="retired", hourly_cost="3.0000")
     scan(tenant_a)
     assert by_kind(tenant_a, RecommendationKind.RETIRED_CAPACITY) == []
+
+
+# --- Set-based ----------------------------------------------------------------------------------
+
+
+BOOKKEEPING = ("SELECT set_config", "SELECT pg_advisory_xact_lock")
+
+
+def test_a_scan_costs_the_same_queries_for_one_node_or_twelve(tenant_a):
+    """The detectors read in a fixed number of queries, whatever the size of the estate."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cluster = make_cluster(tenant_a, hostname="a-pool")
+
+    def busy_node(i):
+        node = make_gpu_node(tenant_a, cluster=cluster, hostname=f"a-busy-{i}", gpu_uuids=[])
+        feed_gpu(tenant_a, node, hours=24, utilisation=50, memory_pct=60)
+
+    counts, made = [], 0
+    for size in (1, 12):
+        while made < size:
+            busy_node(made)
+            made += 1
+        with CaptureQueriesContext(connection) as captured:
+            assert scan(tenant_a)["found"] == 0
+        # Reads only: savepoints, the scope's setting and the scan's lock are bookkeeping.
+        reads = [q["sql"] for q in captured.captured_queries if q["sql"].startswith('SELECT "')]
+        counts.append(len(reads))
+    # Compute, deployments, node window figures, pool hours, daily spend, existing rows.
+    assert counts == [6, 6]

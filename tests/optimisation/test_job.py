@@ -3,8 +3,11 @@ the effect once even when a worker dies after the scan committed."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from operations.jobs import services as jobs
 from operations.jobs.execution import JobContext, claim
@@ -39,6 +42,19 @@ def test_the_scan_runs_as_a_job_with_per_run_thresholds(tenant_a, idle):
     assert finished.result["created"] == 1
     assert finished.result["found_by_kind"] == {"idle_gpu": 1}
     assert len(by_kind(tenant_a, RecommendationKind.IDLE_GPU)) == 1
+
+
+def test_as_of_moves_the_scan_into_the_past(tenant_a, idle):
+    # A week ago the window held no telemetry: nothing to find then.
+    as_of = (timezone.now() - dt.timedelta(days=7)).isoformat()
+    run = jobs.job_submit(
+        tenant=tenant_a,
+        kind="optimisation_scan",
+        parameters={"idle_utilisation": 10, "as_of": as_of},
+    )
+    assert deliver(run) == "succeeded"
+    assert reload(run).result["found"] == 0
+    assert by_kind(tenant_a, RecommendationKind.IDLE_GPU) == []
 
 
 def test_bad_parameters_are_refused_naming_the_field(tenant_a):
