@@ -24,6 +24,9 @@ class JobEngineSettings:
     log_flush_lines: int
     #: Log lines returned with a run's detail (the newest ones).
     detail_log_limit: int
+    #: Commit the worker's bookkeeping without waiting for the WAL flush (PostgreSQL; see
+    #: ``operations.jobs.execution``).
+    relaxed_commit: bool
     #: Extra modules that register job kinds (each app's ``job_kinds`` module is found anyway).
     kind_modules: tuple[str, ...]
 
@@ -43,5 +46,6 @@ def engine_settings() -> JobEngineSettings:
         log_flush_seconds=getattr(settings, "JOBS_LOG_FLUSH_SECONDS", 2.0),
         log_flush_lines=getattr(settings, "JOBS_LOG_FLUSH_LINES", 100),
         detail_log_limit=getattr(settings, "JOBS_DETAIL_LOG_LIMIT", 500),
+        relaxed_commit=getattr(settings, "JOBS_RELAXED_COMMIT", True),
         kind_modules=tuple(getattr(settings, "JOBS_KIND_MODULES", ())),
     )

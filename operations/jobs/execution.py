@@ -15,6 +15,25 @@ drain), so everything here is keyed by the run and fenced by its attempt number:
 Runs are not wrapped in one transaction: progress and log lines must be visible while the job
 runs (and on SQLite a long write transaction would block every other writer). Kinds open short
 scoped transactions themselves (``run.scope()``, ``run.once()``).
+
+Durability of the worker's bookkeeping. On PostgreSQL the engine's own writes on the worker — the
+claim, lease renewals, progress, buffered log lines, the finish — commit with ``SET LOCAL
+synchronous_commit = off`` (``relaxed_commit``): they are visible to everyone at once and written
+to disk within a few hundred milliseconds, but the worker does not wait for the WAL flush (on a
+small disk that flush is most of a no-op job's cost). Only a crash of the PostgreSQL server itself
+can lose them (never a crash of a worker or of the client), and only the last moments; every such
+loss is one the engine already recovers from:
+
+- a lost finish (and progress) leaves the run ``running`` under its last lease: the lease
+  expires and the reaper re-queues it, as after a killed worker (at-least-once, as always);
+- a lost claim loses the finish after it too (the WAL is a sequence), so the run is ``queued``
+  again; its message was acknowledged, so the reaper re-sends it after ``queued_stale_seconds``
+  (the same path as a message lost by the broker);
+- lost log lines and heartbeats are only lines and timestamps.
+
+What is not the engine's own bookkeeping stays fully durable: submitting (the run and its outbox
+row), cancelling, recovery, and ``run.once()`` (a kind's effects with their checkpoint).
+``JOBS_RELAXED_COMMIT = False`` turns the relaxation off.
 """
 
 from __future__ import annotations
@@ -40,7 +59,7 @@ from operations.jobs.outbox import OutboxMessage, outbox_enqueue
 from operations.jobs.registry import JobKind, get_job_kind
 from tenants.audit import AuditActor, audit_actor
 from tenants.models import Tenant, TenantStatus
-from tenants.scoping import active_scope, tenant_scope
+from tenants.scoping import RLS_SETTING, active_scope, tenant_scope
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +80,26 @@ def scoped_atomic(tenant_id: int | None) -> Iterator[None]:
             scope_is_atomic = connection.vendor == "postgresql"
         # On PostgreSQL tenant_scope() already opened the transaction (or savepoint).
         stack.enter_context(transaction.atomic(savepoint=not scope_is_atomic))
+        yield
+
+
+@contextmanager
+def relaxed_atomic(tenant_id: int | None) -> Iterator[None]:
+    """``scoped_atomic`` for the engine's own bookkeeping on the worker: a relaxed commit.
+
+    Relaxed only when this block is the whole transaction: inside a caller's transaction (a
+    kind reporting progress within ``run.scope()``) the caller's writes keep their durability.
+    """
+    relax = (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and engine_settings().relaxed_commit
+    )
+    with scoped_atomic(tenant_id):
+        if relax:
+            with connection.cursor() as cursor:
+                # SET LOCAL: for this transaction only.
+                cursor.execute("SET LOCAL synchronous_commit = off")
         yield
 
 
@@ -173,7 +212,7 @@ class JobContext:
     def flush_logs(self) -> None:
         if not self._buffer:
             return
-        with scoped_atomic(self.tenant_id):
+        with relaxed_atomic(self.tenant_id):
             self._write_buffered_logs()
 
     def _write_buffered_logs(self) -> None:
@@ -198,7 +237,7 @@ class JobContext:
             fields["progress"] = max(0, min(100, int(percent)))
         if message is not None:
             fields["progress_message"] = str(message)[:255]
-        with scoped_atomic(self.tenant_id):
+        with relaxed_atomic(self.tenant_id):
             self._write_buffered_logs()
             updated = (
                 runs_in(self.tenant_id)
@@ -319,7 +358,7 @@ class _Heartbeat:
 def _renew_lease(context: JobContext) -> None:
     now = timezone.now()
     lease = now + timezone.timedelta(seconds=engine_settings().lease_seconds)
-    with scoped_atomic(context.tenant_id):
+    with relaxed_atomic(context.tenant_id):
         runs = runs_in(context.tenant_id).filter(pk=context.id)
         renewed = runs.filter(attempts=context.attempt, status=JobStatus.RUNNING).update(
             heartbeat_at=now, lease_expires_at=lease
@@ -337,39 +376,121 @@ heartbeat = _Heartbeat()
 # --- Claim, finish, fan-out ---------------------------------------------------------------------
 
 
+def _one_round_trip() -> bool:
+    """Whether bookkeeping may go as one multi-statement round trip (see ``_bookkeeping``)."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _bookkeeping_prefix(tenant_id: int | None) -> tuple[str, list]:
+    """The statements that open a bookkeeping transaction: the scope, the relaxed commit.
+
+    Sent in the same string as the statement they prepare: PostgreSQL runs a string of several
+    statements as one implicit transaction, so ``set_config(…, true)`` and ``SET LOCAL`` hold
+    for it alone, a failure rolls all of it back, and there is no BEGIN or COMMIT to wait for.
+    """
+    sql, params = "", []
+    if tenant_id is not None:
+        # What tenant_scope(tenant_id) gives row-level security, for this transaction only.
+        sql += "SELECT set_config(%s, %s, true); "
+        params += [RLS_SETTING, str(int(tenant_id))]
+    if engine_settings().relaxed_commit:
+        sql += "SET LOCAL synchronous_commit = off; "
+    return sql, params
+
+
+def _run_bookkeeping(cursor, tenant_id: int | None, sql: str, params: list) -> None:
+    """Execute ``sql`` (one statement) as a bookkeeping transaction; its result is current.
+
+    On PostgreSQL outside a transaction: one round trip with its prefix (``_bookkeeping_prefix``).
+    Otherwise the caller is inside ``relaxed_atomic(tenant_id)``.
+    """
+    if not _one_round_trip():
+        cursor.execute(sql, params)
+        return
+    prefix, prefix_params = _bookkeeping_prefix(tenant_id)
+    cursor.execute(prefix + sql, prefix_params + params)
+    for _ in range(prefix.count(";")):
+        cursor.nextset()
+
+
+@contextmanager
+def _bookkeeping_transaction(tenant_id: int | None) -> Iterator[None]:
+    """The transaction ``_run_bookkeeping`` needs around it when it cannot be one round trip."""
+    if _one_round_trip():
+        yield
+    else:
+        with relaxed_atomic(tenant_id):
+            yield
+
+
 def claim(*, run_id: int, tenant_id: int | None, task_id: str) -> tuple[JobRun | None, bool]:
     """Take the run for this delivery: (the run or None if missing, whether it was claimed).
 
     One conditional ``UPDATE … RETURNING``: a queued run, or a running run whose lease has
     expired, becomes this attempt's; anything else is left alone and read back to say why.
     Raw SQL (for the RETURNING), so it filters on the tenant itself, like the scoped manager;
-    on PostgreSQL row-level security applies underneath as always.
+    on PostgreSQL row-level security applies underneath as always. On a worker (PostgreSQL, no
+    transaction open) the scope, the relaxed commit and the update go as one round trip.
     """
     now = timezone.now()
     lease = now + timezone.timedelta(seconds=engine_settings().lease_seconds)
-    with scoped_atomic(tenant_id):
+    with _bookkeeping_transaction(tenant_id):
         run = _claim_returning(run_id, tenant_id, task_id, now, lease)
-        if run is not None:
-            return run, True
+    if run is not None:
+        return run, True
+    with scoped_atomic(tenant_id):
         run = runs_in(tenant_id).filter(pk=run_id).first()
     return run, False
 
 
+class _RunColumns:
+    """The run's columns and their converters, worked out once per database vendor."""
+
+    _cache: dict[str, _RunColumns] = {}
+
+    def __init__(self):
+        meta = JobRun._meta
+        self.fields = list(meta.concrete_fields)
+        self.attnames = [field.attname for field in self.fields]
+        quote = connection.ops.quote_name
+        self.select = ", ".join(quote(field.column) for field in self.fields)
+        self.table = quote(meta.db_table)
+        self.converters = []
+        for field in self.fields:
+            expression = field.get_col(meta.db_table)
+            converters = connection.ops.get_db_converters(expression) + field.get_db_converters(
+                connection
+            )
+            self.converters.append([(converter, expression) for converter in converters])
+
+    @classmethod
+    def get(cls) -> _RunColumns:
+        columns = cls._cache.get(connection.vendor)
+        if columns is None:
+            columns = cls._cache[connection.vendor] = cls()
+        return columns
+
+    def run_from_row(self, row) -> JobRun:
+        values = []
+        for value, converters in zip(row, self.converters, strict=True):
+            for converter, expression in converters:
+                value = converter(value, expression, connection)
+            values.append(value)
+        return JobRun.from_db(connection.alias, self.attnames, values)
+
+
 def _claim_returning(run_id, tenant_id, task_id, now, lease) -> JobRun | None:
-    meta = JobRun._meta
-    columns = [field.column for field in meta.concrete_fields]
+    columns = _RunColumns.get()
     ops = connection.ops
-    quote = connection.ops.quote_name
-    table = quote(meta.db_table)
-    task_field = meta.get_field("task_id")
+    task_field = JobRun._meta.get_field("task_id")
     tenant_clause = "tenant_id = %s" if tenant_id is not None else "tenant_id IS NULL"
     # Identifiers come from the model's metadata; every value is a parameter.
     sql = (
-        f"UPDATE {table} SET status = %s, attempts = attempts + 1, "  # noqa: S608
+        f"UPDATE {columns.table} SET status = %s, attempts = attempts + 1, "  # noqa: S608
         "started_at = COALESCE(started_at, %s), heartbeat_at = %s, lease_expires_at = %s, "
         f"worker = %s WHERE id = %s AND task_id = %s AND {tenant_clause} "
         "AND (status = %s OR (status = %s AND lease_expires_at < %s)) "
-        f"RETURNING {', '.join(quote(column) for column in columns)}"
+        f"RETURNING {columns.select}"
     )
     stamp = ops.adapt_datetimefield_value(now)
     params = [
@@ -386,19 +507,11 @@ def _claim_returning(run_id, tenant_id, task_id, now, lease) -> JobRun | None:
         stamp,
     ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        _run_bookkeeping(cursor, tenant_id, sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    converters = connection.ops.get_db_converters
-    values = []
-    for field, value in zip(meta.concrete_fields, row, strict=True):
-        for converter in converters(field.get_col(meta.db_table)) + field.get_db_converters(
-            connection
-        ):
-            value = converter(value, field.get_col(meta.db_table), connection)
-        values.append(value)
-    return JobRun.from_db(connection.alias, [f.attname for f in meta.concrete_fields], values)
+    return columns.run_from_row(row)
 
 
 def finish(
@@ -427,7 +540,10 @@ def finish(
         fields["traceback"] = tb
     if message:
         context.log(message, level=LogLevel.ERROR if status == JobStatus.FAILED else LogLevel.INFO)
-    with scoped_atomic(context.tenant_id):
+    if not context._buffer and context.model.parent_id is None and _one_round_trip():
+        # The common end of a run: nothing else to write, so one statement in one round trip.
+        return _finish_in_one_statement(context, fields)
+    with relaxed_atomic(context.tenant_id):
         updated = (
             runs_in(context.tenant_id)
             .filter(pk=context.id, attempts=context.attempt, status=JobStatus.RUNNING)
@@ -439,6 +555,31 @@ def finish(
     return bool(updated)
 
 
+def _finish_in_one_statement(context: JobContext, fields: dict) -> bool:
+    """``finish``'s conditional update as one bookkeeping round trip (PostgreSQL)."""
+    meta = JobRun._meta
+    quote = connection.ops.quote_name
+    assignments, params = [], []
+    for name, value in fields.items():
+        field = meta.get_field(name)
+        assignments.append(f"{quote(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    tenant_clause = "tenant_id = %s" if context.tenant_id is not None else "tenant_id IS NULL"
+    # Identifiers come from the model's metadata; every value is a parameter.
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608
+        f"WHERE id = %s AND attempts = %s AND status = %s AND {tenant_clause}"
+    )
+    params += [context.id, context.attempt, JobStatus.RUNNING]
+    if context.tenant_id is not None:
+        params.append(context.tenant_id)
+    with connection.cursor() as cursor:
+        _run_bookkeeping(cursor, context.tenant_id, sql, params)
+        updated = cursor.rowcount
+    context._last_flush = time.monotonic()
+    return updated > 0
+
+
 def release_for_retry(context: JobContext, error: Exception) -> bool:
     """Hand a run that met a transient error back to the queue for Celery's retry."""
     context.log(
@@ -446,7 +587,7 @@ def release_for_retry(context: JobContext, error: Exception) -> bool:
         f"{error}. Retrying with backoff.",
         level=LogLevel.WARNING,
     )
-    with scoped_atomic(context.tenant_id):
+    with relaxed_atomic(context.tenant_id):
         updated = (
             runs_in(context.tenant_id)
             .filter(pk=context.id, attempts=context.attempt, status=JobStatus.RUNNING)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 import tests.jobs.kinds  # noqa: F401 - registers the test job kinds
@@ -24,6 +26,35 @@ def eager(django_capture_on_commit_callbacks):
 def committed(django_capture_on_commit_callbacks):
     """Run the block's on-commit callbacks when it ends (the outbox sender among them)."""
     return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@contextmanager
+def only_nightly(*names: str):
+    """Exactly the test kinds ``names`` are nightly for the block (other apps' nightly kinds,
+    such as the compliance scan, are set aside and restored after)."""
+    from operations.jobs.registry import (
+        JobKind,
+        nightly_job_kinds,
+        register_job_kind,
+        unregister_job_kind,
+    )
+
+    others = nightly_job_kinds()
+    for kind in others:
+        unregister_job_kind(kind.name)
+    for name in names:
+        register_job_kind(JobKind(name=name, func=_nightly_noop, nightly=True))
+    try:
+        yield
+    finally:
+        for name in names:
+            unregister_job_kind(name)
+        for kind in others:
+            register_job_kind(kind)
+
+
+def _nightly_noop(run, parameters):
+    return {}
 
 
 def activate(tenant):

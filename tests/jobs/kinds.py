@@ -106,3 +106,17 @@ def tenant_echo(run, parameters):
     with run.scope():
         tenants = sorted(set(JobRun.objects.values_list("tenant_id", flat=True)))
     return {"tenant": run.tenant_id, "visible_tenants": tenants}
+
+
+@job_kind("test_progress_in_scope")
+def progress_in_scope(run, parameters):
+    """Reports progress inside its own scoped transaction, then says how that would commit."""
+    from django.db import connection
+
+    with run.scope():
+        run.progress(50, "inside the kind's own transaction")
+        if connection.vendor != "postgresql":
+            return {"synchronous_commit": None}
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return {"synchronous_commit": cursor.fetchone()[0]}

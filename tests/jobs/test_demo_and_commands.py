@@ -9,8 +9,9 @@ from django_celery_beat.models import PeriodicTask
 
 from operations.jobs import demo, services
 from operations.jobs.models import JobDispatch, JobLog, JobRun, JobSchedule, JobStatus
+from operations.jobs.registry import nightly_job_kinds
 from tenants.scoping import tenant_scope
-from tests.jobs.conftest import activate, reload
+from tests.jobs.conftest import activate, only_nightly, reload
 
 pytestmark = pytest.mark.django_db
 
@@ -25,8 +26,10 @@ def test_seed_jobs_is_idempotent_and_shows_finished_runs_and_live_schedules(tena
         expected = sum(len(spec["logs"]) for spec in demo._runs(active, timezone.now()))
         assert JobLog.objects.count() == expected > 0  # each demo run's log lines, once
         schedules = list(JobSchedule.objects.select_related("periodic_task"))
-    assert [s.key for s in schedules] == [demo.LIVE_SCHEDULE_KEY]  # no nightly kinds yet
-    assert schedules[0].periodic_task.enabled
+    # The live demo schedule, and one nightly schedule per nightly kind (none are disabled).
+    nightly = sorted(f"nightly:{kind.name}" for kind in nightly_job_kinds())
+    assert sorted(s.key for s in schedules) == sorted([demo.LIVE_SCHEDULE_KEY, *nightly])
+    assert all(s.periodic_task.enabled for s in schedules)
     failed = next(run for run in first if run.status == JobStatus.FAILED)
     assert failed.traceback
     assert failed.error
@@ -73,14 +76,9 @@ def test_run_job_and_recover_commands(tenant_a, eager, committed, capsys):
 
 
 def test_ensure_job_schedules_command_backfills_active_tenants(tenant_a, tenant_b, capsys):
-    from operations.jobs.registry import JobKind, register_job_kind, unregister_job_kind
-
-    register_job_kind(JobKind(name="test_nightly", func=lambda run, p: {}, nightly=True))
-    try:
+    with only_nightly("test_nightly"):
         activate(tenant_a)
         call_command("ensure_job_schedules")
-    finally:
-        unregister_job_kind("test_nightly")
     out = capsys.readouterr().out
     assert f"{tenant_a.slug}: 1 schedule(s) active" in out
     assert f"{tenant_b.slug}: 0 schedule(s) paused" in out

@@ -10,13 +10,12 @@ from django_celery_beat.models import PeriodicTask
 
 from operations.jobs import services
 from operations.jobs.models import JobRun, JobSchedule, JobTrigger
-from operations.jobs.registry import JobKind, register_job_kind, unregister_job_kind
 from operations.jobs.tasks import run_schedule
 from tenants import services as tenant_services
 from tenants.models import TenantStatus
 from tenants.scoping import tenant_scope
 from tests.factories import make_staff
-from tests.jobs.conftest import activate
+from tests.jobs.conftest import activate, only_nightly
 
 pytestmark = pytest.mark.django_db
 
@@ -25,11 +24,8 @@ NIGHTLY = ("test_nightly_compliance", "test_nightly_optimisation")
 
 @pytest.fixture(autouse=True)
 def nightly_kinds():
-    for name in NIGHTLY:
-        register_job_kind(JobKind(name=name, func=lambda run, p: {}, nightly=True))
-    yield
-    for name in NIGHTLY:
-        unregister_job_kind(name)
+    with only_nightly(*NIGHTLY):
+        yield
 
 
 @pytest.fixture

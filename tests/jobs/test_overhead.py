@@ -1,0 +1,230 @@
+"""The engine's per-job cost: batch submit, one round trip per bookkeeping write, relaxed commits.
+
+The first tests run inside the test transaction (like the rest of the engine's tests). The
+``worker_path`` ones run with real commits (``transaction=True``), as on a worker, where the
+claim and the finish each go to PostgreSQL as one round trip; their statements are counted here
+and their semantics (fencing by attempt, tenant, task id) checked again on that path.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from operations.jobs import services
+from operations.jobs.execution import JobContext, claim, finish, job_run_execute
+from operations.jobs.models import JobDispatch, JobRun, JobStatus, JobTrigger
+from operations.jobs.registry import get_job_kind
+from tenants.models import AuditEvent
+from tenants.scoping import tenant_scope
+from tests.factories import make_member
+from tests.jobs.conftest import expire_lease, logs_of, reload
+
+RELAXED = "SET LOCAL synchronous_commit = off"
+
+
+def statements(captured) -> list[str]:
+    """The SQL sent, without the transaction markers Django logs (BEGIN, COMMIT)."""
+    return [
+        query["sql"]
+        for query in captured.captured_queries
+        if query["sql"] not in ("BEGIN", "COMMIT", "ROLLBACK")
+    ]
+
+
+# --- job_submit_many ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_submit_many_stores_each_run_and_sends_each_message_after_commit(tenant_a, sent, committed):
+    with committed(), transaction.atomic():
+        runs = services.job_submit_many(
+            tenant=tenant_a, kind="noop", parameters=[{}, {"seconds": 0.5}, None]
+        )
+        assert sent == []
+        assert JobDispatch.objects.count() == 3
+    assert [run.parameters for run in runs] == [
+        {"seconds": 0.0},
+        {"seconds": 0.5},
+        {"seconds": 0.0},
+    ]
+    assert sent == [
+        {
+            "task": "jobs.execute",
+            "kwargs": {"run_id": run.pk, "tenant_id": tenant_a.id},
+            "task_id": str(run.task_id),
+            "queue": "jobs",
+        }
+        for run in runs
+    ]
+    assert not JobDispatch.objects.exists()
+    assert len({run.task_id for run in runs}) == 3
+    for run in runs:
+        stored = reload(run)
+        assert (stored.status, stored.trigger, stored.attempts) == ("queued", "system", 0)
+        assert stored.parameters == run.parameters
+
+
+@pytest.mark.django_db
+def test_submit_many_costs_the_same_statements_for_one_run_or_fifty(
+    tenant_a, sent, django_assert_max_num_queries
+):
+    # BEGIN, scope, runs, outbox rows, scope reset, COMMIT, and the outbox delete after sending.
+    with django_assert_max_num_queries(7):
+        services.job_submit_many(tenant=tenant_a, kind="noop", parameters=[{}])
+    with django_assert_max_num_queries(7):
+        services.job_submit_many(tenant=tenant_a, kind="noop", parameters=[{}] * 50)
+    with tenant_scope(tenant_a.id):
+        assert JobRun.objects.count() == 51
+
+
+@pytest.mark.django_db
+def test_submit_many_refuses_the_whole_batch_naming_the_bad_entry(tenant_a, sent):
+    with pytest.raises(ValidationError) as bad:
+        services.job_submit_many(tenant=tenant_a, kind="noop", parameters=[{}, {}, {"seconds": 99}])
+    assert set(bad.value.message_dict) == {"parameters[2].seconds"}
+    with pytest.raises(ValidationError) as not_a_list:
+        services.job_submit_many(tenant=tenant_a, kind="noop", parameters={"seconds": 1})
+    assert set(not_a_list.value.message_dict) == {"parameters"}
+    with pytest.raises(ValidationError):
+        services.job_submit_many(tenant=None, kind="noop", parameters=[{}])
+    with pytest.raises(ValidationError):
+        services.job_submit_many(tenant=tenant_a, kind="nope", parameters=[{}])
+    with tenant_scope(tenant_a.id):
+        assert not JobRun.objects.exists()
+    assert not JobDispatch.objects.exists()
+    assert sent == []
+    assert services.job_submit_many(tenant=tenant_a, kind="noop", parameters=[]) == []
+
+
+@pytest.mark.django_db
+def test_submit_many_by_a_user_audits_each_run(tenant_a, sent):
+    user = make_member(tenant_a, username="bulk")
+    runs = services.job_submit_many(
+        tenant=tenant_a, kind="noop", parameters=[{}, {}], trigger=JobTrigger.USER, user=user
+    )
+    assert {(run.trigger, run.triggered_by_label) for run in runs} == {("user", "bulk")}
+    with tenant_scope(tenant_a.id):
+        audited = set(
+            AuditEvent.objects.filter(object_type="jobs.JobRun").values_list("object_id", flat=True)
+        )
+    assert audited == {str(run.pk) for run in runs}
+
+
+# --- The worker's path: real commits --------------------------------------------------------
+
+
+worker_path = pytest.mark.django_db(transaction=True)
+
+
+@worker_path
+def test_a_noop_job_is_two_statements_on_the_worker(tenant_a, sent):
+    run = services.job_submit(tenant=tenant_a, kind="noop")
+    with CaptureQueriesContext(connection) as captured:
+        outcome = job_run_execute(
+            run_id=run.pk, tenant_id=tenant_a.id, task_id=str(run.task_id), use_heartbeat=False
+        )
+    assert outcome == "succeeded"
+    sql = statements(captured)
+    if connection.vendor == "postgresql":
+        # The claim and the finish, each one round trip that sets the scope and relaxes its commit.
+        assert len(sql) == 2
+        assert all(RELAXED in statement for statement in sql)
+        assert all("set_config" in statement for statement in sql)
+        assert [len(captured.captured_queries)] == [2]  # and no BEGIN or COMMIT of their own
+    else:
+        assert len(sql) <= 4
+    run = reload(run)
+    assert (run.status, run.attempts, run.progress, run.result) == ("succeeded", 1, 100, {})
+    assert run.lease_expires_at is None
+    assert run.started_at <= run.finished_at
+
+
+@worker_path
+def test_the_sender_forgets_sent_rows_with_a_relaxed_delete(tenant_a, sent):
+    with CaptureQueriesContext(connection) as captured:
+        services.job_submit(tenant=tenant_a, kind="noop")
+    assert not JobDispatch.objects.exists()
+    delete = [sql for sql in statements(captured) if "DELETE" in sql]
+    assert len(delete) == 1
+    assert (RELAXED in delete[0]) == (connection.vendor == "postgresql")
+    # The submission itself stays fully durable: its transaction is not relaxed.
+    assert sum(RELAXED in sql for sql in statements(captured)) == (
+        1 if connection.vendor == "postgresql" else 0
+    )
+
+
+@worker_path
+def test_without_relaxed_commits_nothing_is_relaxed(tenant_a, sent, settings):
+    settings.JOBS_RELAXED_COMMIT = False
+    with CaptureQueriesContext(connection) as captured:
+        run = services.job_submit(tenant=tenant_a, kind="noop")
+        job_run_execute(
+            run_id=run.pk, tenant_id=tenant_a.id, task_id=str(run.task_id), use_heartbeat=False
+        )
+    assert reload(run).status == JobStatus.SUCCEEDED
+    assert not any("synchronous_commit" in sql for sql in statements(captured))
+
+
+@worker_path
+def test_progress_inside_a_kinds_transaction_does_not_relax_that_transaction(tenant_a, sent):
+    run = services.job_submit(tenant=tenant_a, kind="test_progress_in_scope")
+    outcome = job_run_execute(
+        run_id=run.pk, tenant_id=tenant_a.id, task_id=str(run.task_id), use_heartbeat=False
+    )
+    assert outcome == "succeeded"
+    run = reload(run)
+    expected = "on" if connection.vendor == "postgresql" else None
+    assert run.result == {"synchronous_commit": expected}
+    assert run.progress == 100
+
+
+@worker_path
+def test_the_one_round_trip_claim_refuses_what_it_must(tenant_a, tenant_b, sent):
+    run = services.job_submit(tenant=tenant_a, kind="noop")
+    task_id = str(run.task_id)
+    other = "00000000-0000-4000-8000-000000000000"
+    assert claim(run_id=run.pk, tenant_id=tenant_b.id, task_id=task_id) == (None, False)
+    stale, claimed = claim(run_id=run.pk, tenant_id=tenant_a.id, task_id=other)
+    assert (stale.pk, claimed) == (run.pk, False)
+    first, claimed = claim(run_id=run.pk, tenant_id=tenant_a.id, task_id=task_id)
+    assert claimed
+    assert first.attempts == 1
+    assert first.status == JobStatus.RUNNING
+    held, claimed = claim(run_id=run.pk, tenant_id=tenant_a.id, task_id=task_id)
+    assert (held.attempts, claimed) == (1, False)  # its lease is alive
+    assert reload(run).attempts == 1
+
+
+@worker_path
+def test_the_one_round_trip_finish_is_fenced_by_the_attempt(tenant_a, sent):
+    run = services.job_submit(tenant=tenant_a, kind="noop")
+    first, _ = claim(run_id=run.pk, tenant_id=tenant_a.id, task_id=str(run.task_id))
+    zombie = JobContext(first, get_job_kind("noop"))
+    expire_lease(run)
+    second, claimed = claim(run_id=run.pk, tenant_id=tenant_a.id, task_id=str(run.task_id))
+    assert claimed
+    assert second.attempts == 2
+    assert finish(zombie, JobStatus.SUCCEEDED, result={"zombie": True}) is False
+    assert reload(run).status == JobStatus.RUNNING
+    successor = JobContext(second, get_job_kind("noop"))
+    assert finish(successor, JobStatus.SUCCEEDED, result={"attempt": 2}) is True
+    run = reload(run)
+    assert (run.status, run.attempts, run.result) == ("succeeded", 2, {"attempt": 2})
+    assert finish(successor, JobStatus.FAILED, error="twice?") is False  # finished once
+
+
+@worker_path
+def test_a_finish_with_log_lines_writes_them_with_the_outcome(tenant_a, sent):
+    run = services.job_submit(tenant=tenant_a, kind="test_failing")
+    outcome = job_run_execute(
+        run_id=run.pk, tenant_id=tenant_a.id, task_id=str(run.task_id), use_heartbeat=False
+    )
+    assert outcome == "failed"
+    run = reload(run)
+    assert run.status == JobStatus.FAILED
+    assert "boom" in run.error
+
+    assert logs_of(run) == ["About to fail", "Failed: ValueError: boom: the secret internals"]
