@@ -30,3 +30,7 @@ def viewer_a(tenant_a):
 def analyst_a(tenant_a):
     user = make_staff(tenant_a, role=MspRole.ANALYST, username="analyst-a")
     return Actor(user, make_token(user))
+
+
+# The job engine's fixtures: messages recorded instead of sent, eager tasks, on-commit runs.
+from tests.jobs.conftest import committed, eager, sent  # noqa: E402,F401
