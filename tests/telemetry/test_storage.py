@@ -228,3 +228,22 @@ def _ingest_and_show_synchronous_commit(tenant_a, estate):
         # SET LOCAL: the next transactions of the connection are not affected.
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
+
+
+def test_instants_and_values_come_back_exactly(tenant_a, estate):
+    node = estate["node"].pk
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    moments = [
+        DAY + dt.timedelta(microseconds=1),
+        DAY + dt.timedelta(minutes=7, seconds=3, microseconds=999_999),
+        # Given with another offset: the same instant, filed under its UTC hour.
+        (DAY + dt.timedelta(minutes=20)).astimezone(plus_two),
+        dt.datetime(1999, 12, 31, 23, 59, 59, 500_000, tzinfo=dt.UTC),  # before PG's epoch
+    ]
+    values = [0.1, -1234.5, 1e300, 7]
+    rows = [(tenant_a.id, 1, node, 1, ts, v) for ts, v in zip(moments, values, strict=True)]
+    assert insert(tenant_a, rows) == 4
+    assert stored(tenant_a) == sorted(
+        (1, node, 1, ts.astimezone(dt.UTC), float(v)) for ts, v in zip(moments, values, strict=True)
+    )
+    assert insert(tenant_a, rows) == 0
