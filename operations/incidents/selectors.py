@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import (
     Avg,
     BooleanField,
@@ -34,6 +35,7 @@ from operations.incidents.models import (
 from operations.inventory.models import ComputeResource, Deployment
 from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
 from operations.telemetry.models import TelemetrySample
+from operations.telemetry.storage import BLOCK_TABLE, sample_store
 from tenants.models import Severity, Tenant, TenantStatus
 from tenants.scoping import tenant_scope
 
@@ -333,6 +335,22 @@ def _has_resource_filter(rule: AlertRule | AlertRuleDefault) -> bool:
     return bool(rule.resource_pattern or rule.site_code or rule.gpu_model or rule.environment)
 
 
+# PostgreSQL stores samples in series blocks (``operations.telemetry.storage``): one row per
+# series, batch and UTC hour with sorted arrays. The ``telemetry_sample`` view unnests them all,
+# with no way to bound the blocks by time; this reads only the blocks that overlap the window
+# (index on the series and ``ts_end``; partitions pruned on ``ts_start``: a block never spans an
+# hour, so one overlapping the window starts less than an hour before it).
+_BLOCK_WINDOW_STATS = """
+    SELECT b.resource_id, min(u.value), max(u.value), count(*), min(u.ts), max(u.ts)
+    FROM {blocks} b CROSS JOIN LATERAL unnest(b.ts, b.vals) AS u(ts, value)
+    WHERE b.tenant_id = %s AND b.resource_kind = %s AND b.metric = %s
+        AND b.ts_end >= %s AND b.ts_start <= %s AND b.ts_start > %s
+        AND u.ts >= %s AND u.ts <= %s {resources}
+    GROUP BY b.resource_id
+    ORDER BY b.resource_id
+"""
+
+
 def alert_window_stats(
     *,
     tenant: Tenant,
@@ -344,11 +362,17 @@ def alert_window_stats(
     [start, end]: one aggregate query over the raw samples, grouped by resource."""
     metric = METRICS_BY_NAME[rule.metric]
     kind = ResourceKind.COMPUTE if rule.target == AlertTarget.COMPUTE else ResourceKind.DEPLOYMENT
+    resources = (
+        alert_rule_resources(tenant=tenant, rule=rule).values("pk")
+        if _has_resource_filter(rule)
+        else None
+    )
+    if sample_store().partitioned:
+        return _block_window_stats(tenant, kind, metric.code, start, end, resources)
     samples = TelemetrySample.objects.filter(
         tenant=tenant, resource_kind=kind, metric=metric.code, ts__gte=start, ts__lte=end
     )
-    if _has_resource_filter(rule):
-        resources = alert_rule_resources(tenant=tenant, rule=rule).values("pk")
+    if resources is not None:
         samples = samples.filter(resource_id__in=resources)
     rows = (
         samples.order_by()
@@ -363,6 +387,19 @@ def alert_window_stats(
         .order_by("resource_id")
     )
     return [WindowStats(**row) for row in rows]
+
+
+def _block_window_stats(tenant, kind, metric, start, end, resources) -> list[WindowStats]:
+    params = [tenant.id, kind, metric, start, end, start - dt.timedelta(hours=1), start, end]
+    resource_sql = ""
+    if resources is not None:
+        subquery, subquery_params = resources.query.sql_with_params()
+        resource_sql = f"AND b.resource_id IN ({subquery})"
+        params.extend(subquery_params)
+    sql = _BLOCK_WINDOW_STATS.format(blocks=BLOCK_TABLE, resources=resource_sql)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [WindowStats(*row) for row in cursor.fetchall()]
 
 
 def alert_open_incidents(*, tenant: Tenant) -> dict[str, dict]:

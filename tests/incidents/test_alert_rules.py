@@ -10,9 +10,16 @@ from django.core.exceptions import ValidationError
 
 from operations.incidents import services
 from operations.incidents.models import AlertRule, AlertRuleDefault, IncidentSource, TimelineKind
-from operations.incidents.selectors import alert_rule_resources, alert_rules_effective
+from operations.incidents.selectors import (
+    WindowStats,
+    alert_rule_resources,
+    alert_rules_effective,
+    alert_window_stats,
+)
 from operations.incidents.services import AlertState
+from operations.telemetry.storage import sample_store
 from tenants.scoping import tenant_scope
+from tests.conftest import requires_postgres
 from tests.incidents.alerting import (
     T0,
     alert_incidents,
@@ -368,3 +375,49 @@ def test_bad_rules_are_refused_naming_the_field_and_write_nothing(tenant_a, fiel
     with pytest.raises(ValidationError):
         make_default(**fields)
     assert AlertRuleDefault.objects.count() == 0
+
+
+# --- PostgreSQL: the block read agrees with the sample view --------------------------------------
+
+
+@requires_postgres
+def test_the_block_read_of_a_window_agrees_with_the_sample_view(tenant_a, hot, idle):
+    from django.db.models import Count, Max, Min
+
+    from operations.telemetry.models import TelemetrySample
+
+    # Several batches per series, across an hour boundary, with samples on the window's edges.
+    start = T0 + dt.timedelta(minutes=40)
+    feed(tenant_a, "compute:acme-gpu-hot-01", "gpu_utilization", [91, 92, 93, 94], start=start)
+    feed(tenant_a, "compute:acme-gpu-hot-01", "gpu_utilization", [95, 96, 97], start=minutes(60))
+    feed(tenant_a, "compute:acme-gpu-idle-01", "gpu_utilization", [1, 2, 3, 4, 5], start=start)
+    feed(tenant_a, "compute:acme-gpu-idle-01", "gpu_power_watts", [100] * 9, start=start)
+    rule = AlertRule(tenant=tenant_a, **rule_fields())
+    filtered = AlertRule(tenant=tenant_a, **rule_fields(resource_pattern="*-hot-*"))
+    window = (minutes(45), minutes(65))
+    with tenant_scope(tenant_a.id):
+        blocks = alert_window_stats(tenant=tenant_a, rule=rule, start=window[0], end=window[1])
+        only_hot = alert_window_stats(
+            tenant=tenant_a, rule=filtered, start=window[0], end=window[1]
+        )
+        view = list(
+            TelemetrySample.objects.filter(
+                resource_kind=1, metric=1, ts__gte=window[0], ts__lte=window[1]
+            )
+            .values("resource_id")
+            .annotate(
+                lowest=Min("value"),
+                highest=Max("value"),
+                samples=Count("value"),
+                first_at=Min("ts"),
+                last_at=Max("ts"),
+            )
+            .order_by("resource_id")
+        )
+    assert sample_store().partitioned  # the block read ran
+    assert [WindowStats(**row) for row in view] == blocks
+    assert blocks == [
+        WindowStats(hot.pk, 92.0, 96.0, 5, minutes(45), minutes(65)),
+        WindowStats(idle.pk, 2.0, 5.0, 4, minutes(45), minutes(60)),
+    ]
+    assert only_hot == blocks[:1]
