@@ -55,12 +55,14 @@ def frameworks_load(
         from operations.compliance.models import Control, Framework
 
         framework_model, control_model = Framework, Control
-    results = []
-    for path in sorted((directory or FRAMEWORKS_DIR).glob("*.yaml")):
-        document, checksum = _read(path)
-        with transaction.atomic():
-            results.append(_load_one(document, checksum, path.name, framework_model, control_model))
-    return results
+    # Every file is read and checked before anything is written: all or nothing.
+    paths = sorted((directory or FRAMEWORKS_DIR).glob("*.yaml"))
+    documents = [(*_read(path), path.name) for path in paths]
+    with transaction.atomic():
+        return [
+            _load_one(document, checksum, name, framework_model, control_model)
+            for document, checksum, name in documents
+        ]
 
 
 def _load_one(document, checksum, source, framework_model, control_model) -> LoadResult:

@@ -65,5 +65,12 @@ def test_a_new_version_adds_a_framework_version_and_an_edit_updates_in_place(tmp
 def test_a_broken_file_is_refused(tmp_path):
     shutil.copy(FRAMEWORKS_DIR / "nist-ai-rmf-1.0.yaml", tmp_path / "a.yaml")
     (tmp_path / "b.yaml").write_text("code: x\nversion: '1'\ntitle: X\n")
+    (tmp_path / "c.yaml").write_text(
+        (FRAMEWORKS_DIR / "eu-ai-act-2024.yaml")
+        .read_text()
+        .replace('version: "2024/1689"', 'version: "next"')
+    )
     with pytest.raises(CommandError, match="missing 'controls'"):
         call_command("load_frameworks", "--directory", str(tmp_path))
+    # All or nothing: the good new version in c.yaml was not loaded either.
+    assert not Framework.objects.filter(version="next").exists()
