@@ -463,11 +463,13 @@ def detect_capacity(inputs: ScanInputs, thresholds: Thresholds) -> list[Finding]
         if forecast is None:
             continue
         days = forecast["days_until_saturation"]
-        name = label if subject_type == SubjectType.COMPUTE else "The tenant's GPUs"
+        one = subject_type == SubjectType.COMPUTE
+        name = label if one else "The tenant's GPUs"
         when = (
-            f"already peak at {forecast['latest_peak']:.0f}%"
+            f"already peak{'s' if one else ''} at {forecast['latest_peak']:.0f}%"
             if days == 0
-            else f"reach {thresholds.saturation:.0f}% at peak in about {days} days"
+            else f"reach{'es' if one else ''} {thresholds.saturation:.0f}% at peak in about "
+            f"{days} days"
         )
         findings.append(
             Finding(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Sum
 
 from operations.optimisation.models import (
     Recommendation,
@@ -13,10 +13,6 @@ from operations.optimisation.models import (
 )
 
 CENT = Decimal("0.01")
-
-
-def recommendations_of(*, tenant) -> QuerySet[Recommendation]:
-    return Recommendation.objects.filter(tenant=tenant)
 
 
 def recommendation_summary(*, tenant) -> dict:

@@ -72,6 +72,19 @@ def test_idle_threshold_is_a_per_run_parameter(tenant_a):
     assert len(by_kind(tenant_a, RecommendationKind.IDLE_GPU)) == 1
 
 
+def test_settings_give_the_defaults(tenant_a, settings):
+    from operations.optimisation.services import optimisation_run_for_tenant
+
+    node = make_gpu_node(tenant_a, hostname="a-low")
+    feed_gpu(tenant_a, node, utilisation=8)
+    settings.OPTIMISATION_IDLE_UTILISATION = 10
+    with tenant_scope(tenant_a.id):
+        summary = optimisation_run_for_tenant(tenant=tenant_a)
+    assert summary["found_by_kind"] == {"idle_gpu": 1}
+    [rec] = by_kind(tenant_a, RecommendationKind.IDLE_GPU)
+    assert rec.evidence["thresholds"]["idle_utilisation"] == 10
+
+
 # --- Right-sizing -------------------------------------------------------------------------------
 
 
