@@ -1,0 +1,191 @@
+"""Benchmark one alert rule's window read on PostgreSQL: the sample blocks against the view.
+
+Not a test (pytest collects ``test_*.py`` only); run it by hand:
+
+    DATABASE_URL=postgres://groundwork@127.0.0.1:5432/groundwork_alerts \\
+        .venv/bin/python tests/incidents/bench_alert_window.py
+
+A tenant with ``--hosts`` GPU nodes (default 100) gets ``--days`` (default 3) of 5-minute
+samples of four metrics through the ingest service (so they are stored as the app stores them:
+series blocks). Then the same 15-minute window of ``gpu_utilization`` is aggregated per
+resource, ``--rounds`` times each (median counts):
+
+(a) through the ``telemetry_sample`` view with the ORM (the generic read: the view unnests every
+    block of the series, whatever its time, before the time filter applies);
+(b) with ``alert_window_stats`` (reads only the blocks that overlap the window).
+
+Both must give the same rows. It works in a throwaway database (``<name>_alert_bench``, created,
+migrated and dropped) and a temporary ``GROUNDWORK_VAR_DIR``. The last lines are
+``alert-window: a=<ms> b=<ms> ratio=<a/b>`` and ``evaluate: <ms> for <rules> rules``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+METRICS = ("gpu_utilization", "gpu_power_watts", "gpu_temperature_celsius", "gpu_tensor_active")
+
+
+def _database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def _recreate(admin_url: str, name: str, *, drop_only: bool = False) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def _timed(work, rounds: int):
+    times, result = [], None
+    for _ in range(rounds):
+        started = time.perf_counter()
+        result = work()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), result
+
+
+def _run(args) -> None:
+    from django.db.models import Count, Max, Min
+    from django.utils import timezone
+
+    from operations.incidents import services
+    from operations.incidents.models import AlertRule
+    from operations.incidents.selectors import WindowStats, alert_window_stats
+    from operations.inventory import services as inventory
+    from operations.telemetry.models import TelemetrySample
+    from operations.telemetry.services import MAX_BATCH, telemetry_ingest_batch
+    from tenants import services as tenants
+    from tenants.scoping import tenant_scope
+
+    tenant = tenants.tenant_create(name="Bench", slug="bench")
+    now = timezone.now().replace(second=0, microsecond=0)
+    now -= dt.timedelta(minutes=now.minute % 5)
+    with tenant_scope(tenant.id):
+        for host in range(args.hosts):
+            inventory.compute_create(
+                tenant=tenant, hostname=f"gpu-{host:03}", kind="gpu_node", gpu_count=8
+            )
+    steps = args.days * 288
+    samples = [
+        {
+            "resource": f"compute:gpu-{host:03}",
+            "metric": metric,
+            "ts": (now - dt.timedelta(minutes=5 * step)).isoformat(),
+            "value": 90 + (host + step) % 10 if metric == "gpu_utilization" else 50.0,
+        }
+        for step in range(steps)
+        for host in range(args.hosts)
+        for metric in METRICS
+    ]
+    print(f"ingesting {len(samples):,} samples …", flush=True)
+    for offset in range(0, len(samples), MAX_BATCH):
+        with tenant_scope(tenant.id):
+            telemetry_ingest_batch(tenant=tenant, samples=samples[offset : offset + MAX_BATCH])
+    del samples
+
+    start, end = now - dt.timedelta(minutes=15), now
+
+    def through_the_view():
+        with tenant_scope(tenant.id):
+            rows = (
+                TelemetrySample.objects.filter(
+                    tenant=tenant, resource_kind=1, metric=1, ts__gte=start, ts__lte=end
+                )
+                .values("resource_id")
+                .annotate(
+                    lowest=Min("value"),
+                    highest=Max("value"),
+                    samples=Count("value"),
+                    first_at=Min("ts"),
+                    last_at=Max("ts"),
+                )
+                .order_by("resource_id")
+            )
+            return [WindowStats(**row) for row in rows]
+
+    rule = AlertRule(
+        tenant=tenant, name="b", metric="gpu_utilization", condition="above", threshold=95
+    )
+
+    def through_the_blocks():
+        with tenant_scope(tenant.id):
+            return alert_window_stats(tenant=tenant, rule=rule, start=start, end=end)
+
+    view_ms, view_rows = _timed(through_the_view, args.rounds)
+    block_ms, block_rows = _timed(through_the_blocks, args.rounds)
+    assert view_rows == block_rows, "the two reads disagree"
+    assert len(block_rows) == args.hosts
+
+    with tenant_scope(tenant.id):
+        for threshold in (80, 95, 99):
+            services.alert_rule_create(
+                tenant=tenant,
+                name=f"above {threshold}",
+                metric="gpu_utilization",
+                condition="above",
+                threshold=threshold,
+            )
+
+    def evaluate():
+        with tenant_scope(tenant.id):
+            return services.alert_rules_evaluate(tenant=tenant, as_of=now)
+
+    first_ms, first = _timed(evaluate, 1)  # opens the incidents
+    again_ms, _ = _timed(evaluate, args.rounds)  # still firing: reads only
+    print(f"first evaluation opened {first.count('opened')} incidents in {first_ms:.0f} ms")
+    print(f"alert-window: a={view_ms:.1f} b={block_ms:.1f} ratio={view_ms / block_ms:.1f}")
+    print(f"evaluate: {again_ms:.1f} ms for 3 rules over {args.hosts} resources")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", type=int, default=100)
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        sys.exit("set DATABASE_URL to a PostgreSQL database")
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root))
+    name = urlsplit(url).path.lstrip("/") + "_alert_bench"
+    admin_url = _database(url, "postgres")
+    var_dir = tempfile.mkdtemp(prefix="groundwork-alert-bench-")
+    _recreate(admin_url, name)
+    try:
+        os.environ.update(
+            DATABASE_URL=_database(url, name),
+            GROUNDWORK_VAR_DIR=var_dir,
+            DJANGO_SETTINGS_MODULE="msp.settings",
+            LOG_LEVEL="WARNING",
+        )
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        _run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        _recreate(admin_url, name, drop_only=True)
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
