@@ -309,6 +309,7 @@ def detect_idle_gpus(inputs: ScanInputs, thresholds: Thresholds) -> list[Finding
                     "gpu_count": node["gpu_count"],
                     "hourly_cost": str(node["hourly_cost"]),
                     "fraction_saved": 1.0,
+                    "saving_basis": "hourly cost × 730 h (the whole node)",
                     "thresholds": {
                         "idle_utilisation": thresholds.idle_utilisation,
                         "idle_peak": thresholds.idle_peak,
@@ -371,6 +372,7 @@ def detect_right_sizing(
                     "gpus_needed": needed,
                     "hourly_cost": str(node["hourly_cost"]),
                     "fraction_saved": round(fraction, 4),
+                    "saving_basis": "hourly cost × 730 h × the share of GPUs released",
                     "thresholds": {
                         "right_size_utilisation": thresholds.right_size_utilisation,
                         "right_size_peak": thresholds.right_size_peak,
@@ -570,6 +572,7 @@ def detect_cost_anomaly(inputs: ScanInputs, thresholds: Thresholds) -> list[Find
                     if when < day
                 ],
                 "top_contributors": top,
+                "saving_basis": "spend above the median, per day, × 730 h / 24 (if it persists)",
                 "thresholds": {
                     "anomaly_k": thresholds.anomaly_k,
                     "anomaly_min_relative": thresholds.anomaly_min_relative,
@@ -624,7 +627,12 @@ def detect_retired_capacity(inputs: ScanInputs, thresholds: Thresholds) -> list[
                     f"Retired AI system '{name}' still holds {len(rows)} "
                     f"deployment{'s' if len(rows) != 1 else ''}{on}; decommission"
                 ),
-                evidence={"stage": Stage.RETIRED, "deployments": held},
+                evidence={
+                    "stage": Stage.RETIRED,
+                    "deployments": held,
+                    "saving_basis": "each host's hourly cost × 730 h × this system's share of "
+                    "its deployments",
+                },
                 saving=money(saving),
                 currency=currencies.pop() if len(currencies) == 1 else thresholds.currency,
             )
@@ -662,6 +670,7 @@ def detect_retired_capacity(inputs: ScanInputs, thresholds: Thresholds) -> list[
                     "spend_in_window": round(observed, 2),
                     "days_with_spend": sorted(day.isoformat() for day in recent),
                     "hourly_cost": str(compute["hourly_cost"]),
+                    "saving_basis": "hourly cost × 730 h",
                 },
                 saving=monthly(compute["hourly_cost"]),
                 currency=_currency(compute, thresholds),

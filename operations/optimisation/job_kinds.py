@@ -15,24 +15,42 @@ from operations.optimisation.conf import default_thresholds
 from operations.optimisation.services import optimisation_run_for_tenant
 
 
+def _percent(**kwargs):
+    return serializers.FloatField(required=False, min_value=0, max_value=100, **kwargs)
+
+
 class ScanParameters(StrictSerializer):
+    """Every threshold of ``conf.Thresholds`` may be set for one run; unset ones keep the
+    ``OPTIMISATION_*`` settings (or the built-in defaults)."""
+
     as_of = serializers.DateTimeField(
         required=False, help_text="Scan as of this time (default: when the job runs)."
     )
     window_hours = serializers.IntegerField(
         required=False, min_value=6, max_value=24 * 30, help_text="Idle / right-size window."
     )
-    idle_utilisation = serializers.FloatField(required=False, min_value=0, max_value=100)
-    idle_peak = serializers.FloatField(required=False, min_value=0, max_value=100)
-    right_size_utilisation = serializers.FloatField(required=False, min_value=0, max_value=100)
-    right_size_memory = serializers.FloatField(required=False, min_value=0, max_value=100)
+    min_coverage = serializers.FloatField(
+        required=False, min_value=0.1, max_value=1, help_text="Share of hours with data."
+    )
+    idle_utilisation = _percent(help_text="Idle below this mean utilisation (%).")
+    idle_peak = _percent(help_text="…and no hour's mean above this (%).")
+    right_size_utilisation = _percent()
+    right_size_peak = _percent()
+    right_size_memory = _percent()
+    right_size_target = _percent(help_text="Peak utilisation the kept GPUs may reach (%).")
     saturation = serializers.FloatField(
         required=False, min_value=1, max_value=100, help_text="Capacity saturation point (%)."
     )
     forecast_days = serializers.IntegerField(required=False, min_value=2, max_value=90)
+    forecast_min_day_hours = serializers.IntegerField(required=False, min_value=1, max_value=24)
+    forecast_min_days = serializers.IntegerField(required=False, min_value=2, max_value=90)
+    forecast_min_slope = serializers.FloatField(required=False, min_value=0, max_value=100)
     forecast_horizon_days = serializers.IntegerField(required=False, min_value=1, max_value=730)
-    anomaly_k = serializers.FloatField(required=False, min_value=0.5, max_value=10)
     anomaly_history_days = serializers.IntegerField(required=False, min_value=3, max_value=90)
+    anomaly_min_days = serializers.IntegerField(required=False, min_value=2, max_value=90)
+    anomaly_k = serializers.FloatField(required=False, min_value=0.5, max_value=10)
+    anomaly_min_relative = serializers.FloatField(required=False, min_value=0, max_value=10)
+    reopen_change = serializers.FloatField(required=False, min_value=0.05, max_value=10)
 
 
 @job_kind(

@@ -96,3 +96,12 @@ def test_a_worker_lost_after_the_scan_committed_does_not_scan_again(tenant_a, id
     # A redelivery of the finished run does nothing at all.
     assert deliver(run) != "succeeded"
     assert by_kind(tenant_a, RecommendationKind.IDLE_GPU)[0].refreshed_at == rec.refreshed_at
+
+
+def test_every_threshold_is_a_parameter():
+    from dataclasses import fields
+
+    from operations.optimisation.conf import Thresholds
+
+    parameters = set(get_job_kind("optimisation_scan").parameter_fields())
+    assert {f.name for f in fields(Thresholds)} - {"currency"} <= parameters
