@@ -280,7 +280,10 @@ def seed_incidents(tenant: Tenant, *, now: dt.datetime | None = None) -> list[In
                 incident = _new_incident(tenant, now, client, engineer, systems)
             created.append(incident)
         created.extend(seed_alert_rules(tenant, now=now))
-        services.incident_sla_breaches_mark(tenant=tenant, now=now)
+        if created:
+            # Only on a run that made something: a second run changes nothing (breaches of
+            # incidents other areas open later are marked by the scheduled scan).
+            services.incident_sla_breaches_mark(tenant=tenant, now=now)
     return created
 
 
