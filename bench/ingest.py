@@ -61,6 +61,9 @@ def parse_args():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="cProfile one round of (b)")
     parser.add_argument("--profile-sort", default="cumulative", help="e.g. tottime")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="time each stage of one round of (b)"
+    )
     return parser.parse_args()
 
 
@@ -199,6 +202,116 @@ def part_b(tenant, token: str, bodies: list[bytes], batch_sizes: list[int]) -> f
     return sum(batch_sizes) / elapsed
 
 
+def breakdown(tenant, token: str, bodies: list[bytes], batch_sizes: list[int]) -> dict:
+    """Seconds spent in each stage of one round of (b), by wrapping the stages in place.
+
+    The wrappers cost a little themselves; the stages add up to the round's total, and
+    "framework" is what is left outside the view: middleware, authentication, throttle, tenant
+    resolution and scope, response rendering (their SQL is listed apart).
+    """
+    import collections
+
+    import psycopg
+
+    from operations.telemetry import services, storage
+    from operations.telemetry.api import views
+
+    spent: dict[str, float] = collections.defaultdict(float)
+    where = ["framework"]
+    patches: list[tuple] = []
+
+    def timed(owner, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            outer = where[0]
+            where[0] = label
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[label] += time.perf_counter() - started
+                where[0] = outer
+
+        patches.append((owner, name, original))
+        setattr(owner, name, wrapper)
+
+    def sql_label(query) -> str:
+        words = " ".join(str(query).split()[:3]).lower()
+        for prefix, label in (
+            ("select set_config", "set_config (tenant scope)"),
+            ("savepoint", "savepoints"),
+            ("release savepoint", "savepoints"),
+            ("create temp", "staging, locks, partitions check"),
+            ("with staged", "block insert (dedupe, insert, hour markers)"),
+            ('select "inventory_', "resource lookup"),
+            ('select "tenants_apitoken', "token lookup"),
+            ('select "tenants_tenant', "tenant lookup"),
+        ):
+            if words.startswith(prefix):
+                return label
+        return f"other SQL ({words[:30]})"
+
+    original_execute = psycopg.Cursor.execute
+
+    def execute(self, query, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original_execute(self, query, *args, **kwargs)
+        finally:
+            spent[f"  sql: {sql_label(query)}"] += time.perf_counter() - started
+
+    original_commit = psycopg.Connection.commit
+
+    def commit(self):
+        started = time.perf_counter()
+        try:
+            return original_commit(self)
+        finally:
+            spent["  sql: COMMIT"] += time.perf_counter() - started
+
+    timed(views.SampleIngestView, "post", "view")
+    timed(views, "read_body", "body read (+ gunzip)")
+    timed(views.json, "loads", "json.loads")
+    timed(services, "telemetry_validate_samples", "validation")
+    timed(services, "telemetry_store_rows", "store")
+    timed(storage, "encode_blocks", "encode binary COPY")
+    psycopg.Cursor.execute = execute
+    psycopg.Connection.commit = commit
+    try:
+        total = 1 / part_b(tenant, token, bodies, batch_sizes) * sum(batch_sizes)
+    finally:
+        psycopg.Cursor.execute = original_execute
+        psycopg.Connection.commit = original_commit
+        for owner, name, original in reversed(patches):
+            setattr(owner, name, original)
+    spent["total"] = total
+    return dict(spent)
+
+
+def print_breakdown(spent: dict, requests: int) -> None:
+    """Per request, in ms: nested stages are shown inside their parent (times include them)."""
+    total = spent.pop("total")
+    print(f"breakdown of one round of (b), ms per request ({requests} requests):")
+    # Labels are indented by nesting: a stage's time includes the stages under it.
+    rows = [
+        ("request total", total),
+        ("  framework (outside the view)", total - spent.get("view", 0.0)),
+        ("  view", spent.get("view", 0.0)),
+        ("    body read (+ gunzip)", spent.get("body read (+ gunzip)", 0.0)),
+        ("    json.loads", spent.get("json.loads", 0.0)),
+        ("    validation (+ resource lookup, blocks)", spent.get("validation", 0.0)),
+        ("    store (encode, SQL below)", spent.get("store", 0.0)),
+        ("      encode binary COPY", spent.get("encode binary COPY", 0.0)),
+    ]
+    for label, seconds in rows:
+        print(f"  {label:44s} {seconds * 1000 / requests:7.2f}")
+    print("  SQL round trips (wherever they ran):")
+    for label, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        if label.startswith("  sql: "):
+            print(f"    {label[7:]:42s} {seconds * 1000 / requests:7.2f}")
+
+
 def describe_machine() -> str:
     from django.db import connection
 
@@ -257,6 +370,9 @@ def run(args, database_url: str) -> None:
         empty_telemetry()
         b_runs.append(part_b(tenant, token, bodies, sizes))
         print(f"round {round_number}: a={a_runs[-1]:,.0f} rows/s  b={b_runs[-1]:,.0f} rows/s")
+    if args.breakdown:
+        empty_telemetry()
+        print_breakdown(breakdown(tenant, token, bodies, sizes), len(bodies))
     if args.profile:
         empty_telemetry()
         profiler = cProfile.Profile()
@@ -265,6 +381,8 @@ def run(args, database_url: str) -> None:
         profiler.disable()
         pstats.Stats(profiler).sort_stats(args.profile_sort).print_stats(40)
     a, b = statistics.median(a_runs), statistics.median(b_runs)
+    ratios = ", ".join(f"{b_run / a_run:.3f}" for a_run, b_run in zip(a_runs, b_runs, strict=True))
+    print(f"ratio b/a per round: {ratios}")
     print(f"(a) bare binary COPY, no index, no RLS: {a:,.0f} rows/s (median of {args.rounds})")
     print(f"(b) POST telemetry/samples, {args.batch} a request: {b:,.0f} rows/s")
     print(f"ingest: a={a:.0f} b={b:.0f} ratio={b / a:.3f}")

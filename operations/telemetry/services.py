@@ -7,6 +7,7 @@ scope and touch no tenant's rows.
 Ingest is the hot path. A batch is checked in plain loops (no serializer objects per sample):
 resources are resolved with one query per resource kind, each distinct timestamp is parsed
 once, and a sample that fails the quick checks is looked at again slowly to name every problem.
+The same loop files each sample in its storage block (series and UTC hour, see ``storage``).
 A batch is all or nothing: any invalid sample raises ``ValidationError`` with fields such as
 ``samples.17.metric`` and nothing is written. Storing is idempotent: a sample's identity is
 (tenant, resource, metric, ts), and a re-sent one counts as a duplicate.
@@ -42,7 +43,7 @@ from operations.telemetry.selectors import (
     telemetry_policy_get,
     telemetry_retention_for,
 )
-from operations.telemetry.storage import Row, sample_store
+from operations.telemetry.storage import Blocks, Row, group_blocks, sample_store
 from tenants.audit import audited_create, audited_update
 from tenants.scoping import active_scope
 
@@ -303,10 +304,12 @@ def _diagnose(
 
 def telemetry_validate_samples(
     *, tenant, samples, now: dt.datetime | None = None
-) -> tuple[list[Row], set[dt.datetime]]:
-    """Check a batch and turn it into storage rows and the UTC hours they touch.
+) -> tuple[Blocks, set[dt.datetime]]:
+    """Check a batch and turn it into storage blocks and the UTC hours they touch.
 
-    Raises ``ValidationError`` naming every offending sample (``samples.<i>.<field>``).
+    Blocks are keyed (tenant, kind, resource, metric code, UTC hour) and map each instant to
+    its value; of equal samples in the batch the first stays. Raises ``ValidationError``
+    naming every offending sample (``samples.<i>.<field>``).
     """
     if not isinstance(samples, list):
         raise ValidationError({"samples": ["Expected a list of samples."]})
@@ -344,13 +347,13 @@ def telemetry_validate_samples(
         for pk in valid_ids[kind] & ids[kind]:
             targets[(field, pk)] = (kind, pk)
 
-    # Pass 2: the quick checks; anything odd goes to _diagnose.
+    # Pass 2: the quick checks, filing each sample in its block; anything odd goes to
+    # _diagnose.
     errors = BatchErrors()
-    rows: list[Row] = []
-    append = rows.append
+    blocks: Blocks = {}
     tenant_id = tenant.id
     metric_table = _METRIC_TABLE
-    times: dict = {}
+    times: dict = {}  # raw ts → (ts, its UTC hour), or None when refused
     for index, sample in enumerate(samples):
         try:
             if sample.__class__ is not dict or len(sample) != 4:
@@ -369,10 +372,13 @@ def telemetry_validate_samples(
             if kind not in kinds:
                 raise _Invalid
             raw_ts = sample["ts"]
-            ts = times.get(raw_ts, False)
-            if ts is False:
-                ts = times[raw_ts] = _checked_timestamp(raw_ts, window)
-            if ts is None:
+            moment = times.get(raw_ts, False)
+            if moment is False:
+                ts = _checked_timestamp(raw_ts, window)
+                moment = times[raw_ts] = (
+                    None if ts is None else (ts, ts.replace(minute=0, second=0, microsecond=0))
+                )
+            if moment is None:
                 raise _Invalid
             value = sample["value"]
             value_class = value.__class__
@@ -383,35 +389,50 @@ def telemetry_validate_samples(
             # NaN fails every comparison, and the bounds are finite: no separate check.
             if not low <= value <= high:
                 raise _Invalid
-            append((tenant_id, kind, target[1], code, ts, value))
+            ts, hour = moment
+            key = (tenant_id, kind, target[1], code, hour)
+            block = blocks.get(key)
+            if block is None:
+                blocks[key] = {ts: value}
+            elif ts not in block:
+                block[ts] = value
         except (_Invalid, KeyError, TypeError):
             _diagnose(index, sample, errors=errors, targets=targets, window=window)
     errors.raise_if_any()
-    hours = {ts.replace(minute=0, second=0, microsecond=0) for ts in times.values() if ts}
-    return rows, hours
+    hours = {moment[1] for moment in times.values() if moment}
+    return blocks, hours
+
+
+def telemetry_store_blocks(*, tenant, blocks: Blocks, hours: Iterable[dt.datetime]) -> int:
+    """Store checked blocks of ``tenant`` and mark their hours for the rollup; return how many
+    samples were new."""
+    _require_scope_of(tenant)
+    store = sample_store()
+    # One transaction for samples and markers; inside the request's, no extra savepoint (an
+    # error rolls the whole request back anyway).
+    with transaction.atomic(savepoint=False):
+        if store.marks_dirty_hours:
+            # In the same statement, and only the hours that received samples.
+            return store.insert_blocks(blocks, mark_dirty_hours=True)
+        inserted = store.insert_blocks(blocks)
+        if inserted:
+            TelemetryDirtyHour.objects.bulk_create(
+                [TelemetryDirtyHour(tenant=tenant, hour=hour) for hour in sorted(set(hours))]
+            )
+    return inserted
 
 
 def telemetry_store_rows(*, tenant, rows: Sequence[Row], hours: Iterable[dt.datetime]) -> int:
     """Store checked rows of ``tenant`` and mark their hours for the rollup; return how many
     were new."""
-    _require_scope_of(tenant)
-    hours = set(hours)
-    # One transaction for samples and markers; inside the request's, no extra savepoint (an
-    # error rolls the whole request back anyway).
-    with transaction.atomic(savepoint=False):
-        inserted = sample_store().insert_samples(rows, days={hour.date() for hour in hours})
-        if inserted:
-            TelemetryDirtyHour.objects.bulk_create(
-                [TelemetryDirtyHour(tenant=tenant, hour=hour) for hour in sorted(hours)]
-            )
-    return inserted
+    return telemetry_store_blocks(tenant=tenant, blocks=group_blocks(rows), hours=hours)
 
 
 def telemetry_ingest_batch(*, tenant, samples, now: dt.datetime | None = None) -> IngestResult:
     """Check a JSON batch of samples (all or nothing) and store it idempotently."""
     _require_scope_of(tenant)
-    rows, hours = telemetry_validate_samples(tenant=tenant, samples=samples, now=now)
-    inserted = telemetry_store_rows(tenant=tenant, rows=rows, hours=hours)
+    blocks, hours = telemetry_validate_samples(tenant=tenant, samples=samples, now=now)
+    inserted = telemetry_store_blocks(tenant=tenant, blocks=blocks, hours=hours)
     return IngestResult(received=len(samples), inserted=inserted)
 
 

@@ -72,6 +72,9 @@ _LOCK_BUCKETS = 64
 
 #: (tenant_id, resource_kind, resource_id, metric code, ts (aware, UTC), value)
 Row = tuple[int, int, int, int, dt.datetime, float]
+#: (tenant_id, resource_kind, resource_id, metric code, UTC hour) → {ts: value}
+Blocks = dict[tuple[int, int, int, int, dt.datetime], dict[dt.datetime, float]]
+DIRTY_HOUR_TABLE = "telemetry_dirty_hour"
 
 _ROLLUP_UPSERT = f"""
     INSERT INTO {ROLLUP_TABLE} (tenant_id, resource_kind, resource_id, metric, bucket,
@@ -167,7 +170,8 @@ _STAGING_PREPARE = f"""
 
 # One statement, one snapshot: staged blocks that overlap no stored block of their series go
 # in whole (fresh data, the rule); the others are unnested and only their samples not stored
-# yet go in, regrouped by hour. Returns how many samples went in.
+# yet go in, regrouped by hour. Returns how many samples went in. ``{mark}`` is empty, or a
+# further step that marks the hours that received samples for the rollup.
 _BLOCK_INSERT = f"""
     WITH staged AS (
         SELECT s.*, EXISTS (
@@ -180,7 +184,7 @@ _BLOCK_INSERT = f"""
     ), whole AS (
         INSERT INTO {BLOCK_TABLE} ({BLOCK_COLUMNS})
         SELECT {BLOCK_COLUMNS} FROM staged WHERE NOT clashes
-        RETURNING cardinality(ts) AS n
+        RETURNING tenant_id, ts_start, cardinality(ts) AS n
     ), unstored AS (
         SELECT s.tenant_id, s.resource_kind, s.resource_id, s.metric, u.ts, u.value
         FROM staged s CROSS JOIN LATERAL unnest(s.ts, s.vals) AS u(ts, value)
@@ -196,10 +200,18 @@ _BLOCK_INSERT = f"""
             array_agg(ts ORDER BY ts), array_agg(value ORDER BY ts)
         FROM unstored
         GROUP BY tenant_id, resource_kind, resource_id, metric, date_trunc('hour', ts, 'UTC')
-        RETURNING cardinality(ts) AS n
-    )
+        RETURNING tenant_id, ts_start, cardinality(ts) AS n
+    ){{mark}}
     SELECT (SELECT COALESCE(sum(n), 0) FROM whole) + (SELECT COALESCE(sum(n), 0) FROM merged)
 """  # noqa: S608 - table names are constants
+_MARK_DIRTY_HOURS = f""", marked AS (
+        INSERT INTO {DIRTY_HOUR_TABLE} (tenant_id, hour, marked_at)
+        SELECT DISTINCT tenant_id, date_trunc('hour', ts_start, 'UTC'), statement_timestamp()
+        FROM (SELECT tenant_id, ts_start FROM whole
+              UNION ALL SELECT tenant_id, ts_start FROM merged) AS stored
+    )"""  # noqa: S608 - table names are constants
+_BLOCK_INSERT_PLAIN = _BLOCK_INSERT.format(mark="")
+_BLOCK_INSERT_MARKING = _BLOCK_INSERT.format(mark=_MARK_DIRTY_HOURS)
 
 
 def partition_name(day: dt.date) -> str:
@@ -210,10 +222,10 @@ def day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
-def group_blocks(rows: Iterable[Row]) -> dict[tuple, dict[dt.datetime, float]]:
+def group_blocks(rows: Iterable[Row]) -> Blocks:
     """Rows by (tenant, kind, resource, metric, UTC hour) → {ts: value}; the first of equal
     samples stays."""
-    blocks: dict[tuple, dict[dt.datetime, float]] = {}
+    blocks: Blocks = {}
     hour_of: dict[dt.datetime, dt.datetime] = {}
     for tenant_id, kind, resource_id, metric, ts, value in rows:
         hour = hour_of.get(ts)
@@ -244,7 +256,7 @@ _TIMESTAMPTZ_ITEM = struct.Struct(">iq")
 _FLOAT8_ITEM = struct.Struct(">id")
 
 
-def encode_blocks(blocks: dict[tuple, dict[dt.datetime, float]]) -> bytes:
+def encode_blocks(blocks: Blocks) -> bytes:
     """The binary COPY stream of ``blocks`` for the staging table (``BLOCK_COLUMNS``)."""
     items: dict[dt.datetime, bytes] = {}  # ts → its encoded array item; instants repeat a lot
     out = [_COPY_HEADER]
@@ -278,6 +290,8 @@ class SampleStore:
 
     vendor = ""
     partitioned = False
+    #: Whether ``insert_blocks(..., mark_dirty_hours=True)`` writes the rollup markers itself.
+    marks_dirty_hours = False
 
     def _db_time(self, value: dt.datetime):
         return connection.ops.adapt_datetimefield_value(value)
@@ -288,6 +302,19 @@ class SampleStore:
         ``days``: the UTC days the rows fall on, when the caller knows them already.
         """
         raise NotImplementedError
+
+    def insert_blocks(self, blocks: Blocks, *, mark_dirty_hours: bool = False) -> int:
+        """Store samples grouped as by :func:`group_blocks`; return how many were new.
+
+        ``mark_dirty_hours``: also mark the hours that received samples for the rollup, in the
+        same statement (stores with ``marks_dirty_hours``; others leave it to the caller).
+        """
+        rows = [
+            (tenant_id, kind, resource_id, metric, ts, value)
+            for (tenant_id, kind, resource_id, metric, _hour), block in blocks.items()
+            for ts, value in block.items()
+        ]
+        return self.insert_samples(rows)
 
     def series_points(
         self,
@@ -369,8 +396,13 @@ class PostgresSampleStore(SampleStore):
     vendor = "postgresql"
     partitioned = True
 
+    marks_dirty_hours = True
+
     def insert_samples(self, rows: Sequence[Row], *, days: Iterable[dt.date] | None = None) -> int:
-        if not rows:
+        return self.insert_blocks(group_blocks(rows)) if rows else 0
+
+    def insert_blocks(self, blocks: Blocks, *, mark_dirty_hours: bool = False) -> int:
+        if not blocks:
             return 0
         if not connection.in_atomic_block:
             # The tenant scope's setting (RLS) lives in a transaction; so do the staging
@@ -378,15 +410,14 @@ class PostgresSampleStore(SampleStore):
             raise transaction.TransactionManagementError(
                 "telemetry storage needs a transaction: run it inside tenant_scope()"
             )
-        blocks = group_blocks(rows)
-        days = {key[4].date() for key in blocks} if days is None else set(days)
-        names = {partition_name(day): day for day in days}
+        names = {partition_name(key[4].date()): key[4].date() for key in blocks}
         locks = sorted(
             {
                 (tenant_id * _LOCK_BUCKETS + (resource_id * 4 + kind) % _LOCK_BUCKETS) & 0x7FFFFFFF
                 for tenant_id, kind, resource_id, _metric, _hour in blocks
             }
         )
+        data = encode_blocks(blocks)
         connection.ensure_connection()
         raw = connection.connection  # psycopg 3, in the same transaction as Django's cursors
         # Errors surface as Django's DatabaseError family, like any ORM query's.
@@ -404,12 +435,11 @@ class PostgresSampleStore(SampleStore):
             missing = set(names) - {row[0] for row in cursor.fetchall()}
             if missing:
                 self.ensure_partitions(names[name] for name in missing)
-            data = encode_blocks(blocks)
             with cursor.copy(
                 f"COPY {STAGING_TABLE} ({BLOCK_COLUMNS}) FROM STDIN (FORMAT BINARY)"
             ) as copy:
                 copy.write(data)
-            cursor.execute(_BLOCK_INSERT)
+            cursor.execute(_BLOCK_INSERT_MARKING if mark_dirty_hours else _BLOCK_INSERT_PLAIN)
             return int(cursor.fetchone()[0])
 
     def series_points(

@@ -11,12 +11,13 @@ from django.db import DatabaseError, connection, transaction
 from operations.telemetry.storage import (
     PostgresSampleStore,
     SQLiteSampleStore,
+    group_blocks,
     partition_name,
     sample_store,
 )
 from tenants.scoping import tenant_scope
 from tests.conftest import requires_postgres
-from tests.telemetry.helpers import rollups, stored
+from tests.telemetry.helpers import dirty_hours, rollups, stored
 
 pytestmark = pytest.mark.django_db
 
@@ -247,3 +248,13 @@ def test_instants_and_values_come_back_exactly(tenant_a, estate):
         (1, node, 1, ts.astimezone(dt.UTC), float(v)) for ts, v in zip(moments, values, strict=True)
     )
     assert insert(tenant_a, rows) == 0
+
+
+@requires_postgres
+def test_the_insert_marks_only_the_hours_that_received_samples(tenant_a, estate):
+    node = estate["node"].pk
+    insert(tenant_a, rows_for(tenant_a, node, [0]))  # 23:30, unmarked: a plain insert
+    rows = rows_for(tenant_a, node, [0, 40])  # 23:30 is stored already; 00:10 is new
+    with tenant_scope(tenant_a.id), transaction.atomic():
+        assert sample_store().insert_blocks(group_blocks(rows), mark_dirty_hours=True) == 1
+    assert dirty_hours(tenant_a) == {DAY.replace(minute=0) + dt.timedelta(hours=1)}
