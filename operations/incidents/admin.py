@@ -556,7 +556,7 @@ class AlertRuleAdmin(StaffScopedAdmin, admin.ModelAdmin):
     def delete_model(self, request, obj):
         services.alert_rule_delete(tenant=obj.tenant, rule=obj)
 
-    @admin.action(description="Evaluate the selected rules' tenants now")
+    @admin.action(description="Evaluate the selected rules' tenants now", permissions=["change"])
     def evaluate_now(self, request, queryset):
         if not self.can_write(request):
             raise PermissionDenied

@@ -307,3 +307,36 @@ def test_an_engineer_adds_a_rule_to_an_assigned_tenant_only(client, engineer, te
     assert response.status_code == 302, text(response)
     with tenant_scope(tenant_a.id):
         assert AlertRule.objects.get().threshold == 95.0
+
+
+def test_the_evaluate_now_action_reports_per_tenant(client, engineer, tenant_a):
+    from django.utils import timezone
+
+    from operations.incidents.models import AlertRule
+    from tests.incidents.alerting import alert_incidents, feed, make_rule
+    from tests.inventory.estate import make_gpu_node
+
+    make_gpu_node(tenant_a, hostname="acme-gpu-hot-01")
+    start = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=30)
+    feed(tenant_a, "compute:acme-gpu-hot-01", "gpu_utilization", [97.0] * 7, start=start)
+    rule = make_rule(tenant_a)
+    client.force_login(engineer)
+    response = client.post(
+        reverse("admin:incidents_alertrule_changelist"),
+        {"action": "evaluate_now", "_selected_action": [rule.pk], "index": 0},
+        follow=True,
+    )
+    assert "Acme Analytics: 1 opened." in text(response)
+    assert len(alert_incidents(tenant_a)) == 1
+
+    analyst = make_staff(tenant_a, role=MspRole.ANALYST, username="reader")
+    client.force_login(analyst)
+    with tenant_scope(tenant_a.id):
+        assert AlertRule.objects.count() == 1
+    response = client.post(
+        reverse("admin:incidents_alertrule_changelist"),
+        {"action": "evaluate_now", "_selected_action": [rule.pk], "index": 0},
+    )
+    assert response.status_code == 200
+    assert "evaluate_now" not in text(response)  # not offered to a read-only role
+    assert "firing" not in text(response)
