@@ -202,3 +202,61 @@ def test_the_list_costs_the_same_queries_whatever_its_length(client_admin, tenan
         incident = make_incident(tenant_a)
         act(tenant_a, services.incident_comment, incident, body="x", internal=False)
     assert queries() == few
+
+
+# --- Alert rules -----------------------------------------------------------------------------
+
+
+def test_the_alert_rules_page_shows_the_rules_in_force_read_only(
+    client, viewer_a, tenant_a, tenant_b
+):
+    from tests.incidents.alerting import make_default, make_rule
+
+    saturated = make_default(name="GPU saturated")
+    make_default(
+        name="Latency", target="deployment", metric="inference_latency_p95_ms", threshold=500
+    )
+    make_rule(
+        tenant_a, name="Idle GPU node", condition="below", threshold=5, resource_pattern="*-gpu-*"
+    )
+    make_rule(tenant_a, name="Saturation off", default_rule=saturated, enabled=False)
+    make_rule(tenant_b, name="Borealis only")
+    client.force_login(viewer_a.user)
+
+    listing = text(client.get(page("list", tenant_a)))
+    assert page("alert-rules", tenant_a) in listing
+    response = client.get(page("alert-rules", tenant_a))
+    assert response.status_code == 200
+    body = text(response)
+    assert "Idle GPU node" in body
+    assert "*-gpu-*" in body
+    assert "Latency" in body
+    assert "Your MSP's defaults" in body
+    assert "GPU saturated" not in body  # switched off for this tenant
+    assert "Saturation off" not in body
+    assert "Borealis only" not in body
+    assert client.post(page("alert-rules", tenant_a)).status_code in (403, 405)
+
+
+def test_the_alert_rules_page_of_another_tenant_is_the_same_404(client_admin, tenant_b):
+    foreign = client_admin.get(page("alert-rules", tenant_b))
+    missing = client_admin.get(reverse("portal_incidents:alert-rules", kwargs={"slug": "nope"}))
+    assert foreign.status_code == missing.status_code == 404
+    scrub = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
+    assert scrub.sub("", text(foreign)) == scrub.sub("", text(missing))
+
+
+def test_the_alert_rules_page_costs_the_same_queries_whatever_its_length(client_admin, tenant_a):
+    from tests.incidents.alerting import make_default, make_rule
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client_admin.get(page("alert-rules", tenant_a)).status_code == 200
+        return len(captured)
+
+    make_rule(tenant_a)
+    few = queries()
+    for number in range(10):
+        make_rule(tenant_a, name=f"Rule {number}")
+        make_default(name=f"Default {number}")
+    assert queries() == few

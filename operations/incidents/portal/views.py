@@ -1,4 +1,5 @@
-"""Client portal pages for incidents: list, raise, follow, comment, confirm or dispute a fix.
+"""Client portal pages for incidents: list, raise, follow, comment, confirm or dispute a fix;
+and the alert rules that watch the tenant's telemetry (read-only).
 
 Every page goes through ``portal_tenant_view`` (tenant from the URL, same 404 for foreign and
 missing, writes refused to roles that may not write and to MSP staff). The portal is the client's
@@ -25,7 +26,12 @@ from operations.incidents.models import (
     Postmortem,
 )
 from operations.incidents.portal.forms import IncidentCommentForm, IncidentRaiseForm
-from operations.incidents.selectors import timeline_visible
+from operations.incidents.selectors import (
+    alert_rule_source,
+    alert_rules_effective,
+    timeline_visible,
+)
+from operations.telemetry.metrics import METRICS_BY_NAME
 from tenants.portal.access import (
     PortalTenant,
     portal_tenant_view,
@@ -191,3 +197,17 @@ def incident_timeline_csv(request, page: PortalTenant, number: int):
     )
     response["Content-Disposition"] = f'attachment; filename="{timeline_csv_filename(incident)}"'
     return response
+
+
+@portal_tenant_view()
+@require_GET
+def alert_rule_list(request, page: PortalTenant):
+    """The alert rules watching the tenant's telemetry (its own and the MSP-wide defaults in
+    force), read-only: tenant admins change them through the API, MSP staff in the console."""
+    rules = [
+        {"rule": rule, "source": alert_rule_source(rule), "metric": METRICS_BY_NAME[rule.metric]}
+        for rule in alert_rules_effective(tenant=page.tenant)
+    ]
+    return render_portal(
+        request, page, "incidents/alert_rules.html", section="incidents", rules=rules
+    )
