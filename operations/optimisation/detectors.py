@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -261,8 +261,19 @@ def scan_inputs(*, tenant, as_of: dt.datetime, thresholds: Thresholds) -> ScanIn
 # --- Detectors ----------------------------------------------------------------------------------
 
 
-def _currency(row: dict, thresholds: Thresholds) -> str:
-    return row.get("cloud_account__currency") or thresholds.currency
+def tenant_currency(inputs: ScanInputs, thresholds: Thresholds) -> str:
+    """The currency most of the tenant's cloud accounts bill in (else the default): used for
+    tenant-wide findings and for compute without a cloud account (on-premises, colocation)."""
+    found = Counter(
+        row["cloud_account__currency"]
+        for row in inputs.compute.values()
+        if row.get("cloud_account__currency")
+    )
+    return found.most_common(1)[0][0] if found else thresholds.currency
+
+
+def _currency(row: dict, inputs: ScanInputs, thresholds: Thresholds) -> str:
+    return row.get("cloud_account__currency") or tenant_currency(inputs, thresholds)
 
 
 def _window_evidence(inputs: ScanInputs) -> dict:
@@ -317,7 +328,7 @@ def detect_idle_gpus(inputs: ScanInputs, thresholds: Thresholds) -> list[Finding
                     },
                 },
                 saving=saving,
-                currency=_currency(node, thresholds),
+                currency=_currency(node, inputs, thresholds),
             )
         )
     return findings
@@ -381,7 +392,7 @@ def detect_right_sizing(
                     },
                 },
                 saving=monthly(node["hourly_cost"], fraction),
-                currency=_currency(node, thresholds),
+                currency=_currency(node, inputs, thresholds),
             )
         )
     return findings
@@ -491,7 +502,7 @@ def detect_capacity(inputs: ScanInputs, thresholds: Thresholds) -> list[Finding]
                         "forecast_horizon_days": thresholds.forecast_horizon_days,
                     },
                 },
-                currency=thresholds.currency,
+                currency=tenant_currency(inputs, thresholds),
             )
         )
     return findings
@@ -581,7 +592,7 @@ def detect_cost_anomaly(inputs: ScanInputs, thresholds: Thresholds) -> list[Find
                 },
             },
             saving=saving,
-            currency=thresholds.currency,
+            currency=tenant_currency(inputs, thresholds),
         )
     ]
 
@@ -594,6 +605,7 @@ def detect_retired_capacity(inputs: ScanInputs, thresholds: Thresholds) -> list[
         if row["compute_id"]:
             per_compute[row["compute_id"]] += 1
     findings = []
+    default_currency = tenant_currency(inputs, thresholds)
     systems: dict[int, list[dict]] = defaultdict(list)
     for row in inputs.deployments:
         if row["ai_system__stage"] == Stage.RETIRED:
@@ -605,7 +617,7 @@ def detect_retired_capacity(inputs: ScanInputs, thresholds: Thresholds) -> list[
             share = 1 / per_compute[row["compute_id"]] if compute else 0.0
             if compute and compute["status"] != ComputeStatus.RETIRED:
                 saving += monthly(compute["hourly_cost"], share)
-                currencies.add(_currency(compute, thresholds))
+                currencies.add(_currency(compute, inputs, thresholds))
             held.append(
                 {
                     "deployment": row["name"],
@@ -634,7 +646,7 @@ def detect_retired_capacity(inputs: ScanInputs, thresholds: Thresholds) -> list[
                     "its deployments",
                 },
                 saving=money(saving),
-                currency=currencies.pop() if len(currencies) == 1 else thresholds.currency,
+                currency=next(iter(currencies)) if len(currencies) == 1 else default_currency,
             )
         )
     first_day = inputs.window_start.date()
@@ -673,7 +685,7 @@ def detect_retired_capacity(inputs: ScanInputs, thresholds: Thresholds) -> list[
                     "saving_basis": "hourly cost × 730 h",
                 },
                 saving=monthly(compute["hourly_cost"]),
-                currency=_currency(compute, thresholds),
+                currency=_currency(compute, inputs, thresholds),
             )
         )
     return findings

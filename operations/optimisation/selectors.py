@@ -33,6 +33,8 @@ def recommendation_summary(*, tenant) -> dict:
         entry = by_kind[row["kind"]]
         entry["open"] += row["count"]
         saving = (row["saving"] or Decimal("0")).quantize(CENT)
+        if not saving:
+            continue  # forecasts and spend drops save nothing: no "0.00" line per currency
         entry["monthly_saving"][row["currency"]] = str(saving)
         totals[row["currency"]] = totals.get(row["currency"], Decimal("0")) + saving
     statuses = dict(

@@ -137,6 +137,7 @@ def test_the_summary_totals_open_savings_by_kind(admin_a, tenant_a, django_asser
     make_recommendation(tenant_a, 2)
     make_recommendation(tenant_a, 5, kind="retired_capacity", currency="EUR")
     make_recommendation(tenant_a, 9, status="dismissed", dismissed_reason="no")
+    make_recommendation(tenant_a, 11, kind="capacity_forecast", estimated_monthly_saving=0)
     with django_assert_max_num_queries(QUERY_BUDGET):
         body = admin_a.client.get(url(tenant_a) + "summary/").json()
     assert body["open_monthly_saving"] == {"USD": "300.00", "EUR": "500.00"}
@@ -149,8 +150,11 @@ def test_the_summary_totals_open_savings_by_kind(admin_a, tenant_a, django_asser
         "open": 0,
         "monthly_saving": {},
     }
+    # A forecast saves nothing: counted, but no "0.00" line.
+    assert kinds["capacity_forecast"]["open"] == 1
+    assert kinds["capacity_forecast"]["monthly_saving"] == {}
     assert body["by_status"]["dismissed"] == 1
-    assert body["by_status"]["open"] == 3
+    assert body["by_status"]["open"] == 4
 
 
 # --- The lifecycle ------------------------------------------------------------------------------

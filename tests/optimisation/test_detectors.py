@@ -312,3 +312,15 @@ def test_a_scan_costs_the_same_queries_for_one_node_or_twelve(tenant_a):
         counts.append(len(reads))
     # Compute, deployments, node window figures, pool hours, daily spend, existing rows.
     assert counts == [6, 6]
+
+
+def test_savings_are_in_the_tenants_billing_currency(tenant_a):
+    from tests.inventory.estate import make_cloud_account
+
+    account = make_cloud_account(tenant_a, currency="EUR")
+    cloud = make_gpu_node(tenant_a, hostname="a-cloud-idle", cloud_account=account)
+    on_prem = make_gpu_node(tenant_a, hostname="a-dc-idle")
+    feed_gpu(tenant_a, cloud, utilisation=1)
+    feed_gpu(tenant_a, on_prem, utilisation=1)
+    scan(tenant_a)
+    assert {rec.currency for rec in by_kind(tenant_a, RecommendationKind.IDLE_GPU)} == {"EUR"}
