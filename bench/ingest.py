@@ -274,7 +274,7 @@ def breakdown(tenant, token: str, bodies: list[bytes], batch_sizes: list[int]) -
     timed(views, "read_body", "body read (+ gunzip)")
     timed(views.json, "loads", "json.loads")
     timed(services, "telemetry_validate_samples", "validation")
-    timed(services, "telemetry_store_rows", "store")
+    timed(services, "telemetry_store_blocks", "store")
     timed(storage, "encode_blocks", "encode binary COPY")
     psycopg.Cursor.execute = execute
     psycopg.Connection.commit = commit

@@ -15,3 +15,17 @@ class PerTokenRateThrottle(SimpleRateThrottle):
         else:
             ident = f"addr:{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+#: Used while settings name no "ingest" rate (REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]).
+DEFAULT_INGEST_RATE = "6000/minute"
+
+
+class IngestRateThrottle(PerTokenRateThrottle):
+    """Telemetry ingest: a bucket of its own per token, so an agent pushing samples does not
+    spend the token's API budget (``token`` scope), nor API calls the agent's."""
+
+    scope = "ingest"
+
+    def get_rate(self):
+        return self.THROTTLE_RATES.get(self.scope, DEFAULT_INGEST_RATE)

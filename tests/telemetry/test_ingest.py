@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import uuid
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from msp.api.throttling import DEFAULT_INGEST_RATE, IngestRateThrottle, PerTokenRateThrottle
 from operations.telemetry import services
 from operations.telemetry.metrics import ResourceKind
 from operations.telemetry.storage import sample_store
@@ -395,3 +397,31 @@ class TestServiceGuards:
         with tenant_scope(tenant_a.id), pytest.raises(ValidationError) as caught:
             services.telemetry_ingest_batch(tenant=tenant_a, samples=[{**sample(), "value": None}])
         assert caught.value.message_dict == {"samples.0.value": ["Expected a number."]}
+
+
+class TestThrottle:
+    @pytest.fixture
+    def two_a_minute(self, monkeypatch):
+        rates = {"token": "2/minute", "ingest": "2/minute"}
+        monkeypatch.setattr(PerTokenRateThrottle, "THROTTLE_RATES", rates)
+        # Fresh buckets: ids repeat across rolled-back tests, and the cache outlives them.
+        fresh = f"throttle_{uuid.uuid4().hex}_%(scope)s_%(ident)s"
+        monkeypatch.setattr(PerTokenRateThrottle, "cache_format", fresh)
+
+    def test_ingest_has_its_own_bucket_apart_from_the_api(self, two_a_minute, tenant_a, estate):
+        actor = Actor(*_ingest_token(tenant_a))
+        batches = [[sample(minutes=m)] for m in range(3)]
+        assert [post(actor, tenant_a, batch).status_code for batch in batches] == [200, 200, 429]
+        assert len(stored(tenant_a)) == 2
+        # The token's API budget is untouched by ingest, and spending it leaves ingest alone.
+        api = url(tenant_a, "metrics")
+        assert [actor.client.get(api).status_code for _ in range(3)] == [200, 200, 429]
+
+    def test_the_ingest_rate_falls_back_to_a_default(self, monkeypatch):
+        monkeypatch.setattr(PerTokenRateThrottle, "THROTTLE_RATES", {"token": "5/minute"})
+        assert IngestRateThrottle().rate == DEFAULT_INGEST_RATE
+
+
+def _ingest_token(tenant):
+    user = make_member(tenant, TenantRole.ADMIN)
+    return user, make_token(user, tenant=tenant, scopes=["read", "ingest"])

@@ -18,6 +18,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from msp.api.throttling import IngestRateThrottle
 from operations.telemetry import selectors, services
 from operations.telemetry.api import serializers as s
 from operations.telemetry.api.parsers import read_body
@@ -72,6 +73,8 @@ class _TelemetryView(TenantScopedAPIView):
 
 class _IngestView(_TelemetryView):
     write_token_scope = TokenScope.INGEST
+    # Its own bucket per token: telemetry agents do not eat the API budget.
+    throttle_classes = [IngestRateThrottle]
 
 
 class SampleIngestView(_IngestView):
@@ -88,7 +91,8 @@ class SampleIngestView(_IngestView):
     already stored (same resource, metric and ts) is skipped and counted in ``duplicates``, so
     re-sending a batch is safe. ``Content-Encoding: gzip`` is accepted; bodies over
     ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (10 MiB by default), before or after inflating, get 413.
-    Needs an API token with the ``ingest`` scope and a role that may write.
+    Needs an API token with the ``ingest`` scope and a role that may write. Ingest is throttled
+    per token in a bucket of its own (``ingest`` rate), apart from the token's API calls.
     """
 
     @extend_schema(
