@@ -1,10 +1,16 @@
-"""The job engine's knobs, read from Django settings (``JOBS_*``) with production defaults."""
+"""The job engine's knobs, read from Django settings (``JOBS_*``) with production defaults.
+
+Read once and kept (every job consults them several times); a change of any setting (tests'
+``settings`` fixture, ``override_settings``) drops the kept copy.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class JobEngineSettings:
     kind_modules: tuple[str, ...]
 
 
+@cache
 def engine_settings() -> JobEngineSettings:
     return JobEngineSettings(
         lease_seconds=getattr(settings, "JOBS_LEASE_SECONDS", 120),
@@ -49,3 +56,10 @@ def engine_settings() -> JobEngineSettings:
         relaxed_commit=getattr(settings, "JOBS_RELAXED_COMMIT", True),
         kind_modules=tuple(getattr(settings, "JOBS_KIND_MODULES", ())),
     )
+
+
+def _forget_engine_settings(**kwargs) -> None:
+    engine_settings.cache_clear()
+
+
+setting_changed.connect(_forget_engine_settings, dispatch_uid="jobs.engine_settings")

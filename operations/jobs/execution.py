@@ -398,13 +398,15 @@ def _bookkeeping_prefix(tenant_id: int | None) -> tuple[str, list]:
     return sql, params
 
 
-def _run_bookkeeping(cursor, tenant_id: int | None, sql: str, params: list) -> None:
+def _run_bookkeeping(
+    cursor, tenant_id: int | None, sql: str, params: list, *, one_round_trip: bool
+) -> None:
     """Execute ``sql`` (one statement) as a bookkeeping transaction; its result is current.
 
-    On PostgreSQL outside a transaction: one round trip with its prefix (``_bookkeeping_prefix``).
-    Otherwise the caller is inside ``relaxed_atomic(tenant_id)``.
+    ``one_round_trip`` (PostgreSQL, outside a transaction): sent with its prefix
+    (``_bookkeeping_prefix``). Otherwise the caller is inside ``relaxed_atomic(tenant_id)``.
     """
-    if not _one_round_trip():
+    if not one_round_trip:
         cursor.execute(sql, params)
         return
     prefix, prefix_params = _bookkeeping_prefix(tenant_id)
@@ -414,9 +416,9 @@ def _run_bookkeeping(cursor, tenant_id: int | None, sql: str, params: list) -> N
 
 
 @contextmanager
-def _bookkeeping_transaction(tenant_id: int | None) -> Iterator[None]:
+def _bookkeeping_transaction(tenant_id: int | None, *, one_round_trip: bool) -> Iterator[None]:
     """The transaction ``_run_bookkeeping`` needs around it when it cannot be one round trip."""
-    if _one_round_trip():
+    if one_round_trip:
         yield
     else:
         with relaxed_atomic(tenant_id):
@@ -434,8 +436,9 @@ def claim(*, run_id: int, tenant_id: int | None, task_id: str) -> tuple[JobRun |
     """
     now = timezone.now()
     lease = now + timezone.timedelta(seconds=engine_settings().lease_seconds)
-    with _bookkeeping_transaction(tenant_id):
-        run = _claim_returning(run_id, tenant_id, task_id, now, lease)
+    one_round_trip = _one_round_trip()
+    with _bookkeeping_transaction(tenant_id, one_round_trip=one_round_trip):
+        run = _claim_returning(run_id, tenant_id, task_id, now, lease, one_round_trip)
     if run is not None:
         return run, True
     with scoped_atomic(tenant_id):
@@ -479,7 +482,7 @@ class _RunColumns:
         return JobRun.from_db(connection.alias, self.attnames, values)
 
 
-def _claim_returning(run_id, tenant_id, task_id, now, lease) -> JobRun | None:
+def _claim_returning(run_id, tenant_id, task_id, now, lease, one_round_trip) -> JobRun | None:
     columns = _RunColumns.get()
     ops = connection.ops
     task_field = JobRun._meta.get_field("task_id")
@@ -507,7 +510,7 @@ def _claim_returning(run_id, tenant_id, task_id, now, lease) -> JobRun | None:
         stamp,
     ]
     with connection.cursor() as cursor:
-        _run_bookkeeping(cursor, tenant_id, sql, params)
+        _run_bookkeeping(cursor, tenant_id, sql, params, one_round_trip=one_round_trip)
         row = cursor.fetchone()
     if row is None:
         return None
@@ -574,7 +577,7 @@ def _finish_in_one_statement(context: JobContext, fields: dict) -> bool:
     if context.tenant_id is not None:
         params.append(context.tenant_id)
     with connection.cursor() as cursor:
-        _run_bookkeeping(cursor, context.tenant_id, sql, params)
+        _run_bookkeeping(cursor, context.tenant_id, sql, params, one_round_trip=True)
         updated = cursor.rowcount
     context._last_flush = time.monotonic()
     return updated > 0

@@ -55,7 +55,7 @@ class FleetRunManager(models.Manager):
         return super().get_queryset().filter(tenant__isnull=True)
 
 
-def _fleet_tenant_field():
+def _fleet_tenant_field(*, db_index: bool = True):
     # Nullable on purpose: a fleet run has no tenant (see the module docstring).
     return models.ForeignKey(
         "tenants.Tenant",
@@ -64,7 +64,22 @@ def _fleet_tenant_field():
         editable=False,
         null=True,
         blank=True,
+        db_index=db_index,
     )
+
+
+def _set_when_present(*fields: tuple[str, str]) -> list[models.Index]:
+    """Indexes on nullable columns that hold only the rows where the column is set.
+
+    A run's status changes twice in its life (claim, finish), and PostgreSQL writes a new entry
+    into every index for each of those updates; an index whose condition the row does not meet
+    gets none. Most runs have no parent, schedule, token, user or dedupe key, so these cost a
+    run nothing, yet still serve lookups of a value (and ``SET NULL`` when a user goes away).
+    """
+    return [
+        models.Index(fields=[field], condition=models.Q(**{f"{field}__isnull": False}), name=name)
+        for field, name in fields
+    ]
 
 
 class JobSchedule(TenantOwnedModel):
@@ -92,7 +107,8 @@ class JobSchedule(TenantOwnedModel):
 class JobRun(TenantOwnedModel):
     """One run of a job kind: created first, then sent; its ``task_id`` is the Celery task id."""
 
-    tenant = _fleet_tenant_field()
+    # No index of its own: ``jobs_run_tenant_recent`` starts with the tenant.
+    tenant = _fleet_tenant_field(db_index=False)
     task_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=64)
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
@@ -116,19 +132,36 @@ class JobRun(TenantOwnedModel):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     triggered_by_token = models.ForeignKey(
-        "tenants.ApiToken", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "tenants.ApiToken",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     triggered_by_label = models.CharField(max_length=200, blank=True)
     schedule = models.ForeignKey(
-        JobSchedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+        JobSchedule,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="runs",
+        db_index=False,
     )
     parent = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="children",
+        db_index=False,
     )
-    # Set by submitters that may repeat themselves (beat redelivering a schedule's tick).
-    dedupe_key = models.CharField(max_length=120, null=True, blank=True, unique=True)
+    # Set by submitters that may repeat themselves (beat redelivering a schedule's tick);
+    # unique where set (``jobs_run_dedupe_key``).
+    dedupe_key = models.CharField(max_length=120, null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -157,11 +190,27 @@ class JobRun(TenantOwnedModel):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="jobs_run_tenant_recent"),
-            models.Index(fields=["status", "lease_expires_at"], name="jobs_run_status_lease"),
+            # The reaper's view: unfinished runs only (a finished run leaves this index).
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                condition=models.Q(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]),
+                name="jobs_run_status_lease",
+            ),
             models.Index(fields=["kind", "status"], name="jobs_run_kind_status"),
+            *_set_when_present(
+                ("parent", "jobs_run_parent"),
+                ("schedule", "jobs_run_schedule"),
+                ("triggered_by_user", "jobs_run_by_user"),
+                ("triggered_by_token", "jobs_run_by_token"),
+            ),
         ]
         constraints = [
-            models.CheckConstraint(condition=models.Q(progress__lte=100), name="jobs_run_progress")
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="jobs_run_progress"),
+            models.UniqueConstraint(
+                fields=["dedupe_key"],
+                condition=models.Q(dedupe_key__isnull=False),
+                name="jobs_run_dedupe_key",
+            ),
         ]
 
     def __str__(self) -> str:
