@@ -26,13 +26,19 @@ from operations.inventory.models import (
     AISystemDataset,
     Dataset,
     Deployment,
-    Environment,
     Provenance,
     RiskTier,
     Stage,
 )
 
-PASS, FAIL, NA = FindingStatus.PASS, FindingStatus.FAIL, FindingStatus.NOT_APPLICABLE
+# Plain strings, not enum members: these are compared and copied for every subject.
+PASS, FAIL, NA = (
+    str(status.value)
+    for status in (FindingStatus.PASS, FindingStatus.FAIL, FindingStatus.NOT_APPLICABLE)
+)
+RETIRED, PRODUCTION = str(Stage.RETIRED.value), str(Stage.PRODUCTION.value)
+HIGH, PROHIBITED = str(RiskTier.HIGH.value), str(RiskTier.PROHIBITED.value)
+UNCLASSIFIED = str(RiskTier.UNCLASSIFIED.value)
 
 #: How old a risk review or vendor assessment may be and still count as current.
 REVIEW_MAX_AGE = dt.timedelta(days=365)
@@ -267,11 +273,7 @@ def get_check(code: str) -> Check | None:
 
 
 def _live(system: dict) -> bool:
-    return system["stage"] != Stage.RETIRED
-
-
-def _high(system: dict) -> bool:
-    return system["risk_tier"] == RiskTier.HIGH and _live(system)
+    return system["stage"] != RETIRED
 
 
 def _missing(row: dict, names: dict[str, str]) -> list[str]:
@@ -291,7 +293,7 @@ def _systems(estate: Estate, applies, judge) -> Iterable[Result]:
 
 def _production_deployments(estate: Estate, judge) -> Iterable[Result]:
     for deployment in estate.deployments:
-        if deployment["environment"] != Environment.PRODUCTION:
+        if deployment["environment"] != PRODUCTION:
             yield Result(
                 deployment["id"],
                 deployment["name"],
@@ -469,7 +471,7 @@ def annex_iii_high_risk(estate: Estate):
 def _high_only(system) -> bool | str:
     if not _live(system):
         return "Retired."
-    return True if system["risk_tier"] == RiskTier.HIGH else "Not high-risk."
+    return True if system["risk_tier"] == HIGH else "Not high-risk."
 
 
 @check(

@@ -13,9 +13,10 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from operations.compliance.checks import Check, Estate, all_checks, get_check
@@ -32,7 +33,10 @@ from operations.compliance.models import (
 from operations.jobs.execution import scoped_atomic
 from tenants.owned import owned_object_create, owned_object_delete, owned_object_update
 
-FAIL, PASS, NA = FindingStatus.FAIL, FindingStatus.PASS, FindingStatus.NOT_APPLICABLE
+# Plain strings: compared for every finding of every scan.
+FAIL, PASS, NA = (
+    str(s.value) for s in (FindingStatus.FAIL, FindingStatus.PASS, FindingStatus.NOT_APPLICABLE)
+)
 FINDING_KEY = ("tenant", "check_code", "subject_type", "subject_id")
 FINDING_UPDATED = (
     "severity",
@@ -139,31 +143,11 @@ def compliance_run_for_tenant(
         scan = ComplianceScan.objects.create(tenant=tenant, job_run_id=job_run_id, started_at=now)
         estate = Estate.load(tenant=tenant, now=now)
         waivers = ActiveWaivers.load(tenant_id=tenant.id, now=now)
-        previous = {
-            (row[0], row[1], row[2]): row[3:]
-            for row in Finding.objects.filter(tenant_id=tenant.id).values_list(
-                "check_code",
-                "subject_type",
-                "subject_id",
-                "status",
-                "failing_since",
-                "id",
-                "resolved_at",
-            )
-        }
+        previous = _previous_findings(tenant.id)
         checks = all_checks()
-        findings, counts, per_check, new_failures = _judge(
-            checks, estate, waivers, previous, tenant=tenant, scan=scan, now=now
-        )
-        if findings:
-            Finding.objects.bulk_create(
-                findings,
-                update_conflicts=True,
-                unique_fields=list(FINDING_KEY),
-                update_fields=list(FINDING_UPDATED),
-                batch_size=2000,
-            )
-        counts["resolved"] += _retire_stale(previous, findings, tenant=tenant, scan=scan, now=now)
+        rows, counts, per_check, new_failures = _judge(checks, estate, waivers, previous, now=now)
+        _write_findings(rows, previous, tenant_id=tenant.id, scan_id=scan.pk, now=now)
+        counts["resolved"] += _retire_stale(previous, rows, tenant=tenant, scan=scan, now=now)
         scores = _scores(per_check, tenant=tenant, scan=scan, now=now)
         opened = _open_incidents(new_failures, tenant=tenant, now=now)
         scan.finished_at = timezone.now()
@@ -180,8 +164,82 @@ def compliance_run_for_tenant(
     return summary
 
 
-def _judge(checks, estate, waivers, previous, *, tenant, scan, now):
-    findings: list[Finding] = []
+class FindingRow(NamedTuple):
+    """One finding as the scan writes it, in the column order of ``_UPSERT_SQL``'s unnest."""
+
+    check_code: str
+    severity: str
+    subject_type: str
+    subject_id: int
+    subject_label: str
+    status: str
+    detail: str
+    failing_since: dt.datetime | None
+    resolved_at: dt.datetime | None
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.check_code, self.subject_type, self.subject_id)
+
+    def state(self) -> tuple:
+        """What a re-run compares to decide whether the stored finding changed."""
+        return (
+            self.severity,
+            self.subject_label,
+            self.status,
+            self.detail,
+            self.failing_since,
+            self.resolved_at,
+        )
+
+
+@dataclass(frozen=True)
+class PreviousFinding:
+    id: int
+    status: str
+    failing_since: dt.datetime | None
+    resolved_at: dt.datetime | None
+    state: tuple
+
+
+def _previous_findings(tenant_id: int) -> dict[tuple, PreviousFinding]:
+    rows = Finding.objects.filter(tenant_id=tenant_id).values_list(
+        "check_code",
+        "subject_type",
+        "subject_id",
+        "id",
+        "severity",
+        "subject_label",
+        "status",
+        "detail",
+        "failing_since",
+        "resolved_at",
+    )
+    return {
+        (code, subject_type, subject_id): PreviousFinding(
+            id=pk,
+            status=status,
+            failing_since=failing_since,
+            resolved_at=resolved_at,
+            state=(severity, label, status, detail, failing_since, resolved_at),
+        )
+        for (
+            code,
+            subject_type,
+            subject_id,
+            pk,
+            severity,
+            label,
+            status,
+            detail,
+            failing_since,
+            resolved_at,
+        ) in rows
+    }
+
+
+def _judge(checks, estate, waivers, previous, *, now):
+    rows: list[FindingRow] = []
     counts: dict[str, int] = defaultdict(int)
     # Per check: (any subject applicable, any unwaived failure), for the scores.
     per_check: dict[str, tuple[bool, bool]] = {}
@@ -190,10 +248,10 @@ def _judge(checks, estate, waivers, previous, *, tenant, scan, now):
         applicable = failing = False
         for result in check.run(estate):
             prior = previous.get((check.code, check.subject_type, result.subject_id))
-            prior_status, prior_failing_since, _id, prior_resolved_at = prior or (None,) * 4
+            prior_status = prior.status if prior else None
             failing_since = resolved_at = None
             if result.status == FAIL:
-                failing_since = prior_failing_since if prior_status == FAIL else now
+                failing_since = prior.failing_since if prior_status == FAIL else now
                 if waivers.covers(check, result.subject_id):
                     counts["waived"] += 1
                 else:
@@ -206,47 +264,96 @@ def _judge(checks, estate, waivers, previous, *, tenant, scan, now):
                 if prior_status == FAIL:
                     resolved_at = now
                     counts["resolved"] += 1
-                else:
-                    resolved_at = prior_resolved_at  # kept on later passing runs
+                elif prior is not None:
+                    resolved_at = prior.resolved_at  # kept on later passing runs
             if result.status != NA:
                 applicable = True
-            findings.append(
-                Finding(
-                    tenant=tenant,
-                    check_code=check.code,
-                    severity=check.severity,
-                    subject_type=check.subject_type,
-                    subject_id=result.subject_id,
-                    subject_label=result.label[:300],
-                    status=result.status,
-                    detail=result.detail,
-                    first_seen=now,
-                    last_seen=now,
-                    failing_since=failing_since,
-                    resolved_at=resolved_at,
-                    last_scan=scan,
+            rows.append(
+                FindingRow(
+                    check.code,
+                    check.severity,
+                    check.subject_type,
+                    result.subject_id,
+                    result.label[:300],
+                    result.status,
+                    result.detail,
+                    failing_since,
+                    resolved_at,
                 )
             )
         per_check[check.code] = (applicable, failing)
-    return findings, counts, per_check, new_failures
+    return rows, counts, per_check, new_failures
 
 
-def _retire_stale(previous: dict, findings: list[Finding], *, tenant, scan, now) -> int:
+# One statement for every new or changed finding: arrays of columns, unnested, upserted on
+# the (tenant, check, subject) key; first_seen is only ever written by the insert.
+_UPSERT_SQL = """
+INSERT INTO "compliance_finding" (tenant_id, "check", severity, subject_type, subject_id,
+    subject_label, status, detail, failing_since, resolved_at, first_seen, last_seen, last_scan_id)
+SELECT %s, u.*, %s, %s, %s FROM unnest(
+    %s::varchar[], %s::varchar[], %s::varchar[], %s::bigint[], %s::varchar[], %s::varchar[],
+    %s::text[], %s::timestamptz[], %s::timestamptz[]) AS u
+ON CONFLICT (tenant_id, "check", subject_type, subject_id) DO UPDATE SET
+    severity = EXCLUDED.severity, subject_label = EXCLUDED.subject_label,
+    status = EXCLUDED.status, detail = EXCLUDED.detail, failing_since = EXCLUDED.failing_since,
+    resolved_at = EXCLUDED.resolved_at, last_seen = EXCLUDED.last_seen,
+    last_scan_id = EXCLUDED.last_scan_id
+"""
+
+
+def _write_findings(rows: list[FindingRow], previous: dict, *, tenant_id, scan_id, now) -> None:
+    """Upsert new and changed findings in one statement; only stamp the unchanged ones."""
+    changed, unchanged = [], []
+    for row in rows:
+        prior = previous.get(row.key)
+        if prior is not None and prior.state == row.state():
+            unchanged.append(prior.id)
+        else:
+            changed.append(row)
+    if unchanged:
+        Finding.objects.filter(tenant_id=tenant_id, pk__in=unchanged).update(
+            last_seen=now, last_scan_id=scan_id
+        )
+    if not changed:
+        return
+    if connection.vendor == "postgresql":
+        columns = list(zip(*changed, strict=True))
+        with connection.cursor() as cursor:
+            cursor.execute(_UPSERT_SQL, [tenant_id, now, now, scan_id, *map(list, columns)])
+        return
+    Finding.objects.bulk_create(
+        [
+            Finding(
+                tenant_id=tenant_id,
+                **row._asdict(),
+                first_seen=now,
+                last_seen=now,
+                last_scan_id=scan_id,
+            )
+            for row in changed
+        ],
+        update_conflicts=True,
+        unique_fields=list(FINDING_KEY),
+        update_fields=list(FINDING_UPDATED),
+    )
+
+
+def _retire_stale(previous: dict, rows: list[FindingRow], *, tenant, scan, now) -> int:
     """Findings whose subject left the estate (or whose check is gone) stop applying."""
-    produced = {(f.check_code, f.subject_type, f.subject_id) for f in findings}
-    stale = {key: value for key, value in previous.items() if key not in produced}
+    produced = {row.key for row in rows}
+    stale = [value for key, value in previous.items() if key not in produced]
     if not stale:
         return 0
     gone = "The subject is no longer in the estate."
-    failing = [value[2] for value in stale.values() if value[0] == FAIL]
-    others = [value[2] for value in stale.values() if value[0] != FAIL and value[0] != NA]
-    rows = Finding.objects.filter(tenant_id=tenant.id)
+    failing = [value.id for value in stale if value.status == FAIL]
+    others = [value.id for value in stale if value.status not in (FAIL, NA)]
+    findings = Finding.objects.filter(tenant_id=tenant.id)
     if failing:
-        rows.filter(pk__in=failing).update(
+        findings.filter(pk__in=failing).update(
             status=NA, detail=gone, resolved_at=now, last_seen=now, last_scan=scan
         )
     if others:
-        rows.filter(pk__in=others).update(status=NA, detail=gone, last_seen=now, last_scan=scan)
+        findings.filter(pk__in=others).update(status=NA, detail=gone, last_seen=now, last_scan=scan)
     return len(failing)
 
 
