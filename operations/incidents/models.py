@@ -370,9 +370,9 @@ class AlertRuleBase(models.Model):
     """What an alert rule says, shared by tenant rules and MSP-wide defaults.
 
     The resource filter is plain text, so a default (which has no tenant) can carry one too:
-    ``resource_pattern`` is a glob on the compute hostname or deployment name (no wildcard:
-    one resource), ``site_code`` the site's code, ``gpu_model`` a part of the GPU model
-    (compute), ``environment`` the deployment's environment. Empty means any.
+    ``resource_pattern`` is a case-insensitive glob on the compute hostname or deployment name
+    (no wildcard: one resource), ``site_code`` the site's code, ``gpu_model`` a part of the GPU
+    model (compute), ``environment`` the deployment's environment. Empty means any.
     """
 
     name = models.CharField(max_length=200)

@@ -325,7 +325,7 @@ def alert_rule_resources(*, tenant: Tenant, rule: AlertRule | AlertRuleDefault) 
         if any(char in rule.resource_pattern for char in "*?"):
             rows = rows.filter(**{f"{name}__iregex": _glob_regex(rule.resource_pattern)})
         else:
-            rows = rows.filter(**{name: rule.resource_pattern})
+            rows = rows.filter(**{f"{name}__iexact": rule.resource_pattern})
     if rule.site_code:
         rows = rows.filter(**{site: rule.site_code})
     return rows

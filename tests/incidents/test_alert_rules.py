@@ -299,6 +299,8 @@ def test_deleting_a_default_removes_its_overrides(tenant_a):
         ({"resource_pattern": "acme-gpu-hot-*"}, {"acme-gpu-hot-01", "acme-gpu-hot-02"}),
         ({"resource_pattern": "ACME-GPU-HOT-0?"}, {"acme-gpu-hot-01", "acme-gpu-hot-02"}),
         ({"resource_pattern": "acme-gpu-idle-01"}, {"acme-gpu-idle-01"}),
+        ({"resource_pattern": "ACME-GPU-IDLE-01"}, {"acme-gpu-idle-01"}),
+        ({"resource_pattern": "acme-gpu-idle"}, set()),  # no wildcard: the whole name
         ({"resource_pattern": "acme-gpu.hot.01"}, set()),  # a dot is a dot, not a wildcard
         ({"site_code": "lon-dc1"}, {"acme-gpu-hot-01"}),
         ({"gpu_model": "l40s"}, {"acme-gpu-idle-01"}),
