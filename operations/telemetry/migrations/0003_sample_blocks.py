@@ -33,17 +33,19 @@ BLOCK_DDL = f"""
         metric smallint NOT NULL,
         ts timestamptz[] NOT NULL,
         vals double precision[] NOT NULL,
+        -- Reads rely on a block spanning less than an hour (one UTC hour, in fact).
         CONSTRAINT telemetry_sample_block_arrays CHECK (
             cardinality(ts) > 0 AND cardinality(ts) = cardinality(vals)
-            AND ts_start <= ts_end
+            AND ts_start <= ts_end AND ts_end - ts_start < interval '1 hour'
         )
     ) PARTITION BY RANGE (ts_start)
 """
-# Serves the overlap check of ingest, the series read (one series, ts_end >= start) and a
+# Serves the overlap check of ingest and the series read (one series; a block spans less than
+# an hour, so the blocks that reach into [start, end) start in (start - 1 hour, end)), and a
 # tenant's rollups and retention (tenant prefix).
 BLOCK_INDEX = (
     f"CREATE INDEX telemetry_sample_block_series ON {BLOCK_TABLE} "
-    "(tenant_id, resource_kind, resource_id, metric, ts_end)"
+    "(tenant_id, resource_kind, resource_id, metric, ts_start)"
 )
 VIEW_DDL = f"""
     CREATE VIEW {SAMPLE_TABLE} WITH (security_invoker = true) AS
