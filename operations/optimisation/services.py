@@ -136,6 +136,7 @@ def optimisation_run_for_tenant(
             for rec in Recommendation.objects.filter(tenant=tenant).select_for_update()
         }
         summary["found"] = len(findings)
+        created: list[Recommendation] = []
         changed: list[Recommendation] = []
         for key, finding in findings.items():
             rec = existing.get(key)
@@ -145,17 +146,12 @@ def optimisation_run_for_tenant(
                     kind=finding.kind,
                     subject_key=finding.subject_key,
                     first_seen=now,
+                    created_at=now,
                 )
                 _apply(rec, finding, now)
-                rec.full_clean()
-                rec.save(force_insert=True)
-                audit_record(
-                    tenant=tenant,
-                    action=AuditAction.CREATE,
-                    instance=rec,
-                    changes=audit_changes({}, audit_snapshot(rec)),
-                )
-                summary["created"] += 1
+                # Field checks only: the tenant is ours and the key is unique under the lock.
+                rec.clean_fields(exclude=["tenant"])
+                created.append(rec)
                 continue
             old, why = rec.status, ""
             if rec.status == RecommendationStatus.SUPERSEDED:
@@ -187,6 +183,16 @@ def optimisation_run_for_tenant(
                 _audit_status(tenant, rec, RecommendationStatus.OPEN, "the condition cleared")
                 summary["superseded"] += 1
             changed.append(rec)
+        if created:
+            Recommendation.objects.bulk_create(created, batch_size=500)
+            for rec in created:
+                audit_record(
+                    tenant=tenant,
+                    action=AuditAction.CREATE,
+                    instance=rec,
+                    changes=audit_changes({}, audit_snapshot(rec)),
+                )
+            summary["created"] = len(created)
         if changed:
             Recommendation.objects.bulk_update(changed, _REFRESHED_FIELDS, batch_size=500)
     summary["as_of"] = as_of.isoformat()
