@@ -4,7 +4,9 @@
 and registers an on-commit sender. If the broker is down at that moment, the rows stay and
 ``outbox_drain`` (beat, every few seconds, or ``manage.py drain_job_outbox``) sends them once it
 is back. A message may therefore be sent twice (sender and drain racing after a crash); the
-consumers are idempotent, so that costs a no-op, never a second effect.
+consumers are idempotent, so that costs a no-op, never a second effect. For the same reason the
+sender's delete of a sent row does not wait for PostgreSQL's disk flush (``_forget``): the
+submission's own commit is the one that must be durable, and it is.
 """
 
 from __future__ import annotations

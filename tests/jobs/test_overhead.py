@@ -228,3 +228,30 @@ def test_a_finish_with_log_lines_writes_them_with_the_outcome(tenant_a, sent):
     assert "boom" in run.error
 
     assert logs_of(run) == ["About to fail", "Failed: ValueError: boom: the secret internals"]
+
+
+@worker_path
+def test_a_fleet_run_goes_through_the_one_round_trip_path_too(tenant_a, tenant_b, sent):
+    from tests.jobs.conftest import activate
+
+    tenants = [activate(tenant_a), activate(tenant_b)]
+    parent = services.job_submit_fleet(kind="test_tenant_echo")
+
+    def execute(run) -> str:
+        return job_run_execute(
+            run_id=run.pk, tenant_id=run.tenant_id, task_id=str(run.task_id), use_heartbeat=False
+        )
+
+    assert execute(parent) == "awaiting children"  # claimed with no tenant scope at all
+    with tenant_scope(*(tenant.id for tenant in tenants)):
+        children = list(JobRun.objects.filter(parent_id=parent.pk).order_by("tenant_id"))
+    assert [child.tenant_id for child in children] == [tenant.id for tenant in tenants]
+    assert [execute(child) for child in children] == ["succeeded", "succeeded"]
+    assert execute(children[0]) == "already finished"
+    parent = reload(parent)
+    assert (parent.status, parent.children_succeeded, parent.progress) == ("succeeded", 2, 100)
+    for child in children:
+        assert reload(child).result == {
+            "tenant": child.tenant_id,
+            "visible_tenants": [child.tenant_id],
+        }
