@@ -322,11 +322,20 @@ def telemetry_validate_samples(
     window = TimeWindow.for_tenant(tenant, now or timezone.now())
 
     # Pass 1: the distinct references, resolved with one query per resource kind.
-    objects = [sample for sample in samples if sample.__class__ is dict]
-    given = [sample.get("resource") for sample in objects]
-    references = {reference for reference in given if reference.__class__ is str}
-    # Samples naming their resource by id (the rarer form).
-    by_id = [s for s, reference in zip(objects, given, strict=True) if reference is None]
+    # Strings and None only: a list or object given as the resource is not hashable.
+    given = {
+        reference
+        for sample in samples
+        if sample.__class__ is dict
+        and ((reference := sample.get("resource")) is None or reference.__class__ is str)
+    }
+    references = given - {None}
+    # Samples naming their resource by id (the rarer form): looked for only when there are.
+    by_id = (
+        [s for s in samples if s.__class__ is dict and s.get("resource") is None]
+        if None in given
+        else []
+    )
     names: dict[int, set[str]] = {kind: set() for kind in ResourceKind.values}
     ids: dict[int, set[int]] = {kind: set() for kind in ResourceKind.values}
     parsed_references = {}

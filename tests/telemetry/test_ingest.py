@@ -201,6 +201,25 @@ class TestAllOrNothing:
         assert stored(tenant_a) == []
         assert dirty_hours(tenant_a) == set()
 
+    def test_lists_and_objects_in_place_of_values_are_named(self, admin_a, tenant_a, estate):
+        samples = [
+            {**sample(), "resource": ["compute:acme-gpu-sat-01"]},
+            {**sample(), "resource": {"hostname": "acme-gpu-sat-01"}},
+            {**sample(), "metric": ["gpu_utilization"]},
+            {**sample(), "ts": [iso(minutes_ago())]},
+            {**sample(), "value": {"avg": 3}},
+        ]
+        response = post(admin_a, tenant_a, samples)
+        assert response.status_code == 400, response.content
+        assert fields_of(response) == {
+            "samples.0.resource": [services._RESOURCE_FORMAT],
+            "samples.1.resource": [services._RESOURCE_FORMAT],
+            "samples.2.metric": ["Unknown metric '['gpu_utilization']'."],
+            "samples.3.ts": [services._TS_FORMAT],
+            "samples.4.value": ["Expected a number."],
+        }
+        assert stored(tenant_a) == []
+
     @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
     def test_nan_and_infinities_are_refused(self, admin_a, tenant_a, estate, constant):
         text = json.dumps({"samples": [sample(1), sample(2, minutes=1)]})
