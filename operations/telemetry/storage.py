@@ -16,22 +16,26 @@ PostgreSQL (:class:`PostgresSampleStore`): series blocks
     so the index and partition pruning apply.
 
     Idempotency without a unique index: a sample's identity is (tenant, resource, metric, ts).
-    A batch first takes transaction-level advisory locks on its series (hashed into
-    ``_LOCK_BUCKETS`` buckets per tenant, in ascending order: no deadlock between batches),
-    then one statement inserts the blocks that overlap no stored block of their series (the
-    rule: fresh data) as they are, and unnests only the overlapping ones to drop the samples
-    stored already. Concurrent batches of the same series wait for each other's commit, so
-    each sees what the other stored: every read path sees every sample once. Duplicates
-    within a batch keep the first.
+    A batch first takes transaction-level advisory locks on its resources (hashed into
+    ``_LOCK_BUCKETS`` buckets per tenant, taken in ascending order, held to commit), then one
+    statement inserts the blocks that overlap no stored block of their series (the rule: fresh
+    data) as they are, and unnests only the overlapping ones (re-sent or late data) to drop the
+    samples stored already; the same statement marks the hours that received samples for the
+    rollup. Concurrent batches sharing a bucket wait for each other's commit, so each sees
+    what the other stored: every read path (the view, series, rollups, retention) sees every
+    sample once. Duplicates within a batch keep the first. One batch per transaction cannot
+    deadlock on these locks; a transaction storing several batches (the demo, tests) could,
+    against another doing the same, and PostgreSQL would then abort one of them.
 
     The one index is (tenant, kind, resource, metric, ``ts_start``): a block spans less than an
     hour, so the blocks reaching into [start, end) start in (start - 1 hour, end), a narrow
     range of the index for the overlap check of ingest and for series reads.
 
     ``telemetry_sample_block`` is range-partitioned by ``ts_start``, one partition per UTC day
-    (``telemetry_sample_block_pYYYYMMDD``); a block never spans an hour, so it lies in one
-    partition. Each partition gets the parent's forced RLS policy. Retention drops whole
-    partitions, and deletes (or trims) a tenant's blocks before its own cutoff.
+    (``telemetry_sample_block_pYYYYMMDD``); a block lies within one UTC hour (a CHECK keeps it
+    under an hour), so in one partition. Each partition gets the parent's forced RLS policy.
+    Retention drops whole partitions, and deletes (or trims) a tenant's blocks before its own
+    cutoff.
 
     Ingest transactions run with ``synchronous_commit = off``: a commit returns before its WAL
     reaches the disk. A crash of the database server can lose the batches acknowledged in the
