@@ -7,8 +7,9 @@ every 10 s) are stored
 (b) through the real endpoint, ``POST /api/v1/tenants/{slug}/telemetry/samples``, in batches of
     5,000 (``--batch``), with Django's test client: the full middleware stack, a bearer token
     with the ``ingest`` scope, JSON bodies naming resources by hostname. Each request
-    validates its batch, COPYs it into the staging table and inserts it into the partitioned,
-    primary-keyed, row-level-secured table, and marks the touched hours for the rollup.
+    validates its batch into series blocks, COPYs them into the staging table and inserts them,
+    deduplicated against stored blocks, into the partitioned, row-level-secured block table,
+    marking the hours that received samples for the rollup (see operations/telemetry/storage).
 
 Inputs are prepared before the clock starts in both: the rows for (a), the JSON bodies for (b).
 Each part runs ``--rounds`` times (tables emptied in between); the median counts.
@@ -16,8 +17,11 @@ Each part runs ``--rounds`` times (tables emptied in between); the median counts
     DATABASE_URL=postgres://groundwork@127.0.0.1:5432/groundwork .venv/bin/python bench/ingest.py
 
 It works in a throwaway database (``<name>_ingest_bench``, created, migrated and dropped) and a
-temporary ``GROUNDWORK_VAR_DIR``, so nothing is left behind. ``--profile`` prints a cProfile
-of one round of (b). The last line is ``ingest: a=<rows/s> b=<rows/s> ratio=<b/a>``.
+temporary ``GROUNDWORK_VAR_DIR``, so nothing is left behind. ``--breakdown`` times each stage
+of one round of (b) (framework, body, JSON, validation, encoding, each SQL round trip, commit)
+in ms per request; ``--profile`` prints a cProfile of one round of (b). The machine is often
+shared: the ratio of each round is printed too. The last line is
+``ingest: a=<rows/s> b=<rows/s> ratio=<b/a>`` (medians of the rounds).
 """
 
 from __future__ import annotations
