@@ -5,6 +5,12 @@ queries (the estate snapshot, the existing findings, the active waivers, the fra
 catalogue), upserts the findings in one statement, writes one score row per framework, and
 opens an incident for each *new* failure of a check that calls for one (a prohibited
 practice): a re-run updates findings and never opens the same incident twice.
+
+Findings are stored for the subjects a check applies to (pass or fail). A subject outside a
+check's scope (a minimal-risk system for a high-risk check) is counted as not applicable in
+the scan's summary but gets no finding row, unless it had one: a subject that leaves a
+check's scope, or the estate, keeps its finding, turned ``not_applicable`` with the reason
+(and resolved if it was failing).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from operations.compliance.models import (
 )
 from operations.jobs.execution import scoped_atomic
 from tenants.owned import owned_object_create, owned_object_delete, owned_object_update
+from tenants.scoping import active_scope
 
 # Plain strings: compared for every finding of every scan.
 FAIL, PASS, NA = (
@@ -123,6 +130,15 @@ class ActiveWaivers:
 # --- The scan -----------------------------------------------------------------------------------
 
 
+def _scan_transaction(tenant_id: int):
+    """The tenant's scoped transaction; inside a job's ``run.once`` that is already open, so
+    no savepoint is added (two round trips fewer per tenant of a fleet scan)."""
+    scope = active_scope()
+    if scope is not None and scope.tenant_ids == {tenant_id} and connection.in_atomic_block:
+        return transaction.atomic(savepoint=False)
+    return scoped_atomic(tenant_id)
+
+
 def compliance_run_for_tenant(
     *, tenant, job_run_id: int | None = None, now: dt.datetime | None = None
 ) -> dict:
@@ -133,33 +149,39 @@ def compliance_run_for_tenant(
     JSON-ready summary.
     """
     now = now or timezone.now()
-    with scoped_atomic(tenant.id):
+    with _scan_transaction(tenant.id):
         if job_run_id is not None:
             done = ComplianceScan.objects.filter(
                 tenant_id=tenant.id, job_run_id=job_run_id, finished_at__isnull=False
             ).first()
             if done is not None:
                 return scan_summary(done)
-        scan = ComplianceScan.objects.create(tenant=tenant, job_run_id=job_run_id, started_at=now)
+        catalogue = _catalogue()
         estate = Estate.load(tenant=tenant, now=now)
         waivers = ActiveWaivers.load(tenant_id=tenant.id, now=now)
         previous = _previous_findings(tenant.id)
         checks = all_checks()
         rows, counts, per_check, new_failures = _judge(checks, estate, waivers, previous, now=now)
+        stale = _stale(previous, rows)
+        # The scan row is written once, complete: the findings and scores point at it.
+        scan = ComplianceScan.objects.create(
+            tenant=tenant,
+            job_run_id=job_run_id,
+            started_at=now,
+            finished_at=timezone.now(),
+            checks_run=len(checks),
+            passed=counts[PASS],
+            failed=counts[FAIL],
+            waived=counts["waived"],
+            not_applicable=counts[NA],
+            resolved=counts["resolved"] + sum(1 for prior in stale if prior.status == FAIL),
+            new_failures=len(new_failures),
+        )
         _write_findings(rows, previous, tenant_id=tenant.id, scan_id=scan.pk, now=now)
-        counts["resolved"] += _retire_stale(previous, rows, tenant=tenant, scan=scan, now=now)
-        scores = _scores(per_check, tenant=tenant, scan=scan, now=now)
+        _retire_stale(stale, tenant=tenant, scan=scan, now=now)
+        scores = _scores(per_check, catalogue, tenant=tenant, scan=scan, now=now)
         opened = _open_incidents(new_failures, tenant=tenant, now=now)
-        scan.finished_at = timezone.now()
-        scan.checks_run = len(checks)
-        scan.passed = counts[PASS]
-        scan.failed = counts[FAIL]
-        scan.waived = counts["waived"]
-        scan.not_applicable = counts[NA]
-        scan.resolved = counts["resolved"]
-        scan.new_failures = len(new_failures)
-        scan.save()
-    summary = scan_summary(scan, scores=scores)
+    summary = scan_summary(scan, scores=scores, catalogue=catalogue)
     summary["incidents_opened"] = opened
     return summary
 
@@ -268,6 +290,10 @@ def _judge(checks, estate, waivers, previous, *, now):
                     resolved_at = prior.resolved_at  # kept on later passing runs
             if result.status != NA:
                 applicable = True
+            elif prior is None:
+                # Outside the check's scope and never in it: counted, not stored. A subject
+                # that leaves the scope keeps its finding, now not applicable, with the reason.
+                continue
             rows.append(
                 FindingRow(
                     check.code,
@@ -338,15 +364,17 @@ def _write_findings(rows: list[FindingRow], previous: dict, *, tenant_id, scan_i
     )
 
 
-def _retire_stale(previous: dict, rows: list[FindingRow], *, tenant, scan, now) -> int:
-    """Findings whose subject left the estate (or whose check is gone) stop applying."""
+def _stale(previous: dict, rows: list[FindingRow]) -> list[PreviousFinding]:
+    """Stored findings this scan did not produce: their subject left the estate (or the
+    check's scope for good), or their check is gone."""
     produced = {row.key for row in rows}
-    stale = [value for key, value in previous.items() if key not in produced]
-    if not stale:
-        return 0
+    return [prior for key, prior in previous.items() if key not in produced and prior.status != NA]
+
+
+def _retire_stale(stale: list[PreviousFinding], *, tenant, scan, now) -> None:
     gone = "The subject is no longer in the estate."
-    failing = [value.id for value in stale if value.status == FAIL]
-    others = [value.id for value in stale if value.status not in (FAIL, NA)]
+    failing = [prior.id for prior in stale if prior.status == FAIL]
+    others = [prior.id for prior in stale if prior.status != FAIL]
     findings = Finding.objects.filter(tenant_id=tenant.id)
     if failing:
         findings.filter(pk__in=failing).update(
@@ -354,17 +382,16 @@ def _retire_stale(previous: dict, rows: list[FindingRow], *, tenant, scan, now) 
         )
     if others:
         findings.filter(pk__in=others).update(status=NA, detail=gone, last_seen=now, last_scan=scan)
-    return len(failing)
 
 
-def _scores(per_check: dict, *, tenant, scan, now) -> list[Score]:
+def _scores(per_check: dict, catalogue, *, tenant, scan, now) -> list[Score]:
     checks_by_control: dict[tuple[str, str], list[str]] = defaultdict(list)
     for check in all_checks():
         for reference in check.controls:
             framework, control = reference.split(":", 1)
             checks_by_control[(framework, control)].append(check.code)
     scores = []
-    for framework in _catalogue():
+    for framework in catalogue:
         assessed = passed = 0
         failed_controls = []
         for control in framework.controls:
@@ -421,12 +448,12 @@ def _open_incidents(new_failures, *, tenant, now) -> list[str]:
     return opened
 
 
-def scan_summary(scan: ComplianceScan, scores: list[Score] | None = None) -> dict:
+def scan_summary(scan: ComplianceScan, scores: list[Score] | None = None, catalogue=None) -> dict:
     if scores is None:
         scores = list(Score.objects.filter(scan=scan).select_related("framework"))
         by_code = {score.framework.code: score for score in scores}
     else:
-        codes = {f.framework_id: f.code for f in _catalogue()}
+        codes = {f.framework_id: f.code for f in catalogue or _catalogue()}
         by_code = {
             codes.get(score.framework_id, str(score.framework_id)): score for score in scores
         }

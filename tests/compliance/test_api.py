@@ -132,6 +132,16 @@ def test_findings_filters(viewer_a, tenant_a, scanned):
     assert all(r["subject_type"] == "dataset" for r in datasets)
     subject = results(viewer_a, tenant_a, subject=scanned.pk, subject_type="ai_system")
     assert {r["subject_id"] for r in subject} == {scanned.pk}
+    undocumented = next(
+        r for r in results(viewer_a, tenant_a) if r["subject_label"] == "Undocumented"
+    )
+    from operations.inventory import services as inventory_services
+    from operations.inventory.models import AISystem
+
+    with tenant_scope(tenant_a.id):
+        system = AISystem.objects.get(pk=undocumented["subject_id"])
+        inventory_services.ai_system_update(tenant=tenant_a, ai_system=system, risk_tier="minimal")
+    services.compliance_run_for_tenant(tenant=tenant_a)
     na = results(viewer_a, tenant_a, status="not_applicable")
     assert na
     assert all(r["status"] == "not_applicable" for r in na)

@@ -7,8 +7,9 @@ import pytest
 from operations.compliance.checks import all_checks, approved_countries, get_check
 from operations.compliance.models import Control, Finding
 from operations.compliance.services import compliance_run_for_tenant
+from tenants import services as tenant_services
 from tenants.scoping import tenant_scope
-from tests.compliance.builders import CASES, good_dataset, good_deployment, good_system
+from tests.compliance.builders import CASES, good_dataset, good_deployment, good_system, high_system
 
 pytestmark = pytest.mark.django_db
 
@@ -56,24 +57,52 @@ def test_check_passes_its_passing_fixture_and_fails_its_failing_one(code, tenant
         assert not Finding.objects.exists()
 
 
-def test_checks_that_do_not_apply_say_so(tenant_a, tenant_b):
+def test_a_subject_outside_a_checks_scope_is_counted_not_stored(tenant_a):
     minimal = good_system(tenant_a)
-    staging = good_deployment(tenant_a, environment="staging", monitoring_enabled=False)
-    public = good_dataset(tenant_a, personal_data=False, residency_country="US")
+    summary = compliance_run_for_tenant(tenant=tenant_a)
+    assert summary["not_applicable"] > 0
+    with tenant_scope(tenant_a.id):
+        assert not Finding.objects.filter(
+            check_code="ai_system.fundamental_rights_assessment", subject_id=minimal.pk
+        ).exists()
+        assert not Finding.objects.filter(status="not_applicable").exists()
+
+
+def test_a_subject_that_leaves_a_checks_scope_keeps_its_finding_as_not_applicable(
+    tenant_a, tenant_b
+):
+    from operations.inventory import services as inventory
+
+    high = high_system(tenant_a, technical_documentation_url="")
+    deployment = good_deployment(tenant_a, monitoring_enabled=False)
+    dataset = good_dataset(tenant_a, personal_data=True, residency_country="US")
     personal_in_b = good_dataset(tenant_b, personal_data=True, residency_country="US")
+    tenant_b = tenant_services.tenant_update(tenant=tenant_b, data_residency="UK")
     compliance_run_for_tenant(tenant=tenant_a)
-    compliance_run_for_tenant(tenant=tenant_b)  # B has no residency policy
+    compliance_run_for_tenant(tenant=tenant_b)
+    assert (
+        finding_for(tenant_a, "ai_system.technical_documentation", "ai_system", high).status
+        == "fail"
+    )
+
+    with tenant_scope(tenant_a.id):
+        inventory.ai_system_update(tenant=tenant_a, ai_system=high, risk_tier="minimal")
+        inventory.deployment_update(tenant=tenant_a, deployment=deployment, environment="staging")
+        inventory.dataset_update(tenant=tenant_a, dataset=dataset, personal_data=False)
+    tenant_b = tenant_services.tenant_update(tenant=tenant_b, data_residency="")
+    compliance_run_for_tenant(tenant=tenant_a)
+    compliance_run_for_tenant(tenant=tenant_b)
     cases = [
-        (tenant_a, "ai_system.fundamental_rights_assessment", "ai_system", minimal, "Not high"),
-        (tenant_a, "ai_system.technical_documentation", "ai_system", minimal, "Not high"),
-        (tenant_a, "deployment.monitoring", "deployment", staging, "Not a production"),
-        (tenant_a, "dataset.personal_data_residency", "dataset", public, "no personal data"),
+        (tenant_a, "ai_system.technical_documentation", "ai_system", high, "Not high"),
+        (tenant_a, "deployment.monitoring", "deployment", deployment, "Not a production"),
+        (tenant_a, "dataset.personal_data_residency", "dataset", dataset, "no personal data"),
         (tenant_b, "dataset.personal_data_residency", "dataset", personal_in_b, "no data resid"),
     ]
     for tenant, code, subject_type, subject, reason in cases:
         finding = finding_for(tenant, code, subject_type, subject)
         assert finding.status == "not_applicable", code
         assert reason.lower() in finding.detail.lower(), finding.detail
+        assert finding.resolved_at is not None  # it was failing
 
 
 @pytest.mark.parametrize(

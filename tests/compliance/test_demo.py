@@ -39,7 +39,8 @@ def test_seed_compliance_is_idempotent_and_shows_a_mix(tenant_a, profile):
         assert Finding.objects.filter(
             check_code=waiver.check_code, subject_id=waiver.subject_id, status="fail"
         ).exists()
-    assert statuses == {"pass", "fail", "not_applicable"}
+    assert {"pass", "fail"} <= statuses
+    assert runs[1].result["not_applicable"] > 0
     assert first["scores"] == 6  # three frameworks, two scans: a history
     assert runs[1].result["waived"] >= 1
     again = seed_compliance(tenant_a)
