@@ -501,7 +501,10 @@ class AlertRuleInForceSerializer(serializers.Serializer):
     category = serializers.CharField()
     auto_resolve = serializers.BooleanField()
 
-    @extend_schema_field({"type": "string", "enum": [RULE_SOURCE_TENANT, RULE_SOURCE_DEFAULT]})
+    # A plain string in the schema: an enum here would collide with the incident's "source".
+    @extend_schema_field(
+        {"type": "string", "description": f"{RULE_SOURCE_TENANT} or {RULE_SOURCE_DEFAULT}"}
+    )
     def get_source(self, obj) -> str:
         return alert_rule_source(obj)
 
