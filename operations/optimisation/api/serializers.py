@@ -9,7 +9,9 @@ from msp.api.serializers import StrictSerializer
 from operations.optimisation.models import (
     RECOMMENDATION_ACTIONS,
     Recommendation,
+    RecommendationKind,
     RecommendationStatus,
+    SubjectType,
 )
 from tenants.owned import TenantOwnedSerializer
 
@@ -24,8 +26,26 @@ class RecommendationStatusField(serializers.ChoiceField):
         super().__init__(choices=RecommendationStatus.choices, **kwargs)
 
 
+@extend_schema_field(
+    {"type": "string", "enum": SubjectType.values}, component_name="RecommendationSubjectTypeEnum"
+)
+class RecommendationSubjectTypeField(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=SubjectType.choices, **kwargs)
+
+
+@extend_schema_field(
+    {"type": "string", "enum": RecommendationKind.values}, component_name="RecommendationKindEnum"
+)
+class RecommendationKindField(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=RecommendationKind.choices, **kwargs)
+
+
 class RecommendationSerializer(TenantOwnedSerializer):
     status = RecommendationStatusField(read_only=True)
+    kind = RecommendationKindField(read_only=True)
+    subject_type = RecommendationSubjectTypeField(read_only=True)
     subject = serializers.CharField(source="subject_key", read_only=True)
     allowed_actions = serializers.SerializerMethodField()
 
