@@ -213,3 +213,12 @@ def _estates(tenant_ids: list[int], *, systems: int, rng: random.Random, now) ->
         )
     AISystemDataset.objects.bulk_create(usage, batch_size=BATCH)
     Deployment.objects.bulk_create(deployments, batch_size=BATCH)
+
+
+def reset_fleet_compliance() -> None:
+    """Forget every scan, finding and score (the bench's own database only), so the next
+    fleet scan starts cold: every finding new."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE compliance_score, compliance_finding, compliance_compliancescan")

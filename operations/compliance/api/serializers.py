@@ -69,6 +69,9 @@ class FrameworkDetailSerializer(FrameworkSerializer):
 
 class FindingSerializer(serializers.ModelSerializer):
     check = serializers.CharField(source="check_code")
+    # Plain strings in the schema: "severity" and "status" name other choice sets elsewhere.
+    severity = serializers.CharField(read_only=True, help_text="critical, high, medium or low")
+    status = serializers.CharField(read_only=True, help_text="pass, fail or not_applicable")
     check_title = serializers.SerializerMethodField()
     controls = serializers.SerializerMethodField()
     waived = serializers.BooleanField(read_only=True, default=False)
