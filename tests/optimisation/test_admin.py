@@ -75,3 +75,12 @@ def test_scan_now_queues_one_job_per_tenant(client, tenant_a, tenant_b):
     for tenant in (tenant_a, tenant_b):
         with tenant_scope(tenant.id):
             assert JobRun.objects.filter(kind="optimisation_scan").count() == 1
+
+
+def test_the_change_page_shows_a_recommendation_read_only(client, tenant_a):
+    rec = make_recommendation(tenant_a)
+    client.force_login(make_staff(tenant_a, role=MspRole.ENGINEER))
+    page = client.get(reverse("admin:optimisation_recommendation_change", args=[rec.pk]))
+    assert page.status_code == 200
+    assert "node-1 is idle" in page.content.decode()
+    assert client.get(reverse("admin:optimisation_recommendation_add")).status_code == 403
