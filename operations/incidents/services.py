@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -1108,6 +1108,7 @@ class AlertEvaluation:
     as_of: dt.datetime
     rules: int
     outcomes: list[AlertOutcome]
+    dry_run: bool = False
 
     def count(self, state: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.state == state)
@@ -1122,6 +1123,7 @@ class AlertEvaluation:
         )
         return {
             "as_of": self.as_of,
+            "dry_run": self.dry_run,
             "rules": self.rules,
             "counts": {state: self.count(state) for state in states},
             "outcomes": [asdict(outcome) for outcome in self.outcomes],
@@ -1188,7 +1190,9 @@ def _alert_texts(rule, metric: Metric, name: str, stats: WindowStats, start, end
     }
 
 
-def alert_rules_evaluate(*, tenant: Tenant, as_of: dt.datetime | None = None) -> AlertEvaluation:
+def alert_rules_evaluate(
+    *, tenant: Tenant, as_of: dt.datetime | None = None, dry_run: bool = False
+) -> AlertEvaluation:
     """Evaluate the rules in force for ``tenant`` on its telemetry up to ``as_of`` (now).
 
     Per rule, one aggregate query over the window [as_of − window, as_of] grouped by resource:
@@ -1199,6 +1203,9 @@ def alert_rules_evaluate(*, tenant: Tenant, as_of: dt.datetime | None = None) ->
     nothing is written). A cleared resource resolves its open incident, with the reason on the
     timeline, when the rule auto-resolves. Idempotent: evaluations of a tenant are serialised,
     and a second one at the same moment finds everything already done.
+
+    ``dry_run`` evaluates and reports exactly as a real run would, then rolls every write back
+    (incidents, numbers, timeline, audit, outbox): a way to try a threshold.
     """
     as_of = _now(as_of)
     with transaction.atomic():
@@ -1225,7 +1232,14 @@ def alert_rules_evaluate(*, tenant: Tenant, as_of: dt.datetime | None = None) ->
             )
             if outcome is not None:
                 outcomes.append(outcome)
-    return AlertEvaluation(as_of=as_of, rules=len(rules), outcomes=outcomes)
+        if dry_run:
+            transaction.set_rollback(True)
+            # The numbers of incidents that were never kept mean nothing.
+            outcomes = [
+                replace(o, incident_id=None, incident="") if o.state == AlertState.OPENED else o
+                for o in outcomes
+            ]
+    return AlertEvaluation(as_of=as_of, rules=len(rules), outcomes=outcomes, dry_run=dry_run)
 
 
 def _alert_resources(tenant: Tenant, decisions: list) -> dict:

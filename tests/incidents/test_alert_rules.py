@@ -423,3 +423,40 @@ def test_the_block_read_of_a_window_agrees_with_the_sample_view(tenant_a, hot, i
         WindowStats(idle.pk, 2.0, 5.0, 4, minutes(45), minutes(60)),
     ]
     assert only_hot == blocks[:1]
+
+
+# --- Dry runs --------------------------------------------------------------------------------
+
+
+def test_a_dry_run_reports_what_would_happen_and_writes_nothing(tenant_a, hot):
+    from operations.events.models import OutboxEvent
+    from tenants.models import AuditEvent
+
+    feed(tenant_a, "compute:acme-gpu-hot-01", "gpu_utilization", COOLING, start=T0)
+    make_rule(tenant_a)
+
+    def writes() -> tuple[int, int, int]:
+        with tenant_scope(tenant_a.id):
+            return (
+                AuditEvent.objects.count(),
+                OutboxEvent.objects.count(),
+                len(alert_incidents(tenant_a)),
+            )
+
+    before = writes()
+    with tenant_scope(tenant_a.id):
+        dry = services.alert_rules_evaluate(tenant=tenant_a, as_of=minutes(20), dry_run=True)
+    assert dry.dry_run is True
+    assert states(dry) == [("acme-gpu-hot-01", AlertState.OPENED)]
+    assert (dry.outcomes[0].incident_id, dry.outcomes[0].incident) == (None, "")
+    assert writes() == before
+
+    evaluate(tenant_a, minutes(20))
+    (incident,) = alert_incidents(tenant_a)
+    assert incident.number == 1  # the dry run used no number
+
+    with tenant_scope(tenant_a.id):
+        dry = services.alert_rules_evaluate(tenant=tenant_a, as_of=minutes(50), dry_run=True)
+    assert states(dry) == [("acme-gpu-hot-01", AlertState.RESOLVED)]
+    assert dry.outcomes[0].incident == incident.reference
+    assert fresh(incident).status == "triggered"

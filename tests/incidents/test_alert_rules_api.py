@@ -191,6 +191,23 @@ def test_evaluate_now_reports_what_fired_and_opens_the_incident(admin_a, tenant_
     )
 
 
+def test_evaluate_as_a_dry_run_writes_nothing(admin_a, tenant_a):
+    make_gpu_node(tenant_a, hostname="acme-gpu-hot-01")
+    now = timezone.now().replace(second=0, microsecond=0)
+    start = now - dt.timedelta(minutes=30)
+    feed(tenant_a, "compute:acme-gpu-hot-01", "gpu_utilization", [97.0] * 7, start=start)
+    make_rule(tenant_a)
+    audit = AuditEvent.objects.count()
+    response = admin_a.client.post(url(tenant_a, "evaluate"), {"dry_run": True})
+    assert response.status_code == 200, response.content
+    assert (response.json()["dry_run"], response.json()["counts"]["opened"]) == (True, 1)
+    assert alert_incidents(tenant_a) == []
+    assert AuditEvent.objects.count() == audit
+    bad = admin_a.client.post(url(tenant_a, "evaluate"), {"dry_run": "perhaps"})
+    assert bad.status_code == 400
+    assert "dry_run" in bad.json()["error"]["fields"]
+
+
 def test_filters_and_search(admin_a, tenant_a):
     make_rule(tenant_a, name="GPU saturated")
     make_rule(tenant_a, name="GPU idle", condition="below", threshold=5, severity="SEV4")

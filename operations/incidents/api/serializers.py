@@ -532,8 +532,15 @@ class AlertOutcomeSerializer(serializers.Serializer):
     samples = serializers.IntegerField()
 
 
+class AlertEvaluateSerializer(StrictSerializer):
+    dry_run = serializers.BooleanField(
+        default=False, help_text="Report what would happen, write nothing."
+    )
+
+
 class AlertEvaluationSerializer(serializers.Serializer):
     as_of = serializers.DateTimeField()
+    dry_run = serializers.BooleanField()
     rules = serializers.IntegerField(help_text="Rules in force that were evaluated.")
     counts = serializers.DictField(child=serializers.IntegerField())
     outcomes = AlertOutcomeSerializer(many=True)

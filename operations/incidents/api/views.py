@@ -404,14 +404,16 @@ class AlertRuleViewSet(TenantScopedModelViewSet):
         page = self.paginate_queryset(alert_rules_effective(tenant=self.tenant))
         return self.get_paginated_response(s.AlertRuleInForceSerializer(page, many=True).data)
 
-    @extend_schema(request=s.EmptySerializer, responses=s.AlertEvaluationSerializer)
+    @extend_schema(request=s.AlertEvaluateSerializer, responses=s.AlertEvaluationSerializer)
     @action(detail=False, methods=["post"])
     def evaluate(self, request, *args, **kwargs):
         """Evaluate the rules in force now (as the scheduled job does every minute) and say
-        what fired, grouped, cleared and auto-resolved."""
-        body = s.EmptySerializer(data=request.data, context=self.get_serializer_context())
+        what fired, grouped, cleared and auto-resolved; ``dry_run`` writes nothing."""
+        body = s.AlertEvaluateSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
-        evaluation = services.alert_rules_evaluate(tenant=self.tenant)
+        evaluation = services.alert_rules_evaluate(
+            tenant=self.tenant, dry_run=body.validated_data["dry_run"]
+        )
         return Response(s.AlertEvaluationSerializer(evaluation.as_dict()).data)
 
 
