@@ -1030,14 +1030,38 @@ def alert_rule_update(*, tenant: Tenant, rule: AlertRule, **fields) -> AlertRule
     _check_rule_fields(fields)
     assert rule.tenant_id == tenant.id, "rule is not in this tenant"
     rule = AlertRule.objects.select_for_update().get(pk=rule.pk, tenant=tenant)
-    return audited_update(tenant=tenant, instance=rule, data=fields)
+    was_enabled = rule.enabled
+    rule = audited_update(tenant=tenant, instance=rule, data=fields)
+    if was_enabled and not rule.enabled:
+        _note_rule_stopped(tenant, rule, "was switched off")
+    return rule
+
+
+def _note_rule_stopped(tenant: Tenant, rule: AlertRule, what: str) -> None:
+    """Tell the open incidents of a rule that stopped that nobody will update or auto-resolve
+    them any more (an internal note: it is the MSP's to close them)."""
+    incidents = Incident.objects.filter(
+        tenant=tenant, status__in=OPEN_STATUSES, dedupe_key__startswith=f"{rule.dedupe_prefix}:"
+    )
+    for incident in incidents:
+        _entry(
+            incident,
+            kind=TimelineKind.COMMENT,
+            internal=True,
+            body=(
+                f"The alert rule '{rule.name}' {what}: it no longer adds to this incident or "
+                "resolves it."
+            ),
+        )
 
 
 @transaction.atomic
 def alert_rule_delete(*, tenant: Tenant, rule: AlertRule) -> None:
     """Delete a tenant's rule; a deleted override puts the MSP-wide default back in force.
-    Incidents it opened stay as they are."""
+    Incidents it opened stay open, with a note that the rule is gone."""
     assert rule.tenant_id == tenant.id, "rule is not in this tenant"
+    if rule.default_rule_id is None and rule.enabled:
+        _note_rule_stopped(tenant, rule, "was deleted")
     audit_record(
         tenant=tenant,
         action=AuditAction.DELETE,

@@ -460,3 +460,22 @@ def test_a_dry_run_reports_what_would_happen_and_writes_nothing(tenant_a, hot):
     assert states(dry) == [("acme-gpu-hot-01", AlertState.RESOLVED)]
     assert dry.outcomes[0].incident == incident.reference
     assert fresh(incident).status == "triggered"
+
+
+def test_switching_a_rule_off_or_deleting_it_leaves_a_note_on_its_open_incidents(tenant_a, hot):
+    feed(tenant_a, "compute:acme-gpu-hot-01", "gpu_utilization", HOT, start=T0)
+    switched = make_rule(tenant_a, name="Switched")
+    deleted = make_rule(tenant_a, name="Deleted", threshold=80)
+    make_rule(tenant_a, name="Untouched", threshold=70)
+    evaluate(tenant_a, minutes(30))
+    by_rule = {i.title.split(":")[0]: i for i in alert_incidents(tenant_a)}
+    with tenant_scope(tenant_a.id):
+        services.alert_rule_update(tenant=tenant_a, rule=switched, enabled=False)
+        services.alert_rule_update(tenant=tenant_a, rule=switched, threshold=95)  # still off
+        services.alert_rule_delete(tenant=tenant_a, rule=deleted)
+    for name, what in (("Switched", "was switched off"), ("Deleted", "was deleted")):
+        (note,) = entries(by_rule[name], TimelineKind.COMMENT)
+        assert note.internal is True
+        assert f"The alert rule '{name}' {what}" in note.body
+        assert fresh(by_rule[name]).status == "triggered"
+    assert entries(by_rule["Untouched"], TimelineKind.COMMENT) == []
