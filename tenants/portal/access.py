@@ -30,7 +30,6 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 COMING_SOON_AREAS: tuple[tuple[str, str], ...] = (
     ("readiness", "Readiness"),
     ("compliance", "Compliance"),
-    ("recommendations", "Recommendations"),
 )
 
 

@@ -20,7 +20,7 @@ from tenants.scoping import tenant_scope
 from tests.factories import make_member
 from tests.incidents.factories import act, fresh, make_incident
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.incidents.urls")]
+pytestmark = pytest.mark.django_db
 
 SECRET = "internal: blame the client's proxy"
 

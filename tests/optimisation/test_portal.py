@@ -16,7 +16,7 @@ from tenants.scoping import tenant_scope
 from tests.factories import make_member, make_staff
 from tests.optimisation.test_api import make_recommendation
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.optimisation.urls")]
+pytestmark = pytest.mark.django_db
 
 
 def list_url(tenant, **params) -> str:

@@ -13,7 +13,7 @@ Each part runs ``--rounds`` times; the median counts. The last line is
 set-based scan costs less than reading its input row by row.
 
     DATABASE_URL=postgres://groundwork@127.0.0.1:5432/groundwork .venv/bin/python \\
-        tests/optimisation/bench_scan.py
+        bench/optimisation.py
 
 It works in a throwaway database (``<name>_optim_bench``, created, migrated and dropped) and a
 temporary ``GROUNDWORK_VAR_DIR``.
@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
