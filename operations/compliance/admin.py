@@ -4,7 +4,9 @@ files), and per tenant the scans, findings and scores (read-only, computed) and 
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 
 from operations.compliance import services
 from operations.compliance.models import (
@@ -47,7 +49,13 @@ class ControlInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
+    def has_view_permission(self, request, obj=None):
+        return is_admin_staff(request.user)
+
     def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 
@@ -118,6 +126,32 @@ class ScoreAdmin(ReadOnlyAdminMixin, StaffScopedAdmin, admin.ModelAdmin):
     ordering = ("-computed_at",)
 
 
+class WaiverForm(forms.ModelForm):
+    """Applies the service's rules (known and waivable check, subject in the tenant, future
+    expiry) as form errors, before anything is saved."""
+
+    class Meta:
+        model = Waiver
+        fields = WAIVER_FIELDS
+
+    def clean(self):
+        cleaned = super().clean()
+        tenant = cleaned.get("tenant") or getattr(self.instance, "tenant", None)
+        if self.instance.pk is None and tenant is None:
+            return cleaned
+        names = WAIVER_FIELDS if self.instance.pk is None else self.changed_data
+        fields = {n: cleaned.get(n) for n in names if n in WAIVER_FIELDS and n in cleaned}
+        try:
+            services.waiver_validate(
+                tenant=tenant, fields=fields, instance=self.instance if self.instance.pk else None
+            )
+        except ValidationError as error:
+            for field, messages in error.message_dict.items():
+                target = {"check": "check_code"}.get(field, field)
+                self.add_error(target if target in self.fields else None, messages)
+        return cleaned
+
+
 @admin.register(Waiver)
 class WaiverAdmin(StaffScopedAdmin, admin.ModelAdmin):
     list_display = (
@@ -132,6 +166,7 @@ class WaiverAdmin(StaffScopedAdmin, admin.ModelAdmin):
     list_select_related = ("tenant",)
     search_fields = ("check_code", "reason", "approved_by")
     fields = WAIVER_FIELDS
+    form = WaiverForm
 
     def save_model(self, request, obj, form, change):
         if change:
