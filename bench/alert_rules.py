@@ -3,7 +3,7 @@
 Not a test (pytest collects ``test_*.py`` only); run it by hand:
 
     DATABASE_URL=postgres://groundwork@127.0.0.1:5432/groundwork_alerts \\
-        .venv/bin/python tests/incidents/bench_alert_window.py
+        .venv/bin/python bench/alert_rules.py
 
 A tenant with ``--hosts`` GPU nodes (default 100) gets ``--days`` (default 3) of 5-minute
 samples of four metrics through the ingest service (so they are stored as the app stores them:
@@ -159,7 +159,7 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         sys.exit("set DATABASE_URL to a PostgreSQL database")
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root))
     name = urlsplit(url).path.lstrip("/") + "_alert_bench"
     admin_url = _database(url, "postgres")
