@@ -27,9 +27,10 @@ PostgreSQL (:class:`PostgresSampleStore`): series blocks
     deadlock on these locks; a transaction storing several batches (the demo, tests) could,
     against another doing the same, and PostgreSQL would then abort one of them.
 
-    The one index is (tenant, kind, resource, metric, ``ts_start``): a block spans less than an
-    hour, so the blocks reaching into [start, end) start in (start - 1 hour, end), a narrow
-    range of the index for the overlap check of ingest and for series reads.
+    The one index is (tenant, kind, resource, metric, ``ts_start``): a block lies within one
+    UTC hour, so the blocks reaching into [start, end) start in (start - 1 hour, end), and those
+    overlapping a new block start in [its hour, its end]: narrow ranges of the index for series
+    reads and for the overlap check of ingest.
 
     ``telemetry_sample_block`` is range-partitioned by ``ts_start``, one partition per UTC day
     (``telemetry_sample_block_pYYYYMMDD``); a block lies within one UTC hour (a CHECK keeps it
@@ -69,6 +70,9 @@ ROLLUP_TABLE = "telemetry_rollup"
 STAGING_TABLE = "telemetry_block_staging"
 COLUMNS = "tenant_id, resource_kind, resource_id, metric, ts, value"
 BLOCK_COLUMNS = "tenant_id, resource_kind, resource_id, metric, ts_start, ts_end, ts, vals"
+# The staging table also carries each block's UTC hour: stored blocks that overlap a staged
+# one lie in the same hour, so they start in [hour, ts_end], both bounds of the series index.
+STAGING_COLUMNS = f"{BLOCK_COLUMNS}, hour"
 PARTITION_NAME = re.compile(rf"^{BLOCK_TABLE}_p(\d{{8}})$")
 # Serialises partition DDL between concurrent batches (arbitrary, fixed key).
 _PARTITION_LOCK_KEY = 7_305_118_263
@@ -166,7 +170,8 @@ _BLOCK_SERIES = f"""
 _STAGING_PREPARE = f"""
     CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (tenant_id bigint,
         resource_kind smallint, resource_id bigint, metric smallint, ts_start timestamptz,
-        ts_end timestamptz, ts timestamptz[], vals double precision[]) ON COMMIT DELETE ROWS;
+        ts_end timestamptz, ts timestamptz[], vals double precision[], hour timestamptz)
+        ON COMMIT DELETE ROWS;
     DELETE FROM {STAGING_TABLE};
     SET LOCAL synchronous_commit = off;
     SELECT count(pg_advisory_xact_lock({_LOCK_NAMESPACE}, k))
@@ -176,8 +181,8 @@ _STAGING_PREPARE = f"""
         AND c.relname = ANY('{{{{{{partitions}}}}}}'::text[])
 """  # noqa: S608 - constants, integers and partition names made here
 
-# A block spans less than an hour, so one that overlaps a staged block starts less than an hour
-# before it: a narrow range of the series index, and the other days' partitions are skipped.
+# A block lies within one UTC hour, so one that overlaps a staged block starts in [its hour,
+# its end]: a narrow range of the series index, and the other days' partitions are skipped.
 # One statement, one snapshot: staged blocks that overlap no stored block of their series go
 # in whole (fresh data, the rule); the others are unnested and only their samples not stored
 # yet go in, regrouped by hour. Returns how many samples went in. ``{mark}`` is empty, or a
@@ -188,8 +193,7 @@ _BLOCK_INSERT = f"""
             SELECT 1 FROM {BLOCK_TABLE} b
             WHERE b.tenant_id = s.tenant_id AND b.resource_kind = s.resource_kind
                 AND b.resource_id = s.resource_id AND b.metric = s.metric
-                AND b.ts_start > s.ts_start - interval '1 hour' AND b.ts_start <= s.ts_end
-                AND b.ts_end >= s.ts_start
+                AND b.ts_start >= s.hour AND b.ts_start <= s.ts_end AND b.ts_end >= s.ts_start
         ) AS clashes
         FROM {STAGING_TABLE} s
     ), whole AS (
@@ -206,8 +210,7 @@ _BLOCK_INSERT = f"""
             FROM {BLOCK_TABLE} b CROSS JOIN LATERAL unnest(b.ts) AS x(t)
             WHERE b.tenant_id = s.tenant_id AND b.resource_kind = s.resource_kind
                 AND b.resource_id = s.resource_id AND b.metric = s.metric
-                AND b.ts_start > s.ts_start - interval '1 hour' AND b.ts_start <= s.ts_end
-                AND b.ts_end >= s.ts_start
+                AND b.ts_start >= s.hour AND b.ts_start <= s.ts_end AND b.ts_end >= s.ts_start
         ) AS stored
         CROSS JOIN LATERAL unnest(s.ts, s.vals) AS u(ts, value)
         WHERE s.clashes AND u.ts <> ALL (stored.instants)
@@ -264,8 +267,8 @@ _PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = b"\xff\xff"
 _TIMESTAMPTZ_OID, _FLOAT8_OID = 1184, 701
-# Field count, then (length, value) of tenant_id int8, resource_kind int2, resource_id int8,
-# metric int2.
+# Field count (9: STAGING_COLUMNS), then (length, value) of tenant_id int8, resource_kind
+# int2, resource_id int8, metric int2.
 _ROW_START = struct.Struct(">hiqihiqih")
 # Length of the field, dimensions, has-nulls flag, element type, size, lower bound.
 _ARRAY_START = struct.Struct(">iiiIii")
@@ -274,12 +277,12 @@ _FLOAT8_ITEM = struct.Struct(">id")
 
 
 def encode_blocks(blocks: Blocks) -> bytes:
-    """The binary COPY stream of ``blocks`` for the staging table (``BLOCK_COLUMNS``)."""
+    """The binary COPY stream of ``blocks`` for the staging table (``STAGING_COLUMNS``)."""
     items: dict[dt.datetime, bytes] = {}  # ts → its encoded array item; instants repeat a lot
     out = [_COPY_HEADER]
     add = out.append
     float_item = _FLOAT8_ITEM.pack
-    for (tenant_id, kind, resource_id, metric, _hour), block in blocks.items():
+    for (tenant_id, kind, resource_id, metric, hour), block in blocks.items():
         times = sorted(block)
         encoded = []
         for ts in times:
@@ -291,13 +294,15 @@ def encode_blocks(blocks: Blocks) -> bytes:
             encoded.append(item)
         count = len(times)
         array_length = 20 + 12 * count
-        add(_ROW_START.pack(8, 8, tenant_id, 2, kind, 8, resource_id, 2, metric))
+        add(_ROW_START.pack(9, 8, tenant_id, 2, kind, 8, resource_id, 2, metric))
         add(encoded[0])  # ts_start and ts_end: the same (length, value) as an array item
         add(encoded[-1])
         add(_ARRAY_START.pack(array_length, 1, 0, _TIMESTAMPTZ_OID, count, 1))
         add(b"".join(encoded))
         add(_ARRAY_START.pack(array_length, 1, 0, _FLOAT8_OID, count, 1))
         add(b"".join([float_item(8, block[ts]) for ts in times]))
+        delta = hour - _PG_EPOCH
+        add(_TIMESTAMPTZ_ITEM.pack(8, (delta.days * 86_400 + delta.seconds) * 1_000_000))
     add(_COPY_TRAILER)
     return b"".join(out)
 
@@ -453,7 +458,7 @@ class PostgresSampleStore(SampleStore):
             if missing:
                 self.ensure_partitions(names[name] for name in missing)
             with cursor.copy(
-                f"COPY {STAGING_TABLE} ({BLOCK_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+                f"COPY {STAGING_TABLE} ({STAGING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
             ) as copy:
                 copy.write(data)
             cursor.execute(_BLOCK_INSERT_MARKING if mark_dirty_hours else _BLOCK_INSERT_PLAIN)

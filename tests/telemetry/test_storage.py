@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from operations.telemetry.storage import (
     PostgresSampleStore,
@@ -258,3 +258,21 @@ def test_the_insert_marks_only_the_hours_that_received_samples(tenant_a, estate)
     with tenant_scope(tenant_a.id), transaction.atomic():
         assert sample_store().insert_blocks(group_blocks(rows), mark_dirty_hours=True) == 1
     assert dirty_hours(tenant_a) == {DAY.replace(minute=0) + dt.timedelta(hours=1)}
+
+
+@requires_postgres
+def test_a_block_across_an_hour_is_refused(tenant_a, estate):
+    # Reads and the overlap check rely on it: the table's CHECK guards it.
+    sample_store().ensure_partitions([DAY.date()])
+    start, end = DAY + dt.timedelta(minutes=20), DAY + dt.timedelta(minutes=40)  # 23:50, 00:10
+    with (
+        tenant_scope(tenant_a.id),
+        pytest.raises(IntegrityError, match="block_arrays"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            "INSERT INTO telemetry_sample_block (tenant_id, resource_kind, resource_id, "
+            "metric, ts_start, ts_end, ts, vals) VALUES (%s, 1, %s, 1, %s, %s, %s, %s)",
+            [tenant_a.id, estate["node"].pk, start, end, [start, end], [1.0, 2.0]],
+        )

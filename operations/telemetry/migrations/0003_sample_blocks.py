@@ -33,15 +33,17 @@ BLOCK_DDL = f"""
         metric smallint NOT NULL,
         ts timestamptz[] NOT NULL,
         vals double precision[] NOT NULL,
-        -- Reads rely on a block spanning less than an hour (one UTC hour, in fact).
+        -- Reads and the overlap check of ingest rely on a block lying within one UTC hour.
         CONSTRAINT telemetry_sample_block_arrays CHECK (
             cardinality(ts) > 0 AND cardinality(ts) = cardinality(vals)
-            AND ts_start <= ts_end AND ts_end - ts_start < interval '1 hour'
+            AND ts_start <= ts_end
+            AND date_trunc('hour', ts_start AT TIME ZONE 'UTC')
+                = date_trunc('hour', ts_end AT TIME ZONE 'UTC')
         )
     ) PARTITION BY RANGE (ts_start)
 """
-# Serves the overlap check of ingest and the series read (one series; a block spans less than
-# an hour, so the blocks that reach into [start, end) start in (start - 1 hour, end)), and a
+# Serves the overlap check of ingest and the series read (one series; a block lies within one
+# UTC hour, so the blocks that reach into [start, end) start in (start - 1 hour, end)), and a
 # tenant's rollups and retention (tenant prefix).
 BLOCK_INDEX = (
     f"CREATE INDEX telemetry_sample_block_series ON {BLOCK_TABLE} "
