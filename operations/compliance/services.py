@@ -19,6 +19,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
@@ -384,12 +385,19 @@ def _retire_stale(stale: list[PreviousFinding], *, tenant, scan, now) -> None:
         findings.filter(pk__in=others).update(status=NA, detail=gone, last_seen=now, last_scan=scan)
 
 
-def _scores(per_check: dict, catalogue, *, tenant, scan, now) -> list[Score]:
-    checks_by_control: dict[tuple[str, str], list[str]] = defaultdict(list)
+@lru_cache(maxsize=1)
+def _checks_by_control() -> dict[tuple[str, str], tuple[str, ...]]:
+    """(framework code, control code) → the checks mapped to it (the registry is code)."""
+    mapping: dict[tuple[str, str], list[str]] = defaultdict(list)
     for check in all_checks():
         for reference in check.controls:
             framework, control = reference.split(":", 1)
-            checks_by_control[(framework, control)].append(check.code)
+            mapping[(framework, control)].append(check.code)
+    return {key: tuple(codes) for key, codes in mapping.items()}
+
+
+def _scores(per_check: dict, catalogue, *, tenant, scan, now) -> list[Score]:
+    checks_by_control = _checks_by_control()
     scores = []
     for framework in catalogue:
         assessed = passed = 0
