@@ -210,3 +210,22 @@ def test_a_worker_killed_mid_scan_is_replaced_and_the_findings_are_written_once(
     assert scans_of(tenant, run) == 1  # attempt 1's scan rolled back with its worker
     assert scans_of(tenant) == 2  # the direct scan and the job's
     assert finding_keys(tenant) == keys  # updated in place, never duplicated
+
+
+@pytest.mark.django_db
+def test_a_tenant_admin_triggers_a_scan_through_the_jobs_api(admin_a, tenant_a, eager, committed):
+    good_system(tenant_a, business_owner="")
+    kinds = admin_a.client.get(f"/api/v1/tenants/{tenant_a.slug}/jobs/kinds/").json()
+    assert {"name": "compliance_scan", "can_trigger": True}.items() <= next(
+        k for k in kinds if k["name"] == "compliance_scan"
+    ).items()
+    with committed():
+        response = admin_a.client.post(
+            f"/api/v1/tenants/{tenant_a.slug}/jobs/", {"kind": "compliance_scan"}
+        )
+    assert response.status_code == 201, response.content
+    run = JobRun.objects.unscoped().filter(pk=response.json()["id"])
+    with tenant_scope(tenant_a.id):
+        assert run.get().status == JobStatus.SUCCEEDED
+    findings = admin_a.client.get(f"/api/v1/tenants/{tenant_a.slug}/compliance/findings/")
+    assert findings.json()["count"] > 0
