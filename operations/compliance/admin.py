@@ -117,6 +117,7 @@ class ScoreAdmin(ReadOnlyAdminMixin, StaffScopedAdmin, admin.ModelAdmin):
         "tenant",
         "framework",
         "score",
+        "pass_rate",
         "controls_passed",
         "controls_assessed",
         "controls_total",

@@ -177,12 +177,17 @@ class Score(TenantOwnedModel):
     least one of its checks applied to a subject (pass, fail or waived); it *passes* when none
     of those findings fails unwaived. Controls with no automated check, or whose checks were
     all not applicable, are counted in ``controls_not_assessed`` and left out of the ratio.
+    Strict on purpose: one failing subject fails the control.
+
+    ``pass_rate`` = findings passing (or waived) / findings judged × 100, over the checks
+    mapped to the framework: how far remediation has come while controls still fail.
     """
 
     scan = models.ForeignKey(ComplianceScan, on_delete=models.CASCADE, related_name="scores")
     framework = models.ForeignKey(Framework, on_delete=models.PROTECT, related_name="+")
     computed_at = models.DateTimeField(default=timezone.now)
     score = models.DecimalField(max_digits=5, decimal_places=1, null=True, blank=True)
+    pass_rate = models.DecimalField(max_digits=5, decimal_places=1, null=True, blank=True)
     controls_total = models.PositiveIntegerField(default=0)
     controls_assessed = models.PositiveIntegerField(default=0)
     controls_passed = models.PositiveIntegerField(default=0)

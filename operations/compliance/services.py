@@ -264,11 +264,11 @@ def _previous_findings(tenant_id: int) -> dict[tuple, PreviousFinding]:
 def _judge(checks, estate, waivers, previous, *, now):
     rows: list[FindingRow] = []
     counts: dict[str, int] = defaultdict(int)
-    # Per check: (any subject applicable, any unwaived failure), for the scores.
-    per_check: dict[str, tuple[bool, bool]] = {}
+    # Per check, for the scores: (subjects judged, subjects failing unwaived).
+    per_check: dict[str, tuple[int, int]] = {}
     new_failures: list[tuple[Check, object]] = []
     for check in checks:
-        applicable = failing = False
+        applicable = failing = 0
         for result in check.run(estate):
             prior = previous.get((check.code, check.subject_type, result.subject_id))
             prior_status = prior.status if prior else None
@@ -279,7 +279,7 @@ def _judge(checks, estate, waivers, previous, *, now):
                     counts["waived"] += 1
                 else:
                     counts[FAIL] += 1
-                    failing = True
+                    failing += 1
                 if prior_status != FAIL:
                     new_failures.append((check, result))
             else:
@@ -290,7 +290,7 @@ def _judge(checks, estate, waivers, previous, *, now):
                 elif prior is not None:
                     resolved_at = prior.resolved_at  # kept on later passing runs
             if result.status != NA:
-                applicable = True
+                applicable += 1
             elif prior is None:
                 # Outside the check's scope and never in it: counted, not stored. A subject
                 # that leaves the scope keeps its finding, now not applicable, with the reason.
@@ -396,21 +396,32 @@ def _checks_by_control() -> dict[tuple[str, str], tuple[str, ...]]:
     return {key: tuple(codes) for key, codes in mapping.items()}
 
 
+def _percent(part: int, whole: int) -> Decimal | None:
+    return (Decimal(part * 100) / whole).quantize(Decimal("0.1")) if whole else None
+
+
 def _scores(per_check: dict, catalogue, *, tenant, scan, now) -> list[Score]:
+    """One score per framework (see ``Score``): controls passing / controls assessed, and the
+    share of judged subjects passing across the framework's checks (waived ones pass)."""
     checks_by_control = _checks_by_control()
     scores = []
     for framework in catalogue:
         assessed = passed = 0
         failed_controls = []
+        framework_checks: set[str] = set()
         for control in framework.controls:
-            states = [per_check[c] for c in checks_by_control.get((framework.code, control), ())]
-            if not any(applicable for applicable, _ in states):
+            mapped = checks_by_control.get((framework.code, control), ())
+            framework_checks.update(mapped)
+            states = [per_check[code] for code in mapped]
+            if not any(judged for judged, _ in states):
                 continue
             assessed += 1
             if any(failing for _, failing in states):
                 failed_controls.append(control)
             else:
                 passed += 1
+        judged = sum(per_check[code][0] for code in framework_checks)
+        failing = sum(per_check[code][1] for code in framework_checks)
         total = len(framework.controls)
         scores.append(
             Score(
@@ -418,9 +429,8 @@ def _scores(per_check: dict, catalogue, *, tenant, scan, now) -> list[Score]:
                 scan=scan,
                 framework_id=framework.framework_id,
                 computed_at=now,
-                score=(Decimal(passed * 100) / assessed).quantize(Decimal("0.1"))
-                if assessed
-                else None,
+                score=_percent(passed, assessed),
+                pass_rate=_percent(judged - failing, judged),
                 controls_total=total,
                 controls_assessed=assessed,
                 controls_passed=passed,

@@ -86,6 +86,10 @@ def _system(name, stage, tier, provenance, purpose, datasets=(), **extra):
         "datasets": [{"dataset": dataset, "usage": usage} for dataset, usage in datasets],
         **extra,
     }
+    if stage != "proposed":
+        # Past the proposal, a system has named owners (a proposal may not have them yet).
+        row.setdefault("business_owner", "Chief Data Officer")
+        row.setdefault("technical_owner", "ML platform team")
     if tier != "unclassified":
         row.setdefault("risk_classified_at", "2025-03-14")
         # Reviewed recently, so the compliance scan's 12-month review check passes by default.
@@ -779,11 +783,16 @@ def _links(profile: Profile) -> list[dict]:
 
 def _deployments(slug: str, profile: Profile) -> list[dict]:
     rows = []
+    documented = {row["name"]: row.get("model_version") for row in profile.ai_systems}
     for index, (name, system, compute, environment, operated) in enumerate(profile.deployments):
+        version = documented.get(system) or f"{1 + index % 3}.{index}.0"
+        if index == 1:
+            # One deployment drifted from the documented version (a compliance finding).
+            version = f"{version}-hotfix"
         row = {
             "name": name,
             "ai_system": system,
-            "model_version": f"{1 + index % 3}.{index}.0",
+            "model_version": version,
             "compute": f"{slug}-{compute}",
             "environment": environment,
             "monitoring_enabled": operated,

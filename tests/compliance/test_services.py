@@ -212,6 +212,16 @@ def test_scores_per_framework_with_history(tenant_a):
         assert score.score == (
             Decimal(100 * score.controls_passed) / score.controls_assessed
         ).quantize(Decimal("0.1"))
+    # The pass rate: findings passing over findings judged, across the framework's checks.
+    from operations.compliance.selectors import checks_for_framework
+
+    with tenant_scope(tenant_a.id):
+        judged = Finding.objects.filter(
+            check_code__in=checks_for_framework("eu-ai-act"), status__in=["pass", "fail"]
+        )
+        passing = judged.filter(status="pass").count()
+        assert eu[1].pass_rate == (Decimal(100 * passing) / judged.count()).quantize(Decimal("0.1"))
+    assert eu[1].pass_rate > eu[0].pass_rate
     # EU AI Act Art. 4 (AI literacy) has no automated check: never assessed.
     assert eu[0].controls_total == Framework.objects.get(code="eu-ai-act").controls.count()
 

@@ -155,6 +155,7 @@ class ScoreSerializer(serializers.ModelSerializer):
             "scan",
             "computed_at",
             "score",
+            "pass_rate",
             "controls_total",
             "controls_assessed",
             "controls_passed",
