@@ -218,3 +218,35 @@ def test_the_metric_catalogue(admin_a, tenant_a):
     assert by_name["gpu_utilization"]["resources"] == ["compute"]
     assert by_name["cost_per_hour"]["resources"] == ["compute", "deployment"]
     assert by_name["inference_latency_p95_ms"]["unit"] == "ms"
+
+
+def test_re_sent_and_overlapping_batches_show_each_sample_once(admin_a, tenant_a, estate, hour):
+    # Batches through the HTTP endpoint: the first, then one overlapping it in time (two stored
+    # samples with other values, three new ones in between and after), then both again.
+    first = [(hour + dt.timedelta(minutes=m), float(m)) for m in (0, 20, 40)]
+    second = [(hour + dt.timedelta(minutes=m), m + 0.5) for m in (10, 20, 30, 40, 50)]
+
+    def post(points):
+        samples = [
+            {"resource": NODE, "metric": "gpu_utilization", "ts": iso(ts), "value": value}
+            for ts, value in points
+        ]
+        response = admin_a.client.post(
+            url(tenant_a, "samples"), {"samples": samples}, format="json"
+        )
+        assert response.status_code == 200, response.content
+        return response.json()["inserted"]
+
+    assert [post(first), post(second), post(first), post(second)] == [3, 3, 0, 0]
+    with tenant_scope(tenant_a.id):
+        services.telemetry_rollup_pending(tenant=tenant_a)
+    window = {"from": iso(hour), "to": iso(hour + dt.timedelta(hours=1))}
+    raw = series(admin_a, tenant_a, step="raw", **window).json()["points"]
+    expected = [0.0, 10.5, 20.0, 30.5, 40.0, 50.5]
+    assert [point["value"] for point in raw] == expected
+    assert [point["ts"] for point in raw] == [
+        iso(hour + dt.timedelta(minutes=m)) for m in range(0, 60, 10)
+    ]
+    hourly = series(admin_a, tenant_a, step="1h", **window).json()["points"]
+    assert [(p["count"], p["min"], p["max"]) for p in hourly] == [(6, 0.0, 50.5)]
+    assert hourly[0]["avg"] == pytest.approx(sum(expected) / 6)
