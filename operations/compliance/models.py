@@ -120,8 +120,16 @@ class Finding(TenantOwnedModel):
     resolved_at = models.DateTimeField(
         null=True, blank=True, help_text="When a failing finding last passed again."
     )
+    # Stamped on every finding by every scan: no index and no database constraint, so that
+    # the nightly re-run's update of unchanged findings stays a cheap in-page (HOT) update.
     last_scan = models.ForeignKey(
-        ComplianceScan, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ComplianceScan,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
 
     class Meta:
