@@ -7,6 +7,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.db import models
 
 from operations.compliance import services
 from operations.compliance.models import (
@@ -26,6 +27,7 @@ from tenants.admin.base import (
 )
 
 TENANT_FILTER = ("tenant", VisibleTenantListFilter)
+URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
 WAIVER_FIELDS = ("check_code", "subject_type", "subject_id", "reason", "approved_by", "expires_at")
 
 
@@ -61,6 +63,7 @@ class ControlInline(admin.TabularInline):
 
 @admin.register(Framework)
 class FrameworkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    formfield_overrides = URL_FIELDS
     list_display = ("code", "version", "title", "publisher", "source_file", "loaded_at")
     search_fields = ("code", "title")
     inlines = (ControlInline,)
