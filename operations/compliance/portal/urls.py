@@ -1,0 +1,16 @@
+"""Portal pages for compliance, under ``/portal/<slug>/compliance/``.
+
+Included beside the portal's own URLs in the project's urls:
+``path("portal/", include("operations.compliance.portal.urls"))``.
+"""
+
+from django.urls import path
+
+from operations.compliance.portal import views
+
+app_name = "portal_compliance"
+
+urlpatterns = [
+    # Tenant pages: every view below is wrapped in portal_tenant_view.
+    path("<slug:slug>/compliance/", views.compliance_overview, name="overview"),
+]
