@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from django.db.models import (
     BooleanField,
+    Count,
     Exists,
     ExpressionWrapper,
+    F,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
+    Window,
 )
+from django.db.models.functions import RowNumber
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from operations.compliance.checks import all_checks
@@ -82,3 +87,83 @@ def scores_latest(queryset: QuerySet[Score]) -> QuerySet[Score]:
     )
 
     return queryset.filter(id=Subquery(newest)).select_related("framework")
+
+
+# --- Reads for the client portal's compliance page ----------------------------------------------
+
+
+def _covering_waivers(*, now=None) -> QuerySet[Waiver]:
+    """Unexpired waivers covering the outer finding (same matching as
+    ``findings_with_waiver_state``)."""
+    return active_waivers(
+        Waiver.objects.filter(tenant_id=OuterRef("tenant_id"), check_code=OuterRef("check_code")),
+        now=now,
+    ).filter(
+        Q(subject_id__isnull=True)
+        | (
+            Q(subject_id=OuterRef("subject_id"))
+            & (Q(subject_type="") | Q(subject_type=OuterRef("subject_type")))
+        )
+    )
+
+
+def findings_with_waiver_expiry(queryset: QuerySet[Finding], *, now=None) -> QuerySet[Finding]:
+    """``findings_with_waiver_state`` plus ``waiver_expires_at``: when the longest-running
+    unexpired waiver covering the finding runs out (None when none covers it). One query."""
+    expiry = _covering_waivers(now=now).order_by("-expires_at").values("expires_at")[:1]
+    return findings_with_waiver_state(queryset, now=now).annotate(
+        waiver_expires_at=Subquery(expiry)
+    )
+
+
+def finding_counts(queryset: QuerySet[Finding], *, now=None) -> dict[str, int]:
+    """Findings failing (unwaived), waived and passing, in one grouped query."""
+    counts = {"failing": 0, "waived": 0, "passing": 0}
+    rows = (
+        findings_with_waiver_state(queryset, now=now)
+        .order_by()
+        .values("status", "waived")
+        .annotate(count=Count("id"))
+    )
+    for row in rows:
+        if row["waived"]:
+            counts["waived"] += row["count"]
+        elif row["status"] == FindingStatus.FAIL:
+            counts["failing"] += row["count"]
+        elif row["status"] == FindingStatus.PASS:
+            counts["passing"] += row["count"]
+    return counts
+
+
+def waivers_with_subject_label(queryset: QuerySet[Waiver]) -> QuerySet[Waiver]:
+    """Annotate ``subject_label``: the label of the waived subject as the last scan saw it
+    (empty for a waiver of every subject, or a subject never scanned). One query."""
+    label = (
+        Finding.objects.filter(
+            tenant_id=OuterRef("tenant_id"),
+            check_code=OuterRef("check_code"),
+            subject_id=OuterRef("subject_id"),
+        )
+        # A waiver with no subject type covers the subject id in any type.
+        .filter(Q(subject_type=OuterRef("subject_type")) | Q(Exact(OuterRef("subject_type"), "")))
+        .order_by("-last_seen")
+        .values("subject_label")[:1]
+    )
+    return queryset.annotate(subject_label=Subquery(label))
+
+
+def score_history(queryset: QuerySet[Score], *, points: int) -> list[Score]:
+    """The newest ``points`` scores of each framework version, newest first, in one query
+    (a window function ranks each framework's history)."""
+    ranked = queryset.annotate(
+        history_rank=Window(
+            RowNumber(),
+            partition_by=[F("framework_id")],
+            order_by=[F("computed_at").desc(), F("id").desc()],
+        )
+    )
+    return list(
+        ranked.filter(history_rank__lte=points)
+        .select_related("framework")
+        .order_by("framework__code", "framework_id", "history_rank")
+    )
