@@ -10,7 +10,8 @@ Part (b), the fleet compliance scan, plugs in through ``bench_fleet_scan`` once 
 job kind exists (see there).
 
     DATABASE_URL=postgres://groundwork@127.0.0.1:5432/groundwork \\
-    REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/jobs.py [--n 2000] [--rounds 3]
+    REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/jobs.py [--n 2000] [--rounds 3] \\
+        [--batch 100] [--fleet]
 
 It uses its own database (``<name>_bench``, created and migrated on first use) and its own
 Redis database number for the broker, so neither the dev data nor other workers are touched.
@@ -45,6 +46,12 @@ def parse_args():
         "--concurrency", type=int, default=2, help="worker processes (the Procfile runs 2)"
     )
     parser.add_argument("--redis-db", type=int, default=14, help="Redis db number for the broker")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="submit the jobs with job_submit_many, this many per transaction (0: job_submit each)",
+    )
     parser.add_argument(
         "--fresh-db", action="store_true", help="drop and re-create the bench database first"
     )
@@ -178,7 +185,7 @@ def bare_round(n: int) -> float:
     return time.perf_counter() - started
 
 
-def engine_round(n: int, tenant) -> float:
+def engine_round(n: int, tenant, batch: int = 0) -> float:
     from operations.jobs.execution import runs_in, scoped_atomic
     from operations.jobs.models import JobStatus
     from operations.jobs.services import job_submit
@@ -189,8 +196,15 @@ def engine_round(n: int, tenant) -> float:
 
     clear_runs(tenant)
     started = time.perf_counter()
-    for _ in range(n):
-        job_submit(tenant=tenant, kind="noop")
+    if batch:
+        from operations.jobs.services import job_submit_many
+
+        # One transaction (one disk sync) per batch; each job still has its own run and message.
+        for start in range(0, n, batch):
+            job_submit_many(tenant=tenant, kind="noop", parameters=[{}] * min(batch, n - start))
+    else:
+        for _ in range(n):
+            job_submit(tenant=tenant, kind="noop")
     wait_for_marker()
     # With several worker processes the last jobs may finish just after the marker.
     deadline = time.monotonic() + 60
@@ -209,16 +223,16 @@ def bench_engine_vs_bare(args, env) -> float:
         wait_for_marker(timeout=120)  # the worker is up and consuming
         # Warm-up: imports, connections, caches on both sides.
         bare_round(min(200, args.n))
-        engine_round(min(200, args.n), tenant)
+        engine_round(min(200, args.n), tenant, args.batch)
         bare, engine = [], []
         for index in range(args.rounds):
             # Alternate the order so that drift (autovacuum, caches) hits both alike.
             if index % 2:
-                engine.append(engine_round(args.n, tenant))
+                engine.append(engine_round(args.n, tenant, args.batch))
                 bare.append(bare_round(args.n))
             else:
                 bare.append(bare_round(args.n))
-                engine.append(engine_round(args.n, tenant))
+                engine.append(engine_round(args.n, tenant, args.batch))
             print(
                 f"round {index + 1}: bare {bare[-1]:.2f} s, engine {engine[-1]:.2f} s "
                 f"({engine[-1] / bare[-1]:.2f}x)",
@@ -231,7 +245,8 @@ def bench_engine_vs_bare(args, env) -> float:
     print(
         f"bare celery: {args.n} tasks in {bare_s:.2f} s ({1000 * bare_s / args.n:.2f} ms each); "
         f"engine: {args.n} jobs in {engine_s:.2f} s ({1000 * engine_s / args.n:.2f} ms each); "
-        f"median of {args.rounds} rounds; {args.pool} worker, concurrency {args.concurrency}"
+        f"median of {args.rounds} rounds; {args.pool} worker, concurrency {args.concurrency}; "
+        + (f"jobs submitted {args.batch} per batch" if args.batch else "jobs submitted one by one")
     )
     return engine_s / bare_s
 

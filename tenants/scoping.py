@@ -66,12 +66,17 @@ def tenant_scope(*tenant_ids: int, using: str = DEFAULT_DB_ALIAS) -> Iterator[Te
     outer = _active_scope.get()
     token = _active_scope.set(scope)
     try:
-        if connections[using].vendor == "postgresql":
+        connection = connections[using]
+        if connection.vendor == "postgresql":
+            # An outermost block's transaction ends with it, and the transaction-local setting
+            # with that: resetting it first would cost a round trip on every scoped request.
+            ends_transaction = connection.get_autocommit() and not connection.in_atomic_block
             with transaction.atomic(using=using):
                 _set_database_scope(scope.as_setting(), using)
                 yield scope
                 # On an exception the savepoint rollback restores the outer value by itself.
-                _set_database_scope(outer.as_setting() if outer else "", using)
+                if not ends_transaction:
+                    _set_database_scope(outer.as_setting() if outer else "", using)
         else:
             yield scope
     finally:

@@ -149,4 +149,18 @@ def test_every_tenant_owned_table_has_forced_row_level_security():
             [owned],
         )
         protected = {row[0] for row in cursor.fetchall()}
+        # A view counts when it runs as the caller (security_invoker) and every table it reads
+        # is protected itself: their row-level security applies underneath.
+        cursor.execute(
+            "SELECT v.relname FROM pg_class v WHERE v.relname = ANY(%s) AND v.relkind = 'v' "
+            "AND 'security_invoker=true' = ANY(v.reloptions) "
+            "AND NOT EXISTS ("
+            "SELECT 1 FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass "
+            "AND d.objid = r.oid JOIN pg_class t ON t.oid = d.refobjid "
+            "WHERE r.ev_class = v.oid AND t.oid <> v.oid AND t.relkind IN ('r', 'p') "
+            "AND NOT (t.relrowsecurity AND t.relforcerowsecurity "
+            "AND EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = t.oid)))",
+            [owned],
+        )
+        protected |= {row[0] for row in cursor.fetchall()}
     assert set(owned) - protected == set()
