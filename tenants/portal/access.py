@@ -29,7 +29,6 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Areas later issues fill; shown greyed out in the navigation until then.
 COMING_SOON_AREAS: tuple[tuple[str, str], ...] = (
     ("readiness", "Readiness"),
-    ("compliance", "Compliance"),
 )
 
 
