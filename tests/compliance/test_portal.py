@@ -38,6 +38,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 OWNER = "ai_system.accountable_owner"  # high severity, maps to iso-42001 among others
 DOCUMENTATION = "ai_system.technical_documentation"
 MONITORING = "deployment.monitoring"
+# Session and user, tenant, frameworks, score history, failing findings, waivers, counts.
+QUERY_BUDGET = 9
 
 
 def page_url(tenant, **params) -> str:
@@ -263,8 +265,8 @@ def test_the_page_runs_the_same_queries_for_a_small_and_a_large_record(
     services.compliance_run_for_tenant(tenant=tenant_a)
     small = queries()
     small_filtered = queries(framework="eu-ai-act")
-    with django_assert_max_num_queries(small):
-        viewer.get(page_url(tenant_a))
+    with django_assert_max_num_queries(QUERY_BUDGET):
+        assert viewer.get(page_url(tenant_a)).status_code == 200
 
     for number in range(10):
         system = high_system(tenant_a, business_owner="", name=f"Many {number}", human_overseer="")
@@ -277,7 +279,7 @@ def test_the_page_runs_the_same_queries_for_a_small_and_a_large_record(
     assert sum(len(group.findings) for group in response.context["groups"]) > 30
     assert len(response.context["waivers"]) > 10
     assert max(len(row["trend"].values) for row in response.context["scores"]) > 5
-    with django_assert_max_num_queries(small):
+    with django_assert_max_num_queries(QUERY_BUDGET):
         assert viewer.get(page_url(tenant_a)).status_code == 200
     assert queries() == small
     assert queries(framework="eu-ai-act") == small_filtered
