@@ -30,22 +30,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 METRICS = ("gpu_utilization", "gpu_power_watts", "gpu_temperature_celsius", "gpu_tensor_active")
-
-
-def _database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def _recreate(admin_url: str, name: str, *, drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def _timed(work, rounds: int):
@@ -161,13 +148,15 @@ def main() -> None:
         sys.exit("set DATABASE_URL to a PostgreSQL database")
     root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root))
+    from bench.support import recreate_database, with_database
+
     name = urlsplit(url).path.lstrip("/") + "_alert_bench"
-    admin_url = _database(url, "postgres")
+    admin_url = with_database(url, "postgres")
     var_dir = tempfile.mkdtemp(prefix="groundwork-alert-bench-")
-    _recreate(admin_url, name)
+    recreate_database(admin_url, name)
     try:
         os.environ.update(
-            DATABASE_URL=_database(url, name),
+            DATABASE_URL=with_database(url, name),
             GROUNDWORK_VAR_DIR=var_dir,
             DJANGO_SETTINGS_MODULE="msp.settings",
             LOG_LEVEL="WARNING",
@@ -183,7 +172,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        _recreate(admin_url, name, drop_only=True)
+        recreate_database(admin_url, name, drop_only=True)
         shutil.rmtree(var_dir, ignore_errors=True)
 
 

@@ -30,11 +30,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.support import recreate_database, setup_django, with_database  # noqa: E402
 
 BOOKKEEPING = ("SELECT set_config", "SELECT pg_advisory_xact_lock")
 
@@ -46,27 +47,6 @@ def parse_args():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--queries", action="store_true", help="time each query of a scan")
     return parser.parse_args()
-
-
-def recreate_database(admin_url: str, name: str, *, drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            connection.execute(f'CREATE DATABASE "{name}"')
-
-
-def setup_django(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "msp.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def build_estate(nodes: int, days: int):
@@ -131,12 +111,12 @@ def main() -> None:
         sys.exit("Set DATABASE_URL to a PostgreSQL database (its role needs CREATEDB).")
     parts = urlsplit(url)
     name = f"{parts.path.lstrip('/') or 'groundwork'}_optim_bench"
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    admin_url = with_database(url, "postgres")
     var_dir = tempfile.mkdtemp(prefix="optim-bench-")
     os.environ["GROUNDWORK_VAR_DIR"] = var_dir
     recreate_database(admin_url, name)
     try:
-        setup_django(urlunsplit(parts._replace(path=f"/{name}")))
+        setup_django(with_database(url, name))
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 

@@ -28,7 +28,11 @@ from operations.incidents.selectors import (
     RULE_SOURCE_TENANT,
     alert_rule_source,
 )
-from operations.incidents.services import assignable_staff, user_display_name
+from operations.incidents.services import (
+    ALERT_RULE_FIELDS,
+    assignable_staff,
+    user_display_name,
+)
 from operations.inventory.models import AISystem, ComputeResource, Deployment
 from operations.telemetry.metrics import METRICS_BY_NAME
 from tenants.models import Severity
@@ -422,23 +426,8 @@ class TenantMetricsSerializer(serializers.Serializer):
 
 # --- Alert rules ---------------------------------------------------------------------------------
 
-_RULE_FIELDS = [
-    "name",
-    "description",
-    "enabled",
-    "metric",
-    "target",
-    "resource_pattern",
-    "site_code",
-    "gpu_model",
-    "environment",
-    "condition",
-    "threshold",
-    "window_minutes",
-    "severity",
-    "category",
-    "auto_resolve",
-]
+# The fields a rule is written with: the services accept exactly these.
+_RULE_FIELDS = list(ALERT_RULE_FIELDS)
 
 
 class AlertRuleSerializer(TenantOwnedSerializer):
