@@ -12,10 +12,9 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import include, path, reverse
+from django.urls import reverse
 from django.utils import timezone
 
-from msp.urls import urlpatterns as project_urlpatterns
 from operations.compliance import services
 from operations.compliance.models import Finding, FindingStatus, Score, Waiver
 from operations.compliance.portal import urls as compliance_portal_urls
@@ -30,10 +29,7 @@ from tenants.scoping import tenant_scope
 from tests.compliance.builders import good_deployment, good_system, high_system
 from tests.factories import make_member
 
-# TEMPORARY: the project's URLconf plus this page, until msp/urls.py includes it.
-urlpatterns = [*project_urlpatterns, path("portal/", include(compliance_portal_urls))]
-
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db
 
 OWNER = "ai_system.accountable_owner"  # high severity, maps to iso-42001 among others
 DOCUMENTATION = "ai_system.technical_documentation"
@@ -132,6 +128,8 @@ def test_the_page_shows_scores_counts_failing_findings_and_waivers(viewer, tenan
     ]
     assert "Borealis" not in text
     assert "<caption" in text
+    # Reached through the project's navigation, marked as the current page.
+    assert 'aria-current="page">Compliance</a>' in text
 
 
 def test_a_finding_waived_by_an_expired_waiver_fails_again(viewer, tenant_a, scanned):
