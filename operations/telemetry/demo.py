@@ -1,15 +1,22 @@
-"""Demo telemetry: a few days of 5-minute samples for a tenant's estate, with patterns to find.
+"""Demo telemetry: days of samples for a tenant's estate, with patterns to find.
 
-``seed_telemetry(tenant, days=3)`` reads the tenant's compute and deployments (seeded by
+``seed_telemetry(tenant, days=DEMO_DAYS)`` reads the tenant's compute and deployments (seeded by
 ``operations.inventory.demo``) and writes samples through the same ingest service as the API,
-then rolls them up. Patterns, by hostname and name:
+then rolls them up. The last ``detail_days`` (3) are sampled every 5 minutes; older days once an
+hour, on the hour (every hour still has data, so daily figures and spend are whole, and seeding
+ten days costs about a fifth more than three). Patterns, by hostname and name:
 
 - ``gpu-idle`` in a hostname: an idle GPU node, utilisation about 2 %;
-- ``gpu-sat`` or ``gpu-hot`` in a hostname, or a node of such a cluster: saturated, about 97 %;
+- ``gpu-sat`` or ``gpu-hot`` in a hostname, or a node of such a cluster: saturated, about 97 %
+  now, after a steady climb of ``HOT_RISE_PER_DAY`` points a day (about 77 % ten days ago, still
+  above 90 % for the last three days), so the optimisation scan sees a capacity trend;
 - every other GPU node: a diurnal load (busy in the European day, quiet at night);
 - one production deployment (the first by name) has a latency spike with errors, 6 to 8 hours
   ago; the other deployments follow the diurnal traffic;
-- running cost once an hour for compute with a cost, and for deployments.
+- running cost once an hour for compute with a cost, and for deployments;
+- with ``spend_jump=True``, another production deployment (the second by name) scales out at the
+  start of the last whole UTC day and stays so: its hourly cost rises by ``SPEND_JUMP`` of the
+  tenant's usual hourly spend, which the optimisation scan reports as a cost anomaly.
 
 Compute in maintenance, offline or retired reports nothing. Values are a deterministic function
 of resource and time, and ingest skips samples already stored: running it again adds only the
@@ -21,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import zlib
+from dataclasses import dataclass
 
 from django.utils import timezone
 
@@ -33,6 +41,18 @@ from operations.telemetry.services import (
 from tenants.scoping import tenant_scope
 
 STEP = dt.timedelta(minutes=5)
+#: Older than the last ``detail_days``, one sample an hour.
+COARSE_STEP = dt.timedelta(hours=1)
+#: What the demo seeds: enough days for a cost anomaly (7 days of history before the last) and a
+#: capacity trend (5 days of daily peaks), the recent ones in detail for alert rules and idle GPUs.
+DEMO_DAYS = 10
+DETAIL_DAYS = 3
+#: Ingested and rolled up this much at a time, oldest first.
+CHUNK = dt.timedelta(hours=6)
+#: The saturated nodes climb this many utilisation points a day, to about 97 % now.
+HOT_RISE_PER_DAY = 2.0
+#: The spend jump adds this share of the tenant's usual hourly spend, every hour.
+SPEND_JUMP = 0.5
 _SATURATED = ("gpu-sat", "gpu-hot")
 _REPORTING = (ComputeStatus.ACTIVE,)
 
@@ -62,13 +82,16 @@ def _gpu_profile(node: ComputeResource, cluster_names: dict[int, str]) -> str:
     return "diurnal"
 
 
-def _gpu_samples(node: ComputeResource, profile: str, moment: dt.datetime) -> list[tuple]:
+def _gpu_samples(
+    node: ComputeResource, profile: str, moment: dt.datetime, now: dt.datetime
+) -> list[tuple]:
     key = node.hostname
     jitter = _noise(key, moment)
     if profile == "idle":
         utilization = 2 + jitter
     elif profile == "saturated":
-        utilization = 97 + 2 * jitter
+        age_days = (now - moment).total_seconds() / 86400
+        utilization = 97 - HOT_RISE_PER_DAY * max(age_days, 0) + 2 * jitter
     else:
         utilization = 12 + 70 * _daylight(moment) + 6 * jitter
     utilization = _clamp(utilization, 0, 100)
@@ -99,66 +122,147 @@ def _deployment_samples(name: str, spike: bool, moment: dt.datetime, now: dt.dat
     ]
 
 
-def _samples(tenant, *, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> list[dict]:
+def _moments(start: dt.datetime, detail_start: dt.datetime, end: dt.datetime):
+    """Whole hours from ``start`` to ``detail_start``, then every 5 minutes up to ``end``."""
+    moment = start.replace(minute=0)
+    if moment < start:
+        moment += COARSE_STEP
+    while moment < min(detail_start, end):
+        yield moment
+        moment += COARSE_STEP
+    moment = max(start, detail_start)
+    while moment < end:
+        yield moment
+        moment += STEP
+
+
+def _usual_hourly_spend(compute, deployments) -> float:
+    """What the tenant's reporting estate costs in an average hour (compute and deployments)."""
+    nodes = sum(
+        float(node.hourly_cost)
+        for node in compute
+        if node.status in _REPORTING and node.hourly_cost and node.kind != ComputeKind.GPU_CLUSTER
+    )
+    return nodes + len(deployments) * (2 + 1.5 / 2)
+
+
+@dataclass(frozen=True)
+class _Estate:
+    """What the samples are about: the tenant's reporting compute and its deployments."""
+
+    gpu_nodes: list[tuple[str, str]]  # (resource, profile)
+    costly_compute: list[tuple[str, float]]  # (resource, hourly cost)
+    deployments: list[str]
+    spiking: str | None
+    scaling: str | None
+    #: From ``jump_from`` on, the scaling deployment costs ``jump`` more an hour.
+    jump_from: dt.datetime
+    jump: float
+
+
+def _estate(tenant, *, now: dt.datetime, spend_jump: bool) -> _Estate:
     compute = list(
         ComputeResource.objects.filter(tenant=tenant).only(
             "hostname", "kind", "status", "cluster_id", "gpu_count", "gpu_memory_gb", "hourly_cost"
         )
     )
     cluster_names = {c.pk: c.hostname for c in compute if c.kind == ComputeKind.GPU_CLUSTER}
+    reporting = [node for node in compute if node.status in _REPORTING]
     deployments = list(
         Deployment.objects.filter(tenant=tenant).order_by("name").values("name", "environment")
     )
     production = [row["name"] for row in deployments if row["environment"] == "production"]
-    spiking = production[0] if production else None
+    scaling = production[1] if spend_jump and len(production) > 1 else None
+    last_day = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return _Estate(
+        gpu_nodes=[
+            (node, _gpu_profile(node, cluster_names))
+            for node in reporting
+            if node.kind == ComputeKind.GPU_NODE
+        ],
+        costly_compute=[
+            (f"compute:{node.hostname}", float(node.hourly_cost))
+            for node in reporting
+            if node.hourly_cost and node.kind != ComputeKind.GPU_CLUSTER
+        ],
+        deployments=[row["name"] for row in deployments],
+        spiking=production[0] if production else None,
+        scaling=scaling,
+        jump_from=last_day - dt.timedelta(days=1),
+        jump=round(SPEND_JUMP * _usual_hourly_spend(compute, deployments), 2) if scaling else 0.0,
+    )
 
+
+def _samples(estate: _Estate, moments, *, now: dt.datetime) -> list[dict]:
     samples: list[dict] = []
 
     def add(resource: str, metric: str, moment: dt.datetime, value: float) -> None:
         samples.append({"resource": resource, "metric": metric, "ts": moment, "value": value})
 
-    moment = start
-    while moment < end:
+    for moment in moments:
         on_the_hour = moment.minute == 0
-        for node in compute:
-            if node.status not in _REPORTING:
-                continue
+        for node, profile in estate.gpu_nodes:
             resource = f"compute:{node.hostname}"
-            if node.kind == ComputeKind.GPU_NODE:
-                profile = _gpu_profile(node, cluster_names)
-                for metric, value in _gpu_samples(node, profile, moment):
-                    add(resource, metric, moment, value)
-            if on_the_hour and node.hourly_cost and node.kind != ComputeKind.GPU_CLUSTER:
-                add(resource, "cost_per_hour", moment, float(node.hourly_cost))
-        for row in deployments:
-            resource = f"deployment:{row['name']}"
-            spike = row["name"] == spiking
-            for metric, value in _deployment_samples(row["name"], spike, moment, now):
+            for metric, value in _gpu_samples(node, profile, moment, now):
+                add(resource, metric, moment, value)
+        if on_the_hour:
+            for resource, cost in estate.costly_compute:
+                add(resource, "cost_per_hour", moment, cost)
+        for name in estate.deployments:
+            resource = f"deployment:{name}"
+            spike = name == estate.spiking
+            for metric, value in _deployment_samples(name, spike, moment, now):
                 add(resource, metric, moment, value)
             if on_the_hour:
-                add(resource, "cost_per_hour", moment, round(2 + 1.5 * _daylight(moment), 2))
-        moment += STEP
+                cost = 2 + 1.5 * _daylight(moment)
+                if name == estate.scaling and moment >= estate.jump_from:
+                    cost += estate.jump
+                add(resource, "cost_per_hour", moment, round(cost, 2))
+    for sample in samples:
+        sample["ts"] = sample["ts"].isoformat()
     return samples
 
 
-def seed_telemetry(tenant, *, days: int = 3, now: dt.datetime | None = None) -> dict:
-    """Ingest ``days`` of 5-minute samples for the tenant's estate and roll them up."""
+def _chunks(moments) -> list[list[dt.datetime]]:
+    """The moments in groups of whole ``CHUNK`` periods of the UTC clock (no hour is split)."""
+    chunks: dict[int, list[dt.datetime]] = {}
+    for moment in moments:
+        chunks.setdefault(int(moment.timestamp()) // int(CHUNK.total_seconds()), []).append(moment)
+    return list(chunks.values())
+
+
+def seed_telemetry(
+    tenant,
+    *,
+    days: int = 3,
+    detail_days: int = DETAIL_DAYS,
+    spend_jump: bool = False,
+    now: dt.datetime | None = None,
+) -> dict:
+    """Ingest ``days`` of samples for the tenant's estate (5-minute ones for the last
+    ``detail_days``, hourly before) and roll them up.
+
+    Oldest first, ``CHUNK`` at a time, each rolled up once ingested, as a live feed would be:
+    an hour's rollup then reads a table holding only the samples up to it (on SQLite it scans
+    the tenant's samples), which keeps ten days nearly as quick to seed as three.
+    """
     now = now or timezone.now()
     # Whole 5-minute steps, ending at the last one before now.
     end = now.replace(second=0, microsecond=0) - dt.timedelta(minutes=now.minute % 5)
     start = end - dt.timedelta(days=days)
+    detail_start = end - dt.timedelta(days=detail_days)
+    received = inserted = hours = rollups = 0
     with tenant_scope(tenant.id):
-        samples = _samples(tenant, start=start, end=end + STEP, now=now)
-    for sample in samples:
-        sample["ts"] = sample["ts"].isoformat()
-    received = inserted = 0
-    for offset in range(0, len(samples), MAX_BATCH):
-        with tenant_scope(tenant.id):
-            result = telemetry_ingest_batch(
-                tenant=tenant, samples=samples[offset : offset + MAX_BATCH], now=now
-            )
-        received += result.received
-        inserted += result.inserted
-    with tenant_scope(tenant.id):
-        rolled = telemetry_rollup_pending(tenant=tenant, now=now)
-    return {"samples": received, "inserted": inserted, **rolled}
+        estate = _estate(tenant, now=now, spend_jump=spend_jump)
+        for moments in _chunks(_moments(start, detail_start, end + STEP)):
+            samples = _samples(estate, moments, now=now)
+            for offset in range(0, len(samples), MAX_BATCH):
+                result = telemetry_ingest_batch(
+                    tenant=tenant, samples=samples[offset : offset + MAX_BATCH], now=now
+                )
+                received += result.received
+                inserted += result.inserted
+            rolled = telemetry_rollup_pending(tenant=tenant, now=now)
+            hours += rolled["hours"]
+            rollups += rolled["rollups"]
+    return {"samples": received, "inserted": inserted, "hours": hours, "rollups": rollups}

@@ -209,7 +209,7 @@ class Command(BaseCommand):
         if created:
             self.changes["inventory row(s)"] += created
         # Telemetry before incidents: the demo's alert-style incidents point at its patterns.
-        seed_telemetry(tenant, days=3)
+        seed_telemetry(tenant, days=10, spend_jump=spec.slug == "acme")
         incidents = seed_incidents(tenant)
         if incidents:
             self.changes["incident(s)"] += len(incidents)
