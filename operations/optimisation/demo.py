@@ -1,18 +1,25 @@
 """Demo optimisation data: a scan of each demo tenant's telemetry and inventory, and a live
 schedule so the demo's beat and worker visibly refresh recommendations.
 
-``seed_optimisation(tenant)`` runs after the inventory, telemetry (three days, rolled up),
-incidents, jobs and compliance seeds. It rolls up any pending telemetry hours, scans the tenant
-through the same service as the nightly job, and for an active tenant:
+``seed_optimisation(tenant)`` runs after the inventory, telemetry (ten days, rolled up: enough
+history for the capacity trend and the cost anomaly), incidents, jobs and compliance seeds. It
+rolls up any pending telemetry hours, scans the tenant through the same service as the nightly
+job, and for an active tenant:
 
 - makes a schedule running ``optimisation_scan`` every 30 minutes (the nightly one comes from
   the jobs seed, as for every nightly kind);
 - accepts the retired-system recommendation once, so the lifecycle shows in the list.
 
 With the demo estate this finds, per tenant: the idle ``<slug>-gpu-idle-01`` (about 2 %
-utilisation), the saturated ``<slug>-gpu-hot`` cluster (capacity forecast: at its peak now) and
-the retired AI system still holding a deployment on ``<slug>-gpu-main-02``. Idempotent: a
-re-run refreshes the same rows (upserts by tenant, kind and subject) and adds nothing.
+utilisation); the ``<slug>-gpu-hot`` cluster, which climbed about 2 points a day to peak at
+about 97 % (capacity forecast: saturated now, its daily peaks in the evidence); the tenant's
+GPUs as a whole, whose daily peak follows it up (capacity forecast on the trend: 90 % in a few
+days); and the retired AI system still holding a deployment on ``<slug>-gpu-main-02``. For
+acme, seeded with the spend jump, a cost anomaly too: the last whole UTC day cost about half as
+much again as the usual day, led by the scaled-out production deployment. (The anomaly judges
+the last whole day: a scan after the next UTC midnight no longer sees it as the last day.)
+Idempotent: a re-run refreshes the same rows (upserts by tenant, kind and subject) and adds
+nothing.
 """
 
 from __future__ import annotations

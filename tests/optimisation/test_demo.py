@@ -1,24 +1,33 @@
 """Demo optimisation data: the demo estate's patterns become recommendations with savings, a
-live schedule keeps the worker busy, and the seed is idempotent."""
+capacity trend and a cost anomaly, a live schedule keeps the worker busy, and the seed is
+idempotent."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from operations.inventory.demo import seed_inventory
+from operations.inventory.models import Deployment
 from operations.jobs.models import JobSchedule
+from operations.optimisation.conf import default_thresholds
 from operations.optimisation.demo import LIVE_SCHEDULE_KEY, seed_optimisation
 from operations.optimisation.models import Recommendation
-from operations.telemetry.demo import seed_telemetry
+from operations.telemetry.demo import DEMO_DAYS, seed_telemetry
 from tenants.scoping import tenant_scope
 from tests.jobs.conftest import activate
 
 pytestmark = pytest.mark.django_db
 
-NOW = timezone.now().replace(second=0, microsecond=0)
+YESTERDAY = (timezone.now() - dt.timedelta(days=1)).astimezone(dt.UTC)
+#: Just after midnight UTC (today not yet a day of the trend) and in the afternoon (it is).
+INSTANTS = {
+    "after-midnight": YESTERDAY.replace(hour=0, minute=10, second=0, microsecond=0),
+    "afternoon": YESTERDAY.replace(hour=13, minute=40, second=0, microsecond=0),
+}
 
 
 def rows(tenant) -> dict[tuple[str, str], Recommendation]:
@@ -26,14 +35,19 @@ def rows(tenant) -> dict[tuple[str, str], Recommendation]:
         return {(r.kind, r.subject_label): r for r in Recommendation.objects.all()}
 
 
+@pytest.fixture(params=list(INSTANTS))
+def now(request) -> dt.datetime:
+    return INSTANTS[request.param]
+
+
 @pytest.fixture
-def seeded(tenant_a, tenant_b):
+def seeded(tenant_a, tenant_b, now):
     tenant_a = activate(tenant_a)
     seed_inventory(tenant_a, profile="finance")
     seed_inventory(tenant_b, profile="logistics")
-    seed_telemetry(tenant_a, days=3, now=NOW)
-    seed_telemetry(tenant_b, days=1, now=NOW)
-    seed_optimisation(tenant_a, now=NOW)
+    seed_telemetry(tenant_a, days=DEMO_DAYS, spend_jump=True, now=now)
+    seed_telemetry(tenant_b, days=1, now=now)
+    seed_optimisation(tenant_a, now=now)
     return tenant_a
 
 
@@ -42,8 +56,6 @@ def test_the_demo_shows_idle_capacity_and_retired_recommendations(seeded, tenant
     idle = found[("idle_gpu", "acme-gpu-idle-01")]
     assert idle.estimated_monthly_saving == Decimal("5343.60")  # 7.32 × 730
     assert idle.status == "open"
-    hot = found[("capacity_forecast", "acme-gpu-hot")]
-    assert hot.evidence["days_until_saturation"] == 0
     retired = found[("retired_capacity", "Legacy chatbot")]
     assert retired.estimated_monthly_saving == Decimal("13578.00")  # 18.60 × 730
     assert retired.status == "accepted"  # the demo shows the lifecycle
@@ -52,9 +64,53 @@ def test_the_demo_shows_idle_capacity_and_retired_recommendations(seeded, tenant
     assert rows(tenant_b) == {}
 
 
-def test_the_seed_is_idempotent_and_schedules_live_scans(seeded):
+def test_the_hot_cluster_climbed_to_saturation_and_the_tenant_follows_in_days(seeded):
+    thresholds = default_thresholds()
+    found = rows(seeded)
+    hot = found[("capacity_forecast", "acme-gpu-hot")].evidence
+    assert hot["days_until_saturation"] == 0  # it peaks above 90 % already...
+    peaks = [point["peak"] for point in hot["daily"]]
+    assert len(peaks) >= thresholds.forecast_min_days
+    assert peaks == sorted(peaks)  # ...after climbing day after day
+    assert peaks[0] < thresholds.saturation - 5
+    # The tenant's GPUs as a whole (the hot cluster with the diurnal and idle nodes): a
+    # forecast on the trend of daily peaks, a number of days away.
+    whole = found[("capacity_forecast", "all GPUs")].evidence
+    assert whole["basis"] == "trend"
+    assert whole["latest_peak"] < thresholds.saturation
+    assert whole["trend"]["slope_per_day"] >= thresholds.forecast_min_slope
+    assert 0 < whole["days_until_saturation"] <= 10
+
+
+def test_the_spend_jump_is_a_cost_anomaly_led_by_the_scaled_out_deployment(seeded, now):
+    thresholds = default_thresholds()
+    anomaly = rows(seeded)[("cost_anomaly", "whole tenant")]
+    evidence = anomaly.evidence
+    assert evidence["day"] == (now.date() - dt.timedelta(days=1)).isoformat()
+    assert evidence["direction"] == "above"
+    assert evidence["history_days"] >= thresholds.anomaly_min_days
+    assert evidence["spend"] > evidence["band"][1]
+    assert evidence["spend"] == pytest.approx(1.5 * evidence["median"], rel=0.05)
+    with tenant_scope(seeded.id):
+        scaled = Deployment.objects.filter(environment="production").order_by("name")[1]
+    assert evidence["top_contributors"][0]["resource"] == f"deployment:{scaled.name}"
+    assert anomaly.estimated_monthly_saving > 0
+    assert anomaly.status == "open"
+
+
+def test_without_the_spend_jump_there_is_no_cost_anomaly(tenant_b):
+    now = INSTANTS["afternoon"]
+    seed_inventory(tenant_b, profile="logistics")
+    seed_telemetry(tenant_b, days=DEMO_DAYS, now=now)
+    seed_optimisation(tenant_b, now=now)
+    kinds = {kind for kind, _label in rows(tenant_b)}
+    assert "capacity_forecast" in kinds
+    assert "cost_anomaly" not in kinds
+
+
+def test_the_seed_is_idempotent_and_schedules_live_scans(seeded, now):
     before = {key: (r.pk, r.status) for key, r in rows(seeded).items()}
-    summary = seed_optimisation(seeded, now=NOW)
+    summary = seed_optimisation(seeded, now=now)
     assert summary["created"] == 0
     assert {key: (r.pk, r.status) for key, r in rows(seeded).items()} == before
     with tenant_scope(seeded.id):
