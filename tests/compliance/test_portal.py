@@ -282,3 +282,36 @@ def test_the_page_runs_the_same_queries_for_a_small_and_a_large_record(
         assert viewer.get(page_url(tenant_a)).status_code == 200
     assert queries() == small
     assert queries(framework="eu-ai-act") == small_filtered
+
+
+def test_a_tenant_never_scanned_sees_empty_states(viewer, tenant_a):
+    response = viewer.get(page_url(tenant_a))
+    text = response.content.decode()
+    assert response.context["scores"]
+    assert all(row["latest"] is None for row in response.context["scores"])
+    assert "Not scored yet." in text
+    assert "No failing findings." in text
+    assert "No waivers in force." in text
+    assert response.context["counts"] == {"failing": 0, "waived": 0, "passing": 0}
+
+
+def test_a_long_list_of_failing_findings_is_capped_most_severe_first(
+    viewer, tenant_a, scanned, monkeypatch
+):
+    from operations.compliance.portal import views
+
+    monkeypatch.setattr(views, "FINDINGS_SHOWN", 2)
+    response = viewer.get(page_url(tenant_a))
+    shown = [f for g in response.context["groups"] for f in g.findings]
+    assert len(shown) == 2
+    assert response.context["counts"]["failing"] + response.context["counts"]["waived"] > 2
+    assert "Showing the first 2 failing findings" in response.content.decode()
+    ranks = ["critical", "high", "medium", "low"]
+    with tenant_scope(tenant_a.id):
+        worst = min(
+            ranks.index(severity)
+            for severity in Finding.objects.filter(status=FindingStatus.FAIL).values_list(
+                "severity", flat=True
+            )
+        )
+    assert ranks.index(shown[0].severity) == worst
