@@ -51,20 +51,10 @@ def active_waivers(queryset: QuerySet[Waiver], *, now=None) -> QuerySet[Waiver]:
 
 def findings_with_waiver_state(queryset: QuerySet[Finding], *, now=None) -> QuerySet[Finding]:
     """Annotate ``waived``: failing, of a waivable check, and covered by an unexpired waiver."""
-    covering = active_waivers(
-        Waiver.objects.filter(tenant_id=OuterRef("tenant_id"), check_code=OuterRef("check_code")),
-        now=now,
-    ).filter(
-        Q(subject_id__isnull=True)
-        | (
-            Q(subject_id=OuterRef("subject_id"))
-            & (Q(subject_type="") | Q(subject_type=OuterRef("subject_type")))
-        )
-    )
     waived = (
         Q(status=FindingStatus.FAIL)
         & ~Q(check_code__in=non_waivable_checks())
-        & Q(Exists(covering))
+        & Q(Exists(_covering_waivers(now=now)))
     )
     return queryset.annotate(waived=ExpressionWrapper(waived, output_field=BooleanField()))
 
@@ -93,8 +83,7 @@ def scores_latest(queryset: QuerySet[Score]) -> QuerySet[Score]:
 
 
 def _covering_waivers(*, now=None) -> QuerySet[Waiver]:
-    """Unexpired waivers covering the outer finding (same matching as
-    ``findings_with_waiver_state``)."""
+    """Unexpired waivers covering the outer finding: of its check, for every subject or its own."""
     return active_waivers(
         Waiver.objects.filter(tenant_id=OuterRef("tenant_id"), check_code=OuterRef("check_code")),
         now=now,
