@@ -101,7 +101,9 @@ def node_id(tenant, hostname: str) -> int:
 def test_older_days_are_hourly_and_every_hour_has_data(history, tenant_a):
     assert history["inserted"] == history["samples"]
     idle = {"resource_kind": 1, "resource_id": node_id(tenant_a, "acme-gpu-idle-01")}
-    detail_from = NOW - dt.timedelta(days=DETAIL_DAYS)
+    # The seed's last step: the last whole 5 minutes before now.
+    end = NOW - dt.timedelta(minutes=NOW.minute % 5)
+    detail_from = end - dt.timedelta(days=DETAIL_DAYS)
     with tenant_scope(tenant_a.id):
         series = TelemetrySample.objects.filter(metric=code("gpu_utilization"), **idle)
         older = list(series.filter(ts__lt=detail_from).values_list("ts", flat=True))
