@@ -38,6 +38,7 @@ from operations.telemetry.services import (
     telemetry_ingest_batch,
     telemetry_rollup_pending,
 )
+from operations.telemetry.storage import sample_store
 from tenants.scoping import tenant_scope
 
 STEP = dt.timedelta(minutes=5)
@@ -224,7 +225,15 @@ def _samples(estate: _Estate, moments, *, now: dt.datetime) -> list[dict]:
 
 
 def _chunks(moments) -> list[list[dt.datetime]]:
-    """The moments in groups of whole ``CHUNK`` periods of the UTC clock (no hour is split)."""
+    """The moments in groups of whole ``CHUNK`` periods of the UTC clock (no hour is split).
+
+    Only where an hour's rollup scans the tenant's samples (the unpartitioned SQLite store):
+    on PostgreSQL the rollup reads one day's partition anyway, and each batch costs a fixed
+    overhead, so the moments go in one group.
+    """
+    moments = list(moments)
+    if sample_store().partitioned:
+        return [moments]
     chunks: dict[int, list[dt.datetime]] = {}
     for moment in moments:
         chunks.setdefault(int(moment.timestamp()) // int(CHUNK.total_seconds()), []).append(moment)
@@ -242,9 +251,10 @@ def seed_telemetry(
     """Ingest ``days`` of samples for the tenant's estate (5-minute ones for the last
     ``detail_days``, hourly before) and roll them up.
 
-    Oldest first, ``CHUNK`` at a time, each rolled up once ingested, as a live feed would be:
-    an hour's rollup then reads a table holding only the samples up to it (on SQLite it scans
-    the tenant's samples), which keeps ten days nearly as quick to seed as three.
+    On SQLite, oldest first, ``CHUNK`` at a time, each rolled up once ingested, as a live feed
+    would be: an hour's rollup scans the tenant's samples, so it then reads only those up to it,
+    which keeps ten days nearly as quick to seed as three. On PostgreSQL, all in one go (see
+    ``_chunks``).
     """
     now = now or timezone.now()
     # Whole 5-minute steps, ending at the last one before now.
