@@ -319,7 +319,8 @@ def main() -> None:
     # A private var/ (file cache with the throttle's counters, secret key): removed at the end.
     var_dir = tempfile.mkdtemp(prefix="groundwork-ingest-bench-")
     os.environ["GROUNDWORK_VAR_DIR"] = var_dir
-    recreate_database(database_url, bench_db)
+    # Created from the maintenance database: DATABASE_URL's own database need not exist.
+    recreate_database(with_database(database_url, "postgres"), bench_db)
     try:
         bench_url = with_database(database_url, bench_db)
         setup_django(bench_url)
@@ -328,7 +329,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        recreate_database(database_url, bench_db, drop_only=True)
+        recreate_database(with_database(database_url, "postgres"), bench_db, drop_only=True)
         shutil.rmtree(var_dir, ignore_errors=True)
 
 

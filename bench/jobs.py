@@ -87,7 +87,8 @@ def prepare_environment(args) -> dict:
 def ensure_database(database_url: str, name: str, *, fresh: bool) -> None:
     import psycopg
 
-    with psycopg.connect(database_url, autocommit=True) as connection:
+    # From the maintenance database: DATABASE_URL's own database need not exist.
+    with psycopg.connect(with_path(database_url, "/postgres"), autocommit=True) as connection:
         if fresh:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
         exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
