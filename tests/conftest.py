@@ -60,3 +60,39 @@ def engineer_a(tenant_a):
     """MSP engineer assigned to tenant A only."""
     user = make_staff(tenant_a, role=MspRole.ENGINEER, username="eng-a")
     return Actor(user, make_token(user))
+
+
+@pytest.fixture
+def member_a(tenant_a):
+    """Tenant member of A (can raise incidents and comment), with a token."""
+    user = make_member(tenant_a, TenantRole.MEMBER, username="acme-member")
+    return Actor(user, make_token(user))
+
+
+@pytest.fixture
+def viewer_a(tenant_a):
+    """Tenant viewer of A (reads only), with a token."""
+    user = make_member(tenant_a, TenantRole.VIEWER, username="acme-viewer")
+    return Actor(user, make_token(user))
+
+
+@pytest.fixture
+def analyst_a(tenant_a):
+    """MSP analyst (read-only staff) assigned to tenant A only."""
+    user = make_staff(tenant_a, role=MspRole.ANALYST, username="analyst-a")
+    return Actor(user, make_token(user))
+
+
+@pytest.fixture
+def pool(tmp_path):
+    """Real Celery workers sharing the test database (skips where they cannot)."""
+    from tests.jobs.worker import WorkerPool, why_workers_cannot_share_the_database
+
+    reason = why_workers_cannot_share_the_database()
+    if reason:
+        pytest.skip(reason)
+    workers = WorkerPool(tmp_path)
+    try:
+        yield workers
+    finally:
+        workers.stop_all()

@@ -17,7 +17,7 @@ from tenants.scoping import tenant_scope
 from tests.compliance.builders import good_deployment, good_system
 from tests.conftest import requires_postgres
 from tests.jobs.conftest import activate, deliver, expire_lease, logs_of, reload
-from tests.jobs.worker import WorkerPool, wait_until, why_workers_cannot_share_the_database
+from tests.jobs.worker import wait_until
 
 
 def finding_keys(tenant) -> list[tuple]:
@@ -129,18 +129,6 @@ def test_an_active_tenant_gets_a_nightly_compliance_scan(tenant_a):
 
 
 # --- A real worker, killed mid-scan ------------------------------------------------------------
-
-
-@pytest.fixture
-def pool(tmp_path):
-    reason = why_workers_cannot_share_the_database()
-    if reason:
-        pytest.skip(reason)
-    workers = WorkerPool(tmp_path)
-    try:
-        yield workers
-    finally:
-        workers.stop_all()
 
 
 def _lock_one_finding(tenant):

@@ -2,28 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from tenants.models import MspRole, TenantRole
+from tenants.models import MspRole
 from tests.conftest import Actor
-from tests.factories import make_member, make_staff, make_token
-
-
-@pytest.fixture
-def member_a(tenant_a):
-    """Tenant member of A (can raise incidents and comment), with a token."""
-    user = make_member(tenant_a, TenantRole.MEMBER, username="acme-member")
-    return Actor(user, make_token(user))
-
-
-@pytest.fixture
-def viewer_a(tenant_a):
-    user = make_member(tenant_a, TenantRole.VIEWER, username="acme-viewer")
-    return Actor(user, make_token(user))
-
-
-@pytest.fixture
-def analyst_a(tenant_a):
-    user = make_staff(tenant_a, role=MspRole.ANALYST, username="analyst-a")
-    return Actor(user, make_token(user))
+from tests.factories import make_staff, make_token
 
 
 @pytest.fixture

@@ -17,21 +17,9 @@ from tests.conftest import Actor
 from tests.factories import TenantFactory, make_member, make_token
 from tests.jobs.conftest import logs_of, reload
 from tests.jobs.kinds import effects_of
-from tests.jobs.worker import WorkerPool, wait_until, why_workers_cannot_share_the_database
+from tests.jobs.worker import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def pool(tmp_path):
-    reason = why_workers_cannot_share_the_database()
-    if reason:
-        pytest.skip(reason)
-    workers = WorkerPool(tmp_path)
-    try:
-        yield workers
-    finally:
-        workers.stop_all()
 
 
 def status_of(run) -> str:
