@@ -45,14 +45,12 @@ def _timed(work, rounds: int):
 
 
 def _run(args) -> None:
-    from django.db.models import Count, Max, Min
     from django.utils import timezone
 
     from operations.incidents import services
     from operations.incidents.models import AlertRule
-    from operations.incidents.selectors import WindowStats, alert_window_stats
+    from operations.incidents.selectors import alert_window_stats, sample_window_stats
     from operations.inventory import services as inventory
-    from operations.telemetry.models import TelemetrySample
     from operations.telemetry.services import MAX_BATCH, telemetry_ingest_batch
     from tenants import services as tenants
     from tenants.scoping import tenant_scope
@@ -87,21 +85,7 @@ def _run(args) -> None:
 
     def through_the_view():
         with tenant_scope(tenant.id):
-            rows = (
-                TelemetrySample.objects.filter(
-                    tenant=tenant, resource_kind=1, metric=1, ts__gte=start, ts__lte=end
-                )
-                .values("resource_id")
-                .annotate(
-                    lowest=Min("value"),
-                    highest=Max("value"),
-                    samples=Count("value"),
-                    first_at=Min("ts"),
-                    last_at=Max("ts"),
-                )
-                .order_by("resource_id")
-            )
-            return [WindowStats(**row) for row in rows]
+            return sample_window_stats(tenant, 1, 1, start, end)
 
     rule = AlertRule(
         tenant=tenant, name="b", metric="gpu_utilization", condition="above", threshold=95

@@ -369,8 +369,14 @@ def alert_window_stats(
     )
     if sample_store().partitioned:
         return _block_window_stats(tenant, kind, metric.code, start, end, resources)
+    return sample_window_stats(tenant, kind, metric.code, start, end, resources)
+
+
+def sample_window_stats(tenant, kind, metric, start, end, resources=None) -> list[WindowStats]:
+    """``alert_window_stats`` read sample by sample (SQLite's table, PostgreSQL's view): the
+    portable path, and the reference the block read is checked against."""
     samples = TelemetrySample.objects.filter(
-        tenant=tenant, resource_kind=kind, metric=metric.code, ts__gte=start, ts__lte=end
+        tenant=tenant, resource_kind=kind, metric=metric, ts__gte=start, ts__lte=end
     )
     if resources is not None:
         samples = samples.filter(resource_id__in=resources)
