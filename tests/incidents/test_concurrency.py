@@ -7,42 +7,18 @@ import datetime as dt
 import threading
 
 import pytest
-from django.db import connection
 
 from operations.events.models import OutboxEvent
 from operations.incidents import services
 from operations.incidents.models import Incident, TimelineEntry, TimelineKind
 from tenants.scoping import tenant_scope
+from tests.concurrency import run_together
 from tests.conftest import requires_postgres
 from tests.incidents.factories import make_incident
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 
 T0 = dt.datetime(2026, 1, 14, 10, 0, tzinfo=dt.UTC)
-
-
-def run_together(count: int, work) -> list:
-    """Run ``work(index)`` in ``count`` threads released at the same instant."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-    errors: list = []
-
-    def runner(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = work(index)
-        except Exception as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not errors, errors
-    return results
 
 
 def test_two_breach_runs_at_the_same_moment_mark_each_breach_once(tenant_a, monkeypatch):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 
 from operations.optimisation.models import Recommendation
 from tenants.scoping import tenant_scope
+from tests.concurrency import run_together
 from tests.conftest import requires_postgres
 from tests.inventory.estate import make_gpu_node
 from tests.optimisation.helpers import feed_gpu, scan
@@ -30,24 +28,7 @@ def test_row_level_security_hides_other_tenants_recommendations(tenant_a, tenant
 @pytest.mark.django_db(transaction=True)
 def test_two_scans_of_one_tenant_at_once_make_one_row(tenant_a):
     feed_gpu(tenant_a, make_gpu_node(tenant_a, hostname="idle-01"), utilisation=1)
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def run():
-        try:
-            barrier.wait()
-            results.append(scan(tenant_a))
-        except Exception as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = run_together(2, lambda _index: scan(tenant_a))
     assert sorted(r["created"] for r in results) == [0, 1]
     with tenant_scope(tenant_a.id):
         assert Recommendation.objects.count() == 1

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 from django.db import connection
@@ -12,6 +11,7 @@ from django.db import connection
 from operations.telemetry import services
 from operations.telemetry.storage import sample_store
 from tenants.scoping import tenant_scope
+from tests.concurrency import run_together
 from tests.conftest import requires_postgres
 from tests.telemetry.helpers import iso, minutes_ago, stored
 
@@ -25,29 +25,6 @@ def drop_partitions():
     with connection.cursor() as cursor:
         for name, _day in sample_store().partitions():
             cursor.execute(f"DROP TABLE {name}")
-
-
-def run_together(count: int, work) -> list:
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-    errors: list = []
-
-    def runner(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = work(index)
-        except Exception as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return results
 
 
 def test_the_same_samples_sent_at_once_in_any_order_are_stored_once(tenant_a, estate):
