@@ -367,49 +367,38 @@ class IncidentAdmin(StaffScopedAdmin, admin.ModelAdmin):
 
     # --- bulk actions -------------------------------------------------------------------------
 
-    def _bulk(self, request, queryset, verb: str, run) -> None:
-        done, refused = 0, []
-        for incident in queryset.select_related("tenant"):
-            try:
-                run(incident)
-            except ValidationError as error:
-                refused.append(f"{incident.reference}: {' '.join(error.messages)}")
-            else:
-                done += 1
-        if done:
-            self.message_user(request, f"{verb} {done} incident(s).", messages.SUCCESS)
-        for line in refused:
-            self.message_user(request, line, messages.WARNING)
-
     @admin.action(description="Acknowledge selected incidents", permissions=("change",))
     def acknowledge_selected(self, request, queryset):
-        self._bulk(
+        self.run_on_each(
             request,
             queryset,
-            "Acknowledged",
-            lambda incident: services.incident_acknowledge(
+            verb="Acknowledged",
+            label=lambda incident: incident.reference,
+            run=lambda incident: services.incident_acknowledge(
                 tenant=incident.tenant, incident=incident, user=request.user
             ),
         )
 
     @admin.action(description="Assign selected incidents to me", permissions=("change",))
     def assign_to_me(self, request, queryset):
-        self._bulk(
+        self.run_on_each(
             request,
             queryset,
-            "Assigned to you",
-            lambda incident: services.incident_assign(
+            verb="Assigned to you",
+            label=lambda incident: incident.reference,
+            run=lambda incident: services.incident_assign(
                 tenant=incident.tenant, incident=incident, assignee=request.user, user=request.user
             ),
         )
 
     @admin.action(description="Resolve selected incidents", permissions=("change",))
     def resolve_selected(self, request, queryset):
-        self._bulk(
+        self.run_on_each(
             request,
             queryset,
-            "Resolved",
-            lambda incident: services.incident_resolve(
+            verb="Resolved",
+            label=lambda incident: incident.reference,
+            run=lambda incident: services.incident_resolve(
                 tenant=incident.tenant, incident=incident, user=request.user
             ),
         )

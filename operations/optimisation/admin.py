@@ -5,14 +5,12 @@ go through the audited lifecycle services, plus "scan these tenants now" through
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 
 from operations.jobs.models import JobTrigger
 from operations.jobs.services import job_submit
 from operations.optimisation import services
 from operations.optimisation.models import Recommendation
 from tenants.admin.base import StaffScopedAdmin, VisibleTenantListFilter
-from tenants.scoping import tenant_scope
 
 TENANT_FILTER = ("tenant", VisibleTenantListFilter)
 ADMIN_DISMISS_REASON = "Dismissed from the MSP console: not applicable."
@@ -47,50 +45,38 @@ class RecommendationAdmin(StaffScopedAdmin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def _bulk(self, request, queryset, verb: str, run) -> None:
-        done, refused = 0, []
-        for rec in queryset.select_related("tenant"):
-            try:
-                with tenant_scope(rec.tenant_id):
-                    run(rec)
-            except ValidationError as error:
-                refused.append(f"{rec.title}: {' '.join(error.messages)}")
-            else:
-                done += 1
-        if done:
-            self.message_user(request, f"{verb} {done} recommendation(s).", messages.SUCCESS)
-        for line in refused:
-            self.message_user(request, line, messages.WARNING)
-
     @admin.action(description="Accept selected recommendations", permissions=("change",))
     def accept_selected(self, request, queryset):
-        self._bulk(
+        self.run_on_each(
             request,
             queryset,
-            "Accepted",
-            lambda rec: services.recommendation_accept(
+            verb="Accepted",
+            label=lambda rec: rec.title,
+            run=lambda rec: services.recommendation_accept(
                 tenant=rec.tenant, recommendation=rec, user=request.user
             ),
         )
 
     @admin.action(description="Mark selected as implemented", permissions=("change",))
     def implement_selected(self, request, queryset):
-        self._bulk(
+        self.run_on_each(
             request,
             queryset,
-            "Implemented",
-            lambda rec: services.recommendation_implement(
+            verb="Implemented",
+            label=lambda rec: rec.title,
+            run=lambda rec: services.recommendation_implement(
                 tenant=rec.tenant, recommendation=rec, user=request.user
             ),
         )
 
     @admin.action(description="Dismiss selected as not applicable", permissions=("change",))
     def dismiss_selected(self, request, queryset):
-        self._bulk(
+        self.run_on_each(
             request,
             queryset,
-            "Dismissed",
-            lambda rec: services.recommendation_dismiss(
+            verb="Dismissed",
+            label=lambda rec: rec.title,
+            run=lambda rec: services.recommendation_dismiss(
                 tenant=rec.tenant,
                 recommendation=rec,
                 reason=ADMIN_DISMISS_REASON,

@@ -20,15 +20,15 @@ picker limited to the visible tenants.
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.db import models, transaction
 from django.forms.models import BaseInlineFormSet
 
 from tenants.audit import audit_changes, audit_record, audit_snapshot
 from tenants.models import AuditAction, MspRole, Tenant
-from tenants.scoping import TenantOwnedModel, active_scope
+from tenants.scoping import TenantOwnedModel, active_scope, tenant_scope
 from tenants.selectors import tenants_visible_to
 
 STAFF_WRITE_ROLES = frozenset({MspRole.ADMIN, MspRole.ENGINEER})
@@ -220,6 +220,27 @@ class AuditedAdminMixin:
 
 class StaffScopedAdmin(_StaffPermissions, _TenantScoping, AuditedAdminMixin):
     """Mixin for the ModelAdmin of every tenant-bound model: ``(StaffScopedAdmin, ModelAdmin)``."""
+
+    def run_on_each(self, request, queryset, *, verb: str, run, label=str) -> None:
+        """An admin action's body: ``run(obj)`` for each selected object, in its tenant's scope.
+
+        A service's refusal (``ValidationError``) skips that object and is reported by
+        ``label(obj)``; the others go ahead. One message says how many were done.
+        """
+        done, refused = 0, []
+        for obj in queryset.select_related("tenant"):
+            try:
+                with tenant_scope(obj.tenant_id):
+                    run(obj)
+            except ValidationError as error:
+                refused.append(f"{label(obj)}: {' '.join(error.messages)}")
+            else:
+                done += 1
+        if done:
+            noun = self.model._meta.verbose_name
+            self.message_user(request, f"{verb} {done} {noun}(s).", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, line, messages.WARNING)
 
     def _needs_tenant_picker(self) -> bool:
         if self.tenant_field is None:
