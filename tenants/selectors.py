@@ -61,15 +61,24 @@ class TenantAccess:
         }[capability]
 
 
-def tenants_visible_to(user) -> QuerySet[Tenant]:
-    """Tenants a user may see: all (msp_admin), assigned ones (staff), their own (client)."""
+def tenants_visible_to(user, *, token=None) -> QuerySet[Tenant]:
+    """Tenants a user may see: all (msp_admin), assigned ones (staff), their own (client).
+
+    Through a token bound to a tenant, that tenant only (if the user still sees it).
+    """
     if not user.is_authenticated or not user.is_active:
         return Tenant.objects.none()
     if user.is_msp_admin:
-        return Tenant.objects.all()
-    if user.msp_role:
-        return Tenant.objects.filter(staff_assignments__user=user)
-    return Tenant.objects.filter(memberships__user=user).exclude(status=TenantStatus.OFFBOARDED)
+        tenants = Tenant.objects.all()
+    elif user.msp_role:
+        tenants = Tenant.objects.filter(staff_assignments__user=user)
+    else:
+        tenants = Tenant.objects.filter(memberships__user=user).exclude(
+            status=TenantStatus.OFFBOARDED
+        )
+    if token is not None and token.tenant_id is not None:
+        tenants = tenants.filter(pk=token.tenant_id)
+    return tenants
 
 
 def tenant_ids_visible_to(user) -> list[int]:
@@ -103,13 +112,14 @@ def tenant_access_for(*, user, slug: str, token=None) -> TenantAccess | None:
     return TenantAccess(tenant=tenant, role=tenant.member_role) if tenant else None
 
 
-def audit_events_visible_to(user) -> QuerySet[AuditEvent]:
-    """MSP admin: everything; other staff: their tenants' events; clients: none here."""
+def audit_events_visible_to(user, *, token=None) -> QuerySet[AuditEvent]:
+    """MSP admin: everything; other staff: their tenants' events; clients: none here.
+
+    Through a token bound to a tenant, that tenant's events only (no MSP-wide ones).
+    """
     events = AuditEvent.objects.select_related("tenant")
-    if not user.is_authenticated or not user.is_active:
+    if not user.is_authenticated or not user.is_active or not user.msp_role:
         return events.none()
-    if user.is_msp_admin:
+    if user.is_msp_admin and (token is None or token.tenant_id is None):
         return events
-    if user.msp_role:
-        return events.filter(tenant__in=tenants_visible_to(user))
-    return events.none()
+    return events.filter(tenant__in=tenants_visible_to(user, token=token))

@@ -17,13 +17,17 @@ requires_redis = pytest.mark.skipif(
 
 
 class Actor:
-    """A user with an API client already carrying their bearer token."""
+    """A user with an API client already carrying their bearer token, or, given no token,
+    signed in with a session (only a signed-in person may create API tokens)."""
 
-    def __init__(self, user, token: str):
+    def __init__(self, user, token: str | None):
         self.user = user
         self.token = token
         self.client = APIClient()
-        self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        if token is None:
+            self.client.force_login(user)
+        else:
+            self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
 
 
 @pytest.fixture
@@ -41,6 +45,12 @@ def admin_a(tenant_a):
     """Tenant admin of A, with a token."""
     user = make_member(tenant_a, TenantRole.ADMIN, username="acme-admin")
     return Actor(user, make_token(user))
+
+
+@pytest.fixture
+def admin_a_signed_in(admin_a):
+    """The same tenant admin of A, signed in with a session instead of a token."""
+    return Actor(admin_a.user, None)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from django.db import connection
 from django.urls import URLPattern, URLResolver, get_resolver
 
 import tests
-from tenants.api.base import TenantScopedMixin
+from tenants.api.base import MspWideMixin, TenantScopedMixin
 from tenants.models import Tenant
 from tenants.scoping import TenantOwnedModel, TenantScopedManager
 from tests.conftest import requires_postgres
@@ -27,9 +27,6 @@ BOUNDARY_MODELS = {
     "tenants.ApiToken": "read to authenticate, before the tenant is known",
     "tenants.AuditEvent": "append-only, MSP-wide events have no tenant",
 }
-
-# Routes under /api/v1/tenants/ that are the tenant resource itself, not tenant-owned data.
-TENANT_RESOURCE_VIEWS = {"TenantViewSet"}
 
 
 def _tenant_bound_models():
@@ -67,26 +64,46 @@ def _walk(patterns, prefix=""):
             yield (prefix + str(entry.pattern)).replace("^", ""), entry
 
 
-def _tenant_routes():
+def _api_routes():
     for route, pattern in _walk(get_resolver().url_patterns):
-        if not route.startswith("api/v1/tenants"):
-            continue
-        view_class = getattr(pattern.callback, "cls", None) or getattr(
-            pattern.callback, "view_class", None
-        )
-        yield route, view_class
+        if route.startswith("api/v1/"):
+            view_class = getattr(pattern.callback, "cls", None) or getattr(
+                pattern.callback, "view_class", None
+            )
+            yield route, view_class
+
+
+def _tenant_routes():
+    """Routes under /api/v1/tenants/{slug}/… (the tenant resource itself is MSP-wide)."""
+    return [(route, view) for route, view in _api_routes() if "tenant_slug" in route]
+
+
+def _msp_wide_routes():
+    return [(route, view) for route, view in _api_routes() if "tenant_slug" not in route]
+
+
+def _not_on(base: type, routes) -> list:
+    return [
+        (route, getattr(view, "__name__", view))
+        for route, view in routes
+        if view is None or not issubclass(view, base)
+    ]
 
 
 def test_every_tenant_route_is_served_by_the_scoped_base():
-    routes = list(_tenant_routes())
+    routes = _tenant_routes()
     assert routes
-    offenders = [
-        (route, getattr(view, "__name__", view))
-        for route, view in routes
-        if view is None
-        or not (issubclass(view, TenantScopedMixin) or view.__name__ in TENANT_RESOURCE_VIEWS)
-    ]
+    offenders = _not_on(TenantScopedMixin, routes)
     assert offenders == [], f"tenant routes not served by TenantScopedMixin: {offenders}"
+
+
+def test_every_other_api_route_is_served_by_the_msp_wide_base():
+    # Outside a tenant's prefix, the token's scopes and tenant binding still apply; the
+    # per-route proofs are in tests/test_msp_wide_boundary.py.
+    routes = _msp_wide_routes()
+    assert any(route.startswith("api/v1/audit") for route, _view in routes)
+    offenders = _not_on(MspWideMixin, routes)
+    assert offenders == [], f"API routes on neither base: {offenders}"
 
 
 def _isolation_test_classes():
@@ -134,6 +151,27 @@ def test_scoped_views_refuse_to_override_the_scoping():
     with pytest.raises(ImproperlyConfigured, match="get_object"):
 
         class LeakyThroughMixin(Sneaky, TenantScopedViewSet):
+            pass
+
+
+def test_msp_wide_views_refuse_to_override_the_token_checks():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from tenants.api.base import MspWideAPIView, MspWideViewSet
+
+    with pytest.raises(ImproperlyConfigured, match="initial"):
+
+        class Careless(MspWideViewSet):
+            def initial(self, request, *args, **kwargs):
+                pass
+
+    class Lenient:
+        def check_token(self, request):
+            return None
+
+    with pytest.raises(ImproperlyConfigured, match="check_token"):
+
+        class LenientThroughMixin(Lenient, MspWideAPIView):
             pass
 
 

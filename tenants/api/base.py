@@ -1,11 +1,16 @@
-"""The one base for every endpoint under ``/api/v1/tenants/{slug}/``.
+"""The two bases every API endpoint stands on.
 
-It resolves the tenant from the URL (never from the body), checks membership or staff
-assignment, checks the token's scope and the role's capability, and runs the whole request
-inside the tenant scope. Subclasses declare ``model``, ``serializer_class`` and filters; they
-cannot override the scoping methods (``get_queryset``, ``get_object``, ``initial``,
-``dispatch``): the class refuses to be defined if they try. To add joins or annotations,
-override ``filter_scoped_queryset``.
+``TenantScopedMixin`` serves everything under ``/api/v1/tenants/{slug}/``. It resolves the
+tenant from the URL (never from the body), checks membership or staff assignment, checks the
+token's scope and the role's capability, and runs the whole request inside the tenant scope.
+Subclasses declare ``model``, ``serializer_class`` and filters; they cannot override the
+scoping methods (``get_queryset``, ``get_object``, ``initial``, ``dispatch``): the class
+refuses to be defined if they try. To add joins or annotations, override
+``filter_scoped_queryset``.
+
+``MspWideMixin`` serves every other route under ``/api/v1/`` (tenants, me, audit, fleet
+metrics, catalogues). It applies the token's scope the same way, and its tenant binding: a
+bound token reads only its tenant's data (``visible_tenants``) or is refused.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from django.db import models, transaction
 from rest_framework import exceptions, mixins, viewsets
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.views import APIView
 
 from msp.api.errors import NOT_FOUND_MESSAGE
-from tenants.models import TokenScope
+from tenants.models import ApiToken, Tenant, TokenScope
 from tenants.owned import (
     owned_object_create,
     owned_object_delete,
@@ -27,14 +33,29 @@ from tenants.owned import (
     split_many_to_many,
 )
 from tenants.scoping import TenantOwnedModel, tenant_scope
-from tenants.selectors import TenantAccess, tenant_access_for
+from tenants.selectors import TenantAccess, tenant_access_for, tenants_visible_to
 
 _SEALED = ("get_queryset", "get_object", "initial", "dispatch", "resolve_tenant_access")
+_MSP_SEALED = ("initial", "check_token")
 
 
 def _defined_by(cls: type, name: str) -> type | None:
     """The class whose definition of ``name`` wins in ``cls``'s MRO."""
     return next((klass for klass in cls.__mro__ if name in klass.__dict__), None)
+
+
+def _overridden(cls: type, base: type, names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if _defined_by(cls, name) is not base]
+
+
+def request_token(request) -> ApiToken | None:
+    """The API token that authenticated ``request``; None for a signed-in session."""
+    return request.auth if isinstance(request.auth, ApiToken) else None
+
+
+def token_scope_check(token: ApiToken | None, needed: str) -> None:
+    if token is not None and not token.has_scope(needed):
+        raise exceptions.PermissionDenied(f"This API token lacks the '{needed}' scope.")
 
 
 def _unscoped(model: type[models.Model]):
@@ -55,12 +76,15 @@ class TenantScopedMixin:
     action_capabilities: dict[str, str] = {}
     # Token scope needed for unsafe methods (``ingest`` for telemetry endpoints).
     write_token_scope = TokenScope.WRITE
+    # Actions only a signed-in person may take: an API token is refused whatever its scopes.
+    session_only_actions: frozenset[str] = frozenset()
+    session_only_message = "Only a signed-in person can do this, not an API token."
 
     access: TenantAccess
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        overridden = [name for name in _SEALED if _defined_by(cls, name) is not TenantScopedMixin]
+        overridden = _overridden(cls, TenantScopedMixin, _SEALED)
         if overridden:
             raise ImproperlyConfigured(
                 f"{cls.__name__} overrides {', '.join(overridden)}: tenant-scoped views may "
@@ -87,8 +111,7 @@ class TenantScopedMixin:
         self._scope_stack.enter_context(tenant_scope(self.access.tenant.id))
 
     def resolve_tenant_access(self, request, slug: str) -> TenantAccess:
-        token = request.auth if hasattr(request.auth, "prefix") else None
-        access = tenant_access_for(user=request.user, slug=slug, token=token)
+        access = tenant_access_for(user=request.user, slug=slug, token=request_token(request))
         if access is None:
             # Same answer for a tenant that does not exist and one the caller may not see.
             raise exceptions.NotFound(NOT_FOUND_MESSAGE)
@@ -104,11 +127,10 @@ class TenantScopedMixin:
         return TokenScope.READ if request.method in SAFE_METHODS else self.write_token_scope
 
     def _check_capability(self, request) -> None:
-        token = request.auth if hasattr(request.auth, "prefix") else None
-        if token is not None:
-            needed = self.required_token_scope(request)
-            if not token.has_scope(needed):
-                raise exceptions.PermissionDenied(f"This API token lacks the '{needed}' scope.")
+        token = request_token(request)
+        token_scope_check(token, self.required_token_scope(request))
+        if token is not None and getattr(self, "action", None) in self.session_only_actions:
+            raise exceptions.PermissionDenied(self.session_only_message)
         capability = self.required_capability(request)
         if not self.access.allows(capability):
             raise exceptions.PermissionDenied(
@@ -191,3 +213,59 @@ class TenantScopedModelViewSet(
 
     def perform_destroy(self, instance):
         owned_object_delete(tenant=self.tenant, instance=instance)
+
+
+class MspWideMixin:
+    """The base for every ``/api/v1/`` route outside ``/api/v1/tenants/{slug}/``.
+
+    For an API token it checks the route's scope (``read`` for safe methods,
+    ``write_token_scope`` otherwise) and its tenant binding: a bound token is refused the
+    actions in ``bound_token_refused_actions`` (those that act on the MSP, not on a tenant),
+    and everywhere else reads only what ``visible_tenants()`` returns, which for a bound token
+    is its tenant alone. Tenant data on these routes must come through ``visible_tenants()``
+    (or a selector given ``token=self.token``); catalogue routes serve no tenant data.
+    ``initial`` and ``check_token`` are sealed, as on the tenant base.
+    """
+
+    write_token_scope = TokenScope.WRITE
+    # Actions (viewsets) or lower-case methods (plain views) refused to a tenant-bound token.
+    bound_token_refused_actions: frozenset[str] = frozenset()
+
+    token: ApiToken | None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        overridden = _overridden(cls, MspWideMixin, _MSP_SEALED)
+        if overridden:
+            raise ImproperlyConfigured(
+                f"{cls.__name__} overrides {', '.join(overridden)}: MSP-wide views may not "
+                "re-implement the token checks."
+            )
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.token = request_token(request)
+        self.check_token(request)
+
+    def check_token(self, request) -> None:
+        token = self.token
+        needed = TokenScope.READ if request.method in SAFE_METHODS else self.write_token_scope
+        token_scope_check(token, needed)
+        action = getattr(self, "action", None) or request.method.lower()
+        bound = token is not None and token.tenant_id is not None
+        if bound and action in self.bound_token_refused_actions:
+            raise exceptions.PermissionDenied(
+                "This API token is bound to one tenant; this action is MSP-wide."
+            )
+
+    def visible_tenants(self) -> models.QuerySet[Tenant]:
+        """The tenants this request may read: the caller's, narrowed to a bound token's."""
+        return tenants_visible_to(self.request.user, token=self.token)
+
+
+class MspWideViewSet(MspWideMixin, viewsets.GenericViewSet):
+    """Base viewset for MSP-wide resources (``/api/v1/tenants/``, ``/api/v1/audit/``, …)."""
+
+
+class MspWideAPIView(MspWideMixin, APIView):
+    """Base for MSP-wide non-resource endpoints (``/api/v1/me/``, fleet metrics, catalogues)."""

@@ -3,15 +3,19 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db.models import F
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from msp.api.errors import NOT_FOUND_MESSAGE
 from tenants import services
 from tenants.api import serializers as s
-from tenants.api.base import TenantScopedAPIView, TenantScopedViewSet
+from tenants.api.base import (
+    MspWideAPIView,
+    MspWideViewSet,
+    TenantScopedAPIView,
+    TenantScopedViewSet,
+)
 from tenants.filters import (
     ApiTokenFilter,
     AuditEventFilter,
@@ -31,7 +35,6 @@ from tenants.models import (
 from tenants.selectors import (
     audit_events_visible_to,
     tenant_access_for,
-    tenants_visible_to,
 )
 
 User = get_user_model()
@@ -42,14 +45,16 @@ class TenantViewSet(
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
+    MspWideViewSet,
 ):
     """Tenants themselves. Staff list and create; anyone reads the tenants they can reach.
 
     This resolves the tenant from the URL with the same selector (and the same 404) as
-    ``TenantScopedViewSet``; the tenant row is the boundary, not a tenant-owned row.
+    ``TenantScopedViewSet``; the tenant row is the boundary, not a tenant-owned row. A token
+    bound to a tenant lists and reaches that tenant only, and cannot create tenants.
     """
 
+    bound_token_refused_actions = frozenset({"create"})
     lookup_field = "slug"
     lookup_value_regex = r"[-a-zA-Z0-9_]+"
     filterset_class = TenantFilter
@@ -60,7 +65,7 @@ class TenantViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Tenant.objects.none()
-        return tenants_visible_to(self.request.user)
+        return self.visible_tenants()
 
     def get_serializer_class(self):
         if self.action in ("update", "partial_update"):
@@ -70,18 +75,17 @@ class TenantViewSet(
         return s.TenantSerializer
 
     def get_object(self):
-        token = self.request.auth if isinstance(self.request.auth, ApiToken) else None
-        access = tenant_access_for(user=self.request.user, slug=self.kwargs["slug"], token=token)
+        access = tenant_access_for(
+            user=self.request.user, slug=self.kwargs["slug"], token=self.token
+        )
         if access is None:
             raise exceptions.NotFound(NOT_FOUND_MESSAGE)
-        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
-            _require_token_scope(self.request, "write")
-            if not access.allows("staff_write"):
-                raise exceptions.PermissionDenied("Only MSP staff can change a tenant.")
+        unsafe = self.request.method not in ("GET", "HEAD", "OPTIONS")
+        if unsafe and not access.allows("staff_write"):
+            raise exceptions.PermissionDenied("Only MSP staff can change a tenant.")
         return access.tenant
 
     def create(self, request, *args, **kwargs):
-        _require_token_scope(request, "write")
         if not request.user.can_write_as_staff:
             raise exceptions.PermissionDenied("Only MSP admins and engineers create tenants.")
         serializer = self.get_serializer(data=request.data)
@@ -107,12 +111,6 @@ class TenantViewSet(
             tenant=tenant, to_status=serializer.validated_data["status"]
         )
         return Response(s.TenantSerializer(tenant).data)
-
-
-def _require_token_scope(request, scope: str) -> None:
-    token = request.auth if isinstance(request.auth, ApiToken) else None
-    if token is not None and not token.has_scope(scope):
-        raise exceptions.PermissionDenied(f"This API token lacks the '{scope}' scope.")
 
 
 class ServicePlanView(TenantScopedAPIView):
@@ -238,11 +236,19 @@ class OnboardingStepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
 
 
 class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
-    """API tokens bound to this tenant. The secret is shown once, at creation."""
+    """API tokens bound to this tenant. The secret is shown once, at creation.
+
+    Only a signed-in person creates tokens: a token never mints another, so a leaked one
+    cannot widen its scopes or outlive its expiry.
+    """
 
     model = ApiToken
     serializer_class = s.ApiTokenSerializer
     write_capability = "manage"
+    session_only_actions = frozenset({"create"})
+    session_only_message = (
+        "An API token cannot create tokens. Sign in to the portal, or run `manage.py issue_token`."
+    )
     filterset_class = ApiTokenFilter
     search_fields = ["name", "prefix"]
     ordering_fields = ["created_at", "name", "last_used_at"]
@@ -289,8 +295,9 @@ class TenantAuditEventViewSet(
         return queryset.select_related("tenant")
 
 
-class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
-    """The MSP-wide audit log, limited to the tenants the staff member is assigned to."""
+class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, MspWideViewSet):
+    """The MSP-wide audit log, limited to the tenants the staff member is assigned to (and to
+    its tenant for a bound token)."""
 
     serializer_class = s.AuditEventSerializer
     filterset_class = AuditEventFilter
@@ -301,16 +308,16 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return AuditEvent.objects.none()
-        return audit_events_visible_to(self.request.user)
+        return audit_events_visible_to(self.request.user, token=self.token)
 
 
-class MeView(APIView):
+class MeView(MspWideAPIView):
     """Who the caller is and which tenants they reach, with their role in each."""
 
     @extend_schema(responses=s.MeSerializer)
     def get(self, request):
         user = request.user
-        tenants = tenants_visible_to(user)
+        tenants = self.visible_tenants()
         if not user.msp_role:
             tenants = tenants.annotate(role=F("memberships__role"))
         rows = [

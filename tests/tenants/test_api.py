@@ -210,8 +210,8 @@ class TestTokens:
         assert admin_a.token not in json.dumps(list(ApiToken.objects.values()), default=str)
         assert admin_a.token.split("_")[1] == token.prefix
 
-    def test_token_created_through_the_api_is_shown_once(self, admin_a):
-        created = admin_a.client.post(
+    def test_token_created_through_the_api_is_shown_once(self, admin_a, admin_a_signed_in):
+        created = admin_a_signed_in.client.post(
             "/api/v1/tenants/acme/tokens/", {"name": "ci", "scopes": ["read", "ingest"]}
         )
         assert created.status_code == 201
@@ -273,8 +273,49 @@ class TestTokens:
         admin_a.client.get("/api/v1/tenants/acme/members/")
         assert ApiToken.objects.get(user=admin_a.user).last_used_at > first
 
-    def test_issuing_with_an_unknown_scope_is_refused(self, admin_a):
-        response = admin_a.client.post(
+    @pytest.mark.parametrize(
+        ("own_scopes", "own_expiry_days", "asked"),
+        [
+            # The case: a read-write token asks for ingest too, and no expiry.
+            (["read", "write"], None, {"scopes": ["read", "write", "ingest"]}),
+            (["read", "write"], 7, {"scopes": ["read"]}),  # no expiry, when it has one
+            (["read", "write"], 7, {"scopes": ["read"], "expires_in_days": 30}),  # later
+            (["read", "write"], None, {"scopes": ["read"], "expires_in_days": 1}),  # narrower
+        ],
+    )
+    def test_a_token_cannot_mint_a_token(self, admin_a, own_scopes, own_expiry_days, asked):
+        minter = Actor(
+            admin_a.user,
+            make_token(admin_a.user, scopes=own_scopes, expires_in_days=own_expiry_days),
+        )
+        before = set(ApiToken.objects.values_list("pk", flat=True))
+        response = minter.client.post("/api/v1/tenants/acme/tokens/", {"name": "ci", **asked})
+        assert response.status_code == 403, response.content
+        assert "cannot create tokens" in response.json()["error"]["message"]
+        assert set(ApiToken.objects.values_list("pk", flat=True)) == before
+
+    def test_a_staff_token_cannot_mint_a_token_either(self, msp_admin, tenant_a):
+        response = msp_admin.client.post(
+            "/api/v1/tenants/acme/tokens/", {"name": "ci", "scopes": ["read"]}
+        )
+        assert response.status_code == 403
+        assert not ApiToken.objects.filter(name="ci").exists()
+
+    def test_a_signed_in_person_mints_any_scope_and_expiry(self, admin_a_signed_in):
+        response = admin_a_signed_in.client.post(
+            "/api/v1/tenants/acme/tokens/",
+            {"name": "ci", "scopes": ["read", "write", "ingest"]},
+        )
+        assert response.status_code == 201, response.content
+        token = ApiToken.objects.get(pk=response.json()["id"])
+        assert (token.scopes, token.expires_at, token.tenant.slug) == (
+            ["read", "write", "ingest"],
+            None,
+            "acme",
+        )
+
+    def test_issuing_with_an_unknown_scope_is_refused(self, admin_a_signed_in):
+        response = admin_a_signed_in.client.post(
             "/api/v1/tenants/acme/tokens/", {"name": "x", "scopes": ["root"]}
         )
         assert response.status_code == 400

@@ -1,6 +1,7 @@
 """Compliance endpoints.
 
-MSP-wide and read-only for any authenticated caller: the check catalogue
+MSP-wide and read-only for any authenticated caller with the ``read`` scope (catalogues hold
+no tenant data, so a tenant-bound token reads them too): the check catalogue
 (``/api/v1/compliance/checks/``) and the frameworks with their controls
 (``/api/v1/compliance/frameworks/``). Per tenant, under ``/api/v1/tenants/{slug}/compliance/``:
 ``findings/`` (read), ``waivers/`` (read; written by the tenant's admins and MSP staff) and
@@ -13,31 +14,21 @@ from collections import defaultdict
 
 from django.db.models import Count
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, mixins, viewsets
+from rest_framework import exceptions, mixins
 from rest_framework.decorators import action
-from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from operations.compliance import selectors, services
 from operations.compliance.api import serializers as s
 from operations.compliance.checks import all_checks
 from operations.compliance.filters import FindingFilter, ScoreFilter, WaiverFilter
 from operations.compliance.models import Finding, Framework, Score, Waiver
-from tenants.api.base import TenantScopedModelViewSet, TenantScopedViewSet
-from tenants.models import TokenScope
-
-
-class TokenCanRead(BasePermission):
-    """A bearer token needs its ``read`` scope (sessions pass)."""
-
-    message = "This API token lacks the 'read' scope."
-
-    def has_permission(self, request, view):
-        token = request.auth if hasattr(request.auth, "prefix") else None
-        return request.method in SAFE_METHODS and (
-            token is None or token.has_scope(TokenScope.READ)
-        )
+from tenants.api.base import (
+    MspWideAPIView,
+    MspWideViewSet,
+    TenantScopedModelViewSet,
+    TenantScopedViewSet,
+)
 
 
 def _check_rows(framework: str | None = None) -> list[dict]:
@@ -60,11 +51,9 @@ def _check_rows(framework: str | None = None) -> list[dict]:
     return rows
 
 
-class CheckCatalogueView(APIView):
+class CheckCatalogueView(MspWideAPIView):
     """``GET /api/v1/compliance/checks/``: every automated check, its severity, the subjects it
     judges and the controls it maps to. ``?framework=eu-ai-act`` keeps that framework's."""
-
-    permission_classes = [IsAuthenticated, TokenCanRead]
 
     @extend_schema(
         parameters=[OpenApiParameter("framework", str)],
@@ -75,10 +64,9 @@ class CheckCatalogueView(APIView):
         return Response({"count": len(rows), "results": s.CheckSerializer(rows, many=True).data})
 
 
-class FrameworkViewSet(viewsets.ReadOnlyModelViewSet):
+class FrameworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, MspWideViewSet):
     """Loaded framework versions; the detail lists the controls and the checks mapped to them."""
 
-    permission_classes = [IsAuthenticated, TokenCanRead]
     queryset = Framework.objects.annotate(control_count=Count("controls")).order_by(
         "code", "-loaded_at"
     )

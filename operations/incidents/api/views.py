@@ -17,7 +17,6 @@ from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from msp.api.errors import NOT_FOUND_MESSAGE
 from operations.incidents import services
@@ -39,9 +38,12 @@ from operations.incidents.selectors import (
     incident_metrics,
     timeline_visible,
 )
-from tenants.api.base import TenantScopedModelViewSet, TenantScopedViewSet
-from tenants.models import TokenScope
-from tenants.selectors import tenants_visible_to
+from tenants.api.base import (
+    MspWideAPIView,
+    MspWideMixin,
+    TenantScopedModelViewSet,
+    TenantScopedViewSet,
+)
 
 _WINDOW_PARAMETERS = [
     OpenApiParameter("from", str, description="ISO date or date-time (default: to − 30 days)"),
@@ -335,25 +337,19 @@ class IncidentViewSet(
         return Response(incident_metrics(tenant=self.tenant, start=start, end=end))
 
 
-class FleetIncidentMetricsView(APIView):
+class FleetIncidentMetricsView(MspWideAPIView):
     """``GET /api/v1/incidents/metrics``: the metrics per tenant across the tenants the staff
-    member can see (all for msp_admin, assigned ones otherwise). Not for client users."""
+    member can see (all for msp_admin, assigned ones otherwise; a bound token's tenant only).
+    Not for client users."""
 
     @extend_schema(parameters=_WINDOW_PARAMETERS, responses=s.TenantMetricsSerializer(many=True))
     def get(self, request):
-        user = request.user
-        if not user.is_msp_staff:
+        if not request.user.is_msp_staff:
             raise exceptions.PermissionDenied("Fleet metrics are for MSP staff.")
-        token = request.auth if hasattr(request.auth, "prefix") else None
-        if token is not None and not token.has_scope(TokenScope.READ):
-            raise exceptions.PermissionDenied("This API token lacks the 'read' scope.")
         window = s.MetricsWindowSerializer(data=request.query_params)
         window.is_valid(raise_exception=True)
         start, end = window.validated_data["from"], window.validated_data["to"]
-        tenants = tenants_visible_to(user)
-        if token is not None and token.tenant_id is not None:
-            # A token bound to one tenant reaches that tenant only, here as everywhere.
-            tenants = tenants.filter(pk=token.tenant_id)
+        tenants = self.visible_tenants()
         return Response(
             {
                 "from": start,
@@ -417,18 +413,13 @@ class AlertRuleViewSet(TenantScopedModelViewSet):
         return Response(s.AlertEvaluationSerializer(evaluation.as_dict()).data)
 
 
-class AlertRuleDefaultListView(ListAPIView):
+class AlertRuleDefaultListView(MspWideMixin, ListAPIView):
     """``GET /api/v1/alert-rules/defaults``: the MSP-wide default rules every tenant gets unless
-    it overrides them. Read-only here; MSP admins edit them in the admin."""
+    it overrides them. Read-only here; MSP admins edit them in the admin. A catalogue: no
+    tenant data, so a bound token reads it too (with its ``read`` scope)."""
 
     serializer_class = s.AlertRuleDefaultSerializer
     filter_backends: list = []
 
     def get_queryset(self):
         return AlertRuleDefault.objects.order_by("name", "id")
-
-    def get(self, request, *args, **kwargs):
-        token = request.auth if hasattr(request.auth, "prefix") else None
-        if token is not None and not token.has_scope(TokenScope.READ):
-            raise exceptions.PermissionDenied("This API token lacks the 'read' scope.")
-        return super().get(request, *args, **kwargs)
