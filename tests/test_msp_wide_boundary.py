@@ -94,13 +94,13 @@ def _walk(patterns, prefix=""):
 
 
 def _methods(pattern: URLPattern) -> list[str]:
-    actions = getattr(pattern.callback, "actions", None)
-    if actions:
-        return sorted(actions)
-    view = pattern.callback.view_class
-    return sorted(
-        m for m in view.http_method_names if m not in ("head", "options") and hasattr(view, m)
-    )
+    # HEAD and OPTIONS follow GET and the route; DRF adds "head" to a viewset's actions once
+    # it has served a request, so leave it out of both kinds of view.
+    view = getattr(pattern.callback, "cls", None) or pattern.callback.view_class
+    actions = getattr(pattern.callback, "actions", None) or {
+        method: method for method in view.http_method_names if hasattr(view, method)
+    }
+    return sorted(set(actions) - {"head", "options"})
 
 
 def msp_wide_routes() -> list[tuple[str, str, str]]:
