@@ -95,8 +95,8 @@ def runtime_role_grant(*, role: str, using: str = DEFAULT_DB_ALIAS) -> None:
             cursor.execute(statement)
 
 
-# Relations, functions and schemas outside PostgreSQL's own schemas (temporary ones included,
-# where the app's staging table lives) that ``role`` owns or may become the owner of.
+# Relations, functions and schemas that ``role`` owns or may act as the owner of, outside
+# PostgreSQL's own schemas and the temporary ones (where ingest's staging table lives).
 _OWNED = """
     SELECT n.nspname || '.' || c.relname FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
