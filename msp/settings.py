@@ -4,7 +4,8 @@ Two ways to run, one code base:
 - embedded default (no variables): SQLite in WAL mode and Celery over kombu's filesystem
   transport under ``var/``, so web, worker and beat run with nothing installed but Python;
 - production: ``DATABASE_URL`` (PostgreSQL through psycopg 3) and ``REDIS_URL`` (broker and
-  cache); ``CELERY_BROKER_URL`` overrides the broker.
+  cache); ``CELERY_BROKER_URL`` overrides the broker; ``DATABASE_OWNER_URL`` (optional) for
+  ``migrate``, when the app runs as a role that owns nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -118,13 +120,26 @@ else:
         }
     }
 DATABASES["default"].setdefault("TEST", {})
+# Optional: the role that owns the tables (see README, "Two database roles"). `migrate` runs
+# as it and grants DATABASE_URL's role DML only, so the running app cannot switch off
+# row-level security or the audit log's guards. Unset: one role does both.
+DATABASE_OWNER_URL = env.str("DATABASE_OWNER_URL", default="")
+DATABASE_ROUTERS: list[str] = []
+if DATABASE_OWNER_URL:
+    if not IS_PRODUCTION:
+        raise ImproperlyConfigured("DATABASE_OWNER_URL needs DATABASE_URL (the runtime role).")
+    DATABASES["owner"] = env.db("DATABASE_OWNER_URL")
+    # Tests run as one role: the owner alias then points at the same test database.
+    DATABASES["owner"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["tenants.database_roles.OwnerRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 if IS_POSTGRES:
     # JIT compilation is for long analytic queries: on the ingest statement (whose staging
     # table has no statistics, so its estimated cost is high) it added 2 s of compiling to a
     # 10 ms insert. Our queries are short; a DATABASE_URL option can still turn it on.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
+    for _database in DATABASES.values():
+        _database.setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 
 # --- Cache and broker -------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -58,3 +58,15 @@ def test_openapi_schema_validates_without_warnings(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "/api/v1/tenants/{tenant_slug}/members/" in (tmp_path / "schema.yaml").read_text()
+
+
+def test_the_owner_url_needs_the_runtime_url(tmp_path):
+    # An owner without a runtime role is a configuration mistake, not a silent SQLite install.
+    result = _manage(
+        "check",
+        DJANGO_SETTINGS_MODULE="msp.settings",
+        GROUNDWORK_VAR_DIR=str(tmp_path),
+        DATABASE_OWNER_URL="postgres://groundwork@127.0.0.1:5432/groundwork",
+    )
+    assert result.returncode != 0
+    assert "DATABASE_OWNER_URL needs DATABASE_URL" in result.stderr

@@ -35,6 +35,9 @@ PostgreSQL (:class:`PostgresSampleStore`): series blocks
     ``telemetry_sample_block`` is range-partitioned by ``ts_start``, one partition per UTC day
     (``telemetry_sample_block_pYYYYMMDD``); a block lies within one UTC hour (a CHECK keeps it
     under an hour), so in one partition. Each partition gets the parent's forced RLS policy.
+    Partitions are made and dropped through two ``SECURITY DEFINER`` functions (migration
+    telemetry 0004), so they belong to the owner role even when the app runs as one that owns
+    nothing.
     Retention drops whole partitions, and deletes (or trims) a tenant's blocks before its own
     cutoff.
 
@@ -62,7 +65,6 @@ from collections.abc import Iterable, Sequence
 from django.db import connection, transaction
 
 from operations.telemetry.models import TelemetrySample
-from tenants.rls import enable_rls_statements
 
 SAMPLE_TABLE = "telemetry_sample"  # a table on SQLite; on PostgreSQL a view over the blocks
 BLOCK_TABLE = "telemetry_sample_block"
@@ -552,11 +554,12 @@ class PostgresSampleStore(SampleStore):
                 return []
             # Two batches racing for the same new day: the second waits, then finds it made.
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PARTITION_LOCK_KEY])
-            missing -= self._existing(cursor, sorted(missing))
             for name in sorted(missing):
-                for statement in partition_statements(name, wanted[name]):
-                    cursor.execute(statement)
-                made.append(name)
+                # The function runs as the tables' owner (migration telemetry 0004), so the
+                # partition is the owner's even when the app's role may not create tables.
+                cursor.execute("SELECT telemetry_block_partition_create(%s)", [wanted[name]])
+                if cursor.fetchone()[0]:
+                    made.append(name)
         return made
 
     def drop_partitions_before(self, day: dt.date) -> list[str]:
@@ -564,20 +567,10 @@ class PostgresSampleStore(SampleStore):
         with connection.cursor() as cursor:
             for name, partition_day in self.partitions():
                 if partition_day < day:
-                    cursor.execute(f"DROP TABLE {name}")
-                    dropped.append(name)
+                    cursor.execute("SELECT telemetry_block_partition_drop(%s)", [partition_day])
+                    if cursor.fetchone()[0]:
+                        dropped.append(name)
         return dropped
-
-
-def partition_statements(name: str, day: dt.date) -> list[str]:
-    """SQL making the block partition ``name`` for ``day``, with the parent's forced RLS."""
-    start = day_start(day)
-    end = start + dt.timedelta(days=1)
-    return [
-        f"CREATE TABLE {name} PARTITION OF {BLOCK_TABLE} "
-        f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')",
-        *enable_rls_statements(name),
-    ]
 
 
 _STORES = {"postgresql": PostgresSampleStore(), "sqlite": SQLiteSampleStore()}

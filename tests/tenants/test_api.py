@@ -520,3 +520,22 @@ class TestAudit:
             connection.cursor() as cursor,
         ):
             cursor.execute("UPDATE tenants_auditevent SET action = 'delete'")
+
+    def test_postgres_refuses_truncating_the_log_even_for_its_owner(self, admin_a):
+        if connection.vendor != "postgresql":
+            pytest.skip("the append-only triggers are PostgreSQL's; SQLite has no TRUNCATE")
+        from django.db import InternalError, ProgrammingError, transaction
+
+        # The suite connects as the role that owns the table: privileges cannot stop it, the
+        # statement trigger does (row triggers never fire on TRUNCATE).
+        with connection.cursor() as cursor:
+            # The test's transaction holds deferred foreign-key checks; TRUNCATE refuses to run
+            # with those pending, so check them now.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        with (
+            pytest.raises((InternalError, ProgrammingError), match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute("TRUNCATE tenants_auditevent")
+        assert AuditEvent.objects.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, InternalError, ProgrammingError, connection, transaction
 
+from tenants.database_roles import owner_configured, runtime_role_name, runtime_role_problems
 from tenants.models import OnboardingStep, Tenant
 from tenants.scoping import TenantScopeMissing, active_scope, tenant_scope
 from tests.conftest import requires_postgres
@@ -101,6 +102,10 @@ class TestRowLevelSecurity:
         # Otherwise every proof below would be green while nothing is enforced.
         assert not is_superuser
         assert not bypasses
+        if owner_configured():
+            # Two roles: the app's owns nothing, so it cannot switch RLS or the audit log's
+            # guards off (a table's owner may).
+            assert runtime_role_problems(role=runtime_role_name()) == []
 
     def test_with_the_application_filter_skipped_b_sees_none_of_a(self, steps, tenant_a, tenant_b):
         with tenant_scope(tenant_b.id):
