@@ -402,6 +402,21 @@ def test_editing_a_tenant_and_its_plan_audits_the_changed_fields(client, enginee
     assert ServicePlan.objects.get(tenant=tenant_a).tier == "enterprise"
 
 
+def test_staff_require_two_factor_sign_in_for_a_tenant_and_it_is_audited(
+    client, engineer, tenant_a
+):
+    login_verified(client, engineer)
+    data = form_data(client.get(url("tenants_tenant_change", tenant_a.pk)))
+    data["require_mfa"] = "on"
+    response = client.post(url("tenants_tenant_change", tenant_a.pk), data)
+    assert response.status_code == 302
+
+    tenant_a.refresh_from_db()
+    assert tenant_a.require_mfa
+    update = events(object_type="tenants.Tenant", action=AuditAction.UPDATE).get()
+    assert update.changes == {"require_mfa": [False, True]}
+
+
 def test_slug_and_status_cannot_be_edited(client, admin_user, tenant_a):
     login_verified(client, admin_user)
     page = client.get(url("tenants_tenant_change", tenant_a.pk))
