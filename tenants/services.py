@@ -447,6 +447,15 @@ def mfa_enrolment_confirm(*, user, device: TOTPDevice, code: str) -> list[str]:
 
 
 @transaction.atomic
+def mfa_authenticator_provision(*, user, key: bytes, name: str) -> TOTPDevice:
+    """A confirmed authenticator with a key set up elsewhere (the demo's published one)."""
+    TOTPDevice.objects.filter(user=user).delete()
+    device = TOTPDevice.objects.create(user=user, name=name, key=key.hex(), confirmed=True)
+    _mfa_audit(user=user, action=AuditAction.CREATE, device=device, what="authenticator set up")
+    return device
+
+
+@transaction.atomic
 def mfa_recovery_codes_regenerate(*, user) -> list[str]:
     """New single-use recovery codes; the old ones stop working. Shown once, stored as is."""
     StaticDevice.objects.filter(user=user).delete()
