@@ -223,8 +223,6 @@ AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", 
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "portal/locked_out.html"
 AXES_ENABLE_ADMIN = False  # tenants.admin registers its own, with an audited unlock action
-# Failing while locked does not extend the lock: a mistyped retry is not an attack.
-AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_VERBOSE = False
 # Successful sign-ins are not kept here (the failures are); the sessions say who is in.
 AXES_DISABLE_ACCESS_LOG = True
