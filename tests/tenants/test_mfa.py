@@ -8,6 +8,7 @@ from base64 import b32encode
 import pytest
 from django.contrib.admin import site as admin_site
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
 from django.test import RequestFactory
 from django.urls import reverse
 from django_otp.oath import TOTP
@@ -302,3 +303,9 @@ def test_anonymous_visitors_still_get_the_sign_in_page(client, db):
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("portal:login"))
     assert isinstance(client.get("/portal/login/").wsgi_request.user, AnonymousUser)
+
+
+@pytest.mark.parametrize("slug", ["account", "password-reset", "reset"])
+def test_the_sign_in_pages_words_cannot_be_tenant_slugs(db, slug):
+    with pytest.raises(ValidationError):
+        services.tenant_create(name=f"Tenant {slug}", slug=slug)
