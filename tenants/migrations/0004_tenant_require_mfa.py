@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0003_user_manager'),
+        ("tenants", "0003_user_manager"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='tenant',
-            name='require_mfa',
-            field=models.BooleanField(default=False, help_text='Every user of this tenant must use an authenticator app to sign in. MSP staff always must.', verbose_name='require two-factor sign-in'),
+            model_name="tenant",
+            name="require_mfa",
+            field=models.BooleanField(
+                default=False,
+                help_text="Every user of this tenant must use an authenticator app to sign in. MSP staff always must.",
+                verbose_name="require two-factor sign-in",
+            ),
         ),
     ]
