@@ -1,4 +1,4 @@
-"""The admin site: for active MSP staff only, whatever ``is_staff`` says."""
+"""The admin site: for active MSP staff only, whatever ``is_staff`` says, with a second factor."""
 
 from django.contrib.admin import AdminSite
 
@@ -10,4 +10,6 @@ class GroundworkAdminSite(AdminSite):
 
     def has_permission(self, request):
         user = request.user
-        return bool(user.is_active and user.is_staff and getattr(user, "msp_role", ""))
+        # is_verified comes from django-otp's middleware; without it, nobody is verified.
+        verified = getattr(user, "is_verified", lambda: False)()
+        return bool(user.is_active and user.is_staff and getattr(user, "msp_role", "") and verified)

@@ -8,6 +8,12 @@ from msp import views
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
     path("healthz", views.healthz, name="healthz"),
+    # The admin's sign-in page links here ("Forgotten your login credentials?").
+    path(
+        "admin/password_reset/",
+        RedirectView.as_view(pattern_name="portal:password-reset", permanent=False),
+        name="admin_password_reset",
+    ),
     path("admin/", admin.site.urls),
     path("portal/", include("tenants.portal.urls")),
     path("portal/", include("operations.incidents.portal.urls")),

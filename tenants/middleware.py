@@ -1,10 +1,30 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
+from urllib.parse import urlencode
+
+from django.contrib.auth.models import AnonymousUser
+from django.shortcuts import redirect
+from django.urls import reverse
 
 from tenants.audit import actor_for_user, audit_actor
 from tenants.scoping import tenant_scope
-from tenants.selectors import tenant_ids_visible_to
+from tenants.selectors import mfa_needed_by, tenant_ids_visible_to
+
+# What a user may reach between their password and their second factor.
+SECOND_FACTOR_STEPS = frozenset(
+    {
+        "portal:mfa-verify",
+        "portal:mfa-setup",
+        "portal:logout",
+        "admin:logout",
+        "portal:password-reset",
+        "portal:password-reset-sent",
+        "portal:password-reset-confirm",
+        "portal:password-reset-complete",
+        "healthz",
+    }
+)
 
 
 def _source_for(path: str) -> str:
@@ -49,3 +69,32 @@ class StaffAdminScopeMiddleware:
                 if tenant_ids:
                     stack.enter_context(tenant_scope(*tenant_ids))
             return self.get_response(request)
+
+
+class SecondFactorMiddleware:
+    """A user who needs a second factor reaches nothing else until this session has given it.
+
+    Pages redirect to the verification step (which sends a user without a device to set one
+    up); the API treats such a session as no sign-in at all. Bearer tokens are a credential of
+    their own and work as before. Runs after django-otp's OTPMiddleware.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        user = request.user
+        if not user.is_authenticated or user.is_verified():
+            return None
+        if request.resolver_match.view_name in SECOND_FACTOR_STEPS:
+            return None
+        if not mfa_needed_by(user=user):
+            return None
+        if request.path.startswith("/api/"):
+            request.user = AnonymousUser()
+            return None
+        query = urlencode({"next": request.get_full_path()})
+        return redirect(f"{reverse('portal:mfa-verify')}?{query}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenants.models import (
     AuditEvent,
@@ -14,6 +16,7 @@ from tenants.models import (
     Tenant,
     TenantRole,
     TenantStatus,
+    User,
 )
 
 # What each role may do inside a tenant it can reach.
@@ -123,3 +126,48 @@ def audit_events_visible_to(user, *, token=None) -> QuerySet[AuditEvent]:
     if user.is_msp_admin and (token is None or token.tenant_id is None):
         return events
     return events.filter(tenant__in=tenants_visible_to(user, token=token))
+
+
+# --- Second factor ------------------------------------------------------------------------------
+
+
+def _staff_account(user) -> bool:
+    # Any account that can reach the admin or other tenants' data, whatever its role says.
+    return bool(user.msp_role or user.is_staff or user.is_superuser)
+
+
+def mfa_required_for(*, user) -> bool:
+    """Whether a second factor is demanded: of MSP staff always, of clients if their tenant says."""
+    if _staff_account(user):
+        return True
+    return Membership.objects.filter(user=user, tenant__require_mfa=True).exists()
+
+
+def mfa_needed_by(*, user) -> bool:
+    """Whether sign-in asks this user for a second factor: required, or set up by choice.
+
+    One query for client users: it runs on every request of a session not yet verified.
+    """
+    if _staff_account(user):
+        return True
+    required = Exists(Membership.objects.filter(user=OuterRef("pk"), tenant__require_mfa=True))
+    enrolled = mfa_enrolled(user=OuterRef("pk"))
+    return User.objects.filter(pk=user.pk).filter(Q(required) | Q(enrolled)).exists()
+
+
+def mfa_enrolled(*, user) -> Exists:
+    """An annotation: whether ``user`` (an ``OuterRef``) has a confirmed authenticator app."""
+    return Exists(TOTPDevice.objects.filter(user=user, confirmed=True))
+
+
+def mfa_authenticator_for(*, user) -> TOTPDevice | None:
+    """The user's confirmed authenticator app, if they have set one up."""
+    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-id").first()
+
+
+def mfa_recovery_codes_left(*, user) -> int:
+    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+
+
+def mfa_recovery_device_for(*, user) -> StaticDevice | None:
+    return StaticDevice.objects.filter(user=user, confirmed=True).order_by("-id").first()

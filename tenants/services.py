@@ -11,7 +11,12 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django_otp import verify_token as otp_verify_token
+from django_otp.models import Device
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from tenants import selectors
 from tenants.audit import (
     audit_changes,
     audit_record,
@@ -43,7 +48,21 @@ TOKEN_PREFIX = "gw"  # noqa: S105 - a public marker, not a secret
 
 
 # Slugs that would collide with fixed URL segments (portal pages, API words).
-RESERVED_SLUGS = frozenset({"login", "logout", "switch", "admin", "api", "static", "new", "me"})
+RESERVED_SLUGS = frozenset(
+    {
+        "login",
+        "logout",
+        "switch",
+        "account",
+        "password-reset",
+        "reset",
+        "admin",
+        "api",
+        "static",
+        "new",
+        "me",
+    }
+)
 
 
 @transaction.atomic
@@ -70,6 +89,14 @@ def tenant_create(*, name: str, slug: str, **fields) -> Tenant:
 @transaction.atomic
 def tenant_update(*, tenant: Tenant, **fields) -> Tenant:
     return audited_update(tenant=tenant, instance=tenant, data=fields)
+
+
+def tenant_mfa_requirement_set(*, tenant: Tenant, required: bool) -> Tenant:
+    """Require (or stop requiring) a second factor of every user of ``tenant``.
+
+    Takes effect on their next request: signed-in users without one are sent to set it up.
+    """
+    return tenant_update(tenant=tenant, require_mfa=required)
 
 
 def onboarding_missing_steps(*, tenant: Tenant) -> list[OnboardingStep]:
@@ -364,3 +391,148 @@ def token_revoke(*, token: ApiToken) -> ApiToken:
             changes={"revoked_at": [None, token.revoked_at.isoformat()]},
         )
     return token
+
+
+# --- Second factor ------------------------------------------------------------------------------
+
+MFA_RECOVERY_CODE_COUNT = 10
+_AUTHENTICATOR_NAME = "Authenticator app"
+_RECOVERY_CODES_NAME = "Recovery codes"
+
+
+def _tenant_of_user(user) -> Tenant | None:
+    membership = Membership.objects.filter(user=user).select_related("tenant").first()
+    return membership.tenant if membership is not None else None
+
+
+def _mfa_audit(*, user, action: str, device: Device, what: str) -> None:
+    # Never a snapshot: a device row holds its secret key.
+    audit_record(
+        tenant=_tenant_of_user(user),
+        action=action,
+        instance=device,
+        changes={"two_factor": [None, what]},
+    )
+
+
+@transaction.atomic
+def mfa_enrolment_start(*, user) -> TOTPDevice:
+    """The authenticator the user is setting up: a new secret, or the one they were shown.
+
+    Unconfirmed, it verifies nothing; ``mfa_enrolment_confirm`` makes it count.
+    """
+    pending = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
+    if pending is not None:
+        return pending
+    return TOTPDevice.objects.create(user=user, name=_AUTHENTICATOR_NAME, confirmed=False)
+
+
+@transaction.atomic
+def mfa_enrolment_confirm(*, user, device: TOTPDevice, code: str) -> list[str]:
+    """Confirm a pending authenticator with a code from it; returns fresh recovery codes.
+
+    It replaces any earlier authenticator and recovery codes of the user.
+    """
+    device = TOTPDevice.objects.select_for_update().get(pk=device.pk, user=user, confirmed=False)
+    if not device.verify_token(code.strip().replace(" ", "")):
+        raise ValidationError(
+            {"code": "That code does not match. Check the clock of the device and try again."},
+            code="invalid_code",
+        )
+    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    _mfa_audit(user=user, action=AuditAction.CREATE, device=device, what="authenticator set up")
+    return mfa_recovery_codes_regenerate(user=user)
+
+
+@transaction.atomic
+def mfa_authenticator_provision(*, user, key: bytes, name: str) -> TOTPDevice:
+    """A confirmed authenticator with a key set up elsewhere (the demo's published one)."""
+    TOTPDevice.objects.filter(user=user).delete()
+    device = TOTPDevice.objects.create(user=user, name=name, key=key.hex(), confirmed=True)
+    _mfa_audit(user=user, action=AuditAction.CREATE, device=device, what="authenticator set up")
+    return device
+
+
+@transaction.atomic
+def mfa_recovery_codes_regenerate(*, user) -> list[str]:
+    """New single-use recovery codes; the old ones stop working. Shown once, stored as is."""
+    StaticDevice.objects.filter(user=user).delete()
+    device = StaticDevice.objects.create(user=user, name=_RECOVERY_CODES_NAME, confirmed=True)
+    codes = [StaticToken.random_token() for _ in range(MFA_RECOVERY_CODE_COUNT)]
+    StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
+    _mfa_audit(user=user, action=AuditAction.CREATE, device=device, what="recovery codes issued")
+    return codes
+
+
+def mfa_verify(*, user, code: str) -> Device | None:
+    """The device that accepts ``code`` (an authenticator code or a recovery code), or None.
+
+    django-otp throttles each device after failures, and a recovery code is spent on use.
+    """
+    code = code.strip().replace(" ", "").replace("-", "").lower()
+    authenticator = selectors.mfa_authenticator_for(user=user)
+    if code.isdigit() and authenticator is not None:
+        return otp_verify_token(user, authenticator.persistent_id, code)
+    recovery = selectors.mfa_recovery_device_for(user=user)
+    if recovery is None:
+        return None
+    with transaction.atomic():
+        device = otp_verify_token(user, recovery.persistent_id, code)
+        if device is not None:
+            left = selectors.mfa_recovery_codes_left(user=user)
+            _mfa_audit(
+                user=user,
+                action=AuditAction.UPDATE,
+                device=device,
+                what=f"recovery code used, {left} left",
+            )
+    return device
+
+
+def _mfa_devices_delete(*, user, what: str) -> None:
+    for model in (TOTPDevice, StaticDevice):
+        for device in model.objects.filter(user=user):
+            _mfa_audit(user=user, action=AuditAction.DELETE, device=device, what=what)
+            device.delete()
+
+
+@transaction.atomic
+def mfa_disable(*, user) -> None:
+    """A client user turns off a second factor they chose; refused where it is required."""
+    if selectors.mfa_required_for(user=user):
+        raise ValidationError(
+            "Two-factor sign-in is required for your account, so it cannot be turned off.",
+            code="mfa_required",
+        )
+    _mfa_devices_delete(user=user, what="turned off by the user")
+
+
+@transaction.atomic
+def mfa_reset(*, user) -> None:
+    """For a lost device: remove the user's second factor; they set up a new one at sign-in."""
+    _mfa_devices_delete(user=user, what="reset by an administrator")
+
+
+# --- Sign-in lockout ----------------------------------------------------------------------------
+
+
+def signin_unlock(*, attempts) -> int:
+    """Lift the lockouts of the given failed-sign-in records (django-axes ``AccessAttempt``)."""
+    unlocked = 0
+    with transaction.atomic():
+        for attempt in attempts:
+            audit_record(
+                tenant=None,
+                action=AuditAction.DELETE,
+                instance=attempt,
+                changes={
+                    "username": [attempt.username, None],
+                    "ip_address": [attempt.ip_address, None],
+                    "failures_since_start": [attempt.failures_since_start, None],
+                },
+            )
+            attempt.delete()
+            unlocked += 1
+    return unlocked

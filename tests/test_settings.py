@@ -70,3 +70,53 @@ def test_the_owner_url_needs_the_runtime_url(tmp_path):
     )
     assert result.returncode != 0
     assert "DATABASE_OWNER_URL needs DATABASE_URL" in result.stderr
+
+
+def _email_settings(**env: str) -> dict:
+    script = (
+        "from django.conf import settings as s; "
+        "print('|'.join(map(str, (s.EMAIL_BACKEND, s.EMAIL_HOST, s.EMAIL_PORT, "
+        "s.EMAIL_USE_TLS, s.EMAIL_HOST_USER))))"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EMAIL_")}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "msp.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    backend, host, port, tls, user = result.stdout.strip().splitlines()[-1].split("|")
+    return {"backend": backend, "host": host, "port": port, "tls": tls, "user": user}
+
+
+def test_email_goes_to_the_console_unless_configured(tmp_path):
+    configured = _email_settings(GROUNDWORK_VAR_DIR=str(tmp_path))
+    assert configured["backend"] == "django.core.mail.backends.console.EmailBackend"
+
+
+def test_email_url_selects_smtp(tmp_path):
+    configured = _email_settings(
+        GROUNDWORK_VAR_DIR=str(tmp_path), EMAIL_URL="smtp+tls://mailer:secret@smtp.example.com:587"
+    )
+    assert configured == {
+        "backend": "django.core.mail.backends.smtp.EmailBackend",
+        "host": "smtp.example.com",
+        "port": "587",
+        "tls": "True",
+        "user": "mailer",
+    }
+
+
+def test_email_host_selects_smtp_too(tmp_path):
+    configured = _email_settings(
+        GROUNDWORK_VAR_DIR=str(tmp_path), EMAIL_HOST="mail.example.com", EMAIL_HOST_USER="gw"
+    )
+    assert configured["backend"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (configured["host"], configured["port"], configured["tls"]) == (
+        "mail.example.com",
+        "587",
+        "True",
+    )

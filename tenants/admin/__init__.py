@@ -4,4 +4,4 @@
 the modules below register this app's models on import.
 """
 
-from tenants.admin import audit_log, onboarding, people, tenant, tokens  # noqa: F401
+from tenants.admin import audit_log, onboarding, people, signin, tenant, tokens  # noqa: F401

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import (
     AdminPasswordChangeForm,
@@ -11,6 +11,7 @@ from django.contrib.auth.forms import (
     UserChangeForm,
 )
 from django.core.exceptions import ValidationError
+from django.db.models import OuterRef
 
 from tenants import services
 from tenants.admin.base import (
@@ -32,6 +33,7 @@ from tenants.models import (
     TenantRole,
     User,
 )
+from tenants.selectors import mfa_enrolled
 
 
 def _membership_tenant(user: User) -> Tenant | None:
@@ -130,9 +132,11 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
         "membership_tenant",
         "membership_role",
         "is_active",
+        "two_factor",
         "last_login",
     )
     list_filter = ("msp_role", "is_active", "membership__role", "membership__tenant")
+    actions = ("reset_two_factor",)
     list_select_related = ("membership__tenant",)
     search_fields = ("username", "first_name", "last_name", "email")
     fieldsets = (
@@ -181,6 +185,27 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
 
     def audit_tenant(self, obj):
         return _membership_tenant(obj)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(has_mfa=mfa_enrolled(user=OuterRef("pk")))
+
+    @admin.display(description="Two-factor", boolean=True, ordering="has_mfa")
+    def two_factor(self, obj):
+        return obj.has_mfa
+
+    @admin.action(
+        description="Reset two-factor sign-in (lost device: set up again at next sign-in)",
+        permissions=["change"],
+    )
+    def reset_two_factor(self, request, queryset):
+        for user in queryset:
+            services.mfa_reset(user=user)
+        self.message_user(
+            request,
+            f"Reset two-factor sign-in for {queryset.count()} user(s); each sets it up again "
+            "at their next sign-in where it is required.",
+            messages.SUCCESS,
+        )
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)

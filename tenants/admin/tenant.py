@@ -46,7 +46,7 @@ LIFECYCLE_LABELS: dict[tuple[str, str], str] = {
 }
 
 # Tenant fields the profile form may set; status only moves through the lifecycle.
-TENANT_PROFILE_FIELDS = ("name", "slug", "industry", "region", "data_residency")
+TENANT_PROFILE_FIELDS = ("name", "slug", "industry", "region", "data_residency", "require_mfa")
 
 
 def member_candidates(user):
@@ -232,11 +232,13 @@ class TenantAdmin(StaffScopedAdmin, admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "slug", "status")}),
         ("Profile", {"fields": ("industry", "region", "data_residency")}),
+        ("Sign-in", {"fields": ("require_mfa",)}),
         ("History", {"fields": ("status_changed_at", "created_at", "updated_at")}),
     )
     add_fieldsets = (
         (None, {"fields": ("name", "slug")}),
         ("Profile", {"fields": ("industry", "region", "data_residency")}),
+        ("Sign-in", {"fields": ("require_mfa",)}),
     )
     readonly_fields = ("status", "status_changed_at", "created_at", "updated_at")
     prepopulated_fields = {"slug": ("name",)}

@@ -39,6 +39,12 @@ class Tenant(models.Model):
     data_residency = models.CharField(
         max_length=200, blank=True, help_text="Approved data residency, e.g. 'EU' or 'DE,FR'."
     )
+    require_mfa = models.BooleanField(
+        "require two-factor sign-in",
+        default=False,
+        help_text="Every user of this tenant must use an authenticator app to sign in. "
+        "MSP staff always must.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)

@@ -22,6 +22,37 @@ class PortalAuthenticationForm(AuthenticationForm):
         self.fields["password"].widget.attrs.update(autocomplete="current-password")
 
 
+class SecondFactorCodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        help_text="The 6-digit code from your authenticator app, or one of your recovery codes.",
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "autocapitalize": "none",
+                "spellcheck": "false",
+                "autofocus": True,
+            }
+        ),
+    )
+
+
+class SetupCodeForm(SecondFactorCodeForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["code"].help_text = "The 6-digit code your authenticator app now shows."
+        self.fields["code"].widget.attrs["inputmode"] = "numeric"
+
+
+class TenantSecurityForm(forms.Form):
+    require_mfa = forms.BooleanField(
+        label="Require two-factor sign-in for everyone in this tenant",
+        required=False,
+        help_text="Each person is asked to set up an authenticator app at their next page view.",
+    )
+
+
 class ServiceErrorsMixin:
     """Put a service's ``ValidationError`` onto the form, next to the fields it names."""
 

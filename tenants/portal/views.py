@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
@@ -31,8 +31,13 @@ from tenants.portal.access import (
     render_portal,
     tenant_not_found,
 )
-from tenants.portal.forms import MemberCreateForm, MemberRoleForm, TokenCreateForm
-from tenants.selectors import tenants_visible_to
+from tenants.portal.forms import (
+    MemberCreateForm,
+    MemberRoleForm,
+    TenantSecurityForm,
+    TokenCreateForm,
+)
+from tenants.selectors import mfa_enrolled, tenants_visible_to
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -168,6 +173,7 @@ def _members(page: PortalTenant):
     return (
         Membership.objects.filter(tenant=page.tenant)
         .select_related("user")
+        .annotate(has_mfa=mfa_enrolled(user=OuterRef("user")))
         .order_by("user__username")
     )
 
@@ -200,7 +206,27 @@ def team(request, page: PortalTenant):
         section="team",
         members=_members(page),
         form=form,
+        security_form=TenantSecurityForm(initial={"require_mfa": page.tenant.require_mfa}),
     )
+
+
+@portal_tenant_view(write_capability="manage")
+@require_POST
+def team_two_factor(request, page: PortalTenant):
+    """A tenant admin requires (or stops requiring) two-factor sign-in for their tenant."""
+    form = TenantSecurityForm(request.POST)
+    if form.is_valid():
+        required = form.cleaned_data["require_mfa"]
+        services.tenant_mfa_requirement_set(tenant=page.tenant, required=required)
+        if required:
+            messages.success(
+                request,
+                "Two-factor sign-in is now required: everyone without it sets it up at their "
+                "next page view.",
+            )
+        else:
+            messages.success(request, "Two-factor sign-in is now each person's choice.")
+    return redirect("portal:team", slug=page.tenant.slug)
 
 
 @portal_tenant_view(write_capability="manage", edit_only=True)

@@ -14,7 +14,7 @@ from operations.compliance.services import compliance_run_for_tenant
 from tenants.models import AuditEvent, MspRole
 from tenants.scoping import tenant_scope
 from tests.compliance.builders import good_system
-from tests.factories import make_staff
+from tests.factories import login_verified, make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ def scanned(tenant_a, tenant_b):
 def test_every_compliance_page_opens_and_lists_only_assigned_tenants(
     client, tenant_a, tenant_b, scanned
 ):
-    client.force_login(make_staff(tenant_a, role=MspRole.ENGINEER))
+    login_verified(client, make_staff(tenant_a, role=MspRole.ENGINEER))
     for model in (Framework, ComplianceScan, Finding, Score, Waiver):
         page = client.get(url(model, "changelist"))
         assert page.status_code == 200, model
@@ -47,7 +47,7 @@ def test_every_compliance_page_opens_and_lists_only_assigned_tenants(
 
 
 def test_computed_rows_are_read_only(client, tenant_a, scanned):
-    client.force_login(make_staff(role=MspRole.ADMIN))
+    login_verified(client, make_staff(role=MspRole.ADMIN))
     with tenant_scope(tenant_a.id):
         finding = Finding.objects.first()
     assert client.get(url(Finding, "add")).status_code == 403
@@ -58,7 +58,7 @@ def test_computed_rows_are_read_only(client, tenant_a, scanned):
 
 
 def test_a_waiver_is_added_through_the_service_and_audited(client, tenant_a):
-    client.force_login(make_staff(tenant_a, role=MspRole.ENGINEER))
+    login_verified(client, make_staff(tenant_a, role=MspRole.ENGINEER))
     expires = timezone.now() + dt.timedelta(days=10)
     response = client.post(
         url(Waiver, "add"),

@@ -13,7 +13,7 @@ from operations.incidents import services
 from operations.incidents.models import Incident, TimelineEntry
 from tenants.models import MspRole
 from tenants.scoping import tenant_scope
-from tests.factories import make_staff
+from tests.factories import login_verified, make_staff
 from tests.incidents.factories import act, fresh, make_incident
 
 pytestmark = pytest.mark.django_db
@@ -70,7 +70,7 @@ def mixed(tenant_a, tenant_b):
 
 
 def test_engineers_see_their_tenants_incidents_only(client, engineer, mixed):
-    client.force_login(engineer)
+    login_verified(client, engineer)
     response = client.get(reverse(CHANGELIST))
     assert response.status_code == 200
     assert listed(response) == {"ACME-1", "ACME-2", "ACME-3", "ACME-4"}
@@ -88,13 +88,13 @@ def test_engineers_see_their_tenants_incidents_only(client, engineer, mixed):
     ],
 )
 def test_attention_filters(client, engineer, mixed, state, expected):
-    client.force_login(engineer)
+    login_verified(client, engineer)
     response = client.get(reverse(CHANGELIST), {"state": state})
     assert listed(response) == expected
 
 
 def test_bulk_actions_go_through_the_services(client, engineer, mixed, tenant_a):
-    client.force_login(engineer)
+    login_verified(client, engineer)
     response = run_action(client, "acknowledge_selected", [mixed["open"], mixed["done"]])
     page = text(response)
     assert "Acknowledged 1 incident(s)." in page
@@ -115,7 +115,7 @@ def test_bulk_actions_go_through_the_services(client, engineer, mixed, tenant_a)
 
 
 def test_analysts_read_but_do_not_act(client, analyst, mixed):
-    client.force_login(analyst)
+    login_verified(client, analyst)
     response = client.get(reverse(CHANGELIST))
     assert response.status_code == 200
     assert "acknowledge_selected" not in text(response)
@@ -128,7 +128,7 @@ def test_the_change_page_shows_the_whole_timeline_and_adds_comments(
 ):
     incident = mixed["breached"]
     act(tenant_a, services.incident_comment, incident, body="Vendor ticket 4711", internal=True)
-    client.force_login(engineer)
+    login_verified(client, engineer)
     change = reverse("admin:incidents_incident_change", args=[incident.pk])
     page = client.get(change)
     assert page.status_code == 200
@@ -164,7 +164,7 @@ def test_the_change_page_shows_the_whole_timeline_and_adds_comments(
 
 def test_assigning_someone_outside_the_tenant_is_a_form_error(client, engineer, tenant_b, mixed):
     outsider = make_staff(tenant_b, role=MspRole.ENGINEER, username="outsider")
-    client.force_login(engineer)
+    login_verified(client, engineer)
     incident = mixed["open"]
     change = reverse("admin:incidents_incident_change", args=[incident.pk])
     form = client.get(change).context["adminform"].form
@@ -185,7 +185,7 @@ def test_assigning_someone_outside_the_tenant_is_a_form_error(client, engineer, 
 
 
 def test_adding_an_incident_in_the_console(client, engineer, tenant_a):
-    client.force_login(engineer)
+    login_verified(client, engineer)
     response = client.post(
         reverse("admin:incidents_incident_add"),
         {
@@ -211,7 +211,7 @@ def test_the_changelist_costs_the_same_queries_whatever_its_length(client, engin
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    client.force_login(engineer)
+    login_verified(client, engineer)
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
@@ -255,7 +255,7 @@ def test_an_msp_admin_writes_defaults_and_an_engineer_only_reads_them(client, en
     from tenants.models import AuditEvent
 
     admin_user = make_staff(role=MspRole.ADMIN, username="boss")
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     add = reverse("admin:incidents_alertruledefault_add")
     response = client.post(add, _rule_form())
     assert response.status_code == 302, text(response)
@@ -267,7 +267,7 @@ def test_an_msp_admin_writes_defaults_and_an_engineer_only_reads_them(client, en
     assert "a threshold outside it would never change state" in text(refused)
     assert AlertRuleDefault.objects.count() == 1
 
-    client.force_login(engineer)
+    login_verified(client, engineer)
     assert client.get(reverse("admin:incidents_alertruledefault_changelist")).status_code == 200
     assert client.post(add, _rule_form(name="Mine")).status_code == 403
     change = reverse("admin:incidents_alertruledefault_change", args=[default.pk])
@@ -281,7 +281,7 @@ def test_an_engineer_adds_a_rule_to_an_assigned_tenant_only(client, engineer, te
     from tests.incidents.alerting import make_rule
 
     make_rule(tenant_b, name="Borealis rule")
-    client.force_login(engineer)
+    login_verified(client, engineer)
     listed_names = {
         rule.name
         for rule in client.get(reverse("admin:incidents_alertrule_changelist"))
@@ -320,7 +320,7 @@ def test_the_evaluate_now_action_reports_per_tenant(client, engineer, tenant_a):
     start = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=30)
     feed(tenant_a, "compute:acme-gpu-hot-01", "gpu_utilization", [97.0] * 7, start=start)
     rule = make_rule(tenant_a)
-    client.force_login(engineer)
+    login_verified(client, engineer)
     response = client.post(
         reverse("admin:incidents_alertrule_changelist"),
         {"action": "evaluate_now", "_selected_action": [rule.pk], "index": 0},
@@ -330,7 +330,7 @@ def test_the_evaluate_now_action_reports_per_tenant(client, engineer, tenant_a):
     assert len(alert_incidents(tenant_a)) == 1
 
     analyst = make_staff(tenant_a, role=MspRole.ANALYST, username="reader")
-    client.force_login(analyst)
+    login_verified(client, analyst)
     with tenant_scope(tenant_a.id):
         assert AlertRule.objects.count() == 1
     response = client.post(

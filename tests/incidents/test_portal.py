@@ -17,7 +17,7 @@ from operations.incidents.models import Incident, TimelineEntry
 from operations.incidents.portal import urls as incident_portal_urls
 from tenants.models import TenantRole
 from tenants.scoping import tenant_scope
-from tests.factories import make_member
+from tests.factories import login_verified, make_member
 from tests.incidents.factories import act, fresh, make_incident
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +69,7 @@ def test_the_list_shows_the_tenants_incidents_by_state(client_admin, tenant_a, t
 def test_the_detail_page_shows_only_client_visible_entries(client, admin_a, engineer_a, story):
     # Staff see the client's view here too, read-only (no confirm buttons, no comment form).
     for user, can_edit in ((admin_a.user, True), (engineer_a.user, False)):
-        client.force_login(user)
+        login_verified(client, user)
         response = client.get(page("detail", story.tenant, number=story.number))
         assert response.status_code == 200
         body = text(response)
@@ -149,7 +149,7 @@ def test_bad_raise_input_shows_errors_and_writes_nothing(client_admin, tenant_a,
 def test_viewers_and_staff_cannot_raise_or_comment(client, tenant_a, engineer_a, story):
     viewer = make_member(tenant_a, TenantRole.VIEWER, username="watcher")
     for user in (viewer, engineer_a.user):
-        client.force_login(user)
+        login_verified(client, user)
         assert client.get(page("raise", tenant_a)).status_code == 403
         response = client.post(page("detail", tenant_a, number=story.number), {"body": "hi"})
         assert response.status_code == 403

@@ -22,7 +22,7 @@ from operations.inventory.models import (
 )
 from tenants.models import AuditEvent, MspRole
 from tenants.scoping import tenant_scope
-from tests.factories import make_staff
+from tests.factories import login_verified, make_staff
 from tests.inventory import estate
 
 pytestmark = pytest.mark.django_db
@@ -72,13 +72,13 @@ def estates(tenant_a, tenant_b):
 
 @pytest.fixture
 def msp_admin_client(client, db):
-    client.force_login(make_staff(role=MspRole.ADMIN, username="boss"))
+    login_verified(client, make_staff(role=MspRole.ADMIN, username="boss"))
     return client
 
 
 @pytest.fixture
 def engineer_client(client, tenant_a):
-    client.force_login(make_staff(tenant_a, role=MspRole.ENGINEER, username="eng"))
+    login_verified(client, make_staff(tenant_a, role=MspRole.ENGINEER, username="eng"))
     return client
 
 
@@ -112,7 +112,7 @@ def test_an_engineer_sees_only_assigned_tenants(
 
 
 def test_an_analyst_reads_but_cannot_change(client, estates, tenant_a):
-    client.force_login(make_staff(tenant_a, role=MspRole.ANALYST, username="ana"))
+    login_verified(client, make_staff(tenant_a, role=MspRole.ANALYST, username="ana"))
     site = one_of(Site, tenant_a)
     assert client.get(url(Site, "changelist")).status_code == 200
     assert client.get(url(Site, "add")).status_code == 403

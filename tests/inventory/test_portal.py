@@ -19,7 +19,7 @@ from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
 from operations.telemetry.models import TelemetryRollup
 from tenants.models import TenantRole
 from tenants.scoping import tenant_scope
-from tests.factories import make_member
+from tests.factories import login_verified, make_member
 from tests.inventory.estate import (
     make_ai_system,
     make_dataset,
@@ -108,7 +108,7 @@ def test_the_estate_is_read_only(client_member, tenant_a):
 
 def test_staff_see_their_assigned_tenants_estate(client, engineer_a, tenant_a, tenant_b):
     make_ai_system(tenant_a, name="Forecasting")
-    client.force_login(engineer_a.user)
+    login_verified(client, engineer_a.user)
     assert "Forecasting" in client.get(estate_url(tenant_a)).content.decode()
     assert client.get(estate_url(tenant_b)).status_code == 404
 

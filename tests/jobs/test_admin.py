@@ -13,7 +13,7 @@ from operations.jobs.models import JobDispatch, JobRun, JobStatus
 from operations.jobs.registry import JobKind, register_job_kind, unregister_job_kind
 from tenants.models import AuditEvent, MspRole
 from tenants.scoping import tenant_scope
-from tests.factories import make_staff
+from tests.factories import login_verified, make_staff
 from tests.jobs.conftest import activate, reload
 
 pytestmark = pytest.mark.django_db
@@ -38,14 +38,14 @@ def action(client, model: str, name: str, objects):
 @pytest.fixture
 def boss(client, db):
     user = make_staff(role=MspRole.ADMIN, username="boss")
-    client.force_login(user)
+    login_verified(client, user)
     return user
 
 
 @pytest.fixture
 def engineer(client, tenant_a):
     user = make_staff(tenant_a, role=MspRole.ENGINEER, username="engineer")
-    client.force_login(user)
+    login_verified(client, user)
     return user
 
 
@@ -103,7 +103,7 @@ def test_only_msp_admins_start_fleet_runs(client, engineer, runs):
 
 
 def test_analysts_look_but_cannot_act(client, tenant_a, runs):
-    client.force_login(make_staff(tenant_a, role=MspRole.ANALYST, username="analyst"))
+    login_verified(client, make_staff(tenant_a, role=MspRole.ANALYST, username="analyst"))
     assert client.get(url("jobs_jobrun_changelist")).status_code == 200
     action(client, "jobrun", "cancel_runs", [runs["a"]])
     assert reload(runs["a"]).status == JobStatus.QUEUED
@@ -140,9 +140,9 @@ def test_a_schedule_is_edited_and_run_now_from_the_admin(client, engineer, tenan
 
 def test_the_outbox_is_for_msp_admins_only(client, tenant_a, sent):
     services.job_submit(tenant=tenant_a, kind="noop")  # its transaction never commits here
-    client.force_login(make_staff(tenant_a, role=MspRole.ENGINEER, username="engineer"))
+    login_verified(client, make_staff(tenant_a, role=MspRole.ENGINEER, username="engineer"))
     assert client.get(url("jobs_jobdispatch_changelist")).status_code == 403
-    client.force_login(make_staff(role=MspRole.ADMIN, username="boss"))
+    login_verified(client, make_staff(role=MspRole.ADMIN, username="boss"))
     response = client.get(url("jobs_jobdispatch_changelist"))
     assert response.status_code == 200
     action(client, "jobdispatch", "send_now", JobDispatch.objects.all())

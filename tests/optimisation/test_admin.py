@@ -10,7 +10,7 @@ from operations.jobs.models import JobRun
 from operations.optimisation.models import Recommendation
 from tenants.models import AuditEvent, MspRole
 from tenants.scoping import tenant_scope
-from tests.factories import make_staff
+from tests.factories import login_verified, make_staff
 from tests.optimisation.test_api import make_recommendation
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ def run_action(client, action: str, recs):
 
 def test_the_list_shows_only_the_staff_members_tenants(client, tenant_a, tenant_b):
     own, foreign = make_recommendation(tenant_a), make_recommendation(tenant_b)
-    client.force_login(make_staff(tenant_a, role=MspRole.ENGINEER))
+    login_verified(client, make_staff(tenant_a, role=MspRole.ENGINEER))
     page = client.get(CHANGELIST)
     assert page.status_code == 200
     assert [r.pk for r in page.context["cl"].result_list] == [own.pk]
@@ -42,7 +42,7 @@ def test_the_list_shows_only_the_staff_members_tenants(client, tenant_a, tenant_
 
 def test_actions_go_through_the_lifecycle_and_report_refusals(client, tenant_a):
     fresh, done = make_recommendation(tenant_a, 1), make_recommendation(tenant_a, 2)
-    client.force_login(make_staff(tenant_a, role=MspRole.ENGINEER, username="eng"))
+    login_verified(client, make_staff(tenant_a, role=MspRole.ENGINEER, username="eng"))
     run_action(client, "accept_selected", [done])
     run_action(client, "implement_selected", [done])
     page = run_action(client, "implement_selected", [fresh, done])
@@ -62,7 +62,7 @@ def test_actions_go_through_the_lifecycle_and_report_refusals(client, tenant_a):
 
 def test_analysts_cannot_act(client, tenant_a):
     rec = make_recommendation(tenant_a)
-    client.force_login(make_staff(tenant_a, role=MspRole.ANALYST))
+    login_verified(client, make_staff(tenant_a, role=MspRole.ANALYST))
     run_action(client, "accept_selected", [rec])
     assert status_of(rec) == "open"
 
@@ -70,7 +70,7 @@ def test_analysts_cannot_act(client, tenant_a):
 def test_scan_now_queues_one_job_per_tenant(client, tenant_a, tenant_b):
     recs = [make_recommendation(tenant_a, 1), make_recommendation(tenant_a, 2)]
     recs.append(make_recommendation(tenant_b, 3))
-    client.force_login(make_staff(role=MspRole.ADMIN))
+    login_verified(client, make_staff(role=MspRole.ADMIN))
     run_action(client, "scan_tenants_now", recs)
     for tenant in (tenant_a, tenant_b):
         with tenant_scope(tenant.id):
@@ -79,7 +79,7 @@ def test_scan_now_queues_one_job_per_tenant(client, tenant_a, tenant_b):
 
 def test_the_change_page_shows_a_recommendation_read_only(client, tenant_a):
     rec = make_recommendation(tenant_a)
-    client.force_login(make_staff(tenant_a, role=MspRole.ENGINEER))
+    login_verified(client, make_staff(tenant_a, role=MspRole.ENGINEER))
     page = client.get(reverse("admin:optimisation_recommendation_change", args=[rec.pk]))
     assert page.status_code == 200
     assert "node-1 is idle" in page.content.decode()

@@ -13,7 +13,7 @@ from operations.optimisation.models import Recommendation
 from operations.optimisation.portal import urls as portal_urls
 from tenants.models import MspRole, TenantRole
 from tenants.scoping import tenant_scope
-from tests.factories import make_member, make_staff
+from tests.factories import login_verified, make_member, make_staff
 from tests.optimisation.test_api import make_recommendation
 
 pytestmark = pytest.mark.django_db
@@ -104,7 +104,7 @@ def test_viewers_and_msp_staff_only_read(client, tenant_a, who):
         user = make_member(tenant_a, TenantRole.VIEWER, username="acme-viewer")
     else:
         user = make_staff(tenant_a, role=MspRole.ENGINEER, username="eng-a")
-    client.force_login(user)
+    login_verified(client, user)
     rec = make_recommendation(tenant_a)
     page = client.get(list_url(tenant_a))
     assert page.status_code == 200

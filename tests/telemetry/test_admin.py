@@ -11,7 +11,7 @@ from operations.telemetry import services
 from operations.telemetry.models import TelemetryPolicy, TelemetryRollup
 from tenants.models import AuditEvent, MspRole
 from tenants.scoping import tenant_scope
-from tests.factories import make_staff
+from tests.factories import login_verified, make_staff
 from tests.telemetry.helpers import iso, minutes_ago
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,7 @@ def rolled_up(tenant_a, tenant_b, estate):
 
 
 def staff_client(client, *tenants, role=MspRole.ENGINEER):
-    client.force_login(make_staff(*tenants, role=role))
+    login_verified(client, make_staff(*tenants, role=role))
     return client
 
 

@@ -29,7 +29,7 @@ from tenants.models import (
     User,
 )
 from tenants.scoping import tenant_scope
-from tests.factories import TenantFactory, make_member, make_staff
+from tests.factories import TenantFactory, login_verified, make_member, make_staff
 
 REQUIRED_STEPS = sum(1 for _key, _title, required in ONBOARDING_STEPS if required)
 
@@ -125,7 +125,7 @@ def client_admin(tenant_a):
 
 
 def test_msp_admin_sees_every_tenant(client, admin_user, tenant_a, tenant_b):
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     response = client.get(url("tenants_tenant_changelist"))
     assert response.status_code == 200
     assert set(response.context["cl"].result_list) == {tenant_a, tenant_b}
@@ -135,7 +135,7 @@ def test_msp_admin_sees_every_tenant(client, admin_user, tenant_a, tenant_b):
 
 
 def test_engineer_sees_only_assigned_tenants(client, engineer, tenant_a, tenant_b):
-    client.force_login(engineer)
+    login_verified(client, engineer)
     response = client.get(url("tenants_tenant_changelist"))
     assert response.status_code == 200
     assert list(response.context["cl"].result_list) == [tenant_a]
@@ -156,7 +156,7 @@ def test_engineer_sees_only_assigned_tenants(client, engineer, tenant_a, tenant_
 
 
 def test_engineer_cannot_change_a_foreign_tenant(client, engineer, tenant_b):
-    client.force_login(engineer)
+    login_verified(client, engineer)
     response = client.post(
         url("tenants_tenant_change", tenant_b.pk), {"name": "Taken over", "industry": "x"}
     )
@@ -169,7 +169,7 @@ def test_engineer_cannot_change_a_foreign_tenant(client, engineer, tenant_b):
 def test_tenant_filter_choices_are_visible_tenants_only(client, engineer, tenant_a, tenant_b):
     tenant_c = TenantFactory(name="Cobalt Care", slug="cobalt")
     StaffAssignment.objects.create(user=engineer, tenant=tenant_c)
-    client.force_login(engineer)
+    login_verified(client, engineer)
     response = client.get(url("tenants_membership_changelist"))
     assert response.status_code == 200
     tenant_filters = [
@@ -185,7 +185,7 @@ def test_tenant_filter_choices_are_visible_tenants_only(client, engineer, tenant
 
 
 def test_analyst_views_but_cannot_write(client, analyst, tenant_a):
-    client.force_login(analyst)
+    login_verified(client, analyst)
     listing = client.get(url("tenants_tenant_changelist"))
     assert listing.status_code == 200
     assert "Acme Analytics" in page_text(listing)
@@ -228,7 +228,7 @@ def test_client_users_never_get_into_the_admin(client, client_admin):
 def test_client_user_wrongly_marked_staff_still_sees_nothing(client, client_admin):
     client_admin.is_staff = True
     client_admin.save()
-    client.force_login(client_admin)
+    login_verified(client, client_admin)
     # The site itself is gated on msp_role, not on is_staff alone.
     for path in ("/admin/", url("tenants_tenant_changelist"), url("tenants_auditevent_changelist")):
         response = client.get(path)
@@ -240,7 +240,7 @@ def test_client_user_wrongly_marked_staff_still_sees_nothing(client, client_admi
 
 
 def test_lifecycle_actions_go_through_the_service_and_audit(client, engineer, tenant_a):
-    client.force_login(engineer)
+    login_verified(client, engineer)
 
     response = run_action(client, "tenant", "start_onboarding", [tenant_a])
     assert response.status_code == 200
@@ -280,7 +280,7 @@ def test_refused_move_is_reported_per_tenant_and_others_proceed(
     client, admin_user, tenant_a, tenant_b
 ):
     services.tenant_transition(tenant=tenant_b, to_status=TenantStatus.ONBOARDING)
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     response = run_action(client, "tenant", "start_onboarding", [tenant_a, tenant_b])
     text = page_text(response)
     assert "Borealis Bank: A tenant cannot move from onboarding to onboarding" in text
@@ -291,7 +291,7 @@ def test_refused_move_is_reported_per_tenant_and_others_proceed(
 
 
 def test_lifecycle_buttons_on_the_change_page(client, admin_user, tenant_a):
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     page = client.get(url("tenants_tenant_change", tenant_a.pk))
     assert [button["label"] for button in page.context["lifecycle_buttons"]] == [
         "Start onboarding",
@@ -309,7 +309,7 @@ def test_lifecycle_buttons_on_the_change_page(client, admin_user, tenant_a):
 
 
 def test_lifecycle_view_hides_foreign_tenants(client, engineer, tenant_b):
-    client.force_login(engineer)
+    login_verified(client, engineer)
     response = client.post(url("tenants_tenant_lifecycle", tenant_b.pk, "offboarded"))
     assert response.status_code == 302
     tenant_b.refresh_from_db()
@@ -318,7 +318,7 @@ def test_lifecycle_view_hides_foreign_tenants(client, engineer, tenant_b):
 
 def test_checklist_inline_ticks_steps_through_the_service(client, engineer, tenant_a):
     services.tenant_transition(tenant=tenant_a, to_status=TenantStatus.ONBOARDING)
-    client.force_login(engineer)
+    login_verified(client, engineer)
     page = client.get(url("tenants_tenant_change", tenant_a.pk))
     data = form_data(page)
     prefix = inline_prefix(page, OnboardingStep)
@@ -346,7 +346,7 @@ def test_checklist_inline_ticks_steps_through_the_service(client, engineer, tena
 
 
 def test_creating_a_tenant_uses_the_service_plan_and_audit(client, admin_user):
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     response = client.post(
         url("tenants_tenant_add"),
         {"name": "Cobalt Care", "slug": "cobalt", "industry": "Health", "region": "eu-north"},
@@ -362,7 +362,7 @@ def test_creating_a_tenant_uses_the_service_plan_and_audit(client, admin_user):
 
 
 def test_engineer_who_creates_a_tenant_is_assigned_to_it(client, engineer):
-    client.force_login(engineer)
+    login_verified(client, engineer)
     response = client.post(url("tenants_tenant_add"), {"name": "Delta Dynamics", "slug": "delta"})
     assert response.status_code == 302
     tenant = Tenant.objects.get(slug="delta")
@@ -372,7 +372,7 @@ def test_engineer_who_creates_a_tenant_is_assigned_to_it(client, engineer):
 
 
 def test_duplicate_slug_is_a_form_error_not_a_crash(client, admin_user, tenant_a):
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     response = client.post(url("tenants_tenant_add"), {"name": "Other", "slug": "acme"})
     assert response.status_code == 200
     assert "slug" in response.context["adminform"].form.errors
@@ -380,7 +380,7 @@ def test_duplicate_slug_is_a_form_error_not_a_crash(client, admin_user, tenant_a
 
 
 def test_editing_a_tenant_and_its_plan_audits_the_changed_fields(client, engineer, tenant_a):
-    client.force_login(engineer)
+    login_verified(client, engineer)
     page = client.get(url("tenants_tenant_change", tenant_a.pk))
     data = form_data(page)
     plan_prefix = inline_prefix(page, ServicePlan)
@@ -402,8 +402,23 @@ def test_editing_a_tenant_and_its_plan_audits_the_changed_fields(client, enginee
     assert ServicePlan.objects.get(tenant=tenant_a).tier == "enterprise"
 
 
+def test_staff_require_two_factor_sign_in_for_a_tenant_and_it_is_audited(
+    client, engineer, tenant_a
+):
+    login_verified(client, engineer)
+    data = form_data(client.get(url("tenants_tenant_change", tenant_a.pk)))
+    data["require_mfa"] = "on"
+    response = client.post(url("tenants_tenant_change", tenant_a.pk), data)
+    assert response.status_code == 302
+
+    tenant_a.refresh_from_db()
+    assert tenant_a.require_mfa
+    update = events(object_type="tenants.Tenant", action=AuditAction.UPDATE).get()
+    assert update.changes == {"require_mfa": [False, True]}
+
+
 def test_slug_and_status_cannot_be_edited(client, admin_user, tenant_a):
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     page = client.get(url("tenants_tenant_change", tenant_a.pk))
     data = form_data(page)
     data["slug"] = "hijacked"
@@ -415,7 +430,7 @@ def test_slug_and_status_cannot_be_edited(client, admin_user, tenant_a):
 
 
 def test_tenants_cannot_be_deleted(client, admin_user, tenant_a):
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     assert client.get(url("tenants_tenant_delete", tenant_a.pk)).status_code == 403
     listing = client.get(url("tenants_tenant_changelist"))
     assert "delete_selected" not in dict(listing.context["action_form"].fields["action"].choices)
@@ -431,7 +446,7 @@ def test_membership_inline_adds_with_audit_and_removes_through_the_service(
     leaving = make_member(tenant_a, TenantRole.MEMBER, username="leaving")
     services.token_issue(user=leaving, name="laptop")
     other = make_member(tenant_b, TenantRole.MEMBER, username="borealis-member")
-    client.force_login(engineer)
+    login_verified(client, engineer)
     page = client.get(url("tenants_tenant_change", tenant_a.pk))
     data = form_data(page)
     prefix = inline_prefix(page, Membership)
@@ -467,7 +482,7 @@ def test_membership_inline_adds_with_audit_and_removes_through_the_service(
 def test_membership_role_change_goes_through_the_service(client, engineer, tenant_a):
     member = make_member(tenant_a, TenantRole.MEMBER, username="promoted")
     membership = Membership.objects.get(user=member)
-    client.force_login(engineer)
+    login_verified(client, engineer)
     page = client.get(url("tenants_membership_change", membership.pk))
     data = form_data(page)
     data["role"] = TenantRole.ADMIN
@@ -481,7 +496,7 @@ def test_membership_role_change_goes_through_the_service(client, engineer, tenan
 
 def test_membership_add_offers_only_visible_tenants(client, engineer, tenant_a, tenant_b):
     loose = User.objects.create_user(username="newcomer", password="x-very-long-1")
-    client.force_login(engineer)
+    login_verified(client, engineer)
     page = client.get(url("tenants_membership_add"))
     assert list(page.context["adminform"].form.fields["tenant"].queryset) == [tenant_a]
     refused = client.post(
@@ -503,14 +518,14 @@ def test_membership_add_offers_only_visible_tenants(client, engineer, tenant_a, 
 
 def test_only_msp_admin_manages_staff_assignments(client, admin_user, engineer, tenant_a, tenant_b):
     colleague = make_staff(role=MspRole.ENGINEER, username="colleague")
-    client.force_login(engineer)
+    login_verified(client, engineer)
     assert client.get(url("tenants_staffassignment_add")).status_code == 403
     refused = client.post(
         url("tenants_staffassignment_add"), {"user": colleague.pk, "tenant": tenant_a.pk}
     )
     assert refused.status_code == 403
 
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     response = client.post(
         url("tenants_staffassignment_add"), {"user": colleague.pk, "tenant": tenant_b.pk}
     )
@@ -530,21 +545,21 @@ def test_only_msp_admin_manages_staff_assignments(client, admin_user, engineer, 
 
 def test_user_admin_is_for_msp_admin_only(client, admin_user, engineer, analyst):
     for user in (engineer, analyst):
-        client.force_login(user)
+        login_verified(client, user)
         assert client.get(url("tenants_user_changelist")).status_code == 403
         assert client.get(url("tenants_user_change", admin_user.pk)).status_code == 403
         index = client.get("/admin/")
         models = [m["object_name"] for app in index.context["app_list"] for m in app["models"]]
         assert "User" not in models
 
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     listing = client.get(url("tenants_user_changelist"))
     assert listing.status_code == 200
     assert "MSP engineer" in page_text(listing)
 
 
 def test_user_admin_creates_staff_and_client_users_through_services(client, admin_user, tenant_a):
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     password = "a-long-enough-passphrase-42"
     staff = client.post(
         url("tenants_user_add"),
@@ -587,7 +602,7 @@ def test_user_admin_creates_staff_and_client_users_through_services(client, admi
 
 
 def test_client_user_cannot_be_made_staff_in_the_user_admin(client, admin_user, client_admin):
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     page = client.get(url("tenants_user_change", client_admin.pk))
     data = form_data(page)
     data["msp_role"] = MspRole.ADMIN
@@ -603,7 +618,7 @@ def test_client_user_cannot_be_made_staff_in_the_user_admin(client, admin_user, 
 
 
 def test_msp_admin_cannot_lock_themselves_out(client, admin_user):
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     page = client.get(url("tenants_user_change", admin_user.pk))
     data = form_data(page)
     data["msp_role"] = MspRole.ANALYST
@@ -617,7 +632,7 @@ def test_msp_admin_cannot_lock_themselves_out(client, admin_user):
 
 
 def test_role_change_in_user_admin_sets_admin_access_and_audits(client, admin_user, engineer):
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     page = client.get(url("tenants_user_change", engineer.pk))
     data = form_data(page)
     data["msp_role"] = MspRole.ADMIN
@@ -641,7 +656,7 @@ def test_token_revoke_action_revokes_and_audits(client, engineer, client_admin, 
     token, _plaintext = services.token_issue(user=client_admin, name="ci")
     foreign_user = make_member(tenant_b, TenantRole.ADMIN, username="borealis-ci")
     foreign, _ = services.token_issue(user=foreign_user, name="borealis-ci-token")
-    client.force_login(engineer)
+    login_verified(client, engineer)
 
     listing = client.get(url("tenants_apitoken_changelist"))
     assert list(listing.context["cl"].result_list) == [token]
@@ -663,7 +678,7 @@ def test_token_revoke_action_revokes_and_audits(client, engineer, client_admin, 
 
 def test_tokens_cannot_be_added_or_revoked_by_an_analyst(client, analyst, client_admin):
     token, _ = services.token_issue(user=client_admin, name="ci")
-    client.force_login(analyst)
+    login_verified(client, analyst)
     assert client.get(url("tenants_apitoken_add")).status_code == 403
     listing = client.get(url("tenants_apitoken_changelist"))
     assert listing.context["action_form"] is None
@@ -686,7 +701,7 @@ def test_tokens_cannot_be_added_or_revoked_by_an_analyst(client, analyst, client
 
 def test_audit_log_is_read_only_even_for_msp_admin(client, admin_user, tenant_a):
     event = events(tenant=tenant_a).first()
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     listing = client.get(url("tenants_auditevent_changelist"))
     assert listing.status_code == 200
     assert listing.context["action_form"] is None  # no delete_selected, no action at all
@@ -708,11 +723,11 @@ def test_audit_log_is_read_only_even_for_msp_admin(client, admin_user, tenant_a)
 
 def test_audit_log_shows_staff_only_their_tenants(client, admin_user, engineer, tenant_a, tenant_b):
     msp_wide = services.staff_user_create(username="new-analyst", msp_role=MspRole.ANALYST)
-    client.force_login(engineer)
+    login_verified(client, engineer)
     seen = client.get(url("tenants_auditevent_changelist")).context["cl"].result_list
     assert {event.tenant for event in seen} == {tenant_a}
 
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     seen = client.get(url("tenants_auditevent_changelist")).context["cl"].result_list
     assert {event.tenant for event in seen} == {tenant_a, tenant_b, None}
     assert str(msp_wide.pk) in {event.object_id for event in seen if event.tenant is None}
@@ -725,7 +740,7 @@ def test_onboarding_step_changelist_is_scoped(client, engineer, admin_user, tena
     for tenant in (tenant_a, tenant_b):
         services.tenant_transition(tenant=tenant, to_status=TenantStatus.ONBOARDING)
 
-    client.force_login(engineer)
+    login_verified(client, engineer)
     response = client.get(url("tenants_onboardingstep_changelist"))
     assert response.status_code == 200
     rows = list(response.context["cl"].result_list)
@@ -740,7 +755,7 @@ def test_onboarding_step_changelist_is_scoped(client, engineer, admin_user, tena
     open_only = client.get(url("tenants_onboardingstep_changelist"), {"done": "no"})
     assert len(open_only.context["cl"].result_list) == len(ONBOARDING_STEPS)
 
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     everything = client.get(url("tenants_onboardingstep_changelist"))
     assert len(everything.context["cl"].result_list) == 2 * len(ONBOARDING_STEPS)
 
@@ -748,7 +763,7 @@ def test_onboarding_step_changelist_is_scoped(client, engineer, admin_user, tena
 def test_staff_with_no_tenant_sees_empty_lists_not_errors(client, tenant_a):
     services.tenant_transition(tenant=tenant_a, to_status=TenantStatus.ONBOARDING)
     unassigned = make_staff(role=MspRole.ENGINEER, username="bench")
-    client.force_login(unassigned)
+    login_verified(client, unassigned)
     for model in ("onboardingstep", "tenant", "membership", "apitoken", "auditevent"):
         response = client.get(url(f"tenants_{model}_changelist"))
         assert response.status_code == 200, model
@@ -758,7 +773,7 @@ def test_staff_with_no_tenant_sees_empty_lists_not_errors(client, tenant_a):
 def test_onboarding_step_change_form_ticks_through_the_service(client, engineer, tenant_a):
     services.tenant_transition(tenant=tenant_a, to_status=TenantStatus.ONBOARDING)
     step = steps_of(tenant_a)[0]
-    client.force_login(engineer)
+    login_verified(client, engineer)
     page = client.get(url("tenants_onboardingstep_change", step.pk))
     data = form_data(page)
     data["done"] = "on"
@@ -829,7 +844,7 @@ def test_changelist_queries_do_not_grow_with_rows(client, admin_user, tenant_a, 
             services.tenant_transition(tenant=tenant, to_status=TenantStatus.ONBOARDING)
             services.token_issue(user=make_member(tenant, TenantRole.MEMBER), name="ci")
 
-    client.force_login(admin_user)
+    login_verified(client, admin_user)
     changelist = url(f"tenants_{model}_changelist")
     add_tenants(2)
     client.get(changelist)  # warm per-process caches (content types, session)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime
+from base64 import b32decode
 from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
+from django_otp.oath import TOTP
 from rest_framework.test import APIClient
 
 from tenants import services
@@ -164,6 +166,18 @@ class TestSeedDemo:
             ), username
         for path in ("/portal/", "/admin/", "/api/docs/", "/healthz"):
             assert f"http://127.0.0.1:8000{path}" in output
+
+    def test_demo_staff_sign_in_with_the_printed_authenticator_key(self, client):
+        output = run("seed_demo")
+        key = next(
+            line.split()[-1] for line in output.splitlines() if line.strip().startswith("key ")
+        )
+
+        client.post("/portal/login/", {"username": "engineer", "password": DEMO_PASSWORD})
+        assert client.get("/admin/")["Location"].startswith("/portal/account/two-factor/verify/")
+        code = f"{TOTP(b32decode(key)).token():06d}"
+        client.post("/portal/account/two-factor/verify/", {"code": code})
+        assert client.get("/admin/").status_code == 200
 
     def test_running_twice_changes_nothing(self):
         run("seed_demo")

@@ -21,7 +21,7 @@ from tenants.models import (
 )
 from tenants.portal import urls as portal_urls
 from tenants.scoping import tenant_scope
-from tests.factories import PASSWORD, TenantFactory, make_member, make_staff
+from tests.factories import PASSWORD, TenantFactory, login_verified, make_member, make_staff
 
 User = get_user_model()
 
@@ -536,7 +536,7 @@ def test_offboarded_client_has_no_tenant_to_open(client, tenant_a, admin_a):
 
 
 def test_engineer_home_lists_only_assigned_tenants(client, engineer_a, tenant_a, tenant_b):
-    client.force_login(engineer_a.user)
+    login_verified(client, engineer_a.user)
     response = client.get(_url("home"))
     assert response.status_code == 200
     text = _text(response)
@@ -547,7 +547,7 @@ def test_engineer_home_lists_only_assigned_tenants(client, engineer_a, tenant_a,
 
 
 def test_engineer_opens_assigned_tenant_read_only(client, engineer_a, tenant_a, member_a):
-    client.force_login(engineer_a.user)
+    login_verified(client, engineer_a.user)
     for name in ("overview", "team", "tokens"):
         response = client.get(_url(name, tenant_a))
         assert response.status_code == 200
@@ -569,7 +569,7 @@ def test_staff_posts_are_forbidden_even_for_msp_admin(
     _token, _plaintext = services.token_issue(user=member_a, name="member-token")
     token = ApiToken.objects.get(name="member-token")
     for staff in (engineer_a.user, msp_admin.user):
-        client.force_login(staff)
+        login_verified(client, staff)
         counts = (Membership.objects.count(), ApiToken.objects.count())
         attempts = [
             (_url("team", tenant_a), {"username": "staff-made", "role": "tenant_admin"}),
@@ -590,14 +590,14 @@ def test_staff_posts_are_forbidden_even_for_msp_admin(
 
 
 def test_engineer_gets_404_for_unassigned_tenant(client, engineer_a, tenant_b):
-    client.force_login(engineer_a.user)
+    login_verified(client, engineer_a.user)
     for name in ("overview", "team", "tokens"):
         assert client.get(_url(name, tenant_b)).status_code == 404
     assert client.post(_url("team", tenant_b), {"username": "x", "role": "x"}).status_code == 404
 
 
 def test_msp_admin_sees_every_tenant_and_can_switch(client, msp_admin, tenant_a, tenant_b):
-    client.force_login(msp_admin.user)
+    login_verified(client, msp_admin.user)
     home = _text(client.get(_url("home")))
     assert "Acme Analytics" in home
     assert "Borealis Bank" in home
@@ -613,7 +613,7 @@ def test_msp_admin_sees_every_tenant_and_can_switch(client, msp_admin, tenant_a,
 
 def test_staff_home_filters_by_status_and_search(client, msp_admin, tenant_a, tenant_b):
     services.tenant_transition(tenant=tenant_b, to_status=TenantStatus.ONBOARDING)
-    client.force_login(msp_admin.user)
+    login_verified(client, msp_admin.user)
     text = _text(client.get(_url("home"), {"status": "onboarding"}))
     assert "Borealis Bank" in text
     assert "Acme Analytics" not in text
@@ -624,7 +624,7 @@ def test_staff_home_filters_by_status_and_search(client, msp_admin, tenant_a, te
 
 def test_analyst_is_read_only_too(client, tenant_a):
     analyst = make_staff(tenant_a, role=MspRole.ANALYST, username="analyst-a")
-    client.force_login(analyst)
+    login_verified(client, analyst)
     assert "Read-only staff view." in _text(client.get(_url("team", tenant_a)))
     response = client.post(_url("tokens", tenant_a), {"name": "x", "scopes": ["read"]})
     assert response.status_code == 403
@@ -670,7 +670,7 @@ def test_staff_home_uses_a_constant_number_of_queries(
     for _ in range(6):
         tenant = TenantFactory()
         make_member(tenant, TenantRole.ADMIN)
-    client.force_login(msp_admin.user)
+    login_verified(client, msp_admin.user)
     with django_assert_max_num_queries(6):
         response = client.get(_url("home"))
     assert _text(response).count('<th scope="row">') == 7

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from base64 import b32encode
 from collections import Counter
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django_otp.oath import TOTP
 
-from tenants import services
+from tenants import selectors, services
 from tenants.audit import AuditActor, audit_actor
 from tenants.models import (
     Coverage,
@@ -32,6 +34,9 @@ from tenants.scoping import tenant_scope
 User = get_user_model()
 
 DEMO_PASSWORD = "groundwork-demo"  # noqa: S105 - the documented demo password, shown on screen
+# MSP staff must give a second factor; demo staff share this published authenticator key.
+# Demo only: anyone who reads this file can make their codes.
+DEMO_TOTP_KEY = b"groundwork-demo-2fa!"
 
 # How far along the lifecycle each status is, and the path that reaches it from prospect.
 _STATUS_PATH: tuple[str, ...] = (
@@ -239,6 +244,11 @@ class Command(BaseCommand):
                     f"not {spec.role}; left as it is."
                 )
             )
+        if selectors.mfa_authenticator_for(user=user) is None:
+            services.mfa_authenticator_provision(
+                user=user, key=DEMO_TOTP_KEY, name="Demo authenticator"
+            )
+            self.changes["demo authenticator(s)"] += 1
         assigned = ", ".join(spec.tenants) if spec.tenants else "all tenants"
         self.logins.append((spec.username, spec.role, assigned))
         return user
@@ -340,6 +350,17 @@ class Command(BaseCommand):
                 else (c.ljust(w) for c, w in zip(row, widths, strict=True))
             )
             self.stdout.write("  ".join(cells).rstrip())
+
+        demo_key = b32encode(DEMO_TOTP_KEY).decode()
+        totp = TOTP(DEMO_TOTP_KEY)
+        self.stdout.write("")
+        self.stdout.write("Two-factor sign-in (MSP staff): add this key to an authenticator app")
+        self.stdout.write(f"  key            {demo_key}")
+        self.stdout.write(
+            f"  otpauth URI    otpauth://totp/Groundwork:demo?secret={demo_key}&issuer=Groundwork"
+        )
+        self.stdout.write(f"  or run         oathtool --totp -b {demo_key}")
+        self.stdout.write(f"  code right now {totp.token():06d} (each code lasts 30 seconds)")
 
         base = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
         self.stdout.write("")
