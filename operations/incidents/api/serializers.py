@@ -424,6 +424,26 @@ class TenantMetricsSerializer(serializers.Serializer):
     by_severity = SeverityMetricsSerializer(many=True)
 
 
+class MetricsTenantSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+
+
+class FleetTenantMetricsSerializer(TenantMetricsSerializer):
+    tenant = MetricsTenantSerializer()
+
+
+class FleetMetricsSerializer(serializers.Serializer):
+    """Documents ``GET /api/v1/incidents/metrics``: the window and one row per tenant."""
+
+    def get_fields(self):
+        return {
+            "from": serializers.DateTimeField(),
+            "to": serializers.DateTimeField(),
+            "results": FleetTenantMetricsSerializer(many=True),
+        }
+
+
 # --- Alert rules ---------------------------------------------------------------------------------
 
 # The fields a rule is written with: the services accept exactly these.
