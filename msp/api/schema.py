@@ -32,7 +32,8 @@ ERROR_SCHEMA = {
 }
 
 _DESCRIPTIONS = {
-    "400": "Invalid input (a body, filter or query parameter); `fields` names each offender.",
+    "400": "Invalid input (body, filter, query parameter) or a write the object's state refuses; "
+    "`fields` names each offender.",
     "401": "No credentials, or an invalid, expired or revoked token.",
     "403": "Authenticated, but the role or the token's scopes do not allow this.",
     "404": "No such object here: missing and another tenant's give the same answer.",
@@ -51,7 +52,7 @@ def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
     statuses = ["401", "403", "429"]
     has_body = "requestBody" in operation
     has_query = any(p.get("in") == "query" for p in operation.get("parameters", []))
-    if has_body or has_query:
+    if has_body or has_query or method in _WRITES:  # services refuse a write in the wrong state
         statuses.append("400")
     has_page = any(p.get("name") == "page" for p in operation.get("parameters", []))
     if "{" in path or has_page:  # a page past the last is a 404, as DRF's pagination answers

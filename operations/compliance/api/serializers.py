@@ -127,8 +127,9 @@ class WaiverSerializer(TenantOwnedSerializer):
         choices=SubjectType.choices, required=False, allow_blank=True
     )
     active = serializers.BooleanField(source="is_active", read_only=True)
-    created_by = serializers.CharField(
-        source="created_by.username", read_only=True, default=None, allow_null=True
+    # A related field, not "created_by.username": a PATCH (partial) would drop a null one.
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
     )
 
     class Meta:

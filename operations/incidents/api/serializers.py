@@ -69,6 +69,10 @@ class IncidentSerializer(TenantOwnedSerializer):
     """An incident as every caller sees it (nothing here is internal)."""
 
     status = IncidentStatusField(read_only=True)
+    # Declared: a read-only model field would lose allow_blank and document "" as off the enum.
+    serious_kind = serializers.ChoiceField(
+        choices=SeriousIncidentKind.choices, allow_blank=True, read_only=True
+    )
     ai_systems = serializers.SerializerMethodField()
     deployments = serializers.SerializerMethodField()
     compute = serializers.SerializerMethodField()
