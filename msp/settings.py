@@ -307,6 +307,7 @@ REST_FRAMEWORK = {
         "ingest": env.str("API_INGEST_THROTTLE_RATE", default="6000/minute"),
     },
     "EXCEPTION_HANDLER": "msp.api.errors.api_exception_handler",
+    "DEFAULT_METADATA_CLASS": "msp.api.metadata.ApiMetadata",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -326,6 +327,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
     "SECURITY": [{"bearerAuth": []}],
+    # Every operation documents the errors it can answer with, in one Error body (msp/api/schema).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "msp.api.schema.document_error_responses",
+    ],
 }
 
 LOGGING = {

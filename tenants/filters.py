@@ -1,21 +1,22 @@
 import django_filters
 
+from msp.api.filters import FilterSet
 from tenants.models import ApiToken, AuditEvent, Membership, OnboardingStep, Tenant
 
 
-class TenantFilter(django_filters.FilterSet):
+class TenantFilter(FilterSet):
     class Meta:
         model = Tenant
         fields = {"status": ["exact", "in"], "region": ["exact"], "industry": ["exact"]}
 
 
-class MembershipFilter(django_filters.FilterSet):
+class MembershipFilter(FilterSet):
     class Meta:
         model = Membership
         fields = ["role"]
 
 
-class OnboardingStepFilter(django_filters.FilterSet):
+class OnboardingStepFilter(FilterSet):
     done = django_filters.BooleanFilter(
         field_name="completed_at", lookup_expr="isnull", exclude=True
     )
@@ -25,13 +26,13 @@ class OnboardingStepFilter(django_filters.FilterSet):
         fields = ["required"]
 
 
-class ApiTokenFilter(django_filters.FilterSet):
+class ApiTokenFilter(FilterSet):
     class Meta:
         model = ApiToken
         fields = ["user__username"]
 
 
-class AuditEventFilter(django_filters.FilterSet):
+class AuditEventFilter(FilterSet):
     since = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
     tenant = django_filters.CharFilter(field_name="tenant__slug")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.utils import timezone
 
+from msp.api.filters import FilterSet
 from operations.compliance import selectors
 from operations.compliance.models import (
     CheckSeverity,
@@ -18,7 +19,7 @@ from operations.compliance.models import (
 EFFECTIVE_STATUSES = [*FindingStatus.choices, ("waived", "Waived")]
 
 
-class FindingFilter(django_filters.FilterSet):
+class FindingFilter(FilterSet):
     status = django_filters.ChoiceFilter(
         choices=EFFECTIVE_STATUSES,
         method="filter_status",
@@ -50,7 +51,7 @@ class FindingFilter(django_filters.FilterSet):
         return queryset.filter(check_code__in=selectors.checks_for_control(value))
 
 
-class WaiverFilter(django_filters.FilterSet):
+class WaiverFilter(FilterSet):
     check = django_filters.CharFilter(field_name="check_code")
     active = django_filters.BooleanFilter(method="filter_active")
     subject_type = django_filters.ChoiceFilter(choices=SubjectType.choices)
@@ -67,7 +68,7 @@ class WaiverFilter(django_filters.FilterSet):
         )
 
 
-class ScoreFilter(django_filters.FilterSet):
+class ScoreFilter(FilterSet):
     framework = django_filters.CharFilter(field_name="framework__code")
     scan = django_filters.NumberFilter(field_name="scan_id")
     since = django_filters.IsoDateTimeFilter(field_name="computed_at", lookup_expr="gte")

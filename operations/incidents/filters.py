@@ -8,6 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
+from msp.api.filters import FilterSet
 from operations.incidents.models import (
     OPEN_STATUSES,
     AlertCondition,
@@ -46,7 +47,7 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = _StrictNullBooleanField
 
 
-class IncidentFilter(django_filters.FilterSet):
+class IncidentFilter(FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=IncidentStatus.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
     category = django_filters.ChoiceFilter(choices=IncidentCategory.choices)
@@ -96,7 +97,7 @@ class IncidentFilter(django_filters.FilterSet):
         return incidents_breaching_within(queryset, minutes=float(value))
 
 
-class AlertRuleFilter(django_filters.FilterSet):
+class AlertRuleFilter(FilterSet):
     enabled = StrictBooleanFilter()
     auto_resolve = StrictBooleanFilter()
     metric = django_filters.ChoiceFilter(choices=[(name, name) for name in sorted(METRICS_BY_NAME)])

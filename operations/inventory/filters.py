@@ -10,6 +10,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q
 
+from msp.api.filters import FilterSet
 from operations.inventory.models import (
     AISystem,
     AISystemDataset,
@@ -26,7 +27,7 @@ class CharInFilter(django_filters.BaseInFilter, django_filters.CharFilter):
     """``?stage__in=pilot,production``"""
 
 
-class SiteFilter(django_filters.FilterSet):
+class SiteFilter(FilterSet):
     kind__in = CharInFilter(field_name="kind", lookup_expr="in")
     country__in = CharInFilter(field_name="country", lookup_expr="in")
 
@@ -35,7 +36,7 @@ class SiteFilter(django_filters.FilterSet):
         fields = ["kind", "country", "region", "provider", "code"]
 
 
-class LinkFilter(django_filters.FilterSet):
+class LinkFilter(FilterSet):
     site = django_filters.NumberFilter(method="filter_site", label="Site id at either end")
     site_code = django_filters.CharFilter(
         method="filter_site_code", label="Site code at either end"
@@ -56,13 +57,13 @@ class LinkFilter(django_filters.FilterSet):
         return queryset.filter(Q(site_a__code=value) | Q(site_b__code=value))
 
 
-class CloudAccountFilter(django_filters.FilterSet):
+class CloudAccountFilter(FilterSet):
     class Meta:
         model = CloudAccount
         fields = ["provider", "currency", "account_id"]
 
 
-class ComputeFilter(django_filters.FilterSet):
+class ComputeFilter(FilterSet):
     kind__in = CharInFilter(field_name="kind", lookup_expr="in")
     status__in = CharInFilter(field_name="status", lookup_expr="in")
     site = django_filters.NumberFilter(field_name="site_id")
@@ -86,7 +87,7 @@ class ComputeFilter(django_filters.FilterSet):
         return queryset.filter(gpu_count__gt=0) if value else queryset.filter(gpu_count=0)
 
 
-class AISystemFilter(django_filters.FilterSet):
+class AISystemFilter(FilterSet):
     stage__in = CharInFilter(field_name="stage", lookup_expr="in")
     risk_tier__in = CharInFilter(field_name="risk_tier", lookup_expr="in")
     dataset = django_filters.NumberFilter(field_name="dataset_usage__dataset_id", distinct=True)
@@ -108,7 +109,7 @@ class AISystemFilter(django_filters.FilterSet):
         ]
 
 
-class DeploymentFilter(django_filters.FilterSet):
+class DeploymentFilter(FilterSet):
     ai_system = django_filters.NumberFilter(field_name="ai_system_id")
     ai_system_name = django_filters.CharFilter(field_name="ai_system__name")
     stage = django_filters.CharFilter(field_name="ai_system__stage")
@@ -126,7 +127,7 @@ class DeploymentFilter(django_filters.FilterSet):
         return queryset.exclude(runbook_url="") if value else queryset.filter(runbook_url="")
 
 
-class DatasetFilter(django_filters.FilterSet):
+class DatasetFilter(FilterSet):
     classification__in = CharInFilter(field_name="classification", lookup_expr="in")
     used_by = django_filters.NumberFilter(method="filter_used_by", label="AI system id")
 
@@ -139,7 +140,7 @@ class DatasetFilter(django_filters.FilterSet):
         return queryset.filter(pk__in=used)
 
 
-class AISystemDatasetFilter(django_filters.FilterSet):
+class AISystemDatasetFilter(FilterSet):
     ai_system = django_filters.NumberFilter(field_name="ai_system_id")
     dataset = django_filters.NumberFilter(field_name="dataset_id")
 

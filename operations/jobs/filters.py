@@ -1,9 +1,10 @@
 import django_filters
 
+from msp.api.filters import FilterSet
 from operations.jobs.models import JobRun
 
 
-class JobRunFilter(django_filters.FilterSet):
+class JobRunFilter(FilterSet):
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     finished = django_filters.BooleanFilter(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
+from msp.api.filters import FilterSet
 from operations.optimisation.models import (
     Recommendation,
     RecommendationKind,
@@ -12,7 +13,7 @@ from operations.optimisation.models import (
 )
 
 
-class RecommendationFilter(django_filters.FilterSet):
+class RecommendationFilter(FilterSet):
     kind = django_filters.MultipleChoiceFilter(choices=RecommendationKind.choices)
     status = django_filters.MultipleChoiceFilter(choices=RecommendationStatus.choices)
     subject_type = django_filters.ChoiceFilter(choices=SubjectType.choices)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -55,13 +56,32 @@ class TenantTransitionSerializer(StrictSerializer):
     status = serializers.ChoiceField(choices=TenantStatus.choices)
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$",
+        "example": "08:00:00",
+        "description": "Local time of day, HH:MM[:SS] (no offset: the plan's time zone applies).",
+    }
+)
+class ClockTimeField(serializers.TimeField):
+    """A time of day without an offset, which OpenAPI's ``format: time`` would require."""
+
+
 class ServicePlanSerializer(StrictModelSerializer):
+    serializer_field_mapping = {
+        **StrictModelSerializer.serializer_field_mapping,
+        models.TimeField: ClockTimeField,
+    }
+
     class Meta:
         model = ServicePlan
         exclude = ["id", "tenant"]
 
 
 class UserBriefSerializer(serializers.ModelSerializer):
+    email = serializers.CharField(read_only=True, help_text="Blank when the user has none.")
+
     class Meta:
         model = User
         fields = ["id", "username", "email", "first_name", "last_name"]
@@ -177,7 +197,7 @@ class ApiTokenIssuedSerializer(ApiTokenSerializer):
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = AuditEvent

@@ -86,6 +86,18 @@ class TestIncidentIsolation(TenantIsolationTests):
         assert foreign.status_code == 404
         assert foreign.content == self.not_found_body(caller, tenant_a)
 
+    def test_list_export_shows_only_the_url_tenant(self, caller, objects, tenant_a, tenant_b):
+        own, foreign = objects
+        response = caller.client.get(f"/api/v1/tenants/{tenant_a.slug}/incidents/export/")
+        assert response.status_code == 200
+        text = response.content.decode()
+        assert own.reference in text
+        assert foreign.reference not in text
+        assert len(text.strip().splitlines()) == 1 + 1
+        foreign_export = caller.client.get(f"/api/v1/tenants/{tenant_b.slug}/incidents/export/")
+        assert foreign_export.status_code == 404
+        assert foreign_export.content == self.not_found_body(caller, tenant_a)
+
     def test_fleet_metrics_list_only_visible_tenants(self, caller, objects):
         rows = caller.client.get("/api/v1/incidents/metrics").json()["results"]
         assert [row["tenant"]["slug"] for row in rows] == ["acme"]

@@ -114,13 +114,23 @@ class FindingSerializer(serializers.ModelSerializer):
         return "waived" if getattr(finding, "waived", False) else finding.status
 
 
+class CheckCatalogueSerializer(serializers.Serializer):
+    """Documents ``GET /api/v1/compliance/checks/``: every check at once, not paginated."""
+
+    count = serializers.IntegerField()
+    results = CheckSerializer(many=True)
+
+
 class WaiverSerializer(TenantOwnedSerializer):
     check = serializers.CharField(source="check_code", max_length=100)
     subject_type = serializers.ChoiceField(
         choices=SubjectType.choices, required=False, allow_blank=True
     )
     active = serializers.BooleanField(source="is_active", read_only=True)
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    # A related field, not "created_by.username": a PATCH (partial) would drop a null one.
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Waiver

@@ -57,7 +57,7 @@ class CheckCatalogueView(MspWideAPIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("framework", str)],
-        responses=s.CheckSerializer(many=True),
+        responses=s.CheckCatalogueSerializer,
     )
     def get(self, request):
         rows = _check_rows(request.query_params.get("framework") or None)

@@ -69,6 +69,10 @@ class IncidentSerializer(TenantOwnedSerializer):
     """An incident as every caller sees it (nothing here is internal)."""
 
     status = IncidentStatusField(read_only=True)
+    # Declared: a read-only model field would lose allow_blank and document "" as off the enum.
+    serious_kind = serializers.ChoiceField(
+        choices=SeriousIncidentKind.choices, allow_blank=True, read_only=True
+    )
     ai_systems = serializers.SerializerMethodField()
     deployments = serializers.SerializerMethodField()
     compute = serializers.SerializerMethodField()
@@ -422,6 +426,26 @@ class TenantMetricsSerializer(serializers.Serializer):
 
     overall = MetricsRowSerializer()
     by_severity = SeverityMetricsSerializer(many=True)
+
+
+class MetricsTenantSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+
+
+class FleetTenantMetricsSerializer(TenantMetricsSerializer):
+    tenant = MetricsTenantSerializer()
+
+
+class FleetMetricsSerializer(serializers.Serializer):
+    """Documents ``GET /api/v1/incidents/metrics``: the window and one row per tenant."""
+
+    def get_fields(self):
+        return {
+            "from": serializers.DateTimeField(),
+            "to": serializers.DateTimeField(),
+            "results": FleetTenantMetricsSerializer(many=True),
+        }
 
 
 # --- Alert rules ---------------------------------------------------------------------------------

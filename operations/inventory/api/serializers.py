@@ -31,7 +31,7 @@ def _name_of(source: str) -> serializers.CharField:
 
 
 @extend_schema_field(
-    {"type": "string", "pattern": "^([A-Z]{2})?$", "description": "ISO 3166-1 alpha-2 code"}
+    {"type": "string", "pattern": "^[A-Z]{2}$", "description": "ISO 3166-1 alpha-2 code"}
 )
 class CountryCodeField(CountryField):
     """A country as its two-letter code (names such as "Germany" are accepted on input)."""

@@ -125,6 +125,9 @@ class MetricSerializer(serializers.Serializer):
 
 
 class TelemetryPolicySerializer(StrictModelSerializer):
+    # null while the tenant runs on the defaults (no policy row yet).
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
     class Meta:
         model = TelemetryPolicy
         fields = ["raw_retention_days", "rollup_retention_days", "updated_at"]

@@ -1,0 +1,50 @@
+"""The base of every API filterset: a filter value the database cannot hold is a 400.
+
+Python parses values PostgreSQL or SQLite refuse (``?site=1e30``, a date-time in year 1288 at
+UTC−16:32, one in 9999 that UTC pushes into year 10000); sent on, they end as a 500. The form of
+every filterset checks its cleaned values once, whatever the filter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import django_filters
+from django import forms
+
+#: The widest integer column (bigint); the ids and counts a filter compares with fit in it.
+_LARGEST = 2**63 - 1
+
+
+def _storable(value):
+    """``value`` as the database can take it, or raise ``forms.ValidationError``."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        try:
+            # UTC first: PostgreSQL refuses offsets past ±15:59 that Python accepts.
+            return value.astimezone(dt.UTC)
+        except OverflowError:
+            raise forms.ValidationError("Date-time out of range.", code="out_of_range") from None
+    number = isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+    if number and not abs(value) <= _LARGEST:
+        raise forms.ValidationError("Number out of range.", code="out_of_range")
+    return value
+
+
+class _StorableValuesForm(forms.Form):
+    def clean(self):
+        cleaned = super().clean()
+        for name, value in list(cleaned.items()):
+            try:
+                cleaned[name] = _storable(value)
+            except forms.ValidationError as error:
+                self.add_error(name, error)
+        return cleaned
+
+
+class FilterSet(django_filters.FilterSet):
+    """Every API list's filterset inherits this (instead of ``django_filters.FilterSet``)."""
+
+    def get_form_class(self):
+        form = super().get_form_class()
+        return type(form.__name__, (_StorableValuesForm, form), {})
