@@ -263,13 +263,11 @@ def compute_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def compute_rows_from_csv(text: str) -> list[dict]:
-    """CSV compute rows as import rows: empty cells left out, GPU UUIDs split on ``;``."""
-    reader = csv.DictReader(io.StringIO(text), restkey="extra_cells", restval="")
-    if not reader.fieldnames:
-        raise ValueError("The CSV has no header row.")
+def compute_rows_from_csv(csv_rows: list[dict]) -> list[dict]:
+    """CSV compute rows (``msp.api.parsers.csv_rows``) as import rows: empty cells left out,
+    GPU UUIDs split on ``;``."""
     rows = []
-    for raw in reader:
+    for raw in csv_rows:
         row = {}
         for name, value in raw.items():
             if name == "extra_cells":
