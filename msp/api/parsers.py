@@ -19,7 +19,8 @@ import re
 from django.conf import settings
 from rest_framework import exceptions, parsers
 
-from msp.api.errors import PayloadTooLarge
+# A module import: errors.py imports DRF's views, which load these parsers from settings.
+from msp.api import errors
 
 #: Deeper JSON is refused: no API document needs more, and deep recursion kills workers.
 MAX_JSON_DEPTH = 64
@@ -44,10 +45,10 @@ def read_limited(stream, parser_context: dict | None = None) -> bytes:
         except ValueError:
             declared = 0
         if declared > limit:
-            raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
+            raise errors.PayloadTooLarge(f"The request body exceeds {limit} bytes.")
     body = stream.read(limit + 1) if stream is not None else b""
     if len(body) > limit:
-        raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
+        raise errors.PayloadTooLarge(f"The request body exceeds {limit} bytes.")
     return body
 
 
