@@ -177,6 +177,19 @@ class TestRelatedIdLists:
         assert count(Incident, tenant_a) == 0
 
 
+def test_an_import_past_the_row_limit_is_refused_before_any_row(
+    admin_a, tenant_a, settings, django_assert_max_num_queries
+):
+    # Every row is validated and written on its own (seconds per thousand): bound the work.
+    settings.API_MAX_LIST_LENGTH = 1000
+    text = "hostname,kind\n" + "".join(f"h-{i},cpu_node\n" for i in range(1001))
+    with django_assert_max_num_queries(12):
+        response = post_text(admin_a, "inventory/import/", text, "text/csv")
+    assert response.status_code == 400
+    assert error_of(response)["message"].startswith("At most 1000 rows per import")
+    assert count(ComputeResource, tenant_a) == 0
+
+
 class TestBodyLimit:
     @pytest.mark.parametrize(
         ("path", "content_type"),

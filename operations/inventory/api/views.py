@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
+from msp.api.fields import max_list_length
 from msp.api.parsers import CSVParser, JSONParser
 from operations.inventory import bulk, selectors, services
 from operations.inventory.api import serializers as s
@@ -289,7 +290,8 @@ class InventoryImportView(TenantScopedAPIView):
     """Upsert a whole inventory document by natural key, all or nothing (``bulk.py``).
 
     ``Content-Type: text/csv`` imports compute rows. ``?dry_run=true`` validates and counts
-    without writing. Answers the created / updated / unchanged counts of every section.
+    without writing. At most ``API_MAX_LIST_LENGTH`` rows in all per request. Answers the
+    created / updated / unchanged counts of every section.
     """
 
     model = Site
@@ -304,5 +306,10 @@ class InventoryImportView(TenantScopedAPIView):
     )
     def post(self, request, tenant_slug: str):
         dry_run = request.query_params.get("dry_run", "").lower() in ("1", "true", "yes")
-        counts = bulk.inventory_import(tenant=self.tenant, document=request.data, dry_run=dry_run)
+        counts = bulk.inventory_import(
+            tenant=self.tenant,
+            document=request.data,
+            dry_run=dry_run,
+            max_rows=max_list_length(),
+        )
         return Response({"dry_run": dry_run, "sections": counts}, status=status.HTTP_200_OK)
