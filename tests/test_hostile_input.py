@@ -2,9 +2,10 @@
 
 The routes are enumerated from the URL resolver (every DRF view answering POST, PUT or PATCH),
 so a new route is covered without being listed. Each gets, from a tenant admin and from an MSP
-admin: a body nested 5,000 deep, a lone UTF-16 surrogate in every field its request schema
-names (arrays and objects included), and ``1e400`` in every such field. Detail routes get a real
-object of the tenant, made by the route's isolation test class, so the body is really read.
+admin: a body nested 5,000 deep, an empty object, a lone UTF-16 surrogate in every field its
+request schema names (arrays and objects included), and ``1e400`` in every such field. Detail
+routes get a real object of the tenant, made by the route's isolation test class, so the body
+is really read.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def test_hostile_bodies_get_a_clean_4xx(
     url = objects_of(template)
     problems = []
     for actor in (admin_a, msp_admin):
-        bodies = [("nested", NESTED)] + [
+        bodies = [("nested", NESTED), ("empty object", "{}")] + [
             (label, hostile_body(properties, scalar))
             for label, scalar in (("surrogate", SURROGATE), ("1e400", HUGE))
         ]

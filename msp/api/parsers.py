@@ -19,14 +19,14 @@ import re
 from django.conf import settings
 from rest_framework import exceptions, parsers
 
-# A module import: errors.py imports DRF's views, which load these parsers from settings.
-from msp.api import errors
+from msp.api.errors import PayloadTooLarge
 
 #: Deeper JSON is refused: no API document needs more, and deep recursion kills workers.
 MAX_JSON_DEPTH = 64
 #: Used when DATA_UPLOAD_MAX_MEMORY_SIZE is None (no limit configured).
 FALLBACK_BODY_LIMIT = 64 * 1024 * 1024
 _INT_RANGE = (-(2**63), 2**63 - 1)
+_CONTAINERS = (dict, list)
 # Only a \uD800-\uDFFF escape can produce a surrogate: strict UTF-8 decoding refuses raw ones.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -45,10 +45,10 @@ def read_limited(stream, parser_context: dict | None = None) -> bytes:
         except ValueError:
             declared = 0
         if declared > limit:
-            raise errors.PayloadTooLarge(f"The request body exceeds {limit} bytes.")
+            raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
     body = stream.read(limit + 1) if stream is not None else b""
     if len(body) > limit:
-        raise errors.PayloadTooLarge(f"The request body exceeds {limit} bytes.")
+        raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
     return body
 
 
@@ -70,51 +70,67 @@ def _refuse_constant(name: str):
     raise exceptions.ParseError(f"JSON parse error - {name} is not a JSON number.")
 
 
-def _check_document(document, *, depth: bool, strings: bool) -> None:
-    """Walk without recursion: nesting past MAX_JSON_DEPTH, strings UTF-8 cannot encode."""
-    stack = [(document, 1)]
+def _too_deep(document) -> bool:
+    """Nesting past MAX_JSON_DEPTH, level by level (no recursion, only containers visited)."""
+    level = [document] if isinstance(document, _CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            return True
+        level = [
+            value
+            for container in level
+            for value in (container.values() if isinstance(container, dict) else container)
+            if isinstance(value, _CONTAINERS)
+        ]
+    return False
+
+
+def _has_unencodable_text(document) -> bool:
+    """A key or string UTF-8 cannot encode (a lone surrogate)."""
+    stack = [document]
     while stack:
-        value, level = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth and level > MAX_JSON_DEPTH:
-                raise exceptions.ParseError(
-                    f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels."
-                )
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                if strings and isinstance(key, str):
-                    stack.append((key, level))
-                stack.append((item, level + 1))
-        elif strings and isinstance(value, str):
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
             try:
                 value.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise exceptions.ParseError(
-                    "JSON parse error - a string holds a lone UTF-16 surrogate (invalid Unicode)."
-                ) from exc
+            except UnicodeEncodeError:
+                return True
+    return False
 
 
-def json_document(body: bytes):
-    """Parse a JSON body, refusing what the module docstring lists with ``ParseError`` (400)."""
+def json_document(body: bytes, *, finite_only: bool = True):
+    """Parse a JSON body, refusing what the module docstring lists with ``ParseError`` (400).
+
+    ``finite_only=False`` lets ``NaN``, ``Infinity`` and overflowing floats through as floats,
+    for a caller that refuses them itself with a message per value (telemetry ingest).
+    """
+    numbers = (
+        {"parse_float": _finite_float, "parse_constant": _refuse_constant} if finite_only else {}
+    )
     try:
-        text = body.decode("utf-8")
-        document = json.loads(
-            text,
-            parse_float=_finite_float,
-            parse_int=_bounded_int,
-            parse_constant=_refuse_constant,
-        )
+        document = json.loads(body.decode("utf-8"), parse_int=_bounded_int, **numbers)
     except RecursionError as exc:
         raise exceptions.ParseError(
             f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels."
         ) from exc
     except ValueError as exc:  # includes UnicodeDecodeError and JSONDecodeError
         raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
-    # Cheap byte counts decide whether the walk can find anything at all.
-    deep = body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH
-    surrogates = _SURROGATE_ESCAPE.search(body) is not None
-    if deep or surrogates:
-        _check_document(document, depth=deep, strings=surrogates)
+    # Cheap byte scans decide whether a walk can find anything at all.
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _too_deep(document):
+        raise exceptions.ParseError(
+            f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels."
+        )
+    if _SURROGATE_ESCAPE.search(body) and _has_unencodable_text(document):
+        raise exceptions.ParseError(
+            "JSON parse error - a string holds a lone UTF-16 surrogate (invalid Unicode)."
+        )
     return document
 
 

@@ -103,7 +103,8 @@ class SampleIngestView(_IngestView):
     )
     def post(self, request, tenant_slug: str):
         body = read_body(request, media_types=("application/json",))
-        document = json_document(body)  # the API's JSON rules: depth, numbers, Unicode
+        # The API's JSON rules (depth, Unicode); non-finite values are refused per sample.
+        document = json_document(body, finite_only=False)
         if not isinstance(document, dict):
             raise exceptions.ValidationError({"samples": ["This field is required."]})
         unknown = sorted(set(document) - {"samples"})
