@@ -114,6 +114,23 @@ class TestCSV:
         assert "field larger than field limit" in message
         assert count(ComputeResource, tenant_a) == 0
 
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b'hostname,kind\n"unclosed,cpu_node\n',
+            b"hostname,kind\nh\x00,cpu_node\n",
+            b"hostname,kind,gpu_count,site\nh,cpu_node,1e400,1e400\n",
+            b"hostname,kind\nh,\xed\xa0\x80\n",  # a UTF-8-encoded surrogate
+            "x" * 140_000,
+        ],
+        ids=["unclosed-quote", "nul", "overflowing-numbers", "encoded-surrogate", "huge-header"],
+    )
+    def test_hostile_csv_is_a_clean_400(self, admin_a, tenant_a, body):
+        response = post_text(admin_a, "inventory/import/", body, "text/csv")
+        assert response.status_code == 400, response.content
+        error_of(response)
+        assert count(ComputeResource, tenant_a) == 0
+
 
 def test_patching_a_member_with_no_fields_changes_nothing(admin_a, tenant_a):
     member = make_member(tenant_a, TenantRole.VIEWER)

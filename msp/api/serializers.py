@@ -1,4 +1,5 @@
 from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Model
 from rest_framework import serializers
 from rest_framework.relations import ManyRelatedField
 
@@ -36,7 +37,7 @@ class StrictSerializerMixin:
 
     def _repeats_current_value(self, field, value) -> bool:
         instance = getattr(self, "instance", None)
-        if instance is None or isinstance(instance, (list, tuple)) or hasattr(instance, "model"):
+        if not isinstance(instance, Model):  # a create, or a list serializer's queryset
             return False
         try:
             current = field.get_attribute(instance)
