@@ -14,7 +14,6 @@ from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS, ManyRelatedField
 
 _MAX_ID = 2**63 - 1
-_INTEGER_KEYS = (models.AutoField, models.BigAutoField, models.IntegerField, models.BigIntegerField)
 
 
 def max_list_length() -> int:
@@ -28,7 +27,8 @@ class PrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         if self.pk_field is not None:
             return False
         queryset = self.get_queryset()
-        return queryset is not None and isinstance(queryset.model._meta.pk, _INTEGER_KEYS)
+        # AutoField and BigAutoField are IntegerFields; other keys keep DRF's own lookup.
+        return queryset is not None and isinstance(queryset.model._meta.pk, models.IntegerField)
 
     def checked_pk(self, data) -> int:
         """``data`` as an id, or ``ValidationError`` (wrong type, or no row can have it)."""
