@@ -310,10 +310,12 @@ REST_FRAMEWORK = {
     "DEFAULT_METADATA_CLASS": "msp.api.metadata.ApiMetadata",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["msp.api.parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 API_MAX_PAGE_SIZE = 500
+# Longest list a request field takes (ids of related objects, nested rows).
+API_MAX_LIST_LENGTH = env.int("API_MAX_LIST_LENGTH", default=1000)
 API_TOKEN_LAST_USED_INTERVAL_SECONDS = 60
 
 SPECTACULAR_SETTINGS = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db import models, transaction
 from rest_framework import serializers
 
+from msp.api.fields import PrimaryKeyRelatedField
 from msp.api.serializers import StrictModelSerializer
 from tenants.audit import (
     audit_changes,
@@ -47,7 +48,7 @@ def owned_object_delete(*, tenant, instance: TenantOwnedModel) -> None:
     instance.delete()
 
 
-class TenantScopedRelatedField(serializers.PrimaryKeyRelatedField):
+class TenantScopedRelatedField(PrimaryKeyRelatedField):
     """A foreign key to another tenant-owned model, resolved inside the request's tenant.
 
     The queryset is built when the field validates (inside the scope), never at import time,
@@ -64,6 +65,18 @@ class TenantScopedRelatedField(serializers.PrimaryKeyRelatedField):
 
     def use_pk_only_optimization(self):
         return True
+
+
+class TenantScopedSlugRelatedField(serializers.SlugRelatedField):
+    """A foreign key to another tenant-owned model by one of its unique fields (a site's
+    ``code``), resolved inside the request's tenant like ``TenantScopedRelatedField``."""
+
+    def __init__(self, model: type[models.Model], **kwargs):
+        self.related_model = model
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        return self.related_model.objects.filter(tenant=self.context["tenant"])
 
 
 class TenantOwnedSerializer(StrictModelSerializer):

@@ -282,7 +282,11 @@ def membership_create(
 
 
 @transaction.atomic
-def membership_update(*, tenant: Tenant, membership: Membership, role: str) -> Membership:
+def membership_update(
+    *, tenant: Tenant, membership: Membership, role: str | None = None
+) -> Membership:
+    if role is None:  # a PATCH without fields changes nothing
+        return membership
     before = membership.role
     membership.role = role
     membership.full_clean()

@@ -2,9 +2,11 @@
 
     {"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"name": ["..."]}}}
 
-``fields`` names every offending field (dotted paths for nested input). The request id travels
-in the ``X-Request-ID`` header rather than the body, so that two 404s are byte-identical whether
-the object is missing or belongs to another tenant.
+``fields`` names every offending field (dotted paths for nested input), the first
+``MAX_REPORTED_FIELDS`` of them (the message says how many there are), each message cut to
+``MAX_MESSAGE_CHARS`` and made encodable, so hostile input cannot blow up or break the body.
+The request id travels in the ``X-Request-ID`` header rather than the body, so that two 404s
+are byte-identical whether the object is missing or belongs to another tenant.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
-from rest_framework.views import set_rollback
 
 NOT_FOUND_MESSAGE = "Not found."
+# Bounds the body (a 5 MB import once answered 37 MB) and stays above what views that cap
+# their own lists report (telemetry: the first 100 samples, several fields each).
+MAX_REPORTED_FIELDS = 1000
+MAX_MESSAGE_CHARS = 500
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -33,10 +38,20 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+def _text(message) -> str:
+    """A message safe to render: UTF-8 encodable (messages echo input) and of bounded size."""
+    text = str(message)
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 1] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(*, status_code: int, code: str, message: str, fields: dict | None = None) -> dict:
-    body = {"status": status_code, "code": code, "message": message}
+    body = {"status": status_code, "code": code, "message": _text(message)}
     if fields:
-        body["fields"] = fields
+        body["fields"] = {
+            _text(name): [_text(line) for line in messages] for name, messages in fields.items()
+        }
     return {"error": body}
 
 
@@ -99,6 +114,12 @@ def api_exception_handler(exc, context):
         message = "Invalid input."
         if list(fields) == ["non_field_errors"]:
             message = fields["non_field_errors"][0]
+        elif len(fields) > MAX_REPORTED_FIELDS:
+            message = (
+                f"Invalid input: {len(fields)} fields have errors; "
+                f"the first {MAX_REPORTED_FIELDS} are listed."
+            )
+            fields = dict(list(fields.items())[:MAX_REPORTED_FIELDS])
         code = "invalid"
     else:
         fields = None
@@ -106,6 +127,9 @@ def api_exception_handler(exc, context):
         code = _codes(exc.detail) or exc.default_code
         if isinstance(exc, exceptions.NotFound):
             message, code = NOT_FOUND_MESSAGE, "not_found"
+
+    # Imported here: DRF's views module loads the parser classes, which import this module.
+    from rest_framework.views import set_rollback
 
     set_rollback()
     body = error_body(status_code=exc.status_code, code=code, message=message, fields=fields)

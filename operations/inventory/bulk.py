@@ -263,13 +263,11 @@ def compute_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def compute_rows_from_csv(text: str) -> list[dict]:
-    """CSV compute rows as import rows: empty cells left out, GPU UUIDs split on ``;``."""
-    reader = csv.DictReader(io.StringIO(text), restkey="extra_cells", restval="")
-    if not reader.fieldnames:
-        raise ValueError("The CSV has no header row.")
+def compute_rows_from_csv(csv_rows: list[dict]) -> list[dict]:
+    """CSV compute rows (``msp.api.parsers.csv_rows``) as import rows: empty cells left out,
+    GPU UUIDs split on ``;``."""
     rows = []
-    for raw in reader:
+    for raw in csv_rows:
         row = {}
         for name, value in raw.items():
             if name == "extra_cells":
@@ -482,10 +480,11 @@ class _DryRun(Exception):
 class InventoryImport:
     """One import of one document into one tenant (see the module docstring)."""
 
-    def __init__(self, *, tenant, document, create_only: bool = False):
+    def __init__(self, *, tenant, document, create_only: bool = False, max_rows: int | None = None):
         self.tenant = tenant
         self.document = document
         self.create_only = create_only
+        self.max_rows = max_rows
         self.errors: dict = {}
         self.counts = {section: SectionCounts() for section in SECTIONS}
         self.keys: NaturalKeys | None = None
@@ -513,6 +512,14 @@ class InventoryImport:
                 for index, row in enumerate(rows):
                     if not isinstance(row, dict):
                         self.errors.setdefault(name, {})[index] = ["Expected an object."]
+        total = sum(len(rows) for rows in self.document.values() if isinstance(rows, list))
+        if not self.errors and self.max_rows is not None and total > self.max_rows:
+            # Each row is validated and written on its own: bound the request's work.
+            self.errors["non_field_errors"] = [
+                f"At most {self.max_rows} rows per import; this document has {total}. "
+                "Send it in parts: rows upsert by natural key, so a part may refer to rows "
+                "of an earlier one."
+            ]
         return not self.errors
 
     def run(self) -> dict:
@@ -609,15 +616,25 @@ class InventoryImport:
                 self.error("ai_systems", index, _django_errors(error))
 
 
-def inventory_import(*, tenant, document, dry_run: bool = False, create_only: bool = False) -> dict:
+def inventory_import(
+    *,
+    tenant,
+    document,
+    dry_run: bool = False,
+    create_only: bool = False,
+    max_rows: int | None = None,
+) -> dict:
     """Upsert a whole document into ``tenant``, all or nothing; counts per section.
 
     Raises DRF's ``ValidationError`` with per-row errors (``{"compute": {3: {"site": [...]}}}``)
     and writes nothing when any row is bad. ``dry_run`` validates everything the same way and
     then rolls back; ``create_only`` leaves rows that already exist as they are (the demo seed
-    must not undo what people did with the demo). Call inside the tenant's scope.
+    must not undo what people did with the demo). ``max_rows`` refuses a larger document
+    before any row is read. Call inside the tenant's scope.
     """
-    importer = InventoryImport(tenant=tenant, document=document, create_only=create_only)
+    importer = InventoryImport(
+        tenant=tenant, document=document, create_only=create_only, max_rows=max_rows
+    )
     try:
         with transaction.atomic():
             counts = importer.run()

@@ -572,6 +572,36 @@ class TestLinks:
 
 
 class TestCompute:
+    def test_a_node_can_name_its_site_by_code_as_in_the_import(self, admin_a, tenant_a):
+        site = estate.make_site(tenant_a, code="fra-1")
+        response = admin_a.client.post(
+            f"{API}/compute/", {"hostname": "n1", "kind": "cpu_node", "site_code": "fra-1"}
+        )
+        assert response.status_code == 201, response.content
+        assert (response.json()["site"], response.json()["site_code"]) == (site.pk, "fra-1")
+        with tenant_scope(tenant_a.id):
+            assert ComputeResource.objects.get(hostname="n1").site_id == site.pk
+
+    def test_site_and_site_code_must_agree(self, admin_a, tenant_a):
+        site, other = estate.make_site(tenant_a), estate.make_site(tenant_a)
+        payload = {"hostname": "n1", "kind": "cpu_node", "site": site.pk}
+        same = admin_a.client.post(f"{API}/compute/", {**payload, "site_code": site.code})
+        assert same.status_code == 201, same.content
+        payload["hostname"] = "n2"
+        clash = admin_a.client.post(f"{API}/compute/", {**payload, "site_code": other.code})
+        assert clash.status_code == 400
+        assert list(error_fields(clash)) == ["site_code"]
+
+    def test_a_site_code_of_another_tenant_does_not_exist(self, admin_a, tenant_a, tenant_b):
+        estate.make_site(tenant_b, code="borealis-dc")
+        response = admin_a.client.post(
+            f"{API}/compute/", {"hostname": "n1", "kind": "cpu_node", "site_code": "borealis-dc"}
+        )
+        assert response.status_code == 400
+        assert error_fields(response) == {
+            "site_code": ["Object with code=borealis-dc does not exist."]
+        }
+
     def test_a_node_cluster_must_be_a_gpu_cluster(self, admin_a, tenant_a):
         cpu = estate.make_compute(tenant_a, hostname="plain-cpu")
         response = admin_a.client.post(

@@ -21,7 +21,7 @@ from operations.inventory.models import (
     Site,
     Stage,
 )
-from tenants.owned import TenantOwnedSerializer
+from tenants.owned import TenantOwnedSerializer, TenantScopedSlugRelatedField
 
 TIMESTAMPS = ["created_at", "updated_at"]
 
@@ -92,7 +92,15 @@ class CloudAccountSerializer(TenantOwnedSerializer):
 
 
 class ComputeSerializer(TenantOwnedSerializer):
-    site_code = _name_of("site.code")
+    # Writable like the import's ``site``: name the site by id (``site``) or by code.
+    site_code = TenantScopedSlugRelatedField(
+        model=Site,
+        slug_field="code",
+        source="site",
+        required=False,
+        allow_null=True,
+        help_text="The site by its code; on write, instead of (or agreeing with) 'site'.",
+    )
     cluster_hostname = _name_of("cluster.hostname")
     cloud_account_key = _name_of("cloud_account.natural_key_text")
     node_count = serializers.IntegerField(read_only=True, default=0)
@@ -120,6 +128,17 @@ class ComputeSerializer(TenantOwnedSerializer):
             *TIMESTAMPS,
         ]
         read_only_fields = TIMESTAMPS
+
+    def validate(self, attrs):
+        given = getattr(self, "initial_data", {})
+        if "site" in given and "site_code" in given:
+            # Both write ``site``: the second would silently win, so they must agree.
+            by_id = self.fields["site"].run_validation(given["site"])
+            if by_id != attrs.get("site"):
+                raise serializers.ValidationError(
+                    {"site_code": ["Names another site than 'site'; give one of them."]}
+                )
+        return super().validate(attrs)
 
 
 class DatasetUsageSummarySerializer(serializers.ModelSerializer):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
+from msp.api.fields import max_list_length
+from msp.api.parsers import CSVParser, JSONParser
 from operations.inventory import bulk, selectors, services
 from operations.inventory.api import serializers as s
 from operations.inventory.filters import (
@@ -235,17 +236,11 @@ class AISystemDatasetViewSet(InventoryViewSet):
 # --- Bulk import and export ---------------------------------------------------------------------
 
 
-class ComputeCSVParser(BaseParser):
+class ComputeCSVParser(CSVParser):
     """``Content-Type: text/csv``: compute rows with a header row of field names."""
 
-    media_type = "text/csv"
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            text = stream.read().decode("utf-8-sig")
-            return {"compute": bulk.compute_rows_from_csv(text)}
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise exceptions.ParseError(f"CSV parse error - {exc}") from exc
+    def document(self, rows: list[dict]) -> dict:
+        return {"compute": bulk.compute_rows_from_csv(rows)}
 
 
 class ComputeCSVRenderer(BaseRenderer):
@@ -295,7 +290,8 @@ class InventoryImportView(TenantScopedAPIView):
     """Upsert a whole inventory document by natural key, all or nothing (``bulk.py``).
 
     ``Content-Type: text/csv`` imports compute rows. ``?dry_run=true`` validates and counts
-    without writing. Answers the created / updated / unchanged counts of every section.
+    without writing. At most ``API_MAX_LIST_LENGTH`` rows in all per request. Answers the
+    created / updated / unchanged counts of every section.
     """
 
     model = Site
@@ -310,5 +306,10 @@ class InventoryImportView(TenantScopedAPIView):
     )
     def post(self, request, tenant_slug: str):
         dry_run = request.query_params.get("dry_run", "").lower() in ("1", "true", "yes")
-        counts = bulk.inventory_import(tenant=self.tenant, document=request.data, dry_run=dry_run)
+        counts = bulk.inventory_import(
+            tenant=self.tenant,
+            document=request.data,
+            dry_run=dry_run,
+            max_rows=max_list_length(),
+        )
         return Response({"dry_run": dry_run, "sections": counts}, status=status.HTTP_200_OK)

@@ -9,7 +9,6 @@ retention policy is for MSP staff.
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -18,6 +17,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from msp.api.parsers import json_document
 from msp.api.throttling import IngestRateThrottle
 from operations.telemetry import selectors, services
 from operations.telemetry.api import serializers as s
@@ -103,10 +103,8 @@ class SampleIngestView(_IngestView):
     )
     def post(self, request, tenant_slug: str):
         body = read_body(request, media_types=("application/json",))
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
+        # The API's JSON rules (depth, Unicode); non-finite values are refused per sample.
+        document = json_document(body, finite_only=False)
         if not isinstance(document, dict):
             raise exceptions.ValidationError({"samples": ["This field is required."]})
         unknown = sorted(set(document) - {"samples"})
