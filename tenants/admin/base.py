@@ -101,6 +101,19 @@ def audited_delete(*, obj: models.Model, tenant: Tenant | None) -> None:
     obj.delete()
 
 
+class MspAdminOnlyMixin:
+    """An admin page that only MSP admins open (people, sign-in records)."""
+
+    def _is_msp_admin(self, request) -> bool:
+        return is_admin_staff(request.user) and request.user.is_msp_admin
+
+    def has_module_permission(self, request):
+        return self._is_msp_admin(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._is_msp_admin(request)
+
+
 class VisibleTenantListFilter(admin.RelatedFieldListFilter):
     """A tenant filter offering only the tenants the user may see (never all tenant names)."""
 

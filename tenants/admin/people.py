@@ -16,11 +16,11 @@ from django.db.models import OuterRef
 from tenants import services
 from tenants.admin.base import (
     AuditedAdminMixin,
+    MspAdminOnlyMixin,
     StaffScopedAdmin,
     VisibleTenantListFilter,
     adopt,
     fresh_copy,
-    is_admin_staff,
 )
 from tenants.admin.tenant import MembershipForm, member_candidates, staff_candidates
 from tenants.audit import audit_record
@@ -117,7 +117,7 @@ class AuditedPasswordChangeForm(AdminPasswordChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
+class UserAdmin(MspAdminOnlyMixin, AuditedAdminMixin, DjangoUserAdmin):
     """Accounts are msp_admin's business only; engineers and analysts do not see this admin."""
 
     form = UserEditForm
@@ -164,15 +164,6 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
         "last_login",
         "date_joined",
     )
-
-    def _is_msp_admin(self, request) -> bool:
-        return is_admin_staff(request.user) and request.user.is_msp_admin
-
-    def has_module_permission(self, request):
-        return self._is_msp_admin(request)
-
-    def has_view_permission(self, request, obj=None):
-        return self._is_msp_admin(request)
 
     def has_add_permission(self, request):
         return self._is_msp_admin(request)

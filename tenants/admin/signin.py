@@ -13,7 +13,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenants import services
-from tenants.admin.base import is_admin_staff
+from tenants.admin.base import MspAdminOnlyMixin
 
 for _model in (TOTPDevice, StaticDevice):
     if admin.site.is_registered(_model):
@@ -21,7 +21,7 @@ for _model in (TOTPDevice, StaticDevice):
 
 
 @admin.register(AccessAttempt)
-class FailedSignInAdmin(admin.ModelAdmin):
+class FailedSignInAdmin(MspAdminOnlyMixin, admin.ModelAdmin):
     """Failed sign-ins per username, address and browser, from django-axes."""
 
     list_display = ("username", "ip_address", "failures_since_start", "attempt_time", "path_info")
@@ -31,15 +31,6 @@ class FailedSignInAdmin(admin.ModelAdmin):
     fields = ("username", "ip_address", "user_agent", "path_info", "failures_since_start")
     readonly_fields = fields
     actions = ("unlock",)
-
-    def _is_msp_admin(self, request) -> bool:
-        return is_admin_staff(request.user) and request.user.is_msp_admin
-
-    def has_module_permission(self, request):
-        return self._is_msp_admin(request)
-
-    def has_view_permission(self, request, obj=None):
-        return self._is_msp_admin(request)
 
     def has_add_permission(self, request):
         return False
