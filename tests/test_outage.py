@@ -170,9 +170,3 @@ def test_throttling_still_limits_per_process_while_redis_is_down(own_redis, admi
     members = "/api/v1/tenants/acme/members/"
     statuses = [admin_a.client.get(members).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
-
-
-def test_healthz_over_plain_http_is_not_redirected_in_production_mode(db, client, settings):
-    settings.SECURE_SSL_REDIRECT = True  # what DJANGO_HTTPS turns on
-    assert client.get("/healthz").status_code in (200, 503)
-    assert client.get("/api/v1/").status_code == 301  # everything else still goes to HTTPS
