@@ -170,3 +170,22 @@ def test_throttling_still_limits_per_process_while_redis_is_down(own_redis, admi
     members = "/api/v1/tenants/acme/members/"
     statuses = [admin_a.client.get(members).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
+
+
+def test_throttling_returns_to_the_shared_cache_when_redis_answers_again(
+    own_redis, admin_a, monkeypatch, caplog
+):
+    monkeypatch.setattr("msp.api.throttling.SHARED_CACHE_RETRY_SECONDS", 0)  # retry every call
+    caplog.set_level(logging.WARNING, logger="msp.api.throttling")
+    members = "/api/v1/tenants/acme/members/"
+    own_redis.stop()
+    assert [admin_a.client.get(members).status_code for _ in range(3)] == [200, 200, 200]
+    assert throttle_mode()["mode"] == "local"
+
+    own_redis.start()
+    assert admin_a.client.get(members).status_code == 200
+    assert throttle_mode() == {"mode": "shared"}
+    messages = [r.getMessage() for r in caplog.records if r.name == "msp.api.throttling"]
+    assert len(messages) == 2  # one line as the outage starts, one as it ends
+    assert "unreachable" in messages[0]
+    assert "answers again" in messages[1]
