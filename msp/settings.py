@@ -165,6 +165,9 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="groundwork"),
+            # A Redis that stops answering costs a request a second at most, not a hang; the
+            # cache's users fall back (msp.api.throttling) or report it (/healthz).
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
 else:
@@ -217,12 +220,16 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # mode is a local, single-machine install on plain HTTP.
 HTTPS = env.bool("DJANGO_HTTPS", default=not DEBUG and IS_PRODUCTION)
 SECURE_SSL_REDIRECT = HTTPS
+# A load balancer probes /healthz over plain HTTP: it must see 200 or 503, not a redirect.
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$"]
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=HTTPS)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions live in the database only: sign-in and every signed-in page keep working while Redis
+# is down. (cached_db would not: its load() re-caches and its exists() asks the cache unguarded.)
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
 

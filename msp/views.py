@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
@@ -12,6 +13,7 @@ from django.views.decorators.http import require_GET
 from django.views.defaults import bad_request, page_not_found, permission_denied, server_error
 
 from msp.api.errors import NOT_FOUND_MESSAGE, json_error_response
+from msp.api.throttling import CACHE_ERRORS, throttle_mode
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +43,27 @@ def _check_broker() -> dict:
     return {"ok": True, "transport": transport}
 
 
+def _check_cache() -> dict:
+    """The shared cache, and where API rate limits are counted (per process while it is down)."""
+    backend = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+    try:
+        cache.get("healthz-probe")
+    except CACHE_ERRORS as exc:
+        logger.warning("healthz: cache check failed: %s", exc)
+        return {
+            "ok": False,
+            "backend": backend,
+            "error": exc.__class__.__name__,
+            "throttling": "local",
+        }
+    return {"ok": True, "backend": backend, "throttling": throttle_mode()["mode"]}
+
+
 @never_cache
 @require_GET
 def healthz(request):
-    """200 when the database and the broker answer, 503 otherwise."""
-    checks = {"database": _check_database(), "broker": _check_broker()}
+    """200 when the database, the broker and the cache answer, 503 otherwise."""
+    checks = {"database": _check_database(), "broker": _check_broker(), "cache": _check_cache()}
     healthy = all(check["ok"] for check in checks.values())
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks},
