@@ -294,7 +294,7 @@ def run(args) -> None:
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     listed = client.get(api["list"], secure=True).json()
     assert len(listed["results"]) == 100, listed
-    assert len(client.get(plain["list"]).json()["results"]) == 100
+    assert len(client.get(plain["list"], secure=True).json()["results"]) == 100
     assert len(listed["results"][0]) == len(COMPUTE_VALUES), sorted(listed["results"][0])
     points = client.get(api["series"], secure=True).json()["points"]
     assert len(points) == 48, points[:2]
