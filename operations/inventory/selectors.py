@@ -31,11 +31,11 @@ def _joined_columns_except(relation: str, model: type[Model], keep: set[str]) ->
     ]
 
 
-# What a compute row reads of its joined rows: their names for the API and the tenant and kind
-# its rules check on a write. Loading the rest (timestamps, JSON, decimals) was a third of a
-# 100-row list's time; a deferred column is still read on demand.
+# What a compute row reads of its joined rows: their names (the API, their __str__) and the
+# tenant and kind its rules check on a write. Loading the rest (timestamps, JSON, decimals)
+# was a third of fetching a 100-row list; a deferred column is still read on demand.
 _COMPUTE_JOINED_UNUSED = [
-    *_joined_columns_except("site", Site, {"tenant", "code"}),
+    *_joined_columns_except("site", Site, {"tenant", "code", "name"}),
     *_joined_columns_except("cluster", ComputeResource, {"tenant", "hostname", "kind"}),
     *_joined_columns_except("cloud_account", CloudAccount, {"tenant", "provider", "account_id"}),
 ]
