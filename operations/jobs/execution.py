@@ -48,7 +48,14 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
 
@@ -753,7 +760,8 @@ def job_run_execute(
 ) -> str:
     """Execute one delivery of a run's message; returns what happened (for logs and tests).
 
-    Raises ``TransientJobError`` only when the run was handed back for a Celery retry.
+    Raises ``TransientJobError`` only when the run needs a Celery retry (handed back after a
+    transient error or a lost database connection).
     """
     run, claimed = claim(run_id=run_id, tenant_id=tenant_id, task_id=task_id)
     if run is None:
@@ -799,6 +807,13 @@ def job_run_execute(
     except LeaseLost as exc:
         logger.warning("jobs: %s; this attempt stops without writing", exc)
         return "lost"
+    except (OperationalError, InterfaceError) as exc:
+        # The database connection broke (a failover, a restart, a terminated backend): not the
+        # job's fault. Drop the broken connection and hand the run back for a retry with the
+        # usual backoff; run.once() checkpoints keep what already committed from happening
+        # again. Any other DatabaseError is the kind's own and fails the run below.
+        drop_broken_connection()
+        return _after_lost_database(context, exc)
     except TransientJobError as exc:
         if run.attempts < run.max_attempts:
             release_for_retry(context, exc)
@@ -838,6 +853,40 @@ def job_run_execute(
         result = {"value": result}
     finish(context, JobStatus.SUCCEEDED, result=result)
     return "succeeded"
+
+
+def drop_broken_connection() -> None:
+    """Close this thread's connection after a connection error; the next query reconnects."""
+    if connection.in_atomic_block:
+        return  # the enclosing atomic block drops it on its way out
+    try:
+        connection.close()
+    except DatabaseError:
+        connection.connection = None  # closing a dead connection can fail; forget it anyway
+
+
+def _after_lost_database(context: JobContext, error: Exception) -> str:
+    """Hand a run whose database connection broke back for a retry (raises
+    ``TransientJobError``), or fail it on its last attempt.
+
+    If the database does not answer yet, the run keeps its lease until that expires and lease
+    recovery re-queues it, as after a lost worker; Celery's retry is then dropped.
+    """
+    transient = TransientJobError(f"database connection lost: {error}".strip()[:400])
+    try:
+        if context.attempt >= context.model.max_attempts:
+            finish(
+                context,
+                JobStatus.FAILED,
+                error=f"{transient} (transient; gave up after {context.attempt} attempts)",
+                message=f"Failed after {context.attempt} attempts: {transient}",
+            )
+            return "failed"
+        release_for_retry(context, transient)
+    except (OperationalError, InterfaceError):
+        drop_broken_connection()
+        logger.warning("jobs: run %s could not be handed back; its lease will expire", context.id)
+    raise transient from error
 
 
 def gave_up_message(attempts: int) -> str:

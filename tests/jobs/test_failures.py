@@ -109,3 +109,47 @@ def test_a_job_on_a_real_worker_sees_only_its_own_tenant(pool):
         # Row-level security: even an unscoped query in the job sees no other tenant's rows.
         assert run.result["row_level_security_isolates"] is True
     assert run.worker  # which worker ran it: on the run, for staff
+
+
+def terminate_other_backends() -> int:
+    """pg_terminate_backend on every other connection to the test database (the worker's)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_lost_database_connection_retries_running_jobs_with_effects_once(pool, tmp_path):
+    if connection.vendor != "postgresql":
+        pytest.skip("terminates PostgreSQL backends")
+    tenant = TenantFactory(name="Failover Ltd", slug="failover")
+    release, started = tmp_path / "release", tmp_path / "started"
+    parameters = {"release_file": str(release), "started_file": str(started)}
+    with pool.broker():
+        pool.start()
+        first = services.job_submit(tenant=tenant, kind="test_countable", parameters=parameters)
+        second = services.job_submit(tenant=tenant, kind="test_countable", parameters=parameters)
+        # Mid-job: effect 1 committed, the job now waits for the release file.
+        wait_until(
+            lambda: started.exists() and effects_of(first.pk) == [f"{first.pk}:1"],
+            what="the first run to commit effect 1 and wait",
+            pool=pool,
+        )
+        assert terminate_other_backends() >= 1  # the worker's connection(s), mid-job
+        release.touch()
+        wait_until(
+            lambda: reload(first).is_finished and reload(second).is_finished,
+            what="both runs to finish after the connection loss",
+            pool=pool,
+        )
+    first, second = reload(first), reload(second)
+    assert (first.status, second.status) == (JobStatus.SUCCEEDED, JobStatus.SUCCEEDED), (
+        first.error,
+        second.error,
+    )
+    assert first.attempts == 2  # retried, not failed
+    assert any("database connection lost" in line for line in logs_of(first))
+    for run in (first, second):  # once each, never twice
+        assert effects_of(run.pk) == [f"{run.pk}:1", f"{run.pk}:2"]
