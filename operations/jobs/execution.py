@@ -27,8 +27,8 @@ loss is one the engine already recovers from:
 - a lost finish (and progress) leaves the run ``running`` under its last lease: the lease
   expires and the reaper re-queues it, as after a killed worker (at-least-once, as always);
 - a lost claim loses the finish after it too (the WAL is a sequence), so the run is ``queued``
-  again; its message was acknowledged, so the reaper re-sends it after ``queued_stale_seconds``
-  (the same path as a message lost by the broker);
+  again; its message was acknowledged, so recovery re-sends it after
+  ``JOBS_QUEUED_RESEND_AFTER_SECONDS`` (the same path as a message lost by the broker);
 - lost log lines and heartbeats are only lines and timestamps.
 
 What is not the engine's own bookkeeping stays fully durable: submitting (the run and its outbox

@@ -5,6 +5,8 @@ wait is a bounded poll.
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -15,6 +17,7 @@ from tenants.models import TenantRole
 from tenants.scoping import tenant_scope
 from tests.conftest import Actor
 from tests.factories import TenantFactory, make_member, make_token
+from tests.jobs.broker import lose_waiting_messages
 from tests.jobs.conftest import logs_of, reload
 from tests.jobs.kinds import effects_of
 from tests.jobs.worker import wait_until
@@ -153,3 +156,63 @@ def test_a_lost_database_connection_retries_running_jobs_with_effects_once(pool,
     assert any("database connection lost" in line for line in logs_of(first))
     for run in (first, second):  # once each, never twice
         assert effects_of(run.pk) == [f"{run.pk}:1", f"{run.pk}:2"]
+
+
+def sent_to_broker() -> bool:
+    return not JobDispatch.objects.exists()
+
+
+def test_a_run_whose_broker_message_vanished_is_resent_by_recovery(pool, settings):
+    settings.JOBS_QUEUED_RESEND_AFTER_SECONDS = 0  # production: 300
+    tenant = TenantFactory(name="Amnesia Ltd", slug="amnesia")
+    with pool.broker():
+        run = services.job_submit(tenant=tenant, kind="test_countable")
+        wait_until(sent_to_broker, what="the outbox to send the run's message", pool=pool)
+        # The message is still in the broker: recovery leaves the run alone.
+        assert services.job_runs_recover().resent == 0
+
+        assert lose_waiting_messages() == 1  # Redis restarted empty
+        assert services.job_runs_recover().resent == 1
+        assert services.job_runs_recover().resent == 0  # its new message is in the broker
+        pool.start()
+        wait_until(lambda: status_of(run) == JobStatus.SUCCEEDED, what="the re-sent run", pool=pool)
+        assert services.job_runs_recover().resent == 0
+    run = reload(run)
+    assert run.attempts == 1
+    assert effects_of(run.pk) == [f"{run.pk}:1", f"{run.pk}:2"]
+    assert "Still queued and its message is lost; sending it again." in logs_of(run)
+
+
+def test_resend_queued_runs_resends_lost_messages_now(pool):
+    tenant = TenantFactory(name="Forgetful Ltd", slug="forgetful")
+    other = TenantFactory(name="Bystander Ltd", slug="bystander")
+    with pool.broker():
+        run = services.job_submit(tenant=tenant, kind="test_countable")
+        untouched = services.job_submit(tenant=other, kind="test_countable")
+        wait_until(sent_to_broker, what="the outbox to send both messages", pool=pool)
+        assert lose_waiting_messages() == 2
+        out = StringIO()
+        call_command("resend_queued_runs", "--older-than", "0", "--tenant", "forgetful", stdout=out)
+        assert f"re-sent run {run.pk} (test_countable" in out.getvalue()
+        assert f"re-sent run {untouched.pk} " not in out.getvalue()
+        assert out.getvalue().endswith("re-sent 1 queued run(s)\n")
+
+        again = StringIO()  # the message is back in the broker: nothing to re-send
+        call_command("resend_queued_runs", "--older-than", "0", stdout=again)
+        assert f"re-sent run {untouched.pk} " in again.getvalue()
+        assert again.getvalue().endswith("re-sent 1 queued run(s)\n")
+        pool.start()
+        wait_until(
+            lambda: (
+                status_of(run) == JobStatus.SUCCEEDED
+                and status_of(untouched) == JobStatus.SUCCEEDED
+            ),
+            what="both re-sent runs",
+            pool=pool,
+        )
+        done = StringIO()
+        call_command("resend_queued_runs", "--older-than", "0", stdout=done)
+        assert done.getvalue() == "re-sent 0 queued run(s)\n"
+    for each in (run, untouched):
+        assert reload(each).attempts == 1
+        assert effects_of(each.pk) == [f"{each.pk}:1", f"{each.pk}:2"]
