@@ -46,6 +46,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import (
@@ -450,7 +451,68 @@ def claim(*, run_id: int, tenant_id: int | None, task_id: str) -> tuple[JobRun |
         return run, True
     with scoped_atomic(tenant_id):
         run = runs_in(tenant_id).filter(pk=run_id).first()
+    if run is not None and _holder_is_gone(run, task_id):
+        taken = _take_over(run, tenant_id, now, lease)
+        if taken is not None:
+            return taken, True
     return run, False
+
+
+def _holder_is_gone(run: JobRun, task_id: str) -> bool:
+    """Whether ``run`` is held under a live lease by a worker process that no longer exists.
+
+    Celery redelivers a killed pool child's message at once (``reject_on_worker_lost``); the
+    child's lease would hold the run for up to ``JOBS_LEASE_SECONDS``. The claim records
+    ``host:pid``; a process on the same host can tell that pid is gone. Another host's worker,
+    or this very process (a threads pool runs several tasks in it), is left to its lease.
+    """
+    if (
+        run.status != JobStatus.RUNNING
+        or str(run.task_id) != str(task_id)
+        or run.lease_expires_at is None  # a fleet parent waiting for its children
+        or run.awaiting_children
+    ):
+        return False
+    host, _, pid = run.worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's process
+    try:  # killed but not yet reaped by its parent: a zombie holds nothing
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
+
+
+def _take_over(run: JobRun, tenant_id: int | None, now, lease) -> JobRun | None:
+    """Claim ``run`` from its dead holder: conditional on the attempt and holder seen, so of
+    several deliveries racing for it exactly one wins."""
+    with relaxed_atomic(tenant_id):
+        taken = (
+            runs_in(tenant_id)
+            .filter(
+                pk=run.pk,
+                status=JobStatus.RUNNING,
+                attempts=run.attempts,
+                worker=run.worker,
+                lease_expires_at__isnull=False,
+            )
+            .update(
+                attempts=F("attempts") + 1,
+                heartbeat_at=now,
+                lease_expires_at=lease,
+                worker=worker_name()[:200],
+            )
+        )
+        if not taken:
+            return None
+        run = runs_in(tenant_id).get(pk=run.pk)
+    logger.warning("jobs: run %s taken over from its dead worker", run.pk)
+    return run
 
 
 class _RunColumns:

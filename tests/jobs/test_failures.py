@@ -5,6 +5,8 @@ wait is a bounded poll.
 
 from __future__ import annotations
 
+import os
+import signal
 from io import StringIO
 
 import pytest
@@ -216,3 +218,37 @@ def test_resend_queued_runs_resends_lost_messages_now(pool):
     for each in (run, untouched):
         assert reload(each).attempts == 1
         assert effects_of(each.pk) == [f"{each.pk}:1", f"{each.pk}:2"]
+
+
+def test_a_killed_pool_child_is_taken_over_at_once_not_after_its_lease(pool, tmp_path):
+    tenant = TenantFactory(name="Orphan Ltd", slug="orphan")
+    release, started = tmp_path / "release", tmp_path / "started"
+    with pool.broker():
+        # A lease far longer than the wait below: only an immediate take-over can finish it.
+        worker = pool.start(pool="prefork", lease_seconds=600)
+        run = services.job_submit(
+            tenant=tenant,
+            kind="test_countable",
+            parameters={"release_file": str(release), "started_file": str(started)},
+        )
+        wait_until(
+            lambda: started.exists() and effects_of(run.pk) == [f"{run.pk}:1"],
+            what="the pool child to commit effect 1 and wait",
+            pool=pool,
+        )
+        holder = reload(run).worker
+        child = int(holder.rpartition(":")[2])
+        assert child != worker.process.pid  # the pool child, not the worker's main process
+        release.touch()
+        os.kill(child, signal.SIGKILL)
+        # No recovery between polls: Celery's redelivery alone must take the run over.
+        wait_until(
+            lambda: status_of(run) == JobStatus.SUCCEEDED,
+            what="the redelivered message to take the run over from the dead child",
+            pool=pool,
+        )
+    run = reload(run)
+    assert run.attempts == 2
+    assert run.worker != holder
+    assert effects_of(run.pk) == [f"{run.pk}:1", f"{run.pk}:2"]  # once each, never twice
+    assert "Attempt 2 started (the previous attempt did not finish)." in logs_of(run)
