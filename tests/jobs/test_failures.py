@@ -252,3 +252,42 @@ def test_a_killed_pool_child_is_taken_over_at_once_not_after_its_lease(pool, tmp
     assert run.worker != holder
     assert effects_of(run.pk) == [f"{run.pk}:1", f"{run.pk}:2"]  # once each, never twice
     assert "Attempt 2 started (the previous attempt did not finish)." in logs_of(run)
+
+
+def test_after_the_database_drops_the_web_connection_the_next_request_succeeds():
+    """Through Django's real WSGI handler (the test client skips its connection upkeep)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("terminates a PostgreSQL backend")
+    import psycopg
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test.client import RequestFactory
+
+    tenant = TenantFactory(name="Reconnect Ltd", slug="reconnect")
+    admin = make_member(tenant, TenantRole.ADMIN, username="reconnect-admin")
+    token = make_token(admin)
+    handler = WSGIHandler()
+
+    def get_jobs() -> str:
+        environ = RequestFactory()._base_environ(
+            PATH_INFO=f"/api/v1/tenants/{tenant.slug}/jobs/",
+            REQUEST_METHOD="GET",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+        statuses = []
+        response = handler(environ, lambda status, headers, exc_info=None: statuses.append(status))
+        response.close()  # request_finished: Django's connection upkeep
+        return statuses[0]
+
+    assert get_jobs().startswith("200")
+    connection.ensure_connection()
+    backend = connection.connection.info.backend_pid
+    settings_dict = connection.settings_dict
+    with psycopg.connect(
+        dbname=settings_dict["NAME"],
+        user=settings_dict["USER"],
+        host=settings_dict["HOST"],
+        port=settings_dict["PORT"] or 5432,
+        autocommit=True,
+    ) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [backend])  # a failover, a restart
+    assert get_jobs().startswith("200")  # reconnected, no restart
