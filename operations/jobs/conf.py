@@ -23,7 +23,11 @@ class JobEngineSettings:
     fleet_chunk_size: int
     #: Outbox rows younger than this are left to their on-commit sender, not the drain.
     outbox_grace_seconds: int
-    #: A queued run with no message in the outbox is re-sent after this long (lost message).
+    #: A queued run this old whose message is neither in the outbox nor in the broker is
+    #: re-sent (the broker lost it: Redis restarted empty).
+    queued_resend_after_seconds: int
+    #: Without a complete view of the broker (another transport, an overlong queue), a queued
+    #: run is re-sent only after this long: past the broker's own redelivery window.
     queued_stale_seconds: int
     #: Buffered log lines are written at every progress point, and at least this often.
     log_flush_seconds: float
@@ -44,6 +48,7 @@ def engine_settings() -> JobEngineSettings:
         heartbeat_seconds=getattr(settings, "JOBS_HEARTBEAT_SECONDS", 20),
         fleet_chunk_size=getattr(settings, "JOBS_FLEET_CHUNK_SIZE", 200),
         outbox_grace_seconds=getattr(settings, "JOBS_OUTBOX_GRACE_SECONDS", 15),
+        queued_resend_after_seconds=getattr(settings, "JOBS_QUEUED_RESEND_AFTER_SECONDS", 300),
         queued_stale_seconds=getattr(
             settings,
             "JOBS_QUEUED_STALE_SECONDS",

@@ -27,8 +27,8 @@ loss is one the engine already recovers from:
 - a lost finish (and progress) leaves the run ``running`` under its last lease: the lease
   expires and the reaper re-queues it, as after a killed worker (at-least-once, as always);
 - a lost claim loses the finish after it too (the WAL is a sequence), so the run is ``queued``
-  again; its message was acknowledged, so the reaper re-sends it after ``queued_stale_seconds``
-  (the same path as a message lost by the broker);
+  again; its message was acknowledged, so recovery re-sends it after
+  ``JOBS_QUEUED_RESEND_AFTER_SECONDS`` (the same path as a message lost by the broker);
 - lost log lines and heartbeats are only lines and timestamps.
 
 What is not the engine's own bookkeeping stays fully durable: submitting (the run and its outbox
@@ -46,9 +46,17 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
 
@@ -443,7 +451,68 @@ def claim(*, run_id: int, tenant_id: int | None, task_id: str) -> tuple[JobRun |
         return run, True
     with scoped_atomic(tenant_id):
         run = runs_in(tenant_id).filter(pk=run_id).first()
+    if run is not None and _holder_is_gone(run, task_id):
+        taken = _take_over(run, tenant_id, now, lease)
+        if taken is not None:
+            return taken, True
     return run, False
+
+
+def _holder_is_gone(run: JobRun, task_id: str) -> bool:
+    """Whether ``run`` is held under a live lease by a worker process that no longer exists.
+
+    Celery redelivers a killed pool child's message at once (``reject_on_worker_lost``); the
+    child's lease would hold the run for up to ``JOBS_LEASE_SECONDS``. The claim records
+    ``host:pid``; a process on the same host can tell that pid is gone. Another host's worker,
+    or this very process (a threads pool runs several tasks in it), is left to its lease.
+    """
+    if (
+        run.status != JobStatus.RUNNING
+        or str(run.task_id) != str(task_id)
+        or run.lease_expires_at is None  # a fleet parent waiting for its children
+        or run.awaiting_children
+    ):
+        return False
+    host, _, pid = run.worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's process
+    try:  # killed but not yet reaped by its parent: a zombie holds nothing
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
+
+
+def _take_over(run: JobRun, tenant_id: int | None, now, lease) -> JobRun | None:
+    """Claim ``run`` from its dead holder: conditional on the attempt and holder seen, so of
+    several deliveries racing for it exactly one wins."""
+    with relaxed_atomic(tenant_id):
+        taken = (
+            runs_in(tenant_id)
+            .filter(
+                pk=run.pk,
+                status=JobStatus.RUNNING,
+                attempts=run.attempts,
+                worker=run.worker,
+                lease_expires_at__isnull=False,
+            )
+            .update(
+                attempts=F("attempts") + 1,
+                heartbeat_at=now,
+                lease_expires_at=lease,
+                worker=worker_name()[:200],
+            )
+        )
+        if not taken:
+            return None
+        run = runs_in(tenant_id).get(pk=run.pk)
+    logger.warning("jobs: run %s taken over from its dead worker", run.pk)
+    return run
 
 
 class _RunColumns:
@@ -753,7 +822,8 @@ def job_run_execute(
 ) -> str:
     """Execute one delivery of a run's message; returns what happened (for logs and tests).
 
-    Raises ``TransientJobError`` only when the run was handed back for a Celery retry.
+    Raises ``TransientJobError`` only when the run needs a Celery retry (handed back after a
+    transient error or a lost database connection).
     """
     run, claimed = claim(run_id=run_id, tenant_id=tenant_id, task_id=task_id)
     if run is None:
@@ -799,6 +869,13 @@ def job_run_execute(
     except LeaseLost as exc:
         logger.warning("jobs: %s; this attempt stops without writing", exc)
         return "lost"
+    except (OperationalError, InterfaceError) as exc:
+        # The database connection broke (a failover, a restart, a terminated backend): not the
+        # job's fault. Drop the broken connection and hand the run back for a retry with the
+        # usual backoff; run.once() checkpoints keep what already committed from happening
+        # again. Any other DatabaseError is the kind's own and fails the run below.
+        drop_broken_connection()
+        return _after_lost_database(context, exc)
     except TransientJobError as exc:
         if run.attempts < run.max_attempts:
             release_for_retry(context, exc)
@@ -838,6 +915,40 @@ def job_run_execute(
         result = {"value": result}
     finish(context, JobStatus.SUCCEEDED, result=result)
     return "succeeded"
+
+
+def drop_broken_connection() -> None:
+    """Close this thread's connection after a connection error; the next query reconnects."""
+    if connection.in_atomic_block:
+        return  # the enclosing atomic block drops it on its way out
+    try:
+        connection.close()
+    except DatabaseError:
+        connection.connection = None  # closing a dead connection can fail; forget it anyway
+
+
+def _after_lost_database(context: JobContext, error: Exception) -> str:
+    """Hand a run whose database connection broke back for a retry (raises
+    ``TransientJobError``), or fail it on its last attempt.
+
+    If the database does not answer yet, the run keeps its lease until that expires and lease
+    recovery re-queues it, as after a lost worker; Celery's retry is then dropped.
+    """
+    transient = TransientJobError(f"database connection lost: {error}".strip()[:400])
+    try:
+        if context.attempt >= context.model.max_attempts:
+            finish(
+                context,
+                JobStatus.FAILED,
+                error=f"{transient} (transient; gave up after {context.attempt} attempts)",
+                message=f"Failed after {context.attempt} attempts: {transient}",
+            )
+            return "failed"
+        release_for_retry(context, transient)
+    except (OperationalError, InterfaceError):
+        drop_broken_connection()
+        logger.warning("jobs: run %s could not be handed back; its lease will expire", context.id)
+    raise transient from error
 
 
 def gave_up_message(attempts: int) -> str:

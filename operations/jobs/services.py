@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from operations.jobs.broker import broker_view
 from operations.jobs.conf import engine_settings
 from operations.jobs.exceptions import JobStateConflict, UnknownJobKind
 from operations.jobs.execution import (
@@ -372,27 +373,103 @@ def job_runs_recover(*, now=None, limit: int = 500) -> RecoveryResult:
             _log(run, f"Attempt {run.attempts} lost its worker; re-queued.", LogLevel.WARNING)
             to_send.append(run)
             result.requeued += 1
-        lost_before = now - timezone.timedelta(seconds=engine_settings().queued_stale_seconds)
-        queued = list(
-            runs.filter(status=JobStatus.QUEUED, created_at__lt=lost_before)
-            .exclude(requeued_at__gte=lost_before)
-            .order_by("created_at")[:limit]
+        outbox_enqueue(execute_message(run) for run in to_send)
+    settings = engine_settings()
+    resent = job_runs_resend_queued(
+        older_than=settings.queued_resend_after_seconds,
+        blind_older_than=settings.queued_stale_seconds,
+        now=now,
+        limit=limit,
+    )
+    result.resent = len(resent)
+    return result
+
+
+def job_runs_resend_queued(
+    *,
+    older_than: float,
+    tenant: Tenant | None = None,
+    blind_older_than: float | None = None,
+    now=None,
+    limit: int = 500,
+) -> list[JobRun]:
+    """Re-send queued runs at least ``older_than`` seconds old whose message was lost: not in
+    the outbox and not in the broker (queued or taken unacknowledged). Returns the runs sent.
+
+    Idempotent: the message carries the run's own task id, and the claim takes a run once per
+    attempt, so a re-send of a run whose message was there after all, or that started
+    meanwhile, is dropped by the worker and runs nothing twice. A run re-sent (or re-queued)
+    within ``older_than`` is left alone. When the broker cannot be read completely, only runs
+    older than ``blind_older_than`` are sent (``None``: all of them, an operator's choice).
+    ``tenant`` limits it to one tenant's runs (fleet runs only without one).
+    """
+    now = now or timezone.now()
+    cutoff = now - timezone.timedelta(seconds=older_than)
+    with _runs_scope(tenant):
+        candidates = list(
+            _queued_runs(tenant)
+            .filter(created_at__lte=cutoff)
+            .exclude(requeued_at__gt=cutoff)
+            .order_by("created_at")
+            .values("id", "task_id", "queue", "created_at", "requeued_at")[:limit]
         )
-        pending = set(
-            JobDispatch.objects.filter(task_id__in=[str(r.task_id) for r in queued]).values_list(
-                "task_id", flat=True
-            )
+    if not candidates:
+        return []
+    pending = set(
+        JobDispatch.objects.filter(
+            task_id__in=[str(run["task_id"]) for run in candidates]
+        ).values_list("task_id", flat=True)
+    )
+    candidates = [run for run in candidates if str(run["task_id"]) not in pending]
+    if not candidates:
+        return []
+    # Outside any transaction: a network read of the broker.
+    view = broker_view(run["queue"] for run in candidates)
+    if view.complete:
+        lost = [run for run in candidates if not view.holds(run["task_id"])]
+    elif blind_older_than is None:
+        lost = candidates
+    else:
+        blind_cutoff = now - timezone.timedelta(seconds=blind_older_than)
+        lost = [
+            run
+            for run in candidates
+            if run["created_at"] <= blind_cutoff
+            and (run["requeued_at"] is None or run["requeued_at"] <= blind_cutoff)
+        ]
+    if not lost:
+        return []
+    with _runs_scope(tenant), transaction.atomic(savepoint=False):
+        # Still queued (not claimed since it was read), and not being recovered by another.
+        runs = list(
+            _queued_runs(tenant)
+            .select_for_update(skip_locked=True)
+            .filter(pk__in=[run["id"] for run in lost])
+            .exclude(requeued_at__gt=cutoff)
+            .order_by("created_at")
         )
-        for run in queued:
-            if str(run.task_id) in pending:
-                continue
+        for run in runs:
             run.requeued_at = now
             run.save(update_fields=["requeued_at"])
-            _log(run, "Still queued long after it was sent; sending it again.", LogLevel.WARNING)
-            to_send.append(run)
-            result.resent += 1
-        outbox_enqueue(execute_message(run) for run in to_send)
-    return result
+            _log(run, "Still queued and its message is lost; sending it again.", LogLevel.WARNING)
+        outbox_enqueue(execute_message(run, _kind_or_none(run.kind)) for run in runs)
+    return runs
+
+
+def _runs_scope(tenant: Tenant | None):
+    return tenant_scope(tenant.id) if tenant is not None else all_tenants_scope()
+
+
+def _queued_runs(tenant: Tenant | None):
+    runs = JobRun.objects.unscoped() if tenant is None else JobRun.objects.filter(tenant=tenant)
+    return runs.filter(status=JobStatus.QUEUED)
+
+
+def _kind_or_none(name: str) -> JobKind | None:
+    try:
+        return get_job_kind(name)
+    except UnknownJobKind:
+        return None
 
 
 def _fail_exhausted(run: JobRun, now) -> None:

@@ -14,11 +14,11 @@ import uuid
 
 from celery import shared_task
 from django.core.cache import cache
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections
 from django.utils import timezone
 
 from operations.jobs.exceptions import TransientJobError
-from operations.jobs.execution import job_run_execute
+from operations.jobs.execution import drop_broken_connection, job_run_execute
 from operations.jobs.outbox import outbox_drain
 from operations.jobs.registry import JOBS_QUEUE, MAINTENANCE_QUEUE, MAX_ATTEMPTS_LIMIT
 from operations.jobs.services import job_runs_recover, job_schedule_fire
@@ -62,12 +62,19 @@ def execute_job_run(self, *, run_id: int, tenant_id: int | None = None) -> str:
         # CONN_HEALTH_CHECKS), keep a healthy one. Celery's own fixup closes it after every
         # task unless CELERY_DB_REUSE_MAX is set, costing a new connection per job.
         close_old_connections()
-    return job_run_execute(
-        run_id=run_id,
-        tenant_id=tenant_id,
-        task_id=str(self.request.id),
-        use_heartbeat=not self.request.is_eager,
-    )
+    try:
+        return job_run_execute(
+            run_id=run_id,
+            tenant_id=tenant_id,
+            task_id=str(self.request.id),
+            use_heartbeat=not self.request.is_eager,
+        )
+    except (OperationalError, InterfaceError) as exc:
+        # The connection broke in the engine's own bookkeeping (claim, finish): retry the
+        # delivery with backoff on a new connection. The claim is fenced, so a retry of a run
+        # that was claimed after all is dropped and lease recovery takes the run over.
+        drop_broken_connection()
+        raise TransientJobError(f"database connection lost: {exc}".strip()[:400]) from exc
 
 
 @shared_task(

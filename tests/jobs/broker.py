@@ -37,3 +37,9 @@ def broker_at(url: str, transport_options: dict | None = None) -> Iterator[None]
         _reset_pools()
         outbox_sender_reset()
         app.conf.broker_url, app.conf.broker_transport_options = previous
+
+
+def lose_waiting_messages(queue: str = "jobs") -> int:
+    """As if the broker restarted empty: drop every message waiting in ``queue``."""
+    with app.connection_for_write() as conn:
+        return conn.default_channel.queue_purge(queue) or 0

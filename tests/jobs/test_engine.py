@@ -297,7 +297,7 @@ def test_recovery_requeues_runs_of_lost_workers_and_fails_exhausted_ones(
 
 
 def test_recovery_resends_a_queued_run_whose_message_was_lost(tenant_a, sent, committed, settings):
-    settings.JOBS_QUEUED_STALE_SECONDS = 60
+    settings.JOBS_QUEUED_RESEND_AFTER_SECONDS = 60
     run = services.job_submit(tenant=tenant_a, kind="noop")
     JobDispatch.objects.all().delete()  # as if the message had been sent, then lost
     with tenant_scope(tenant_a.id):

@@ -97,11 +97,14 @@ class WorkerPool:
         """Point this process at a port where no broker listens."""
         return broker_at(CLOSED_PORT_BROKER)
 
-    def start(self) -> Worker:
+    def start(self, *, pool: str = "solo", lease_seconds: int | None = None) -> Worker:
+        """A worker; ``pool="prefork"`` runs the jobs in a pool child (one), ``lease_seconds``
+        overrides the short test lease."""
         name = f"gwtest-{uuid.uuid4().hex[:8]}"
         log_path = self.tmp_path / f"{name}.log"
         env = {
             **os.environ,
+            **({"GROUNDWORK_TEST_LEASE_SECONDS": str(lease_seconds)} if lease_seconds else {}),
             "DJANGO_SETTINGS_MODULE": "tests.jobs.worker_settings",
             "GROUNDWORK_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
             "GROUNDWORK_TEST_BROKER_URL": self.url,
@@ -120,7 +123,7 @@ class WorkerPool:
                     "-Q",
                     "jobs,maintenance",
                     "--pool",
-                    "solo",
+                    pool,
                     "--concurrency",
                     "1",
                     "-n",
