@@ -97,9 +97,12 @@ class WorkerPool:
         """Point this process at a port where no broker listens."""
         return broker_at(CLOSED_PORT_BROKER)
 
-    def start(self, *, pool: str = "solo", lease_seconds: int | None = None) -> Worker:
+    def start(
+        self, *, pool: str = "solo", lease_seconds: int | None = None, supervised: bool = False
+    ) -> Worker:
         """A worker; ``pool="prefork"`` runs the jobs in a pool child (one), ``lease_seconds``
-        overrides the short test lease."""
+        overrides the short test lease, ``supervised`` runs it under ``manage.py
+        supervise_worker`` as the demo's Procfile does (the process is then the supervisor)."""
         name = f"gwtest-{uuid.uuid4().hex[:8]}"
         log_path = self.tmp_path / f"{name}.log"
         env = {
@@ -112,14 +115,14 @@ class WorkerPool:
             "GROUNDWORK_VAR_DIR": str(settings.VAR_DIR),
         }
         with log_path.open("w") as log:
+            launcher = (
+                [sys.executable, "manage.py", "supervise_worker", "--backoff", "0.5", "--"]
+                if supervised
+                else [sys.executable, "-m", "celery", "-A", "msp", "worker"]
+            )
             process = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "msp",
-                    "worker",
+                    *launcher,
                     "-Q",
                     "jobs,maintenance",
                     "--pool",
@@ -149,6 +152,32 @@ class WorkerPool:
 
     def logs(self) -> str:
         return "\n".join(f"--- {w.log_path.name}\n{w.log()[-4000:]}" for w in self.workers)
+
+
+def celery_worker_pid(root_pid: int) -> int | None:
+    """The Celery worker's main process: ``root_pid`` itself or its nearest descendant running
+    ``celery ... worker`` (read from /proc; None if there is none)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone since the listing
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    queue = [root_pid]
+    while queue:
+        pid = queue.pop(0)
+        try:
+            argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"celery" in argv and b"worker" in argv:
+            return pid
+        queue.extend(children.get(pid, []))
+    return None
 
 
 def wait_until(
