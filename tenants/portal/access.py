@@ -26,11 +26,6 @@ from tenants.selectors import TenantAccess, tenant_access_for, tenants_visible_t
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
-# Areas later issues fill; shown greyed out in the navigation until then.
-COMING_SOON_AREAS: tuple[tuple[str, str], ...] = (
-    ("readiness", "Readiness"),
-)
-
 
 @dataclass(frozen=True)
 class PortalTenant:
@@ -89,7 +84,6 @@ def portal_context(page: PortalTenant, *, section: str, **extra) -> dict:
         "portal": page,
         "tenant": page.tenant,
         "section": section,
-        "coming_soon_areas": COMING_SOON_AREAS,
         **extra,
     }
 
