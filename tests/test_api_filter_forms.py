@@ -46,3 +46,27 @@ def test_a_filter_with_choices_from_the_request_builds_its_form_per_request(tena
                 request.GET, queryset=Site.objects.all(), request=request
             )
             assert filterset.is_valid(), filterset.errors
+
+
+def test_the_backend_skips_only_a_filterset_the_query_does_not_name():
+    from msp.api.filters import _names_a_filter
+
+    class Ranged(FilterSet):
+        created = django_filters.DateTimeFromToRangeFilter()
+        name = django_filters.CharFilter()
+
+        class Meta:
+            model = Site
+            fields = []
+
+    assert not _names_a_filter(Ranged, {"page_size": "100", "ordering": "name", "search": "x"})
+    # A range filter is named by its suffixed parameters, not its own name.
+    assert _names_a_filter(Ranged, {"created_after": "2026-01-01T00:00:00Z"})
+    assert _names_a_filter(Ranged, {"name": "Leeds"})
+
+
+def test_an_unnamed_filterset_still_leaves_search_and_ordering_working(admin_a, tenant_a):
+    for code in ("b-site", "a-site"):
+        estate.make_site(tenant_a, code=code)
+    rows = admin_a.client.get(f"{API}/sites/", {"ordering": "-code", "search": "site"}).json()
+    assert [row["code"] for row in rows["results"]] == ["b-site", "a-site"]

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from functools import cache
 
 import django_filters
 from django import forms
 from django_filters.filters import QuerySetRequestMixin
+from django_filters.rest_framework import DjangoFilterBackend
 
 #: The widest integer column (bigint); the ids and counts a filter compares with fit in it.
 _LARGEST = 2**63 - 1
@@ -63,3 +65,27 @@ class FilterSet(django_filters.FilterSet):
             if not any(isinstance(f, QuerySetRequestMixin) for f in self.filters.values()):
                 cls._form_classes[cls] = cached
         return cached
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend, skipping the filterset when the query names none of its
+    parameters: there it would deep-copy every filter and validate an empty form to change
+    nothing (a tenth of an unfiltered 100-row list)."""
+
+    def filter_queryset(self, request, queryset, view):
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is None or not _names_a_filter(filterset_class, request.query_params):
+            return queryset
+        return super().filter_queryset(request, queryset, view)
+
+
+def _names_a_filter(filterset_class, params) -> bool:
+    # A range filter reads ``<name>_min``/``_max``, a date range ``<name>_after``/``_before``:
+    # any parameter that starts with a filter's name counts.
+    names = _filter_names(filterset_class)
+    return any(param.startswith(names) for param in params)
+
+
+@cache
+def _filter_names(filterset_class) -> tuple[str, ...]:
+    return tuple(filterset_class.base_filters)

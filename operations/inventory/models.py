@@ -222,7 +222,12 @@ class CloudAccount(TimestampedTenantOwnedModel):
     @property
     def natural_key_text(self) -> str:
         """``provider:account_id``, how imports and exports refer to the account."""
-        return f"{self.provider}:{self.account_id}"
+        return cloud_account_key(self.provider, self.account_id)
+
+
+def cloud_account_key(provider: str | None, account_id: str | None) -> str | None:
+    """An account's ``provider:account_id`` from its two columns (None without an account)."""
+    return None if account_id is None else f"{provider}:{account_id}"
 
 
 class ComputeKind(models.TextChoices):

@@ -25,6 +25,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.views import APIView
 
 from msp.api.errors import NOT_FOUND_MESSAGE
+from msp.api.values import ValuesListModelMixin
 from tenants.models import ApiToken, Tenant, TokenScope
 from tenants.owned import (
     owned_object_create,
@@ -186,7 +187,7 @@ class TenantScopedAPIView(TenantScopedMixin, GenericAPIView):
 
 
 class TenantScopedModelViewSet(
-    mixins.ListModelMixin,
+    ValuesListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,

@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from msp.api.serializers import StrictSerializer
+from msp.api.values import ComputedField
 from operations.inventory.models import (
     AISystem,
     AISystemDataset,
@@ -20,6 +21,7 @@ from operations.inventory.models import (
     Link,
     Site,
     Stage,
+    cloud_account_key,
 )
 from tenants.owned import TenantOwnedSerializer, TenantScopedSlugRelatedField
 
@@ -102,7 +104,11 @@ class ComputeSerializer(TenantOwnedSerializer):
         help_text="The site by its code; on write, instead of (or agreeing with) 'site'.",
     )
     cluster_hostname = _name_of("cluster.hostname")
-    cloud_account_key = _name_of("cloud_account.natural_key_text")
+    cloud_account_key = ComputedField(
+        paths=("cloud_account__provider", "cloud_account__account_id"),
+        function=cloud_account_key,
+        help_text="The cloud account as provider:account_id, as imports and exports name it.",
+    )
     node_count = serializers.IntegerField(read_only=True, default=0)
     status = ComputeStatusField(required=False)
 
