@@ -95,8 +95,9 @@ def tenant_access_for(*, user, slug: str, token=None) -> TenantAccess | None:
     """
     if not user.is_authenticated or not user.is_active:
         return None
-    if token is not None and token.tenant_id is not None and token.tenant.slug != slug:
-        return None
+    if token is not None and token.tenant_id is not None:
+        # The token's tenant came with the token: only the user's role in it is left to read.
+        return _access_to_token_tenant(user, token.tenant) if token.tenant.slug == slug else None
     tenants = Tenant.objects.filter(slug=slug)
     if user.is_msp_admin:
         tenant = tenants.first()
@@ -113,6 +114,19 @@ def tenant_access_for(*, user, slug: str, token=None) -> TenantAccess | None:
         .first()
     )
     return TenantAccess(tenant=tenant, role=tenant.member_role) if tenant else None
+
+
+def _access_to_token_tenant(user, tenant: Tenant) -> TenantAccess | None:
+    if user.is_msp_admin:
+        return TenantAccess(tenant=tenant, role=MspRole.ADMIN)
+    if user.msp_role:
+        assigned = StaffAssignment.objects.filter(tenant=tenant, user=user).exists()
+        return TenantAccess(tenant=tenant, role=user.msp_role) if assigned else None
+    if tenant.status == TenantStatus.OFFBOARDED:
+        return None
+    role = Membership.objects.filter(tenant=tenant, user=user).values_list("role", flat=True)
+    role = role.first()
+    return TenantAccess(tenant=tenant, role=role) if role else None
 
 
 def audit_events_visible_to(user, *, token=None) -> QuerySet[AuditEvent]:

@@ -3,7 +3,8 @@ and the whole estate of a tenant for export. Call inside the tenant's scope."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Model, Prefetch, QuerySet
+from django.db.models import Count, Model, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from operations.inventory.models import (
     AISystem,
@@ -42,10 +43,19 @@ _COMPUTE_JOINED_UNUSED = [
 
 
 def compute_with_references(queryset: QuerySet[ComputeResource]) -> QuerySet[ComputeResource]:
+    # A correlated count, not Count("nodes") over a join: no GROUP BY of every column, and a
+    # page's count() drops it (Django strips unused annotations that are not aggregates).
+    nodes = (
+        ComputeResource.objects.filter(cluster=OuterRef("pk"))
+        .order_by()
+        .values("cluster")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
     return (
         queryset.select_related("site", "cluster", "cloud_account")
         .defer(*_COMPUTE_JOINED_UNUSED)
-        .annotate(node_count=Count("nodes", distinct=True))
+        .annotate(node_count=Coalesce(Subquery(nodes), 0))
     )
 
 
