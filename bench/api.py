@@ -19,7 +19,8 @@ round after a warm-up, ``--rounds`` rounds; the median round counts. Per request
 
 On PostgreSQL it works in a throwaway database (``<name>_api_bench``, created, migrated and
 dropped); always in a temporary ``GROUNDWORK_VAR_DIR``. ``--profile`` prints a cProfile of the
-list requests (``--profile-sort tottime`` for own time). The last line is
+list requests (``--profile-kind detail|series`` for the others; ``--profile-sort tottime`` for
+own time). The last line is
 ``api-list: a=<plain ms> b=<api ms> ratio=<a/b> queries=<api queries>``.
 """
 
@@ -77,6 +78,7 @@ def parse_args():
     parser.add_argument("--profile", action="store_true", help="cProfile the list requests")
     parser.add_argument("--profile-sort", default="cumulative", help="e.g. tottime")
     parser.add_argument("--profile-lines", type=int, default=45)
+    parser.add_argument("--profile-kind", default="list", choices=["list", "detail", "series"])
     return parser.parse_args()
 
 
@@ -324,7 +326,7 @@ def run(args) -> None:
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(args.requests):
-            client.get(api["list"], secure=True)
+            client.get(api[args.profile_kind], secure=True)
         profiler.disable()
         stats = pstats.Stats(profiler).sort_stats(args.profile_sort)
         stats.print_stats(args.profile_lines)
