@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.http import JsonResponse
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.defaults import bad_request, page_not_found, permission_denied, server_error
@@ -16,6 +18,10 @@ from msp.api.errors import NOT_FOUND_MESSAGE, json_error_response
 from msp.api.throttling import CACHE_ERRORS, throttle_mode
 
 logger = logging.getLogger(__name__)
+
+# Raised when PostgreSQL cannot be reached or drops the connection (and for a deadlock or a
+# cancelled statement, which a retry also fixes).
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 def _check_database() -> dict:
@@ -93,7 +99,27 @@ def handler404(request, exception=None):
     return page_not_found(request, exception)
 
 
+#: What a client should wait before retrying while the database cannot be reached.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
 def handler500(request):
+    # Django calls this inside its except block, for an error in a view or a middleware.
+    if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+        return _database_unavailable(request)
     if _is_api(request):
         return json_error_response(500, "server_error", "Internal server error.")
     return server_error(request)
+
+
+def _database_unavailable(request):
+    """503 with Retry-After: the database went away (restart, failover, network). The broken
+    connection is dropped at the end of the request, so the next one connects afresh."""
+    if _is_api(request):
+        response = json_error_response(
+            503, "service_unavailable", "The database cannot be reached; try again shortly."
+        )
+    else:
+        response = render(request, "503.html", status=503)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response

@@ -15,15 +15,17 @@ import pytest
 import redis
 from django.contrib.sessions.models import Session
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 import tests.jobs.kinds  # noqa: F401 - registers the test job kinds
 from msp.api.throttling import PerTokenRateThrottle, throttle_mode, throttle_mode_reset
 from operations.jobs.models import JobDispatch
 from operations.jobs.outbox import outbox_drain
-from tenants.models import TenantRole
-from tests.factories import PASSWORD, make_member
+from tenants.models import MspRole, TenantRole
+from tests.factories import PASSWORD, make_member, make_staff
 from tests.inventory.estate import make_gpu_node
 from tests.jobs.broker import broker_at
+from tests.tenants.test_mfa import code_for, password_sign_in
 
 pytestmark = [
     pytest.mark.django_db,
@@ -160,6 +162,24 @@ def test_api_ingest_and_sign_in_keep_working_while_redis_is_down_and_queued_work
     assert (result.sent, result.pending) == (1, 0), result.error
     assert own_redis.queue_length("jobs") == 1
     assert client.get("/healthz").status_code == 200
+
+
+def test_staff_sign_in_with_password_and_authenticator_code_works_while_redis_is_down(
+    own_redis, tenant_a, client
+):
+    engineer = make_staff(tenant_a, role=MspRole.ENGINEER, username="eng-outage")
+    device = TOTPDevice.objects.create(user=engineer, name="phone", confirmed=True)
+    own_redis.stop()
+
+    login = password_sign_in(client, engineer, "/admin/login/", next_url="/admin/")
+    verify = client.get(login["Location"])
+    assert verify.status_code == 302
+    verified = client.post(verify["Location"], {"code": code_for(device), "next": "/admin/"})
+
+    assert verified.status_code == 302, verified.content
+    assert verified["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+    assert client.get(f"/portal/{tenant_a.slug}/").status_code == 200
 
 
 def test_throttling_still_limits_per_process_while_redis_is_down(own_redis, admin_a, monkeypatch):

@@ -11,7 +11,7 @@ ERROR_COMPONENT = "Error"
 #: The one error body of ``msp.api.errors.error_body``.
 ERROR_SCHEMA = {
     "type": "object",
-    "description": "The one error body every 4xx answers with.",
+    "description": "The one error body every 4xx (and a 503) answers with.",
     "properties": {
         "error": {
             "type": "object",
@@ -41,6 +41,7 @@ _DESCRIPTIONS = {
     "413": "The request body is too large.",
     "415": "The request body is not JSON.",
     "429": "Too many requests for this token; retry after `Retry-After` seconds.",
+    "503": "The database cannot be reached for a moment; retry after `Retry-After` seconds.",
 }
 
 _WRITES = {"post", "put", "patch", "delete"}
@@ -49,7 +50,7 @@ _METHODS = _WRITES | {"get", "head", "options", "trace"}
 
 def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
     """The error statuses this operation can answer with, by what it takes."""
-    statuses = ["401", "403", "429"]
+    statuses = ["401", "403", "429", "503"]
     has_body = "requestBody" in operation
     has_query = any(p.get("in") == "query" for p in operation.get("parameters", []))
     if has_body or has_query or method in _WRITES:  # services refuse a write in the wrong state
