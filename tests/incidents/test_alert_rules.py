@@ -11,16 +11,13 @@ from django.core.exceptions import ValidationError
 from operations.incidents import services
 from operations.incidents.models import AlertRule, AlertRuleDefault, IncidentSource, TimelineKind
 from operations.incidents.selectors import (
-    WindowStats,
     alert_rule_resources,
     alert_rules_effective,
     alert_window_stats,
-    sample_window_stats,
 )
 from operations.incidents.services import AlertState
-from operations.telemetry.storage import sample_store
+from operations.telemetry.selectors import WindowStats
 from tenants.scoping import tenant_scope
-from tests.conftest import requires_postgres
 from tests.incidents.alerting import (
     T0,
     alert_incidents,
@@ -380,13 +377,10 @@ def test_bad_rules_are_refused_naming_the_field_and_write_nothing(tenant_a, fiel
     assert AlertRuleDefault.objects.count() == 0
 
 
-# --- PostgreSQL: the block read agrees with the sample view --------------------------------------
+# --- The window read (telemetry's selector) --------------------------------------------------
 
 
-@requires_postgres
-def test_the_block_read_of_a_window_agrees_with_the_sample_view(tenant_a, hot, idle):
-
-    # Several batches per series, across an hour boundary, with samples on the window's edges.
+def test_a_rules_window_reads_its_metric_for_the_resources_its_filter_selects(tenant_a, hot, idle):
     start = T0 + dt.timedelta(minutes=40)
     feed(tenant_a, "compute:acme-gpu-hot-01", "gpu_utilization", [91, 92, 93, 94], start=start)
     feed(tenant_a, "compute:acme-gpu-hot-01", "gpu_utilization", [95, 96, 97], start=minutes(60))
@@ -396,19 +390,15 @@ def test_the_block_read_of_a_window_agrees_with_the_sample_view(tenant_a, hot, i
     filtered = AlertRule(tenant=tenant_a, **rule_fields(resource_pattern="*-hot-*"))
     window = (minutes(45), minutes(65))
     with tenant_scope(tenant_a.id):
-        blocks = alert_window_stats(tenant=tenant_a, rule=rule, start=window[0], end=window[1])
+        every = alert_window_stats(tenant=tenant_a, rule=rule, start=window[0], end=window[1])
         only_hot = alert_window_stats(
             tenant=tenant_a, rule=filtered, start=window[0], end=window[1]
         )
-        view = sample_window_stats(tenant_a, 1, 1, *window)
-    assert sample_store().partitioned  # the block read ran
-    assert view == blocks
-    assert view  # the window holds samples: the comparison is not of two empty lists
-    assert blocks == [
+    assert every == [
         WindowStats(hot.pk, 92.0, 96.0, 5, minutes(45), minutes(65)),
         WindowStats(idle.pk, 2.0, 5.0, 4, minutes(45), minutes(60)),
     ]
-    assert only_hot == blocks[:1]
+    assert only_hot == every[:1]
 
 
 # --- Dry runs --------------------------------------------------------------------------------
