@@ -48,7 +48,7 @@ def _timed(work, rounds: int):
 def _run(args) -> None:
     from django.utils import timezone
 
-    from operations.incidents import services
+    from operations.incidents import alerting
     from operations.incidents.models import AlertRule
     from operations.incidents.selectors import alert_window_stats
     from operations.inventory import services as inventory
@@ -108,7 +108,7 @@ def _run(args) -> None:
 
     with tenant_scope(tenant.id):
         for threshold in (80, 95, 99):
-            services.alert_rule_create(
+            alerting.alert_rule_create(
                 tenant=tenant,
                 name=f"above {threshold}",
                 metric="gpu_utilization",
@@ -118,7 +118,7 @@ def _run(args) -> None:
 
     def evaluate():
         with tenant_scope(tenant.id):
-            return services.alert_rules_evaluate(tenant=tenant, as_of=now)
+            return alerting.alert_rules_evaluate(tenant=tenant, as_of=now)
 
     first_ms, first = _timed(evaluate, 1)  # opens the incidents
     again_ms, _ = _timed(evaluate, args.rounds)  # still firing: reads only

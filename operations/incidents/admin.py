@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
-from operations.incidents import services
+from operations.incidents import alerting, services
 from operations.incidents.models import (
     OPEN_STATUSES,
     AlertRule,
@@ -473,17 +473,17 @@ class AlertRuleForm(forms.ModelForm):
 
     class Meta:
         model = AlertRule
-        fields = [*services.ALERT_RULE_FIELDS, "default_rule"]
+        fields = [*alerting.ALERT_RULE_FIELDS, "default_rule"]
 
 
 class AlertRuleDefaultForm(AlertRuleForm):
     class Meta:
         model = AlertRuleDefault
-        fields = list(services.ALERT_RULE_FIELDS)
+        fields = list(alerting.ALERT_RULE_FIELDS)
 
 
 def _rule_changes(form, *, change: bool) -> dict:
-    names = [n for n in services.ALERT_RULE_FIELDS if n in form.cleaned_data]
+    names = [n for n in alerting.ALERT_RULE_FIELDS if n in form.cleaned_data]
     if change:
         names = [n for n in names if n in form.changed_data]
     return {name: form.cleaned_data[name] for name in names}
@@ -535,15 +535,15 @@ class AlertRuleAdmin(StaffScopedAdmin, admin.ModelAdmin):
         fields = _rule_changes(form, change=change)
         if change:
             stored = fresh_copy(obj)
-            rule = services.alert_rule_update(tenant=stored.tenant, rule=stored, **fields)
+            rule = alerting.alert_rule_update(tenant=stored.tenant, rule=stored, **fields)
         else:
-            rule = services.alert_rule_create(
+            rule = alerting.alert_rule_create(
                 tenant=obj.tenant, default_rule=form.cleaned_data.get("default_rule"), **fields
             )
         adopt(obj, rule)
 
     def delete_model(self, request, obj):
-        services.alert_rule_delete(tenant=obj.tenant, rule=obj)
+        alerting.alert_rule_delete(tenant=obj.tenant, rule=obj)
 
     @admin.action(description="Evaluate the selected rules' tenants now", permissions=["change"])
     def evaluate_now(self, request, queryset):
@@ -551,7 +551,7 @@ class AlertRuleAdmin(StaffScopedAdmin, admin.ModelAdmin):
             raise PermissionDenied
         tenants = {rule.tenant for rule in queryset.select_related("tenant")}
         for tenant in sorted(tenants, key=lambda t: t.name):
-            counts = services.alert_rules_evaluate(tenant=tenant).as_dict()["counts"]
+            counts = alerting.alert_rules_evaluate(tenant=tenant).as_dict()["counts"]
             summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "nothing"
             self.message_user(request, f"{tenant.name}: {summary}.", messages.SUCCESS)
 
@@ -595,12 +595,12 @@ class AlertRuleDefaultAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         fields = _rule_changes(form, change=change)
-        rule = services.alert_rule_default_save(rule=fresh_copy(obj) if change else None, **fields)
+        rule = alerting.alert_rule_default_save(rule=fresh_copy(obj) if change else None, **fields)
         adopt(obj, rule)
 
     def delete_model(self, request, obj):
-        services.alert_rule_default_delete(rule=obj)
+        alerting.alert_rule_default_delete(rule=obj)
 
     def delete_queryset(self, request, queryset):
         for rule in queryset:
-            services.alert_rule_default_delete(rule=rule)
+            alerting.alert_rule_default_delete(rule=rule)

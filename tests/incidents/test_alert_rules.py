@@ -8,14 +8,14 @@ import datetime as dt
 import pytest
 from django.core.exceptions import ValidationError
 
-from operations.incidents import services
+from operations.incidents import alerting, services
+from operations.incidents.alerting import AlertState
 from operations.incidents.models import AlertRule, AlertRuleDefault, IncidentSource, TimelineKind
 from operations.incidents.selectors import (
     alert_rule_resources,
     alert_rules_effective,
     alert_window_stats,
 )
-from operations.incidents.services import AlertState
 from operations.telemetry.selectors import WindowStats
 from tenants.scoping import tenant_scope
 from tests.incidents.alerting import (
@@ -164,7 +164,7 @@ def test_a_more_severe_repeat_raises_the_severity(tenant_a, hot):
     rule = make_rule(tenant_a, severity="SEV3")
     evaluate(tenant_a, minutes(30))
     with tenant_scope(tenant_a.id):
-        services.alert_rule_update(tenant=tenant_a, rule=rule, severity="SEV1")
+        alerting.alert_rule_update(tenant=tenant_a, rule=rule, severity="SEV1")
     assert states(evaluate(tenant_a, minutes(46))) == [("acme-gpu-hot-01", AlertState.APPENDED)]
     (incident,) = alert_incidents(tenant_a)
     assert incident.severity == "SEV1"
@@ -254,7 +254,7 @@ def test_an_override_copies_what_it_does_not_change_and_takes_over_the_open_inci
 
     # The client's GPUs are meant to run hot: alert only above 99 %.
     with tenant_scope(tenant_a.id):
-        override = services.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=99.0)
+        override = alerting.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=99.0)
     override = {k: getattr(override, k) for k in ("name", "severity", "window_minutes", "metric")}
     assert override == {
         "name": "GPU saturated",
@@ -270,9 +270,9 @@ def test_an_override_copies_what_it_does_not_change_and_takes_over_the_open_inci
 def test_a_default_can_be_overridden_once_per_tenant(tenant_a):
     default = make_default()
     with tenant_scope(tenant_a.id):
-        services.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=95)
+        alerting.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=95)
     with pytest.raises(ValidationError) as error, tenant_scope(tenant_a.id):
-        services.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=96)
+        alerting.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=96)
     assert error.value.message_dict
     with tenant_scope(tenant_a.id):
         assert AlertRule.objects.count() == 1
@@ -281,7 +281,7 @@ def test_a_default_can_be_overridden_once_per_tenant(tenant_a):
 def test_deleting_a_default_removes_its_overrides(tenant_a):
     default = make_default()
     make_rule(tenant_a, default_rule=default, threshold=95)
-    services.alert_rule_default_delete(rule=default)
+    alerting.alert_rule_default_delete(rule=default)
     assert AlertRuleDefault.objects.count() == 0
     with tenant_scope(tenant_a.id):
         assert AlertRule.objects.count() == 0
@@ -368,7 +368,7 @@ def test_evaluation_reads_only_the_tenants_own_samples(tenant_a, tenant_b, hot):
 )
 def test_bad_rules_are_refused_naming_the_field_and_write_nothing(tenant_a, fields, field):
     with pytest.raises(ValidationError) as error, tenant_scope(tenant_a.id):
-        services.alert_rule_create(tenant=tenant_a, **rule_fields(**fields))
+        alerting.alert_rule_create(tenant=tenant_a, **rule_fields(**fields))
     assert field in error.value.message_dict
     with tenant_scope(tenant_a.id):
         assert AlertRule.objects.count() == 0
@@ -421,7 +421,7 @@ def test_a_dry_run_reports_what_would_happen_and_writes_nothing(tenant_a, hot):
 
     before = writes()
     with tenant_scope(tenant_a.id):
-        dry = services.alert_rules_evaluate(tenant=tenant_a, as_of=minutes(20), dry_run=True)
+        dry = alerting.alert_rules_evaluate(tenant=tenant_a, as_of=minutes(20), dry_run=True)
     assert dry.dry_run is True
     assert states(dry) == [("acme-gpu-hot-01", AlertState.OPENED)]
     assert (dry.outcomes[0].incident_id, dry.outcomes[0].incident) == (None, "")
@@ -432,7 +432,7 @@ def test_a_dry_run_reports_what_would_happen_and_writes_nothing(tenant_a, hot):
     assert incident.number == 1  # the dry run used no number
 
     with tenant_scope(tenant_a.id):
-        dry = services.alert_rules_evaluate(tenant=tenant_a, as_of=minutes(50), dry_run=True)
+        dry = alerting.alert_rules_evaluate(tenant=tenant_a, as_of=minutes(50), dry_run=True)
     assert states(dry) == [("acme-gpu-hot-01", AlertState.RESOLVED)]
     assert dry.outcomes[0].incident == incident.reference
     assert fresh(incident).status == "triggered"
@@ -446,9 +446,9 @@ def test_switching_a_rule_off_or_deleting_it_leaves_a_note_on_its_open_incidents
     evaluate(tenant_a, minutes(30))
     by_rule = {i.title.split(":")[0]: i for i in alert_incidents(tenant_a)}
     with tenant_scope(tenant_a.id):
-        services.alert_rule_update(tenant=tenant_a, rule=switched, enabled=False)
-        services.alert_rule_update(tenant=tenant_a, rule=switched, threshold=95)  # still off
-        services.alert_rule_delete(tenant=tenant_a, rule=deleted)
+        alerting.alert_rule_update(tenant=tenant_a, rule=switched, enabled=False)
+        alerting.alert_rule_update(tenant=tenant_a, rule=switched, threshold=95)  # still off
+        alerting.alert_rule_delete(tenant=tenant_a, rule=deleted)
     for name, what in (("Switched", "was switched off"), ("Deleted", "was deleted")):
         (note,) = entries(by_rule[name], TimelineKind.COMMENT)
         assert note.internal is True

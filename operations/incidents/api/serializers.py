@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from msp.api.serializers import StrictSerializer
+from operations.incidents.alerting import ALERT_RULE_FIELDS
 from operations.incidents.models import (
     INCIDENT_ACTIONS,
     WAITABLE_STATUSES,
@@ -28,11 +29,7 @@ from operations.incidents.selectors import (
     RULE_SOURCE_TENANT,
     alert_rule_source,
 )
-from operations.incidents.services import (
-    ALERT_RULE_FIELDS,
-    assignable_staff,
-    user_display_name,
-)
+from operations.incidents.services import assignable_staff, user_display_name
 from operations.inventory.models import AISystem, ComputeResource, Deployment
 from operations.telemetry.metrics import METRICS_BY_NAME
 from tenants.models import Severity

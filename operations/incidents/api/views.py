@@ -19,7 +19,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 
 from msp.api.errors import NOT_FOUND_MESSAGE
-from operations.incidents import services
+from operations.incidents import alerting, services
 from operations.incidents.api import serializers as s
 from operations.incidents.exports import (
     INCIDENT_EXPORT_LIMIT,
@@ -408,7 +408,7 @@ class AlertRuleViewSet(TenantScopedModelViewSet):
     write_capability = "manage"
 
     def perform_create(self, serializer):
-        serializer.instance = services.alert_rule_create(
+        serializer.instance = alerting.alert_rule_create(
             tenant=self.tenant, **serializer.validated_data
         )
 
@@ -416,12 +416,12 @@ class AlertRuleViewSet(TenantScopedModelViewSet):
         data = dict(serializer.validated_data)
         if "default_rule" in data and data["default_rule"] == serializer.instance.default_rule:
             del data["default_rule"]  # echoed back unchanged (PUT); changing it is refused
-        serializer.instance = services.alert_rule_update(
+        serializer.instance = alerting.alert_rule_update(
             tenant=self.tenant, rule=serializer.instance, **data
         )
 
     def perform_destroy(self, instance):
-        services.alert_rule_delete(tenant=self.tenant, rule=instance)
+        alerting.alert_rule_delete(tenant=self.tenant, rule=instance)
 
     @extend_schema(responses=s.AlertRuleInForceSerializer(many=True))
     @action(detail=False, methods=["get"], url_path="in-force")
@@ -437,7 +437,7 @@ class AlertRuleViewSet(TenantScopedModelViewSet):
         what fired, grouped, cleared and auto-resolved; ``dry_run`` writes nothing."""
         body = s.AlertEvaluateSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
-        evaluation = services.alert_rules_evaluate(
+        evaluation = alerting.alert_rules_evaluate(
             tenant=self.tenant, dry_run=body.validated_data["dry_run"]
         )
         return Response(s.AlertEvaluationSerializer(evaluation.as_dict()).data)
