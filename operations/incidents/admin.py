@@ -99,17 +99,13 @@ class IncidentAdminForm(forms.ModelForm):
         incident = self.instance
         if incident.pk is None:
             return cleaned
-        assignee = cleaned.get("assignee")
-        if (
-            "assignee" in self.changed_data
-            and assignee is not None
-            and not services.assignable_staff(tenant=incident.tenant)
-            .filter(pk=assignee.pk)
-            .exists()
-        ):
-            self.add_error(
-                "assignee", "Only an MSP admin or an engineer assigned to this tenant can own it."
-            )
+        if "assignee" in self.changed_data:
+            try:
+                services.incident_assignee_check(
+                    tenant=incident.tenant, assignee=cleaned.get("assignee")
+                )
+            except ValidationError as error:
+                self.add_error(None, error)
         changes = {
             name: cleaned.get(name) for name in services.SERIOUS_FIELDS if name in self.changed_data
         }

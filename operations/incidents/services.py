@@ -218,6 +218,9 @@ def _check_dedupe_key_free(tenant: Tenant, dedupe_key: str, exclude_pk=None) -> 
         )
 
 
+ASSIGNEE_REFUSED = "Only an MSP admin or an engineer assigned to this tenant can own it."
+
+
 def assignable_staff(*, tenant: Tenant) -> models.QuerySet:
     """Who may own an incident of ``tenant``: active MSP admins, and engineers assigned to it."""
     return (
@@ -228,6 +231,19 @@ def assignable_staff(*, tenant: Tenant) -> models.QuerySet:
         )
         .distinct()
     )
+
+
+def incident_assignee_check(*, tenant: Tenant, assignee):
+    """The user ``assignee`` (a user or a user id) if they may own an incident of ``tenant``
+    (``assignable_staff``); None for None (unassigned). Otherwise a ValidationError on
+    ``assignee``. The one rule behind the API, the console and ``incident_assign``."""
+    if assignee is None:
+        return None
+    pk = assignee.pk if isinstance(assignee, models.Model) else assignee
+    user = assignable_staff(tenant=tenant).filter(pk=pk).first()
+    if user is None:
+        raise ValidationError({"assignee": ASSIGNEE_REFUSED})
+    return user
 
 
 # --- Creating ------------------------------------------------------------------------------------
@@ -507,10 +523,7 @@ def incident_assign(
     *, tenant: Tenant, incident: Incident, assignee, user=None, at: dt.datetime | None = None
 ) -> Incident:
     """Give the incident an owner (MSP staff who can work on the tenant), or none."""
-    if assignee is not None and not assignable_staff(tenant=tenant).filter(pk=assignee.pk).exists():
-        raise ValidationError(
-            {"assignee": "Only an MSP admin or an engineer assigned to this tenant can own it."}
-        )
+    assignee = incident_assignee_check(tenant=tenant, assignee=assignee)
     incident = _locked(tenant, incident)
     if incident.assignee_id == (assignee.pk if assignee else None):
         return incident

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
@@ -29,7 +30,7 @@ from operations.incidents.selectors import (
     RULE_SOURCE_TENANT,
     alert_rule_source,
 )
-from operations.incidents.services import assignable_staff, user_display_name
+from operations.incidents.services import incident_assignee_check, user_display_name
 from operations.inventory.models import AISystem, ComputeResource, Deployment
 from operations.telemetry.metrics import METRICS_BY_NAME
 from tenants.models import Severity
@@ -295,14 +296,10 @@ class AssignSerializer(StrictSerializer):
     )
 
     def validate_assignee(self, value):
-        if value is None:
-            return None
-        user = assignable_staff(tenant=self.context["tenant"]).filter(pk=value).first()
-        if user is None:
-            raise serializers.ValidationError(
-                "Only an MSP admin or an engineer assigned to this tenant can own it."
-            )
-        return user
+        try:
+            return incident_assignee_check(tenant=self.context["tenant"], assignee=value)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.message_dict["assignee"]) from error
 
 
 class ActionItemSerializer(StrictSerializer):
