@@ -26,7 +26,11 @@ from operations.incidents.models import (
     PostmortemActionItem,
     TimelineEntry,
 )
-from operations.incidents.selectors import incidents_breaching_within, regulator_overdue_expression
+from operations.incidents.selectors import (
+    incident_allowed_actions,
+    incidents_breaching_within,
+    regulator_overdue_expression,
+)
 from operations.telemetry.metrics import METRICS_BY_NAME
 from tenants.admin.base import (
     AuditedInlineFormSet,
@@ -38,6 +42,7 @@ from tenants.admin.base import (
     is_admin_staff,
 )
 from tenants.models import MspRole
+from tenants.selectors import TenantAccess
 
 User = get_user_model()
 
@@ -288,7 +293,13 @@ class IncidentAdmin(StaffScopedAdmin, admin.ModelAdmin):
         return super().get_fieldsets(request, obj)
 
     def get_inlines(self, request, obj):
-        return self.inlines if obj is not None else ()
+        if obj is None:
+            return ()
+        # The console's staff member acts with their MSP role in the tenant they can see.
+        access = TenantAccess(tenant=obj.tenant, role=request.user.msp_role)
+        if "comment" in incident_allowed_actions(obj, access):
+            return self.inlines
+        return (TimelineEntryInline,)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "assignee":

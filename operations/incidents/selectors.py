@@ -1,5 +1,6 @@
-"""Reads for incidents: lists with their counts, the timeline a caller may see, event payloads
-and the MTTA / MTTR / SLA attainment metrics (aggregate queries, never loops over rows)."""
+"""Reads for incidents: lists with their counts, what a caller may do and see (actions,
+timeline), event payloads, the MTTA / MTTR / SLA attainment metrics (aggregate queries, never
+loops over rows), and the reads of alert rules."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from django.db.models import (
 from django.utils import timezone
 
 from operations.incidents.models import (
+    INCIDENT_ACTIONS,
     OPEN_STATUSES,
+    WAITABLE_STATUSES,
     AlertRule,
     AlertRuleDefault,
     AlertTarget,
@@ -34,6 +37,7 @@ from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
 from operations.telemetry.selectors import WindowStats, telemetry_window_stats
 from tenants.models import Severity, Tenant, TenantStatus
 from tenants.scoping import tenant_scope
+from tenants.selectors import TenantAccess
 
 # --- Incidents and their timeline --------------------------------------------------------------
 
@@ -70,6 +74,40 @@ def incident_list_queryset(queryset: QuerySet[Incident], *, staff: bool) -> Quer
             regulator_overdue_now=regulator_overdue_expression(),
         )
     )
+
+
+#: What clients who can write may do to an incident of their tenant; everything else (the
+#: other moves, waiting on the client) is for MSP staff who write.
+CLIENT_INCIDENT_ACTIONS = ("comment", "close", "reopen")
+
+
+def incident_moves(incident: Incident) -> list[str]:
+    """The lifecycle actions the incident's status allows (``INCIDENT_ACTIONS``), whoever asks."""
+    return [name for name, (sources, _) in INCIDENT_ACTIONS.items() if incident.status in sources]
+
+
+def incident_allowed_actions(incident: Incident, access: TenantAccess) -> list[str]:
+    """What ``access`` (a user in the incident's tenant) may do to ``incident`` now: the
+    lifecycle moves its status allows, ``comment`` until it is closed, then ``wait-on-client``
+    or ``resume``. MSP staff who write may do all of them; clients who write may comment, and
+    confirm (``close``) or dispute (``reopen``) a resolution; readers nothing.
+
+    The API lists these, the portal shows their forms and the console its comment form; the
+    services refuse what the status does not allow, the doors what the role does not.
+    """
+    staff = access.allows("staff_write")
+    if not staff and not access.allows("write"):
+        return []
+    actions = incident_moves(incident)
+    if incident.status != IncidentStatus.CLOSED:
+        actions.append("comment")
+    if staff:
+        if incident.waiting_since is not None:
+            actions.append("resume")
+        elif incident.status in WAITABLE_STATUSES:
+            actions.append("wait-on-client")
+        return actions
+    return [name for name in actions if name in CLIENT_INCIDENT_ACTIONS]
 
 
 def timeline_visible(*, incident: Incident, staff: bool) -> QuerySet[TimelineEntry]:

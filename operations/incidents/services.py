@@ -37,7 +37,7 @@ from operations.incidents.models import (
     TimelineEntry,
     TimelineKind,
 )
-from operations.incidents.selectors import incident_event_payload
+from operations.incidents.selectors import incident_event_payload, incident_moves
 from operations.incidents.sla import (
     WorkingCalendar,
     add_business_duration,
@@ -431,7 +431,7 @@ def incident_auto_resolve(
 
 
 def _refuse(incident: Incident, action: str, allowed_from: tuple[str, ...]) -> ValidationError:
-    moves = [name for name, (sources, _) in INCIDENT_ACTIONS.items() if incident.status in sources]
+    moves = incident_moves(incident)
     possible = ", ".join(moves) if moves else "none (closed is final)"
     return ValidationError(
         {
@@ -557,6 +557,8 @@ def incident_comment(
     if not body or not body.strip():
         raise ValidationError({"body": "Write something."})
     incident = _locked(tenant, incident)
+    if incident.status == IncidentStatus.CLOSED:
+        raise ValidationError({"status": "A closed incident takes no more comments."})
     entry = _entry(
         incident, kind=TimelineKind.COMMENT, body=body.strip(), internal=internal, user=user, at=at
     )

@@ -14,8 +14,6 @@ from rest_framework import serializers
 from msp.api.serializers import StrictSerializer
 from operations.incidents.alerting import ALERT_RULE_FIELDS
 from operations.incidents.models import (
-    INCIDENT_ACTIONS,
-    WAITABLE_STATUSES,
     AlertRule,
     AlertRuleDefault,
     Incident,
@@ -29,6 +27,7 @@ from operations.incidents.selectors import (
     RULE_SOURCE_DEFAULT,
     RULE_SOURCE_TENANT,
     alert_rule_source,
+    incident_allowed_actions,
 )
 from operations.incidents.services import incident_assignee_check, user_display_name
 from operations.inventory.models import AISystem, ComputeResource, Deployment
@@ -155,12 +154,7 @@ class IncidentSerializer(TenantOwnedSerializer):
         return getattr(obj, "timeline_count", None)
 
     def get_allowed_actions(self, obj) -> list[str]:
-        moves = [name for name, (sources, _) in INCIDENT_ACTIONS.items() if obj.status in sources]
-        if obj.waiting_since is not None:
-            moves.append("resume")
-        elif obj.status in WAITABLE_STATUSES:
-            moves.append("wait-on-client")
-        return moves
+        return incident_allowed_actions(obj, self.context["access"])
 
 
 class TimelineEntrySerializer(serializers.ModelSerializer):

@@ -37,6 +37,7 @@ from operations.incidents.models import (
     Postmortem,
 )
 from operations.incidents.selectors import (
+    CLIENT_INCIDENT_ACTIONS,
     alert_rules_effective,
     client_timeline_excerpt,
     fleet_incident_metrics,
@@ -81,12 +82,7 @@ class IncidentViewSet(
     ordering = ["-created_at", "-id"]
     lookup_value_regex = r"[0-9]+"
     write_capability = "staff_write"
-    action_capabilities = {
-        "create": "write",
-        "comment": "write",
-        "close": "write",
-        "reopen": "write",
-    }
+    action_capabilities = {"create": "write", **dict.fromkeys(CLIENT_INCIDENT_ACTIONS, "write")}
 
     def filter_scoped_queryset(self, queryset):
         return incident_list_queryset(queryset, staff=self.access.is_staff)
