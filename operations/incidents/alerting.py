@@ -42,6 +42,7 @@ from tenants.audit import (
     audited_update,
 )
 from tenants.models import AuditAction, Tenant
+from tenants.owned import owned_object_delete
 from tenants.scoping import tenant_scope
 
 # --- Rules ---------------------------------------------------------------------------------------
@@ -122,13 +123,7 @@ def alert_rule_delete(*, tenant: Tenant, rule: AlertRule) -> None:
     assert rule.tenant_id == tenant.id, "rule is not in this tenant"
     if rule.default_rule_id is None and rule.enabled:
         _note_rule_stopped(tenant, rule, "was deleted")
-    audit_record(
-        tenant=tenant,
-        action=AuditAction.DELETE,
-        instance=rule,
-        changes=audit_changes(audit_snapshot(rule), {}),
-    )
-    rule.delete()
+    owned_object_delete(tenant=tenant, instance=rule)
 
 
 @transaction.atomic

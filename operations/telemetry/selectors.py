@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import F, FloatField, Max, Min, QuerySet, Sum
+from django.db.models import F, FloatField, Max, Min, Sum
 from django.db.models.functions import Cast, TruncDay
 
 from operations.inventory.models import ComputeResource, Deployment
@@ -228,18 +228,12 @@ def telemetry_series(
 
 
 def telemetry_window_stats(
-    *,
-    tenant,
-    kind: int,
-    metric: Metric,
-    start: dt.datetime,
-    end: dt.datetime,
-    resources: QuerySet | None = None,
+    *, tenant, kind: int, metric: Metric, start: dt.datetime, end: dt.datetime, resources=None
 ) -> list[WindowStats]:
     """Lowest, highest, count, first and last sample of ``metric`` per resource of ``kind`` in
     [start, end] (both ends included), by resource id: one aggregate query over the raw samples.
 
-    ``resources``: a query of the resource ids to read (run as a subquery); None reads them all.
+    ``resources``: a QuerySet of the resource ids to read (run as a subquery); None reads all.
     """
     rows = sample_store().window_stats(
         tenant_id=tenant.id,

@@ -548,16 +548,7 @@ class PostgresSampleStore(SampleStore):
             )
             return cursor.fetchall()
 
-    def window_stats(
-        self,
-        *,
-        tenant_id: int,
-        kind: int,
-        metric: int,
-        start: dt.datetime,
-        end: dt.datetime,
-        resources: QuerySet | None = None,
-    ) -> list[WindowRow]:
+    def window_stats(self, *, tenant_id, kind, metric, start, end, resources=None):
         # The view unnests every block, with no way to bound them by time: read the blocks.
         params = [tenant_id, kind, metric, start, end, start - dt.timedelta(hours=1), start, end]
         resource_sql = ""
