@@ -10,8 +10,9 @@ samples of four metrics through the ingest service (so they are stored as the ap
 series blocks). Then the same 15-minute window of ``gpu_utilization`` is aggregated per
 resource, ``--rounds`` times each (median counts):
 
-(a) through the ``telemetry_sample`` view with the ORM (the generic read: the view unnests every
-    block of the series, whatever its time, before the time filter applies);
+(a) through the ``telemetry_sample`` view with the ORM (``SampleStore.window_stats``, the
+    portable read: the view unnests every block of the series, whatever its time, before the
+    time filter applies);
 (b) with ``alert_window_stats`` (reads only the blocks that overlap the window).
 
 Both must give the same rows. It works in a throwaway database (``<name>_alert_bench``, created,
@@ -47,11 +48,13 @@ def _timed(work, rounds: int):
 def _run(args) -> None:
     from django.utils import timezone
 
-    from operations.incidents import services
+    from operations.incidents import alerting
     from operations.incidents.models import AlertRule
-    from operations.incidents.selectors import alert_window_stats, sample_window_stats
+    from operations.incidents.selectors import alert_window_stats
     from operations.inventory import services as inventory
+    from operations.telemetry.selectors import WindowStats
     from operations.telemetry.services import MAX_BATCH, telemetry_ingest_batch
+    from operations.telemetry.storage import SampleStore
     from tenants import services as tenants
     from tenants.scoping import tenant_scope
 
@@ -85,7 +88,10 @@ def _run(args) -> None:
 
     def through_the_view():
         with tenant_scope(tenant.id):
-            return sample_window_stats(tenant, 1, 1, start, end)
+            rows = SampleStore().window_stats(
+                tenant_id=tenant.id, kind=1, metric=1, start=start, end=end
+            )
+            return [WindowStats(*row) for row in rows]
 
     rule = AlertRule(
         tenant=tenant, name="b", metric="gpu_utilization", condition="above", threshold=95
@@ -102,7 +108,7 @@ def _run(args) -> None:
 
     with tenant_scope(tenant.id):
         for threshold in (80, 95, 99):
-            services.alert_rule_create(
+            alerting.alert_rule_create(
                 tenant=tenant,
                 name=f"above {threshold}",
                 metric="gpu_utilization",
@@ -112,7 +118,7 @@ def _run(args) -> None:
 
     def evaluate():
         with tenant_scope(tenant.id):
-            return services.alert_rules_evaluate(tenant=tenant, as_of=now)
+            return alerting.alert_rules_evaluate(tenant=tenant, as_of=now)
 
     first_ms, first = _timed(evaluate, 1)  # opens the incidents
     again_ms, _ = _timed(evaluate, args.rounds)  # still firing: reads only

@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
-from operations.incidents import services
+from operations.incidents import alerting, services
 from operations.incidents.models import (
     OPEN_STATUSES,
     AlertRule,
@@ -26,7 +26,11 @@ from operations.incidents.models import (
     PostmortemActionItem,
     TimelineEntry,
 )
-from operations.incidents.selectors import incidents_breaching_within, regulator_overdue_expression
+from operations.incidents.selectors import (
+    incident_allowed_actions,
+    incidents_breaching_within,
+    regulator_overdue_expression,
+)
 from operations.telemetry.metrics import METRICS_BY_NAME
 from tenants.admin.base import (
     AuditedInlineFormSet,
@@ -38,6 +42,7 @@ from tenants.admin.base import (
     is_admin_staff,
 )
 from tenants.models import MspRole
+from tenants.selectors import TenantAccess
 
 User = get_user_model()
 
@@ -99,17 +104,13 @@ class IncidentAdminForm(forms.ModelForm):
         incident = self.instance
         if incident.pk is None:
             return cleaned
-        assignee = cleaned.get("assignee")
-        if (
-            "assignee" in self.changed_data
-            and assignee is not None
-            and not services.assignable_staff(tenant=incident.tenant)
-            .filter(pk=assignee.pk)
-            .exists()
-        ):
-            self.add_error(
-                "assignee", "Only an MSP admin or an engineer assigned to this tenant can own it."
-            )
+        if "assignee" in self.changed_data:
+            try:
+                services.incident_assignee_check(
+                    tenant=incident.tenant, assignee=cleaned.get("assignee")
+                )
+            except ValidationError as error:
+                self.add_error(None, error)
         changes = {
             name: cleaned.get(name) for name in services.SERIOUS_FIELDS if name in self.changed_data
         }
@@ -292,7 +293,13 @@ class IncidentAdmin(StaffScopedAdmin, admin.ModelAdmin):
         return super().get_fieldsets(request, obj)
 
     def get_inlines(self, request, obj):
-        return self.inlines if obj is not None else ()
+        if obj is None:
+            return ()
+        # The console's staff member acts with their MSP role in the tenant they can see.
+        access = TenantAccess(tenant=obj.tenant, role=request.user.msp_role)
+        if "comment" in incident_allowed_actions(obj, access):
+            return self.inlines
+        return (TimelineEntryInline,)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "assignee":
@@ -473,17 +480,17 @@ class AlertRuleForm(forms.ModelForm):
 
     class Meta:
         model = AlertRule
-        fields = [*services.ALERT_RULE_FIELDS, "default_rule"]
+        fields = [*alerting.ALERT_RULE_FIELDS, "default_rule"]
 
 
 class AlertRuleDefaultForm(AlertRuleForm):
     class Meta:
         model = AlertRuleDefault
-        fields = list(services.ALERT_RULE_FIELDS)
+        fields = list(alerting.ALERT_RULE_FIELDS)
 
 
 def _rule_changes(form, *, change: bool) -> dict:
-    names = [n for n in services.ALERT_RULE_FIELDS if n in form.cleaned_data]
+    names = [n for n in alerting.ALERT_RULE_FIELDS if n in form.cleaned_data]
     if change:
         names = [n for n in names if n in form.changed_data]
     return {name: form.cleaned_data[name] for name in names}
@@ -535,15 +542,15 @@ class AlertRuleAdmin(StaffScopedAdmin, admin.ModelAdmin):
         fields = _rule_changes(form, change=change)
         if change:
             stored = fresh_copy(obj)
-            rule = services.alert_rule_update(tenant=stored.tenant, rule=stored, **fields)
+            rule = alerting.alert_rule_update(tenant=stored.tenant, rule=stored, **fields)
         else:
-            rule = services.alert_rule_create(
+            rule = alerting.alert_rule_create(
                 tenant=obj.tenant, default_rule=form.cleaned_data.get("default_rule"), **fields
             )
         adopt(obj, rule)
 
     def delete_model(self, request, obj):
-        services.alert_rule_delete(tenant=obj.tenant, rule=obj)
+        alerting.alert_rule_delete(tenant=obj.tenant, rule=obj)
 
     @admin.action(description="Evaluate the selected rules' tenants now", permissions=["change"])
     def evaluate_now(self, request, queryset):
@@ -551,7 +558,7 @@ class AlertRuleAdmin(StaffScopedAdmin, admin.ModelAdmin):
             raise PermissionDenied
         tenants = {rule.tenant for rule in queryset.select_related("tenant")}
         for tenant in sorted(tenants, key=lambda t: t.name):
-            counts = services.alert_rules_evaluate(tenant=tenant).as_dict()["counts"]
+            counts = alerting.alert_rules_evaluate(tenant=tenant).as_dict()["counts"]
             summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "nothing"
             self.message_user(request, f"{tenant.name}: {summary}.", messages.SUCCESS)
 
@@ -595,12 +602,12 @@ class AlertRuleDefaultAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         fields = _rule_changes(form, change=change)
-        rule = services.alert_rule_default_save(rule=fresh_copy(obj) if change else None, **fields)
+        rule = alerting.alert_rule_default_save(rule=fresh_copy(obj) if change else None, **fields)
         adopt(obj, rule)
 
     def delete_model(self, request, obj):
-        services.alert_rule_default_delete(rule=obj)
+        alerting.alert_rule_default_delete(rule=obj)
 
     def delete_queryset(self, request, queryset):
         for rule in queryset:
-            services.alert_rule_default_delete(rule=rule)
+            alerting.alert_rule_default_delete(rule=rule)

@@ -14,7 +14,7 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
-from operations.incidents import services
+from operations.incidents import alerting, services
 from operations.incidents.models import (
     AlertRule,
     AlertRuleDefault,
@@ -351,7 +351,7 @@ def seed_alert_rule_defaults() -> list[AlertRuleDefault]:
     """The MSP-wide default rules, made once (found by name)."""
     existing = set(AlertRuleDefault.objects.values_list("name", flat=True))
     return [
-        services.alert_rule_default_save(**fields)
+        alerting.alert_rule_default_save(**fields)
         for fields in DEMO_DEFAULTS
         if fields["name"] not in existing
     ]
@@ -370,7 +370,7 @@ def seed_alert_rules(tenant: Tenant, *, now: dt.datetime | None = None) -> list[
         seed_alert_rule_defaults()
         existing = set(AlertRule.objects.filter(tenant=tenant).values_list("name", flat=True))
         new = [
-            services.alert_rule_create(tenant=tenant, **fields)
+            alerting.alert_rule_create(tenant=tenant, **fields)
             for fields in DEMO_TENANT_RULES
             if fields["name"] not in existing
         ]
@@ -378,6 +378,6 @@ def seed_alert_rules(tenant: Tenant, *, now: dt.datetime | None = None) -> list[
             return []
         opened = []
         for as_of in (now - dt.timedelta(hours=7), now - dt.timedelta(hours=5, minutes=45), now):
-            evaluation = services.alert_rules_evaluate(tenant=tenant, as_of=as_of)
+            evaluation = alerting.alert_rules_evaluate(tenant=tenant, as_of=as_of)
             opened.extend(o.incident_id for o in evaluation.outcomes if o.state == "opened")
         return list(Incident.objects.filter(pk__in=opened).order_by("pk"))

@@ -1,12 +1,11 @@
-"""Reads for incidents: lists with their counts, the timeline a caller may see, event payloads
-and the MTTA / MTTR / SLA attainment metrics (aggregate queries, never loops over rows)."""
+"""Reads for incidents: lists with their counts, what a caller may do and see (actions,
+timeline), event payloads, the MTTA / MTTR / SLA attainment metrics (aggregate queries, never
+loops over rows), and the reads of alert rules."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
-from django.db import connection
 from django.db.models import (
     Avg,
     BooleanField,
@@ -15,7 +14,6 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     Max,
-    Min,
     Prefetch,
     Q,
     QuerySet,
@@ -23,7 +21,9 @@ from django.db.models import (
 from django.utils import timezone
 
 from operations.incidents.models import (
+    INCIDENT_ACTIONS,
     OPEN_STATUSES,
+    WAITABLE_STATUSES,
     AlertRule,
     AlertRuleDefault,
     AlertTarget,
@@ -34,10 +34,10 @@ from operations.incidents.models import (
 )
 from operations.inventory.models import ComputeResource, Deployment
 from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
-from operations.telemetry.models import TelemetrySample
-from operations.telemetry.storage import BLOCK_TABLE, sample_store
+from operations.telemetry.selectors import WindowStats, telemetry_window_stats
 from tenants.models import Severity, Tenant, TenantStatus
 from tenants.scoping import tenant_scope
+from tenants.selectors import TenantAccess
 
 # --- Incidents and their timeline --------------------------------------------------------------
 
@@ -74,6 +74,40 @@ def incident_list_queryset(queryset: QuerySet[Incident], *, staff: bool) -> Quer
             regulator_overdue_now=regulator_overdue_expression(),
         )
     )
+
+
+#: What clients who can write may do to an incident of their tenant; everything else (the
+#: other moves, waiting on the client) is for MSP staff who write.
+CLIENT_INCIDENT_ACTIONS = ("comment", "close", "reopen")
+
+
+def incident_moves(incident: Incident) -> list[str]:
+    """The lifecycle actions the incident's status allows (``INCIDENT_ACTIONS``), whoever asks."""
+    return [name for name, (sources, _) in INCIDENT_ACTIONS.items() if incident.status in sources]
+
+
+def incident_allowed_actions(incident: Incident, access: TenantAccess) -> list[str]:
+    """What ``access`` (a user in the incident's tenant) may do to ``incident`` now: the
+    lifecycle moves its status allows, ``comment`` until it is closed, then ``wait-on-client``
+    or ``resume``. MSP staff who write may do all of them; clients who write may comment, and
+    confirm (``close``) or dispute (``reopen``) a resolution; readers nothing.
+
+    The API lists these, the portal shows their forms and the console its comment form; the
+    services refuse what the status does not allow, the doors what the role does not.
+    """
+    staff = access.allows("staff_write")
+    if not staff and not access.allows("write"):
+        return []
+    actions = incident_moves(incident)
+    if incident.status != IncidentStatus.CLOSED:
+        actions.append("comment")
+    if staff:
+        if incident.waiting_since is not None:
+            actions.append("resume")
+        elif incident.status in WAITABLE_STATUSES:
+            actions.append("wait-on-client")
+        return actions
+    return [name for name in actions if name in CLIENT_INCIDENT_ACTIONS]
 
 
 def timeline_visible(*, incident: Incident, staff: bool) -> QuerySet[TimelineEntry]:
@@ -267,18 +301,6 @@ RULE_SOURCE_TENANT = "tenant"
 RULE_SOURCE_DEFAULT = "default"
 
 
-@dataclass(frozen=True)
-class WindowStats:
-    """One resource's samples of a rule's metric over the evaluation window."""
-
-    resource_id: int
-    lowest: float
-    highest: float
-    samples: int
-    first_at: dt.datetime
-    last_at: dt.datetime
-
-
 def alert_rules_effective(*, tenant: Tenant) -> list[AlertRule | AlertRuleDefault]:
     """The rules in force for ``tenant``: its own enabled rules (overrides included) and the
     enabled MSP-wide defaults it has not overridden or disabled. Two queries."""
@@ -335,22 +357,6 @@ def _has_resource_filter(rule: AlertRule | AlertRuleDefault) -> bool:
     return bool(rule.resource_pattern or rule.site_code or rule.gpu_model or rule.environment)
 
 
-# PostgreSQL stores samples in series blocks (``operations.telemetry.storage``): one row per
-# series, batch and UTC hour with sorted arrays. The ``telemetry_sample`` view unnests them all,
-# with no way to bound the blocks by time; this reads only the blocks that overlap the window
-# (index on the series and ``ts_end``; partitions pruned on ``ts_start``: a block never spans an
-# hour, so one overlapping the window starts less than an hour before it).
-_BLOCK_WINDOW_STATS = """
-    SELECT b.resource_id, min(u.value), max(u.value), count(*), min(u.ts), max(u.ts)
-    FROM {blocks} b CROSS JOIN LATERAL unnest(b.ts, b.vals) AS u(ts, value)
-    WHERE b.tenant_id = %s AND b.resource_kind = %s AND b.metric = %s
-        AND b.ts_end >= %s AND b.ts_start <= %s AND b.ts_start > %s
-        AND u.ts >= %s AND u.ts <= %s {resources}
-    GROUP BY b.resource_id
-    ORDER BY b.resource_id
-"""
-
-
 def alert_window_stats(
     *,
     tenant: Tenant,
@@ -359,7 +365,7 @@ def alert_window_stats(
     end: dt.datetime,
 ) -> list[WindowStats]:
     """Lowest, highest, count, first and last sample per resource of the rule's metric in
-    [start, end]: one aggregate query over the raw samples, grouped by resource."""
+    [start, end], for the resources its filter selects (telemetry's read: one query)."""
     metric = METRICS_BY_NAME[rule.metric]
     kind = ResourceKind.COMPUTE if rule.target == AlertTarget.COMPUTE else ResourceKind.DEPLOYMENT
     resources = (
@@ -367,45 +373,9 @@ def alert_window_stats(
         if _has_resource_filter(rule)
         else None
     )
-    if sample_store().partitioned:
-        return _block_window_stats(tenant, kind, metric.code, start, end, resources)
-    return sample_window_stats(tenant, kind, metric.code, start, end, resources)
-
-
-def sample_window_stats(tenant, kind, metric, start, end, resources=None) -> list[WindowStats]:
-    """``alert_window_stats`` read sample by sample (SQLite's table, PostgreSQL's view): the
-    portable path, and the reference the block read is checked against."""
-    samples = TelemetrySample.objects.filter(
-        tenant=tenant, resource_kind=kind, metric=metric, ts__gte=start, ts__lte=end
+    return telemetry_window_stats(
+        tenant=tenant, kind=kind, metric=metric, start=start, end=end, resources=resources
     )
-    if resources is not None:
-        samples = samples.filter(resource_id__in=resources)
-    rows = (
-        samples.order_by()
-        .values("resource_id")
-        .annotate(
-            lowest=Min("value"),
-            highest=Max("value"),
-            samples=Count("value"),
-            first_at=Min("ts"),
-            last_at=Max("ts"),
-        )
-        .order_by("resource_id")
-    )
-    return [WindowStats(**row) for row in rows]
-
-
-def _block_window_stats(tenant, kind, metric, start, end, resources) -> list[WindowStats]:
-    params = [tenant.id, kind, metric, start, end, start - dt.timedelta(hours=1), start, end]
-    resource_sql = ""
-    if resources is not None:
-        subquery, subquery_params = resources.query.sql_with_params()
-        resource_sql = f"AND b.resource_id IN ({subquery})"
-        params.extend(subquery_params)
-    sql = _BLOCK_WINDOW_STATS.format(blocks=BLOCK_TABLE, resources=resource_sql)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [WindowStats(*row) for row in cursor.fetchall()]
 
 
 def alert_open_incidents(*, tenant: Tenant) -> dict[str, dict]:

@@ -19,9 +19,10 @@ from celery import shared_task
 from django.db.models import Q
 from django.utils import timezone
 
+from operations.incidents.alerting import alert_rules_evaluate
 from operations.incidents.models import OPEN_STATUSES, Incident, IncidentStatus
 from operations.incidents.selectors import alert_tenants_to_evaluate
-from operations.incidents.services import alert_rules_evaluate, incident_sla_breaches_mark
+from operations.incidents.services import incident_sla_breaches_mark
 from tenants.models import Tenant, TenantStatus
 from tenants.scoping import tenant_scope
 from tenants.tasks import TenantScopedTask

@@ -1,4 +1,5 @@
-"""Telemetry reads: retention in force, resources by reference, and series for charts.
+"""Telemetry reads: retention in force, resources by reference, series for charts, and the
+per-resource statistics of a window (what alert rules judge).
 
 Every selector takes ``tenant=`` and runs inside that tenant's scope (the fail-closed managers
 raise otherwise); a resource of another tenant is simply not found.
@@ -44,6 +45,18 @@ class ResourceRef:
 
     def as_dict(self) -> dict:
         return {"kind": RESOURCE_KIND_NAMES[self.kind], "id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """One resource's samples of one metric over a window."""
+
+    resource_id: int
+    lowest: float
+    highest: float
+    samples: int
+    first_at: dt.datetime
+    last_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -212,3 +225,22 @@ def telemetry_series(
         window["start"] = start.replace(hour=0, minute=0, second=0, microsecond=0)
         points = _daily_points(**window)
     return Series(resource, metric, start, end, chosen, points)
+
+
+def telemetry_window_stats(
+    *, tenant, kind: int, metric: Metric, start: dt.datetime, end: dt.datetime, resources=None
+) -> list[WindowStats]:
+    """Lowest, highest, count, first and last sample of ``metric`` per resource of ``kind`` in
+    [start, end] (both ends included), by resource id: one aggregate query over the raw samples.
+
+    ``resources``: a QuerySet of the resource ids to read (run as a subquery); None reads all.
+    """
+    rows = sample_store().window_stats(
+        tenant_id=tenant.id,
+        kind=kind,
+        metric=metric.code,
+        start=start,
+        end=end,
+        resources=resources,
+    )
+    return [WindowStats(*row) for row in rows]

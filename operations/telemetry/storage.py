@@ -63,6 +63,7 @@ import struct
 from collections.abc import Iterable, Sequence
 
 from django.db import connection, transaction
+from django.db.models import Count, Max, Min, QuerySet
 
 from operations.telemetry.models import TelemetrySample
 
@@ -88,6 +89,9 @@ _LOCK_BUCKETS = 64
 Row = tuple[int, int, int, int, dt.datetime, float]
 #: (tenant_id, resource_kind, resource_id, metric code, UTC hour) → {ts: value}
 Blocks = dict[tuple[int, int, int, int, dt.datetime], dict[dt.datetime, float]]
+#: (resource id, lowest, highest, sample count, first ts, last ts) of one series over a window
+WindowRow = tuple[int, float, float, int, dt.datetime, dt.datetime]
+
 DIRTY_HOUR_TABLE = "telemetry_dirty_hour"
 
 _ROLLUP_UPSERT = f"""
@@ -167,6 +171,20 @@ _BLOCK_SERIES = f"""
         AND b.ts_end >= %(start)s AND u.ts >= %(start)s AND u.ts < %(end)s
     ORDER BY u.ts
     LIMIT %(limit)s
+"""  # noqa: S608 - table names are constants
+
+# The window of one metric per resource, reading only the blocks that overlap it (the series
+# index on ``ts_end``; partitions pruned on ``ts_start``: a block never spans an hour, so one
+# overlapping the window starts less than an hour before it). ``{resources}``: an optional
+# ``AND b.resource_id IN (subquery)``.
+_BLOCK_WINDOW_STATS = f"""
+    SELECT b.resource_id, min(u.value), max(u.value), count(*), min(u.ts), max(u.ts)
+    FROM {BLOCK_TABLE} b CROSS JOIN LATERAL unnest(b.ts, b.vals) AS u(ts, value)
+    WHERE b.tenant_id = %s AND b.resource_kind = %s AND b.metric = %s
+        AND b.ts_end >= %s AND b.ts_start <= %s AND b.ts_start > %s
+        AND u.ts >= %s AND u.ts <= %s {{resources}}
+    GROUP BY b.resource_id
+    ORDER BY b.resource_id
 """  # noqa: S608 - table names are constants
 
 _STAGING_PREPARE = f"""
@@ -365,6 +383,44 @@ class SampleStore:
             .values_list("ts", "value")[:limit]
         )
 
+    def window_stats(
+        self,
+        *,
+        tenant_id: int,
+        kind: int,
+        metric: int,
+        start: dt.datetime,
+        end: dt.datetime,
+        resources: QuerySet | None = None,
+    ) -> list[WindowRow]:
+        """(resource id, lowest, highest, count, first ts, last ts) of one metric per resource
+        in [start, end], by resource id; ``resources``: a query of the ids to keep (None: all).
+
+        Read sample by sample (SQLite's table, PostgreSQL's view): the portable path, and the
+        reference the block read is checked against.
+        """
+        samples = TelemetrySample.objects.filter(
+            tenant_id=tenant_id, resource_kind=kind, metric=metric, ts__gte=start, ts__lte=end
+        )
+        if resources is not None:
+            samples = samples.filter(resource_id__in=resources)
+        rows = (
+            samples.order_by()
+            .values("resource_id")
+            .annotate(
+                lowest=Min("value"),
+                highest=Max("value"),
+                samples=Count("value"),
+                first_at=Min("ts"),
+                last_at=Max("ts"),
+            )
+            .order_by("resource_id")
+        )
+        return [
+            (r["resource_id"], r["lowest"], r["highest"], r["samples"], r["first_at"], r["last_at"])
+            for r in rows
+        ]
+
     def ensure_partitions(self, days: Iterable[dt.date]) -> list[str]:
         """Make the missing partitions for ``days``; return the names made."""
         return []
@@ -490,6 +546,18 @@ class PostgresSampleStore(SampleStore):
                     "limit": limit,
                 },
             )
+            return cursor.fetchall()
+
+    def window_stats(self, *, tenant_id, kind, metric, start, end, resources=None):
+        # The view unnests every block, with no way to bound them by time: read the blocks.
+        params = [tenant_id, kind, metric, start, end, start - dt.timedelta(hours=1), start, end]
+        resource_sql = ""
+        if resources is not None:
+            subquery, subquery_params = resources.query.sql_with_params()
+            resource_sql = f"AND b.resource_id IN ({subquery})"
+            params.extend(subquery_params)
+        with connection.cursor() as cursor:
+            cursor.execute(_BLOCK_WINDOW_STATS.format(resources=resource_sql), params)
             return cursor.fetchall()
 
     def rollup_hour(self, *, tenant_id: int, hour: dt.datetime, now: dt.datetime) -> int:

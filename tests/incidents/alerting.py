@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from operations.incidents import services
+from operations.incidents import alerting
 from operations.incidents.models import Incident, TimelineEntry
 from operations.telemetry.services import telemetry_ingest_batch
 from tenants.scoping import tenant_scope
@@ -30,11 +30,11 @@ def rule_fields(**fields) -> dict:
 
 def make_rule(tenant, **fields):
     with tenant_scope(tenant.id):
-        return services.alert_rule_create(tenant=tenant, **rule_fields(**fields))
+        return alerting.alert_rule_create(tenant=tenant, **rule_fields(**fields))
 
 
 def make_default(**fields):
-    return services.alert_rule_default_save(**rule_fields(**fields))
+    return alerting.alert_rule_default_save(**rule_fields(**fields))
 
 
 def feed(tenant, resource: str, metric: str, values, *, start: dt.datetime, step=STEP) -> None:
@@ -52,7 +52,7 @@ def feed(tenant, resource: str, metric: str, values, *, start: dt.datetime, step
 
 def evaluate(tenant, at: dt.datetime):
     with tenant_scope(tenant.id):
-        return services.alert_rules_evaluate(tenant=tenant, as_of=at)
+        return alerting.alert_rules_evaluate(tenant=tenant, as_of=at)
 
 
 def alert_incidents(tenant) -> list[Incident]:

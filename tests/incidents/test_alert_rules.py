@@ -8,19 +8,16 @@ import datetime as dt
 import pytest
 from django.core.exceptions import ValidationError
 
-from operations.incidents import services
+from operations.incidents import alerting, services
+from operations.incidents.alerting import AlertState
 from operations.incidents.models import AlertRule, AlertRuleDefault, IncidentSource, TimelineKind
 from operations.incidents.selectors import (
-    WindowStats,
     alert_rule_resources,
     alert_rules_effective,
     alert_window_stats,
-    sample_window_stats,
 )
-from operations.incidents.services import AlertState
-from operations.telemetry.storage import sample_store
+from operations.telemetry.selectors import WindowStats
 from tenants.scoping import tenant_scope
-from tests.conftest import requires_postgres
 from tests.incidents.alerting import (
     T0,
     alert_incidents,
@@ -167,7 +164,7 @@ def test_a_more_severe_repeat_raises_the_severity(tenant_a, hot):
     rule = make_rule(tenant_a, severity="SEV3")
     evaluate(tenant_a, minutes(30))
     with tenant_scope(tenant_a.id):
-        services.alert_rule_update(tenant=tenant_a, rule=rule, severity="SEV1")
+        alerting.alert_rule_update(tenant=tenant_a, rule=rule, severity="SEV1")
     assert states(evaluate(tenant_a, minutes(46))) == [("acme-gpu-hot-01", AlertState.APPENDED)]
     (incident,) = alert_incidents(tenant_a)
     assert incident.severity == "SEV1"
@@ -257,7 +254,7 @@ def test_an_override_copies_what_it_does_not_change_and_takes_over_the_open_inci
 
     # The client's GPUs are meant to run hot: alert only above 99 %.
     with tenant_scope(tenant_a.id):
-        override = services.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=99.0)
+        override = alerting.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=99.0)
     override = {k: getattr(override, k) for k in ("name", "severity", "window_minutes", "metric")}
     assert override == {
         "name": "GPU saturated",
@@ -273,9 +270,9 @@ def test_an_override_copies_what_it_does_not_change_and_takes_over_the_open_inci
 def test_a_default_can_be_overridden_once_per_tenant(tenant_a):
     default = make_default()
     with tenant_scope(tenant_a.id):
-        services.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=95)
+        alerting.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=95)
     with pytest.raises(ValidationError) as error, tenant_scope(tenant_a.id):
-        services.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=96)
+        alerting.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=96)
     assert error.value.message_dict
     with tenant_scope(tenant_a.id):
         assert AlertRule.objects.count() == 1
@@ -284,7 +281,7 @@ def test_a_default_can_be_overridden_once_per_tenant(tenant_a):
 def test_deleting_a_default_removes_its_overrides(tenant_a):
     default = make_default()
     make_rule(tenant_a, default_rule=default, threshold=95)
-    services.alert_rule_default_delete(rule=default)
+    alerting.alert_rule_default_delete(rule=default)
     assert AlertRuleDefault.objects.count() == 0
     with tenant_scope(tenant_a.id):
         assert AlertRule.objects.count() == 0
@@ -371,7 +368,7 @@ def test_evaluation_reads_only_the_tenants_own_samples(tenant_a, tenant_b, hot):
 )
 def test_bad_rules_are_refused_naming_the_field_and_write_nothing(tenant_a, fields, field):
     with pytest.raises(ValidationError) as error, tenant_scope(tenant_a.id):
-        services.alert_rule_create(tenant=tenant_a, **rule_fields(**fields))
+        alerting.alert_rule_create(tenant=tenant_a, **rule_fields(**fields))
     assert field in error.value.message_dict
     with tenant_scope(tenant_a.id):
         assert AlertRule.objects.count() == 0
@@ -380,13 +377,10 @@ def test_bad_rules_are_refused_naming_the_field_and_write_nothing(tenant_a, fiel
     assert AlertRuleDefault.objects.count() == 0
 
 
-# --- PostgreSQL: the block read agrees with the sample view --------------------------------------
+# --- The window read (telemetry's selector) --------------------------------------------------
 
 
-@requires_postgres
-def test_the_block_read_of_a_window_agrees_with_the_sample_view(tenant_a, hot, idle):
-
-    # Several batches per series, across an hour boundary, with samples on the window's edges.
+def test_a_rules_window_reads_its_metric_for_the_resources_its_filter_selects(tenant_a, hot, idle):
     start = T0 + dt.timedelta(minutes=40)
     feed(tenant_a, "compute:acme-gpu-hot-01", "gpu_utilization", [91, 92, 93, 94], start=start)
     feed(tenant_a, "compute:acme-gpu-hot-01", "gpu_utilization", [95, 96, 97], start=minutes(60))
@@ -396,19 +390,15 @@ def test_the_block_read_of_a_window_agrees_with_the_sample_view(tenant_a, hot, i
     filtered = AlertRule(tenant=tenant_a, **rule_fields(resource_pattern="*-hot-*"))
     window = (minutes(45), minutes(65))
     with tenant_scope(tenant_a.id):
-        blocks = alert_window_stats(tenant=tenant_a, rule=rule, start=window[0], end=window[1])
+        every = alert_window_stats(tenant=tenant_a, rule=rule, start=window[0], end=window[1])
         only_hot = alert_window_stats(
             tenant=tenant_a, rule=filtered, start=window[0], end=window[1]
         )
-        view = sample_window_stats(tenant_a, 1, 1, *window)
-    assert sample_store().partitioned  # the block read ran
-    assert view == blocks
-    assert view  # the window holds samples: the comparison is not of two empty lists
-    assert blocks == [
+    assert every == [
         WindowStats(hot.pk, 92.0, 96.0, 5, minutes(45), minutes(65)),
         WindowStats(idle.pk, 2.0, 5.0, 4, minutes(45), minutes(60)),
     ]
-    assert only_hot == blocks[:1]
+    assert only_hot == every[:1]
 
 
 # --- Dry runs --------------------------------------------------------------------------------
@@ -431,7 +421,7 @@ def test_a_dry_run_reports_what_would_happen_and_writes_nothing(tenant_a, hot):
 
     before = writes()
     with tenant_scope(tenant_a.id):
-        dry = services.alert_rules_evaluate(tenant=tenant_a, as_of=minutes(20), dry_run=True)
+        dry = alerting.alert_rules_evaluate(tenant=tenant_a, as_of=minutes(20), dry_run=True)
     assert dry.dry_run is True
     assert states(dry) == [("acme-gpu-hot-01", AlertState.OPENED)]
     assert (dry.outcomes[0].incident_id, dry.outcomes[0].incident) == (None, "")
@@ -442,7 +432,7 @@ def test_a_dry_run_reports_what_would_happen_and_writes_nothing(tenant_a, hot):
     assert incident.number == 1  # the dry run used no number
 
     with tenant_scope(tenant_a.id):
-        dry = services.alert_rules_evaluate(tenant=tenant_a, as_of=minutes(50), dry_run=True)
+        dry = alerting.alert_rules_evaluate(tenant=tenant_a, as_of=minutes(50), dry_run=True)
     assert states(dry) == [("acme-gpu-hot-01", AlertState.RESOLVED)]
     assert dry.outcomes[0].incident == incident.reference
     assert fresh(incident).status == "triggered"
@@ -456,9 +446,9 @@ def test_switching_a_rule_off_or_deleting_it_leaves_a_note_on_its_open_incidents
     evaluate(tenant_a, minutes(30))
     by_rule = {i.title.split(":")[0]: i for i in alert_incidents(tenant_a)}
     with tenant_scope(tenant_a.id):
-        services.alert_rule_update(tenant=tenant_a, rule=switched, enabled=False)
-        services.alert_rule_update(tenant=tenant_a, rule=switched, threshold=95)  # still off
-        services.alert_rule_delete(tenant=tenant_a, rule=deleted)
+        alerting.alert_rule_update(tenant=tenant_a, rule=switched, enabled=False)
+        alerting.alert_rule_update(tenant=tenant_a, rule=switched, threshold=95)  # still off
+        alerting.alert_rule_delete(tenant=tenant_a, rule=deleted)
     for name, what in (("Switched", "was switched off"), ("Deleted", "was deleted")):
         (note,) = entries(by_rule[name], TimelineKind.COMMENT)
         assert note.internal is True

@@ -214,9 +214,9 @@ def test_filters_and_search(admin_a, tenant_a):
     make_rule(tenant_a, name="Off", enabled=False)
     default = make_default(name="Default")
     with tenant_scope(tenant_a.id):
-        from operations.incidents import services
+        from operations.incidents import alerting
 
-        services.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=80)
+        alerting.alert_rule_create(tenant=tenant_a, default_rule=default, threshold=80)
 
     def names(**params):
         response = admin_a.client.get(url(tenant_a), params)

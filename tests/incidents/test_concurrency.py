@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from operations.events.models import OutboxEvent
-from operations.incidents import services
+from operations.incidents import alerting, services
 from operations.incidents.models import Incident, TimelineEntry, TimelineKind
 from tenants.scoping import tenant_scope
 from tests.concurrency import run_together
@@ -80,7 +80,7 @@ def test_two_openers_of_one_dedupe_key_make_one_incident(tenant_a):
 
 
 def test_two_alert_evaluations_at_the_same_moment_open_one_incident(tenant_a):
-    from operations.incidents.services import AlertState
+    from operations.incidents.alerting import AlertState
     from tests.incidents.alerting import alert_incidents, entries, feed, make_rule
     from tests.inventory.estate import make_gpu_node
 
@@ -93,7 +93,7 @@ def test_two_alert_evaluations_at_the_same_moment_open_one_incident(tenant_a):
 
     def evaluate(_index):
         with tenant_scope(tenant_a.id):
-            evaluation = services.alert_rules_evaluate(tenant=tenant_a, as_of=as_of)
+            evaluation = alerting.alert_rules_evaluate(tenant=tenant_a, as_of=as_of)
         return sorted(outcome.state for outcome in evaluation.outcomes)
 
     results = run_together(2, evaluate)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from msp.api.serializers import StrictSerializer
+from operations.incidents.alerting import ALERT_RULE_FIELDS
 from operations.incidents.models import (
-    INCIDENT_ACTIONS,
-    WAITABLE_STATUSES,
     AlertRule,
     AlertRuleDefault,
     Incident,
@@ -27,12 +27,9 @@ from operations.incidents.selectors import (
     RULE_SOURCE_DEFAULT,
     RULE_SOURCE_TENANT,
     alert_rule_source,
+    incident_allowed_actions,
 )
-from operations.incidents.services import (
-    ALERT_RULE_FIELDS,
-    assignable_staff,
-    user_display_name,
-)
+from operations.incidents.services import incident_assignee_check, user_display_name
 from operations.inventory.models import AISystem, ComputeResource, Deployment
 from operations.telemetry.metrics import METRICS_BY_NAME
 from tenants.models import Severity
@@ -157,12 +154,7 @@ class IncidentSerializer(TenantOwnedSerializer):
         return getattr(obj, "timeline_count", None)
 
     def get_allowed_actions(self, obj) -> list[str]:
-        moves = [name for name, (sources, _) in INCIDENT_ACTIONS.items() if obj.status in sources]
-        if obj.waiting_since is not None:
-            moves.append("resume")
-        elif obj.status in WAITABLE_STATUSES:
-            moves.append("wait-on-client")
-        return moves
+        return incident_allowed_actions(obj, self.context["access"])
 
 
 class TimelineEntrySerializer(serializers.ModelSerializer):
@@ -298,14 +290,10 @@ class AssignSerializer(StrictSerializer):
     )
 
     def validate_assignee(self, value):
-        if value is None:
-            return None
-        user = assignable_staff(tenant=self.context["tenant"]).filter(pk=value).first()
-        if user is None:
-            raise serializers.ValidationError(
-                "Only an MSP admin or an engineer assigned to this tenant can own it."
-            )
-        return user
+        try:
+            return incident_assignee_check(tenant=self.context["tenant"], assignee=value)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.message_dict["assignee"]) from error
 
 
 class ActionItemSerializer(StrictSerializer):

@@ -19,7 +19,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 
 from msp.api.errors import NOT_FOUND_MESSAGE
-from operations.incidents import services
+from operations.incidents import alerting, services
 from operations.incidents.api import serializers as s
 from operations.incidents.exports import (
     INCIDENT_EXPORT_LIMIT,
@@ -37,6 +37,7 @@ from operations.incidents.models import (
     Postmortem,
 )
 from operations.incidents.selectors import (
+    CLIENT_INCIDENT_ACTIONS,
     alert_rules_effective,
     client_timeline_excerpt,
     fleet_incident_metrics,
@@ -81,12 +82,7 @@ class IncidentViewSet(
     ordering = ["-created_at", "-id"]
     lookup_value_regex = r"[0-9]+"
     write_capability = "staff_write"
-    action_capabilities = {
-        "create": "write",
-        "comment": "write",
-        "close": "write",
-        "reopen": "write",
-    }
+    action_capabilities = {"create": "write", **dict.fromkeys(CLIENT_INCIDENT_ACTIONS, "write")}
 
     def filter_scoped_queryset(self, queryset):
         return incident_list_queryset(queryset, staff=self.access.is_staff)
@@ -408,7 +404,7 @@ class AlertRuleViewSet(TenantScopedModelViewSet):
     write_capability = "manage"
 
     def perform_create(self, serializer):
-        serializer.instance = services.alert_rule_create(
+        serializer.instance = alerting.alert_rule_create(
             tenant=self.tenant, **serializer.validated_data
         )
 
@@ -416,12 +412,12 @@ class AlertRuleViewSet(TenantScopedModelViewSet):
         data = dict(serializer.validated_data)
         if "default_rule" in data and data["default_rule"] == serializer.instance.default_rule:
             del data["default_rule"]  # echoed back unchanged (PUT); changing it is refused
-        serializer.instance = services.alert_rule_update(
+        serializer.instance = alerting.alert_rule_update(
             tenant=self.tenant, rule=serializer.instance, **data
         )
 
     def perform_destroy(self, instance):
-        services.alert_rule_delete(tenant=self.tenant, rule=instance)
+        alerting.alert_rule_delete(tenant=self.tenant, rule=instance)
 
     @extend_schema(responses=s.AlertRuleInForceSerializer(many=True))
     @action(detail=False, methods=["get"], url_path="in-force")
@@ -437,7 +433,7 @@ class AlertRuleViewSet(TenantScopedModelViewSet):
         what fired, grouped, cleared and auto-resolved; ``dry_run`` writes nothing."""
         body = s.AlertEvaluateSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
-        evaluation = services.alert_rules_evaluate(
+        evaluation = alerting.alert_rules_evaluate(
             tenant=self.tenant, dry_run=body.validated_data["dry_run"]
         )
         return Response(s.AlertEvaluationSerializer(evaluation.as_dict()).data)

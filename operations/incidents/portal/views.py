@@ -29,6 +29,7 @@ from operations.incidents.portal.forms import IncidentCommentForm, IncidentRaise
 from operations.incidents.selectors import (
     alert_rule_source,
     alert_rules_effective,
+    incident_allowed_actions,
     timeline_visible,
 )
 from operations.telemetry.metrics import METRICS_BY_NAME
@@ -154,6 +155,8 @@ def incident_detail(request, page: PortalTenant, number: int):
         "incidents/detail.html",
         section="incidents",
         incident=incident,
+        # The portal shows no write forms to those it refuses (MSP staff, readers).
+        allowed_actions=incident_allowed_actions(incident, page.access) if page.can_edit else [],
         timeline=timeline_visible(incident=incident, staff=False),
         postmortem=postmortem,
         form=form,
