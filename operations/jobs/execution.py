@@ -614,16 +614,18 @@ def finish(
         context.log(message, level=LogLevel.ERROR if status == JobStatus.FAILED else LogLevel.INFO)
     if not context._buffer and context.model.parent_id is None and _one_round_trip():
         # The common end of a run: nothing else to write, so one statement in one round trip.
-        return _finish_in_one_statement(context, fields)
-    with relaxed_atomic(context.tenant_id):
-        updated = (
-            runs_in(context.tenant_id)
-            .filter(pk=context.id, attempts=context.attempt, status=JobStatus.RUNNING)
-            .update(**fields)
-        )
-        context._write_buffered_logs()
-        if updated and context.model.parent_id is not None:
-            record_child_outcomes(context.model.parent_id, {status: 1})
+        updated = _finish_in_one_statement(context, fields)
+    else:
+        with relaxed_atomic(context.tenant_id):
+            updated = (
+                runs_in(context.tenant_id)
+                .filter(pk=context.id, attempts=context.attempt, status=JobStatus.RUNNING)
+                .update(**fields)
+            )
+            context._write_buffered_logs()
+            if updated and context.model.parent_id is not None:
+                record_child_outcomes(context.model.parent_id, {status: 1})
+    _note_connection_used()
     return bool(updated)
 
 
@@ -915,6 +917,36 @@ def job_run_execute(
         result = {"value": result}
     finish(context, JobStatus.SUCCEEDED, result=result)
     return "succeeded"
+
+
+# A connection that finished a bookkeeping write this recently is not health-checked again.
+HEALTH_CHECK_IDLE_SECONDS = 1.0
+_connection_used_at = -HEALTH_CHECK_IDLE_SECONDS
+
+
+def worker_connection_prepare() -> None:
+    """Before a job on a worker: Django's connection upkeep, as around a request.
+
+    ``close_old_connections()`` drops a connection past ``CONN_MAX_AGE`` or one that saw an
+    error, and (``CONN_HEALTH_CHECKS``) makes the next query ping the server first: a
+    ``SELECT 1`` round trip, as dear as the claim itself. A connection whose last job committed
+    its finish less than ``HEALTH_CHECK_IDLE_SECONDS`` ago, with no error since, skips the ping.
+    Should the server have dropped it in that second anyway (a failover mid-burst), the claim
+    meets the error and the delivery is retried with backoff on a new connection, as for any
+    lost connection.
+    """
+    close_old_connections()
+    if (
+        connection.connection is not None
+        and not connection.errors_occurred
+        and time.monotonic() - _connection_used_at < HEALTH_CHECK_IDLE_SECONDS
+    ):
+        connection.health_check_done = True  # what a passed check leaves behind
+
+
+def _note_connection_used() -> None:
+    global _connection_used_at
+    _connection_used_at = time.monotonic()
 
 
 def drop_broken_connection() -> None:

@@ -143,9 +143,82 @@ def test_a_noop_job_is_two_statements_on_the_worker(tenant_a, sent):
 
 
 @worker_path
+def test_a_submit_on_its_own_is_one_durable_statement_and_its_run_is_its_outbox(
+    tenant_a, tenant_b, sent
+):
+    with CaptureQueriesContext(connection) as captured:
+        run = services.job_submit(tenant=tenant_a, kind="noop", parameters={"seconds": 0.5})
+    sql = statements(captured)
+    if connection.vendor == "postgresql":
+        # The scope and the insert in one round trip: no BEGIN, no COMMIT, no outbox row.
+        assert [len(captured.captured_queries)] == [1]
+        assert "set_config" in sql[0]
+        assert "INSERT" in sql[0]
+        assert "jobs_jobdispatch" not in sql[0]
+        assert "synchronous_commit" not in sql[0]  # the submission stays fully durable
+    assert not JobDispatch.objects.exists()
+    assert sent == [
+        {
+            "task": "jobs.execute",
+            "kwargs": {"run_id": run.pk, "tenant_id": tenant_a.id},
+            "task_id": str(run.task_id),
+            "queue": "jobs",
+        }
+    ]
+    stored = reload(run)
+    assert (stored.status, stored.trigger, stored.attempts, stored.parameters) == (
+        "queued",
+        "system",
+        0,
+        {"seconds": 0.5},
+    )
+    assert (stored.task_id, stored.tenant_id, stored.max_attempts) == (
+        run.task_id,
+        tenant_a.id,
+        get_job_kind("noop").max_attempts,
+    )
+    with tenant_scope(tenant_b.id):
+        assert not JobRun.objects.filter(pk=run.pk).exists()
+    assert (
+        job_run_execute(
+            run_id=run.pk, tenant_id=tenant_a.id, task_id=str(run.task_id), use_heartbeat=False
+        )
+        == "succeeded"
+    )
+
+
+@worker_path
+def test_a_submit_the_broker_refuses_waits_in_the_outbox_for_the_drain(tenant_a, sent, monkeypatch):
+    from msp.celery import app
+    from operations.jobs.outbox import outbox_drain, outbox_sender_reset
+
+    recorder = app.send_task
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(app, "send_task", refuse)
+    try:
+        run = services.job_submit(tenant=tenant_a, kind="noop")
+        assert reload(run).status == JobStatus.QUEUED
+        dispatch = JobDispatch.objects.get()
+        assert dispatch.task_id == str(run.task_id)
+        assert dispatch.kwargs == {"run_id": run.pk, "tenant_id": tenant_a.id}
+        assert (dispatch.attempts, dispatch.queue) == (1, "jobs")
+        assert "broker down" in dispatch.last_error
+    finally:
+        outbox_sender_reset()
+    monkeypatch.setattr(app, "send_task", recorder)
+    assert outbox_drain().sent == 1
+    assert [message["task_id"] for message in sent] == [str(run.task_id)]
+    assert not JobDispatch.objects.exists()
+
+
+@worker_path
 def test_the_sender_forgets_sent_rows_with_a_relaxed_delete(tenant_a, sent):
     with CaptureQueriesContext(connection) as captured:
-        services.job_submit(tenant=tenant_a, kind="noop")
+        services.job_submit_many(tenant=tenant_a, kind="noop", parameters=[{}, {}])
+    assert len(sent) == 2
     assert not JobDispatch.objects.exists()
     delete = [sql for sql in statements(captured) if "DELETE" in sql]
     assert len(delete) == 1
