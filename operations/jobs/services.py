@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
@@ -25,6 +26,7 @@ from operations.jobs.execution import (
     cancel_children,
     dispatch_runs,
     execute_message,
+    finalise_parent_if_done,
     gave_up_message,
     logs_in,
     record_child_outcomes,
@@ -399,6 +401,7 @@ class RecoveryResult:
     requeued: int = 0
     failed: int = 0
     resent: int = 0
+    parents_finished: int = 0
 
 
 def job_runs_recover(*, now=None, limit: int = 500) -> RecoveryResult:
@@ -432,6 +435,7 @@ def job_runs_recover(*, now=None, limit: int = 500) -> RecoveryResult:
             to_send.append(run)
             result.requeued += 1
         outbox_enqueue(execute_message(run) for run in to_send)
+    result.parents_finished = fleet_parents_finish_counted()
     settings = engine_settings()
     resent = job_runs_resend_queued(
         older_than=settings.queued_resend_after_seconds,
@@ -441,6 +445,21 @@ def job_runs_recover(*, now=None, limit: int = 500) -> RecoveryResult:
     )
     result.resent = len(resent)
     return result
+
+
+def fleet_parents_finish_counted() -> int:
+    """Finish fleet parents whose children are all counted but that are still running.
+
+    The child counted last finishes its parent right after its own finish commits; this is
+    the net for a worker that died in between.
+    """
+    finished = F("children_succeeded") + F("children_failed") + F("children_cancelled")
+    parent_ids = list(
+        JobRun.fleet.filter(
+            status=JobStatus.RUNNING, awaiting_children=True, children_total__lte=finished
+        ).values_list("id", flat=True)
+    )
+    return sum(finalise_parent_if_done(parent_id) for parent_id in parent_ids)
 
 
 def job_runs_resend_queued(

@@ -109,7 +109,7 @@ def drain_outbox() -> dict:
 def recover_runs() -> dict:
     """Re-queue runs whose worker died; re-send queued runs whose message was lost."""
     result = job_runs_recover()
-    if result.requeued or result.failed or result.resent:
+    if result.requeued or result.failed or result.resent or result.parents_finished:
         logger.warning("jobs recovery: %s", vars(result))
     return vars(result)
 

@@ -328,3 +328,70 @@ def test_a_fleet_run_goes_through_the_one_round_trip_path_too(tenant_a, tenant_b
             "tenant": child.tenant_id,
             "visible_tenants": [child.tenant_id],
         }
+
+
+@worker_path
+def test_a_fleet_childs_finish_counts_it_on_the_parent_in_the_same_round_trip(
+    tenant_a, tenant_b, sent
+):
+    from tests.jobs.conftest import activate
+
+    tenants = [activate(tenant_a), activate(tenant_b)]
+    parent = services.job_submit_fleet(kind="test_tenant_echo")
+    assert job_run_execute(
+        run_id=parent.pk, tenant_id=None, task_id=str(parent.task_id), use_heartbeat=False
+    ) == ("awaiting children")
+    with tenant_scope(*(tenant.id for tenant in tenants)):
+        first, second = JobRun.objects.filter(parent_id=parent.pk).order_by("tenant_id")
+    kind = get_job_kind("test_tenant_echo")
+
+    for child in (first, second):
+        claimed, _ = claim(run_id=child.pk, tenant_id=child.tenant_id, task_id=str(child.task_id))
+        context = JobContext(claimed, kind)
+        context.log("a line written with the outcome")
+        with CaptureQueriesContext(connection) as captured:
+            assert finish(context, JobStatus.SUCCEEDED, result={"ok": True}) is True
+        if connection.vendor == "postgresql":
+            # The log line, the child's outcome and the parent's count: one round trip (the
+            # last child then finishes the parent in a transaction of its own).
+            assert "INSERT" in captured.captured_queries[0]["sql"]
+            assert "counted" in captured.captured_queries[0]["sql"]
+            if child is first:
+                assert len(captured.captured_queries) == 1
+        if child is first:
+            stored = reload(parent)
+            assert (stored.status, stored.children_succeeded, stored.progress) == (
+                "running",
+                1,
+                50,
+            )
+            assert stored.progress_message == "1 of 2 tenants done"
+        assert logs_of(reload(child))[-1] == "a line written with the outcome"
+        # A zombie's second finish neither writes nor counts again.
+        assert finish(context, JobStatus.FAILED, error="late") is False
+    parent = reload(parent)
+    assert (parent.status, parent.children_succeeded, parent.children_failed) == (
+        "succeeded",
+        2,
+        0,
+    )
+    assert parent.result == {"tenants": 2, "succeeded": 2, "failed": 0, "cancelled": 0}
+    assert any(line.startswith("All child runs finished") for line in logs_of(parent))
+
+
+@worker_path
+def test_recovery_finishes_a_parent_whose_last_child_was_counted_but_not_finalised(tenant_a, sent):
+    from tests.jobs.conftest import activate
+
+    activate(tenant_a)
+    parent = services.job_submit_fleet(kind="test_tenant_echo")
+    job_run_execute(
+        run_id=parent.pk, tenant_id=None, task_id=str(parent.task_id), use_heartbeat=False
+    )
+    # As if the last child's worker died between its counted finish and finishing the parent.
+    JobRun.fleet.filter(pk=parent.pk).update(children_succeeded=1)
+    assert reload(parent).status == JobStatus.RUNNING
+    assert services.job_runs_recover().parents_finished == 1
+    parent = reload(parent)
+    assert (parent.status, parent.progress, parent.awaiting_children) == ("succeeded", 100, False)
+    assert services.job_runs_recover().parents_finished == 0
