@@ -320,6 +320,24 @@ def fleet_scan_round(tenant_ids: list[int]):
         time.sleep(0.05)
 
 
+def conditions(when: str) -> str:
+    """What moves the figures besides the code: the machine's load and autovacuum.
+
+    Every round trip waits for a scheduler slice on a busy machine, so absolute seconds follow
+    the load (other processes on the same cores); the ratio much less, as both sides pay it.
+    Without autovacuum, the runs each round deletes stay as dead rows and index entries, so
+    later rounds (and a reused bench database) get slower: ``--fresh-db`` starts clean.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW autovacuum")
+        autovacuum = cursor.fetchone()[0]
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    cores = os.cpu_count()
+    return f"conditions {when}: load average {load} on {cores} cores; autovacuum {autovacuum}"
+
+
 def main() -> None:
     args = parse_args()
     env = prepare_environment(args)
@@ -336,8 +354,10 @@ def main() -> None:
             "note: CELERY_DB_REUSE_MAX is not set, so Celery closes the database connection "
             "after every task and each job opens a new one (see operations/jobs/celery_config.py)"
         )
+    print(conditions("before"), flush=True)
     ratio = bench_engine_vs_bare(args, env)
     fleet_seconds = bench_fleet_scan(args, env) if args.fleet else None
+    print(conditions("after"), flush=True)
     if fleet_seconds is not None:
         rate = args.tenants / fleet_seconds
         print(f"fleet_seconds={fleet_seconds:.2f} tenants_per_second={rate:.1f}")

@@ -612,44 +612,138 @@ def finish(
         fields["traceback"] = tb
     if message:
         context.log(message, level=LogLevel.ERROR if status == JobStatus.FAILED else LogLevel.INFO)
-    if not context._buffer and context.model.parent_id is None and _one_round_trip():
-        # The common end of a run: nothing else to write, so one statement in one round trip.
-        return _finish_in_one_statement(context, fields)
-    with relaxed_atomic(context.tenant_id):
-        updated = (
-            runs_in(context.tenant_id)
-            .filter(pk=context.id, attempts=context.attempt, status=JobStatus.RUNNING)
-            .update(**fields)
-        )
-        context._write_buffered_logs()
-        if updated and context.model.parent_id is not None:
-            record_child_outcomes(context.model.parent_id, {status: 1})
+    if _one_round_trip():
+        # On a worker: the outcome, its log lines and a fleet parent's count in one round trip.
+        updated = _finish_in_one_round_trip(context, fields, status)
+    else:
+        with relaxed_atomic(context.tenant_id):
+            updated = (
+                runs_in(context.tenant_id)
+                .filter(pk=context.id, attempts=context.attempt, status=JobStatus.RUNNING)
+                .update(**fields)
+            )
+            context._write_buffered_logs()
+            if updated and context.model.parent_id is not None:
+                record_child_outcomes(context.model.parent_id, {status: 1})
+    _note_connection_used()
     return bool(updated)
 
 
-def _finish_in_one_statement(context: JobContext, fields: dict) -> bool:
-    """``finish``'s conditional update as one bookkeeping round trip (PostgreSQL)."""
+def _insert_sql(model, objs: list) -> tuple[str, list]:
+    """One multi-row INSERT of unsaved ``objs`` (no RETURNING), with Django's own values."""
+    quote = connection.ops.quote_name
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    params = [
+        field.get_db_prep_save(field.pre_save(obj, add=True), connection)
+        for obj in objs
+        for field in fields
+    ]
+    row = f"({', '.join(['%s'] * len(fields))})"
+    # Identifiers come from the model's metadata; every value is a parameter.
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} "  # noqa: S608
+        f"({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES {', '.join([row] * len(objs))}"
+    )
+    return sql, params
+
+
+def _finish_in_one_round_trip(context: JobContext, fields: dict, status: str) -> bool:
+    """``finish`` on a worker (PostgreSQL, no transaction open): one round trip, one implicit
+    transaction holding the buffered log lines, the conditional update and, for a fleet
+    child, its count on the parent.
+
+    The child's update and the parent's count are one statement (a CTE): the parent is counted
+    only if the child's update matched, and the parent's row lock is held for no longer than
+    that statement's commit (it is every child's hot row). The last child to be counted
+    finishes the parent in a transaction of its own (``finalise_parent_if_done``).
+    """
     meta = JobRun._meta
     quote = connection.ops.quote_name
-    assignments, params = [], []
+    table = quote(meta.db_table)
+    statements, params = [], []
+    if context._buffer:
+        logs_sql, logs_params = _insert_sql(JobLog, context._buffer)
+        statements.append(logs_sql)
+        params += logs_params
+    assignments, update_params = [], []
     for name, value in fields.items():
         field = meta.get_field(name)
         assignments.append(f"{quote(field.column)} = %s")
-        params.append(field.get_db_prep_save(value, connection))
+        update_params.append(field.get_db_prep_save(value, connection))
     tenant_clause = "tenant_id = %s" if context.tenant_id is not None else "tenant_id IS NULL"
     # Identifiers come from the model's metadata; every value is a parameter.
-    sql = (
-        f"UPDATE {quote(meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608
+    update = (
+        f"UPDATE {table} SET {', '.join(assignments)} "  # noqa: S608
         f"WHERE id = %s AND attempts = %s AND status = %s AND {tenant_clause}"
     )
-    params += [context.id, context.attempt, JobStatus.RUNNING]
+    update_params += [context.id, context.attempt, JobStatus.RUNNING]
     if context.tenant_id is not None:
-        params.append(context.tenant_id)
+        update_params.append(context.tenant_id)
+    parent_id = context.model.parent_id
+    if parent_id is None:
+        statements.append(update)
+        params += update_params
+    else:
+        counts = {
+            "children_succeeded": int(status == JobStatus.SUCCEEDED),
+            "children_failed": int(status == JobStatus.FAILED),
+            "children_cancelled": int(status == JobStatus.CANCELLED),
+        }
+        finished = "(p.children_succeeded + p.children_failed + p.children_cancelled + %s)"
+        aggregate = "p.status = %s AND p.children_total > 0"
+        count_sets = ", ".join(f"{column} = p.{column} + %s" for column in counts)
+        statements.append(
+            f"WITH child AS ({update} RETURNING parent_id), "  # noqa: S608
+            f"counted AS (UPDATE {table} AS p SET {count_sets}, "
+            f"progress = CASE WHEN {aggregate} "
+            f"THEN LEAST(100, 100 * {finished} / p.children_total) ELSE p.progress END, "
+            f"progress_message = CASE WHEN {aggregate} "
+            f"THEN {finished} || ' of ' || p.children_total || ' tenants done' "
+            "ELSE p.progress_message END "
+            "FROM child WHERE p.id = child.parent_id AND p.tenant_id IS NULL "
+            "RETURNING p.status, p.awaiting_children, p.children_total, "
+            "p.children_succeeded + p.children_failed + p.children_cancelled AS finished) "
+            "SELECT counted.* FROM child LEFT JOIN counted ON true"
+        )
+        params += update_params + list(counts.values())
+        params += [JobStatus.RUNNING, 1, JobStatus.RUNNING, 1]
+    prefix, prefix_params = _bookkeeping_prefix(context.tenant_id)
     with connection.cursor() as cursor:
-        _run_bookkeeping(cursor, context.tenant_id, sql, params, one_round_trip=True)
-        updated = cursor.rowcount
+        cursor.execute(prefix + "; ".join(statements), prefix_params + params)
+        for _ in range(prefix.count(";") + len(statements) - 1):
+            cursor.nextset()
+        if parent_id is None:
+            updated = cursor.rowcount > 0
+        else:
+            row = cursor.fetchone()
+            updated = row is not None
+    context._buffer = []
     context._last_flush = time.monotonic()
-    return updated > 0
+    if updated and parent_id is not None and row[0] is not None:
+        parent_status, awaiting, total, finished_count = row
+        if parent_status == JobStatus.RUNNING and awaiting and finished_count >= total:
+            finalise_parent_if_done(parent_id)
+    return updated
+
+
+def finalise_parent_if_done(parent_id: int) -> bool:
+    """Finish a fleet parent whose children are all counted, if nobody has yet.
+
+    Called by the child counted last; should its worker die just before, recovery does it
+    (``job_runs_recover``).
+    """
+    with scoped_atomic(None):
+        parent = JobRun.fleet.select_for_update().filter(pk=parent_id).first()
+        if (
+            parent is None
+            or parent.status != JobStatus.RUNNING
+            or not parent.awaiting_children
+            or parent.children_finished < parent.children_total
+        ):
+            return False
+        parent.save(update_fields=_finalise_parent(parent))
+    return True
 
 
 def release_for_retry(context: JobContext, error: Exception) -> bool:
@@ -915,6 +1009,36 @@ def job_run_execute(
         result = {"value": result}
     finish(context, JobStatus.SUCCEEDED, result=result)
     return "succeeded"
+
+
+# A connection that finished a bookkeeping write this recently is not health-checked again.
+HEALTH_CHECK_IDLE_SECONDS = 1.0
+_connection_used_at = -HEALTH_CHECK_IDLE_SECONDS
+
+
+def worker_connection_prepare() -> None:
+    """Before a job on a worker: Django's connection upkeep, as around a request.
+
+    ``close_old_connections()`` drops a connection past ``CONN_MAX_AGE`` or one that saw an
+    error, and (``CONN_HEALTH_CHECKS``) makes the next query ping the server first: a
+    ``SELECT 1`` round trip, as dear as the claim itself. A connection whose last job committed
+    its finish less than ``HEALTH_CHECK_IDLE_SECONDS`` ago, with no error since, skips the ping.
+    Should the server have dropped it in that second anyway (a failover mid-burst), the claim
+    meets the error and the delivery is retried with backoff on a new connection, as for any
+    lost connection.
+    """
+    close_old_connections()
+    if (
+        connection.connection is not None
+        and not connection.errors_occurred
+        and time.monotonic() - _connection_used_at < HEALTH_CHECK_IDLE_SECONDS
+    ):
+        connection.health_check_done = True  # what a passed check leaves behind
+
+
+def _note_connection_used() -> None:
+    global _connection_used_at
+    _connection_used_at = time.monotonic()
 
 
 def drop_broken_connection() -> None:

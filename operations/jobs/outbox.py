@@ -67,24 +67,29 @@ def outbox_enqueue(messages: Iterable[OutboxMessage]) -> list[JobDispatch]:
     now = timezone.now()
     # The drain leaves fresh rows to their on-commit sender for a grace period.
     available_at = now + timezone.timedelta(seconds=engine_settings().outbox_grace_seconds)
-    rows = [
-        JobDispatch(
-            task_name=message.task_name,
-            task_id=message.task_id,
-            kwargs=message.kwargs,
-            queue=message.queue,
-            options=message.options,
-            label=message.label[:200],
-            created_at=now,
-            available_at=available_at,
-        )
-        for message in messages
-    ]
+    rows = [outbox_row(message, now, available_at) for message in messages]
     if not rows:
         return rows
     JobDispatch.objects.bulk_create(rows)
     transaction.on_commit(lambda: outbox_send_committed(rows))
     return rows
+
+
+def outbox_row(message: OutboxMessage, now=None, available_at=None) -> JobDispatch:
+    """The unsaved outbox row of ``message``: due after the grace period from ``now``."""
+    now = now or timezone.now()
+    if available_at is None:
+        available_at = now + timezone.timedelta(seconds=engine_settings().outbox_grace_seconds)
+    return JobDispatch(
+        task_name=message.task_name,
+        task_id=message.task_id,
+        kwargs=message.kwargs,
+        queue=message.queue,
+        options=message.options,
+        label=message.label[:200],
+        created_at=now,
+        available_at=available_at,
+    )
 
 
 def outbox_send_committed(rows: Sequence[JobDispatch]) -> int:
@@ -118,6 +123,41 @@ def outbox_send_committed(rows: Sequence[JobDispatch]) -> int:
             )
     except Exception:  # noqa: BLE001 - the rows stay due; the drain takes them
         logger.exception("outbox: could not record the send of %d message(s)", len(rows))
+    return len(sent)
+
+
+def outbox_send_or_store(rows: Sequence[JobDispatch]) -> int:
+    """Send the messages of a committed transaction that stored no outbox rows; store the
+    ones the broker refuses, due now, so the drain sends them once it is back.
+
+    For a submit whose own row is its durable record (``job_submit``'s one-statement path, see
+    there): in the common case, where the broker takes the message, no outbox row is written
+    or deleted at all. Never raises, like :func:`outbox_send_committed`.
+    """
+    if time.monotonic() < _broker_down_until:
+        sent, error = [], ConnectionError("broker failed moments ago; left for the drain")
+    else:
+        try:
+            sent, error = _publish(rows)
+        except Exception as exc:  # noqa: BLE001 - anything here only delays delivery
+            sent, error = [], exc
+        _note_broker_result(error)
+    if error is not None:
+        unsent = [row for row in rows if row not in sent]
+        logger.warning(
+            "outbox: broker refused %d message(s), the drain will resend them: %s",
+            len(unsent),
+            error,
+        )
+        now = timezone.now()
+        for row in unsent:
+            row.attempts += 1
+            row.last_error = _describe(error)
+            row.available_at = now  # due now: the drain sends it as soon as the broker answers
+        try:
+            JobDispatch.objects.bulk_create(unsent)
+        except Exception:  # noqa: BLE001 - recovery re-sends the queued run later
+            logger.exception("outbox: could not store %d unsent message(s)", len(unsent))
     return len(sent)
 
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
@@ -20,10 +21,12 @@ from operations.jobs.broker import broker_view
 from operations.jobs.conf import engine_settings
 from operations.jobs.exceptions import JobStateConflict, UnknownJobKind
 from operations.jobs.execution import (
+    _one_round_trip,
     all_tenants_scope,
     cancel_children,
     dispatch_runs,
     execute_message,
+    finalise_parent_if_done,
     gave_up_message,
     logs_in,
     record_child_outcomes,
@@ -39,11 +42,11 @@ from operations.jobs.models import (
     JobTrigger,
     LogLevel,
 )
-from operations.jobs.outbox import outbox_enqueue
+from operations.jobs.outbox import outbox_enqueue, outbox_row, outbox_send_or_store
 from operations.jobs.registry import MAINTENANCE_QUEUE, JobKind, get_job_kind, nightly_job_kinds
 from tenants.audit import audit_record
 from tenants.models import AuditAction, Tenant, TenantStatus
-from tenants.scoping import tenant_scope
+from tenants.scoping import RLS_SETTING, tenant_scope
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +104,23 @@ def job_submit(
     if trigger == JobTrigger.USER and token is not None:
         trigger = JobTrigger.TOKEN
     tenant_id = tenant.id if tenant is not None else None
+    if (
+        dedupe_key is None
+        and trigger not in (JobTrigger.USER, JobTrigger.TOKEN)
+        and _one_round_trip()
+    ):
+        # Nothing to look up or audit: the run and its outbox row go in one round trip.
+        run = _new_run(
+            job_kind,
+            tenant=tenant,
+            parameters=cleaned,
+            trigger=trigger,
+            user=user,
+            token=token,
+            schedule=schedule,
+            label=label,
+        )
+        return _submit_in_one_statement(run, job_kind)
     try:
         with scoped_atomic(tenant_id):
             if dedupe_key is not None:
@@ -128,6 +148,46 @@ def job_submit(
         # A concurrent submitter with the same key won; its run is ours.
         with scoped_atomic(tenant_id):
             return runs_in(tenant_id).get(dedupe_key=dedupe_key)
+    return run
+
+
+def _submit_in_one_statement(run: JobRun, job_kind: JobKind) -> JobRun:
+    """Insert ``run`` as one durable transaction in one round trip, then send its message
+    (PostgreSQL, outside any transaction; no dedupe key, nothing to audit).
+
+    ``scoped_atomic`` would cost five round trips (BEGIN, the scope, the run, its outbox row,
+    COMMIT) and the sender a sixth (deleting the sent outbox row). Here the scope and the insert
+    go as one string, which PostgreSQL runs as one implicit transaction: ``set_config(…, true)``
+    holds for it alone, and the commit is as durable as ever (no relaxed commit).
+
+    The queued run is its own outbox record: no outbox row is written unless the broker
+    refuses the message, and then it is stored due now for the drain (as the on-commit sender
+    leaves it). Only a crash of this process between the commit and the send leaves a queued
+    run without a message; recovery re-sends it after ``JOBS_QUEUED_RESEND_AFTER_SECONDS``,
+    having checked that it is in neither the outbox nor the broker.
+    """
+    quote = connection.ops.quote_name
+    fields = [field for field in JobRun._meta.concrete_fields if not field.primary_key]
+    values = [field.get_db_prep_save(field.pre_save(run, add=True), connection) for field in fields]
+    sql, params = "", []
+    if run.tenant_id is not None:
+        # What tenant_scope(tenant_id) gives row-level security, for this transaction only.
+        sql += "SELECT set_config(%s, %s, true); "
+        params += [RLS_SETTING, str(int(run.tenant_id))]
+    # Identifiers come from the model's metadata; every value is a parameter.
+    sql += (
+        f"INSERT INTO {quote(JobRun._meta.db_table)} "  # noqa: S608
+        f"({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params + values)
+        if run.tenant_id is not None:
+            cursor.nextset()
+        (run.pk,) = cursor.fetchone()
+    run._state.adding = False
+    run._state.db = connection.alias
+    outbox_send_or_store([outbox_row(execute_message(run, job_kind))])
     return run
 
 
@@ -341,6 +401,7 @@ class RecoveryResult:
     requeued: int = 0
     failed: int = 0
     resent: int = 0
+    parents_finished: int = 0
 
 
 def job_runs_recover(*, now=None, limit: int = 500) -> RecoveryResult:
@@ -374,6 +435,7 @@ def job_runs_recover(*, now=None, limit: int = 500) -> RecoveryResult:
             to_send.append(run)
             result.requeued += 1
         outbox_enqueue(execute_message(run) for run in to_send)
+    result.parents_finished = fleet_parents_finish_counted()
     settings = engine_settings()
     resent = job_runs_resend_queued(
         older_than=settings.queued_resend_after_seconds,
@@ -383,6 +445,21 @@ def job_runs_recover(*, now=None, limit: int = 500) -> RecoveryResult:
     )
     result.resent = len(resent)
     return result
+
+
+def fleet_parents_finish_counted() -> int:
+    """Finish fleet parents whose children are all counted but that are still running.
+
+    The child counted last finishes its parent right after its own finish commits; this is
+    the net for a worker that died in between.
+    """
+    finished = F("children_succeeded") + F("children_failed") + F("children_cancelled")
+    parent_ids = list(
+        JobRun.fleet.filter(
+            status=JobStatus.RUNNING, awaiting_children=True, children_total__lte=finished
+        ).values_list("id", flat=True)
+    )
+    return sum(finalise_parent_if_done(parent_id) for parent_id in parent_ids)
 
 
 def job_runs_resend_queued(

@@ -14,11 +14,15 @@ import uuid
 
 from celery import shared_task
 from django.core.cache import cache
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from operations.jobs.exceptions import TransientJobError
-from operations.jobs.execution import drop_broken_connection, job_run_execute
+from operations.jobs.execution import (
+    drop_broken_connection,
+    job_run_execute,
+    worker_connection_prepare,
+)
 from operations.jobs.outbox import outbox_drain
 from operations.jobs.registry import JOBS_QUEUE, MAINTENANCE_QUEUE, MAX_ATTEMPTS_LIMIT
 from operations.jobs.services import job_runs_recover, job_schedule_fire
@@ -59,9 +63,10 @@ def execute_job_run(self, *, run_id: int, tenant_id: int | None = None) -> str:
         return "stale message"
     if not self.request.is_eager:
         # As Django does around a request: drop a connection past CONN_MAX_AGE or broken (with
-        # CONN_HEALTH_CHECKS), keep a healthy one. Celery's own fixup closes it after every
-        # task unless CELERY_DB_REUSE_MAX is set, costing a new connection per job.
-        close_old_connections()
+        # CONN_HEALTH_CHECKS), keep a healthy one; no health check of a connection the previous
+        # job used moments ago. Celery's own fixup closes it after every task unless
+        # CELERY_DB_REUSE_MAX is set, costing a new connection per job.
+        worker_connection_prepare()
     try:
         return job_run_execute(
             run_id=run_id,
@@ -104,7 +109,7 @@ def drain_outbox() -> dict:
 def recover_runs() -> dict:
     """Re-queue runs whose worker died; re-send queued runs whose message was lost."""
     result = job_runs_recover()
-    if result.requeued or result.failed or result.resent:
+    if result.requeued or result.failed or result.resent or result.parents_finished:
         logger.warning("jobs recovery: %s", vars(result))
     return vars(result)
 

@@ -143,9 +143,82 @@ def test_a_noop_job_is_two_statements_on_the_worker(tenant_a, sent):
 
 
 @worker_path
+def test_a_submit_on_its_own_is_one_durable_statement_and_its_run_is_its_outbox(
+    tenant_a, tenant_b, sent
+):
+    with CaptureQueriesContext(connection) as captured:
+        run = services.job_submit(tenant=tenant_a, kind="noop", parameters={"seconds": 0.5})
+    sql = statements(captured)
+    if connection.vendor == "postgresql":
+        # The scope and the insert in one round trip: no BEGIN, no COMMIT, no outbox row.
+        assert [len(captured.captured_queries)] == [1]
+        assert "set_config" in sql[0]
+        assert "INSERT" in sql[0]
+        assert "jobs_jobdispatch" not in sql[0]
+        assert "synchronous_commit" not in sql[0]  # the submission stays fully durable
+    assert not JobDispatch.objects.exists()
+    assert sent == [
+        {
+            "task": "jobs.execute",
+            "kwargs": {"run_id": run.pk, "tenant_id": tenant_a.id},
+            "task_id": str(run.task_id),
+            "queue": "jobs",
+        }
+    ]
+    stored = reload(run)
+    assert (stored.status, stored.trigger, stored.attempts, stored.parameters) == (
+        "queued",
+        "system",
+        0,
+        {"seconds": 0.5},
+    )
+    assert (stored.task_id, stored.tenant_id, stored.max_attempts) == (
+        run.task_id,
+        tenant_a.id,
+        get_job_kind("noop").max_attempts,
+    )
+    with tenant_scope(tenant_b.id):
+        assert not JobRun.objects.filter(pk=run.pk).exists()
+    assert (
+        job_run_execute(
+            run_id=run.pk, tenant_id=tenant_a.id, task_id=str(run.task_id), use_heartbeat=False
+        )
+        == "succeeded"
+    )
+
+
+@worker_path
+def test_a_submit_the_broker_refuses_waits_in_the_outbox_for_the_drain(tenant_a, sent, monkeypatch):
+    from msp.celery import app
+    from operations.jobs.outbox import outbox_drain, outbox_sender_reset
+
+    recorder = app.send_task
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(app, "send_task", refuse)
+    try:
+        run = services.job_submit(tenant=tenant_a, kind="noop")
+        assert reload(run).status == JobStatus.QUEUED
+        dispatch = JobDispatch.objects.get()
+        assert dispatch.task_id == str(run.task_id)
+        assert dispatch.kwargs == {"run_id": run.pk, "tenant_id": tenant_a.id}
+        assert (dispatch.attempts, dispatch.queue) == (1, "jobs")
+        assert "broker down" in dispatch.last_error
+    finally:
+        outbox_sender_reset()
+    monkeypatch.setattr(app, "send_task", recorder)
+    assert outbox_drain().sent == 1
+    assert [message["task_id"] for message in sent] == [str(run.task_id)]
+    assert not JobDispatch.objects.exists()
+
+
+@worker_path
 def test_the_sender_forgets_sent_rows_with_a_relaxed_delete(tenant_a, sent):
     with CaptureQueriesContext(connection) as captured:
-        services.job_submit(tenant=tenant_a, kind="noop")
+        services.job_submit_many(tenant=tenant_a, kind="noop", parameters=[{}, {}])
+    assert len(sent) == 2
     assert not JobDispatch.objects.exists()
     delete = [sql for sql in statements(captured) if "DELETE" in sql]
     assert len(delete) == 1
@@ -255,3 +328,70 @@ def test_a_fleet_run_goes_through_the_one_round_trip_path_too(tenant_a, tenant_b
             "tenant": child.tenant_id,
             "visible_tenants": [child.tenant_id],
         }
+
+
+@worker_path
+def test_a_fleet_childs_finish_counts_it_on_the_parent_in_the_same_round_trip(
+    tenant_a, tenant_b, sent
+):
+    from tests.jobs.conftest import activate
+
+    tenants = [activate(tenant_a), activate(tenant_b)]
+    parent = services.job_submit_fleet(kind="test_tenant_echo")
+    assert job_run_execute(
+        run_id=parent.pk, tenant_id=None, task_id=str(parent.task_id), use_heartbeat=False
+    ) == ("awaiting children")
+    with tenant_scope(*(tenant.id for tenant in tenants)):
+        first, second = JobRun.objects.filter(parent_id=parent.pk).order_by("tenant_id")
+    kind = get_job_kind("test_tenant_echo")
+
+    for child in (first, second):
+        claimed, _ = claim(run_id=child.pk, tenant_id=child.tenant_id, task_id=str(child.task_id))
+        context = JobContext(claimed, kind)
+        context.log("a line written with the outcome")
+        with CaptureQueriesContext(connection) as captured:
+            assert finish(context, JobStatus.SUCCEEDED, result={"ok": True}) is True
+        if connection.vendor == "postgresql":
+            # The log line, the child's outcome and the parent's count: one round trip (the
+            # last child then finishes the parent in a transaction of its own).
+            assert "INSERT" in captured.captured_queries[0]["sql"]
+            assert "counted" in captured.captured_queries[0]["sql"]
+            if child is first:
+                assert len(captured.captured_queries) == 1
+        if child is first:
+            stored = reload(parent)
+            assert (stored.status, stored.children_succeeded, stored.progress) == (
+                "running",
+                1,
+                50,
+            )
+            assert stored.progress_message == "1 of 2 tenants done"
+        assert logs_of(reload(child))[-1] == "a line written with the outcome"
+        # A zombie's second finish neither writes nor counts again.
+        assert finish(context, JobStatus.FAILED, error="late") is False
+    parent = reload(parent)
+    assert (parent.status, parent.children_succeeded, parent.children_failed) == (
+        "succeeded",
+        2,
+        0,
+    )
+    assert parent.result == {"tenants": 2, "succeeded": 2, "failed": 0, "cancelled": 0}
+    assert any(line.startswith("All child runs finished") for line in logs_of(parent))
+
+
+@worker_path
+def test_recovery_finishes_a_parent_whose_last_child_was_counted_but_not_finalised(tenant_a, sent):
+    from tests.jobs.conftest import activate
+
+    activate(tenant_a)
+    parent = services.job_submit_fleet(kind="test_tenant_echo")
+    job_run_execute(
+        run_id=parent.pk, tenant_id=None, task_id=str(parent.task_id), use_heartbeat=False
+    )
+    # As if the last child's worker died between its counted finish and finishing the parent.
+    JobRun.fleet.filter(pk=parent.pk).update(children_succeeded=1)
+    assert reload(parent).status == JobStatus.RUNNING
+    assert services.job_runs_recover().parents_finished == 1
+    parent = reload(parent)
+    assert (parent.status, parent.progress, parent.awaiting_children) == ("succeeded", 100, False)
+    assert services.job_runs_recover().parents_finished == 0
