@@ -21,7 +21,7 @@ from operations.inventory.models import (
     Site,
     Stage,
 )
-from tenants.owned import TenantOwnedSerializer, TenantScopedSlugRelatedField
+from tenants.api.owned import TenantOwnedSerializer, TenantScopedSlugRelatedField
 
 TIMESTAMPS = ["created_at", "updated_at"]
 
