@@ -142,9 +142,11 @@ def audit_record(
     )
 
 
-def audited_create(*, tenant, instance: models.Model) -> models.Model:
-    """Validate, save and record the creation of ``instance``."""
-    instance.full_clean()
+def audited_create(*, tenant, instance: models.Model, validate: bool = True) -> models.Model:
+    """Validate, save and record the creation of ``instance`` (``validate=False``: a form has
+    already validated it)."""
+    if validate:
+        instance.full_clean()
     instance.save()
     audit_record(
         tenant=tenant,
@@ -155,12 +157,26 @@ def audited_create(*, tenant, instance: models.Model) -> models.Model:
     return instance
 
 
-def audited_update(*, tenant, instance: models.Model, data: dict) -> models.Model:
-    """Apply ``data``, validate, save, and record what actually changed (nothing: no event)."""
-    before = audit_snapshot(instance)
+def audited_update(
+    *,
+    tenant,
+    instance: models.Model,
+    data: dict,
+    before: dict | None = None,
+    validate: bool = True,
+) -> models.Model:
+    """Apply ``data``, validate, save, and record what actually changed (nothing: no event).
+
+    The one snapshot → save → audit sequence of every update. ``before``: the stored values,
+    when ``instance`` was changed before the call (an admin form changes its instance);
+    ``validate=False`` when a form has already validated it.
+    """
+    if before is None:
+        before = audit_snapshot(instance)
     for name, value in data.items():
         setattr(instance, name, value)
-    instance.full_clean()
+    if validate:
+        instance.full_clean()
     instance.save()
     changes = audit_changes(before, audit_snapshot(instance))
     if changes:

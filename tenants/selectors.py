@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenants.models import (
+    ApiToken,
     AuditEvent,
     Membership,
     MspRole,
+    OnboardingStep,
+    ServicePlan,
     StaffAssignment,
     Tenant,
     TenantRole,
@@ -127,6 +130,94 @@ def _access_to_token_tenant(user, tenant: Tenant) -> TenantAccess | None:
     role = Membership.objects.filter(tenant=tenant, user=user).values_list("role", flat=True)
     role = role.first()
     return TenantAccess(tenant=tenant, role=role) if role else None
+
+
+def tenant_first_visible_to(user) -> Tenant | None:
+    """The tenant a client user lands on (clients see one tenant)."""
+    return tenants_visible_to(user).first()
+
+
+def tenant_switch_choices_for(user) -> tuple[Tenant, ...]:
+    """The tenants a staff member can switch between, by name (none for client users)."""
+    if not user.msp_role:
+        return ()
+    return tuple(tenants_visible_to(user).only("id", "name", "slug").order_by("name"))
+
+
+def tenant_status_counts_for(user) -> dict[str, int]:
+    """{status: number of visible tenants} (statuses with no tenant left out)."""
+    return dict(
+        tenants_visible_to(user)
+        .order_by()
+        .values_list("status")
+        .annotate(count=Count("id"))
+        .values_list("status", "count")
+    )
+
+
+def tenant_directory_for(user, *, query: str = "", status: str = "") -> QuerySet[Tenant]:
+    """Visible tenants with their plan and member count, by name; ``query`` matches name, slug
+    or industry, ``status`` (when given) narrows to one status."""
+    tenants = (
+        tenants_visible_to(user)
+        .select_related("plan")
+        .annotate(member_count=Count("memberships", distinct=True))
+    )
+    if query:
+        tenants = tenants.filter(
+            Q(name__icontains=query) | Q(slug__icontains=query) | Q(industry__icontains=query)
+        )
+    if status:
+        tenants = tenants.filter(status=status)
+    return tenants.order_by("name")
+
+
+# --- Inside one tenant (call inside its scope) -------------------------------------------------
+
+
+def service_plan_get(*, tenant: Tenant) -> ServicePlan | None:
+    return ServicePlan.objects.filter(tenant=tenant).first()
+
+
+def onboarding_steps_with_completer(queryset: QuerySet[OnboardingStep]) -> QuerySet:
+    return queryset.select_related("completed_by")
+
+
+def onboarding_step_list(*, tenant: Tenant) -> list[OnboardingStep]:
+    """The tenant's checklist in its order."""
+    steps = OnboardingStep.objects.filter(tenant=tenant)
+    return list(onboarding_steps_with_completer(steps).order_by("position", "id"))
+
+
+def memberships_with_users(queryset: QuerySet[Membership]) -> QuerySet[Membership]:
+    return queryset.select_related("user")
+
+
+def membership_list(*, tenant: Tenant) -> QuerySet[Membership]:
+    """The tenant's members by username, each with ``has_mfa`` (an authenticator app set up)."""
+    return (
+        memberships_with_users(Membership.objects.filter(tenant=tenant))
+        .annotate(has_mfa=mfa_enrolled(user=OuterRef("user")))
+        .order_by("user__username")
+    )
+
+
+def membership_get(*, tenant: Tenant, membership_id: int) -> Membership | None:
+    return membership_list(tenant=tenant).filter(pk=membership_id).first()
+
+
+def api_tokens_with_users(queryset: QuerySet[ApiToken]) -> QuerySet[ApiToken]:
+    return queryset.select_related("user")
+
+
+def api_token_list(*, tenant: Tenant) -> list[ApiToken]:
+    """The tenant's API tokens, newest first."""
+    tokens = api_tokens_with_users(ApiToken.objects.filter(tenant=tenant))
+    return list(tokens.order_by("-created_at", "-id"))
+
+
+def api_token_get(*, tenant: Tenant, token_id: int) -> ApiToken | None:
+    return api_tokens_with_users(ApiToken.objects.filter(tenant=tenant, pk=token_id)).first()
 
 
 def audit_events_visible_to(user, *, token=None) -> QuerySet[AuditEvent]:

@@ -165,22 +165,14 @@ def onboarding_checklist_create(*, tenant: Tenant) -> list[OnboardingStep]:
 def onboarding_step_set_done(
     *, tenant: Tenant, step: OnboardingStep, done: bool, user=None, notes: str | None = None
 ) -> OnboardingStep:
-    before = audit_snapshot(step)
+    data: dict = {}
     if done and step.completed_at is None:
-        step.completed_at, step.completed_by = timezone.now(), user
+        data.update(completed_at=timezone.now(), completed_by=user)
     elif not done:
-        step.completed_at, step.completed_by = None, None
+        data.update(completed_at=None, completed_by=None)
     if notes is not None:
-        step.notes = notes
-    step.full_clean()
-    step.save()
-    audit_record(
-        tenant=tenant,
-        action=AuditAction.UPDATE,
-        instance=step,
-        changes=audit_changes(before, audit_snapshot(step)),
-    )
-    return step
+        data["notes"] = notes
+    return audited_update(tenant=tenant, instance=step, data=data)
 
 
 @transaction.atomic

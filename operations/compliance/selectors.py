@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from django.db.models import (
     BooleanField,
+    Case,
     Count,
     Exists,
     ExpressionWrapper,
     F,
+    IntegerField,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
+    Value,
+    When,
     Window,
 )
 from django.db.models.functions import RowNumber
@@ -24,7 +28,7 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from operations.compliance.checks import all_checks
-from operations.compliance.models import Finding, FindingStatus, Score, Waiver
+from operations.compliance.models import CheckSeverity, Finding, FindingStatus, Score, Waiver
 
 
 def non_waivable_checks() -> list[str]:
@@ -155,4 +159,49 @@ def score_history(queryset: QuerySet[Score], *, points: int) -> list[Score]:
         ranked.filter(history_rank__lte=points)
         .select_related("framework")
         .order_by("framework__code", "framework_id", "history_rank")
+    )
+
+
+# --- One tenant's posture, as the portal shows it ----------------------------------------------
+
+_SEVERITY_ORDER = Case(
+    *(When(severity=value, then=Value(rank)) for rank, value in enumerate(CheckSeverity.values)),
+    default=Value(len(CheckSeverity.values)),
+    output_field=IntegerField(),
+)
+
+
+def findings_for(*, tenant, check_codes: list[str] | None = None) -> QuerySet[Finding]:
+    """The tenant's findings, of ``check_codes`` only when given."""
+    findings = Finding.objects.filter(tenant=tenant)
+    return findings if check_codes is None else findings.filter(check_code__in=check_codes)
+
+
+def findings_failing_by_severity(
+    *, tenant, check_codes: list[str] | None = None, now=None, limit: int
+) -> list[Finding]:
+    """The first ``limit`` failing findings, most severe first and unwaived before waived, with
+    ``waived`` and ``waiver_expires_at``. One query."""
+    failing = findings_for(tenant=tenant, check_codes=check_codes).filter(status=FindingStatus.FAIL)
+    return list(
+        findings_with_waiver_expiry(failing, now=now)
+        .annotate(severity_rank=_SEVERITY_ORDER)
+        .order_by("severity_rank", "waived", "check_code", "subject_label", "subject_id")[:limit]
+    )
+
+
+def waivers_in_force(*, tenant, check_codes: list[str] | None = None, now=None) -> list[Waiver]:
+    """The tenant's unexpired waivers, soonest to expire first, with ``subject_label``."""
+    waivers = Waiver.objects.filter(tenant=tenant)
+    if check_codes is not None:
+        waivers = waivers.filter(check_code__in=check_codes)
+    return list(
+        waivers_with_subject_label(active_waivers(waivers, now=now)).order_by("expires_at", "id")
+    )
+
+
+def score_history_for(*, tenant, frameworks, points: int) -> list[Score]:
+    """``score_history`` of the tenant's scores of ``frameworks``."""
+    return score_history(
+        Score.objects.filter(tenant=tenant, framework__in=frameworks), points=points
     )

@@ -29,6 +29,7 @@ from operations.incidents.models import (
     AlertTarget,
     Incident,
     IncidentStatus,
+    Postmortem,
     TimelineEntry,
     TimelineKind,
 )
@@ -405,3 +406,55 @@ def alert_tenants_to_evaluate() -> list[int]:
     with tenant_scope(*tenant_ids):
         enabled = AlertRule.objects.filter(enabled=True).order_by().values_list("tenant_id")
         return sorted(set(enabled.distinct().values_list("tenant_id", flat=True)))
+
+
+# --- The client portal's incident pages ----------------------------------------------------------
+
+#: The states the portal's incident list is narrowed to: key → (label, condition).
+INCIDENT_PORTAL_STATES = {
+    "open": ("Open", Q(status__in=OPEN_STATUSES)),
+    "resolved": ("Resolved", Q(status=IncidentStatus.RESOLVED)),
+    "closed": ("Closed", Q(status=IncidentStatus.CLOSED)),
+    "all": ("All", Q()),
+}
+
+
+def incident_portal_list(*, tenant: Tenant, state: str) -> QuerySet[Incident]:
+    """The tenant's incidents in ``state`` (an ``INCIDENT_PORTAL_STATES`` key), newest first,
+    each with ``visible_entries``: its client-visible timeline entries."""
+    return (
+        Incident.objects.filter(tenant=tenant)
+        .filter(INCIDENT_PORTAL_STATES[state][1])
+        .select_related("assignee")
+        .annotate(visible_entries=Count("timeline", filter=Q(timeline__internal=False)))
+        .order_by("-created_at", "-id")
+    )
+
+
+def incident_portal_state_counts(*, tenant: Tenant) -> dict[str, int]:
+    """{state: count} for every ``INCIDENT_PORTAL_STATES`` key, in one query."""
+    return (
+        Incident.objects.filter(tenant=tenant)
+        .order_by()
+        .aggregate(
+            **{
+                key: Count("id", filter=cond)
+                for key, (_label, cond) in INCIDENT_PORTAL_STATES.items()
+            }
+        )
+    )
+
+
+def incident_get_by_number(*, tenant: Tenant, number: int) -> Incident | None:
+    """The tenant's incident ``number`` with its assignee; None when it has none such."""
+    return (
+        Incident.objects.filter(tenant=tenant)
+        .select_related("assignee")
+        .filter(number=number)
+        .first()
+    )
+
+
+def postmortem_for(*, incident: Incident) -> Postmortem | None:
+    """The incident's postmortem with its action items, if it has one."""
+    return Postmortem.objects.filter(incident=incident).prefetch_related("action_items").first()

@@ -27,6 +27,7 @@ from operations.inventory.models import (
     Site,
     Stage,
 )
+from operations.inventory.registry import inventory_writes
 from tenants.admin.base import (
     AuditedInlineFormSet,
     StaffScopedAdmin,
@@ -50,64 +51,55 @@ def _model_fields(form: forms.ModelForm, names=None) -> dict:
 
 
 class ServiceRulesForm(forms.ModelForm):
-    """Runs the services' change rules while validating, so refusals are form errors.
+    """Runs the model's change rules (``registry.inventory_writes``) while validating, so
+    refusals are form errors.
 
     ``clean()`` runs before the form copies its values onto ``instance``, so ``instance`` is
     still the stored row there.
     """
 
-    check_create = None  # staticmethod(fields=...)
-    check_update = None  # staticmethod(<instance_kwarg>=stored, fields=...)
-    instance_kwarg = ""
-
     def clean(self):
         cleaned = super().clean()
+        writes = inventory_writes(self._meta.model)
         try:
             if self.instance.pk is None:
-                if type(self).check_create is not None:
-                    type(self).check_create(fields=_model_fields(self))
-            elif type(self).check_update is not None:
+                writes.run_checks(instance=None, fields=_model_fields(self))
+            else:
                 changed = _model_fields(self, [n for n in self.changed_data if n in cleaned])
-                type(self).check_update(**{self.instance_kwarg: self.instance}, fields=changed)
+                writes.run_checks(instance=self.instance, fields=changed)
         except ValidationError as error:
             for name, problems in error.message_dict.items():
                 self.add_error(name if name in self.fields else None, problems)
         return cleaned
 
 
-class ServiceAdmin(StaffScopedAdmin, admin.ModelAdmin):
-    """Creates, updates and deletes through ``create_service`` / ``update_service`` /
-    ``delete_service`` (keyword ``instance_kwarg`` for the row); the services audit."""
+def _changed_fields(form: forms.ModelForm) -> dict:
+    return _model_fields(form, [n for n in form.changed_data if n in form.cleaned_data])
 
-    create_service = None
-    update_service = None
-    delete_service = None
-    instance_kwarg = ""
+
+class ServiceAdmin(StaffScopedAdmin, admin.ModelAdmin):
+    """Creates, updates and deletes through the services ``registry.inventory_writes`` names
+    for the model (the services audit), and runs its change rules in the form."""
+
+    form = ServiceRulesForm
     list_per_page = 50
     formfield_overrides = URL_FIELDS
 
     def save_model(self, request, obj, form, change):
+        writes = inventory_writes(self.model)
         if change:
             stored = fresh_copy(obj)
-            fields = _model_fields(form, [n for n in form.changed_data if n in form.cleaned_data])
-            saved = type(self).update_service(
-                tenant=stored.tenant, **{self.instance_kwarg: stored}, **fields
-            )
+            saved = writes.update(tenant=stored.tenant, instance=stored, **_changed_fields(form))
         else:
-            saved = type(self).create_service(tenant=obj.tenant, **_model_fields(form))
+            saved = writes.create(tenant=obj.tenant, **_model_fields(form))
         adopt(obj, saved)
 
     def delete_model(self, request, obj):
-        type(self).delete_service(tenant=obj.tenant, **{self.instance_kwarg: obj})
+        inventory_writes(self.model).delete(tenant=obj.tenant, instance=obj)
 
 
 class ServiceInlineFormSet(AuditedInlineFormSet):
-    """Inline rows written through the services; new rows take the parent's tenant."""
-
-    create_service = None
-    update_service = None
-    delete_service = None
-    instance_kwarg = ""
+    """Inline rows written through the model's services; new rows take the parent's tenant."""
 
     def _construct_form(self, i, **kwargs):
         form = super()._construct_form(i, **kwargs)
@@ -120,20 +112,19 @@ class ServiceInlineFormSet(AuditedInlineFormSet):
         if not commit:
             return super().save_new(form, commit=False)
         fields = {**_model_fields(form), self.fk.name: self.instance}
-        return type(self).create_service(tenant=self.instance.tenant, **fields)
+        return inventory_writes(self.model).create(tenant=self.instance.tenant, **fields)
 
     def save_existing(self, form, obj, commit=True):
         if not commit:
             return super().save_existing(form, obj, commit=False)
         stored = fresh_copy(obj)
-        fields = _model_fields(form, [n for n in form.changed_data if n in form.cleaned_data])
-        return type(self).update_service(
-            tenant=stored.tenant, **{self.instance_kwarg: stored}, **fields
+        return inventory_writes(self.model).update(
+            tenant=stored.tenant, instance=stored, **_changed_fields(form)
         )
 
     def delete_existing(self, obj, commit=True):
         if commit:
-            type(self).delete_service(tenant=obj.tenant, **{self.instance_kwarg: obj})
+            inventory_writes(self.model).delete(tenant=obj.tenant, instance=obj)
 
 
 # --- Sites, links, cloud accounts ---------------------------------------------------------------
@@ -147,10 +138,6 @@ class SiteAdmin(ServiceAdmin):
     search_fields = ("code", "name", "region", "provider", "tenant__name")
     ordering = ("tenant__name", "code")
     fields = ("code", "name", "kind", "country", "region", "provider")
-    create_service = staticmethod(services.site_create)
-    update_service = staticmethod(services.site_update)
-    delete_service = staticmethod(services.site_delete)
-    instance_kwarg = "site"
 
 
 @admin.register(Link)
@@ -170,10 +157,6 @@ class LinkAdmin(ServiceAdmin):
     autocomplete_fields = ("site_a", "site_b")
     ordering = ("tenant__name", "site_a__code", "site_b__code")
     fields = ("site_a", "site_b", "bandwidth_mbps", "latency_ms", "redundancy", "provider")
-    create_service = staticmethod(services.link_create)
-    update_service = staticmethod(services.link_update)
-    delete_service = staticmethod(services.link_delete)
-    instance_kwarg = "link"
 
 
 @admin.register(CloudAccount)
@@ -184,25 +167,9 @@ class CloudAccountAdmin(ServiceAdmin):
     search_fields = ("account_id", "name", "tenant__name")
     ordering = ("tenant__name", "provider", "account_id")
     fields = ("provider", "account_id", "name", "monthly_budget", "currency")
-    create_service = staticmethod(services.cloud_account_create)
-    update_service = staticmethod(services.cloud_account_update)
-    delete_service = staticmethod(services.cloud_account_delete)
-    instance_kwarg = "cloud_account"
 
 
 # --- Compute ------------------------------------------------------------------------------------
-
-
-class ComputeForm(ServiceRulesForm):
-    check_update = staticmethod(services.compute_check_update)
-    instance_kwarg = "compute"
-
-
-class NodeFormSet(ServiceInlineFormSet):
-    create_service = staticmethod(services.compute_create)
-    update_service = staticmethod(services.compute_update)
-    delete_service = staticmethod(services.compute_delete)
-    instance_kwarg = "compute"
 
 
 class NodeInline(StaffScopedTabularInline):
@@ -210,7 +177,7 @@ class NodeInline(StaffScopedTabularInline):
 
     model = ComputeResource
     fk_name = "cluster"
-    formset = NodeFormSet
+    formset = ServiceInlineFormSet
     fields = (
         "hostname",
         "kind",
@@ -227,7 +194,6 @@ class NodeInline(StaffScopedTabularInline):
 
 @admin.register(ComputeResource)
 class ComputeResourceAdmin(ServiceAdmin):
-    form = ComputeForm
     list_display = (
         "hostname",
         "kind",
@@ -255,10 +221,6 @@ class ComputeResourceAdmin(ServiceAdmin):
         "hourly_cost",
         "gpu_uuids",
     )
-    create_service = staticmethod(services.compute_create)
-    update_service = staticmethod(services.compute_update)
-    delete_service = staticmethod(services.compute_delete)
-    instance_kwarg = "compute"
 
     inlines = (NodeInline,)
 
@@ -272,23 +234,10 @@ class ComputeResourceAdmin(ServiceAdmin):
 # --- AI systems, their deployments and dataset usage -------------------------------------------
 
 
-class DeploymentForm(ServiceRulesForm):
-    check_create = staticmethod(services.deployment_check_create)
-    check_update = staticmethod(services.deployment_check_update)
-    instance_kwarg = "deployment"
-
-
-class DeploymentFormSet(ServiceInlineFormSet):
-    create_service = staticmethod(services.deployment_create)
-    update_service = staticmethod(services.deployment_update)
-    delete_service = staticmethod(services.deployment_delete)
-    instance_kwarg = "deployment"
-
-
 class DeploymentInline(StaffScopedTabularInline):
     model = Deployment
-    form = DeploymentForm
-    formset = DeploymentFormSet
+    form = ServiceRulesForm
+    formset = ServiceInlineFormSet
     fields = (
         "name",
         "model_version",
@@ -302,29 +251,16 @@ class DeploymentInline(StaffScopedTabularInline):
     extra = 0
 
 
-class DatasetUsageFormSet(ServiceInlineFormSet):
-    create_service = staticmethod(services.ai_system_dataset_create)
-    update_service = staticmethod(services.ai_system_dataset_update)
-    delete_service = staticmethod(services.ai_system_dataset_delete)
-    instance_kwarg = "ai_system_dataset"
-
-
 class DatasetUsageInline(StaffScopedTabularInline):
     model = AISystemDataset
-    formset = DatasetUsageFormSet
+    formset = ServiceInlineFormSet
     fields = ("dataset", "usage")
     autocomplete_fields = ("dataset",)
     extra = 0
 
 
-class AISystemForm(ServiceRulesForm):
-    check_update = staticmethod(services.ai_system_check_update)
-    instance_kwarg = "ai_system"
-
-
 @admin.register(AISystem)
 class AISystemAdmin(ServiceAdmin):
-    form = AISystemForm
     list_display = (
         "name",
         "stage",
@@ -385,10 +321,6 @@ class AISystemAdmin(ServiceAdmin):
         ),
     )
     actions = ("move_to_pilot", "move_to_production", "move_to_proposed", "retire")
-    create_service = staticmethod(services.ai_system_create)
-    update_service = staticmethod(services.ai_system_update)
-    delete_service = staticmethod(services.ai_system_delete)
-    instance_kwarg = "ai_system"
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_deployments=Count("deployments"))
@@ -439,7 +371,6 @@ class AISystemAdmin(ServiceAdmin):
 
 @admin.register(Deployment)
 class DeploymentAdmin(ServiceAdmin):
-    form = DeploymentForm
     list_display = (
         "name",
         "ai_system",
@@ -455,10 +386,6 @@ class DeploymentAdmin(ServiceAdmin):
     search_fields = ("name", "model_version", "ai_system__name", "compute__hostname")
     autocomplete_fields = ("ai_system", "compute")
     ordering = ("tenant__name", "name")
-    create_service = staticmethod(services.deployment_create)
-    update_service = staticmethod(services.deployment_update)
-    delete_service = staticmethod(services.deployment_delete)
-    instance_kwarg = "deployment"
 
     @admin.display(boolean=True, description="Runbook")
     def has_runbook(self, obj):
@@ -485,10 +412,6 @@ class DatasetAdmin(ServiceAdmin):
     list_select_related = ("tenant",)
     search_fields = ("name", "owner", "provenance", "licence", "tenant__name")
     ordering = ("tenant__name", "name")
-    create_service = staticmethod(services.dataset_create)
-    update_service = staticmethod(services.dataset_update)
-    delete_service = staticmethod(services.dataset_delete)
-    instance_kwarg = "dataset"
 
 
 @admin.register(AISystemDataset)
@@ -499,7 +422,3 @@ class AISystemDatasetAdmin(ServiceAdmin):
     search_fields = ("ai_system__name", "dataset__name", "tenant__name")
     autocomplete_fields = ("ai_system", "dataset")
     ordering = ("tenant__name", "ai_system__name", "dataset__name")
-    create_service = staticmethod(services.ai_system_dataset_create)
-    update_service = staticmethod(services.ai_system_dataset_update)
-    delete_service = staticmethod(services.ai_system_dataset_delete)
-    instance_kwarg = "ai_system_dataset"

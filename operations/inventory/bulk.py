@@ -64,6 +64,7 @@ from operations.inventory.models import (
     Site,
     Stage,
 )
+from operations.inventory.registry import InventoryWrites, inventory_writes
 from operations.inventory.selectors import inventory_querysets
 
 SECTIONS = ("sites", "cloud_accounts", "compute", "links", "datasets", "ai_systems", "deployments")
@@ -98,16 +99,18 @@ def _text_key(value) -> str | None:
 
 
 KINDS = {
-    "site": Kind("site", lambda site: site.code, _text_key, str),
-    "compute": Kind("compute resource", lambda c: c.hostname, _text_key, str),
+    "site": Kind("site", inventory_writes(Site).natural_key, _text_key, str),
+    "compute": Kind(
+        "compute resource", inventory_writes(ComputeResource).natural_key, _text_key, str
+    ),
     "cloud_account": Kind(
         "cloud account",
-        lambda account: (account.provider, account.account_id),
+        inventory_writes(CloudAccount).natural_key,
         cloud_account_key,
         lambda key: ":".join(key),
     ),
-    "ai_system": Kind("AI system", lambda system: system.name, _text_key, str),
-    "dataset": Kind("dataset", lambda dataset: dataset.name, _text_key, str),
+    "ai_system": Kind("AI system", inventory_writes(AISystem).natural_key, _text_key, str),
+    "dataset": Kind("dataset", inventory_writes(Dataset).natural_key, _text_key, str),
 }
 HOW_TO_REFER = {
     "site": "the site's code",
@@ -282,6 +285,10 @@ def compute_rows_from_csv(csv_rows: list[dict]) -> list[dict]:
 # --- Import -------------------------------------------------------------------------------------
 
 
+_LINK_KEY = inventory_writes(Link).natural_key  # (site_a id, site_b id)
+_DEPLOYMENT_KEY = inventory_writes(Deployment).natural_key
+
+
 class NaturalKeys:
     """The tenant's rows by natural key, loaded once per model and grown as the import creates."""
 
@@ -296,10 +303,11 @@ class NaturalKeys:
         }
         for kind, queryset in querysets.items():
             self.by_kind[kind] = {KINDS[kind].key_of(obj): obj for obj in queryset}
-        self.links = {
-            (link.site_a_id, link.site_b_id): link for link in Link.objects.filter(tenant=tenant)
+        self.links = {_LINK_KEY(link): link for link in Link.objects.filter(tenant=tenant)}
+        self.deployments = {
+            _DEPLOYMENT_KEY(deployment): deployment
+            for deployment in Deployment.objects.filter(tenant=tenant)
         }
-        self.deployments = {d.name: d for d in Deployment.objects.filter(tenant=tenant)}
         self.usage: dict[int, list[AISystemDataset]] = {}
         for row in AISystemDataset.objects.filter(tenant=tenant):
             self.usage.setdefault(row.ai_system_id, []).append(row)
@@ -337,9 +345,7 @@ class Section:
     key_of_row: Callable[[dict], object]  # hashable natural key, or None
     find: Callable[[NaturalKeys, object], models.Model | None]
     remember: Callable[[NaturalKeys, models.Model], None]
-    create: Callable[..., models.Model]
-    update: Callable[..., models.Model]
-    instance_kwarg: str
+    writes: InventoryWrites
 
 
 def _text_of(name: str) -> Callable[[dict], str | None]:
@@ -363,11 +369,11 @@ def _find_link(keys: NaturalKeys, key) -> Link | None:
 
 
 def _remember_link(keys: NaturalKeys, link: Link) -> None:
-    keys.links[(link.site_a_id, link.site_b_id)] = link
+    keys.links[_LINK_KEY(link)] = link
 
 
 def _remember_deployment(keys: NaturalKeys, deployment: Deployment) -> None:
-    keys.deployments[deployment.name] = deployment
+    keys.deployments[_DEPLOYMENT_KEY(deployment)] = deployment
 
 
 def _by_kind(kind: str) -> dict:
@@ -384,9 +390,7 @@ SECTION_RULES = {
         key_field="code",
         key_of_row=_text_of("code"),
         **_by_kind("site"),
-        create=services.site_create,
-        update=services.site_update,
-        instance_kwarg="site",
+        writes=inventory_writes(Site),
     ),
     "cloud_accounts": Section(
         name="cloud_accounts",
@@ -394,9 +398,7 @@ SECTION_RULES = {
         key_field="account_id",
         key_of_row=_cloud_account_of,
         **_by_kind("cloud_account"),
-        create=services.cloud_account_create,
-        update=services.cloud_account_update,
-        instance_kwarg="cloud_account",
+        writes=inventory_writes(CloudAccount),
     ),
     "compute": Section(
         name="compute",
@@ -404,9 +406,7 @@ SECTION_RULES = {
         key_field="hostname",
         key_of_row=_text_of("hostname"),
         **_by_kind("compute"),
-        create=services.compute_create,
-        update=services.compute_update,
-        instance_kwarg="compute",
+        writes=inventory_writes(ComputeResource),
     ),
     "links": Section(
         name="links",
@@ -415,9 +415,7 @@ SECTION_RULES = {
         key_of_row=_link_of,
         find=_find_link,
         remember=_remember_link,
-        create=services.link_create,
-        update=services.link_update,
-        instance_kwarg="link",
+        writes=inventory_writes(Link),
     ),
     "datasets": Section(
         name="datasets",
@@ -425,9 +423,7 @@ SECTION_RULES = {
         key_field="name",
         key_of_row=_text_of("name"),
         **_by_kind("dataset"),
-        create=services.dataset_create,
-        update=services.dataset_update,
-        instance_kwarg="dataset",
+        writes=inventory_writes(Dataset),
     ),
     "ai_systems": Section(
         name="ai_systems",
@@ -435,9 +431,7 @@ SECTION_RULES = {
         key_field="name",
         key_of_row=_text_of("name"),
         **_by_kind("ai_system"),
-        create=services.ai_system_create,
-        update=services.ai_system_update,
-        instance_kwarg="ai_system",
+        writes=inventory_writes(AISystem),
     ),
     "deployments": Section(
         name="deployments",
@@ -446,9 +440,7 @@ SECTION_RULES = {
         key_of_row=_text_of("name"),
         find=lambda keys, key: keys.deployments.get(key) if key is not None else None,
         remember=_remember_deployment,
-        create=services.deployment_create,
-        update=services.deployment_update,
-        instance_kwarg="deployment",
+        writes=inventory_writes(Deployment),
     ),
 }
 
@@ -577,12 +569,12 @@ class InventoryImport:
         counts = self.counts[rules.name]
         try:
             if instance is None:
-                obj = rules.create(tenant=self.tenant, **data)
+                obj = rules.writes.create(tenant=self.tenant, **data)
                 changed = True
             else:
                 changed = _differs(instance, data)
                 obj = (
-                    rules.update(tenant=self.tenant, **{rules.instance_kwarg: instance}, **data)
+                    rules.writes.update(tenant=self.tenant, instance=instance, **data)
                     if changed
                     else instance
                 )

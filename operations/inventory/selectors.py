@@ -98,3 +98,17 @@ def inventory_querysets(*, tenant) -> dict[str, QuerySet]:
             Deployment.objects.filter(tenant=tenant)
         ).order_by("name"),
     }
+
+
+def estate_tables(*, tenant) -> dict[str, list]:
+    """The tenant's estate as the portal lists it, one query per table: every section of
+    ``inventory_querysets``, compute by kind with its node count, AI systems with their
+    deployment count."""
+    tables = inventory_querysets(tenant=tenant)
+    tables["compute"] = compute_with_references(
+        ComputeResource.objects.filter(tenant=tenant)
+    ).order_by("kind", "hostname")
+    tables["ai_systems"] = ai_systems_with_usage(AISystem.objects.filter(tenant=tenant)).order_by(
+        "name"
+    )
+    return {name: list(queryset) for name, queryset in tables.items()}

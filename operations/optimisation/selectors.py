@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from operations.optimisation.models import (
     Recommendation,
@@ -48,3 +48,43 @@ def recommendation_summary(*, tenant) -> dict:
         "by_kind": list(by_kind.values()),
         "by_status": {status: statuses.get(status, 0) for status in RecommendationStatus.values},
     }
+
+
+#: The states a recommendation list is narrowed to (the portal's tabs): key → (label, condition).
+RECOMMENDATION_STATES = {
+    "open": ("Open", Q(status=RecommendationStatus.OPEN)),
+    "accepted": ("Accepted", Q(status=RecommendationStatus.ACCEPTED)),
+    "implemented": ("Implemented", Q(status=RecommendationStatus.IMPLEMENTED)),
+    "dismissed": ("Dismissed", Q(status=RecommendationStatus.DISMISSED)),
+    "superseded": ("Cleared", Q(status=RecommendationStatus.SUPERSEDED)),
+    "all": ("All", Q()),
+}
+
+
+def recommendation_list_in_state(*, tenant, state: str) -> QuerySet[Recommendation]:
+    """The tenant's recommendations in ``state`` (a ``RECOMMENDATION_STATES`` key), largest
+    saving first."""
+    condition = RECOMMENDATION_STATES[state][1]
+    return (
+        Recommendation.objects.filter(tenant=tenant)
+        .filter(condition)
+        .order_by("-estimated_monthly_saving", "id")
+    )
+
+
+def recommendation_state_counts(*, tenant) -> dict[str, int]:
+    """{state: count} for every ``RECOMMENDATION_STATES`` key, in one query."""
+    return (
+        Recommendation.objects.filter(tenant=tenant)
+        .order_by()
+        .aggregate(
+            **{
+                key: Count("id", filter=cond)
+                for key, (_label, cond) in RECOMMENDATION_STATES.items()
+            }
+        )
+    )
+
+
+def recommendation_get(*, tenant, pk: int) -> Recommendation | None:
+    return Recommendation.objects.filter(tenant=tenant).filter(pk=pk).first()

@@ -42,7 +42,13 @@ from operations.optimisation.models import (
     RecommendationKind,
     RecommendationStatus,
 )
-from tenants.audit import audit_changes, audit_record, audit_snapshot, current_actor
+from tenants.audit import (
+    audit_changes,
+    audit_record,
+    audit_snapshot,
+    audited_update,
+    current_actor,
+)
 from tenants.models import AuditAction
 from tenants.scoping import active_scope
 
@@ -222,27 +228,20 @@ def _transition(
                 f"only from {' or '.join(allowed_from)}.",
                 code="invalid_transition",
             )
-        before = audit_snapshot(rec)
-        now = timezone.now()
         who = user if user is not None and getattr(user, "is_authenticated", False) else None
-        rec.status = target
-        setattr(rec, f"{target}_at", now)
-        setattr(rec, f"{target}_by", who)
-        setattr(rec, f"{target}_by_label", _actor_label(user))
+        data = {
+            "status": target,
+            f"{target}_at": timezone.now(),
+            f"{target}_by": who,
+            f"{target}_by_label": _actor_label(user),
+        }
         if action == "dismiss":
-            rec.dismissed_reason = reason
-            rec.dismissed_evidence = {
+            data["dismissed_reason"] = reason
+            data["dismissed_evidence"] = {
                 "estimated_monthly_saving": str(rec.estimated_monthly_saving),
                 "evidence": rec.evidence,
             }
-        rec.full_clean()
-        rec.save()
-        audit_record(
-            tenant=tenant,
-            action=AuditAction.UPDATE,
-            instance=rec,
-            changes=audit_changes(before, audit_snapshot(rec)),
-        )
+        rec = audited_update(tenant=tenant, instance=rec, data=data)
     return rec
 
 

@@ -244,3 +244,26 @@ def telemetry_window_stats(
         resources=resources,
     )
     return [WindowStats(*row) for row in rows]
+
+
+def telemetry_hourly_means(
+    *, tenant, resource_kind: int, resource_ids: list[int], metric: Metric, start, end
+) -> dict[int, list[tuple[dt.datetime, float, int]]]:
+    """{resource id: [(hour, mean, sample count), ...] oldest first} from the hourly rollups of
+    many resources; one query. Resources with no rollup in the window are left out."""
+    rows = (
+        TelemetryRollup.objects.filter(
+            tenant=tenant,
+            resource_kind=resource_kind,
+            resource_id__in=resource_ids,
+            metric=metric.code,
+            bucket__gte=start,
+            bucket__lt=end,
+        )
+        .order_by("resource_id", "bucket")
+        .values_list("resource_id", "bucket", "avg_value", "sample_count")
+    )
+    series: dict[int, list[tuple[dt.datetime, float, int]]] = {}
+    for resource_id, bucket, value, count in rows:
+        series.setdefault(resource_id, []).append((bucket, value, count))
+    return series

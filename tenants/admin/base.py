@@ -26,7 +26,7 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, Vali
 from django.db import models, transaction
 from django.forms.models import BaseInlineFormSet
 
-from tenants.audit import audit_changes, audit_record, audit_snapshot
+from tenants.audit import audit_record, audit_snapshot, audited_create, audited_update
 from tenants.models import AuditAction, MspRole, Tenant
 from tenants.scoping import TenantOwnedModel, active_scope, tenant_scope
 from tenants.selectors import tenants_visible_to
@@ -81,17 +81,12 @@ def deleted_changes(obj: models.Model) -> dict:
 
 
 def audited_save(*, obj: models.Model, tenant: Tenant | None, before: dict | None) -> None:
-    """Save ``obj`` and record a create (``before`` is None) or an update with its diff."""
-    obj.save()
-    changes = audit_changes(before or {}, audit_snapshot(obj))
-    if before is not None and not changes:
-        return
-    audit_record(
-        tenant=tenant,
-        action=AuditAction.UPDATE if before is not None else AuditAction.CREATE,
-        instance=obj,
-        changes=changes,
-    )
+    """Save ``obj``, validated by its form, and record a create (``before`` is None) or an
+    update with its diff."""
+    if before is None:
+        audited_create(tenant=tenant, instance=obj, validate=False)
+    else:
+        audited_update(tenant=tenant, instance=obj, data={}, before=before, validate=False)
 
 
 def audited_delete(*, obj: models.Model, tenant: Tenant | None) -> None:

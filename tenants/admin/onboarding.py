@@ -12,10 +12,9 @@ from tenants.admin.base import (
     StaffScopedAdmin,
     StaffScopedTabularInline,
     VisibleTenantListFilter,
-    audited_save,
     fresh_copy,
 )
-from tenants.audit import audit_snapshot
+from tenants.audit import audited_update
 from tenants.models import OnboardingStep
 
 
@@ -49,10 +48,9 @@ def onboarding_step_save(*, step: OnboardingStep, form: forms.ModelForm, user) -
         )
     if notes_changed:
         # Not through onboarding_step_set_done: it would re-stamp completed_at and _by.
-        before = audit_snapshot(stored)
-        stored.notes = form.cleaned_data["notes"]
-        stored.full_clean()
-        audited_save(obj=stored, tenant=stored.tenant, before=before)
+        audited_update(
+            tenant=stored.tenant, instance=stored, data={"notes": form.cleaned_data["notes"]}
+        )
     return stored
 
 

@@ -26,13 +26,9 @@ from rest_framework.views import APIView
 
 from msp.api.errors import NOT_FOUND_MESSAGE
 from msp.api.values import ValuesListModelMixin
+from tenants.api.owned import split_many_to_many
 from tenants.models import ApiToken, Tenant, TokenScope
-from tenants.owned import (
-    owned_object_create,
-    owned_object_delete,
-    owned_object_update,
-    split_many_to_many,
-)
+from tenants.owned import owned_object_create, owned_object_delete, owned_object_update
 from tenants.scoping import TenantOwnedModel, tenant_scope
 from tenants.selectors import TenantAccess, tenant_access_for, tenants_visible_to
 

@@ -33,7 +33,10 @@ from tenants.models import (
     Tenant,
 )
 from tenants.selectors import (
+    api_tokens_with_users,
     audit_events_visible_to,
+    memberships_with_users,
+    onboarding_steps_with_completer,
     tenant_access_for,
 )
 
@@ -150,7 +153,7 @@ class MembershipViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def filter_scoped_queryset(self, queryset):
-        return queryset.select_related("user")
+        return memberships_with_users(queryset)
 
     @extend_schema(request=s.MembershipCreateSerializer, responses=s.MembershipSerializer)
     def create(self, request, *args, **kwargs):
@@ -209,7 +212,7 @@ class OnboardingStepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
     ordering = ["position"]
 
     def filter_scoped_queryset(self, queryset):
-        return queryset.select_related("completed_by")
+        return onboarding_steps_with_completer(queryset)
 
     def _set_done(self, request, done: bool):
         step = self.get_object()
@@ -255,7 +258,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     ordering = ["-created_at"]
 
     def filter_scoped_queryset(self, queryset):
-        return queryset.select_related("user")
+        return api_tokens_with_users(queryset)
 
     @extend_schema(request=s.ApiTokenCreateSerializer, responses=s.ApiTokenIssuedSerializer)
     def create(self, request, *args, **kwargs):

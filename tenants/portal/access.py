@@ -15,14 +15,13 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 
 from tenants.models import MspRole, Tenant, TenantRole, TenantStatus
 from tenants.scoping import tenant_scope
-from tenants.selectors import TenantAccess, tenant_access_for, tenants_visible_to
+from tenants.selectors import TenantAccess, tenant_access_for, tenant_switch_choices_for
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -121,13 +120,6 @@ def tenant_forbidden(request: HttpRequest, page: PortalTenant) -> HttpResponse:
     )
 
 
-def _switchable_tenants(user) -> tuple[Tenant, ...]:
-    if not user.msp_role:
-        return ()
-    tenants: QuerySet[Tenant] = tenants_visible_to(user).only("id", "name", "slug")
-    return tuple(tenants.order_by("name"))
-
-
 def portal_tenant_view(
     *, write_capability: str | None = None, edit_only: bool = False
 ) -> Callable[[Callable], Callable]:
@@ -148,7 +140,7 @@ def portal_tenant_view(
                 page = PortalTenant(
                     access=access,
                     write_capability=write_capability,
-                    switchable=_switchable_tenants(request.user),
+                    switchable=tenant_switch_choices_for(request.user),
                 )
                 writing = request.method not in SAFE_METHODS
                 if (writing or edit_only) and not page.can_edit:

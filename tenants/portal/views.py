@@ -9,22 +9,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import Count, OuterRef, Q
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from tenants import services
-from tenants.models import (
-    ApiToken,
-    Coverage,
-    Membership,
-    OnboardingStep,
-    ServicePlan,
-    Severity,
-    TenantStatus,
-)
+from tenants.models import ApiToken, Coverage, ServicePlan, Severity, TenantStatus
 from tenants.portal.access import (
     PortalTenant,
     portal_tenant_view,
@@ -37,7 +28,17 @@ from tenants.portal.forms import (
     TenantSecurityForm,
     TokenCreateForm,
 )
-from tenants.selectors import mfa_enrolled, tenants_visible_to
+from tenants.selectors import (
+    api_token_get,
+    api_token_list,
+    membership_get,
+    membership_list,
+    onboarding_step_list,
+    service_plan_get,
+    tenant_directory_for,
+    tenant_first_visible_to,
+    tenant_status_counts_for,
+)
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -70,36 +71,21 @@ def home(request):
     """Clients go straight to their tenant; MSP staff get the tenants they can reach."""
     user = request.user
     if not user.msp_role:
-        tenant = tenants_visible_to(user).first()
+        tenant = tenant_first_visible_to(user)
         if tenant is None:
             return render(request, "portal/no_tenant.html")
         return redirect("portal:overview", slug=tenant.slug)
 
     query = request.GET.get("q", "").strip()
     status = request.GET.get("status", "")
-    visible = tenants_visible_to(user)
-    status_counts = dict(
-        visible.order_by()
-        .values_list("status")
-        .annotate(count=Count("id"))
-        .values_list("status", "count")
-    )
-    tenants = visible.select_related("plan").annotate(
-        member_count=Count("memberships", distinct=True)
-    )
-    if query:
-        tenants = tenants.filter(
-            Q(name__icontains=query) | Q(slug__icontains=query) | Q(industry__icontains=query)
-        )
-    if status in TenantStatus.values:
-        tenants = tenants.filter(status=status)
-    else:
+    if status not in TenantStatus.values:
         status = ""
+    status_counts = tenant_status_counts_for(user)
     return render(
         request,
         "portal/home.html",
         {
-            "tenants": tenants.order_by("name"),
+            "tenants": tenant_directory_for(user, query=query, status=status),
             "query": query,
             "status": status,
             "statuses": [
@@ -147,12 +133,8 @@ def _plan_summary(plan: ServicePlan) -> dict:
 @portal_tenant_view()
 def overview(request, page: PortalTenant):
     tenant = page.tenant
-    plan = ServicePlan.objects.filter(tenant=tenant).first()
-    steps = list(
-        OnboardingStep.objects.filter(tenant=tenant)
-        .select_related("completed_by")
-        .order_by("position", "id")
-    )
+    plan = service_plan_get(tenant=tenant)
+    steps = onboarding_step_list(tenant=tenant)
     required = [step for step in steps if step.required]
     return render_portal(
         request,
@@ -167,19 +149,6 @@ def overview(request, page: PortalTenant):
 
 
 # --- Team ---------------------------------------------------------------------------------------
-
-
-def _members(page: PortalTenant):
-    return (
-        Membership.objects.filter(tenant=page.tenant)
-        .select_related("user")
-        .annotate(has_mfa=mfa_enrolled(user=OuterRef("user")))
-        .order_by("user__username")
-    )
-
-
-def _membership_or_none(page: PortalTenant, membership_id: int) -> Membership | None:
-    return _members(page).filter(pk=membership_id).first()
 
 
 @portal_tenant_view(write_capability="manage")
@@ -204,7 +173,7 @@ def team(request, page: PortalTenant):
         page,
         "portal/team.html",
         section="team",
-        members=_members(page),
+        members=membership_list(tenant=page.tenant),
         form=form,
         security_form=TenantSecurityForm(initial={"require_mfa": page.tenant.require_mfa}),
     )
@@ -231,7 +200,7 @@ def team_two_factor(request, page: PortalTenant):
 
 @portal_tenant_view(write_capability="manage", edit_only=True)
 def member_edit(request, page: PortalTenant, membership_id: int):
-    membership = _membership_or_none(page, membership_id)
+    membership = membership_get(tenant=page.tenant, membership_id=membership_id)
     if membership is None:
         return tenant_not_found(request)
     is_self = membership.user_id == request.user.pk
@@ -267,7 +236,7 @@ def member_edit(request, page: PortalTenant, membership_id: int):
 @portal_tenant_view(write_capability="manage")
 @require_POST
 def member_remove(request, page: PortalTenant, membership_id: int):
-    membership = _membership_or_none(page, membership_id)
+    membership = membership_get(tenant=page.tenant, membership_id=membership_id)
     if membership is None:
         return tenant_not_found(request)
     username = membership.user.username
@@ -285,11 +254,7 @@ def member_remove(request, page: PortalTenant, membership_id: int):
 
 
 def _tokens(page: PortalTenant) -> list[ApiToken]:
-    tokens = list(
-        ApiToken.objects.filter(tenant=page.tenant)
-        .select_related("user")
-        .order_by("-created_at", "-id")
-    )
+    tokens = api_token_list(tenant=page.tenant)
     for token in tokens:
         token.status = _token_status(token)
     return tokens
@@ -339,7 +304,7 @@ def tokens(request, page: PortalTenant):
 
 @portal_tenant_view(write_capability="manage", edit_only=True)
 def token_revoke(request, page: PortalTenant, token_id: int):
-    token = ApiToken.objects.filter(tenant=page.tenant, pk=token_id).select_related("user").first()
+    token = api_token_get(tenant=page.tenant, token_id=token_id)
     if token is None:
         return tenant_not_found(request)
     if request.method == "POST":

@@ -18,13 +18,14 @@ from django.utils import timezone
 from operations.compliance import services
 from operations.compliance.models import Finding, FindingStatus, Score, Waiver
 from operations.compliance.portal import urls as compliance_portal_urls
-from operations.compliance.portal.trends import HEIGHT, score_trend
+from operations.compliance.portal.views import score_trend
 from operations.compliance.selectors import (
     findings_with_effective_status,
     findings_with_waiver_state,
     waivers_with_subject_label,
 )
 from tenants.models import TenantRole
+from tenants.portal.sparklines import HEIGHT
 from tenants.scoping import tenant_scope
 from tests.compliance.builders import good_deployment, good_system, high_system
 from tests.factories import login_verified, make_member

@@ -14,10 +14,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from operations.inventory.portal import urls as estate_portal_urls
-from operations.inventory.portal.sparklines import HEIGHT, gpu_utilisation_sparklines
+from operations.inventory.portal.views import gpu_utilisation_sparklines
 from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
 from operations.telemetry.models import TelemetryRollup
 from tenants.models import TenantRole
+from tenants.portal.sparklines import HEIGHT
 from tenants.scoping import tenant_scope
 from tests.factories import login_verified, make_member
 from tests.inventory.estate import (

@@ -20,6 +20,16 @@ def test_completing_a_done_step_again_keeps_who_and_when(tenant_a, admin_a, admi
     assert (step.completed_at, step.completed_by_id) == first
 
 
+def test_completing_a_done_step_again_writes_no_audit_event(tenant_a, admin_a):
+    services.tenant_transition(tenant=tenant_a, to_status="onboarding")
+    with tenant_scope(tenant_a.id):
+        step = OnboardingStep.objects.first()
+        services.onboarding_step_set_done(tenant=tenant_a, step=step, done=True, user=admin_a.user)
+        before = AuditEvent.objects.count()
+        services.onboarding_step_set_done(tenant=tenant_a, step=step, done=True, user=admin_a.user)
+    assert AuditEvent.objects.count() == before
+
+
 def test_a_no_op_update_writes_no_audit_event(tenant_a):
     before = AuditEvent.objects.count()
     services.tenant_update(tenant=tenant_a, name=tenant_a.name)

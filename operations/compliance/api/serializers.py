@@ -12,7 +12,7 @@ from operations.compliance.models import (
     SubjectType,
     Waiver,
 )
-from tenants.owned import TenantOwnedSerializer
+from tenants.api.owned import TenantOwnedSerializer
 
 
 class CheckSerializer(StrictSerializer):

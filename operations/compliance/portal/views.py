@@ -11,35 +11,62 @@ missing) and runs a fixed number of queries whatever the number of findings, sco
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
-from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from operations.compliance.checks import get_check
-from operations.compliance.models import CheckSeverity, Finding, FindingStatus, Score, Waiver
-from operations.compliance.portal.trends import HEIGHT, WIDTH, score_trend
+from operations.compliance.models import CheckSeverity, Finding, Score
 from operations.compliance.selectors import (
-    active_waivers,
     checks_for_framework,
     finding_counts,
-    findings_with_waiver_expiry,
-    score_history,
-    waivers_with_subject_label,
+    findings_failing_by_severity,
+    findings_for,
+    score_history_for,
+    waivers_in_force,
 )
 from operations.compliance.services import latest_frameworks
 from tenants.portal.access import PortalTenant, portal_tenant_view, render_portal
+from tenants.portal.sparklines import sparkline_context, sparkline_points
 
 #: Scores drawn in each framework's trend (one per scan, newest last).
 TREND_POINTS = 12
 #: Failing findings listed on the page; the API pages through the rest.
 FINDINGS_SHOWN = 300
 
-_SEVERITY_ORDER = Case(
-    *(When(severity=value, then=Value(rank)) for rank, value in enumerate(CheckSeverity.values)),
-    default=Value(len(CheckSeverity.values)),
-    output_field=IntegerField(),
-)
+
+@dataclass(frozen=True)
+class Trend:
+    """A framework's score history as a sparkline, with the figures it draws."""
+
+    points: str  # SVG polyline points; empty when fewer than two scores could be drawn
+    values: tuple[Decimal, ...]  # the scores drawn, oldest first
+    change: Decimal | None  # latest minus the oldest drawn; None with fewer than two
+
+    @property
+    def direction(self) -> str:
+        if self.change is None or self.change == 0:
+            return "steady"
+        return "up" if self.change > 0 else "down"
+
+    @property
+    def magnitude(self) -> Decimal | None:
+        return None if self.change is None else abs(self.change)
+
+    @property
+    def label(self) -> str:
+        return f"Score over the last {len(self.values)} scans: {', '.join(map(str, self.values))}"
+
+
+def score_trend(scores) -> Trend:
+    """``scores`` oldest first; those without a score (no control assessed) are skipped."""
+    values = tuple(score.score for score in scores if score.score is not None)
+    if len(values) < 2:
+        return Trend(points="", values=values, change=None)
+    last = len(values) - 1
+    points = sparkline_points((index / last, value) for index, value in enumerate(values))
+    return Trend(points=points, values=values, change=values[-1] - values[0])
 
 
 @dataclass(frozen=True)
@@ -58,29 +85,16 @@ def compliance_overview(request, page: PortalTenant):
     chosen = next((f for f in frameworks if f.code == request.GET.get("framework")), None)
     shown_frameworks = [chosen] if chosen else frameworks
 
-    findings = Finding.objects.filter(tenant=tenant)
-    waivers = Waiver.objects.filter(tenant=tenant)
-    if chosen:
-        codes = checks_for_framework(chosen.code)
-        findings = findings.filter(check_code__in=codes)
-        waivers = waivers.filter(check_code__in=codes)
+    codes = checks_for_framework(chosen.code) if chosen else None
 
-    history = score_history(
-        Score.objects.filter(tenant=tenant, framework__in=shown_frameworks), points=TREND_POINTS
-    )
-    failing = list(
-        findings_with_waiver_expiry(findings.filter(status=FindingStatus.FAIL), now=now)
-        .annotate(severity_rank=_SEVERITY_ORDER)
-        .order_by("severity_rank", "waived", "check_code", "subject_label", "subject_id")[
-            :FINDINGS_SHOWN
-        ]
+    history = score_history_for(tenant=tenant, frameworks=shown_frameworks, points=TREND_POINTS)
+    failing = findings_failing_by_severity(
+        tenant=tenant, check_codes=codes, now=now, limit=FINDINGS_SHOWN
     )
     for finding in failing:
         _describe(finding, framework=chosen)
-    waivers_in_force = list(
-        waivers_with_subject_label(active_waivers(waivers, now=now)).order_by("expires_at", "id")
-    )
-    for waiver in waivers_in_force:
+    waivers = waivers_in_force(tenant=tenant, check_codes=codes, now=now)
+    for waiver in waivers:
         check = get_check(waiver.check_code)
         waiver.check_title = check.title if check else waiver.check_code
 
@@ -92,13 +106,12 @@ def compliance_overview(request, page: PortalTenant):
         frameworks=frameworks,
         chosen=chosen,
         scores=_framework_scores(shown_frameworks, history),
-        counts=finding_counts(findings, now=now),
+        counts=finding_counts(findings_for(tenant=tenant, check_codes=codes), now=now),
         groups=_by_severity(failing),
         failing_shown=len(failing),
         findings_limit=FINDINGS_SHOWN,
-        waivers=waivers_in_force,
-        trend_width=WIDTH,
-        trend_height=HEIGHT,
+        waivers=waivers,
+        **sparkline_context(),
     )
 
 

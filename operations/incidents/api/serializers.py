@@ -32,8 +32,8 @@ from operations.incidents.selectors import (
 from operations.incidents.services import incident_assignee_check, user_display_name
 from operations.inventory.models import AISystem, ComputeResource, Deployment
 from operations.telemetry.metrics import METRICS_BY_NAME
+from tenants.api.owned import TenantOwnedSerializer, TenantScopedRelatedField
 from tenants.models import Severity
-from tenants.owned import TenantOwnedSerializer, TenantScopedRelatedField
 
 User = get_user_model()
 

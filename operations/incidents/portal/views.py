@@ -11,25 +11,23 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
 from operations.incidents import services
 from operations.incidents.exports import timeline_csv, timeline_csv_filename
-from operations.incidents.models import (
-    OPEN_STATUSES,
-    Incident,
-    IncidentSource,
-    IncidentStatus,
-    Postmortem,
-)
+from operations.incidents.models import Incident, IncidentSource
 from operations.incidents.portal.forms import IncidentCommentForm, IncidentRaiseForm
 from operations.incidents.selectors import (
+    INCIDENT_PORTAL_STATES,
     alert_rule_source,
     alert_rules_effective,
     incident_allowed_actions,
+    incident_get_by_number,
+    incident_portal_list,
+    incident_portal_state_counts,
+    postmortem_for,
     timeline_visible,
 )
 from operations.telemetry.metrics import METRICS_BY_NAME
@@ -41,20 +39,11 @@ from tenants.portal.access import (
 )
 
 PAGE_SIZE = 25
-_STATES = {
-    "open": ("Open", Q(status__in=OPEN_STATUSES)),
-    "resolved": ("Resolved", Q(status=IncidentStatus.RESOLVED)),
-    "closed": ("Closed", Q(status=IncidentStatus.CLOSED)),
-    "all": ("All", Q()),
-}
-
-
-def _incidents(page: PortalTenant):
-    return Incident.objects.filter(tenant=page.tenant)
+_STATES = INCIDENT_PORTAL_STATES
 
 
 def _incident_or_none(page: PortalTenant, number: int) -> Incident | None:
-    return _incidents(page).select_related("assignee").filter(number=number).first()
+    return incident_get_by_number(tenant=page.tenant, number=number)
 
 
 @portal_tenant_view(write_capability="write")
@@ -63,20 +52,8 @@ def incident_list(request, page: PortalTenant):
     state = request.GET.get("state", "open")
     if state not in _STATES:
         state = "open"
-    incidents = (
-        _incidents(page)
-        .filter(_STATES[state][1])
-        .select_related("assignee")
-        .annotate(visible_entries=Count("timeline", filter=Q(timeline__internal=False)))
-        .order_by("-created_at", "-id")
-    )
-    counts = (
-        _incidents(page)
-        .order_by()
-        .aggregate(
-            **{key: Count("id", filter=condition) for key, (_label, condition) in _STATES.items()}
-        )
-    )
+    incidents = incident_portal_list(tenant=page.tenant, state=state)
+    counts = incident_portal_state_counts(tenant=page.tenant)
     paginator = Paginator(incidents, PAGE_SIZE)
     listing = paginator.get_page(request.GET.get("page"))
     return render_portal(
@@ -146,9 +123,7 @@ def incident_detail(request, page: PortalTenant, number: int):
                 return redirect(
                     "portal_incidents:detail", slug=page.tenant.slug, number=incident.number
                 )
-    postmortem = (
-        Postmortem.objects.filter(incident=incident).prefetch_related("action_items").first()
-    )
+    postmortem = postmortem_for(incident=incident)
     return render_portal(
         request,
         page,

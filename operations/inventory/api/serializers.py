@@ -23,7 +23,7 @@ from operations.inventory.models import (
     Stage,
     cloud_account_key,
 )
-from tenants.owned import TenantOwnedSerializer, TenantScopedSlugRelatedField
+from tenants.api.owned import TenantOwnedSerializer, TenantScopedSlugRelatedField
 
 TIMESTAMPS = ["created_at", "updated_at"]
 

@@ -34,32 +34,25 @@ from operations.inventory.models import (
     Link,
     Site,
 )
+from operations.inventory.registry import inventory_writes
 from tenants.api.base import TenantScopedAPIView, TenantScopedModelViewSet
 
 
 class InventoryViewSet(TenantScopedModelViewSet):
-    """CRUD through the app's services: ``create(tenant=, **fields)``,
-    ``update(tenant=, <instance_kwarg>=, **fields)`` and ``delete(tenant=, <instance_kwarg>=)``."""
-
-    create_service = None
-    update_service = None
-    delete_service = None
-    instance_kwarg: str
+    """CRUD through the services ``operations.inventory.registry`` names for ``model``."""
 
     def perform_create(self, serializer):
-        serializer.instance = type(self).create_service(
-            tenant=self.tenant, **serializer.validated_data
-        )
+        writes = inventory_writes(self.model)
+        serializer.instance = writes.create(tenant=self.tenant, **serializer.validated_data)
 
     def perform_update(self, serializer):
-        serializer.instance = type(self).update_service(
-            tenant=self.tenant,
-            **{self.instance_kwarg: serializer.instance},
-            **serializer.validated_data,
+        writes = inventory_writes(self.model)
+        serializer.instance = writes.update(
+            tenant=self.tenant, instance=serializer.instance, **serializer.validated_data
         )
 
     def perform_destroy(self, instance):
-        type(self).delete_service(tenant=self.tenant, **{self.instance_kwarg: instance})
+        inventory_writes(self.model).delete(tenant=self.tenant, instance=instance)
 
 
 class SiteViewSet(InventoryViewSet):
@@ -71,10 +64,6 @@ class SiteViewSet(InventoryViewSet):
     search_fields = ["code", "name", "region", "provider"]
     ordering_fields = ["code", "name", "kind", "country", "created_at"]
     ordering = ["code"]
-    create_service = staticmethod(services.site_create)
-    update_service = staticmethod(services.site_update)
-    delete_service = staticmethod(services.site_delete)
-    instance_kwarg = "site"
 
 
 class LinkViewSet(InventoryViewSet):
@@ -86,10 +75,6 @@ class LinkViewSet(InventoryViewSet):
     search_fields = ["site_a__code", "site_b__code", "provider"]
     ordering_fields = ["bandwidth_mbps", "latency_ms", "site_a__code", "site_b__code"]
     ordering = ["site_a__code", "site_b__code"]
-    create_service = staticmethod(services.link_create)
-    update_service = staticmethod(services.link_update)
-    delete_service = staticmethod(services.link_delete)
-    instance_kwarg = "link"
 
     def filter_scoped_queryset(self, queryset):
         return selectors.links_with_sites(queryset)
@@ -104,10 +89,6 @@ class CloudAccountViewSet(InventoryViewSet):
     search_fields = ["account_id", "name"]
     ordering_fields = ["provider", "account_id", "name", "monthly_budget"]
     ordering = ["provider", "account_id"]
-    create_service = staticmethod(services.cloud_account_create)
-    update_service = staticmethod(services.cloud_account_update)
-    delete_service = staticmethod(services.cloud_account_delete)
-    instance_kwarg = "cloud_account"
 
 
 class ComputeViewSet(InventoryViewSet):
@@ -127,10 +108,6 @@ class ComputeViewSet(InventoryViewSet):
         "created_at",
     ]
     ordering = ["hostname"]
-    create_service = staticmethod(services.compute_create)
-    update_service = staticmethod(services.compute_update)
-    delete_service = staticmethod(services.compute_delete)
-    instance_kwarg = "compute"
 
     def filter_scoped_queryset(self, queryset):
         return selectors.compute_with_references(queryset)
@@ -161,10 +138,6 @@ class AISystemViewSet(InventoryViewSet):
         "updated_at",
     ]
     ordering = ["name"]
-    create_service = staticmethod(services.ai_system_create)
-    update_service = staticmethod(services.ai_system_update)
-    delete_service = staticmethod(services.ai_system_delete)
-    instance_kwarg = "ai_system"
 
     def filter_scoped_queryset(self, queryset):
         return selectors.ai_systems_with_usage(queryset)
@@ -191,10 +164,6 @@ class DeploymentViewSet(InventoryViewSet):
     search_fields = ["name", "model_version", "ai_system__name", "compute__hostname", "endpoint"]
     ordering_fields = ["name", "environment", "deployed_at", "created_at", "ai_system__name"]
     ordering = ["name"]
-    create_service = staticmethod(services.deployment_create)
-    update_service = staticmethod(services.deployment_update)
-    delete_service = staticmethod(services.deployment_delete)
-    instance_kwarg = "deployment"
 
     def filter_scoped_queryset(self, queryset):
         return selectors.deployments_with_references(queryset)
@@ -209,10 +178,6 @@ class DatasetViewSet(InventoryViewSet):
     search_fields = ["name", "owner", "provenance", "licence"]
     ordering_fields = ["name", "classification", "quality_score", "last_validated_at"]
     ordering = ["name"]
-    create_service = staticmethod(services.dataset_create)
-    update_service = staticmethod(services.dataset_update)
-    delete_service = staticmethod(services.dataset_delete)
-    instance_kwarg = "dataset"
 
 
 class AISystemDatasetViewSet(InventoryViewSet):
@@ -224,10 +189,6 @@ class AISystemDatasetViewSet(InventoryViewSet):
     search_fields = ["ai_system__name", "dataset__name"]
     ordering_fields = ["ai_system__name", "dataset__name", "usage"]
     ordering = ["ai_system__name", "dataset__name", "usage"]
-    create_service = staticmethod(services.ai_system_dataset_create)
-    update_service = staticmethod(services.ai_system_dataset_update)
-    delete_service = staticmethod(services.ai_system_dataset_delete)
-    instance_kwarg = "ai_system_dataset"
 
     def filter_scoped_queryset(self, queryset):
         return selectors.dataset_usage_with_names(queryset)

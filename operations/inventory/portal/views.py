@@ -8,32 +8,81 @@ missing). Each table is one query, whatever the size of the estate.
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from operations.inventory.models import AISystem, ComputeResource, Stage
-from operations.inventory.portal.sparklines import HEIGHT, WIDTH, gpu_utilisation_sparklines
-from operations.inventory.selectors import (
-    ai_systems_with_usage,
-    compute_with_references,
-    inventory_querysets,
-)
+from operations.inventory.models import AISystem, Stage
+from operations.inventory.selectors import estate_tables
+from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
+from operations.telemetry.selectors import telemetry_hourly_means
 from tenants.portal.access import PortalTenant, portal_tenant_view, render_portal
+from tenants.portal.sparklines import sparkline_context, sparkline_points
 
 SPARKLINE_HOURS = 72
+UTILISATION = METRICS_BY_NAME["gpu_utilization"]
+
+
+@dataclass(frozen=True)
+class Sparkline:
+    points: str  # SVG polyline points (``sparkline_points``)
+    average: float
+    latest: float
+    hours: int  # hours with data in the window
+
+    @property
+    def label(self) -> str:
+        return f"Average {self.average} %, latest hour {self.latest} %"
+
+
+def gpu_utilisation_sparklines(
+    *, tenant, compute_ids: list[int], hours: int
+) -> dict[int, Sparkline]:
+    """Hourly mean GPU utilisation of each resource over the last ``hours``; one query.
+
+    Hourly rollups, not raw samples: a few dozen points per resource whatever the ingest rate.
+    """
+    if not compute_ids:
+        return {}
+    end = timezone.now().replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+    start = end - dt.timedelta(hours=hours)
+    series = telemetry_hourly_means(
+        tenant=tenant,
+        resource_kind=ResourceKind.COMPUTE,
+        resource_ids=compute_ids,
+        metric=UTILISATION,
+        start=start,
+        end=end,
+    )
+    return {
+        resource_id: _sparkline(points, start=start, hours=hours)
+        for resource_id, points in series.items()
+    }
+
+
+def _sparkline(points, *, start: dt.datetime, hours: int) -> Sparkline:
+    span = max(hours - 1, 1)
+    samples = sum(count for _bucket, _value, count in points)
+    # Weighted by sample count: an hour with one sample should not weigh like a full one.
+    average = sum(value * count for _bucket, value, count in points) / samples if samples else 0.0
+    return Sparkline(
+        points=sparkline_points(
+            ((bucket - start).total_seconds() / 3600 / span, value)
+            for bucket, value, _count in points
+        ),
+        average=round(average, 1),
+        latest=round(points[-1][1], 1),
+        hours=len(points),
+    )
 
 
 @portal_tenant_view()
 @require_GET
 def estate_overview(request, page: PortalTenant):
     tenant = page.tenant
-    tables = inventory_querysets(tenant=tenant)
-    tables["compute"] = compute_with_references(
-        ComputeResource.objects.filter(tenant=tenant)
-    ).order_by("kind", "hostname")
-    tables["ai_systems"] = ai_systems_with_usage(AISystem.objects.filter(tenant=tenant)).order_by(
-        "name"
-    )
-    tables = {name: list(queryset) for name, queryset in tables.items()}
+    tables = estate_tables(tenant=tenant)
     sparklines = gpu_utilisation_sparklines(
         tenant=tenant,
         compute_ids=[compute.id for compute in tables["compute"] if compute.gpu_count],
@@ -47,9 +96,8 @@ def estate_overview(request, page: PortalTenant):
         "inventory/estate.html",
         section="estate",
         sparkline_hours=SPARKLINE_HOURS,
-        sparkline_width=WIDTH,
-        sparkline_height=HEIGHT,
         stages=_stage_counts(tables["ai_systems"]),
+        **sparkline_context(),
         **tables,
     )
 

@@ -13,7 +13,7 @@ from operations.optimisation.models import (
     RecommendationStatus,
     SubjectType,
 )
-from tenants.owned import TenantOwnedSerializer
+from tenants.api.owned import TenantOwnedSerializer
 
 
 @extend_schema_field(

@@ -14,50 +14,33 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from operations.optimisation import services
-from operations.optimisation.models import (
-    RECOMMENDATION_ACTIONS,
-    Recommendation,
-    RecommendationStatus,
+from operations.optimisation.models import RECOMMENDATION_ACTIONS
+from operations.optimisation.selectors import (
+    RECOMMENDATION_STATES,
+    recommendation_get,
+    recommendation_list_in_state,
+    recommendation_state_counts,
+    recommendation_summary,
 )
-from operations.optimisation.selectors import recommendation_summary
 from tenants.portal.access import PortalTenant, portal_tenant_view, render_portal, tenant_not_found
 
 PAGE_SIZE = 25
-_STATES = {
-    "open": ("Open", Q(status=RecommendationStatus.OPEN)),
-    "accepted": ("Accepted", Q(status=RecommendationStatus.ACCEPTED)),
-    "implemented": ("Implemented", Q(status=RecommendationStatus.IMPLEMENTED)),
-    "dismissed": ("Dismissed", Q(status=RecommendationStatus.DISMISSED)),
-    "superseded": ("Cleared", Q(status=RecommendationStatus.SUPERSEDED)),
-    "all": ("All", Q()),
-}
 _DONE = {"accept": "Accepted", "implement": "Marked as implemented", "dismiss": "Dismissed"}
-
-
-def _recommendations(page: PortalTenant):
-    return Recommendation.objects.filter(tenant=page.tenant)
 
 
 @portal_tenant_view(write_capability="write")
 @require_GET
 def recommendation_list(request, page: PortalTenant):
     state = request.GET.get("state", "open")
-    if state not in _STATES:
+    if state not in RECOMMENDATION_STATES:
         state = "open"
-    rows = (
-        _recommendations(page).filter(_STATES[state][1]).order_by("-estimated_monthly_saving", "id")
-    )
-    counts = (
-        _recommendations(page)
-        .order_by()
-        .aggregate(**{key: Count("id", filter=cond) for key, (_label, cond) in _STATES.items()})
-    )
+    rows = recommendation_list_in_state(tenant=page.tenant, state=state)
+    counts = recommendation_state_counts(tenant=page.tenant)
     listing = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     for rec in listing:
         rec.evidence_text = json.dumps(rec.evidence, indent=2, ensure_ascii=False)
@@ -73,7 +56,7 @@ def recommendation_list(request, page: PortalTenant):
         section="recommendations",
         listing=listing,
         state=state,
-        states=[(key, label, counts[key]) for key, (label, _cond) in _STATES.items()],
+        states=[(key, label, counts[key]) for key, (label, _cond) in RECOMMENDATION_STATES.items()],
         summary=recommendation_summary(tenant=page.tenant),
     )
 
@@ -81,7 +64,7 @@ def recommendation_list(request, page: PortalTenant):
 @portal_tenant_view(write_capability="write")
 @require_POST
 def recommendation_act(request, page: PortalTenant, pk: int, action: str):
-    rec = _recommendations(page).filter(pk=pk).first()
+    rec = recommendation_get(tenant=page.tenant, pk=pk)
     if rec is None or action not in RECOMMENDATION_ACTIONS:
         return tenant_not_found(request)
     extra = {"reason": request.POST.get("reason", "")[:2000]} if action == "dismiss" else {}
@@ -95,4 +78,6 @@ def recommendation_act(request, page: PortalTenant, pk: int, action: str):
         messages.success(request, f"{_DONE[action]}: {rec.title}")
     state = request.POST.get("state", "open")
     target = reverse("portal_recommendations:list", kwargs={"slug": page.tenant.slug})
-    return redirect(f"{target}?{urlencode({'state': state if state in _STATES else 'open'})}")
+    return redirect(
+        f"{target}?{urlencode({'state': state if state in RECOMMENDATION_STATES else 'open'})}"
+    )
