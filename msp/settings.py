@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "operations.jobs",
     "operations.compliance",
     "operations.optimisation",
+    # Last: the project wires the contexts together (seed_demo) and owns no models.
+    "msp.apps.MspConfig",
 ]
 
 MIDDLEWARE = [
