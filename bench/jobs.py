@@ -187,9 +187,10 @@ def bare_round(n: int) -> float:
 
 
 def engine_round(n: int, tenant, batch: int = 0) -> float:
-    from operations.jobs.execution import runs_in, scoped_atomic
+    from operations.jobs.execution import runs_in
     from operations.jobs.models import JobStatus
     from operations.jobs.services import job_submit
+    from tenants.scoping import scoped_atomic
 
     def succeeded() -> int:
         with scoped_atomic(tenant.id):

@@ -20,7 +20,6 @@ from operations.jobs.broker import broker_view
 from operations.jobs.conf import engine_settings
 from operations.jobs.exceptions import JobStateConflict, UnknownJobKind
 from operations.jobs.execution import (
-    all_tenants_scope,
     cancel_children,
     dispatch_runs,
     execute_message,
@@ -28,7 +27,6 @@ from operations.jobs.execution import (
     logs_in,
     record_child_outcomes,
     runs_in,
-    scoped_atomic,
 )
 from operations.jobs.models import (
     JobDispatch,
@@ -43,7 +41,7 @@ from operations.jobs.outbox import outbox_enqueue
 from operations.jobs.registry import MAINTENANCE_QUEUE, JobKind, get_job_kind, nightly_job_kinds
 from tenants.audit import audit_record
 from tenants.models import AuditAction, Tenant, TenantStatus
-from tenants.scoping import tenant_scope
+from tenants.scoping import all_tenants_scope, scoped_atomic, tenant_scope
 
 logger = logging.getLogger(__name__)
 
