@@ -132,8 +132,8 @@ def all_tenants_scope(*, include_offboarded: bool = True) -> Iterator[list[int]]
 # --- Advisory locks ----------------------------------------------------------------------------
 # One key scheme for every PostgreSQL advisory lock: the two-int4 form (class, object). The class
 # is a stable hash of the lock's purpose ("optimisation.scan"), refused if another purpose already
-# has it; the object is a tenant id, or a number the purpose defines (0 for a single lock). The
-# two-int4 form never meets the single-bigint one, so other users of that form cannot collide.
+# has it; the object is a tenant id, or a number the purpose defines (0 for a single lock).
+# PostgreSQL keeps two-int4 keys apart from single-bigint ones, so those cannot collide with ours.
 
 _advisory_lock_classes: dict[int, str] = {}
 
