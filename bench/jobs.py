@@ -187,9 +187,10 @@ def bare_round(n: int) -> float:
 
 
 def engine_round(n: int, tenant, batch: int = 0) -> float:
-    from operations.jobs.execution import runs_in, scoped_atomic
+    from operations.jobs.execution import runs_in
     from operations.jobs.models import JobStatus
     from operations.jobs.services import job_submit
+    from tenants.scoping import scoped_atomic
 
     def succeeded() -> int:
         with scoped_atomic(tenant.id):
@@ -255,7 +256,7 @@ def bench_engine_vs_bare(args, env) -> float:
 def bench_fleet_scan(args, env) -> float | None:
     """Part (b): wall seconds of a fleet compliance scan over generated data, or None.
 
-    ``operations.compliance.bench.generate_fleet`` makes ``args.tenants`` active tenants with
+    ``bench.compliance_fleet.generate_fleet`` makes ``args.tenants`` active tenants with
     ``args.systems`` AI systems each (datasets, dataset use, deployments, compute) by bulk
     insert, once per bench database. Every compliance row is then truncated, a worker started,
     and ``job_submit_fleet(kind=FLEET_SCAN_KIND)`` timed until its parent run finishes
@@ -275,7 +276,7 @@ def bench_fleet_scan(args, env) -> float | None:
     except UnknownJobKind:
         print(f"part (b) skipped: no '{FLEET_SCAN_KIND}' job kind is registered yet")
         return None
-    from operations.compliance.bench import generate_fleet, reset_fleet_compliance
+    from bench.compliance_fleet import generate_fleet, reset_fleet_compliance
 
     tenant_ids = generate_fleet(tenants=args.tenants, systems=args.systems)
     reset_fleet_compliance()

@@ -67,10 +67,12 @@ INSTALLED_APPS = [
     "operations.jobs",
     "operations.compliance",
     "operations.optimisation",
+    # Last: the project wires the contexts together (seed_demo) and owns no models.
+    "msp.apps.MspConfig",
 ]
 
 MIDDLEWARE = [
-    "msp.middleware.RequestIdMiddleware",
+    "msp.api.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

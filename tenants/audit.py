@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from django.db import models
 
-from msp.middleware import current_request_id
+from msp.api.request_id import current_request_id
 from tenants.models import AuditEvent
 
 

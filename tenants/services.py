@@ -23,6 +23,7 @@ from tenants.audit import (
     audit_snapshot,
     audited_update,
 )
+from tenants.lifecycle import tenant_transition_notify
 from tenants.models import (
     ONBOARDING_STEPS,
     TENANT_TRANSITIONS,
@@ -134,11 +135,8 @@ def tenant_transition(*, tenant: Tenant, to_status: str) -> Tenant:
     tenant.save(update_fields=["status", "status_changed_at", "updated_at"])
     if to_status == TenantStatus.ONBOARDING:
         onboarding_checklist_create(tenant=tenant)
-    # Active tenants get nightly compliance and optimisation schedules; others pause them.
-    # Imported here because the jobs app builds on tenants, not the other way round.
-    from operations.jobs.services import job_schedules_sync_for_tenant
-
-    job_schedules_sync_for_tenant(tenant=tenant)
+    # Contexts that follow the lifecycle (the jobs app's nightly schedules) registered hooks.
+    tenant_transition_notify(tenant=tenant)
     audit_record(
         tenant=tenant,
         action=AuditAction.TRANSITION,

@@ -37,9 +37,8 @@ from operations.compliance.models import (
     SubjectType,
     Waiver,
 )
-from operations.jobs.execution import scoped_atomic
 from tenants.owned import owned_object_create, owned_object_delete, owned_object_update
-from tenants.scoping import active_scope
+from tenants.scoping import active_scope, scoped_atomic
 
 # Plain strings: compared for every finding of every scan.
 FAIL, PASS, NA = (

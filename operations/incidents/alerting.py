@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass, replace
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from operations.incidents.models import (
@@ -43,7 +43,7 @@ from tenants.audit import (
 )
 from tenants.models import AuditAction, Tenant
 from tenants.owned import owned_object_delete
-from tenants.scoping import tenant_scope
+from tenants.scoping import all_tenants_scope, tenant_advisory_lock
 
 # --- Rules ---------------------------------------------------------------------------------------
 
@@ -141,9 +141,8 @@ def alert_rule_default_delete(*, rule: AlertRuleDefault) -> None:
     """Delete an MSP-wide default, and with it every tenant's override of it."""
     # The overrides live in many tenants: delete them inside a scope of all of them (the
     # cascade alone would run unscoped, and row-level security would hide them from it).
-    tenant_ids = list(Tenant.objects.values_list("id", flat=True))
-    if tenant_ids:
-        with tenant_scope(*tenant_ids):
+    with all_tenants_scope() as tenant_ids:
+        if tenant_ids:
             overrides = AlertRule.objects.filter(default_rule=rule).select_related("tenant")
             for override in overrides:
                 alert_rule_delete(tenant=override.tenant, rule=override)
@@ -212,17 +211,8 @@ class AlertEvaluation:
         }
 
 
-# pg_advisory_xact_lock(namespace, tenant id): evaluations of one tenant run one at a time.
-_ALERT_LOCK_NAMESPACE = 7301
-
-
-def _alert_evaluation_lock(tenant: Tenant) -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, %s)", [_ALERT_LOCK_NAMESPACE, tenant.id]
-            )
-    # SQLite runs one writer at a time already.
+# The advisory lock that runs the evaluations of one tenant one at a time.
+_ALERT_EVALUATION_LOCK = "incidents.alert_evaluation"
 
 
 def _window_verdict(rule, stats: WindowStats, start: dt.datetime, end: dt.datetime) -> str | None:
@@ -291,7 +281,7 @@ def alert_rules_evaluate(
     """
     as_of = as_of or timezone.now()
     with transaction.atomic():
-        _alert_evaluation_lock(tenant)
+        tenant_advisory_lock(tenant.id, _ALERT_EVALUATION_LOCK)
         rules = alert_rules_effective(tenant=tenant)
         open_incidents = alert_open_incidents(tenant=tenant)
         decisions = []

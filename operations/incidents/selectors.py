@@ -36,8 +36,8 @@ from operations.incidents.models import (
 from operations.inventory.models import ComputeResource, Deployment
 from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
 from operations.telemetry.selectors import WindowStats, telemetry_window_stats
-from tenants.models import Severity, Tenant, TenantStatus
-from tenants.scoping import tenant_scope
+from tenants.models import Severity, Tenant
+from tenants.scoping import all_tenants_scope, tenant_scope
 from tenants.selectors import TenantAccess
 
 # --- Incidents and their timeline --------------------------------------------------------------
@@ -396,14 +396,9 @@ def alert_open_incidents(*, tenant: Tenant) -> dict[str, dict]:
 
 def alert_tenants_to_evaluate() -> list[int]:
     """Ids of the tenants (offboarded ones aside) with at least one rule in force."""
-    tenant_ids = list(
-        Tenant.objects.exclude(status=TenantStatus.OFFBOARDED).values_list("id", flat=True)
-    )
-    if not tenant_ids:
-        return []
-    if AlertRuleDefault.objects.filter(enabled=True).exists():
-        return sorted(tenant_ids)  # a default is in force somewhere unless every tenant opted out
-    with tenant_scope(*tenant_ids):
+    with all_tenants_scope(include_offboarded=False) as tenant_ids:
+        if not tenant_ids or AlertRuleDefault.objects.filter(enabled=True).exists():
+            return tenant_ids  # a default is in force somewhere unless every tenant opted out
         enabled = AlertRule.objects.filter(enabled=True).order_by().values_list("tenant_id")
         return sorted(set(enabled.distinct().values_list("tenant_id", flat=True)))
 

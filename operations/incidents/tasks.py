@@ -23,8 +23,8 @@ from operations.incidents.alerting import alert_rules_evaluate
 from operations.incidents.models import OPEN_STATUSES, Incident, IncidentStatus
 from operations.incidents.selectors import alert_tenants_to_evaluate
 from operations.incidents.services import incident_sla_breaches_mark
-from tenants.models import Tenant, TenantStatus
-from tenants.scoping import tenant_scope
+from tenants.models import Tenant
+from tenants.scoping import all_tenants_scope
 from tenants.tasks import TenantScopedTask
 
 logger = logging.getLogger(__name__)
@@ -33,11 +33,6 @@ logger = logging.getLogger(__name__)
 def tenants_with_due_clocks(now: dt.datetime | None = None) -> list[int]:
     """Ids of the tenants with an unbreached SLA clock that has run out (the fan-out list)."""
     now = now or timezone.now()
-    tenant_ids = list(
-        Tenant.objects.exclude(status=TenantStatus.OFFBOARDED).values_list("id", flat=True)
-    )
-    if not tenant_ids:
-        return []
     ack_due = Q(status=IncidentStatus.TRIGGERED, ack_breached_at__isnull=True, ack_due_at__lte=now)
     resolve_due = Q(
         status__in=OPEN_STATUSES,
@@ -45,7 +40,9 @@ def tenants_with_due_clocks(now: dt.datetime | None = None) -> list[int]:
         resolve_breached_at__isnull=True,
         resolve_due_at__lte=now,
     )
-    with tenant_scope(*tenant_ids):
+    with all_tenants_scope(include_offboarded=False) as tenant_ids:
+        if not tenant_ids:
+            return []
         due = Incident.objects.filter(ack_due | resolve_due).order_by()
         return sorted(set(due.values_list("tenant_id", flat=True)))
 

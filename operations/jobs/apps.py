@@ -11,6 +11,11 @@ class JobsConfig(AppConfig):
 
     def ready(self):
         from operations.jobs.conf import engine_settings
+        from operations.jobs.services import job_schedules_sync_for_tenant
+        from tenants.lifecycle import on_tenant_transition
+
+        # Active tenants get nightly compliance and optimisation schedules; others pause them.
+        on_tenant_transition(job_schedules_sync_for_tenant)
 
         # Every app's ``job_kinds`` module registers its kinds (this app's included).
         autodiscover_modules("job_kinds")

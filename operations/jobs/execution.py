@@ -45,7 +45,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -67,7 +67,7 @@ from operations.jobs.outbox import OutboxMessage, outbox_enqueue
 from operations.jobs.registry import JobKind, get_job_kind
 from tenants.audit import AuditActor, audit_actor
 from tenants.models import Tenant, TenantStatus
-from tenants.scoping import RLS_SETTING, active_scope, tenant_scope
+from tenants.scoping import all_tenants_scope, rls_set_statement, scoped_atomic, tenant_scope
 
 logger = logging.getLogger(__name__)
 
@@ -75,20 +75,6 @@ EXECUTE_TASK = "jobs.execute"
 
 
 # --- Scopes and transactions ----------------------------------------------------------------
-
-
-@contextmanager
-def scoped_atomic(tenant_id: int | None) -> Iterator[None]:
-    """One transaction in ``tenant_id``'s scope (no scope for fleet rows), on every database."""
-    with ExitStack() as stack:
-        scope = active_scope()
-        scope_is_atomic = False
-        if tenant_id is not None and (scope is None or scope.tenant_ids != {tenant_id}):
-            stack.enter_context(tenant_scope(tenant_id))
-            scope_is_atomic = connection.vendor == "postgresql"
-        # On PostgreSQL tenant_scope() already opened the transaction (or savepoint).
-        stack.enter_context(transaction.atomic(savepoint=not scope_is_atomic))
-        yield
 
 
 @contextmanager
@@ -108,16 +94,6 @@ def relaxed_atomic(tenant_id: int | None) -> Iterator[None]:
             with connection.cursor() as cursor:
                 # SET LOCAL: for this transaction only.
                 cursor.execute("SET LOCAL synchronous_commit = off")
-        yield
-
-
-@contextmanager
-def all_tenants_scope() -> Iterator[None]:
-    """Every tenant's scope at once, for MSP-wide maintenance (the reaper, fleet cancels)."""
-    tenant_ids = list(Tenant.objects.values_list("id", flat=True))
-    with ExitStack() as stack:
-        if tenant_ids:
-            stack.enter_context(tenant_scope(*tenant_ids))
         yield
 
 
@@ -399,8 +375,9 @@ def _bookkeeping_prefix(tenant_id: int | None) -> tuple[str, list]:
     sql, params = "", []
     if tenant_id is not None:
         # What tenant_scope(tenant_id) gives row-level security, for this transaction only.
-        sql += "SELECT set_config(%s, %s, true); "
-        params += [RLS_SETTING, str(int(tenant_id))]
+        statement, statement_params = rls_set_statement([tenant_id])
+        sql += statement + "; "
+        params += statement_params
     if engine_settings().relaxed_commit:
         sql += "SET LOCAL synchronous_commit = off; "
     return sql, params

@@ -22,7 +22,6 @@ from operations.jobs.conf import engine_settings
 from operations.jobs.exceptions import JobStateConflict, UnknownJobKind
 from operations.jobs.execution import (
     _one_round_trip,
-    all_tenants_scope,
     cancel_children,
     dispatch_runs,
     execute_message,
@@ -31,7 +30,6 @@ from operations.jobs.execution import (
     logs_in,
     record_child_outcomes,
     runs_in,
-    scoped_atomic,
 )
 from operations.jobs.models import (
     JobDispatch,
@@ -46,7 +44,7 @@ from operations.jobs.outbox import outbox_enqueue, outbox_row, outbox_send_or_st
 from operations.jobs.registry import MAINTENANCE_QUEUE, JobKind, get_job_kind, nightly_job_kinds
 from tenants.audit import audit_record
 from tenants.models import AuditAction, Tenant, TenantStatus
-from tenants.scoping import RLS_SETTING, tenant_scope
+from tenants.scoping import all_tenants_scope, rls_set_statement, scoped_atomic, tenant_scope
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +170,9 @@ def _submit_in_one_statement(run: JobRun, job_kind: JobKind) -> JobRun:
     sql, params = "", []
     if run.tenant_id is not None:
         # What tenant_scope(tenant_id) gives row-level security, for this transaction only.
-        sql += "SELECT set_config(%s, %s, true); "
-        params += [RLS_SETTING, str(int(run.tenant_id))]
+        statement, statement_params = rls_set_statement([run.tenant_id])
+        sql += f"{statement}; "
+        params += statement_params
     # Identifiers come from the model's metadata; every value is a parameter.
     sql += (
         f"INSERT INTO {quote(JobRun._meta.db_table)} "  # noqa: S608

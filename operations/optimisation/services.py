@@ -26,12 +26,11 @@ summary and log record it).
 from __future__ import annotations
 
 import datetime as dt
-import zlib
 from collections import Counter
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from operations.optimisation.conf import Thresholds, default_thresholds
@@ -50,9 +49,10 @@ from tenants.audit import (
     current_actor,
 )
 from tenants.models import AuditAction
-from tenants.scoping import active_scope
+from tenants.scoping import active_scope, tenant_advisory_lock
 
-_LOCK_CLASS = zlib.crc32(b"optimisation_scan") & 0x7FFFFFFF
+# The advisory lock that serialises scans of one tenant.
+_SCAN_LOCK = "optimisation.scan"
 _REFRESHED_FIELDS = [
     "title",
     "subject_label",
@@ -77,13 +77,6 @@ def _require_scope_of(tenant) -> None:
     scope = active_scope()
     if scope is None or scope.tenant_ids != {tenant.id}:
         raise RuntimeError("optimisation services run inside the tenant's own scope")
-
-
-def _lock_tenant(tenant) -> None:
-    """Serialise scans of one tenant (PostgreSQL); SQLite has one writer anyway."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, tenant.id])
 
 
 def _materially_changed(rec: Recommendation, finding: Finding, thresholds: Thresholds) -> bool:
@@ -134,7 +127,7 @@ def optimisation_run_for_tenant(
     now = timezone.now()
     summary = {"found": 0, "created": 0, "refreshed": 0, "reopened": 0, "superseded": 0}
     with transaction.atomic():
-        _lock_tenant(tenant)
+        tenant_advisory_lock(tenant.id, _SCAN_LOCK)
         inputs = scan_inputs(tenant=tenant, as_of=as_of, thresholds=thresholds)
         findings = {finding.key: finding for finding in detect_all(inputs, thresholds)}
         existing = {

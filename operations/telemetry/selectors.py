@@ -23,8 +23,7 @@ from operations.telemetry.models import (
     TelemetryRollup,
 )
 from operations.telemetry.storage import sample_store
-from tenants.models import Tenant
-from tenants.scoping import tenant_scope
+from tenants.scoping import all_tenants_scope
 
 #: Raw points one series answer may hold; a wider request must use a rolled-up step.
 MAX_RAW_POINTS = 10_000
@@ -87,20 +86,18 @@ def telemetry_retention_for(*, tenant) -> Retention:
 
 def telemetry_longest_raw_retention_days() -> int:
     """The longest raw retention any tenant has (the default for tenants without a policy)."""
-    tenant_ids = list(Tenant.objects.values_list("id", flat=True))
-    if not tenant_ids:
-        return DEFAULT_RAW_RETENTION_DAYS
-    with tenant_scope(*tenant_ids):
+    with all_tenants_scope() as tenant_ids:
+        if not tenant_ids:
+            return DEFAULT_RAW_RETENTION_DAYS
         longest = TelemetryPolicy.objects.aggregate(longest=Max("raw_retention_days"))["longest"]
     return max(DEFAULT_RAW_RETENTION_DAYS, longest or 0)
 
 
 def telemetry_tenants_with_pending_rollups() -> list[int]:
     """Ids of the tenants with hours waiting to be rolled up (the fleet fan-out list)."""
-    tenant_ids = list(Tenant.objects.values_list("id", flat=True))
-    if not tenant_ids:
-        return []
-    with tenant_scope(*tenant_ids):
+    with all_tenants_scope() as tenant_ids:
+        if not tenant_ids:
+            return []
         pending = TelemetryDirtyHour.objects.order_by().values_list("tenant_id", flat=True)
         return sorted(set(pending.distinct()))
 

@@ -66,6 +66,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Min, QuerySet
 
 from operations.telemetry.models import TelemetrySample
+from tenants.scoping import advisory_lock_class, advisory_xact_lock
 
 SAMPLE_TABLE = "telemetry_sample"  # a table on SQLite; on PostgreSQL a view over the blocks
 BLOCK_TABLE = "telemetry_sample_block"
@@ -77,12 +78,12 @@ BLOCK_COLUMNS = "tenant_id, resource_kind, resource_id, metric, ts_start, ts_end
 # one lie in the same hour, so they start in [hour, ts_end], both bounds of the series index.
 STAGING_COLUMNS = f"{BLOCK_COLUMNS}, hour"
 PARTITION_NAME = re.compile(rf"^{BLOCK_TABLE}_p(\d{{8}})$")
-# Serialises partition DDL between concurrent batches (arbitrary, fixed key).
-_PARTITION_LOCK_KEY = 7_305_118_263
-# Advisory locks of series, as (namespace, bucket) pairs: a batch locks the buckets of its
+# Serialises partition DDL between concurrent batches (an advisory lock, tenants.scoping).
+_PARTITION_LOCK = "telemetry.partitions"
+# Advisory locks of series, as (class, bucket) pairs: a batch locks the buckets of its
 # resources within its tenant. Two batches share a bucket only when they may share a series
 # (or by a harmless hash collision: the second waits).
-_LOCK_NAMESPACE = 730_511_826
+_SERIES_LOCK_CLASS = advisory_lock_class("telemetry.series")
 _LOCK_BUCKETS = 64
 
 #: (tenant_id, resource_kind, resource_id, metric code, ts (aware, UTC), value)
@@ -194,7 +195,7 @@ _STAGING_PREPARE = f"""
         ON COMMIT DELETE ROWS;
     DELETE FROM {STAGING_TABLE};
     SET LOCAL synchronous_commit = off;
-    SELECT count(pg_advisory_xact_lock({_LOCK_NAMESPACE}, k))
+    SELECT count(pg_advisory_xact_lock({_SERIES_LOCK_CLASS}, k))
         FROM unnest('{{{{{{locks}}}}}}'::int4[]) AS k;
     SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = '{BLOCK_TABLE}'::regclass
@@ -621,7 +622,7 @@ class PostgresSampleStore(SampleStore):
             if not missing:
                 return []
             # Two batches racing for the same new day: the second waits, then finds it made.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PARTITION_LOCK_KEY])
+            advisory_xact_lock(_PARTITION_LOCK)
             for name in sorted(missing):
                 # The function runs as the tables' owner (migration telemetry 0004), so the
                 # partition is the owner's even when the app's role may not create tables.

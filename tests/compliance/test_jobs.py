@@ -13,7 +13,7 @@ from operations.jobs.execution import JobContext, claim
 from operations.jobs.models import JobRun, JobStatus
 from operations.jobs.registry import get_job_kind
 from tenants.models import Tenant
-from tenants.scoping import tenant_scope
+from tenants.scoping import rls_set_statement, tenant_scope
 from tests.compliance.builders import good_deployment, good_system
 from tests.conftest import requires_postgres
 from tests.jobs.conftest import activate, deliver, expire_lease, logs_of, reload
@@ -144,7 +144,7 @@ def _lock_one_finding(tenant):
         host=settings["HOST"] or None,
         port=settings["PORT"] or None,
     )
-    other.execute("SELECT set_config('app.tenant_ids', %s, true)", [str(tenant.id)])
+    other.execute(*rls_set_statement([tenant.id]))
     row = other.execute(
         "SELECT id FROM compliance_finding WHERE tenant_id = %s ORDER BY id LIMIT 1 FOR UPDATE",
         [tenant.id],

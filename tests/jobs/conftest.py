@@ -113,7 +113,8 @@ def expire_lease(run) -> None:
     """As if the worker holding the run had stopped renewing its lease."""
     from django.utils import timezone
 
-    from operations.jobs.execution import runs_in, scoped_atomic
+    from operations.jobs.execution import runs_in
+    from tenants.scoping import scoped_atomic
 
     with scoped_atomic(run.tenant_id):
         runs_in(run.tenant_id).filter(pk=run.pk).update(

@@ -22,7 +22,7 @@ from psycopg import errors
 
 from tenants.database_roles import runtime_role_grant, runtime_role_problems
 from tenants.models import OnboardingStep
-from tenants.scoping import RLS_SETTING, tenant_scope
+from tenants.scoping import rls_set_statement, tenant_scope
 from tests.conftest import requires_postgres
 
 pytestmark = requires_postgres
@@ -75,8 +75,7 @@ def steps(tenant_a, tenant_b):
 def _in_scope(runtime_connection, *tenants) -> psycopg.Cursor:
     """A cursor whose transaction has the scope ``tenant_scope`` would set for ``tenants``."""
     cursor = runtime_connection.cursor()
-    ids = ",".join(str(tenant.id) for tenant in tenants)
-    cursor.execute("SELECT set_config(%s, %s, true)", [RLS_SETTING, ids])
+    cursor.execute(*rls_set_statement(tenant.id for tenant in tenants))
     return cursor
 
 

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import pytest
 from django.db import IntegrityError, InternalError, ProgrammingError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
+from tenants import scoping, services
 from tenants.database_roles import owner_configured, runtime_role_name, runtime_role_problems
-from tenants.models import OnboardingStep, Tenant
-from tenants.scoping import TenantScopeMissing, active_scope, tenant_scope
+from tenants.models import OnboardingStep, Tenant, TenantStatus
+from tenants.scoping import (
+    TenantScopeMissing,
+    active_scope,
+    advisory_lock_class,
+    all_tenants_scope,
+    scoped_atomic,
+    tenant_advisory_lock,
+    tenant_scope,
+)
 from tests.conftest import requires_postgres
 
 
@@ -140,3 +150,102 @@ class TestRowLevelSecurity:
         with tenant_scope(tenant_a.id):
             assert _visible_tenant_ids() == {tenant_a.id}
         assert _visible_tenant_ids() == set()
+
+
+# --- The bypasses, in one place -------------------------------------------------------------
+
+
+@pytest.mark.django_db
+class TestBypasses:
+    def test_all_tenants_scope_covers_every_tenant_and_yields_ids(self, steps, tenant_a, tenant_b):
+        with all_tenants_scope() as tenant_ids:
+            assert tenant_ids == sorted([tenant_a.id, tenant_b.id])
+            assert active_scope().tenant_ids == {tenant_a.id, tenant_b.id}
+            assert OnboardingStep.objects.count() == 2
+        assert active_scope() is None
+
+    def test_all_tenants_scope_can_leave_offboarded_tenants_out(self, tenant_a, tenant_b):
+        services.tenant_transition(tenant=tenant_b, to_status=TenantStatus.OFFBOARDED)
+        with all_tenants_scope(include_offboarded=False) as tenant_ids:
+            assert tenant_ids == [tenant_a.id]
+            assert active_scope().tenant_ids == {tenant_a.id}
+
+    def test_all_tenants_scope_without_tenants_sets_no_scope(self):
+        with all_tenants_scope() as tenant_ids:
+            assert tenant_ids == []
+            assert active_scope() is None
+
+    def test_scoped_atomic_opens_one_transaction_in_the_tenants_scope(self, steps, tenant_a):
+        with scoped_atomic(tenant_a.id):
+            assert connection.in_atomic_block
+            assert active_scope().tenant_ids == {tenant_a.id}
+            assert OnboardingStep.objects.get().title == "acme contract"
+        with scoped_atomic(None):
+            assert active_scope() is None
+
+    def test_the_rls_statement_carries_the_ids_in_order(self):
+        assert scoping.rls_set_statement([12, 3]) == (
+            "SELECT set_config(%s, %s, true)",
+            ["app.tenant_ids", "3,12"],
+        )
+
+    def test_lock_purposes_get_stable_distinct_classes(self):
+        first = advisory_lock_class("tests.first")
+        assert advisory_lock_class("tests.first") == first
+        assert advisory_lock_class("tests.second") != first
+        assert -(2**31) <= first < 2**31
+
+    def test_a_purpose_whose_hash_another_holds_is_refused(self, monkeypatch):
+        taken = scoping._purpose_hash("tests.taken")
+        monkeypatch.setitem(scoping._advisory_lock_classes, taken, "tests.earlier")
+        with pytest.raises(ValueError, match="tests.earlier"):
+            advisory_lock_class("tests.taken")
+
+    def test_lock_objects_fit_postgresql_int4(self):
+        assert scoping.advisory_lock_object(7) == 7
+        assert scoping.advisory_lock_object(2**31) == -(2**31)
+        assert scoping.advisory_lock_object(2**32 + 5) == 5
+
+    def test_a_tenant_lock_is_a_no_op_off_postgresql(self, tenant_a):
+        if connection.vendor == "postgresql":
+            pytest.skip("PostgreSQL takes the lock: see TestAdvisoryLocks")
+        with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+            tenant_advisory_lock(tenant_a.id, "tests.scan")
+        assert len(queries) == 0
+
+
+def _other_connection():
+    import psycopg
+
+    settings = connection.settings_dict
+    return psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        password=settings["PASSWORD"] or None,
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        autocommit=True,
+    )
+
+
+@requires_postgres
+@pytest.mark.django_db
+class TestAdvisoryLocks:
+    def _free(self, other, purpose: str, object_id: int) -> bool:
+        """Whether another session could take (purpose, object) now (released at once)."""
+        row = other.execute(
+            "SELECT pg_try_advisory_xact_lock(%s, %s)",
+            [advisory_lock_class(purpose), scoping.advisory_lock_object(object_id)],
+        ).fetchone()
+        return row[0]
+
+    def test_a_tenant_lock_holds_that_tenant_and_purpose_until_commit(self, tenant_a, tenant_b):
+        other = _other_connection()
+        try:
+            with transaction.atomic():
+                tenant_advisory_lock(tenant_a.id, "tests.scan")
+                assert not self._free(other, "tests.scan", tenant_a.id)
+                assert self._free(other, "tests.scan", tenant_b.id)
+                assert self._free(other, "tests.other", tenant_a.id)
+        finally:
+            other.close()

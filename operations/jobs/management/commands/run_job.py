@@ -4,11 +4,12 @@ import time
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from operations.jobs.execution import runs_in, scoped_atomic
+from operations.jobs.execution import runs_in
 from operations.jobs.models import JobTrigger
 from operations.jobs.services import job_submit, job_submit_fleet
 from tenants.audit import AuditActor, audit_actor
 from tenants.models import Tenant
+from tenants.scoping import scoped_atomic
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""Generated fleets for the fleet-scan benchmark (``bench/jobs.py --fleet``).
+"""Generated fleets for the fleet-scan benchmark (``bench/jobs.py --fleet``), kept out of the app.
 
 ``generate_fleet(tenants=1000, systems=20)`` makes that many active tenants (slugs
 ``fleet-0001``…), each with ``systems`` AI systems, half as many datasets, one dataset use

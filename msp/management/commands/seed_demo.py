@@ -1,4 +1,7 @@
-"""Load the demo: MSP staff, several client tenants in different lifecycle states, their users.
+"""Load the demo: MSP staff, several client tenants in different lifecycle states, their users,
+and each tenant's estate, telemetry, incidents, jobs, findings and recommendations.
+
+It lives in ``msp``, which wires the contexts together: ``tenants`` imports none of them.
 
 Idempotent: everything is looked up by slug or username first, so a second run writes nothing.
 Writes go through ``tenants.services`` so the audit log shows what the demo did.
@@ -17,6 +20,12 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django_otp.oath import TOTP
 
+from operations.compliance.demo import seed_compliance
+from operations.incidents.demo import seed_incidents
+from operations.inventory.demo import seed_inventory
+from operations.jobs.demo import seed_jobs
+from operations.optimisation.demo import seed_optimisation
+from operations.telemetry.demo import seed_telemetry
 from tenants import selectors, services
 from tenants.audit import AuditActor, audit_actor
 from tenants.models import (
@@ -202,13 +211,6 @@ class Command(BaseCommand):
     # --- Operations: each area seeds itself, idempotently -------------------------------------
 
     def _operations(self, spec: TenantSpec, tenant: Tenant) -> None:
-        from operations.compliance.demo import seed_compliance
-        from operations.incidents.demo import seed_incidents
-        from operations.inventory.demo import seed_inventory
-        from operations.jobs.demo import seed_jobs
-        from operations.optimisation.demo import seed_optimisation
-        from operations.telemetry.demo import seed_telemetry
-
         counts = seed_inventory(tenant, profile=spec.estate)
         created = sum(section.get("created", 0) for section in counts.values())
         if created:

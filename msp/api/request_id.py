@@ -1,4 +1,4 @@
-"""Request id on every request and response."""
+"""Request id on every request and response: the id, its context variable and the middleware."""
 
 from __future__ import annotations
 
