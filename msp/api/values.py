@@ -131,7 +131,7 @@ def _iso_datetime(zone):
 
 def values_plan(serializer_class: type[serializers.BaseSerializer]) -> ValuesPlan | None:
     """The serializer's values path, or None where a field needs model instances."""
-    if not getattr(settings, "API_VALUES_LISTS", True):
+    if not settings.API_VALUES_LISTS:
         return None
     return _plan(serializer_class)
 
