@@ -27,6 +27,8 @@ from tests.jobs.broker import broker_at
 
 pytestmark = [
     pytest.mark.django_db,
+    # One xdist worker runs them all: they pick free ports in one range (6390-6399).
+    pytest.mark.xdist_group("private-redis"),
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
 ]
 

@@ -44,8 +44,10 @@ def test_a_killed_worker_is_started_again_and_sigterm_stops_supervisor_and_worke
         # What kombu's "Unrecoverable error" after a broker loss amounts to: the worker is gone.
         os.kill(first, signal.SIGKILL)
         wait_until(
-            lambda: celery_worker_pid(supervised.process.pid) not in (None, first)
-            and supervised.log().count(" ready.") == 2,
+            lambda: (
+                celery_worker_pid(supervised.process.pid) not in (None, first)
+                and supervised.log().count(" ready.") == 2
+            ),
             what="the supervisor to start a second worker",
             pool=pool,
         )
