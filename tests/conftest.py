@@ -27,8 +27,9 @@ def shared_rows(django_db_blocker, make: Callable[[], T]) -> Iterator[T]:
     that each test's own transaction (then a savepoint) nests in, so every test starts from them
     as made and undoes only its own changes; the scope's end rolls them back. Use it as
     ``yield from shared_rows(django_db_blocker, make)``. Only for tests with ``db``: a
-    ``transactional_db`` test would flush the rows (and cannot run inside the transaction). Mark
-    the class ``xdist_group`` so that one xdist worker runs all its tests and makes them once."""
+    ``transactional_db`` test would flush the rows (and cannot run inside the transaction). Put the
+    tests in a class (xdist's ``--dist loadscope`` gives a class to one worker) and use the class
+    scope, so that the rows are made once."""
     with django_db_blocker.unblock():
         outer = transaction.atomic()
         outer._from_testcase = True  # as TestCase marks its own: durable blocks may nest in it

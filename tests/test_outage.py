@@ -27,8 +27,6 @@ from tests.jobs.broker import broker_at
 
 pytestmark = [
     pytest.mark.django_db,
-    # One xdist worker runs them all: they pick free ports in one range (6390-6399).
-    pytest.mark.xdist_group("private-redis"),
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
 ]
 
@@ -36,6 +34,7 @@ START_TIMEOUT = 20
 
 
 def _free_port() -> int:
+    # Under xdist the module is one unit of work (--dist loadscope): one worker runs all of it.
     for port in range(6390, 6400):
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) != 0:

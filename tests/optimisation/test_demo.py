@@ -73,7 +73,6 @@ def demo_at(now, django_db_setup, django_db_blocker) -> tuple[int, int]:
     yield from shared_rows(django_db_blocker, make)
 
 
-@pytest.mark.xdist_group("optimisation-demo")  # one worker makes the rows, once
 class TestSeeded:
     @pytest.fixture
     def seeded(self, demo_at, db):

@@ -137,7 +137,6 @@ def ten_days(django_db_setup, django_db_blocker) -> tuple[int, int, dict]:
     yield from shared_rows(django_db_blocker, make)
 
 
-@pytest.mark.xdist_group("telemetry-ten-days")  # one worker makes the rows, once
 class TestTenDays:
     @pytest.fixture
     def history(self, ten_days, db) -> dict:

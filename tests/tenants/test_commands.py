@@ -82,7 +82,6 @@ def demo(django_db_setup, django_db_blocker) -> str:
     yield from shared_rows(django_db_blocker, lambda: run("seed_demo"))
 
 
-@pytest.mark.xdist_group("seed-demo")  # one worker makes the rows, once
 @pytest.mark.django_db
 class TestSeedDemo:
     def test_creates_tenants_in_their_lifecycle_states(self, demo):
