@@ -27,9 +27,8 @@ def shared_rows(django_db_blocker, make: Callable[[], T]) -> Iterator[T]:
     that each test's own transaction (then a savepoint) nests in, so every test starts from them
     as made and undoes only its own changes; the scope's end rolls them back. Use it as
     ``yield from shared_rows(django_db_blocker, make)``. Only for tests with ``db``: a
-    ``transactional_db`` test would flush the rows (and cannot run inside the transaction). Put the
-    tests in a class (xdist's ``--dist loadscope`` gives a class to one worker) and use the class
-    scope, so that the rows are made once."""
+    ``transactional_db`` test would flush the rows (and cannot run inside the transaction). Under
+    xdist a class's tests may be shared out to several workers: each then makes the rows once."""
     with django_db_blocker.unblock():
         outer = transaction.atomic()
         outer._from_testcase = True  # as TestCase marks its own: durable blocks may nest in it
