@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
+from django.db import transaction
 from rest_framework.test import APIClient
 
 from tenants.models import MspRole, TenantRole
@@ -14,6 +17,34 @@ requires_postgres = pytest.mark.skipif(
 requires_redis = pytest.mark.skipif(
     not os.environ.get("REDIS_URL"), reason="needs Redis: set REDIS_URL"
 )
+
+
+T = TypeVar("T")
+
+
+def shared_rows(django_db_blocker, make: Callable[[], T]) -> Iterator[T]:
+    """For a class- or module-scoped fixture: ``make()`` the rows once, in an outer transaction
+    that each test's own transaction (then a savepoint) nests in, so every test starts from them
+    as made and undoes only its own changes; the scope's end rolls them back. Use it as
+    ``yield from shared_rows(django_db_blocker, make)``. Only for tests with ``db``: a
+    ``transactional_db`` test would flush the rows (and cannot run inside the transaction). Under
+    xdist a class's tests may be shared out to several workers: each then makes the rows once."""
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer._from_testcase = True  # as TestCase marks its own: durable blocks may nest in it
+        outer.__enter__()
+        try:
+            made = make()
+        except BaseException:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+            raise
+    try:
+        yield made
+    finally:
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
 
 
 class Actor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -36,7 +37,11 @@ START_TIMEOUT = 20
 
 
 def _free_port() -> int:
-    for port in range(6390, 6400):
+    # Each xdist worker probes a share of the range of its own (gw0 6390, 6392, ...; gw1 6391,
+    # ...): two workers never start a server on the same port.
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    for port in range(6390, 6400)[worker::workers]:
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) != 0:
                 return port

@@ -13,7 +13,10 @@ from operations.inventory.demo import seed_inventory
 from operations.inventory.models import ComputeResource, Deployment
 from operations.telemetry.demo import DEMO_DAYS, DETAIL_DAYS, seed_telemetry
 from operations.telemetry.models import TelemetryRollup, TelemetrySample
+from tenants.models import Tenant
 from tenants.scoping import tenant_scope
+from tests.conftest import shared_rows
+from tests.factories import TenantFactory
 from tests.telemetry.helpers import code
 
 pytestmark = pytest.mark.django_db
@@ -86,45 +89,9 @@ def test_running_it_again_adds_only_the_time_that_passed(seeded, tenant_a, tenan
 # --- The demo's history: ten days, the older ones hourly ----------------------------------------
 
 
-@pytest.fixture
-def history(tenant_a, tenant_b):
-    seed_inventory(tenant_a, profile="finance")
-    seed_inventory(tenant_b, profile="logistics")
-    return seed_telemetry(tenant_a, days=DEMO_DAYS, spend_jump=True, now=NOW)
-
-
 def node_id(tenant, hostname: str) -> int:
     with tenant_scope(tenant.id):
         return ComputeResource.objects.get(hostname=hostname).pk
-
-
-def test_older_days_are_hourly_and_every_hour_has_data(history, tenant_a):
-    assert history["inserted"] == history["samples"]
-    idle = {"resource_kind": 1, "resource_id": node_id(tenant_a, "acme-gpu-idle-01")}
-    # The seed's last step: the last whole 5 minutes before now.
-    end = NOW - dt.timedelta(minutes=NOW.minute % 5)
-    detail_from = end - dt.timedelta(days=DETAIL_DAYS)
-    with tenant_scope(tenant_a.id):
-        series = TelemetrySample.objects.filter(metric=code("gpu_utilization"), **idle)
-        older = list(series.filter(ts__lt=detail_from).values_list("ts", flat=True))
-        recent = series.filter(ts__gte=detail_from).count()
-        buckets = list(
-            TelemetryRollup.objects.filter(metric=code("gpu_utilization"), **idle)
-            .order_by("bucket")
-            .values_list("bucket", flat=True)
-        )
-    assert {(ts.minute, ts.second) for ts in older} == {(0, 0)}
-    assert (DEMO_DAYS - DETAIL_DAYS) * 24 - 1 <= len(older) <= (DEMO_DAYS - DETAIL_DAYS) * 24
-    assert recent == DETAIL_DAYS * 24 * 12 + 1  # every 5 minutes, up to now
-    # Every hour of the ten days has its rollup, up to the current one; each rolled up once
-    # (the chunks never split an hour).
-    hour = dt.timedelta(hours=1)
-    assert all(
-        later - earlier == hour for earlier, later in zip(buckets, buckets[1:], strict=False)
-    )
-    assert buckets[-1] == NOW.replace(minute=0)
-    assert buckets[0] - (NOW - dt.timedelta(days=DEMO_DAYS)) < hour
-    assert history["hours"] == len(buckets)
 
 
 def daily_utilisation(tenant, hostname: str) -> list[float]:
@@ -143,29 +110,6 @@ def daily_utilisation(tenant, hostname: str) -> list[float]:
         return [row["mean"] for row in rows]
 
 
-def test_the_hot_nodes_climb_to_saturation_and_the_others_keep_their_level(history, tenant_a):
-    hot = daily_utilisation(tenant_a, "acme-gpu-hot-01")
-    # Whole days (not the partial first and last): a steady climb of about 2 points a day.
-    whole = hot[1:-1]
-    rises = [later - earlier for earlier, later in zip(whole, whole[1:], strict=False)]
-    assert all(1 < rise < 3 for rise in rises), rises
-    assert hot[-1] > 92
-    assert whole[0] < 82
-    with tenant_scope(tenant_a.id):
-        last_quarter = TelemetrySample.objects.filter(
-            resource_kind=1,
-            resource_id=node_id(tenant_a, "acme-gpu-hot-01"),
-            metric=code("gpu_utilization"),
-            ts__gte=NOW - dt.timedelta(hours=8),
-        ).aggregate(low=Avg("value"))["low"]
-    assert last_quarter == pytest.approx(97, abs=1.5)
-    idle = daily_utilisation(tenant_a, "acme-gpu-idle-01")
-    assert max(idle) < 3
-    # Whole days only: a partial first or last day holds more or less of the busy hours.
-    main = daily_utilisation(tenant_a, "acme-gpu-main-01")[1:-1]
-    assert max(main) - min(main) < 5  # diurnal, no trend
-
-
 def daily_spend(tenant, **resource) -> dict[dt.date, float]:
     with tenant_scope(tenant.id):
         rows = (
@@ -177,55 +121,140 @@ def daily_spend(tenant, **resource) -> dict[dt.date, float]:
         return {row["day"].date(): row["spend"] for row in rows}
 
 
-def test_the_spend_jump_lands_on_one_deployment_from_the_last_whole_day(history, tenant_a):
-    today = NOW.astimezone(dt.UTC).date()
-    yesterday = today - dt.timedelta(days=1)
-    with tenant_scope(tenant_a.id):
-        production = list(Deployment.objects.filter(environment="production").order_by("name")[:2])
-    spiking, scaling = production
-    scaled = daily_spend(tenant_a, resource_kind=2, resource_id=scaling.pk)
-    calm = daily_spend(tenant_a, resource_kind=2, resource_id=spiking.pk)
-    before = [
-        spend
-        for day, spend in scaled.items()
-        if today - dt.timedelta(days=DEMO_DAYS) < day < yesterday
-    ]
-    assert len(before) == DEMO_DAYS - 2  # whole days before the last
-    assert max(before) == pytest.approx(min(before))  # the same every whole day
-    assert scaled[yesterday] > 10 * before[0]
-    assert calm[yesterday] == pytest.approx(before[0])
-    # The tenant's whole spend: the last whole day about half as much again as any before it.
-    total = daily_spend(tenant_a)
-    usual = total[yesterday - dt.timedelta(days=1)]
-    assert all(
-        total[day] == pytest.approx(usual)
-        for day in total
-        if today - dt.timedelta(days=DEMO_DAYS) < day < yesterday
-    )
-    assert total[yesterday] == pytest.approx(1.5 * usual, rel=0.05)
+@pytest.fixture(scope="class")
+def ten_days(django_db_setup, django_db_blocker) -> tuple[int, int, dict]:
+    """The demo's ten days for tenant A (with the spend jump), made once for the class: each
+    test starts from them and undoes only its own changes. (A's id, B's id, the seed's result.)"""
+
+    def make():
+        tenant_a = TenantFactory(name="Acme Analytics", slug="acme")
+        tenant_b = TenantFactory(name="Borealis Bank", slug="borealis")
+        seed_inventory(tenant_a, profile="finance")
+        seed_inventory(tenant_b, profile="logistics")
+        result = seed_telemetry(tenant_a, days=DEMO_DAYS, spend_jump=True, now=NOW)
+        return tenant_a.pk, tenant_b.pk, result
+
+    yield from shared_rows(django_db_blocker, make)
 
 
-def test_without_the_jump_every_whole_day_costs_the_same(history, tenant_b):
-    seed_telemetry(tenant_b, days=DEMO_DAYS, now=NOW)
-    today = NOW.astimezone(dt.UTC).date()
-    total = daily_spend(tenant_b)
-    whole = [
-        spend for day, spend in total.items() if today - dt.timedelta(days=DEMO_DAYS) < day < today
-    ]
-    assert len(whole) == DEMO_DAYS - 1
-    assert max(whole) == pytest.approx(min(whole))
+class TestTenDays:
+    @pytest.fixture
+    def history(self, ten_days, db) -> dict:
+        return ten_days[2]
 
+    @pytest.fixture
+    def tenant_a(self, ten_days, db):
+        return Tenant.objects.get(pk=ten_days[0])
 
-def test_the_ten_days_seed_is_idempotent(history, tenant_a):
-    again = seed_telemetry(tenant_a, days=DEMO_DAYS, spend_jump=True, now=NOW)
-    assert again["inserted"] == 0
-    assert again["samples"] == history["samples"]
-    # An hour on: only the new hour's samples. The detail boundary moved an hour too, but the
-    # hourly samples it now asks for where there were 5-minute ones are all there already.
-    later = seed_telemetry(
-        tenant_a, days=DEMO_DAYS, spend_jump=True, now=NOW + dt.timedelta(hours=1)
-    )
-    with tenant_scope(tenant_a.id):
-        new = TelemetrySample.objects.filter(ts__gt=NOW).count()
-    assert later["inserted"] == new > 0
-    assert new < history["inserted"] / 50
+    @pytest.fixture
+    def tenant_b(self, ten_days, db):
+        return Tenant.objects.get(pk=ten_days[1])
+
+    def test_older_days_are_hourly_and_every_hour_has_data(self, history, tenant_a):
+        assert history["inserted"] == history["samples"]
+        idle = {"resource_kind": 1, "resource_id": node_id(tenant_a, "acme-gpu-idle-01")}
+        # The seed's last step: the last whole 5 minutes before now.
+        end = NOW - dt.timedelta(minutes=NOW.minute % 5)
+        detail_from = end - dt.timedelta(days=DETAIL_DAYS)
+        with tenant_scope(tenant_a.id):
+            series = TelemetrySample.objects.filter(metric=code("gpu_utilization"), **idle)
+            older = list(series.filter(ts__lt=detail_from).values_list("ts", flat=True))
+            recent = series.filter(ts__gte=detail_from).count()
+            buckets = list(
+                TelemetryRollup.objects.filter(metric=code("gpu_utilization"), **idle)
+                .order_by("bucket")
+                .values_list("bucket", flat=True)
+            )
+        assert {(ts.minute, ts.second) for ts in older} == {(0, 0)}
+        assert (DEMO_DAYS - DETAIL_DAYS) * 24 - 1 <= len(older) <= (DEMO_DAYS - DETAIL_DAYS) * 24
+        assert recent == DETAIL_DAYS * 24 * 12 + 1  # every 5 minutes, up to now
+        # Every hour of the ten days has its rollup, up to the current one; each rolled up once
+        # (the chunks never split an hour).
+        hour = dt.timedelta(hours=1)
+        assert all(
+            later - earlier == hour for earlier, later in zip(buckets, buckets[1:], strict=False)
+        )
+        assert buckets[-1] == NOW.replace(minute=0)
+        assert buckets[0] - (NOW - dt.timedelta(days=DEMO_DAYS)) < hour
+        assert history["hours"] == len(buckets)
+
+    def test_the_hot_nodes_climb_to_saturation_and_the_others_keep_their_level(
+        self, history, tenant_a
+    ):
+        hot = daily_utilisation(tenant_a, "acme-gpu-hot-01")
+        # Whole days (not the partial first and last): a steady climb of about 2 points a day.
+        whole = hot[1:-1]
+        rises = [later - earlier for earlier, later in zip(whole, whole[1:], strict=False)]
+        assert all(1 < rise < 3 for rise in rises), rises
+        assert hot[-1] > 92
+        assert whole[0] < 82
+        with tenant_scope(tenant_a.id):
+            last_quarter = TelemetrySample.objects.filter(
+                resource_kind=1,
+                resource_id=node_id(tenant_a, "acme-gpu-hot-01"),
+                metric=code("gpu_utilization"),
+                ts__gte=NOW - dt.timedelta(hours=8),
+            ).aggregate(low=Avg("value"))["low"]
+        assert last_quarter == pytest.approx(97, abs=1.5)
+        idle = daily_utilisation(tenant_a, "acme-gpu-idle-01")
+        assert max(idle) < 3
+        # Whole days only: a partial first or last day holds more or less of the busy hours.
+        main = daily_utilisation(tenant_a, "acme-gpu-main-01")[1:-1]
+        assert max(main) - min(main) < 5  # diurnal, no trend
+
+    def test_the_spend_jump_lands_on_one_deployment_from_the_last_whole_day(
+        self, history, tenant_a
+    ):
+        today = NOW.astimezone(dt.UTC).date()
+        yesterday = today - dt.timedelta(days=1)
+        with tenant_scope(tenant_a.id):
+            production = list(
+                Deployment.objects.filter(environment="production").order_by("name")[:2]
+            )
+        spiking, scaling = production
+        scaled = daily_spend(tenant_a, resource_kind=2, resource_id=scaling.pk)
+        calm = daily_spend(tenant_a, resource_kind=2, resource_id=spiking.pk)
+        before = [
+            spend
+            for day, spend in scaled.items()
+            if today - dt.timedelta(days=DEMO_DAYS) < day < yesterday
+        ]
+        assert len(before) == DEMO_DAYS - 2  # whole days before the last
+        assert max(before) == pytest.approx(min(before))  # the same every whole day
+        assert scaled[yesterday] > 10 * before[0]
+        assert calm[yesterday] == pytest.approx(before[0])
+        # The tenant's whole spend: the last whole day about half as much again as any before it.
+        total = daily_spend(tenant_a)
+        usual = total[yesterday - dt.timedelta(days=1)]
+        assert all(
+            total[day] == pytest.approx(usual)
+            for day in total
+            if today - dt.timedelta(days=DEMO_DAYS) < day < yesterday
+        )
+        assert total[yesterday] == pytest.approx(1.5 * usual, rel=0.05)
+
+    def test_without_the_jump_every_whole_day_costs_the_same(self, history, tenant_b):
+        seed_telemetry(tenant_b, days=DEMO_DAYS, now=NOW)
+        today = NOW.astimezone(dt.UTC).date()
+        total = daily_spend(tenant_b)
+        whole = [
+            spend
+            for day, spend in total.items()
+            if today - dt.timedelta(days=DEMO_DAYS) < day < today
+        ]
+        assert len(whole) == DEMO_DAYS - 1
+        assert max(whole) == pytest.approx(min(whole))
+
+    def test_the_ten_days_seed_is_idempotent(self, history, tenant_a):
+        again = seed_telemetry(tenant_a, days=DEMO_DAYS, spend_jump=True, now=NOW)
+        assert again["inserted"] == 0
+        assert again["samples"] == history["samples"]
+        # An hour on: only the new hour's samples. The detail boundary moved an hour too, but the
+        # hourly samples it now asks for where there were 5-minute ones are all there already.
+        later = seed_telemetry(
+            tenant_a, days=DEMO_DAYS, spend_jump=True, now=NOW + dt.timedelta(hours=1)
+        )
+        with tenant_scope(tenant_a.id):
+            new = TelemetrySample.objects.filter(ts__gt=NOW).count()
+        assert later["inserted"] == new > 0
+        assert new < history["inserted"] / 50
