@@ -2,8 +2,8 @@
 
 Starts gunicorn with the Procfile's command line (``--workers`` as there unless given) on a
 throwaway database with the demo data (``seed_demo``), issues a ``read ingest`` token bound to
-``acme`` and runs ``--clients`` client threads, each on its own keep-alive session, for
-``--seconds``:
+``acme`` for each of ``--clients`` client threads, each on its own keep-alive session, and
+runs them for ``--seconds``:
 
 (a) baseline: every client asks ``/healthz`` (a Django view that reads the database and the
     cache): what the stack answers when a request does next to nothing;
@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -47,6 +48,15 @@ sys.path.insert(0, str(ROOT))
 from bench.support import recreate_database, with_database  # noqa: E402
 
 TENANT = "acme"
+# One ``read ingest`` token a client, bound to the tenant, printed one a line.
+ISSUE_TOKENS = f"""
+from tenants import services
+from tenants.models import Tenant, User
+user, tenant = User.objects.get(username="{TENANT}-admin"), Tenant.objects.get(slug="{TENANT}")
+for n in range(%(n)d):
+    print(services.token_issue(
+        user=user, name=f"load {{n}}", tenant=tenant, scopes=["read", "ingest"])[1])
+"""
 
 
 def parse_args():
@@ -105,31 +115,35 @@ class Phase:
     def __init__(self):
         self.latencies: list[float] = []
         self.errors = 0
+        self.error_kinds: Counter[str] = Counter()
         self.lock = threading.Lock()
 
-    def record(self, seconds: float, ok: bool) -> None:
+    def record(self, seconds: float, ok: bool, what: str) -> None:
         with self.lock:
             self.latencies.append(seconds)
-            self.errors += not ok
+            if not ok:
+                self.errors += 1
+                self.error_kinds[what] += 1
 
 
-def run_phase(clients: int, seconds: float, pick, headers: dict) -> tuple[Phase, float]:
+def run_phase(clients: int, seconds: float, pick, tokens: list[str]) -> tuple[Phase, float]:
     phase = Phase()
     stop = time.monotonic() + seconds
 
     def client(seed: int) -> None:
         session = requests.Session()
-        session.headers.update(headers)
+        # A token a client, as integrations have: each its own rate limit.
+        session.headers["Authorization"] = f"Bearer {tokens[seed % len(tokens)]}"
         chooser = random.Random(seed)
         while time.monotonic() < stop:
             method, url, body, expected = pick(chooser)
             started = time.perf_counter()
             try:
                 response = session.request(method, url, json=body, timeout=30)
-                ok = response.status_code == expected
-            except requests.RequestException:
-                ok = False
-            phase.record(time.perf_counter() - started, ok)
+                ok, what = response.status_code == expected, f"{method} {response.status_code}"
+            except requests.RequestException as error:
+                ok, what = False, f"{method} {type(error).__name__}"
+            phase.record(time.perf_counter() - started, ok, what)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     started = time.perf_counter()
@@ -145,9 +159,11 @@ def summary(name: str, phase: Phase, elapsed: float) -> tuple[float, float, floa
     rps = len(latencies) / elapsed
     p50 = statistics.median(latencies) * 1000
     p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000
+    errors = ", ".join(f"{what} ×{n}" for what, n in phase.error_kinds.most_common())
     print(
         f"{name}: {len(latencies)} requests in {elapsed:.1f} s, {rps:.1f} req/s, "
         f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, errors {phase.errors}"
+        + (f" ({errors})" if errors else "")
     )
     return rps, p50, p95
 
@@ -174,11 +190,12 @@ def main() -> None:
     try:
         manage(env, "migrate", "--noinput")
         manage(env, "seed_demo")
-        token = manage(
-            env, "issue_token", "--user", f"{TENANT}-admin", "--scopes", "read", "ingest"
-        ).split()[-1]
+        issued = manage(env, "shell", "-c", ISSUE_TOKENS % {"n": args.clients})
+        tokens = [word for word in issued.split() if word.startswith("gw_")]
+        if len(tokens) != args.clients:
+            raise SystemExit(f"expected {args.clients} tokens, got:\n{issued}")
         server = start_gunicorn(env, args.port, args.workers)
-        measure(args, token)
+        measure(args, tokens)
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)
@@ -187,13 +204,15 @@ def main() -> None:
         shutil.rmtree(var_dir, ignore_errors=True)
 
 
-def measure(args, token: str) -> None:
+def measure(args, tokens: list[str]) -> None:
     base = f"http://127.0.0.1:{args.port}"
     api = f"{base}/api/v1/tenants/{TENANT}"
-    headers = {"Authorization": f"Bearer {token}"}
-    nodes = requests.get(
-        f"{api}/compute/?kind=gpu_node&page_size=500", headers=headers, timeout=30
-    ).json()["results"]
+    headers = {"Authorization": f"Bearer {tokens[0]}"}
+    gpu_nodes = f"{api}/compute/?kind=gpu_node&page_size=500"
+    listed = requests.get(gpu_nodes, headers=headers, timeout=30)
+    if listed.status_code != 200:
+        raise SystemExit(f"listing the GPU nodes: {listed.status_code} {listed.text[:500]}")
+    nodes = listed.json()["results"]
     if not nodes:
         raise SystemExit("the demo estate has no GPU nodes")
     now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
@@ -231,9 +250,9 @@ def measure(args, token: str) -> None:
 
     print(f"{os.cpu_count()} cores, gunicorn --workers {args.workers}, {args.clients} clients")
     base_rps, _, _ = summary(
-        "baseline /healthz", *run_phase(args.clients, args.seconds, healthz, headers)
+        "baseline /healthz", *run_phase(args.clients, args.seconds, healthz, tokens)
     )
-    phase, elapsed = run_phase(args.clients, args.seconds, mixed, headers)
+    phase, elapsed = run_phase(args.clients, args.seconds, mixed, tokens)
     rps, p50, p95 = summary("mixed", phase, elapsed)
     print(
         f"load: clients={args.clients} rps={rps:.1f} p50={p50:.0f} p95={p95:.0f} "

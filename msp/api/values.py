@@ -205,7 +205,14 @@ def _is_identity(field, model_field) -> bool:
     for drf_type, column_types in _SAME_TYPE:
         if type(field) is drf_type and isinstance(model_field, column_types):
             return True
-    return False
+    # A choice's representation is the choice itself when every choice is a string and the
+    # column holds one of them (a value outside the choices is answered as it is, too).
+    return (
+        isinstance(field, drf_fields.ChoiceField)
+        and not _overrides(field, drf_fields.ChoiceField)
+        and isinstance(model_field, (models.CharField, models.TextField))
+        and all(isinstance(key, str) for key in field.choices)
+    )
 
 
 def _plain_iso_datetime(field) -> bool:
