@@ -5,7 +5,8 @@ One tenant with ``--nodes`` GPU nodes (default 120, in clusters of 8, spread ove
 (the full middleware stack, a bearer token with the ``read`` scope, the throttle):
 
 (a) plain: a Django view defined here, mounted beside the project's URLs, that runs the same
-    join inside the tenant's scope and answers ``.values()`` rows through ``JsonResponse``;
+    query (the API's selector) inside the tenant's scope and answers ``.values()`` rows through
+    ``JsonResponse``;
 (b) api: the real endpoint.
 
 Pairs: the compute list (``…/compute/?page_size=100``, 18 fields a row), one compute node
@@ -157,19 +158,20 @@ def build_estate(nodes: int):
 def install_plain_views(tenant, node, now) -> dict[str, str]:
     """The baseline views, mounted at /bench/… beside the project's URLs; their paths."""
     from django.conf import settings
-    from django.db.models import Count
     from django.http import JsonResponse
     from django.urls import include, path
 
     from operations.inventory.models import ComputeResource
+    from operations.inventory.selectors import compute_with_references
     from operations.telemetry.metrics import METRICS_BY_NAME
     from operations.telemetry.models import TelemetryRollup
     from tenants.scoping import tenant_scope
 
     def compute_rows():
+        # The API's own selector: both sides send the same SQL, so the ratio is what the API
+        # adds in Python, not a difference of queries.
         return (
-            ComputeResource.objects.filter(tenant_id=tenant.id)
-            .annotate(node_count=Count("nodes", distinct=True))
+            compute_with_references(ComputeResource.objects.filter(tenant_id=tenant.id))
             .order_by("hostname")
             .values(*COMPUTE_VALUES)
         )
