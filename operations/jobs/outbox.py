@@ -97,14 +97,7 @@ def outbox_send_committed(rows: Sequence[JobDispatch]) -> int:
 
     Never raises: the caller's transaction is already committed, and the drain will retry.
     """
-    if time.monotonic() < _broker_down_until:
-        sent, error = [], ConnectionError("broker failed moments ago; left for the drain")
-    else:
-        try:
-            sent, error = _publish(rows)
-        except Exception as exc:  # noqa: BLE001 - anything here only delays delivery
-            sent, error = [], exc
-        _note_broker_result(error)
+    sent, error = _send_unless_broker_down(rows)
     try:
         if sent:
             _forget([row.pk for row in sent])
@@ -134,14 +127,7 @@ def outbox_send_or_store(rows: Sequence[JobDispatch]) -> int:
     there): in the common case, where the broker takes the message, no outbox row is written
     or deleted at all. Never raises, like :func:`outbox_send_committed`.
     """
-    if time.monotonic() < _broker_down_until:
-        sent, error = [], ConnectionError("broker failed moments ago; left for the drain")
-    else:
-        try:
-            sent, error = _publish(rows)
-        except Exception as exc:  # noqa: BLE001 - anything here only delays delivery
-            sent, error = [], exc
-        _note_broker_result(error)
+    sent, error = _send_unless_broker_down(rows)
     if error is not None:
         unsent = [row for row in rows if row not in sent]
         logger.warning(
@@ -159,6 +145,20 @@ def outbox_send_or_store(rows: Sequence[JobDispatch]) -> int:
         except Exception:  # noqa: BLE001 - recovery re-sends the queued run later
             logger.exception("outbox: could not store %d unsent message(s)", len(unsent))
     return len(sent)
+
+
+def _send_unless_broker_down(
+    rows: Sequence[JobDispatch],
+) -> tuple[list[JobDispatch], Exception | None]:
+    """Publish, or leave it all to the drain while the broker failed moments ago."""
+    if time.monotonic() < _broker_down_until:
+        return [], ConnectionError("broker failed moments ago; left for the drain")
+    try:
+        sent, error = _publish(rows)
+    except Exception as exc:  # noqa: BLE001 - anything here only delays delivery
+        sent, error = [], exc
+    _note_broker_result(error)
+    return sent, error
 
 
 def _publish(rows: Sequence[JobDispatch]) -> tuple[list[JobDispatch], Exception | None]:

@@ -102,13 +102,9 @@ def job_submit(
     if trigger == JobTrigger.USER and token is not None:
         trigger = JobTrigger.TOKEN
     tenant_id = tenant.id if tenant is not None else None
-    if (
-        dedupe_key is None
-        and trigger not in (JobTrigger.USER, JobTrigger.TOKEN)
-        and _one_round_trip()
-    ):
-        # Nothing to look up or audit: the run and its outbox row go in one round trip.
-        run = _new_run(
+
+    def new_run() -> JobRun:
+        return _new_run(
             job_kind,
             tenant=tenant,
             parameters=cleaned,
@@ -118,23 +114,21 @@ def job_submit(
             schedule=schedule,
             label=label,
         )
-        return _submit_in_one_statement(run, job_kind)
+
+    if (
+        dedupe_key is None
+        and trigger not in (JobTrigger.USER, JobTrigger.TOKEN)
+        and _one_round_trip()
+    ):
+        # Nothing to look up or audit: the run and its outbox row go in one round trip.
+        return _submit_in_one_statement(new_run(), job_kind)
     try:
         with scoped_atomic(tenant_id):
             if dedupe_key is not None:
                 existing = runs_in(tenant_id).filter(dedupe_key=dedupe_key).first()
                 if existing is not None:
                     return existing
-            run = _new_run(
-                job_kind,
-                tenant=tenant,
-                parameters=cleaned,
-                trigger=trigger,
-                user=user,
-                token=token,
-                schedule=schedule,
-                label=label,
-            )
+            run = new_run()
             run.dedupe_key = dedupe_key
             run.save(force_insert=True)
             if trigger in (JobTrigger.USER, JobTrigger.TOKEN):
