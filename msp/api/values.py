@@ -32,7 +32,6 @@ from rest_framework.relations import ManyRelatedField, PrimaryKeyRelatedField, S
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-_SKIP = object()
 _DATETIME = drf_fields.DateTimeField()
 # Fields whose to_representation of a column value is the value itself: no call needed.
 _IDENTITY = (
@@ -78,6 +77,8 @@ class _Column:
     # single-path field, as DRF skips to_representation for None).
     convert: Callable[..., Any] | None
     computed: bool = False
+    # Not a column: the view's queryset must carry this annotation (checked per request).
+    annotation: bool = False
     # An ISO 8601 DateTimeField: converted with the request's time zone, looked up once a list
     # rather than once a cell as DRF does.
     iso_datetime: bool = False
@@ -98,21 +99,19 @@ class ValuesPlan:
     def represent(self, rows: Iterable[dict]) -> list[dict]:
         iso = _iso_datetime(timezone.get_current_timezone() if settings.USE_TZ else None)
         cells = [
-            (column.name, column.paths, iso if column.iso_datetime else column.convert)
-            for column in self.columns
-            if not column.computed
+            (c.name, c.paths, iso if c.iso_datetime else c.convert, c.computed)
+            for c in self.columns
         ]
-        computed = [column for column in self.columns if column.computed]
-        order = [column.name for column in self.columns]
         answer = []
         for row in rows:
             item = {}
-            for name, (path,), convert in cells:
-                value = row[path]
+            for name, paths, convert, computed in cells:
+                if computed:
+                    item[name] = convert(*(row[path] for path in paths))
+                    continue
+                value = row[paths[0]]
                 item[name] = value if value is None or convert is None else convert(value)
-            for column in computed:
-                item[column.name] = column.convert(*(row[path] for path in column.paths))
-            answer.append(item if not computed else {name: item[name] for name in order})
+            answer.append(item)
         return answer
 
 
@@ -151,17 +150,13 @@ def _plan(serializer_class) -> ValuesPlan | None:
         column = _column(model, field)
         if column is None:
             return None
-        if column is _SKIP:
-            continue
-        if column.paths[0].startswith("annotation:"):
-            name = column.paths[0].removeprefix("annotation:")
-            annotations.add(name)
-            column = _Column(field.field_name, (name,), column.convert)
+        if column.annotation:
+            annotations.add(column.paths[0])
         columns.append(column)
     return ValuesPlan(tuple(columns), frozenset(annotations))
 
 
-def _column(model: type[models.Model], field) -> _Column | object | None:
+def _column(model: type[models.Model], field) -> _Column | None:
     name = field.field_name
     if isinstance(field, ComputedField):
         return _Column(name, field.paths, field.function, computed=True)
@@ -194,7 +189,7 @@ def _column(model: type[models.Model], field) -> _Column | object | None:
         return _Column(name, (target,), convert, iso_datetime=_plain_iso_datetime(field))
     if len(attrs) == 1:
         # Not a column: an annotation of the view's queryset (checked per request).
-        return _Column(name, (f"annotation:{attrs[0]}",), convert)
+        return _Column(name, (attrs[0],), convert, annotation=True)
     return None
 
 
