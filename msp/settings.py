@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "operations.jobs",
     "operations.compliance",
     "operations.optimisation",
+    "operations.readiness",
     # Last: the project wires the contexts together (seed_demo) and owns no models.
     "msp.apps.MspConfig",
 ]
