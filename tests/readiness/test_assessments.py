@@ -218,7 +218,7 @@ def test_rescore_now_enqueues_an_audited_scan_run(tenant_a, framework, sent):
     assert deliver(run) == "succeeded"
 
 
-# --- Benchmark ---------------------------------------------------------------------------------
+# --- Benchmark -----------------------------------------------------------------------------------
 
 
 def peers(count: int, industry: str = "Finance") -> list:
@@ -279,3 +279,32 @@ def test_one_peers_score_cannot_be_recovered_from_the_band(tenant_a, framework):
     for peer in group:
         assert peer.name not in text
         assert peer.slug not in text
+
+
+# --- Demo ----------------------------------------------------------------------------------------
+
+
+def test_the_demo_puts_tenants_at_different_levels_and_is_idempotent(framework):
+    from operations.readiness.demo import seed_readiness
+
+    tenants = {slug: TenantFactory(slug=slug) for slug in ("cobalt", "acme", "borealis", "dunmore")}
+    for slug in ("cobalt", "acme"):
+        make_member(tenants[slug], TenantRole.ADMIN, username=f"{slug}-admin")
+    made = {slug: seed_readiness(tenant) for slug, tenant in tenants.items()}
+    assert made["cobalt"] == {"assessments": 2, "scores": 3}
+    assert made["borealis"] == {"assessments": 1, "scores": 1}
+    assert made["dunmore"] == {"assessments": 0, "scores": 1}
+    latest = {}
+    for slug, tenant in tenants.items():
+        with tenant_scope(tenant.id):
+            latest[slug] = selectors.readiness_score_latest(tenant=tenant)
+    assert latest["cobalt"].level > latest["acme"].level > latest["dunmore"].level
+    with tenant_scope(tenants["borealis"].id):
+        draft = selectors.assessment_draft(tenant=tenants["borealis"])
+        progress = selectors.assessment_progress(tenant=tenants["borealis"], assessment=draft)
+        assert progress["answered"] == 10
+        assert latest["borealis"].assessment is None  # not submitted: signals only
+    with tenant_scope(tenants["cobalt"].id):
+        trend = selectors.readiness_score_list(tenant=tenants["cobalt"]).order_by("computed_at")
+        assert trend[0].computed_at < trend[-1].computed_at
+    assert all(seed_readiness(t) == {"assessments": 0, "scores": 0} for t in tenants.values())
