@@ -28,7 +28,14 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from operations.compliance.checks import all_checks
-from operations.compliance.models import CheckSeverity, Finding, FindingStatus, Score, Waiver
+from operations.compliance.models import (
+    CheckSeverity,
+    Finding,
+    FindingStatus,
+    Framework,
+    Score,
+    Waiver,
+)
 
 
 def non_waivable_checks() -> list[str]:
@@ -205,3 +212,13 @@ def score_history_for(*, tenant, frameworks, points: int) -> list[Score]:
     return score_history(
         Score.objects.filter(tenant=tenant, framework__in=frameworks), points=points
     )
+
+
+def framework_choices() -> list[tuple[str, str]]:
+    """(code, title) of every framework loaded, its newest version's title."""
+    titles: dict[str, str] = {}
+    for code, title in Framework.objects.order_by("code", "-loaded_at").values_list(
+        "code", "title"
+    ):
+        titles.setdefault(code, title)
+    return list(titles.items())

@@ -15,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from tenants import services
+from tenants.durations import duration_label
 from tenants.models import ApiToken, Coverage, ServicePlan, Severity, TenantStatus
 from tenants.portal.access import (
     PortalTenant,
@@ -41,18 +42,6 @@ from tenants.selectors import (
 )
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def duration_label(minutes: int) -> str:
-    """Minutes in the largest whole units a person reads at a glance: 90 -> '1 h 30 min'."""
-    days, rest = divmod(minutes, 60 * 24)
-    hours, mins = divmod(rest, 60)
-    parts = [
-        f"{days} d" if days else "",
-        f"{hours} h" if hours else "",
-        f"{mins} min" if mins else "",
-    ]
-    return " ".join(part for part in parts if part) or "0 min"
 
 
 def _token_status(token: ApiToken) -> str:
