@@ -81,6 +81,18 @@ def incident_list_queryset(queryset: QuerySet[Incident], *, staff: bool) -> Quer
 #: other moves, waiting on the client) is for MSP staff who write.
 CLIENT_INCIDENT_ACTIONS = ("comment", "close", "reopen")
 
+#: The workflow buttons' words, in the order they are shown (``comment`` is a form, not one).
+INCIDENT_ACTION_LABELS = {
+    "acknowledge": "Acknowledge",
+    "investigate": "Investigate",
+    "mitigate": "Mitigated",
+    "wait-on-client": "Wait on client",
+    "resume": "Resume (client answered)",
+    "resolve": "Resolve",
+    "close": "Close",
+    "reopen": "Reopen",
+}
+
 
 def incident_moves(incident: Incident) -> list[str]:
     """The lifecycle actions the incident's status allows (``INCIDENT_ACTIONS``), whoever asks."""
