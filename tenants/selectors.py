@@ -276,3 +276,16 @@ def mfa_recovery_codes_left(*, user) -> int:
 
 def mfa_recovery_device_for(*, user) -> StaticDevice | None:
     return StaticDevice.objects.filter(user=user, confirmed=True).order_by("-id").first()
+
+
+def viewer_timezone_name(user) -> str:
+    """The zone pages show ``user`` times in: staff their own setting, clients their tenant's
+    plan (UTC when neither says)."""
+    if user.msp_role:
+        return user.timezone or "UTC"
+    zone = (
+        ServicePlan.objects.filter(tenant__memberships__user=user)
+        .values_list("timezone", flat=True)
+        .first()
+    )
+    return zone or "UTC"

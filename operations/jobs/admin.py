@@ -11,6 +11,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from operations.jobs import services
@@ -255,7 +256,7 @@ class JobRunAdmin(StaffScopedAdmin, admin.ModelAdmin):
             "{} {} [attempt {}] {}",
             (
                 (
-                    line.at.strftime("%Y-%m-%d %H:%M:%S"),
+                    timezone.localtime(line.at).strftime("%Y-%m-%d %H:%M:%S %Z"),
                     line.level.upper().ljust(7),
                     line.attempt,
                     line.message,

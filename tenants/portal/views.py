@@ -27,6 +27,7 @@ from tenants.portal.forms import (
     MemberCreateForm,
     MemberRoleForm,
     TenantSecurityForm,
+    TimezoneForm,
     TokenCreateForm,
 )
 from tenants.selectors import (
@@ -39,6 +40,7 @@ from tenants.selectors import (
     tenant_directory_for,
     tenant_first_visible_to,
     tenant_status_counts_for,
+    viewer_timezone_name,
 )
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -309,3 +311,29 @@ def token_revoke(request, page: PortalTenant, token_id: int):
         return redirect("portal:tokens", slug=page.tenant.slug)
     token.status = _token_status(token)
     return render_portal(request, page, "portal/token_revoke.html", section="tokens", token=token)
+
+
+# --- Account preferences ------------------------------------------------------------------------
+
+
+@never_cache
+@login_required
+def preferences(request):
+    """The signed-in user's own settings: staff choose the zone pages show times in."""
+    user = request.user
+    form = TimezoneForm(initial={"timezone": user.timezone})
+    if request.method == "POST" and user.msp_role:
+        form = TimezoneForm(request.POST)
+        if form.is_valid():
+            try:
+                services.user_timezone_set(user=user, timezone=form.cleaned_data["timezone"])
+            except ValidationError as error:
+                form.add_service_error(error)
+            else:
+                messages.success(request, "Saved: times now show in your time zone.")
+                return redirect("portal:preferences")
+    return render(
+        request,
+        "portal/preferences.html",
+        {"form": form, "organisation_zone": None if user.msp_role else viewer_timezone_name(user)},
+    )
