@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
+import xml.etree.ElementTree as ET  # noqa: N817
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pygal
 from django.utils import timezone
-from django.utils.html import escape, format_html, format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from pygal.style import Style
 
@@ -258,23 +258,35 @@ def _config(**options) -> dict:
     return base
 
 
-_SVG_OPEN = re.compile(r"^<svg\b[^>]*>")
-_COMMENT = re.compile(r"<!--.*?-->", re.S)
+SVG = "http://www.w3.org/2000/svg"
+ET.register_namespace("", SVG)
+ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
 
 
-def _finish(markup: str, *, title: str, summary: str, css_class: str) -> SafeString:
-    """Pygal's SVG with role, label, <title> and <desc> added; labels escaped on the way in."""
-    markup = _COMMENT.sub("", markup)
-    opening = _SVG_OPEN.match(markup)
-    if opening is None:  # pragma: no cover - pygal always starts with its <svg> element
-        raise ValueError("pygal output does not start with <svg>")
-    tag = opening.group(0)[:-1].rstrip("/")
-    head = (
-        f'{tag} role="img" aria-label="{escape(title)}" '
-        f'data-chart="{css_class}" style="max-width:100%;height:auto">'
-        f"<title>{escape(title)}</title><desc>{escape(summary)}</desc>"
-    )
-    return mark_safe(head + markup[opening.end() :])  # noqa: S308 - pygal escaped every label
+def _finish(markup: str, *, title: str, summary: str, kind: str) -> SafeString:
+    """Pygal's SVG made self-contained and accessible: its script element (a config blob even
+    with ``js=[]``) and stock "Pygal" title removed, role, label, <title> and <desc> added."""
+    # Pygal's own output (no DTD, no entities), not user input; parsing drops its comments.
+    root = ET.fromstring(markup)  # noqa: S314
+    for parent in root.iter():
+        for child in list(parent):
+            if child.tag == f"{{{SVG}}}script":
+                parent.remove(child)
+    for child in list(root):
+        if child.tag == f"{{{SVG}}}title":
+            root.remove(child)
+    desc = ET.Element(f"{{{SVG}}}desc")
+    desc.text = summary
+    root.insert(0, desc)
+    heading = ET.Element(f"{{{SVG}}}title")
+    heading.text = title
+    root.insert(0, heading)
+    root.set("role", "img")
+    root.set("aria-label", title)
+    root.set("data-chart", kind)
+    root.set("style", "max-width:100%;height:auto")
+    # ElementTree escaped every text and attribute it wrote, labels included.
+    return mark_safe(ET.tostring(root, encoding="unicode"))  # noqa: S308
 
 
 def _placeholder(*, title: str, message: str, width: int, height: int, kind: str) -> SafeString:
@@ -304,7 +316,7 @@ def _placeholder(*, title: str, message: str, width: int, height: int, kind: str
 
 
 def _render(chart, *, title: str, summary: str, kind: str) -> SafeString:
-    return _finish(chart.render(is_unicode=True), title=title, summary=summary, css_class=kind)
+    return _finish(chart.render(is_unicode=True), title=title, summary=summary, kind=kind)
 
 
 def _axis_title(label: str, unit: str) -> str:
@@ -643,6 +655,7 @@ def sparkline(
             show_x_guides=False,
             show_y_guides=False,
             margin=2,
+            margin_right=2,
             spacing=0,
             range=(low, high),
             xrange=position_range
