@@ -16,15 +16,24 @@ def parse_svg(markup: str) -> ET.Element:
 
 
 def drawn_lines(markup: str) -> list[list[tuple[float, float]]]:
-    """The (x, y) points of each line segment drawn, in SVG coordinates (y grows downwards)."""
+    """The (x, y) points of each series' line segment drawn, in SVG coordinates (y grows
+    downwards); axes and guides left out."""
     lines = []
     for path in parse_svg(markup).iter(f"{SVG}path"):
-        if "line" in path.get("class", "").split() and "guide" not in path.get("class", ""):
-            numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", path.get("d", ""))]
-            lines.append(list(zip(numbers[::2], numbers[1::2], strict=True)))
+        if {"line", "reactive"} <= set(path.get("class", "").split()):
+            for segment in re.split(r"(?=M)", path.get("d", "")):
+                numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", segment)]
+                if numbers:
+                    lines.append(list(zip(numbers[::2], numbers[1::2], strict=True)))
     return lines
 
 
+def dots(markup: str) -> int:
+    """How many data points are drawn as dots."""
+    return sum(1 for c in parse_svg(markup).iter(f"{SVG}circle") if "dot" in c.get("class", ""))
+
+
 def all_text(markup: str) -> str:
-    """Every text node of the SVG, joined: what a reader of the drawing sees written."""
-    return " ".join(t.strip() for t in parse_svg(markup).itertext() if t.strip())
+    """The drawing's written text (its <text> elements), joined: what a reader sees."""
+    root = parse_svg(markup)
+    return " ".join(" ".join(e.itertext()).strip() for e in root.iter(f"{SVG}text"))
