@@ -31,6 +31,7 @@ INK_FAINT = "#6b7482"
 LINE = "#dfe3e8"
 BRAND = "#1f5f8b"
 BRAND_TINT = "#cfe1ee"
+BAND_EDGE = "#8fb4cf"
 OK = "#1d6b3d"
 WARN = "#8a5a00"
 BAD = "#a32020"
@@ -239,7 +240,7 @@ def _config(**options) -> dict:
     base = {
         "js": [],
         "disable_xml_declaration": True,
-        "explicit_size": False,
+        "explicit_size": True,  # a size of its own where no stylesheet gives one (PDFs)
         "width": WIDTH,
         "height": HEIGHT,
         "legend_at_bottom": True,
@@ -263,7 +264,14 @@ ET.register_namespace("", SVG)
 ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
 
 
-def _finish(markup: str, *, title: str, summary: str, kind: str) -> SafeString:
+def _finish(
+    markup: str,
+    *,
+    title: str,
+    summary: str,
+    kind: str,
+    fills: dict[int, tuple[str, float]] | None = None,
+) -> SafeString:
     """Pygal's SVG made self-contained and accessible: its script element (a config blob even
     with ``js=[]``) and stock "Pygal" title removed, role, label, <title> and <desc> added."""
     # Pygal's own output (no DTD, no entities), not user input; parsing drops its comments.
@@ -275,6 +283,14 @@ def _finish(markup: str, *, title: str, summary: str, kind: str) -> SafeString:
     for child in list(root):
         if child.tag == f"{{{SVG}}}title":
             root.remove(child)
+    # A series' area and legend swatch filled apart from its stroke (pygal gives both one colour).
+    for index, (colour, opacity) in (fills or {}).items():
+        for group in root.iter(f"{{{SVG}}}g"):
+            classes = group.get("class", "").split()
+            if f"serie-{index}" in classes or group.get("id") == f"activate-serie-{index}":
+                for shape in group:
+                    if shape.tag in (f"{{{SVG}}}path", f"{{{SVG}}}rect"):
+                        shape.set("style", f"fill:{colour};fill-opacity:{opacity}")
     desc = ET.Element(f"{{{SVG}}}desc")
     desc.text = summary
     root.insert(0, desc)
@@ -315,8 +331,9 @@ def _placeholder(*, title: str, message: str, width: int, height: int, kind: str
     )
 
 
-def _render(chart, *, title: str, summary: str, kind: str) -> SafeString:
-    return _finish(chart.render(is_unicode=True), title=title, summary=summary, kind=kind)
+def _render(chart, *, title: str, summary: str, kind: str, fills=None) -> SafeString:
+    markup = chart.render(is_unicode=True)
+    return _finish(markup, title=title, summary=summary, kind=kind, fills=fills)
 
 
 def _axis_title(label: str, unit: str) -> str:
@@ -384,6 +401,7 @@ def line_chart(
             height=height,
             x_title=x_title,
             y_title=y_axis,
+            show_legend=len(cleaned) > 1 or target is not None,
             allow_interruptions=True,
             xrange=(start.timestamp(), end.timestamp()),
             range=tuple(map(float, y_range)) if y_range else None,
@@ -546,17 +564,17 @@ def radar_chart(
             TextTable((), ()),
         )
     colours = [BRAND]
+    fills = None
     chart_series: list[tuple[str, list, dict]] = []
     if peers is not None:
-        # The band is the maximum's area, filled, with the minimum's area cut back out in white.
-        colours = [BRAND_TINT, "#ffffff", INK_SOFT, BRAND]
+        # The band is the maximum's area, filled, with the minimum's area cut back out in white;
+        # both edges keep a visible outline.
+        colours = [BAND_EDGE, BAND_EDGE, INK_SOFT, BRAND]
+        fills = {0: (BRAND_TINT, 0.8), 1: ("#ffffff", 0.85)}  # the grid shows through a little
+        band = {"fill": True, "show_dots": False}
         chart_series += [
-            (
-                f"{peers.label}: minimum to maximum",
-                [_clean(v) for v in peers.maximum],
-                {"fill": True},
-            ),
-            (f"{peers.label}: minimum", [_clean(v) for v in peers.minimum], {"fill": True}),
+            (f"{peers.label}: maximum", [_clean(v) for v in peers.maximum], band),
+            (f"{peers.label}: minimum", [_clean(v) for v in peers.minimum], band),
             (
                 f"{peers.label}: median",
                 [_clean(v) for v in peers.median],
@@ -602,7 +620,7 @@ def radar_chart(
     return Chart(
         "radar",
         title,
-        _render(chart, title=title, summary=summary, kind="radar"),
+        _render(chart, title=title, summary=summary, kind="radar", fills=fills),
         summary,
         TextTable(columns, tuple(rows)),
     )
@@ -642,7 +660,10 @@ def sparkline(
             kind="sparkline",
         )
         return Chart("sparkline", label, svg, f"{label}: no data.", TextTable((), ()))
-    summary = f"{label}."
+    summary = (
+        f"{label}: {len(present)} values, lowest {format_number(min(present), unit)}, "
+        f"highest {format_number(max(present), unit)}, latest {format_number(present[-1], unit)}."
+    )
     chart = pygal.XY(
         style=_style(small=True),
         **_config(
@@ -662,7 +683,7 @@ def sparkline(
             or ((min(xs), max(xs)) if len(xs) > 1 else (xs[0] - 1, xs[0] + 1)),
             allow_interruptions=True,
             classes=[..., "sparkline"],
-            dots_size=1.5,
+            dots_size=2,
         ),
     )
     points = list(zip(xs, clamped, strict=True))
