@@ -24,7 +24,7 @@ from pygal.style import Style
 
 Number = float | int | Decimal
 
-# The portal's palette (static/portal/portal.css); each colour keeps ≥ 4.5:1 against white.
+# The portal's palette (static/portal/portal.css); text and series colours keep ≥ 4.5:1 on white.
 INK = "#1c2430"
 INK_SOFT = "#4b5565"
 INK_FAINT = "#6b7482"
@@ -100,7 +100,7 @@ class Chart:
 
 @dataclass(frozen=True)
 class Series:
-    """One line of a line chart: ``(time, value)`` points; a value of None is a gap."""
+    """One line of a line chart: ``(aware datetime, value)`` points; a value of None is a gap."""
 
     name: str
     points: Sequence[tuple[dt.datetime, Number | None]]
@@ -141,7 +141,7 @@ def format_number(value: float | None, unit: str = "") -> str:
     text = f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) < 1e15 else f"{value:.3g}"
     if text in ("-0", ""):
         text = "0"
-    return f"{text} {unit}".rstrip() if unit and unit != "%" else f"{text}{' %' if unit else ''}"
+    return f"{text} {unit}" if unit else text
 
 
 def _axis_number(value: float) -> str:
@@ -554,7 +554,8 @@ def radar_chart(
     height: int = 480,
 ) -> Chart:
     """Scores 0–100 per axis (e.g. readiness pillars), with the peers' band and median if given."""
-    values = [_clean(v) for v in scores]
+    values = [_clean(v) for v in scores][: len(axes)]
+    values += [None] * (len(axes) - len(values))
     if not axes or all(v is None for v in values):
         return Chart(
             "radar",
