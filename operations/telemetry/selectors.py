@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import F, FloatField, Max, Min, Sum
+from django.db.models import Count, F, FloatField, Max, Min, Sum
 from django.db.models.functions import Cast, TruncDay
 
 from operations.inventory.models import ComputeResource, Deployment
@@ -264,3 +264,34 @@ def telemetry_hourly_means(
     for resource_id, bucket, value, count in rows:
         series.setdefault(resource_id, []).append((bucket, value, count))
     return series
+
+
+def telemetry_resources_reporting(*, tenant, since: dt.datetime) -> set[tuple[int, int]]:
+    """(resource kind, resource id) of the tenant's resources with a sample of any metric at or
+    after ``since``. One query."""
+    return set(sample_store().resources_reporting(tenant_id=tenant.id, since=since))
+
+
+def telemetry_hourly_totals(
+    *, tenant, resource_kind: int, resource_ids: list[int], metric: Metric, start, end
+) -> dict[int, dict]:
+    """{resource id: {"total", "hours", "first"}} over the hourly rollups in [start, end): the
+    sum of the hourly means (for ``cost_per_hour``, what the hours cost), how many hours had
+    data and the first of them. One query; resources without a rollup are left out."""
+    rows = (
+        TelemetryRollup.objects.filter(
+            tenant=tenant,
+            resource_kind=resource_kind,
+            resource_id__in=resource_ids,
+            metric=metric.code,
+            bucket__gte=start,
+            bucket__lt=end,
+        )
+        .order_by()
+        .values("resource_id")
+        .annotate(total=Sum("avg_value"), hours=Count("id"), first=Min("bucket"))
+    )
+    return {
+        row["resource_id"]: {"total": row["total"], "hours": row["hours"], "first": row["first"]}
+        for row in rows
+    }
