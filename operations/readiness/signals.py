@@ -202,7 +202,7 @@ def _gpu_headroom_production(figures: _Figures) -> SignalReading:
         value=round(max(100 - p95, 0.0), 1),
         unit="%",
         explanation=(
-            f"p95 GPU utilisation {p95:.1f} % over 7 days on the "
+            f"p95 GPU utilisation {p95:.1f} % (hourly means, 7 days) on the "
             f"{_plural(len(nodes), 'GPU node')} serving production "
             f"({len(per_node)} reporting, {len(pooled)} node-hours)."
         ),
@@ -238,8 +238,13 @@ def _capacity_days_until_full(figures: _Figures) -> SignalReading:
         value=days,
         unit="days",
         explanation=(
-            f"{soonest['subject_label']} is forecast full in {days:.0f} days, the soonest of "
-            f"{_plural(len(forecasts), 'open capacity forecast')}."
+            f"{soonest['subject_label']} "
+            + (
+                "already peaks at saturation"
+                if days <= 0
+                else f"is forecast full in {days:.0f} days"
+            )
+            + f", the soonest of {_plural(len(forecasts), 'open capacity forecast')}."
         ),
         links=_links([_link(row["title"], "recommendation", row["id"]) for row in forecasts]),
         detail={

@@ -25,6 +25,7 @@ from operations.readiness.signals import (
     readiness_signals,
 )
 from operations.telemetry.services import telemetry_ingest_batch, telemetry_rollup_pending
+from operations.telemetry.storage import SampleStore, sample_store
 from tenants import services as tenant_services
 from tenants.scoping import tenant_scope
 from tests.factories import TenantFactory, make_member, make_token
@@ -220,6 +221,41 @@ def test_telemetry_coverage_counts_active_compute_and_production_deployments(ten
     assert fresh.pk not in ids(reading)
     assert live.pk not in ids(reading)
     assert other.pk not in ids(reading)
+
+
+def test_reporting_resources_are_those_with_a_sample_since_even_mid_block(tenant_a, tenant_b):
+    since = this_hour() - dt.timedelta(hours=3) + dt.timedelta(minutes=30)
+    straddling = make_compute(tenant_a, hostname="straddling")
+    before = make_compute(tenant_a, hostname="before")
+    make_compute(tenant_b, hostname="straddling")
+    for tenant, hostname, minutes in (
+        (tenant_a, "straddling", (-20, 20)),  # one block of one hour, reaching past ``since``
+        (tenant_a, "before", (-20, -1)),
+        (tenant_b, "straddling", (10,)),
+    ):
+        with tenant_scope(tenant.id):
+            telemetry_ingest_batch(
+                tenant=tenant,
+                samples=[
+                    {
+                        "resource": f"compute:{hostname}",
+                        "metric": "cost_per_hour",
+                        "ts": (since + dt.timedelta(minutes=m)).isoformat(),
+                        "value": 1.0,
+                    }
+                    for m in minutes
+                ],
+            )
+
+    with tenant_scope(tenant_a.id):
+        found = sample_store().resources_reporting(tenant_id=tenant_a.id, since=since)
+        # The portable read, sample by sample (on PostgreSQL, through the view).
+        reference = SampleStore.resources_reporting(
+            sample_store(), tenant_id=tenant_a.id, since=since
+        )
+
+    assert sorted(found) == sorted(reference) == [(1, straddling.pk)]
+    assert before.pk not in {resource_id for _kind, resource_id in found}
 
 
 def test_telemetry_coverage_without_compute_or_production_is_no_data(tenant_a):
