@@ -546,3 +546,8 @@ def alert_rules_covering(*, tenant_ids: list[int], deployments: list[dict]) -> d
         ]
         for deployment in deployments
     }
+
+
+def incident_with_dedupe_key_exists(*, tenant: Tenant, dedupe_key: str) -> bool:
+    """Whether ``tenant`` has an incident (open or not) grouped under ``dedupe_key``."""
+    return Incident.objects.filter(tenant=tenant, dedupe_key=dedupe_key).exists()

@@ -427,3 +427,31 @@ def test_the_gates_of_an_own_system_are_readable_by_its_users(tenant_a, viewer_a
     assert body["status"] == "blocked"
     assert body["ai_system"]["days_in_pilot"] == 0
     assert [row["key"] for row in body["criteria"]] == list(gates.EVALUATORS)
+
+
+# --- Demo data ---------------------------------------------------------------------------------
+
+
+def test_the_demo_blocks_two_acme_pilots_for_different_reasons_and_overrides_one(tenant_a):
+    from operations.inventory.demo import seed_inventory
+    from operations.readiness.demo_gates import seed_gates
+    from tenants.models import MspRole
+    from tests.factories import make_staff
+
+    seed_inventory(tenant_a, profile="finance")
+    admin = make_staff(role=MspRole.ADMIN, username="demo-admin")
+    assert seed_gates(tenant_a, granted_by=admin) == {"pilots": 2, "incidents": 1, "overrides": 1}
+    with tenant_scope(tenant_a.id):
+        systems = {system.name: system for system in AISystem.objects.filter(stage="pilot")}
+    reports = {name: report_of(tenant_a, system) for name, system in systems.items()}
+    mortgage = reports["Mortgage pre-approval assistant"]
+    advisor = reports["Advisor copilot"]
+    assert mortgage.status == advisor.status == "blocked"
+    assert "fria_completed" in [row["key"] for row in mortgage.failing]
+    assert "no_major_incident" in [row["key"] for row in advisor.failing]
+    assert "no_major_incident" not in [row["key"] for row in mortgage.failing]
+    reader = reports["KYC document reader"]
+    assert reader.status == "overridden"
+    assert reader.override.granted_by == admin
+    # A second run writes nothing.
+    assert seed_gates(tenant_a, granted_by=admin) == {"pilots": 0, "incidents": 0, "overrides": 0}
