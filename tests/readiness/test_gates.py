@@ -455,3 +455,31 @@ def test_the_demo_blocks_two_acme_pilots_for_different_reasons_and_overrides_one
     assert reader.override.granted_by == admin
     # A second run writes nothing.
     assert seed_gates(tenant_a, granted_by=admin) == {"pilots": 0, "incidents": 0, "overrides": 0}
+
+
+# --- stage_changed_at --------------------------------------------------------------------------
+
+
+def test_the_backfill_takes_the_last_audited_stage_change_else_creation(tenant_a, tenant_b):
+    import importlib
+    from types import SimpleNamespace
+
+    from django.apps import apps
+    from django.db import connection
+
+    backfill = importlib.import_module(
+        "operations.inventory.migrations.0005_ai_system_stage_changed_at"
+    ).backfill
+    moved = ready_pilot(tenant_a)
+    with tenant_scope(tenant_a.id):
+        inventory.ai_system_transition(tenant=tenant_a, ai_system=moved, stage="production")
+    last_move = AuditEvent.objects.filter(object_id=str(moved.pk), action="transition").get()
+    with tenant_scope(tenant_b.id):
+        unaudited = AISystem.objects.create(tenant=tenant_b, name="Imported by hand")
+    long_ago = timezone.now() - dt.timedelta(days=999)
+    with tenant_scope(tenant_a.id, tenant_b.id):
+        AISystem.objects.update(stage_changed_at=long_ago)
+        backfill(apps, SimpleNamespace(connection=connection))
+        assert AISystem.objects.get(pk=moved.pk).stage_changed_at == last_move.occurred_at
+        stored = AISystem.objects.get(pk=unaudited.pk)
+        assert stored.stage_changed_at == stored.created_at
