@@ -85,6 +85,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tenants.middleware.SecondFactorMiddleware",
+    "tenants.middleware.ViewerTimezoneMiddleware",
     "tenants.middleware.AuditContextMiddleware",
     "tenants.middleware.StaffAdminScopeMiddleware",
     # Last, as django-axes requires: turns a refused sign-in into the lockout page.
@@ -284,6 +285,8 @@ LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One date format on every page, the zone always shown (msp/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["msp.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+import zoneinfo
 from contextlib import ExitStack
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import AnonymousUser
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 
 from tenants.audit import actor_for_user, audit_actor
 from tenants.scoping import tenant_scope
-from tenants.selectors import mfa_needed_by, tenant_ids_visible_to
+from tenants.selectors import mfa_needed_by, tenant_ids_visible_to, viewer_timezone_name
 
 # What a user may reach between their password and their second factor.
 SECOND_FACTOR_STEPS = frozenset(
@@ -98,3 +100,23 @@ class SecondFactorMiddleware:
             return None
         query = urlencode({"next": request.get_full_path()})
         return redirect(f"{reverse('portal:mfa-verify')}?{query}")
+
+
+class ViewerTimezoneMiddleware:
+    """Pages show times in the viewer's zone: a client's tenant's, a staff member's own.
+
+    The API is left alone: it answers in UTC whoever asks.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if request.path.startswith("/api/") or user is None or not user.is_authenticated:
+            return self.get_response(request)
+        timezone.activate(zoneinfo.ZoneInfo(viewer_timezone_name(user)))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

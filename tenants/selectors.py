@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -277,6 +278,31 @@ def mfa_recovery_codes_left(*, user) -> int:
 
 def mfa_recovery_device_for(*, user) -> StaticDevice | None:
     return StaticDevice.objects.filter(user=user, confirmed=True).order_by("-id").first()
+
+
+def viewer_timezone_name(user) -> str:
+    """The zone pages show ``user`` times in: staff their own setting, clients their tenant's
+    plan (UTC when neither says)."""
+    if user.msp_role:
+        return user.timezone or "UTC"
+    zone = (
+        ServicePlan.objects.filter(tenant__memberships__user=user)
+        .values_list("timezone", flat=True)
+        .first()
+    )
+    return zone or "UTC"
+
+
+def api_tokens_active(*, tenant: Tenant, now=None) -> list[dict]:
+    """The tenant's API tokens that still work (not revoked, not expired, their user active),
+    as rows: id, name, prefix, expiry. One query."""
+    now = now or timezone.now()
+    return list(
+        ApiToken.objects.filter(tenant=tenant, revoked_at__isnull=True, user__is_active=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .order_by("name", "id")
+        .values("id", "name", "prefix", "expires_at")
+    )
 
 
 # --- Readiness pipeline: audited changes of one field, for many tenants at once ----------------

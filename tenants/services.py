@@ -37,6 +37,7 @@ from tenants.models import (
     Tenant,
     TenantStatus,
     TokenScope,
+    validate_timezone,
 )
 from tenants.scoping import tenant_scope
 
@@ -530,3 +531,14 @@ def signin_unlock(*, attempts) -> int:
             attempt.delete()
             unlocked += 1
     return unlocked
+
+
+def user_timezone_set(*, user: User, timezone: str) -> User:
+    """A staff member's own zone for the pages (empty: UTC); clients follow their tenant's."""
+    if not user.msp_role:
+        raise ValidationError(
+            {"timezone": "Client users see times in their organisation's time zone."}
+        )
+    if timezone:
+        validate_timezone(timezone)
+    return audited_update(tenant=None, instance=user, data={"timezone": timezone}, validate=False)

@@ -5,3 +5,10 @@ class ComplianceConfig(AppConfig):
     name = "operations.compliance"
     label = "compliance"
     verbose_name = "Compliance"
+
+    def ready(self):
+        from operations.compliance.selectors import framework_choices
+        from tenants.catalogues import register_framework_choices
+
+        # The service plan's "frameworks in scope" offers the frameworks loaded here.
+        register_framework_choices(framework_choices)

@@ -27,11 +27,12 @@ from django.db.models.functions import RowNumber
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
-from operations.compliance.checks import all_checks
+from operations.compliance.checks import all_checks, approved_countries
 from operations.compliance.models import (
     CheckSeverity,
     Finding,
     FindingStatus,
+    Framework,
     Score,
     SubjectType,
     Waiver,
@@ -212,6 +213,51 @@ def score_history_for(*, tenant, frameworks, points: int) -> list[Score]:
     return score_history(
         Score.objects.filter(tenant=tenant, framework__in=frameworks), points=points
     )
+
+
+def framework_choices() -> list[tuple[str, str]]:
+    """(code, title) of every framework loaded, its newest version's title."""
+    titles: dict[str, str] = {}
+    for code, title in Framework.objects.order_by("code", "-loaded_at").values_list(
+        "code", "title"
+    ):
+        titles.setdefault(code, title)
+    return list(titles.items())
+
+
+# --- Figures for the readiness signals ----------------------------------------------------------
+
+
+def compliance_latest_scores(*, tenant) -> list[dict]:
+    """The newest score of each framework for the tenant: code, title, score (None when nothing
+    could be assessed) and when it was computed. One query."""
+    scores = scores_latest(Score.objects.filter(tenant=tenant)).order_by("framework__code")
+    return [
+        {
+            "code": score.framework.code,
+            "title": score.framework.title,
+            "score": None if score.score is None else float(score.score),
+            "computed_at": score.computed_at,
+        }
+        for score in scores
+    ]
+
+
+def critical_findings_failing(*, tenant, now=None, limit: int) -> tuple[int, list[Finding]]:
+    """How many critical findings fail unwaived, and the first ``limit`` of them. Two queries."""
+    critical = findings_for(tenant=tenant).filter(severity=CheckSeverity.CRITICAL)
+    failing = findings_with_effective_status(
+        findings_with_waiver_state(critical, now=now), FindingStatus.FAIL
+    )
+    first = list(failing.order_by("check_code", "subject_label", "subject_id")[:limit])
+    count = len(first) if len(first) < limit else failing.count()
+    return count, first
+
+
+def residency_countries_allowed(*, tenant) -> frozenset[str] | None:
+    """The country codes the tenant's data residency allows (None: no residency policy), as
+    the residency check judges them."""
+    return approved_countries(tenant.data_residency)
 
 
 # --- Readiness gates (pilot → production): reads for many subjects at once ---------------------

@@ -10,9 +10,12 @@ import copy
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils import timezone
 
 from operations.incidents import alerting, services
@@ -27,6 +30,7 @@ from operations.incidents.models import (
     TimelineEntry,
 )
 from operations.incidents.selectors import (
+    INCIDENT_ACTION_LABELS,
     incident_allowed_actions,
     incidents_breaching_within,
     regulator_overdue_expression,
@@ -295,9 +299,7 @@ class IncidentAdmin(StaffScopedAdmin, admin.ModelAdmin):
     def get_inlines(self, request, obj):
         if obj is None:
             return ()
-        # The console's staff member acts with their MSP role in the tenant they can see.
-        access = TenantAccess(tenant=obj.tenant, role=request.user.msp_role)
-        if "comment" in incident_allowed_actions(obj, access):
+        if "comment" in incident_allowed_actions(obj, self._access(request, obj)):
             return self.inlines
         return (TimelineEntryInline,)
 
@@ -371,6 +373,72 @@ class IncidentAdmin(StaffScopedAdmin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    # --- workflow buttons on the incident's page ----------------------------------------------
+
+    def _access(self, request, incident: Incident) -> TenantAccess:
+        # The console's staff member acts with their MSP role in the tenant they can see.
+        return TenantAccess(tenant=incident.tenant, role=request.user.msp_role)
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/act/<slug:action>/",
+                self.admin_site.admin_view(self.act_view),
+                name="{}_{}_act".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def act_view(self, request, object_id, action):
+        """The change page's workflow buttons post here; the service does the move."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        incident = self.get_object(request, unquote(object_id))
+        if incident is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, incident):
+            raise PermissionDenied
+        allowed = incident_allowed_actions(incident, self._access(request, incident))
+        if action not in INCIDENT_ACTION_LABELS or action not in allowed:
+            self.message_user(
+                request, f"{incident.reference} cannot {action} now.", messages.WARNING
+            )
+        else:
+            self.run_on_each(
+                request,
+                Incident.objects.unscoped().filter(pk=incident.pk),
+                verb=INCIDENT_ACTION_LABELS[action] + ":",
+                label=lambda obj: obj.reference,
+                run=lambda obj: services.incident_perform(
+                    tenant=obj.tenant,
+                    incident=obj,
+                    action=action,
+                    user=request.user,
+                    note=request.POST.get("note", "").strip()[:10000],
+                    note_internal=request.POST.get("note_visibility") != "client",
+                ),
+            )
+        return HttpResponseRedirect(
+            reverse(f"{self.admin_site.name}:incidents_incident_change", args=[incident.pk])
+        )
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and self.has_change_permission(request, obj):
+            allowed = incident_allowed_actions(obj, self._access(request, obj))
+            context["workflow_buttons"] = [
+                {
+                    "name": name,
+                    "label": label,
+                    "url": reverse(
+                        f"{self.admin_site.name}:incidents_incident_act", args=[obj.pk, name]
+                    ),
+                }
+                for name, label in INCIDENT_ACTION_LABELS.items()
+                if name in allowed
+            ]
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- bulk actions -------------------------------------------------------------------------
 

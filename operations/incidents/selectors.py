@@ -84,6 +84,18 @@ def incident_list_queryset(queryset: QuerySet[Incident], *, staff: bool) -> Quer
 #: other moves, waiting on the client) is for MSP staff who write.
 CLIENT_INCIDENT_ACTIONS = ("comment", "close", "reopen")
 
+#: The workflow buttons' words, in the order they are shown (``comment`` is a form, not one).
+INCIDENT_ACTION_LABELS = {
+    "acknowledge": "Acknowledge",
+    "investigate": "Investigate",
+    "mitigate": "Mitigated",
+    "wait-on-client": "Wait on client",
+    "resume": "Resume (client answered)",
+    "resolve": "Resolve",
+    "close": "Close",
+    "reopen": "Reopen",
+}
+
 
 def incident_moves(incident: Incident) -> list[str]:
     """The lifecycle actions the incident's status allows (``INCIDENT_ACTIONS``), whoever asks."""
@@ -267,6 +279,47 @@ def incident_metrics(*, tenant: Tenant, start: dt.datetime, end: dt.datetime) ->
     }
 
 
+def incident_resolution_figures(
+    *, tenant: Tenant, start: dt.datetime, end: dt.datetime, limit: int
+) -> dict:
+    """The incidents resolved in ``[start, end)``: how many, their mean time to resolve (the
+    same MTTR as ``incident_metrics``, in seconds) and the ``limit`` slowest. Two queries."""
+    resolved = (
+        Incident.objects.filter(tenant=tenant, resolved_at__gte=start, resolved_at__lt=end)
+        .order_by()
+        .annotate(time_to_resolve=_duration("resolved_at"))
+    )
+    row = _metrics_row(resolved.aggregate(**_aggregates()))
+    slowest = list(
+        resolved.order_by("-time_to_resolve", "-id").values(
+            "id", "reference", "title", "time_to_resolve"
+        )[:limit]
+    )
+    return {"resolved": row["resolved"], "mttr_seconds": row["mttr_seconds"], "slowest": slowest}
+
+
+def incident_sla_clocks(
+    *, tenant: Tenant, start: dt.datetime, end: dt.datetime, limit: int
+) -> dict:
+    """The SLA clocks (acknowledge and resolve) of the incidents raised in ``[start, end)`` that
+    have an outcome, as ``incident_metrics`` counts them: how many were met, how many settled,
+    and the ``limit`` newest incidents with a breach. Two queries."""
+    incidents = _in_window(Incident.objects.filter(tenant=tenant), start, end)
+    row = incidents.aggregate(**_aggregates())
+    breached = incidents.filter(
+        Q(ack_breached_at__isnull=False) | Q(resolve_breached_at__isnull=False)
+    )
+    return {
+        "ack_met": row["ack_met"],
+        "ack_settled": row["ack_settled"],
+        "resolve_met": row["resolve_met"],
+        "resolve_settled": row["resolve_settled"],
+        "breached": list(
+            breached.order_by("-created_at", "-id").values("id", "reference", "title")[:limit]
+        ),
+    }
+
+
 def fleet_incident_metrics(
     *, tenants: QuerySet[Tenant], start: dt.datetime, end: dt.datetime
 ) -> list[dict]:
@@ -335,26 +388,49 @@ def _glob_regex(pattern: str) -> str:
     return "^" + "".join(parts) + "$"
 
 
-def alert_rule_resources(*, tenant: Tenant, rule: AlertRule | AlertRuleDefault) -> QuerySet:
-    """The tenant's compute resources or deployments the rule's resource filter selects."""
+def _rule_resource_condition(rule: AlertRule | AlertRuleDefault) -> Q:
+    """The rule's resource filter as a condition on its target's rows (compute or deployment)."""
+    condition = Q()
     if rule.target == AlertTarget.COMPUTE:
-        rows = ComputeResource.objects.filter(tenant=tenant)
         name, site = "hostname", "site__code"
         if rule.gpu_model:
-            rows = rows.filter(gpu_model__icontains=rule.gpu_model)
+            condition &= Q(gpu_model__icontains=rule.gpu_model)
     else:
-        rows = Deployment.objects.filter(tenant=tenant)
         name, site = "name", "compute__site__code"
         if rule.environment:
-            rows = rows.filter(environment=rule.environment)
+            condition &= Q(environment=rule.environment)
     if rule.resource_pattern:
         if any(char in rule.resource_pattern for char in "*?"):
-            rows = rows.filter(**{f"{name}__iregex": _glob_regex(rule.resource_pattern)})
+            condition &= Q(**{f"{name}__iregex": _glob_regex(rule.resource_pattern)})
         else:
-            rows = rows.filter(**{f"{name}__iexact": rule.resource_pattern})
+            condition &= Q(**{f"{name}__iexact": rule.resource_pattern})
     if rule.site_code:
-        rows = rows.filter(**{site: rule.site_code})
-    return rows
+        condition &= Q(**{site: rule.site_code})
+    return condition
+
+
+def alert_rule_resources(*, tenant: Tenant, rule: AlertRule | AlertRuleDefault) -> QuerySet:
+    """The tenant's compute resources or deployments the rule's resource filter selects."""
+    model = ComputeResource if rule.target == AlertTarget.COMPUTE else Deployment
+    return model.objects.filter(tenant=tenant).filter(_rule_resource_condition(rule))
+
+
+def deployments_watched_by_alert_rules(*, tenant: Tenant, deployment_ids) -> set[int]:
+    """The ids among ``deployment_ids`` that at least one deployment rule in force selects.
+    Three queries, however many rules and deployments."""
+    rules = [
+        rule for rule in alert_rules_effective(tenant=tenant) if rule.target != AlertTarget.COMPUTE
+    ]
+    if not rules:
+        return set()
+    selected = Q()
+    for rule in rules:
+        condition = _rule_resource_condition(rule)
+        if not condition:
+            return set(deployment_ids)  # a rule without a filter watches every deployment
+        selected |= condition
+    rows = Deployment.objects.filter(tenant=tenant, pk__in=list(deployment_ids)).filter(selected)
+    return set(rows.values_list("pk", flat=True))
 
 
 def _has_resource_filter(rule: AlertRule | AlertRuleDefault) -> bool:

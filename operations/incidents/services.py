@@ -691,6 +691,31 @@ def incident_resume(
     return incident
 
 
+def incident_perform(
+    *,
+    tenant: Tenant,
+    incident: Incident,
+    action: str,
+    user=None,
+    note: str = "",
+    note_internal: bool = True,
+) -> Incident:
+    """Any workflow button an engineer presses (``incident_allowed_actions``): a lifecycle move,
+    ``wait-on-client`` (the note is its reason) or ``resume``; one door for portal and console."""
+    if action == "wait-on-client":
+        return incident_wait_on_client(tenant=tenant, incident=incident, reason=note, user=user)
+    if action == "resume":
+        return incident_resume(tenant=tenant, incident=incident, user=user)
+    return incident_transition(
+        tenant=tenant,
+        incident=incident,
+        action=action,
+        user=user,
+        note=note,
+        note_internal=note_internal,
+    )
+
+
 # --- Editing and the regulator -----------------------------------------------------------------
 
 EDITABLE_FIELDS = ("title", "description", "category", "dedupe_key")

@@ -3,7 +3,7 @@ and the whole estate of a tenant for export. Call inside the tenant's scope."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Model, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, Exists, Model, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from operations.inventory.models import (
@@ -11,10 +11,14 @@ from operations.inventory.models import (
     AISystemDataset,
     CloudAccount,
     ComputeResource,
+    ComputeStatus,
     Dataset,
     Deployment,
+    Environment,
     Link,
+    Redundancy,
     Site,
+    Stage,
 )
 
 
@@ -112,6 +116,108 @@ def estate_tables(*, tenant) -> dict[str, list]:
         "name"
     )
     return {name: list(queryset) for name, queryset in tables.items()}
+
+
+# --- Figures for the readiness signals (one query each, whatever the estate's size) ------------
+
+
+def compute_rows_in_service(*, tenant) -> list[dict]:
+    """The tenant's compute that is not retired, as rows: id, hostname, kind, status, cluster,
+    site, cloud account (and its currency), GPU count and hourly cost."""
+    return list(
+        ComputeResource.objects.filter(tenant=tenant)
+        .exclude(status=ComputeStatus.RETIRED)
+        .order_by("hostname")
+        .values(
+            "id",
+            "hostname",
+            "kind",
+            "status",
+            "cluster_id",
+            "site_id",
+            "cloud_account_id",
+            "cloud_account__currency",
+            "gpu_count",
+            "hourly_cost",
+        )
+    )
+
+
+def production_deployment_rows(*, tenant) -> list[dict]:
+    """The tenant's production deployments as rows, with what operating one needs (monitoring,
+    runbook) and where it runs (compute, its cluster and site)."""
+    return list(
+        Deployment.objects.filter(tenant=tenant, environment=Environment.PRODUCTION)
+        .order_by("name")
+        .values(
+            "id",
+            "name",
+            "monitoring_enabled",
+            "runbook_url",
+            "compute_id",
+            "compute__kind",
+            "compute__site_id",
+        )
+    )
+
+
+def sites_with_redundancy(*, tenant, site_ids) -> list[dict]:
+    """Sites among ``site_ids`` with ``redundant``: whether a link with redundancy (active/passive
+    or active/active) reaches them. One query."""
+    redundant_links = Link.objects.filter(tenant=tenant).exclude(redundancy=Redundancy.NONE)
+    reaches = redundant_links.filter(Q(site_a=OuterRef("pk")) | Q(site_b=OuterRef("pk")))
+    return list(
+        Site.objects.filter(tenant=tenant, pk__in=list(site_ids))
+        .annotate(redundant=Exists(reaches))
+        .order_by("code")
+        .values("id", "code", "name", "redundant")
+    )
+
+
+def cloud_accounts_with_budget(*, tenant) -> list[dict]:
+    """The tenant's cloud accounts that have a monthly budget, as rows."""
+    return list(
+        CloudAccount.objects.filter(tenant=tenant, monthly_budget__isnull=False)
+        .order_by("provider", "account_id")
+        .values("id", "provider", "account_id", "name", "monthly_budget", "currency")
+    )
+
+
+def dataset_rows(*, tenant) -> list[dict]:
+    """The tenant's datasets as rows, with the metadata readiness asks of them."""
+    return list(
+        Dataset.objects.filter(tenant=tenant)
+        .order_by("name")
+        .values(
+            "id",
+            "name",
+            "owner",
+            "classification",
+            "residency_country",
+            "provenance",
+            "licence",
+            "personal_data",
+        )
+    )
+
+
+def ai_system_rows_not_retired(*, tenant) -> list[dict]:
+    """The tenant's AI systems that are not retired, as rows: stage, risk tier, FRIA, owners."""
+    return list(
+        AISystem.objects.filter(tenant=tenant)
+        .exclude(stage=Stage.RETIRED)
+        .order_by("name")
+        .values(
+            "id",
+            "name",
+            "stage",
+            "risk_tier",
+            "fria_required",
+            "fria_completed_at",
+            "business_owner",
+            "technical_owner",
+        )
+    )
 
 
 # --- Readiness gates (pilot → production): reads of many AI systems at once ---------------------

@@ -11,6 +11,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from operations.jobs import services
@@ -29,6 +30,53 @@ def _pre(value) -> str:
 
 def _json(value) -> str:
     return _pre(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str))
+
+
+def _label(key) -> str:
+    return str(key).replace("_", " ").capitalize()
+
+
+def _table(value, depth: int = 0) -> str:
+    """A job's result as people read it: a dict is a two-column table, a list of dicts with
+    the same keys a table with a header row, a list of plain values one line."""
+    if depth > 4:  # deeper than people read: show the rest as JSON
+        return _json(value)
+    if isinstance(value, dict):
+        if not value:
+            return "—"
+        rows = format_html_join(
+            "",
+            '<tr><th scope="row">{}</th><td>{}</td></tr>',
+            ((_label(key), _table(item, depth + 1)) for key, item in value.items()),
+        )
+        return format_html('<table class="job-result">{}</table>', rows)
+    if isinstance(value, list):
+        if not value:
+            return "—"
+        keys = list(value[0]) if isinstance(value[0], dict) else None
+        if keys and all(isinstance(item, dict) and list(item) == keys for item in value):
+            head = format_html_join("", '<th scope="col">{}</th>', ((_label(k),) for k in keys))
+            body = format_html_join(
+                "",
+                "<tr>{}</tr>",
+                (
+                    (
+                        format_html_join(
+                            "", "<td>{}</td>", ((_table(item[k], depth + 1),) for k in keys)
+                        ),
+                    )
+                    for item in value
+                ),
+            )
+            return format_html(
+                '<table class="job-result"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+                head,
+                body,
+            )
+        return format_html_join(", ", "{}", ((_table(item, depth + 1),) for item in value))
+    if value is None:
+        return "—"
+    return format_html("{}", value)
 
 
 class FleetRunFilter(admin.SimpleListFilter):
@@ -77,6 +125,8 @@ class JobRunAdmin(StaffScopedAdmin, admin.ModelAdmin):
     list_select_related = ("tenant",)
     search_fields = ("=id", "kind", "triggered_by_label", "progress_message", "error")
     date_hierarchy = "created_at"
+    # Newest first, ties broken by id so runs created in the same instant keep their order.
+    ordering = ("-created_at", "-id")
     show_full_result_count = False
     actions = ("run_again", "run_fleet_wide", "cancel_runs")
     fieldsets = (
@@ -182,11 +232,11 @@ class JobRunAdmin(StaffScopedAdmin, admin.ModelAdmin):
 
     @admin.display(description="Parameters")
     def parameters_display(self, obj):
-        return _json(obj.parameters)
+        return _table(obj.parameters)
 
     @admin.display(description="Result")
     def result_display(self, obj):
-        return _json(obj.result)
+        return _table(obj.result)
 
     @admin.display(description="Checkpoints")
     def checkpoints_display(self, obj):
@@ -206,7 +256,7 @@ class JobRunAdmin(StaffScopedAdmin, admin.ModelAdmin):
             "{} {} [attempt {}] {}",
             (
                 (
-                    line.at.strftime("%Y-%m-%d %H:%M:%S"),
+                    timezone.localtime(line.at).strftime("%Y-%m-%d %H:%M:%S %Z"),
                     line.level.upper().ljust(7),
                     line.attempt,
                     line.message,

@@ -44,6 +44,8 @@ class Thresholds:
     anomaly_min_days: int = 7
     anomaly_k: float = 3.0
     anomaly_min_relative: float = 0.2
+    #: Only spend above the band this many days in a row gets a monthly saving projected.
+    anomaly_sustained_days: int = 3
     #: A dismissed recommendation reopens when its saving grows by this share (0.5: +50 %),
     #: or a dismissed forecast's days to saturation fall to this share of what they were.
     reopen_change: float = 0.5

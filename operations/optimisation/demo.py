@@ -15,8 +15,8 @@ utilisation); the ``<slug>-gpu-hot`` cluster, which climbed about 2 points a day
 about 97 % (capacity forecast: saturated now, its daily peaks in the evidence); the tenant's
 GPUs as a whole, whose daily peak follows it up (capacity forecast on the trend: 90 % in a few
 days); and the retired AI system still holding a deployment on ``<slug>-gpu-main-02``. For
-acme, seeded with the spend jump, a cost anomaly too: the last whole UTC day cost about half as
-much again as the usual day, led by the scaled-out production deployment. (The anomaly judges
+acme, seeded with the spend jump, a cost anomaly too: the last three whole UTC days each cost
+about 30 % more than the usual day, led by the scaled-out production deployment. (The anomaly judges
 the last whole day: a scan after the next UTC midnight no longer sees it as the last day.)
 Idempotent: a re-run refreshes the same rows (upserts by tenant, kind and subject) and adds
 nothing.

@@ -557,9 +557,29 @@ def detect_cost_anomaly(inputs: ScanInputs, thresholds: Thresholds) -> list[Find
         for change, key, value, usual in contributors[:5]
     ]
     above = spend > high
-    excess = max(spend - median, 0.0)
-    saving = money(excess * HOURS_PER_MONTH / 24) if above else money(0)
+    # A CFO accepts a monthly figure for spend that has stayed high, not for one day's spike:
+    # count the days in a row above the band, and project only the least of their excesses.
+    run = []
+    when = day
+    while above and when in totals and totals[when] > high:
+        run.append(totals[when] - median)
+        when -= dt.timedelta(days=1)
+    sustained = len(run) >= thresholds.anomaly_sustained_days
+    daily_excess = min(run) if sustained else 0.0
+    saving = money(daily_excess * HOURS_PER_MONTH / 24)
     direction = "above" if above else "below"
+    if not above:
+        basis = "spend below the usual: nothing to save"
+    elif sustained:
+        basis = (
+            f"the least daily excess over the median in the {len(run)} days it has lasted, "
+            "× 730 h / 24"
+        )
+    else:
+        basis = (
+            f"a spike of {len(run)} day(s): no monthly saving is projected until the excess "
+            f"lasts {thresholds.anomaly_sustained_days} days in a row"
+        )
     return [
         Finding(
             kind=RecommendationKind.COST_ANOMALY,
@@ -583,12 +603,16 @@ def detect_cost_anomaly(inputs: ScanInputs, thresholds: Thresholds) -> list[Find
                     if when < day
                 ],
                 "top_contributors": top,
-                "saving_basis": "spend above the median, per day, × 730 h / 24 (if it persists)",
+                "days_above": len(run),
+                "daily_excess": round(daily_excess, 2),
+                "one_off_excess": round(max(spend - median, 0.0), 2),
+                "saving_basis": basis,
                 "thresholds": {
                     "anomaly_k": thresholds.anomaly_k,
                     "anomaly_min_relative": thresholds.anomaly_min_relative,
                     "anomaly_min_days": thresholds.anomaly_min_days,
                     "anomaly_history_days": thresholds.anomaly_history_days,
+                    "anomaly_sustained_days": thresholds.anomaly_sustained_days,
                 },
             },
             saving=saving,

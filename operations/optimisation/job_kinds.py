@@ -50,6 +50,7 @@ class ScanParameters(StrictSerializer):
     anomaly_min_days = serializers.IntegerField(required=False, min_value=2, max_value=90)
     anomaly_k = serializers.FloatField(required=False, min_value=0.5, max_value=10)
     anomaly_min_relative = serializers.FloatField(required=False, min_value=0, max_value=10)
+    anomaly_sustained_days = serializers.IntegerField(required=False, min_value=1, max_value=30)
     reopen_change = serializers.FloatField(required=False, min_value=0.05, max_value=10)
 
 

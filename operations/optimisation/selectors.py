@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet, Sum
 
+from operations.optimisation.conf import HOURS_PER_MONTH as HOURS_PER_MONTH  # re-exported
 from operations.optimisation.models import (
     Recommendation,
     RecommendationKind,
@@ -89,6 +90,31 @@ def recommendation_state_counts(*, tenant) -> dict[str, int]:
 
 def recommendation_get(*, tenant, pk: int) -> Recommendation | None:
     return Recommendation.objects.filter(tenant=tenant).filter(pk=pk).first()
+
+
+def recommendations_open_rows(*, tenant) -> list[dict]:
+    """The tenant's open recommendations as rows (largest saving first): kind, subject, title,
+    monthly saving and currency, and the evidence of capacity forecasts (the days until full).
+    One query."""
+    rows = list(
+        Recommendation.objects.filter(tenant=tenant, status=RecommendationStatus.OPEN)
+        .order_by("-estimated_monthly_saving", "id")
+        .values(
+            "id",
+            "kind",
+            "subject_type",
+            "subject_id",
+            "subject_label",
+            "title",
+            "estimated_monthly_saving",
+            "currency",
+            "evidence",
+        )
+    )
+    for row in rows:
+        if row["kind"] != RecommendationKind.CAPACITY_FORECAST:
+            row.pop("evidence")
+    return rows
 
 
 # --- Readiness gates (pilot → production): reads for many compute resources at once -------------

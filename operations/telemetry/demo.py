@@ -15,8 +15,9 @@ ten days costs about a fifth more than three). Patterns, by hostname and name:
   ago; the other deployments follow the diurnal traffic;
 - running cost once an hour for compute with a cost, and for deployments;
 - with ``spend_jump=True``, another production deployment (the second by name) scales out at the
-  start of the last whole UTC day and stays so: its hourly cost rises by ``SPEND_JUMP`` of the
-  tenant's usual hourly spend, which the optimisation scan reports as a cost anomaly.
+  start of the third-last whole UTC day and stays so: its hourly cost rises by ``SPEND_JUMP`` of
+  the tenant's usual hourly spend, which the optimisation scan reports as a cost anomaly that
+  has lasted ``SPEND_JUMP_DAYS`` days (so it projects a monthly saving; a one-day spike would not).
 
 Compute in maintenance, offline or retired reports nothing. Values are a deterministic function
 of resource and time, and ingest skips samples already stored: running it again adds only the
@@ -53,7 +54,9 @@ CHUNK = dt.timedelta(hours=6)
 #: The saturated nodes climb this many utilisation points a day, to about 97 % now.
 HOT_RISE_PER_DAY = 2.0
 #: The spend jump adds this share of the tenant's usual hourly spend, every hour.
-SPEND_JUMP = 0.5
+SPEND_JUMP = 0.3
+#: … for this many whole days up to now.
+SPEND_JUMP_DAYS = 3
 _SATURATED = ("gpu-sat", "gpu-hot")
 _REPORTING = (ComputeStatus.ACTIVE,)
 
@@ -189,7 +192,7 @@ def _estate(tenant, *, now: dt.datetime, spend_jump: bool) -> _Estate:
         deployments=[row["name"] for row in deployments],
         spiking=production[0] if production else None,
         scaling=scaling,
-        jump_from=last_day - dt.timedelta(days=1),
+        jump_from=last_day - dt.timedelta(days=SPEND_JUMP_DAYS),
         jump=round(SPEND_JUMP * _usual_hourly_spend(compute, deployments), 2) if scaling else 0.0,
     )
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import F, FloatField, Max, Min, Sum
+from django.db.models import Count, F, FloatField, Max, Min, Sum
 from django.db.models.functions import Cast, TruncDay
 
 from operations.inventory.models import ComputeResource, Deployment
-from operations.telemetry.metrics import RESOURCE_KIND_NAMES, Metric, ResourceKind
+from operations.telemetry.metrics import METRICS_BY_NAME, RESOURCE_KIND_NAMES, Metric, ResourceKind
 from operations.telemetry.models import (
     DEFAULT_RAW_RETENTION_DAYS,
     DEFAULT_ROLLUP_RETENTION_DAYS,
@@ -264,6 +264,71 @@ def telemetry_hourly_means(
     for resource_id, bucket, value, count in rows:
         series.setdefault(resource_id, []).append((bucket, value, count))
     return series
+
+
+def telemetry_hourly_totals(
+    *, tenant, resource_kind: int, resource_ids: list[int], metric: Metric, start, end
+) -> dict[int, dict]:
+    """{resource id: {"total", "hours", "first"}} over the hourly rollups in [start, end): the
+    sum of the hourly means (for ``cost_per_hour``, what the hours cost), how many hours had
+    data and the first of them. One query; resources without a rollup are left out."""
+    rows = (
+        TelemetryRollup.objects.filter(
+            tenant=tenant,
+            resource_kind=resource_kind,
+            resource_id__in=resource_ids,
+            metric=metric.code,
+            bucket__gte=start,
+            bucket__lt=end,
+        )
+        .order_by()
+        .values("resource_id")
+        .annotate(total=Sum("avg_value"), hours=Count("id"), first=Min("bucket"))
+    )
+    return {
+        row["resource_id"]: {"total": row["total"], "hours": row["hours"], "first": row["first"]}
+        for row in rows
+    }
+
+
+def telemetry_reporting_since(*, tenant, since: dt.datetime) -> dict[str, set[int]]:
+    """{"compute": ids, "deployment": ids}: the tenant's resources with a sample of any metric
+    at or after ``since``. One query."""
+    reporting: dict[str, set[int]] = {name: set() for name in RESOURCE_KIND_NAMES.values()}
+    for kind, resource_id in sample_store().resources_reporting(tenant_id=tenant.id, since=since):
+        reporting[RESOURCE_KIND_NAMES[kind]].add(resource_id)
+    return reporting
+
+
+def telemetry_gpu_utilisation_hourly(
+    *, tenant, compute_ids: list[int], start, end
+) -> dict[int, list[float]]:
+    """{compute id: hourly mean GPU utilisation (%), oldest first} over [start, end), from the
+    hourly rollups. One query."""
+    series = telemetry_hourly_means(
+        tenant=tenant,
+        resource_kind=ResourceKind.COMPUTE,
+        resource_ids=compute_ids,
+        metric=METRICS_BY_NAME["gpu_utilization"],
+        start=start,
+        end=end,
+    )
+    return {
+        resource_id: [mean for _hour, mean, _count in rows] for resource_id, rows in series.items()
+    }
+
+
+def telemetry_compute_cost(*, tenant, compute_ids: list[int], start, end) -> dict[int, dict]:
+    """{compute id: {"total", "hours", "first"}}: what each resource cost in [start, end) by its
+    ``cost_per_hour`` rollups (``telemetry_hourly_totals``). One query."""
+    return telemetry_hourly_totals(
+        tenant=tenant,
+        resource_kind=ResourceKind.COMPUTE,
+        resource_ids=compute_ids,
+        metric=METRICS_BY_NAME["cost_per_hour"],
+        start=start,
+        end=end,
+    )
 
 
 # --- Readiness gates (pilot → production): reads for many resources at once ---------------------

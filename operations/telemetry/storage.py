@@ -188,6 +188,11 @@ _BLOCK_WINDOW_STATS = f"""
     ORDER BY b.resource_id
 """  # noqa: S608 - table names are constants
 
+_BLOCK_RESOURCES_REPORTING = f"""
+    SELECT DISTINCT resource_kind, resource_id FROM {BLOCK_TABLE}
+    WHERE tenant_id = %(tenant)s AND ts_start > %(from)s AND ts_end >= %(since)s
+"""  # noqa: S608 - the table name is a constant
+
 _STAGING_PREPARE = f"""
     CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (tenant_id bigint,
         resource_kind smallint, resource_id bigint, metric smallint, ts_start timestamptz,
@@ -422,6 +427,16 @@ class SampleStore:
             for r in rows
         ]
 
+    def resources_reporting(self, *, tenant_id: int, since: dt.datetime) -> list[tuple[int, int]]:
+        """(resource kind, resource id) of every resource of the tenant with a sample of any
+        metric at or after ``since``."""
+        return list(
+            TelemetrySample.objects.filter(tenant_id=tenant_id, ts__gte=since)
+            .order_by()
+            .values_list("resource_kind", "resource_id")
+            .distinct()
+        )
+
     def ensure_partitions(self, days: Iterable[dt.date]) -> list[str]:
         """Make the missing partitions for ``days``; return the names made."""
         return []
@@ -560,6 +575,16 @@ class PostgresSampleStore(SampleStore):
         with connection.cursor() as cursor:
             cursor.execute(_BLOCK_WINDOW_STATS.format(resources=resource_sql), params)
             return cursor.fetchall()
+
+    def resources_reporting(self, *, tenant_id: int, since: dt.datetime) -> list[tuple[int, int]]:
+        # A block lies within one hour: one that reaches ``since`` starts after since - 1 h,
+        # which bounds the partitions and the index range read.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _BLOCK_RESOURCES_REPORTING,
+                {"tenant": tenant_id, "since": since, "from": since - dt.timedelta(hours=1)},
+            )
+            return [(kind, resource_id) for kind, resource_id in cursor.fetchall()]
 
     def rollup_hour(self, *, tenant_id: int, hour: dt.datetime, now: dt.datetime) -> int:
         with connection.cursor() as cursor:

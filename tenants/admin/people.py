@@ -141,7 +141,7 @@ class UserAdmin(MspAdminOnlyMixin, AuditedAdminMixin, DjangoUserAdmin):
     search_fields = ("username", "first_name", "last_name", "email")
     fieldsets = (
         (None, {"fields": ("username", "password")}),
-        ("Personal info", {"fields": ("first_name", "last_name", "email")}),
+        ("Personal info", {"fields": ("first_name", "last_name", "email", "timezone")}),
         ("Role", {"fields": ("msp_role", "membership_summary", "is_active")}),
         ("Admin access (follows the MSP role)", {"fields": ("is_staff", "is_superuser")}),
         ("Important dates", {"fields": ("last_login", "date_joined")}),

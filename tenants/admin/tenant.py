@@ -21,10 +21,13 @@ from tenants.admin.base import (
     fresh_copy,
 )
 from tenants.admin.onboarding import OnboardingStepInline
+from tenants.catalogues import framework_choices
+from tenants.durations import duration_label, parse_duration_minutes
 from tenants.models import (
     Membership,
     MspRole,
     ServicePlan,
+    Severity,
     StaffAssignment,
     Tenant,
     TenantStatus,
@@ -76,10 +79,96 @@ class ServicePlanFormSet(AuditedInlineFormSet):
         return services.service_plan_update(tenant=self.instance, **changed)
 
 
+_WEEKDAY_CHOICES = [
+    (0, "Monday"),
+    (1, "Tuesday"),
+    (2, "Wednesday"),
+    (3, "Thursday"),
+    (4, "Friday"),
+    (5, "Saturday"),
+    (6, "Sunday"),
+]
+
+SLA_FIELDS = tuple(
+    f"{severity.lower()}_{clock}_minutes"
+    for severity in Severity.values
+    for clock in ("acknowledge", "resolve")
+)
+
+
+class DurationMinutesField(forms.CharField):
+    """Minutes shown and typed as a duration ("4 h", "1 d 4 h"), stored as whole minutes."""
+
+    def __init__(self, **kwargs):
+        # The model's integer bounds still apply: the model's validators run on save.
+        for bound in ("min_value", "max_value", "step_size"):
+            kwargs.pop(bound, None)
+        kwargs.setdefault("help_text", "e.g. 15 min, 4 h, 1 d 4 h")
+        super().__init__(**kwargs)
+        self.widget.attrs.setdefault("size", 12)
+
+    def prepare_value(self, value):
+        if isinstance(value, int):
+            return duration_label(value)
+        return value
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return None
+        try:
+            return parse_duration_minutes(value)
+        except ValueError as error:
+            raise ValidationError(str(error), code="invalid") from error
+
+
+class ServicePlanForm(forms.ModelForm):
+    """The plan as people read it: durations, weekday boxes, a list of frameworks."""
+
+    business_days = forms.TypedMultipleChoiceField(
+        choices=_WEEKDAY_CHOICES,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The days business-hours coverage runs on.",
+    )
+    frameworks_in_scope = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The compliance frameworks the contract covers.",
+    )
+
+    class Meta:
+        model = ServicePlan
+        fields = (
+            "tier",
+            "coverage",
+            "frameworks_in_scope",
+            "timezone",
+            "business_days",
+            "business_hours_start",
+            "business_hours_end",
+            *SLA_FIELDS,
+        )
+        field_classes = dict.fromkeys(SLA_FIELDS, DurationMinutesField)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        known = dict(framework_choices())
+        # A code named before its framework was loaded stays choosable, so a save keeps it.
+        for code in (self.instance.frameworks_in_scope or []) if self.instance.pk else []:
+            known.setdefault(code, code)
+        self.fields["frameworks_in_scope"].choices = sorted(known.items(), key=lambda i: i[1])
+
+    def clean_business_days(self):
+        return sorted(set(self.cleaned_data["business_days"]))
+
+
 class ServicePlanInline(StaffScopedStackedInline):
     """The contract; created with the tenant by ``tenant_create``, so shown on change only."""
 
     model = ServicePlan
+    form = ServicePlanForm
     formset = ServicePlanFormSet
     can_delete = False
     extra = 0
@@ -99,7 +188,7 @@ class ServicePlanInline(StaffScopedStackedInline):
             },
         ),
         (
-            "SLA targets, minutes (acknowledge, resolve)",
+            "SLA targets (acknowledge within, resolve within)",
             {
                 "fields": (
                     ("sev1_acknowledge_minutes", "sev1_resolve_minutes"),

@@ -1,5 +1,5 @@
 from tenants.models.audit import AuditAction, AuditEvent
-from tenants.models.identity import MspRole, User
+from tenants.models.identity import MspRole, User, validate_timezone
 from tenants.models.onboarding import ONBOARDING_STEPS, OnboardingStep
 from tenants.models.tenant import (
     TENANT_TRANSITIONS,
@@ -34,4 +34,5 @@ __all__ = [
     "TenantStatus",
     "TokenScope",
     "User",
+    "validate_timezone",
 ]

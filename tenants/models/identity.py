@@ -1,7 +1,15 @@
 from __future__ import annotations
 
+import zoneinfo
+
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
 from django.db import models
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"'{value}' is not a known time zone.")
 
 
 class MspRole(models.TextChoices):
@@ -21,6 +29,14 @@ class User(AbstractUser):
     """A person: MSP staff (``msp_role`` set) or a client user (one membership, no role)."""
 
     msp_role = models.CharField(max_length=20, choices=MspRole.choices, blank=True, default="")
+    timezone = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        validators=[validate_timezone],
+        help_text="MSP staff: the time zone pages show times in (empty: UTC). Client users "
+        "see their tenant's.",
+    )
 
     objects = GroundworkUserManager()
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-import zoneinfo
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+from tenants.models.identity import validate_timezone
+
+# Migration 0001 names the validator by this path.
+_validate_timezone = validate_timezone
 
 
 class TenantStatus(models.TextChoices):
@@ -77,11 +80,6 @@ class PlanTier(models.TextChoices):
     ENTERPRISE = "enterprise", "Enterprise"
 
 
-def _validate_timezone(value: str) -> None:
-    if value not in zoneinfo.available_timezones():
-        raise ValidationError(f"'{value}' is not a known time zone.")
-
-
 def _validate_business_days(value) -> None:
     if (
         not isinstance(value, list)
@@ -102,7 +100,7 @@ class ServicePlan(models.Model):
     tenant = models.OneToOneField(Tenant, on_delete=models.PROTECT, related_name="plan")
     tier = models.CharField(max_length=20, choices=PlanTier.choices, default=PlanTier.PROFESSIONAL)
     coverage = models.CharField(max_length=20, choices=Coverage.choices, default=Coverage.ALWAYS)
-    timezone = models.CharField(max_length=64, default="UTC", validators=[_validate_timezone])
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     business_days = models.JSONField(
         default=list, validators=[_validate_business_days], help_text="0 = Monday ... 6 = Sunday"
     )

@@ -1,8 +1,8 @@
 """The one gate every tenant page of the portal goes through.
 
 ``portal_tenant_view`` resolves the tenant from the URL with the same selector as the API,
-answers 404 alike for missing and foreign tenants, refuses writes the role may not make (and
-every write by MSP staff: their portal view is read-only), and runs the view, template
+answers 404 alike for missing and foreign tenants, refuses writes the role may not make (MSP
+staff write only on pages that ask for ``staff_write``), and runs the view, template
 rendering included, inside the tenant scope (and, for writes, one transaction).
 """
 
@@ -24,6 +24,8 @@ from tenants.scoping import tenant_scope
 from tenants.selectors import TenantAccess, tenant_access_for, tenant_switch_choices_for
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# The capabilities a portal page may ask of MSP staff (their other writes go to the console).
+STAFF_PORTAL_CAPABILITIES = ("staff_write",)
 
 
 @dataclass(frozen=True)
@@ -57,14 +59,19 @@ class PortalTenant:
     def can_edit(self) -> bool:
         """Whether this page shows and accepts its write forms for this user.
 
-        MSP staff never write through the portal, even msp_admin: they change tenants in the
-        MSP console or the API, where their actions carry their staff role.
+        MSP staff write through the portal only where a page asks for ``staff_write`` (the
+        incident workflow, which engineers work from); elsewhere they change tenants in the
+        MSP console or the API. Clients never pass ``staff_write``.
         """
-        if self.is_staff or self.write_capability is None:
+        if self.write_capability is None:
+            return False
+        if self.is_staff and self.write_capability not in STAFF_PORTAL_CAPABILITIES:
             return False
         return self.access.allows(self.write_capability)
 
     def denial_reason(self) -> str:
+        if self.is_staff and self.write_capability in STAFF_PORTAL_CAPABILITIES:
+            return "Your MSP role reads only; an engineer or an MSP admin can do this."
         if self.is_staff:
             return (
                 "MSP staff see client portals read-only. Make changes in the MSP console "

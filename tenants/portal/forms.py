@@ -124,3 +124,19 @@ class TokenCreateForm(ServiceErrorsMixin, forms.Form):
         max_value=3650,
         help_text="1 to 3650. Leave empty for a token that does not expire.",
     )
+
+
+def _timezone_choices() -> list[tuple[str, str]]:
+    import zoneinfo
+
+    zones = sorted(zone for zone in zoneinfo.available_timezones() if "/" in zone or zone == "UTC")
+    return [("", "UTC (default)"), *((zone, zone.replace("_", " ")) for zone in zones)]
+
+
+class TimezoneForm(ServiceErrorsMixin, forms.Form):
+    timezone = forms.ChoiceField(
+        label="Show times in",
+        required=False,
+        choices=_timezone_choices,
+        help_text="Every page shows times in this zone, and says which.",
+    )

@@ -55,6 +55,7 @@ urlpatterns = [
     path("account/two-factor/setup/", mfa.setup, name="mfa-setup"),
     path("account/two-factor/recovery-codes/", mfa.recovery_codes, name="mfa-recovery-codes"),
     path("account/two-factor/disable/", mfa.disable, name="mfa-disable"),
+    path("account/preferences/", views.preferences, name="preferences"),
     path("switch/", views.switch_tenant, name="switch"),
     path("", views.home, name="home"),
     # Tenant pages: every view below is wrapped in portal_tenant_view (a test checks it).

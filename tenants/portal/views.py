@@ -15,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from tenants import services
+from tenants.durations import duration_label
 from tenants.models import ApiToken, Coverage, ServicePlan, Severity, TenantStatus
 from tenants.portal.access import (
     PortalTenant,
@@ -26,6 +27,7 @@ from tenants.portal.forms import (
     MemberCreateForm,
     MemberRoleForm,
     TenantSecurityForm,
+    TimezoneForm,
     TokenCreateForm,
 )
 from tenants.selectors import (
@@ -38,21 +40,10 @@ from tenants.selectors import (
     tenant_directory_for,
     tenant_first_visible_to,
     tenant_status_counts_for,
+    viewer_timezone_name,
 )
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def duration_label(minutes: int) -> str:
-    """Minutes in the largest whole units a person reads at a glance: 90 -> '1 h 30 min'."""
-    days, rest = divmod(minutes, 60 * 24)
-    hours, mins = divmod(rest, 60)
-    parts = [
-        f"{days} d" if days else "",
-        f"{hours} h" if hours else "",
-        f"{mins} min" if mins else "",
-    ]
-    return " ".join(part for part in parts if part) or "0 min"
 
 
 def _token_status(token: ApiToken) -> str:
@@ -320,3 +311,29 @@ def token_revoke(request, page: PortalTenant, token_id: int):
         return redirect("portal:tokens", slug=page.tenant.slug)
     token.status = _token_status(token)
     return render_portal(request, page, "portal/token_revoke.html", section="tokens", token=token)
+
+
+# --- Account preferences ------------------------------------------------------------------------
+
+
+@never_cache
+@login_required
+def preferences(request):
+    """The signed-in user's own settings: staff choose the zone pages show times in."""
+    user = request.user
+    form = TimezoneForm(initial={"timezone": user.timezone})
+    if request.method == "POST" and user.msp_role:
+        form = TimezoneForm(request.POST)
+        if form.is_valid():
+            try:
+                services.user_timezone_set(user=user, timezone=form.cleaned_data["timezone"])
+            except ValidationError as error:
+                form.add_service_error(error)
+            else:
+                messages.success(request, "Saved: times now show in your time zone.")
+                return redirect("portal:preferences")
+    return render(
+        request,
+        "portal/preferences.html",
+        {"form": form, "organisation_zone": None if user.msp_role else viewer_timezone_name(user)},
+    )

@@ -51,7 +51,7 @@ def test_a_client_finds_the_estate_and_its_gpu_utilisation(
     assert "Claims triage" in body
     assert "Borealis secret model" not in body
     sparkline = browser.find_element(By.CSS_SELECTOR, "svg.sparkline")
-    assert "Average 2.5 %" in sparkline.get_attribute("aria-label")
+    assert "average 2.5 %" in sparkline.get_attribute("aria-label")
     assert sparkline.size["width"] > 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 
 import pytest
 from django.urls import reverse
@@ -340,3 +341,48 @@ def test_the_evaluate_now_action_reports_per_tenant(client, engineer, tenant_a):
     assert response.status_code == 200
     assert "evaluate_now" not in text(response)  # not offered to a read-only role
     assert "firing" not in text(response)
+
+
+def _workflow(response) -> list[str]:
+    return re.findall(r'data-action="([a-z-]+)"', response.content.decode())
+
+
+def test_workflow_buttons_on_the_incident_page_move_it_through_the_services(
+    client, engineer, tenant_a
+):
+    incident = make_incident(tenant_a, title="Latency")
+    login_verified(client, engineer)
+    change = reverse("admin:incidents_incident_change", args=[incident.pk])
+    assert _workflow(client.get(change)) == ["acknowledge", "resolve"]
+
+    def press(action, **data):
+        url = reverse("admin:incidents_incident_act", args=[incident.pk, action])
+        return client.post(url, data, follow=True)
+
+    assert "Acknowledge: 1 incident(s)." in text(press("acknowledge"))
+    assert fresh(incident).status == "acknowledged"
+    assert "wait-on-client" in _workflow(client.get(change))
+    press("resolve", note="Rolled back the model.", note_visibility="client")
+    assert fresh(incident).status == "resolved"
+    with tenant_scope(tenant_a.id):
+        entry = TimelineEntry.objects.get(body__contains="Rolled back the model.")
+    assert (entry.internal, entry.author) == (False, engineer)
+    assert "cannot acknowledge now" in text(press("acknowledge"))
+    assert (
+        client.get(reverse("admin:incidents_incident_act", args=[incident.pk, "close"])).status_code
+        == 405
+    )
+
+
+def test_analysts_and_other_teams_get_no_workflow_buttons(client, analyst, tenant_b, tenant_a):
+    incident = make_incident(tenant_a)
+    login_verified(client, analyst)
+    assert (
+        _workflow(client.get(reverse("admin:incidents_incident_change", args=[incident.pk]))) == []
+    )
+    url = reverse("admin:incidents_incident_act", args=[incident.pk, "acknowledge"])
+    assert client.post(url).status_code == 403
+    other = make_staff(tenant_b, role=MspRole.ENGINEER, username="eng-b")
+    login_verified(client, other)
+    client.post(url)
+    assert fresh(incident).status == "triggered"

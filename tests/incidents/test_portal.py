@@ -4,6 +4,7 @@ confirming or disputing a fix, the CSV export, and the same 404 for foreign and 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 
@@ -15,9 +16,9 @@ from django.urls import reverse
 from operations.incidents import services
 from operations.incidents.models import Incident, TimelineEntry
 from operations.incidents.portal import urls as incident_portal_urls
-from tenants.models import TenantRole
+from tenants.models import AuditEvent, MspRole, TenantRole
 from tenants.scoping import tenant_scope
-from tests.factories import login_verified, make_member
+from tests.factories import login_verified, make_member, make_staff
 from tests.incidents.factories import act, fresh, make_incident
 
 pytestmark = pytest.mark.django_db
@@ -66,17 +67,24 @@ def test_the_list_shows_the_tenants_incidents_by_state(client_admin, tenant_a, t
     assert "Raise an incident" in all_page
 
 
-def test_the_detail_page_shows_only_client_visible_entries(client, admin_a, engineer_a, story):
-    # Staff see the client's view here too, read-only (no confirm buttons, no comment form).
-    for user, can_edit in ((admin_a.user, True), (engineer_a.user, False)):
-        login_verified(client, user)
-        response = client.get(page("detail", story.tenant, number=story.number))
-        assert response.status_code == 200
-        body = text(response)
-        assert "Working on it." in body
-        assert SECRET not in body
-        assert ("Is it fixed for you?" in body) is can_edit
-        assert ("Add comment" in body) is can_edit
+def test_clients_see_only_client_visible_entries_and_engineers_see_notes_marked(
+    client, admin_a, engineer_a, story
+):
+    login_verified(client, admin_a.user)
+    body = text(client.get(page("detail", story.tenant, number=story.number)))
+    assert "Working on it." in body
+    assert SECRET not in body
+    assert "Is it fixed for you?" in body
+    assert "Add comment" in body
+    assert "Work on this incident" not in body
+
+    login_verified(client, engineer_a.user)
+    body = html.unescape(text(client.get(page("detail", story.tenant, number=story.number))))
+    assert "Working on it." in body
+    assert SECRET in body
+    assert "Internal — the client does not see this" in body
+    assert "Is it fixed for you?" not in body  # the client's confirmation is the client's
+    assert "Work on this incident" in body
 
 
 def test_the_csv_export_leaves_internal_entries_out(client_admin, story):
@@ -146,7 +154,9 @@ def test_bad_raise_input_shows_errors_and_writes_nothing(client_admin, tenant_a,
         assert not Incident.objects.exists()
 
 
-def test_viewers_and_staff_cannot_raise_or_comment(client, tenant_a, engineer_a, story):
+def test_viewers_and_staff_cannot_raise_or_comment_as_the_client(
+    client, tenant_a, engineer_a, story
+):
     viewer = make_member(tenant_a, TenantRole.VIEWER, username="watcher")
     for user in (viewer, engineer_a.user):
         login_verified(client, user)
@@ -260,3 +270,132 @@ def test_the_alert_rules_page_costs_the_same_queries_whatever_its_length(client_
         make_rule(tenant_a, name=f"Rule {number}")
         make_default(name=f"Default {number}")
     assert queries() == few
+
+
+# --- The engineer's workflow ------------------------------------------------------------------
+
+
+@pytest.fixture
+def engineer(client, engineer_a):
+    login_verified(client, engineer_a.user)
+    return engineer_a.user
+
+
+def _buttons(response) -> list[str]:
+    return re.findall(r'data-action="([a-z-]+)"', text(response))
+
+
+def test_an_engineer_works_an_incident_from_its_page(client, engineer, tenant_a):
+    incident = make_incident(tenant_a, title="GPU node down", severity="SEV2")
+    detail = page("detail", tenant_a, number=incident.number)
+    assert _buttons(client.get(detail)) == ["acknowledge", "resolve"]
+
+    client.post(page("staff-act", tenant_a, number=incident.number, action="acknowledge"))
+    assert fresh(incident).status == "acknowledged"
+    assert _buttons(client.get(detail)) == [
+        "investigate",
+        "mitigate",
+        "wait-on-client",
+        "resolve",
+    ]
+    client.post(page("staff-act", tenant_a, number=incident.number, action="investigate"))
+    client.post(
+        page("staff-act", tenant_a, number=incident.number, action="wait-on-client"),
+        {"note": "Can you restart the exporter?", "note_visibility": "client"},
+    )
+    assert fresh(incident).waiting_since is not None
+    client.post(page("staff-act", tenant_a, number=incident.number, action="resume"))
+    client.post(page("staff-act", tenant_a, number=incident.number, action="mitigate"))
+    response = client.post(
+        page("staff-act", tenant_a, number=incident.number, action="resolve"),
+        {"note": "Replaced the PSU.", "note_visibility": "client"},
+        follow=True,
+    )
+    assert "ACME-1: Resolve — done." in text(response)
+    resolved = fresh(incident)
+    assert (resolved.status, resolved.waiting_since) == ("resolved", None)
+    with tenant_scope(tenant_a.id):
+        fix = TimelineEntry.objects.get(body__contains="Replaced the PSU.")
+        assert (fix.internal, fix.author) == (False, engineer)
+    assert AuditEvent.objects.filter(
+        object_type="incidents.Incident", actor_user=engineer, source="portal"
+    ).exists()
+    # Acknowledge is no longer offered, and pressing it anyway changes nothing.
+    late = client.post(
+        page("staff-act", tenant_a, number=incident.number, action="acknowledge"), follow=True
+    )
+    assert "cannot acknowledge now" in text(late)
+    assert fresh(incident).status == "resolved"
+
+
+def test_replies_reach_the_client_and_internal_notes_do_not(client, engineer, admin_a, tenant_a):
+    incident = make_incident(tenant_a)
+    note = page("staff-note", tenant_a, number=incident.number)
+    client.post(note, {"body": "We are on it.", "visibility": "client"})
+    client.post(note, {"body": "Suspect the driver upgrade.", "visibility": "internal"})
+    refused = client.post(note, {"body": "", "visibility": "client"}, follow=True)
+    assert "Write a reply or a note" in text(refused)
+
+    login_verified(client, admin_a.user)
+    body = text(client.get(page("detail", tenant_a, number=incident.number)))
+    assert "We are on it." in body
+    assert "Suspect the driver upgrade." not in body
+
+
+def test_assignment_and_severity_with_a_reason(client, engineer, tenant_a):
+    incident = make_incident(tenant_a, severity="SEV3")
+    client.post(page("staff-assign", tenant_a, number=incident.number), {"assignee": "me"})
+    assert fresh(incident).assignee == engineer
+    outsider = make_staff(role=MspRole.ENGINEER, username="not-on-the-team")
+    refused = client.post(
+        page("staff-assign", tenant_a, number=incident.number),
+        {"assignee": str(outsider.pk)},
+        follow=True,
+    )
+    assert fresh(incident).assignee == engineer
+    assert "account team" in text(refused) or "assign" in text(refused).lower()
+
+    no_reason = client.post(
+        page("staff-severity", tenant_a, number=incident.number), {"severity": "SEV1"}, follow=True
+    )
+    assert "say why" in text(no_reason)
+    assert fresh(incident).severity == "SEV3"
+    client.post(
+        page("staff-severity", tenant_a, number=incident.number),
+        {"severity": "SEV1", "reason": "Checkout is down for every customer."},
+    )
+    assert fresh(incident).severity == "SEV1"
+    with tenant_scope(tenant_a.id):
+        reason = TimelineEntry.objects.get(body="Checkout is down for every customer.")
+    assert reason.internal is False
+
+
+def test_clients_analysts_and_other_teams_cannot_use_the_workflow(
+    client, tenant_a, tenant_b, admin_a
+):
+    incident = make_incident(tenant_a)
+    analyst = make_staff(tenant_a, role=MspRole.ANALYST, username="analyst-a")
+    other_team = make_staff(tenant_b, role=MspRole.ENGINEER, username="eng-b")
+    act_url = page("staff-act", tenant_a, number=incident.number, action="acknowledge")
+    for user, status in ((admin_a.user, 403), (analyst, 403), (other_team, 404)):
+        login_verified(client, user)
+        assert client.post(act_url).status_code == status, user
+        assert (
+            client.post(
+                page("staff-note", tenant_a, number=incident.number),
+                {"body": "x", "visibility": "internal"},
+            ).status_code
+            == status
+        )
+    login_verified(client, analyst)
+    assert "Work on this incident" not in text(
+        client.get(page("detail", tenant_a, number=incident.number))
+    )
+    assert fresh(incident).status == "triggered"
+
+
+def test_another_tenants_incident_is_the_same_404_for_the_workflow(client, engineer, tenant_b):
+    foreign = make_incident(tenant_b)
+    response = client.post(page("staff-act", tenant_b, number=foreign.number, action="resolve"))
+    assert response.status_code == 404
+    assert fresh(foreign).status == "triggered"

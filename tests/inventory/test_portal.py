@@ -18,7 +18,6 @@ from operations.inventory.portal.views import gpu_utilisation_sparklines
 from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
 from operations.telemetry.models import TelemetryRollup
 from tenants.models import TenantRole
-from tenants.portal.sparklines import HEIGHT
 from tenants.scoping import tenant_scope
 from tests.factories import login_verified, make_member
 from tests.inventory.estate import (
@@ -29,6 +28,7 @@ from tests.inventory.estate import (
     make_site,
     make_usage,
 )
+from tests.portal.svg import drawn_lines
 
 pytestmark = pytest.mark.django_db
 
@@ -128,9 +128,11 @@ def test_sparklines_come_from_the_tenants_hourly_rollups(tenant_a, tenant_b):
     assert set(lines) == {node.id}
     line = lines[node.id]
     assert (line.average, line.latest, line.hours) == (50.0, 100.0, 3)
-    ys = [float(point.split(",")[1]) for point in line.points.split()]
-    # 0 % is drawn at the bottom of the box and 100 % at the top.
-    assert ys == [HEIGHT, HEIGHT / 2, 0.0]
+    ((bottom, middle, top),) = drawn_lines(line.chart.svg)
+    # 0 % is drawn at the bottom of the box, 100 % at the top, 50 % half way.
+    assert bottom[1] > middle[1] > top[1]
+    assert middle[1] == pytest.approx((bottom[1] + top[1]) / 2)
+    assert [row[1] for row in line.chart.table.rows] == ["0 %", "50 %", "100 %"]
 
 
 def test_utilisation_older_than_the_window_is_left_out(tenant_a):
@@ -146,7 +148,8 @@ def test_the_page_shows_the_sparkline(client_member, tenant_a):
     node = make_gpu_node(tenant_a, hostname="acme-gpu-idle-01")
     add_hourly_utilisation(tenant_a, node, [2.0, 4.0])
     text = client_member.get(estate_url(tenant_a)).content.decode()
-    assert "<polyline" in text
+    assert 'data-chart="sparkline"' in text
+    assert "average 3.0 %, latest hour 4.0 %" in text
     assert "avg 3.0 % · now 4.0 %" in text
 
 

@@ -148,3 +148,27 @@ def test_the_outbox_is_for_msp_admins_only(client, tenant_a, sent):
     action(client, "jobdispatch", "send_now", JobDispatch.objects.all())
     assert not JobDispatch.objects.exists()
     assert len(sent) == 1
+
+
+def test_runs_are_listed_newest_first_and_results_render_as_tables(client, boss, tenant_a, sent):
+    first = services.job_submit(tenant=tenant_a, kind="noop")
+    second = services.job_submit(tenant=tenant_a, kind="noop")
+    with tenant_scope(tenant_a.id):
+        # Same instant: the id still orders them.
+        JobRun.objects.filter(pk__in=[first.pk, second.pk]).update(created_at=first.created_at)
+        JobRun.objects.filter(pk=second.pk).update(
+            result={
+                "checks": 3,
+                "frameworks": [
+                    {"code": "eu-ai-act", "score": 80},
+                    {"code": "<b>iso</b>", "score": 55},
+                ],
+            }
+        )
+    listed = [row.pk for row in client.get(url("jobs_jobrun_changelist")).context["cl"].result_list]
+    assert listed.index(second.pk) < listed.index(first.pk)
+
+    page = client.get(url("jobs_jobrun_change", second.pk)).content.decode()
+    assert '<th scope="row">Checks</th><td>3</td>' in page
+    assert '<th scope="col">Code</th><th scope="col">Score</th>' in page
+    assert "<td>&lt;b&gt;iso&lt;/b&gt;</td><td>55</td>" in page  # escaped, never markup

@@ -179,22 +179,22 @@ def test_least_squares_on_known_points():
 # --- Cost anomaly -------------------------------------------------------------------------------
 
 
-def _spend(tenant, *, days: int, usual: float, yesterday: float):
+def _spend(tenant, *, days: int, usual: float, yesterday: float, high_days: int = 1, ramp=0.0):
+    """Hourly cost: ``usual``, then ``yesterday`` (+ ``ramp`` a day) for the last ``high_days``."""
     node = make_compute(tenant, hostname=f"{tenant.slug}-cpu-cost", kind=ComputeKind.CPU_NODE)
     start = today() - dt.timedelta(days=days)
-    last = today() - dt.timedelta(days=1)
-    feed(
-        tenant,
-        f"compute:{node.hostname}",
-        "cost_per_hour",
-        start,
-        today(),
-        lambda hour: yesterday if hour >= last else usual,
-    )
+    high_from = today() - dt.timedelta(days=high_days)
+
+    def cost(hour):
+        if hour < high_from:
+            return usual
+        return yesterday + ramp * ((hour - high_from) // dt.timedelta(days=1))
+
+    feed(tenant, f"compute:{node.hostname}", "cost_per_hour", start, today(), cost)
     return node
 
 
-def test_cost_anomaly_fires_when_yesterday_leaves_the_band(tenant_a):
+def test_a_one_day_spike_is_an_anomaly_with_no_monthly_saving_projected(tenant_a):
     node = _spend(tenant_a, days=10, usual=10, yesterday=30)
 
     scan(tenant_a)
@@ -206,8 +206,24 @@ def test_cost_anomaly_fires_when_yesterday_leaves_the_band(tenant_a):
     assert rec.evidence["direction"] == "above"
     assert rec.evidence["history_days"] == 9
     assert rec.evidence["top_contributors"][0]["resource"] == f"compute:{node.hostname}"
-    # (720 − 240) a day, over an average month of 730 h.
-    assert rec.estimated_monthly_saving == Decimal("14600.00")
+    # One day × 30 would be 14,600: a CFO would not accept it, so nothing is projected.
+    assert (rec.evidence["days_above"], rec.evidence["one_off_excess"]) == (1, 480.0)
+    assert rec.estimated_monthly_saving == Decimal("0.00")
+    assert "spike of 1 day" in rec.evidence["saving_basis"]
+
+
+def test_a_sustained_excess_projects_its_least_daily_excess_over_a_month(tenant_a):
+    # 20, 22, 24 an hour for the last three days against 10 before.
+    _spend(tenant_a, days=12, usual=10, yesterday=20, high_days=3, ramp=2)
+
+    scan(tenant_a)
+
+    [rec] = by_kind(tenant_a, RecommendationKind.COST_ANOMALY)
+    assert rec.evidence["days_above"] == 3
+    assert rec.evidence["median"] == 240.0
+    # The least excess of the three days: (20 − 10) × 24 h = 240 a day, × 730 h / 24.
+    assert rec.evidence["daily_excess"] == 240.0
+    assert rec.estimated_monthly_saving == Decimal("7300.00")
 
 
 def test_cost_anomaly_stays_quiet_inside_the_band_or_without_history(tenant_a, tenant_b):

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from operations.inventory.demo import seed_inventory
 from operations.inventory.models import ComputeResource, Deployment
-from operations.telemetry.demo import DEMO_DAYS, DETAIL_DAYS, seed_telemetry
+from operations.telemetry.demo import DEMO_DAYS, DETAIL_DAYS, SPEND_JUMP_DAYS, seed_telemetry
 from operations.telemetry.models import TelemetryRollup, TelemetrySample
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
@@ -202,11 +202,11 @@ class TestTenDays:
         main = daily_utilisation(tenant_a, "acme-gpu-main-01")[1:-1]
         assert max(main) - min(main) < 5  # diurnal, no trend
 
-    def test_the_spend_jump_lands_on_one_deployment_from_the_last_whole_day(
+    def test_the_spend_jump_lands_on_one_deployment_for_the_last_whole_days(
         self, history, tenant_a
     ):
         today = NOW.astimezone(dt.UTC).date()
-        yesterday = today - dt.timedelta(days=1)
+        jump_day = today - dt.timedelta(days=SPEND_JUMP_DAYS)
         with tenant_scope(tenant_a.id):
             production = list(
                 Deployment.objects.filter(environment="production").order_by("name")[:2]
@@ -217,21 +217,22 @@ class TestTenDays:
         before = [
             spend
             for day, spend in scaled.items()
-            if today - dt.timedelta(days=DEMO_DAYS) < day < yesterday
+            if today - dt.timedelta(days=DEMO_DAYS) < day < jump_day
         ]
-        assert len(before) == DEMO_DAYS - 2  # whole days before the last
+        assert len(before) == DEMO_DAYS - 1 - SPEND_JUMP_DAYS  # whole days before the jump
         assert max(before) == pytest.approx(min(before))  # the same every whole day
-        assert scaled[yesterday] > 10 * before[0]
-        assert calm[yesterday] == pytest.approx(before[0])
-        # The tenant's whole spend: the last whole day about half as much again as any before it.
+        high_days = [jump_day + dt.timedelta(days=n) for n in range(SPEND_JUMP_DAYS)]
+        assert all(scaled[day] > 10 * before[0] for day in high_days)
+        assert all(calm[day] == pytest.approx(before[0]) for day in high_days)
+        # The tenant's whole spend: each of the jump's whole days about 30 % above any before.
         total = daily_spend(tenant_a)
-        usual = total[yesterday - dt.timedelta(days=1)]
+        usual = total[jump_day - dt.timedelta(days=1)]
         assert all(
             total[day] == pytest.approx(usual)
             for day in total
-            if today - dt.timedelta(days=DEMO_DAYS) < day < yesterday
+            if today - dt.timedelta(days=DEMO_DAYS) < day < jump_day
         )
-        assert total[yesterday] == pytest.approx(1.5 * usual, rel=0.05)
+        assert all(total[day] == pytest.approx(1.3 * usual, rel=0.05) for day in high_days)
 
     def test_without_the_jump_every_whole_day_costs_the_same(self, history, tenant_b):
         seed_telemetry(tenant_b, days=DEMO_DAYS, now=NOW)

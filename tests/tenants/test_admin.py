@@ -855,3 +855,62 @@ def test_changelist_queries_do_not_grow_with_rows(client, admin_user, tenant_a, 
         large = client.get(changelist)
     assert large.context["cl"].result_count > small.context["cl"].result_count
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+# --- the console's shape ------------------------------------------------------------------------
+
+
+def test_index_lists_tenants_first_and_hides_the_scheduler_tables_from_engineers(
+    client, engineer, admin_user
+):
+    login_verified(client, engineer)
+    apps = client.get(url("index")).context["app_list"]
+    assert apps[0]["app_label"] == "tenants"
+    assert apps[0]["models"][0]["object_name"] == "Tenant"
+    assert "django_celery_beat" not in {app["app_label"] for app in apps}
+    assert client.get(url("django_celery_beat_solarschedule_changelist")).status_code == 403
+    assert client.get(url("django_celery_beat_periodictask_changelist")).status_code == 403
+
+    client.logout()
+    login_verified(client, admin_user)  # an msp_admin is a superuser: they keep them
+    apps = client.get(url("index")).context["app_list"]
+    assert "django_celery_beat" in {app["app_label"] for app in apps}
+    assert client.get(url("django_celery_beat_periodictask_changelist")).status_code == 200
+
+
+def test_the_plan_is_edited_as_durations_weekdays_and_frameworks(client, engineer, tenant_a):
+    login_verified(client, engineer)
+    page = client.get(url("tenants_tenant_change", tenant_a.pk))
+    text = page_text(page)
+    plan_prefix = inline_prefix(page, ServicePlan)
+    assert f'name="{plan_prefix}-0-sev1_acknowledge_minutes" value="15 min"' in text
+    assert f'name="{plan_prefix}-0-sev1_resolve_minutes" value="4 h"' in text
+    assert 'type="checkbox" name="' + f'{plan_prefix}-0-business_days" value="0"' in text
+    assert "EU Artificial Intelligence Act" in text or "eu-ai-act" in text
+
+    data = form_data(page)
+    data[f"{plan_prefix}-0-sev1_resolve_minutes"] = "1 d 2 h"
+    data[f"{plan_prefix}-0-business_days"] = ["1", "0", "2"]
+    data[f"{plan_prefix}-0-frameworks_in_scope"] = ["eu-ai-act", "nist-ai-rmf"]
+    response = client.post(url("tenants_tenant_change", tenant_a.pk), data)
+    assert response.status_code == 302
+
+    plan = ServicePlan.objects.get(tenant=tenant_a)
+    assert plan.sev1_resolve_minutes == 26 * 60
+    assert plan.business_days == [0, 1, 2]
+    assert plan.frameworks_in_scope == ["eu-ai-act", "nist-ai-rmf"]
+    update = events(object_type="tenants.ServicePlan").get()
+    assert update.changes["sev1_resolve_minutes"] == [240, 1560]
+
+
+@pytest.mark.parametrize("typed", ["soon", "4 x", "0.5 min", "99999999999999999999 d"])
+def test_a_duration_people_cannot_mean_is_a_form_error(client, engineer, tenant_a, typed):
+    login_verified(client, engineer)
+    page = client.get(url("tenants_tenant_change", tenant_a.pk))
+    plan_prefix = inline_prefix(page, ServicePlan)
+    data = form_data(page)
+    data[f"{plan_prefix}-0-sev2_acknowledge_minutes"] = typed
+    response = client.post(url("tenants_tenant_change", tenant_a.pk), data)
+    assert response.status_code == 200  # the form again, with its error
+    assert response.context["errors"]
+    assert ServicePlan.objects.get(tenant=tenant_a).sev2_acknowledge_minutes == 30

@@ -28,7 +28,7 @@ from operations.compliance.selectors import (
 )
 from operations.compliance.services import latest_frameworks
 from tenants.portal.access import PortalTenant, portal_tenant_view, render_portal
-from tenants.portal.sparklines import sparkline_context, sparkline_points
+from tenants.portal.charts import Chart, format_time, sparkline
 
 #: Scores drawn in each framework's trend (one per scan, newest last).
 TREND_POINTS = 12
@@ -40,7 +40,7 @@ FINDINGS_SHOWN = 300
 class Trend:
     """A framework's score history as a sparkline, with the figures it draws."""
 
-    points: str  # SVG polyline points; empty when fewer than two scores could be drawn
+    chart: Chart | None  # None when fewer than two scores could be drawn
     values: tuple[Decimal, ...]  # the scores drawn, oldest first
     change: Decimal | None  # latest minus the oldest drawn; None with fewer than two
 
@@ -54,19 +54,24 @@ class Trend:
     def magnitude(self) -> Decimal | None:
         return None if self.change is None else abs(self.change)
 
-    @property
-    def label(self) -> str:
-        return f"Score over the last {len(self.values)} scans: {', '.join(map(str, self.values))}"
-
 
 def score_trend(scores) -> Trend:
     """``scores`` oldest first; those without a score (no control assessed) are skipped."""
-    values = tuple(score.score for score in scores if score.score is not None)
+    scored = [score for score in scores if score.score is not None]
+    values = tuple(score.score for score in scored)
     if len(values) < 2:
-        return Trend(points="", values=values, change=None)
-    last = len(values) - 1
-    points = sparkline_points((index / last, value) for index, value in enumerate(values))
-    return Trend(points=points, values=values, change=values[-1] - values[0])
+        return Trend(chart=None, values=values, change=None)
+    zone = timezone.get_current_timezone()
+    chart = sparkline(
+        values,
+        label=f"Score over the last {len(values)} scans, from {values[0]} % to {values[-1]} %",
+        labels=[_scanned(score, zone) for score in scored],
+    )
+    return Trend(chart=chart, values=values, change=values[-1] - values[0])
+
+
+def _scanned(score: Score, zone) -> str:
+    return format_time(score.computed_at, zone) if score.computed_at else "Scan"
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,6 @@ def compliance_overview(request, page: PortalTenant):
         failing_shown=len(failing),
         findings_limit=FINDINGS_SHOWN,
         waivers=waivers,
-        **sparkline_context(),
     )
 
 

@@ -47,3 +47,24 @@ class IncidentCommentForm(ServiceErrorsMixin, forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Your MSP team and everyone in your organisation can read it.",
     )
+
+
+class StaffNoteForm(ServiceErrorsMixin, forms.Form):
+    """An engineer's reply to the client, or a note only the MSP reads."""
+
+    body = forms.CharField(
+        label="Reply or note", max_length=10000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    visibility = forms.ChoiceField(
+        choices=[("client", "Reply to the client"), ("internal", "Internal note (MSP only)")],
+        initial="client",
+        widget=forms.RadioSelect,
+    )
+
+
+class StaffSeverityForm(ServiceErrorsMixin, forms.Form):
+    severity = forms.ChoiceField(choices=Severity.choices)
+    reason = forms.CharField(
+        max_length=2000,
+        help_text="Why: the client reads it on the timeline.",
+    )

@@ -33,4 +33,21 @@ urlpatterns = [
         {"action": "reopen"},
         name="reopen",
     ),
+    # The engineer's workflow (MSP staff who write).
+    path(
+        "<slug:slug>/incidents/<int:number>/act/<slug:action>/",
+        views.incident_staff_act,
+        name="staff-act",
+    ),
+    path("<slug:slug>/incidents/<int:number>/note/", views.incident_staff_note, name="staff-note"),
+    path(
+        "<slug:slug>/incidents/<int:number>/assign/",
+        views.incident_staff_assign,
+        name="staff-assign",
+    ),
+    path(
+        "<slug:slug>/incidents/<int:number>/severity/",
+        views.incident_staff_severity,
+        name="staff-severity",
+    ),
 ]

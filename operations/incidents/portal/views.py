@@ -2,8 +2,10 @@
 and the alert rules that watch the tenant's telemetry (read-only).
 
 Every page goes through ``portal_tenant_view`` (tenant from the URL, same 404 for foreign and
-missing, writes refused to roles that may not write and to MSP staff). The portal is the client's
-view: it shows client-visible timeline entries only, whoever looks (staff included).
+missing, writes refused to roles that may not write). Clients see client-visible timeline
+entries only. MSP engineers and admins also work incidents here (``staff_write``): workflow
+buttons, replies and internal notes, assignment and severity, all through the services; they
+see the internal notes, marked as such.
 """
 
 from __future__ import annotations
@@ -18,8 +20,14 @@ from django.views.decorators.http import require_GET, require_POST
 from operations.incidents import services
 from operations.incidents.exports import timeline_csv, timeline_csv_filename
 from operations.incidents.models import Incident, IncidentSource
-from operations.incidents.portal.forms import IncidentCommentForm, IncidentRaiseForm
+from operations.incidents.portal.forms import (
+    IncidentCommentForm,
+    IncidentRaiseForm,
+    StaffNoteForm,
+    StaffSeverityForm,
+)
 from operations.incidents.selectors import (
+    INCIDENT_ACTION_LABELS,
     INCIDENT_PORTAL_STATES,
     alert_rule_source,
     alert_rules_effective,
@@ -132,10 +140,146 @@ def incident_detail(request, page: PortalTenant, number: int):
         incident=incident,
         # The portal shows no write forms to those it refuses (MSP staff, readers).
         allowed_actions=incident_allowed_actions(incident, page.access) if page.can_edit else [],
-        timeline=timeline_visible(incident=incident, staff=False),
+        timeline=timeline_visible(incident=incident, staff=page.is_staff),
         postmortem=postmortem,
         form=form,
+        **_staff_workspace(page, incident),
     )
+
+
+def _staff_workspace(page: PortalTenant, incident: Incident, **forms) -> dict:
+    """What an engineer may do to the incident from its page; nothing for clients or readers."""
+    if not (page.is_staff and page.access.allows("staff_write")):
+        return {}
+    allowed = incident_allowed_actions(incident, page.access)
+    return {
+        "staff_actions": [
+            {"name": name, "label": label}
+            for name, label in INCIDENT_ACTION_LABELS.items()
+            if name in allowed
+        ],
+        "staff_can_comment": "comment" in allowed,
+        "staff_note_form": forms.get("note_form") or StaffNoteForm(),
+        "staff_severity_form": forms.get("severity_form")
+        or StaffSeverityForm(initial={"severity": incident.severity}),
+        "assignable": services.assignable_staff(tenant=page.tenant),
+    }
+
+
+def _back_to(incident: Incident, page: PortalTenant):
+    return redirect("portal_incidents:detail", slug=page.tenant.slug, number=incident.number)
+
+
+def _report(request, error: ValidationError) -> None:
+    messages.error(request, " ".join(error.messages))
+
+
+@portal_tenant_view(write_capability="staff_write")
+@require_POST
+def incident_staff_act(request, page: PortalTenant, number: int, action: str):
+    """A workflow button: acknowledge, investigate, mitigate, wait on client, resolve, …"""
+    incident = _incident_or_none(page, number)
+    if incident is None or action not in INCIDENT_ACTION_LABELS:
+        return tenant_not_found(request)
+    if action not in incident_allowed_actions(incident, page.access):
+        messages.error(request, f"{incident.reference} cannot {action.replace('-', ' ')} now.")
+        return _back_to(incident, page)
+    note = request.POST.get("note", "").strip()[:10000]
+    try:
+        incident = services.incident_perform(
+            tenant=page.tenant,
+            incident=incident,
+            action=action,
+            user=request.user,
+            note=note,
+            note_internal=request.POST.get("note_visibility") != "client",
+        )
+    except ValidationError as error:
+        _report(request, error)
+    else:
+        messages.success(request, f"{incident.reference}: {INCIDENT_ACTION_LABELS[action]} — done.")
+    return _back_to(incident, page)
+
+
+@portal_tenant_view(write_capability="staff_write")
+@require_POST
+def incident_staff_note(request, page: PortalTenant, number: int):
+    """A reply the client reads, or an internal note only the MSP reads."""
+    incident = _incident_or_none(page, number)
+    if incident is None:
+        return tenant_not_found(request)
+    form = StaffNoteForm(request.POST)
+    if form.is_valid():
+        internal = form.cleaned_data["visibility"] == "internal"
+        try:
+            services.incident_comment(
+                tenant=page.tenant,
+                incident=incident,
+                body=form.cleaned_data["body"],
+                internal=internal,
+                user=request.user,
+            )
+        except ValidationError as error:
+            _report(request, error)
+        else:
+            messages.success(request, "Internal note added." if internal else "Reply sent.")
+    else:
+        messages.error(request, "Write a reply or a note, and choose who reads it.")
+    return _back_to(incident, page)
+
+
+@portal_tenant_view(write_capability="staff_write")
+@require_POST
+def incident_staff_assign(request, page: PortalTenant, number: int):
+    """Assign to an engineer of the account team (``me`` for oneself), or unassign."""
+    incident = _incident_or_none(page, number)
+    if incident is None:
+        return tenant_not_found(request)
+    choice = request.POST.get("assignee", "")
+    assignee = request.user.pk if choice == "me" else (int(choice) if choice.isdigit() else None)
+    if choice and assignee is None:
+        messages.error(request, "Choose someone from the list.")
+        return _back_to(incident, page)
+    try:
+        incident = services.incident_assign(
+            tenant=page.tenant, incident=incident, assignee=assignee, user=request.user
+        )
+    except ValidationError as error:
+        _report(request, error)
+    else:
+        owner = incident.assignee
+        messages.success(
+            request,
+            f"Assigned to {owner.get_full_name() or owner.username}." if owner else "Unassigned.",
+        )
+    return _back_to(incident, page)
+
+
+@portal_tenant_view(write_capability="staff_write")
+@require_POST
+def incident_staff_severity(request, page: PortalTenant, number: int):
+    """Change the severity, with the reason the client reads on the timeline."""
+    incident = _incident_or_none(page, number)
+    if incident is None:
+        return tenant_not_found(request)
+    form = StaffSeverityForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a severity and say why it changes.")
+        return _back_to(incident, page)
+    try:
+        incident = services.incident_change_severity(
+            tenant=page.tenant,
+            incident=incident,
+            severity=form.cleaned_data["severity"],
+            reason=form.cleaned_data["reason"],
+            reason_internal=False,
+            user=request.user,
+        )
+    except ValidationError as error:
+        _report(request, error)
+    else:
+        messages.success(request, f"{incident.reference} is now {incident.severity}.")
+    return _back_to(incident, page)
 
 
 @portal_tenant_view(write_capability="write")

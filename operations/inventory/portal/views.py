@@ -19,7 +19,7 @@ from operations.inventory.selectors import estate_tables
 from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
 from operations.telemetry.selectors import telemetry_hourly_means
 from tenants.portal.access import PortalTenant, portal_tenant_view, render_portal
-from tenants.portal.sparklines import sparkline_context, sparkline_points
+from tenants.portal.charts import Chart, format_time, sparkline
 
 SPARKLINE_HOURS = 72
 UTILISATION = METRICS_BY_NAME["gpu_utilization"]
@@ -27,14 +27,10 @@ UTILISATION = METRICS_BY_NAME["gpu_utilization"]
 
 @dataclass(frozen=True)
 class Sparkline:
-    points: str  # SVG polyline points (``sparkline_points``)
+    chart: Chart
     average: float
     latest: float
     hours: int  # hours with data in the window
-
-    @property
-    def label(self) -> str:
-        return f"Average {self.average} %, latest hour {self.latest} %"
 
 
 def gpu_utilisation_sparklines(
@@ -67,13 +63,21 @@ def _sparkline(points, *, start: dt.datetime, hours: int) -> Sparkline:
     samples = sum(count for _bucket, _value, count in points)
     # Weighted by sample count: an hour with one sample should not weigh like a full one.
     average = sum(value * count for _bucket, value, count in points) / samples if samples else 0.0
+    average = round(average, 1)
+    latest = round(points[-1][1], 1)
+    zone = timezone.get_current_timezone()
+    chart = sparkline(
+        [value for _bucket, value, _count in points],
+        label=f"GPU utilisation, last {hours} h: average {average} %, latest hour {latest} %",
+        # Placed by the hour, so an hour without telemetry leaves its gap on the time axis.
+        positions=[(bucket - start).total_seconds() / 3600 for bucket, _value, _count in points],
+        position_range=(0, span),
+        labels=[format_time(bucket, zone) for bucket, _value, _count in points],
+    )
     return Sparkline(
-        points=sparkline_points(
-            ((bucket - start).total_seconds() / 3600 / span, value)
-            for bucket, value, _count in points
-        ),
-        average=round(average, 1),
-        latest=round(points[-1][1], 1),
+        chart=chart,
+        average=average,
+        latest=latest,
         hours=len(points),
     )
 
@@ -97,7 +101,6 @@ def estate_overview(request, page: PortalTenant):
         section="estate",
         sparkline_hours=SPARKLINE_HOURS,
         stages=_stage_counts(tables["ai_systems"]),
-        **sparkline_context(),
         **tables,
     )
 
