@@ -18,6 +18,7 @@ bulk import and the admin all apply them. Rules about *changes* live here:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 
 from django.core.exceptions import ValidationError
@@ -148,10 +149,19 @@ def register_stage_change_guard(guard: Callable[..., None]) -> None:
         stage_change_guards.append(guard)
 
 
-def ai_system_check_stage_guards(*, ai_system: AISystem, to_stage: str) -> None:
-    """Run every registered guard on moving ``ai_system`` to ``to_stage``."""
+def ai_system_check_stage_guards(
+    *, ai_system: AISystem, to_stage: str, changes: dict | None = None
+) -> None:
+    """Run every registered guard on moving ``ai_system`` to ``to_stage``; the guards judge the
+    system with the update's other ``changes`` applied (an update may fix what they check)."""
+    candidate = ai_system
+    if changes:
+        candidate = copy.copy(ai_system)
+        for name, value in changes.items():
+            if name != "stage":
+                setattr(candidate, name, value)
     for guard in stage_change_guards:
-        guard(ai_system=ai_system, from_stage=ai_system.stage, to_stage=to_stage)
+        guard(ai_system=candidate, from_stage=ai_system.stage, to_stage=to_stage)
 
 
 def ai_system_check_stage_change(*, from_stage: str, to_stage: str) -> None:
@@ -190,7 +200,7 @@ def ai_system_check_update(*, ai_system: AISystem, fields: dict) -> None:
     """Refuse a ``stage`` change that the lifecycle or a registered guard does not allow."""
     if "stage" in fields and fields["stage"] != ai_system.stage:
         ai_system_check_stage_change(from_stage=ai_system.stage, to_stage=fields["stage"])
-        ai_system_check_stage_guards(ai_system=ai_system, to_stage=fields["stage"])
+        ai_system_check_stage_guards(ai_system=ai_system, to_stage=fields["stage"], changes=fields)
 
 
 def ai_system_update(*, tenant, ai_system: AISystem, **fields) -> AISystem:

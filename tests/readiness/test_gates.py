@@ -243,6 +243,16 @@ def test_the_services_refuse_and_say_what_fails(tenant_a):
     assert stage_of(tenant_a, system) == Stage.PILOT
 
 
+def test_a_patch_that_fixes_a_gate_with_the_move_passes(tenant_a, admin_a):
+    system = ready_pilot(tenant_a, risk_tier="high")  # no FRIA yet
+    response = admin_a.client.patch(
+        f"{api(tenant_a)}/ai-systems/{system.pk}/",
+        {"stage": "production", "fria_completed_at": "2026-11-30"},
+    )
+    assert response.status_code == 200, response.content
+    assert stage_of(tenant_a, system) == Stage.PRODUCTION
+
+
 def test_the_bulk_import_refuses_the_row(tenant_a):
     system = blocked_pilot(tenant_a)
     document = {"ai_systems": [{"name": system.name, "stage": "production"}]}
