@@ -25,6 +25,7 @@ from operations.incidents.demo import seed_incidents
 from operations.inventory.demo import seed_inventory
 from operations.jobs.demo import seed_jobs
 from operations.optimisation.demo import seed_optimisation
+from operations.readiness.demo_gates import seed_gates
 from operations.telemetry.demo import seed_telemetry
 from tenants import selectors, services
 from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor
@@ -233,6 +234,13 @@ class Command(BaseCommand):
         # After the estate, telemetry and incidents they read.
         seed_compliance(tenant)
         seed_optimisation(tenant)
+        if spec.slug == "acme":
+            # Two pilots blocked for different reasons, one let through by an override.
+            admin = User.objects.filter(username="admin").first()
+            made = seed_gates(tenant, granted_by=admin)
+            for kind, count in made.items():
+                if count:
+                    self.changes[f"readiness gate {kind}"] += count
 
     # --- Staff ------------------------------------------------------------------------------
 
