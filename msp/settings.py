@@ -344,6 +344,12 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
     "SECURITY": [{"bearerAuth": []}],
+    # One name per choice set that several fields share (the gate status is "status" in one
+    # component, "gate_status" in another; the tenant's is the other "status").
+    "ENUM_NAME_OVERRIDES": {
+        "GateStatusEnum": "operations.readiness.gates.GATE_STATUSES",
+        "TenantStatusEnum": "tenants.models.TenantStatus",
+    },
     # Every operation documents the errors it can answer with, in one Error body (msp/api/schema).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
