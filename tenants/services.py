@@ -39,7 +39,7 @@ from tenants.models import (
     TokenScope,
     validate_timezone,
 )
-from tenants.scoping import tenant_scope
+from tenants.scoping import scoped_atomic, tenant_scope
 
 User = get_user_model()
 
@@ -172,6 +172,18 @@ def onboarding_step_set_done(
     if notes is not None:
         data["notes"] = notes
     return audited_update(tenant=tenant, instance=step, data=data)
+
+
+def onboarding_step_complete(
+    *, tenant: Tenant, key: str, user=None, notes: str | None = None
+) -> OnboardingStep | None:
+    """Tick ``key`` on ``tenant``'s checklist when a context finishes that step by itself (a
+    submitted readiness assessment). A step already done, or not on the list, is left alone."""
+    with scoped_atomic(tenant.id):
+        step = OnboardingStep.objects.select_for_update().filter(key=key).first()
+        if step is None or step.done:
+            return step
+        return onboarding_step_set_done(tenant=tenant, step=step, done=True, user=user, notes=notes)
 
 
 @transaction.atomic

@@ -15,6 +15,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from operations.compliance.models import Framework
+from operations.readiness.catalogue import readiness_frameworks_load
+from operations.readiness.selectors import readiness_framework_current
 from tenants.audit import audit_record
 from tenants.models import AuditAction, Tenant
 from tests.conftest import Actor
@@ -82,6 +84,10 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("compliance-framework-detail", "get"): Probe(
         "/api/v1/compliance/frameworks/{framework}/", CATALOGUE
     ),
+    ("readiness-framework-list", "get"): Probe("/api/v1/readiness/frameworks/", CATALOGUE),
+    ("readiness-framework-detail", "get"): Probe(
+        "/api/v1/readiness/frameworks/{readiness_framework}/", CATALOGUE
+    ),
 }
 
 
@@ -129,10 +135,15 @@ def world(tenant_a, tenant_b, msp_admin):
     audit_record(tenant=None, action=AuditAction.UPDATE, instance=msp_admin.user)
     framework = Framework.objects.order_by("pk").first()
     assert framework is not None, "the frameworks migration loads the catalogue"
+    readiness_frameworks_load()  # a transactional test may have flushed the migration's row
+    catalogues = {
+        "framework": framework.pk,
+        "readiness_framework": readiness_framework_current().pk,
+    }
     return {
-        "own": {"tenant": tenant_a.slug, "event": own.pk, "framework": framework.pk},
-        "foreign": {"tenant": tenant_b.slug, "event": foreign.pk, "framework": framework.pk},
-        "missing": {"tenant": "no-such-tenant", "event": MISSING_ID, "framework": framework.pk},
+        "own": {"tenant": tenant_a.slug, "event": own.pk, **catalogues},
+        "foreign": {"tenant": tenant_b.slug, "event": foreign.pk, **catalogues},
+        "missing": {"tenant": "no-such-tenant", "event": MISSING_ID, **catalogues},
     }
 
 

@@ -25,6 +25,7 @@ from operations.incidents.demo import seed_incidents
 from operations.inventory.demo import seed_inventory
 from operations.jobs.demo import seed_jobs
 from operations.optimisation.demo import seed_optimisation
+from operations.readiness.demo import seed_readiness
 from operations.telemetry.demo import seed_telemetry
 from tenants import selectors, services
 from tenants.audit import AuditActor, audit_actor
@@ -224,6 +225,10 @@ class Command(BaseCommand):
         # After the estate, telemetry and incidents they read.
         seed_compliance(tenant)
         seed_optimisation(tenant)
+        # Last: its snapshots read the signals of everything above.
+        made = seed_readiness(tenant)
+        if made["assessments"]:
+            self.changes["readiness assessment(s)"] += made["assessments"]
 
     # --- Staff ------------------------------------------------------------------------------
 
