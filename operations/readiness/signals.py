@@ -11,7 +11,7 @@ import calendar
 import datetime as dt
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
 
@@ -50,8 +50,8 @@ class SignalReading:
     value: float | None
     unit: str
     explanation: str
-    links: tuple[dict, ...]
-    detail: dict
+    links: tuple[dict, ...] = ()
+    detail: dict = field(default_factory=dict)
 
 
 def _link(label: str, kind: str, id: int | str) -> dict:
