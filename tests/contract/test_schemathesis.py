@@ -24,6 +24,10 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from operations.compliance.models import Waiver
 from operations.incidents import services as incident_services
+from operations.readiness.catalogue import readiness_frameworks_load
+from operations.readiness.models import Assessment
+from operations.readiness.selectors import readiness_framework_current
+from operations.readiness.services import readiness_rescore
 from tenants.models import MspRole
 from tenants.scoping import tenant_scope
 from tests.conftest import Actor
@@ -87,7 +91,14 @@ def estate(tenant_a):
             approved_by="CISO",
             expires_at=timezone.now() + dt.timedelta(days=30),
         )
+    readiness_frameworks_load()  # a transactional test may have flushed the migration's row
+    framework = readiness_framework_current()
+    with tenant_scope(tenant_a.id):
+        draft = Assessment.objects.create(tenant=tenant_a, framework=framework)
+        snapshot = readiness_rescore(tenant=tenant_a)
     return {
+        "assessments": draft.pk,
+        "scores": snapshot.pk,
         "compute": node.pk,
         "sites": node.site_id,
         "links": make_link(tenant_a).pk,

@@ -11,6 +11,7 @@ from operations.jobs.registry import get_job_kind
 from operations.readiness import selectors, services
 from operations.readiness.models import AssessmentAnswer, AssessmentStatus, ReadinessScore
 from operations.readiness.scoring import score_from_inputs
+from operations.readiness.signals import SIGNAL_KEYS
 from tenants import services as tenant_services
 from tenants.models import AuditEvent, OnboardingStep, TenantRole, TenantStatus
 from tenants.scoping import tenant_scope
@@ -184,8 +185,12 @@ def test_a_snapshot_keeps_its_inputs_and_framework_and_reproduces_itself(tenant_
     assert score.framework == framework
     assert score.inputs["assessment_id"] == assessment.pk
     assert score.inputs["answers"]["culture.change"] == 1
-    # The stub signals have no data: every signal is recorded as such.
-    assert {s["value"] for s in score.inputs["signals"].values()} == {None}
+    # Every signal is recorded, with its value (None: no data) and what explains it.
+    assert set(score.inputs["signals"]) == set(SIGNAL_KEYS)
+    for stored in score.inputs["signals"].values():
+        assert {"value", "explanation", "links"} <= set(stored)
+    # Strategy has no signals: its answers alone, 1 of 4.
+    assert score.pillars["strategy"] == 25.0
     again = score_from_inputs(framework.definition, score.inputs)
     assert again.overall == score.overall
     assert again.level == score.level
@@ -200,9 +205,13 @@ def test_the_scan_job_writes_one_snapshot_even_when_redelivered(
     run = job_services.job_submit(tenant=tenant_a, kind="readiness_scan")
     assert deliver(run) == "succeeded"
     run = reload(run)
-    assert (run.result["overall"], run.result["level"]) == ("100.0", 5)
     with tenant_scope(tenant_a.id):
-        assert ReadinessScore.objects.filter(job_run_id=run.pk).count() == 1
+        snapshot = ReadinessScore.objects.get(job_run_id=run.pk)
+        assert (run.result["overall"], run.result["level"]) == (
+            str(snapshot.overall),
+            snapshot.level,
+        )
+        assert snapshot.pillars["talent"] == 100.0  # answers only, all 4 of 4
         # Called again for the same run (a redelivery reaching the service): the same snapshot.
         again = services.readiness_rescore(tenant=tenant_a, job_run_id=run.pk)
         assert again.pk == run.result["score_id"]

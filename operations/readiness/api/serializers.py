@@ -51,9 +51,11 @@ class AssessmentSerializer(TenantOwnedSerializer):
     # Plain text, not an enum: the schema already has a "status" enum (the tenant's).
     status = serializers.CharField(read_only=True, help_text="draft or submitted")
     framework_version = serializers.CharField(source="framework.version", read_only=True)
-    started_by = serializers.CharField(source="started_by.username", read_only=True, default=None)
+    started_by = serializers.CharField(
+        source="started_by.username", read_only=True, default=None, allow_null=True
+    )
     submitted_by = serializers.CharField(
-        source="submitted_by.username", read_only=True, default=None
+        source="submitted_by.username", read_only=True, default=None, allow_null=True
     )
 
     class Meta:
