@@ -151,8 +151,7 @@ def _trend(scores):
     chart = line_chart(
         title="Overall readiness over time",
         series=[Series("Overall score", [(s.computed_at, s.overall) for s in reversed(scores)])],
-        y_title="Overall score",
-        unit="0–100",
+        y_title="Overall score (0–100)",
         tz=zone,
         y_range=(0, 100),
     )
