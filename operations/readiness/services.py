@@ -43,7 +43,8 @@ class AssessmentLocked(ReadinessConflict):
 
 def _lock(assessment: Assessment) -> Assessment:
     locked = (
-        Assessment.objects.select_for_update()
+        # Only the assessment's row: the framework row is shared by every tenant.
+        Assessment.objects.select_for_update(of=("self",))
         .select_related("framework")
         .get(pk=assessment.pk, tenant_id=assessment.tenant_id)
     )
