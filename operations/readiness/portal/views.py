@@ -109,13 +109,11 @@ def readiness_overview(request, page: PortalTenant):
             elif action["kind"] == "assessment":
                 action["href"] = questionnaire
         benchmark = selectors.readiness_benchmark(tenant=tenant, score=score)
-        context.update(
-            report=report,
-            benchmark=benchmark,
-            radar=_radar(report, benchmark),
-            trend=_trend(selectors.readiness_score_list(tenant=tenant)[:TREND_POINTS]),
-            levels=score.framework.definition["levels"],
-        )
+        context["report"] = report
+        context["benchmark"] = benchmark
+        context["radar"] = _radar(report, benchmark)
+        context["trend"] = _trend(selectors.readiness_score_list(tenant=tenant)[:TREND_POINTS])
+        context["levels"] = score.framework.definition["levels"]
     elif framework is not None:
         context["levels"] = framework.definition["levels"]
     return render_portal(request, page, "readiness/overview.html", section=SECTION, **context)
