@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/v1/", include("operations.compliance.api.urls")),
     path("api/v1/", include("operations.optimisation.api.urls")),
     path("api/v1/", include("operations.readiness.api.urls")),
+    path("api/v1/", include("operations.readiness.api.gate_urls")),
 ]
 
 handler400 = "msp.views.handler400"

@@ -13,12 +13,12 @@ from django.utils import timezone
 
 from operations.readiness import selectors, services
 from operations.readiness.models import Assessment, ReadinessScore
-from tenants.audit import AuditActor, audit_actor_unless_set
+from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor_unless_set
 from tenants.models import Tenant, TenantRole
 from tenants.scoping import tenant_scope
 from tenants.selectors import membership_list
 
-DEMO_ACTOR = AuditActor(label="demo data", source="command")
+DEMO_ACTOR = AuditActor(label=AUTOMATIC_LABEL, source="command")
 # Per demo tenant: the answer levels of its submitted assessments, oldest first (a function
 # of the question's position), and how many questions its open draft has answered.
 PROFILES: dict[str, dict] = {

@@ -47,6 +47,23 @@ def readiness_framework_current(*, code: str = FRAMEWORK_CODE) -> ReadinessFrame
     return framework
 
 
+_scoring_framework: dict[tuple[int, str], ReadinessFramework] = {}
+
+
+def readiness_framework_for_scoring(*, code: str = FRAMEWORK_CODE) -> ReadinessFramework:
+    """The current version, its definition parsed once per process and version: a fleet scan
+    asks for it once per tenant."""
+    key = readiness_framework_list().filter(code=code).values_list("pk", "checksum").first()
+    if key is None:
+        return readiness_framework_current(code=code)  # raises, naming the command to run
+    framework = _scoring_framework.get(key)
+    if framework is None:
+        framework = readiness_framework_current(code=code)
+        _scoring_framework.clear()
+        _scoring_framework[(framework.pk, framework.checksum)] = framework
+    return framework
+
+
 def framework_questions(definition: dict) -> dict[str, dict]:
     """{question key: question, with its pillar's key}, in the framework's order."""
     return {
@@ -76,6 +93,21 @@ def assessment_last_submitted(*, tenant) -> Assessment | None:
         .order_by("-submitted_at", "-id")
         .first()
     )
+
+
+def assessment_latest_submitted_answers(*, tenant) -> tuple[int | None, dict[str, int | None]]:
+    """(id, {question key: value}) of the latest submitted assessment, in one query; (None, {})
+    before the first submission (a submitted assessment has every question answered)."""
+    latest = (
+        Assessment.objects.filter(tenant=tenant, status=AssessmentStatus.SUBMITTED)
+        .order_by("-submitted_at", "-id")
+        .values("id")[:1]
+    )
+    rows = AssessmentAnswer.objects.filter(tenant=tenant, assessment_id=Subquery(latest))
+    found = list(rows.values_list("assessment_id", "question_key", "value"))
+    if not found:
+        return None, {}
+    return found[0][0], {key: value for _id, key, value in found}
 
 
 def assessment_answers(*, tenant, assessment: Assessment) -> QuerySet[AssessmentAnswer]:

@@ -200,28 +200,16 @@ def readiness_rescore(
             done = ReadinessScore.objects.filter(tenant=tenant, job_run_id=job_run_id).first()
             if done is not None:
                 return done
-        framework = selectors.readiness_framework_current()
-        assessment = selectors.assessment_last_submitted(tenant=tenant)
-        answers = (
-            dict(
-                AssessmentAnswer.objects.filter(tenant=tenant, assessment=assessment).values_list(
-                    "question_key", "value"
-                )
-            )
-            if assessment is not None
-            else {}
-        )
+        framework = selectors.readiness_framework_for_scoring()
+        assessment_id, answers = selectors.assessment_latest_submitted_answers(tenant=tenant)
         readings = readiness_signals(tenant=tenant, now=now)
         result, inputs = score_compute(
-            framework.definition,
-            answers=answers,
-            readings=readings,
-            assessment_id=assessment.pk if assessment else None,
+            framework.definition, answers=answers, readings=readings, assessment_id=assessment_id
         )
         return ReadinessScore.objects.create(
             tenant=tenant,
             framework=framework,
-            assessment=assessment,
+            assessment_id=assessment_id,
             computed_at=now or timezone.now(),
             overall=result.overall,
             level=result.level,

@@ -197,6 +197,28 @@ def test_a_snapshot_keeps_its_inputs_and_framework_and_reproduces_itself(tenant_
     assert again.pillars == score.pillars
 
 
+def test_a_rescore_costs_the_same_queries_whatever_the_estate(tenant_a, tenant_b, framework):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.inventory.estate import make_ai_system, make_dataset, make_deployment
+
+    submitted_assessment(tenant_a, framework, value=2)
+    submitted_assessment(tenant_b, framework, value=3)
+    for tenant, size in ((tenant_a, 1), (tenant_b, 5)):
+        for _ in range(size):
+            system = make_ai_system(tenant, stage="production")
+            make_deployment(tenant, ai_system=system)
+            make_dataset(tenant)
+    selectors.readiness_framework_for_scoring()  # the definition is parsed once per process
+    counts = []
+    for tenant in (tenant_a, tenant_b):
+        with tenant_scope(tenant.id), CaptureQueriesContext(connection) as queries:
+            services.readiness_rescore(tenant=tenant)
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+
+
 def test_the_scan_job_writes_one_snapshot_even_when_redelivered(
     tenant_a, tenant_b, framework, sent
 ):
