@@ -11,12 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-pytest.importorskip("operations.readiness.gates", reason="the gates module is not merged yet")
-gate_builders = pytest.importorskip("tests.readiness.gate_builders")
-
-from tenants.models import TenantRole  # noqa: E402
-from tests.factories import make_member  # noqa: E402
-from tests.inventory import estate  # noqa: E402
+from tenants.models import TenantRole
+from tests.factories import make_member
+from tests.inventory import estate
+from tests.readiness import gate_builders
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +87,10 @@ def test_the_gates_run_the_same_queries_for_one_and_many_pilots(viewer, tenant_a
         response = overview(viewer, tenant_a)
     assert len(response.context["pilots"]) == 4
     assert len(many) == len(one)
+
+
+def test_without_pilots_the_page_says_what_the_gates_are_for(viewer, tenant_a, framework):
+    estate.make_ai_system(tenant_a, name="Fraud scorer in production", stage="production")
+    response = overview(viewer, tenant_a)
+    assert response.context["pilots"] == []
+    assert "No AI system is in pilot." in response.content.decode()

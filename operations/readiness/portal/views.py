@@ -16,18 +16,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from operations.inventory.selectors import ai_systems_in_tenants
 from operations.readiness import selectors, services
+from operations.readiness.gates import ai_systems_gates
 from operations.readiness.models import AssessmentStatus, ReadinessFramework
 from operations.readiness.portal.forms import ConfirmSubmitForm, PillarAnswersForm
 from tenants.portal.access import PortalTenant, portal_tenant_view, render_portal
 from tenants.portal.charts import PeerBand, Series, format_time, line_chart, radar_chart
-
-try:  # the pilot → production gates arrive with the gates work; the page works without them
-    from operations.inventory.selectors import ai_systems_in_tenants
-    from operations.readiness.gates import ai_systems_gates
-except ImportError:  # pragma: no cover - until the gates module is merged
-    ai_systems_gates = None
-    ai_systems_in_tenants = None
 
 #: Snapshots drawn in the score trend (newest last).
 TREND_POINTS = 60
@@ -93,7 +88,6 @@ def readiness_overview(request, page: PortalTenant):
         ),
         "last_submitted": selectors.assessment_last_submitted(tenant=tenant),
         "pilots": pilot_gates(page),
-        "gates_available": ai_systems_gates is not None,
     }
     if score is not None:
         report = selectors.readiness_score_report(score=score)
@@ -165,9 +159,7 @@ def _trend(scores):
 
 
 def pilot_gates(page: PortalTenant) -> list[dict]:
-    """Each pilot AI system with its gate report (empty until the gates module is there)."""
-    if ai_systems_gates is None or ai_systems_in_tenants is None:
-        return []
+    """Each pilot AI system with its gate report, all in a fixed number of queries."""
     systems = [
         system
         for system in ai_systems_in_tenants(tenant_ids=[page.tenant.id])
