@@ -65,6 +65,9 @@ class TenantAccess:
             "manage": self.can_manage,
             "audit": self.can_read_audit,
             "staff_write": self.is_staff and self.role in _WRITE_ROLES,
+            # Work a client may do and MSP staff may do on the client's behalf in the portal
+            # (the readiness questionnaire): clients who write, engineers and MSP admins.
+            "answer": self.can_write,
             "msp_admin": self.role == MspRole.ADMIN,
         }[capability]
 

@@ -24,8 +24,10 @@ from tenants.scoping import tenant_scope
 from tenants.selectors import TenantAccess, tenant_access_for, tenant_switch_choices_for
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-# The capabilities a portal page may ask of MSP staff (their other writes go to the console).
-STAFF_PORTAL_CAPABILITIES = ("staff_write",)
+# The capabilities a portal page may ask of MSP staff (their other writes go to the console):
+# ``staff_write`` is staff only; ``answer`` is shared by clients who write and by staff acting
+# on their behalf.
+STAFF_PORTAL_CAPABILITIES = ("staff_write", "answer")
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ class PortalTenant:
         """Whether this page shows and accepts its write forms for this user.
 
         MSP staff write through the portal only where a page asks for ``staff_write`` (the
-        incident workflow, which engineers work from); elsewhere they change tenants in the
+        incident workflow, which engineers work from) or ``answer`` (the readiness
+        questionnaire, answered on the client's behalf); elsewhere they change tenants in the
         MSP console or the API. Clients never pass ``staff_write``.
         """
         if self.write_capability is None:
