@@ -80,8 +80,14 @@ def framework_problems(document) -> list[str]:
             if not _number(question.get("weight")) or question["weight"] <= 0:
                 problems.append(f"question {key}: weight must be a positive number")
             scale = question.get("scale") or []
-            if len(scale) != SCALE_POINTS or not all(str(label).strip() for label in scale):
-                problems.append(f"question {key}: the scale needs {SCALE_POINTS} labels (0–4)")
+            # A bare YAML `No` is the boolean False: every label must be written as text.
+            if len(scale) != SCALE_POINTS or not all(
+                isinstance(label, str) and label.strip() for label in scale
+            ):
+                problems.append(
+                    f"question {key}: the scale needs {SCALE_POINTS} text labels (0–4); "
+                    'quote words YAML reads otherwise, such as "No"'
+                )
             if question.get("area") and str(question["area"]) not in areas:
                 problems.append(f"question {key}: unknown area '{question['area']}'")
     signal_keys: set[str] = set()

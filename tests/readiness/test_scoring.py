@@ -55,6 +55,8 @@ def test_the_shipped_framework_is_valid_and_names_every_contract_signal():
         "network_connectivity",
         "security",
     }
+    labels = [label for p in definition["pillars"] for q in p["questions"] for label in q["scale"]]
+    assert all(isinstance(label, str) for label in labels)
     assert [lv["name"] for lv in definition["levels"]] == [
         "Exploring",
         "Experimenting",
@@ -68,7 +70,12 @@ def test_the_shipped_framework_is_valid_and_names_every_contract_signal():
     ("mutate", "problem"),
     [
         (lambda d: d["pillars"].pop(), "pillars must be exactly"),
-        (lambda d: d["pillars"][0]["questions"][0]["scale"].pop(), "scale needs 5 labels"),
+        (lambda d: d["pillars"][0]["questions"][0]["scale"].pop(), "scale needs 5 text labels"),
+        # YAML reads a bare `No` as False: a label that is not text is refused.
+        (
+            lambda d: d["pillars"][0]["questions"][0]["scale"].__setitem__(0, False),
+            "scale needs 5 text labels",
+        ),
         (lambda d: d["signals"].append(dict(d["signals"][0])), "listed twice"),
         (lambda d: d["signals"][0].update(pillar="finance"), "unknown pillar"),
         (lambda d: d["signals"][0].update(target=50, floor=50), "target and floor must differ"),
