@@ -174,6 +174,16 @@ def sites_with_redundancy(*, tenant, site_ids) -> list[dict]:
     )
 
 
+def compute_currencies(*, tenant) -> dict[int, str]:
+    """{compute id: the currency its cloud account bills in, "" without an account}. One query."""
+    return {
+        pk: currency or ""
+        for pk, currency in ComputeResource.objects.filter(tenant=tenant)
+        .order_by()
+        .values_list("pk", "cloud_account__currency")
+    }
+
+
 def cloud_accounts_with_budget(*, tenant) -> list[dict]:
     """The tenant's cloud accounts that have a monthly budget, as rows."""
     return list(
