@@ -549,6 +549,22 @@ def incident_portal_state_counts(*, tenant: Tenant) -> dict[str, int]:
     )
 
 
+def incident_open_about(
+    *, tenant: Tenant, compute_id: int | None = None, deployment_id: int | None = None
+) -> list[Incident]:
+    """The tenant's open incidents about one compute resource or deployment, most severe and
+    newest first. One query."""
+    about = (
+        Q(compute__id=compute_id) if compute_id is not None else Q(deployments__id=deployment_id)
+    )
+    return list(
+        Incident.objects.filter(tenant=tenant, status__in=OPEN_STATUSES)
+        .filter(about)
+        .distinct()
+        .order_by("severity", "-created_at", "-id")
+    )
+
+
 def incident_get_by_number(*, tenant: Tenant, number: int) -> Incident | None:
     """The tenant's incident ``number`` with its assignee; None when it has none such."""
     return (

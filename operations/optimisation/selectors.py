@@ -107,6 +107,19 @@ def recommendation_state_counts(*, tenant) -> dict[str, int]:
     )
 
 
+def recommendations_about(*, tenant, subject_type: str, subject_id: int) -> list[Recommendation]:
+    """The tenant's open and accepted recommendations about one subject, largest saving first.
+    One query."""
+    return list(
+        Recommendation.objects.filter(
+            tenant=tenant,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            status__in=(RecommendationStatus.OPEN, RecommendationStatus.ACCEPTED),
+        ).order_by("-estimated_monthly_saving", "id")
+    )
+
+
 def recommendation_get(*, tenant, pk: int) -> Recommendation | None:
     return Recommendation.objects.filter(tenant=tenant).filter(pk=pk).first()
 

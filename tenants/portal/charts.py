@@ -280,7 +280,7 @@ def _finish(
     title: str,
     summary: str,
     kind: str,
-    fills: dict[int, tuple[str, float]] | None = None,
+    fills: dict[int, tuple] | None = None,
 ) -> SafeString:
     """Pygal's SVG made self-contained and accessible: its script element (a config blob even
     with ``js=[]``) and stock "Pygal" title removed, role, label, <title> and <desc> added."""
@@ -294,13 +294,17 @@ def _finish(
         if child.tag == f"{{{SVG}}}title":
             root.remove(child)
     # A series' area and legend swatch filled apart from its stroke (pygal gives both one colour).
-    for index, (colour, opacity) in (fills or {}).items():
+    # A third element, False, leaves the area without an outline (a band's closing edges).
+    for index, (colour, opacity, *outline) in (fills or {}).items():
         for group in root.iter(f"{{{SVG}}}g"):
             classes = group.get("class", "").split()
             if f"serie-{index}" in classes or group.get("id") == f"activate-serie-{index}":
                 for shape in group:
                     if shape.tag in (f"{{{SVG}}}path", f"{{{SVG}}}rect"):
-                        shape.set("style", f"fill:{colour};fill-opacity:{opacity}")
+                        style = f"fill:{colour};fill-opacity:{opacity}"
+                        if outline == [False] and shape.tag == f"{{{SVG}}}path":
+                            style += ";stroke:none"
+                        shape.set("style", style)
     desc = ET.Element(f"{{{SVG}}}desc")
     desc.text = summary
     root.insert(0, desc)
@@ -421,7 +425,7 @@ def line_chart(
         + [SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(len(cleaned))]
         + [INK_SOFT]
     )
-    fills = {0: (BRAND_TINT, 0.8), 1: ("#ffffff", 1)} if band_points else None
+    fills = {0: (BRAND_TINT, 0.8, False), 1: ("#ffffff", 1, False)} if band_points else None
     chart = pygal.XY(
         style=_style(colours=colours),
         **_config(
