@@ -363,6 +363,22 @@ def telemetry_gpu_utilisation_hourly(
     }
 
 
+def telemetry_gpu_utilisation_series(
+    *, tenant, compute_id: int, start, end
+) -> list[tuple[dt.datetime, float]]:
+    """[(hour, mean GPU utilisation %)] of one compute resource over [start, end), from the
+    hourly rollups. One query."""
+    series = telemetry_hourly_means(
+        tenant=tenant,
+        resource_kind=ResourceKind.COMPUTE,
+        resource_ids=[compute_id],
+        metric=METRICS_BY_NAME["gpu_utilization"],
+        start=start,
+        end=end,
+    )
+    return [(hour, mean) for hour, mean, _count in series.get(compute_id, [])]
+
+
 def telemetry_compute_cost(*, tenant, compute_ids: list[int], start, end) -> dict[int, dict]:
     """{compute id: {"total", "hours", "first"}}: what each resource cost in [start, end) by its
     ``cost_per_hour`` rollups (``telemetry_hourly_totals``). One query."""

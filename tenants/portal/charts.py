@@ -442,7 +442,8 @@ def line_chart(
             x_value_formatter=x_format,
             value_formatter=_axis_number,
             show_x_guides=False,
-            x_label_rotation=0 if len(ticks) <= 6 or not (with_date and with_time) else 20,
+            # Date-and-time labels ("5 Dec 12:00") are wide: more than four would touch.
+            x_label_rotation=0 if len(ticks) <= 4 or not (with_date and with_time) else 20,
             dots_size=2.5,
         ),
     )
