@@ -29,7 +29,9 @@ class AuditActor:
     address: str | None = None
 
 
-SYSTEM_ACTOR = AuditActor(label="system", source="service")
+# What Groundwork does by itself (schedules, scans, clocks) is shown under this name.
+AUTOMATIC_LABEL = "Groundwork (automatic)"
+SYSTEM_ACTOR = AuditActor(label=AUTOMATIC_LABEL, source="service")
 _actor: ContextVar[AuditActor] = ContextVar("audit_actor", default=SYSTEM_ACTOR)
 
 

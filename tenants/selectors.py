@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
@@ -302,3 +303,26 @@ def api_tokens_active(*, tenant: Tenant, now=None) -> list[dict]:
         .order_by("name", "id")
         .values("id", "name", "prefix", "expires_at")
     )
+
+
+# --- Readiness pipeline: audited changes of one field, for many tenants at once ----------------
+
+
+def audit_field_changes(
+    *, tenant_ids: list[int], object_type: str, field: str, since=None
+) -> list[tuple[str, dt.datetime, object, object]]:
+    """(object id, when, old value, new value) of every audited write of ``object_type``
+    (``app_label.Model``) that changed ``field`` (its creation included), oldest first. One
+    query."""
+    events = AuditEvent.objects.filter(
+        tenant_id__in=tenant_ids, object_type=object_type, changes__has_key=field
+    )
+    if since is not None:
+        events = events.filter(occurred_at__gte=since)
+    changes = []
+    for object_id, occurred_at, change in events.order_by("occurred_at", "id").values_list(
+        "object_id", "occurred_at", "changes"
+    ):
+        old, new = change[field] if isinstance(change.get(field), list) else (None, None)
+        changes.append((object_id, occurred_at, old, new))
+    return changes

@@ -11,7 +11,7 @@ import logging
 
 from celery import Task
 
-from tenants.audit import AuditActor, audit_actor
+from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 
@@ -28,6 +28,6 @@ class TenantScopedTask(Task):
             # Gone since it was enqueued: nothing to do, nothing to retry.
             logger.info("%s: tenant %s no longer exists; skipping", self.name, tenant_id)
             return None
-        actor = AuditActor(label=f"task {self.name}", source="job")
+        actor = AuditActor(label=AUTOMATIC_LABEL, source="job")
         with audit_actor(actor), tenant_scope(tenant_id):
             return super().__call__(*args, tenant_id=tenant_id, **kwargs)

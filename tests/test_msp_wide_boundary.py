@@ -77,6 +77,12 @@ PROBES: dict[tuple[str, str], Probe] = {
         tenants_shown=lambda body: {row["tenant"]["slug"] for row in body["results"]},
     ),
     ("alert-rule-defaults", "get"): Probe("/api/v1/alert-rules/defaults", CATALOGUE),
+    ("readiness-pipeline", "get"): Probe(
+        "/api/v1/readiness/pipeline",
+        OWN_TENANT_ONLY,
+        tenants_shown=lambda body: {row["slug"] for row in body["tenants"]}
+        | {row["tenant"]["slug"] for row in body["results"]},
+    ),
     ("compliance-check-catalogue", "get"): Probe("/api/v1/compliance/checks/", CATALOGUE),
     ("compliance-framework-list", "get"): Probe("/api/v1/compliance/frameworks/", CATALOGUE),
     ("compliance-framework-detail", "get"): Probe(

@@ -33,9 +33,15 @@ class PayloadTooLarge(exceptions.APIException):
 
 
 class Conflict(exceptions.APIException):
+    """409; ``fields`` (name → messages) says what stands in the way, in the one error body."""
+
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state."
     default_code = "conflict"
+
+    def __init__(self, detail=None, code=None, *, fields: dict[str, list[str]] | None = None):
+        super().__init__(detail, code)
+        self.fields = fields
 
 
 def _text(message) -> str:
@@ -122,7 +128,7 @@ def api_exception_handler(exc, context):
             fields = dict(list(fields.items())[:MAX_REPORTED_FIELDS])
         code = "invalid"
     else:
-        fields = None
+        fields = getattr(exc, "fields", None)
         message = str(exc.detail) if not isinstance(exc.detail, (dict, list)) else "Error."
         code = _codes(exc.detail) or exc.default_code
         if isinstance(exc, exceptions.NotFound):

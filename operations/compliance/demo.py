@@ -19,11 +19,11 @@ from operations.compliance import services
 from operations.compliance.checks import get_check
 from operations.compliance.models import Finding, FindingStatus
 from operations.jobs.models import JobLog, JobRun, JobStatus, JobTrigger, LogLevel
-from tenants.audit import AuditActor, audit_actor_unless_set
+from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor_unless_set
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 
-DEMO_ACTOR = AuditActor(label="demo data", source="command")
+DEMO_ACTOR = AuditActor(label=AUTOMATIC_LABEL, source="command")
 
 
 def _finished_scan(tenant: Tenant, *, key: str, at: dt.datetime) -> JobRun:

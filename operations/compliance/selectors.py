@@ -34,6 +34,7 @@ from operations.compliance.models import (
     FindingStatus,
     Framework,
     Score,
+    SubjectType,
     Waiver,
 )
 
@@ -263,3 +264,26 @@ def residency_countries_allowed(*, tenant) -> frozenset[str] | None:
     """The country codes the tenant's data residency allows (None: no residency policy), as
     the residency check judges them."""
     return approved_countries(tenant.data_residency)
+
+
+# --- Readiness gates (pilot → production): reads for many subjects at once ---------------------
+
+
+def failing_findings_of_severity_for(
+    *, ai_system_ids: list[int], deployment_ids: list[int], severity: str, now=None
+) -> dict[tuple[str, int], list[dict]]:
+    """{("ai_system" | "deployment", id): [its unwaived failing findings of ``severity``]}.
+    One query."""
+    subjects = Q(subject_type=SubjectType.AI_SYSTEM, subject_id__in=ai_system_ids) | Q(
+        subject_type=SubjectType.DEPLOYMENT, subject_id__in=deployment_ids
+    )
+    failing = findings_with_effective_status(
+        findings_with_waiver_state(Finding.objects.filter(subjects, severity=severity), now=now),
+        FindingStatus.FAIL,
+    )
+    found: dict[tuple[str, int], list[dict]] = {}
+    for row in failing.order_by("check_code", "id").values(
+        "id", "check_code", "subject_type", "subject_id", "subject_label", "detail"
+    ):
+        found.setdefault((row["subject_type"], row["subject_id"]), []).append(row)
+    return found

@@ -23,11 +23,11 @@ from operations.incidents.models import (
     SeriousIncidentKind,
 )
 from operations.inventory.models import AISystem, Deployment
-from tenants.audit import AuditActor, audit_actor_unless_set
+from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor_unless_set
 from tenants.models import Membership, Tenant
 from tenants.scoping import tenant_scope
 
-DEMO_ACTOR = AuditActor(label="demo data", source="command")
+DEMO_ACTOR = AuditActor(label=AUTOMATIC_LABEL, source="command")
 
 
 def _minutes(value: float) -> dt.timedelta:
@@ -130,6 +130,37 @@ def _breached_incident(tenant, now, client, engineer, systems):
         internal=True,
         user=engineer,
         at=start + _minutes(160),
+    )
+    if engineer is not None:
+        incident = services.incident_assign(
+            tenant=tenant, incident=incident, assignee=engineer, at=start + _minutes(161)
+        )
+    # Nobody leaves a SEV1 alone for a week: traffic moved off the faulty balancer, the firmware
+    # fix is scheduled, and the client hears about it every day.
+    incident = services.incident_transition(
+        tenant=tenant,
+        incident=incident,
+        action="mitigate",
+        user=engineer,
+        note="Traffic moved to the standby load balancer; errors are back under 0.1 %.",
+        note_internal=False,
+        at=start + dt.timedelta(days=1, hours=2),
+    )
+    services.incident_comment(
+        tenant=tenant,
+        incident=incident,
+        body="The vendor's firmware fix is scheduled for tonight's maintenance window, 22:00.",
+        internal=False,
+        user=engineer,
+        at=now - dt.timedelta(hours=20),
+    )
+    services.incident_comment(
+        tenant=tenant,
+        incident=incident,
+        body="Firmware 4.2.1 staged on the primary; rollback plan in the change ticket.",
+        internal=True,
+        user=engineer,
+        at=now - dt.timedelta(hours=3),
     )
     return incident
 

@@ -5,6 +5,7 @@ loops over rows), and the reads of alert rules."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.db.models import (
     Avg,
@@ -29,6 +30,8 @@ from operations.incidents.models import (
     AlertRuleDefault,
     AlertTarget,
     Incident,
+    IncidentAISystem,
+    IncidentDeployment,
     IncidentStatus,
     Postmortem,
     TimelineEntry,
@@ -578,3 +581,98 @@ def incident_get_by_number(*, tenant: Tenant, number: int) -> Incident | None:
 def postmortem_for(*, incident: Incident) -> Postmortem | None:
     """The incident's postmortem with its action items, if it has one."""
     return Postmortem.objects.filter(incident=incident).prefetch_related("action_items").first()
+
+
+# --- Readiness gates (pilot → production): reads for many AI systems at once ---------------------
+# Kept apart from the rest of this module; a fixed number of queries whatever the number of
+# systems or deployments.
+
+
+def _incident_brief(row: dict, prefix: str = "incident__") -> dict:
+    return {
+        "id": row[f"{prefix}id"],
+        "reference": row[f"{prefix}reference"],
+        "title": row[f"{prefix}title"],
+        "severity": row[f"{prefix}severity"],
+    }
+
+
+def open_incidents_of_severity_for(
+    *, ai_system_ids: list[int], deployment_ids: list[int], severities: tuple[str, ...]
+) -> dict[tuple[str, int], list[dict]]:
+    """{("ai_system" | "deployment", id): [open incidents of ``severities`` affecting it]}.
+    Two queries."""
+    fields = ("incident__id", "incident__reference", "incident__title", "incident__severity")
+    open_of_severity = {"incident__status__in": OPEN_STATUSES, "incident__severity__in": severities}
+    found: dict[tuple[str, int], list[dict]] = {}
+    for row in (
+        IncidentAISystem.objects.filter(ai_system_id__in=ai_system_ids, **open_of_severity)
+        .order_by("incident__number")
+        .values("ai_system_id", *fields)
+    ):
+        found.setdefault(("ai_system", row["ai_system_id"]), []).append(_incident_brief(row))
+    for row in (
+        IncidentDeployment.objects.filter(deployment_id__in=deployment_ids, **open_of_severity)
+        .order_by("incident__number")
+        .values("deployment_id", *fields)
+    ):
+        found.setdefault(("deployment", row["deployment_id"]), []).append(_incident_brief(row))
+    return found
+
+
+def _glob_matches(pattern: str, value: str) -> bool:
+    # The same test as ``alert_rule_resources``: a glob, else a case-insensitive equality.
+    if any(char in pattern for char in "*?"):
+        return re.match(_glob_regex(pattern), value or "", re.IGNORECASE) is not None
+    return pattern.lower() == (value or "").lower()
+
+
+def _rule_covers(rule, deployment: dict) -> bool:
+    """Whether ``rule``'s filter selects the deployment (or, for a compute rule, its compute);
+    ``deployment`` as ``inventory.selectors.ai_system_deployments_for`` reads it."""
+    if rule.target == AlertTarget.COMPUTE:
+        if deployment["compute_id"] is None:
+            return False
+        name = deployment["compute__hostname"]
+        if (
+            rule.gpu_model
+            and rule.gpu_model.lower() not in (deployment["compute__gpu_model"] or "").lower()
+        ):
+            return False
+    else:
+        name = deployment["name"]
+        if rule.environment and rule.environment != deployment["environment"]:
+            return False
+    if rule.resource_pattern and not _glob_matches(rule.resource_pattern, name):
+        return False
+    return not (rule.site_code and rule.site_code != deployment["compute__site__code"])
+
+
+def alert_rules_covering(*, tenant_ids: list[int], deployments: list[dict]) -> dict[int, list[str]]:
+    """{deployment id: names of the alert rules in force (``alert_rules_effective``) whose
+    filter selects it or its compute}, for deployments of ``tenant_ids`` that need a
+    ``tenant_id`` key besides what ``ai_system_deployments_for`` reads. Two queries."""
+    own_by_tenant: dict[int, list[AlertRule]] = {}
+    for rule in AlertRule.objects.filter(tenant_id__in=tenant_ids).order_by("name", "id"):
+        own_by_tenant.setdefault(rule.tenant_id, []).append(rule)
+    defaults = list(AlertRuleDefault.objects.filter(enabled=True).order_by("name", "id"))
+    in_force: dict[int, list] = {}
+    for tenant_id in tenant_ids:
+        own = own_by_tenant.get(tenant_id, [])
+        replaced = {rule.default_rule_id for rule in own if rule.default_rule_id is not None}
+        in_force[tenant_id] = [rule for rule in own if rule.enabled] + [
+            rule for rule in defaults if rule.pk not in replaced
+        ]
+    return {
+        deployment["id"]: [
+            rule.name
+            for rule in in_force.get(deployment["tenant_id"], [])
+            if _rule_covers(rule, deployment)
+        ]
+        for deployment in deployments
+    }
+
+
+def incident_with_dedupe_key_exists(*, tenant: Tenant, dedupe_key: str) -> bool:
+    """Whether ``tenant`` has an incident (open or not) grouped under ``dedupe_key``."""
+    return Incident.objects.filter(tenant=tenant, dedupe_key=dedupe_key).exists()

@@ -8,6 +8,7 @@ import re
 from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django_countries.fields import CountryField
 
 from tenants.scoping import TenantOwnedModel
@@ -359,6 +360,11 @@ class AISystem(TimestampedTenantOwnedModel):
     business_owner = models.CharField(max_length=200, blank=True)
     technical_owner = models.CharField(max_length=200, blank=True)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.PROPOSED)
+    stage_changed_at = models.DateTimeField(
+        default=timezone.now,
+        editable=False,
+        help_text="When the system entered its current stage (set by the stage-changing services).",
+    )
     risk_tier = models.CharField(
         max_length=20, choices=RiskTier.choices, default=RiskTier.UNCLASSIFIED
     )

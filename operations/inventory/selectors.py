@@ -248,3 +248,94 @@ def ai_system_rows_not_retired(*, tenant) -> list[dict]:
             "technical_owner",
         )
     )
+
+
+# --- Readiness gates (pilot → production): reads of many AI systems at once ---------------------
+# Kept apart from the rest of this module; each runs one query whatever the number of systems.
+
+
+def ai_systems_in_tenants(*, tenant_ids: list[int]) -> list[AISystem]:
+    """Every AI system of ``tenant_ids`` with its tenant's name and slug, by tenant and name."""
+    return list(
+        AISystem.objects.filter(tenant_id__in=tenant_ids)
+        .select_related("tenant")
+        .only(
+            "id",
+            "name",
+            "stage",
+            "stage_changed_at",
+            "risk_tier",
+            "business_owner",
+            "technical_owner",
+            "fria_completed_at",
+            "created_at",
+            "tenant__id",
+            "tenant__name",
+            "tenant__slug",
+        )
+        .order_by("tenant__name", "name")
+    )
+
+
+def ai_system_datasets_for(*, ai_system_ids: list[int]) -> dict[int, list[dict]]:
+    """{AI system id: [its datasets: id, name, provenance, residency_country]} (each once)."""
+    rows = (
+        AISystemDataset.objects.filter(ai_system_id__in=ai_system_ids)
+        .order_by("ai_system_id", "dataset__name")
+        .values(
+            "ai_system_id",
+            "dataset_id",
+            "dataset__name",
+            "dataset__provenance",
+            "dataset__residency_country",
+        )
+    )
+    found: dict[int, dict[int, dict]] = {}
+    for row in rows:
+        found.setdefault(row["ai_system_id"], {})[row["dataset_id"]] = {
+            "id": row["dataset_id"],
+            "name": row["dataset__name"],
+            "provenance": row["dataset__provenance"],
+            "residency_country": str(row["dataset__residency_country"] or ""),
+        }
+    return {system_id: list(datasets.values()) for system_id, datasets in found.items()}
+
+
+def ai_system_deployments_for(*, ai_system_ids: list[int]) -> dict[int, list[dict]]:
+    """{AI system id: [its deployments with what gates and alert rules read of them and of
+    their compute: hostname, kind, cluster, GPU model, site code]}, by name."""
+    rows = (
+        Deployment.objects.filter(ai_system_id__in=ai_system_ids)
+        .order_by("ai_system_id", "name")
+        .values(
+            "id",
+            "name",
+            "ai_system_id",
+            "environment",
+            "monitoring_enabled",
+            "runbook_url",
+            "compute_id",
+            "compute__hostname",
+            "compute__kind",
+            "compute__cluster_id",
+            "compute__gpu_model",
+            "compute__site__code",
+        )
+    )
+    found: dict[int, list[dict]] = {}
+    for row in rows:
+        found.setdefault(row["ai_system_id"], []).append(row)
+    return found
+
+
+def compute_cluster_nodes_for(*, cluster_ids: list[int]) -> dict[int, list[int]]:
+    """{GPU cluster id: ids of its nodes} for the given clusters."""
+    rows = (
+        ComputeResource.objects.filter(cluster_id__in=cluster_ids)
+        .order_by()
+        .values_list("cluster_id", "id")
+    )
+    nodes: dict[int, list[int]] = {}
+    for cluster_id, node_id in rows:
+        nodes.setdefault(cluster_id, []).append(node_id)
+    return nodes

@@ -10,12 +10,16 @@ bulk import and the admin all apply them. Rules about *changes* live here:
 - when ``risk_tier`` changes and no ``risk_classified_at`` is given, it becomes today (and is
   cleared when the tier goes back to unclassified);
 - a retired AI system cannot gain a deployment, by creation or by moving one onto it;
-- a GPU cluster that still has nodes cannot become another kind of resource.
+- a GPU cluster that still has nodes cannot become another kind of resource;
+- a stage change also passes every guard other contexts registered in
+  ``stage_change_guards`` (readiness: the pilot → production gates), and dates
+  ``stage_changed_at``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+from collections.abc import Callable, Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -124,6 +128,42 @@ def compute_delete(*, tenant, compute: ComputeResource) -> None:
 # --- AI systems ---------------------------------------------------------------------------------
 
 
+class StageChangeRefused(ValidationError):
+    """A registered guard refused a stage change. ``failing``: what stands in the way, as
+    {key: message}; the API answers 409 with them, forms and imports show the message."""
+
+    def __init__(self, message: str, *, failing: dict[str, str]):
+        super().__init__({"stage": [ValidationError(message, code="stage_change_refused")]})
+        self.refusal = message
+        self.failing = failing
+
+
+#: Guards other contexts register (in their AppConfig.ready) so that inventory need not import
+#: them: ``guard(*, ai_system, from_stage, to_stage)`` raises ``StageChangeRefused`` to refuse.
+stage_change_guards: list[Callable[..., None]] = []
+
+
+def register_stage_change_guard(guard: Callable[..., None]) -> None:
+    """Add ``guard`` once (``ready()`` may run more than once in tests)."""
+    if guard not in stage_change_guards:
+        stage_change_guards.append(guard)
+
+
+def ai_system_check_stage_guards(
+    *, ai_system: AISystem, to_stage: str, changes: dict | None = None
+) -> None:
+    """Run every registered guard on moving ``ai_system`` to ``to_stage``; the guards judge the
+    system with the update's other ``changes`` applied (an update may fix what they check)."""
+    candidate = ai_system
+    if changes:
+        candidate = copy.copy(ai_system)
+        for name, value in changes.items():
+            if name != "stage":
+                setattr(candidate, name, value)
+    for guard in stage_change_guards:
+        guard(ai_system=candidate, from_stage=ai_system.stage, to_stage=to_stage)
+
+
 def ai_system_check_stage_change(*, from_stage: str, to_stage: str) -> None:
     """The one refusal for an illegal lifecycle move, from the transition action or an update."""
     if to_stage not in Stage.values:
@@ -157,31 +197,38 @@ def ai_system_create(*, tenant, **fields) -> AISystem:
 
 
 def ai_system_check_update(*, ai_system: AISystem, fields: dict) -> None:
-    """Refuse a ``stage`` change that the lifecycle does not allow."""
+    """Refuse a ``stage`` change that the lifecycle or a registered guard does not allow."""
     if "stage" in fields and fields["stage"] != ai_system.stage:
         ai_system_check_stage_change(from_stage=ai_system.stage, to_stage=fields["stage"])
+        ai_system_check_stage_guards(ai_system=ai_system, to_stage=fields["stage"], changes=fields)
 
 
 def ai_system_update(*, tenant, ai_system: AISystem, **fields) -> AISystem:
-    """Change a system; a stage change obeys the lifecycle, a new risk tier is dated today."""
+    """Change a system; a stage change obeys the lifecycle and the guards and is dated, a new
+    risk tier is dated today."""
     ai_system_check_update(ai_system=ai_system, fields=fields)
     fields = _with_risk_classification(fields, current_tier=ai_system.risk_tier)
+    if "stage" in fields and fields["stage"] != ai_system.stage:
+        fields = {**fields, "stage_changed_at": timezone.now()}
     return owned_object_update(tenant=tenant, instance=ai_system, data=fields)
 
 
 @transaction.atomic
 def ai_system_transition(*, tenant, ai_system: AISystem, stage: str) -> AISystem:
-    """Move a system along ``proposed → pilot → production → retired`` (``STAGE_TRANSITIONS``)."""
+    """Move a system along ``proposed → pilot → production → retired`` (``STAGE_TRANSITIONS``),
+    if every registered guard lets it (``StageChangeRefused`` otherwise)."""
     ai_system = AISystem.objects.select_for_update().get(tenant=tenant, pk=ai_system.pk)
     if stage == ai_system.stage:
         raise ValidationError(
             {"stage": f"The AI system is already in {stage}."}, code="invalid_transition"
         )
     ai_system_check_stage_change(from_stage=ai_system.stage, to_stage=stage)
+    ai_system_check_stage_guards(ai_system=ai_system, to_stage=stage)
     previous = ai_system.stage
     ai_system.stage = stage
+    ai_system.stage_changed_at = timezone.now()
     ai_system.full_clean()
-    ai_system.save(update_fields=["stage", "updated_at"])
+    ai_system.save(update_fields=["stage", "stage_changed_at", "updated_at"])
     audit_record(
         tenant=tenant,
         action=AuditAction.TRANSITION,

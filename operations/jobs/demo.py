@@ -17,11 +17,11 @@ from django_celery_beat.models import CrontabSchedule
 
 from operations.jobs import services
 from operations.jobs.models import JobLog, JobRun, JobSchedule, JobStatus, JobTrigger, LogLevel
-from tenants.audit import AuditActor, audit_actor_unless_set
+from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor_unless_set
 from tenants.models import Tenant, TenantStatus
 from tenants.scoping import tenant_scope
 
-DEMO_ACTOR = AuditActor(label="demo data", source="command")
+DEMO_ACTOR = AuditActor(label=AUTOMATIC_LABEL, source="command")
 LIVE_SCHEDULE_KEY = "demo:diagnostic-every-15-minutes"
 
 _FAILED_TRACEBACK = """Traceback (most recent call last):

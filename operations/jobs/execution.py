@@ -65,7 +65,7 @@ from operations.jobs.exceptions import JobCancelled, LeaseLost, TransientJobErro
 from operations.jobs.models import JobLog, JobRun, JobStatus, LogLevel
 from operations.jobs.outbox import OutboxMessage, outbox_enqueue
 from operations.jobs.registry import JobKind, get_job_kind
-from tenants.audit import AuditActor, audit_actor
+from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor
 from tenants.models import Tenant, TenantStatus
 from tenants.scoping import all_tenants_scope, rls_set_statement, scoped_atomic, tenant_scope
 
@@ -816,6 +816,13 @@ def fleet_tenant_ids(parameters_tenants: list[int] | None = None) -> list[int]:
     return list(tenants.order_by("id").values_list("id", flat=True))
 
 
+def _job_actor_label(run) -> str:
+    """Who the audit log names for a run's writes: the person who started it, else Groundwork."""
+    if run.trigger in ("user", "token") and run.triggered_by_label:
+        return f"{run.triggered_by_label} (job {run.pk})"
+    return f"{AUTOMATIC_LABEL} (job {run.pk})"
+
+
 def fan_out(context: JobContext) -> None:
     """Create one child run per tenant, chunk by chunk, each chunk exactly once."""
     kind = context.kind
@@ -926,7 +933,7 @@ def job_run_execute(
     if use_heartbeat:
         heartbeat.register(context)
     try:
-        with audit_actor(AuditActor(label=f"job {run.pk}", source="job")):
+        with audit_actor(AuditActor(label=_job_actor_label(run), source="job")):
             if run.is_fleet and kind.tenant_scoped:
                 fan_out(context)
                 context.flush_logs()

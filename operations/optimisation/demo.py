@@ -34,11 +34,11 @@ from operations.jobs.services import job_schedule_create
 from operations.optimisation.models import Recommendation, RecommendationKind, RecommendationStatus
 from operations.optimisation.services import optimisation_run_for_tenant, recommendation_accept
 from operations.telemetry.services import telemetry_rollup_pending
-from tenants.audit import AuditActor, audit_actor_unless_set
+from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor_unless_set
 from tenants.models import TenantStatus
 from tenants.scoping import tenant_scope
 
-DEMO_ACTOR = AuditActor(label="demo data", source="command")
+DEMO_ACTOR = AuditActor(label=AUTOMATIC_LABEL, source="command")
 LIVE_SCHEDULE_KEY = "demo:optimisation-scan-every-30-minutes"
 
 

@@ -11,6 +11,7 @@ from operations.optimisation.models import (
     Recommendation,
     RecommendationKind,
     RecommendationStatus,
+    SubjectType,
 )
 
 CENT = Decimal("0.01")
@@ -147,3 +148,27 @@ def recommendations_open_rows(*, tenant) -> list[dict]:
         if row["kind"] != RecommendationKind.CAPACITY_FORECAST:
             row.pop("evidence")
     return rows
+
+
+# --- Readiness gates (pilot → production): reads for many compute resources at once -------------
+
+#: Recommendations still standing: nobody has implemented, dismissed or outgrown them.
+UNRESOLVED_STATUSES = (RecommendationStatus.OPEN, RecommendationStatus.ACCEPTED)
+
+
+def capacity_forecasts_for(*, compute_ids: list[int]) -> dict[int, list[dict]]:
+    """{compute id: its unresolved capacity-forecast recommendations}. One query."""
+    rows = (
+        Recommendation.objects.filter(
+            kind=RecommendationKind.CAPACITY_FORECAST,
+            subject_type=SubjectType.COMPUTE,
+            subject_id__in=compute_ids,
+            status__in=UNRESOLVED_STATUSES,
+        )
+        .order_by("subject_id", "id")
+        .values("id", "subject_id", "subject_label", "title", "status")
+    )
+    found: dict[int, list[dict]] = {}
+    for row in rows:
+        found.setdefault(row["subject_id"], []).append(row)
+    return found

@@ -390,3 +390,35 @@ def telemetry_compute_cost(*, tenant, compute_ids: list[int], start, end) -> dic
         start=start,
         end=end,
     )
+
+
+# --- Readiness gates (pilot → production): reads for many resources at once ---------------------
+
+
+def telemetry_hourly_mean_values(
+    *,
+    tenant_ids: list[int],
+    resource_kind: int,
+    resource_ids: list[int],
+    metric: Metric,
+    start,
+    end,
+) -> dict[int, list[float]]:
+    """{resource id: its hourly means of ``metric`` in [start, end)} from the rollups of
+    resources in ``tenant_ids``; one query. Resources with no rollup in the window are left out."""
+    rows = (
+        TelemetryRollup.objects.filter(
+            tenant_id__in=tenant_ids,
+            resource_kind=resource_kind,
+            resource_id__in=resource_ids,
+            metric=metric.code,
+            bucket__gte=start,
+            bucket__lt=end,
+        )
+        .order_by()
+        .values_list("resource_id", "avg_value")
+    )
+    values: dict[int, list[float]] = {}
+    for resource_id, value in rows:
+        values.setdefault(resource_id, []).append(value)
+    return values

@@ -53,7 +53,7 @@ def test_the_tenant_scan_marks_breaches_once_however_often_it_runs(tenant_a, ten
         )
     assert fresh(other).ack_breached_at is None  # the task ran in tenant A's scope only
     audit = AuditEvent.objects.filter(tenant=tenant_a, changes__has_key="ack_breached_at").get()
-    assert (audit.source, audit.actor_label) == ("job", "task incidents.sla_breach_scan_tenant")
+    assert (audit.source, audit.actor_label) == ("job", "Groundwork (automatic)")
 
 
 def test_a_vanished_tenant_is_skipped(db):
@@ -111,7 +111,7 @@ def test_the_tenant_alert_task_evaluates_now_in_the_tenants_scope(tenant_a, tena
     again = tasks.alert_rules_evaluate_tenant.apply(kwargs={"tenant_id": tenant_a.id}).get()
     assert (again["opened"], again["firing"]) == (0, 1)
     (incident,) = alert_incidents(tenant_a)
-    assert incident.reporter_label == "task incidents.alert_rules_evaluate_tenant"
+    assert incident.reporter_label == "Groundwork (automatic)"
     assert alert_incidents(tenant_b) == []
 
 

@@ -24,6 +24,7 @@ from tenants.models import AuditEvent, MspRole
 from tenants.scoping import tenant_scope
 from tests.factories import login_verified, make_staff
 from tests.inventory import estate
+from tests.readiness.gate_builders import ready_pilot
 
 pytestmark = pytest.mark.django_db
 
@@ -228,16 +229,23 @@ class TestWrites:
 
     def test_lifecycle_actions(self, engineer_client, tenant_a):
         proposed = estate.make_ai_system(tenant_a, stage=Stage.PROPOSED)
-        pilot = estate.make_ai_system(tenant_a, stage=Stage.PILOT)
+        pilot = ready_pilot(tenant_a)  # passes the readiness gates
+        gated = estate.make_ai_system(tenant_a, stage=Stage.PILOT, risk_tier="unclassified")
         response = engineer_client.post(
             url(AISystem, "changelist"),
-            {"action": "move_to_production", "_selected_action": [proposed.pk, pilot.pk]},
+            {
+                "action": "move_to_production",
+                "_selected_action": [proposed.pk, pilot.pk, gated.pk],
+            },
             follow=True,
         )
         page = text(response)
         assert "cannot move from proposed to production" in page
+        assert "cannot move to production" in page
+        assert "Risk tier classified" in page
         with tenant_scope(tenant_a.id):
             assert AISystem.objects.get(pk=proposed.pk).stage == Stage.PROPOSED
+            assert AISystem.objects.get(pk=gated.pk).stage == Stage.PILOT
             assert AISystem.objects.get(pk=pilot.pk).stage == Stage.PRODUCTION
         assert AuditEvent.objects.filter(
             object_id=str(pilot.pk), object_type="inventory.AISystem", action="transition"

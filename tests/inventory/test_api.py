@@ -27,6 +27,7 @@ from tenants.scoping import tenant_scope
 from tests.conftest import Actor
 from tests.factories import make_member, make_token
 from tests.inventory import estate
+from tests.readiness.gate_builders import ready_pilot
 
 pytestmark = pytest.mark.django_db
 
@@ -725,7 +726,7 @@ class TestLifecycle:
         return actor.client.post(f"{API}/ai-systems/{system.pk}/transition", {"stage": stage})
 
     def test_the_whole_path_is_audited(self, admin_a, tenant_a):
-        system = estate.make_ai_system(tenant_a, stage=Stage.PROPOSED)
+        system = ready_pilot(tenant_a, stage=Stage.PROPOSED)  # passes the readiness gates
         for stage in ("pilot", "production", "retired"):
             response = self.transition(admin_a, system, stage)
             assert response.status_code == 200, response.content
@@ -775,7 +776,7 @@ class TestLifecycle:
         ).exists()
 
     def test_a_legal_patch_moves_the_stage(self, admin_a, tenant_a):
-        system = estate.make_ai_system(tenant_a, stage=Stage.PILOT)
+        system = ready_pilot(tenant_a)  # passes the readiness gates
         response = admin_a.client.patch(f"{API}/ai-systems/{system.pk}/", {"stage": "production"})
         assert response.status_code == 200
         assert response.json()["stage"] == "production"

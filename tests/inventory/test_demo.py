@@ -22,6 +22,7 @@ from operations.inventory.models import (
 )
 from tenants.models import AuditEvent
 from tenants.scoping import tenant_scope
+from tests.readiness.gate_builders import grant_override
 
 pytestmark = pytest.mark.django_db
 
@@ -103,6 +104,7 @@ def test_a_second_seed_keeps_what_people_changed(tenant_a):
     seed_inventory(tenant_a, profile="logistics")
     with tenant_scope(tenant_a.id):
         pilot = AISystem.objects.get(name="Driver drowsiness detection")
+        grant_override(tenant_a, pilot)  # the demo pilot does not pass its readiness gates
         services.ai_system_transition(tenant=tenant_a, ai_system=pilot, stage=Stage.PRODUCTION)
         node = ComputeResource.objects.get(hostname="acme-cpu-02")
         services.compute_update(tenant=tenant_a, compute=node, status="retired")

@@ -143,12 +143,15 @@ class TestSeedDemo:
             }
         assert User.objects.get(username="acme-viewer").check_password(DEMO_PASSWORD)
 
-    def test_writes_go_through_services_and_are_audited_as_the_command(self, demo):
+    def test_writes_go_through_services_and_are_audited_as_people_or_groundwork(self, demo):
         events = AuditEvent.objects.all()
         assert events.exists()
-        assert set(events.values_list("actor_label", "source").distinct()) == {
-            ("seed_demo", "command")
+        # Named as a person (the MSP admin) or as Groundwork itself, never as a command.
+        assert set(events.values_list("actor_label", "source").distinct()) <= {
+            ("Groundwork (automatic)", "command"),
+            ("Morgan Reyes", "command"),
         }
+        assert events.filter(actor_label="Morgan Reyes", actor_user__username="admin").exists()
         acme = Tenant.objects.get(slug="acme")
         transitions = AuditEvent.objects.filter(
             tenant=acme, action=AuditAction.TRANSITION, object_type="tenants.Tenant"

@@ -25,9 +25,10 @@ from operations.incidents.demo import seed_incidents
 from operations.inventory.demo import seed_inventory
 from operations.jobs.demo import seed_jobs
 from operations.optimisation.demo import seed_optimisation
+from operations.readiness.demo_gates import seed_gates
 from operations.telemetry.demo import seed_telemetry
 from tenants import selectors, services
-from tenants.audit import AuditActor, audit_actor
+from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor
 from tenants.models import (
     Coverage,
     Membership,
@@ -188,25 +189,34 @@ class Command(BaseCommand):
         self.changes: Counter[str] = Counter()
         self.logins: list[tuple[str, str, str]] = []  # (username, role, tenant)
         # One transaction: an interrupted run leaves nothing half-made for the next one.
-        with audit_actor(AuditActor(label="seed_demo", source="command")), transaction.atomic():
+        automatic = AuditActor(label=AUTOMATIC_LABEL, source="command")
+        with audit_actor(automatic), transaction.atomic():
             staff = {spec.username: self._staff_user(spec) for spec in STAFF}
-            tenants: dict[str, Tenant] = {}
-            for spec in TENANTS:
-                # The assigned engineer ticks the checklist; the MSP admin does it elsewhere.
-                engineer = next(s for s in STAFF if s.role == MspRole.ENGINEER)
-                owner = staff[engineer.username if spec.slug in engineer.tenants else "admin"]
-                tenants[spec.slug] = self._tenant(spec, completed_by=owner)
-            for spec in STAFF:
-                for slug in spec.tenants:
-                    user = staff[spec.username]
-                    if not user.staff_assignments.filter(tenant=tenants[slug]).exists():
-                        services.staff_assign(tenant=tenants[slug], user=user)
-                        self.changes["staff assignment(s)"] += 1
-            for spec in TENANTS:
-                self._client_users(spec, tenants[spec.slug])
-            for spec in TENANTS:
-                self._operations(spec, tenants[spec.slug])
+            # The MSP's admin did the rest, as a person the audit log names.
+            admin = staff["admin"]
+            with audit_actor(AuditActor(label=admin.get_full_name(), user=admin, source="command")):
+                tenants = self._tenants_and_estates(staff)
         self._report(tenants)
+
+    def _tenants_and_estates(self, staff: dict) -> dict[str, Tenant]:
+        """The tenants, their people and each area's demo data, in that order."""
+        tenants: dict[str, Tenant] = {}
+        for spec in TENANTS:
+            # The assigned engineer ticks the checklist; the MSP admin does it elsewhere.
+            engineer = next(s for s in STAFF if s.role == MspRole.ENGINEER)
+            owner = staff[engineer.username if spec.slug in engineer.tenants else "admin"]
+            tenants[spec.slug] = self._tenant(spec, completed_by=owner)
+        for spec in STAFF:
+            for slug in spec.tenants:
+                user = staff[spec.username]
+                if not user.staff_assignments.filter(tenant=tenants[slug]).exists():
+                    services.staff_assign(tenant=tenants[slug], user=user)
+                    self.changes["staff assignment(s)"] += 1
+        for spec in TENANTS:
+            self._client_users(spec, tenants[spec.slug])
+        for spec in TENANTS:
+            self._operations(spec, tenants[spec.slug])
+        return tenants
 
     # --- Operations: each area seeds itself, idempotently -------------------------------------
 
@@ -224,6 +234,13 @@ class Command(BaseCommand):
         # After the estate, telemetry and incidents they read.
         seed_compliance(tenant)
         seed_optimisation(tenant)
+        if spec.slug == "acme":
+            # Two pilots blocked for different reasons, one let through by an override.
+            admin = User.objects.filter(username="admin").first()
+            made = seed_gates(tenant, granted_by=admin)
+            for kind, count in made.items():
+                if count:
+                    self.changes[f"readiness gate {kind}"] += count
 
     # --- Staff ------------------------------------------------------------------------------
 

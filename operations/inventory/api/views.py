@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
+from msp.api.errors import Conflict
 from msp.api.fields import max_list_length
 from msp.api.parsers import CSVParser, JSONParser
 from operations.inventory import bulk, selectors, services
@@ -142,17 +143,36 @@ class AISystemViewSet(InventoryViewSet):
     def filter_scoped_queryset(self, queryset):
         return selectors.ai_systems_with_usage(queryset)
 
+    def perform_update(self, serializer):
+        try:
+            super().perform_update(serializer)
+        except services.StageChangeRefused as refused:
+            raise _stage_conflict(refused) from refused
+
     @extend_schema(request=s.AISystemTransitionSerializer, responses=s.AISystemSerializer)
     @action(detail=True, methods=["post"])
     def transition(self, request, tenant_slug=None, pk=None):
-        """Move the system to another stage: proposed → pilot → production → retired."""
+        """Move the system to another stage: proposed → pilot → production → retired.
+        A move a guard refuses (pilot → production with failing readiness gates) is a 409
+        naming each failing criterion in ``fields``."""
         ai_system = self.get_object()
         serializer = s.AISystemTransitionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        ai_system = services.ai_system_transition(
-            tenant=self.tenant, ai_system=ai_system, stage=serializer.validated_data["stage"]
-        )
+        try:
+            ai_system = services.ai_system_transition(
+                tenant=self.tenant, ai_system=ai_system, stage=serializer.validated_data["stage"]
+            )
+        except services.StageChangeRefused as refused:
+            raise _stage_conflict(refused) from refused
         return Response(self.get_serializer(ai_system).data)
+
+
+def _stage_conflict(refused: services.StageChangeRefused) -> Conflict:
+    return Conflict(
+        refused.refusal,
+        code="stage_change_refused",
+        fields={key: [message] for key, message in refused.failing.items()},
+    )
 
 
 class DeploymentViewSet(InventoryViewSet):
