@@ -215,6 +215,12 @@ def score_history_for(*, tenant, frameworks, points: int) -> list[Score]:
     )
 
 
+def score_history_of_tenant(*, tenant, points: int) -> list[Score]:
+    """``score_history`` of all the tenant's scores: the newest ``points`` of each framework
+    version, with its framework. One query."""
+    return score_history(Score.objects.filter(tenant=tenant), points=points)
+
+
 def framework_choices() -> list[tuple[str, str]]:
     """(code, title) of every framework loaded, its newest version's title."""
     titles: dict[str, str] = {}

@@ -19,6 +19,7 @@ from django.db.models import (
     Q,
     QuerySet,
 )
+from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from operations.incidents.models import (
@@ -279,6 +280,38 @@ def incident_metrics(*, tenant: Tenant, start: dt.datetime, end: dt.datetime) ->
     }
 
 
+def incident_metrics_overall(*, tenant: Tenant, start: dt.datetime, end: dt.datetime) -> dict:
+    """``incident_metrics``' overall figures alone (MTTA, MTTR, SLA attainment). One query."""
+    incidents = _in_window(Incident.objects.filter(tenant=tenant), start, end)
+    return _metrics_row(incidents.aggregate(**_aggregates()))
+
+
+def incident_metrics_weekly(
+    *, tenant: Tenant, start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, dict]]:
+    """``incident_metrics``' overall figures per UTC week (Monday) of the incidents raised in
+    ``[start, end)``, oldest first; weeks without incidents are left out. One query."""
+    incidents = _in_window(Incident.objects.filter(tenant=tenant), start, end)
+    rows = (
+        incidents.annotate(week=TruncWeek("created_at", tzinfo=dt.UTC))
+        .values("week")
+        .annotate(**_aggregates())
+        .order_by("week")
+    )
+    return [(row["week"], _metrics_row(row)) for row in rows]
+
+
+def incident_open_by_severity(*, tenant: Tenant) -> dict[str, int]:
+    """{severity: open incidents} for every severity, most severe first. One query."""
+    counts = dict(
+        Incident.objects.filter(tenant=tenant, status__in=OPEN_STATUSES)
+        .order_by()
+        .values_list("severity")
+        .annotate(count=Count("id"))
+    )
+    return {severity: counts.get(severity, 0) for severity in Severity.values}
+
+
 def incident_resolution_figures(
     *, tenant: Tenant, start: dt.datetime, end: dt.datetime, limit: int
 ) -> dict:
@@ -516,6 +549,22 @@ def incident_portal_state_counts(*, tenant: Tenant) -> dict[str, int]:
                 for key, (_label, cond) in INCIDENT_PORTAL_STATES.items()
             }
         )
+    )
+
+
+def incident_open_about(
+    *, tenant: Tenant, compute_id: int | None = None, deployment_id: int | None = None
+) -> list[Incident]:
+    """The tenant's open incidents about one compute resource or deployment, most severe and
+    newest first. One query."""
+    about = (
+        Q(compute__id=compute_id) if compute_id is not None else Q(deployments__id=deployment_id)
+    )
+    return list(
+        Incident.objects.filter(tenant=tenant, status__in=OPEN_STATUSES)
+        .filter(about)
+        .distinct()
+        .order_by("severity", "-created_at", "-id")
     )
 
 

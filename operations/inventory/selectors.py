@@ -118,6 +118,26 @@ def estate_tables(*, tenant) -> dict[str, list]:
     return {name: list(queryset) for name, queryset in tables.items()}
 
 
+def compute_get_for_page(*, tenant, pk: int) -> ComputeResource | None:
+    """One compute resource of the tenant with its site, cluster and cloud account. One query."""
+    return (
+        ComputeResource.objects.filter(tenant=tenant)
+        .select_related("site", "cluster", "cloud_account")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def deployment_get_for_page(*, tenant, pk: int) -> Deployment | None:
+    """One deployment of the tenant with its AI system and compute. One query."""
+    return (
+        Deployment.objects.filter(tenant=tenant)
+        .select_related("ai_system", "compute__cloud_account")
+        .filter(pk=pk)
+        .first()
+    )
+
+
 # --- Figures for the readiness signals (one query each, whatever the estate's size) ------------
 
 
@@ -172,6 +192,16 @@ def sites_with_redundancy(*, tenant, site_ids) -> list[dict]:
         .order_by("code")
         .values("id", "code", "name", "redundant")
     )
+
+
+def compute_currencies(*, tenant) -> dict[int, str]:
+    """{compute id: the currency its cloud account bills in, "" without an account}. One query."""
+    return {
+        pk: currency or ""
+        for pk, currency in ComputeResource.objects.filter(tenant=tenant)
+        .order_by()
+        .values_list("pk", "cloud_account__currency")
+    }
 
 
 def cloud_accounts_with_budget(*, tenant) -> list[dict]:

@@ -5,3 +5,15 @@ class OptimisationConfig(AppConfig):
     name = "operations.optimisation"
     label = "optimisation"
     verbose_name = "Optimisation"
+
+    def ready(self):
+        from operations.optimisation.overview import savings_overview
+        from tenants.overview import register_overview_panel
+
+        register_overview_panel(
+            "savings",
+            title="Savings",
+            order=40,
+            template="optimisation/_overview_panel.html",
+            build=savings_overview,
+        )

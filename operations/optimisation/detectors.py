@@ -493,6 +493,8 @@ def detect_capacity(inputs: ScanInputs, thresholds: Thresholds) -> list[Finding]
                 title=f"{name} {when}: plan capacity",
                 evidence={
                     **forecast,
+                    # The trend's day 0 (its ``level_today``), so the line can be drawn again.
+                    "as_of_day": today.isoformat(),
                     "daily": points,
                     "thresholds": {
                         "saturation": thresholds.saturation,

@@ -52,6 +52,26 @@ def recommendation_summary(*, tenant) -> dict:
     }
 
 
+def recommendation_savings(*, tenant) -> dict[str, dict[str, Decimal]]:
+    """{status: {currency: monthly saving}} of the open, accepted and implemented (realised)
+    recommendations. One query."""
+    statuses = (
+        RecommendationStatus.OPEN,
+        RecommendationStatus.ACCEPTED,
+        RecommendationStatus.IMPLEMENTED,
+    )
+    rows = (
+        Recommendation.objects.filter(tenant=tenant, status__in=statuses)
+        .order_by()
+        .values_list("status", "currency")
+        .annotate(saving=Sum("estimated_monthly_saving"), count=Count("id"))
+    )
+    savings: dict[str, dict[str, Decimal]] = {status: {} for status in statuses}
+    for status, currency, saving, _count in rows:
+        savings[status][currency] = (saving or Decimal("0")).quantize(CENT)
+    return savings
+
+
 #: The states a recommendation list is narrowed to (the portal's tabs): key → (label, condition).
 RECOMMENDATION_STATES = {
     "open": ("Open", Q(status=RecommendationStatus.OPEN)),
@@ -85,6 +105,19 @@ def recommendation_state_counts(*, tenant) -> dict[str, int]:
                 for key, (_label, cond) in RECOMMENDATION_STATES.items()
             }
         )
+    )
+
+
+def recommendations_about(*, tenant, subject_type: str, subject_id: int) -> list[Recommendation]:
+    """The tenant's open and accepted recommendations about one subject, largest saving first.
+    One query."""
+    return list(
+        Recommendation.objects.filter(
+            tenant=tenant,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            status__in=(RecommendationStatus.OPEN, RecommendationStatus.ACCEPTED),
+        ).order_by("-estimated_monthly_saving", "id")
     )
 
 

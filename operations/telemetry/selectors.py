@@ -291,6 +291,51 @@ def telemetry_hourly_totals(
     }
 
 
+def telemetry_daily_totals(
+    *, tenant, metric: Metric, start, end, tz: dt.tzinfo, resource_kind: int | None = None
+) -> list[tuple[dt.datetime, float, int]]:
+    """[(local midnight in ``tz``, Σ hourly means, hourly rollups counted)] per day over the
+    hourly rollups of every resource (of ``resource_kind`` if given) in [start, end), oldest
+    first. For ``cost_per_hour`` the total is the day's spend; divided by the count, a mean
+    (GPU utilisation across the nodes). One query."""
+    rows = TelemetryRollup.objects.filter(
+        tenant=tenant, metric=metric.code, bucket__gte=start, bucket__lt=end
+    )
+    if resource_kind is not None:
+        rows = rows.filter(resource_kind=resource_kind)
+    rows = (
+        rows.annotate(day=TruncDay("bucket", tzinfo=tz))
+        .order_by()
+        .values("day")
+        .annotate(total=Sum("avg_value"), hours=Count("id"))
+        .order_by("day")
+    )
+    return [(row["day"], row["total"], row["hours"]) for row in rows]
+
+
+def telemetry_daily_totals_by_resource(
+    *, tenant, metric: Metric, start, end, tz: dt.tzinfo, resource_kind: int
+) -> list[tuple[dt.datetime, int, float]]:
+    """[(local midnight in ``tz``, resource id, Σ hourly means)] per day and resource of
+    ``resource_kind`` over the hourly rollups in [start, end), oldest first: a day's spend per
+    resource for ``cost_per_hour``. One query."""
+    rows = (
+        TelemetryRollup.objects.filter(
+            tenant=tenant,
+            metric=metric.code,
+            resource_kind=resource_kind,
+            bucket__gte=start,
+            bucket__lt=end,
+        )
+        .annotate(day=TruncDay("bucket", tzinfo=tz))
+        .order_by()
+        .values("day", "resource_id")
+        .annotate(total=Sum("avg_value"))
+        .order_by("day", "resource_id")
+    )
+    return [(row["day"], row["resource_id"], row["total"]) for row in rows]
+
+
 def telemetry_reporting_since(*, tenant, since: dt.datetime) -> dict[str, set[int]]:
     """{"compute": ids, "deployment": ids}: the tenant's resources with a sample of any metric
     at or after ``since``. One query."""
@@ -316,6 +361,22 @@ def telemetry_gpu_utilisation_hourly(
     return {
         resource_id: [mean for _hour, mean, _count in rows] for resource_id, rows in series.items()
     }
+
+
+def telemetry_gpu_utilisation_series(
+    *, tenant, compute_id: int, start, end
+) -> list[tuple[dt.datetime, float]]:
+    """[(hour, mean GPU utilisation %)] of one compute resource over [start, end), from the
+    hourly rollups. One query."""
+    series = telemetry_hourly_means(
+        tenant=tenant,
+        resource_kind=ResourceKind.COMPUTE,
+        resource_ids=[compute_id],
+        metric=METRICS_BY_NAME["gpu_utilization"],
+        start=start,
+        end=end,
+    )
+    return [(hour, mean) for hour, mean, _count in series.get(compute_id, [])]
 
 
 def telemetry_compute_cost(*, tenant, compute_ids: list[int], start, end) -> dict[int, dict]:

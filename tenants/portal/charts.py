@@ -104,6 +104,16 @@ class Series:
 
     name: str
     points: Sequence[tuple[dt.datetime, Number | None]]
+    dashed: bool = False  # a derived line (a trend), drawn dashed
+    dots_only: bool = False  # marked points (anomalous days), not joined by a line
+
+
+@dataclass(frozen=True)
+class Band:
+    """A shaded range over time behind a line chart's series (e.g. the usual spend, median ± k)."""
+
+    name: str
+    points: Sequence[tuple[dt.datetime, Number, Number]]  # (time, low, high)
 
 
 @dataclass(frozen=True)
@@ -270,7 +280,7 @@ def _finish(
     title: str,
     summary: str,
     kind: str,
-    fills: dict[int, tuple[str, float]] | None = None,
+    fills: dict[int, tuple] | None = None,
 ) -> SafeString:
     """Pygal's SVG made self-contained and accessible: its script element (a config blob even
     with ``js=[]``) and stock "Pygal" title removed, role, label, <title> and <desc> added."""
@@ -284,13 +294,17 @@ def _finish(
         if child.tag == f"{{{SVG}}}title":
             root.remove(child)
     # A series' area and legend swatch filled apart from its stroke (pygal gives both one colour).
-    for index, (colour, opacity) in (fills or {}).items():
+    # A third element, False, leaves the area without an outline (a band's closing edges).
+    for index, (colour, opacity, *outline) in (fills or {}).items():
         for group in root.iter(f"{{{SVG}}}g"):
             classes = group.get("class", "").split()
             if f"serie-{index}" in classes or group.get("id") == f"activate-serie-{index}":
                 for shape in group:
                     if shape.tag in (f"{{{SVG}}}path", f"{{{SVG}}}rect"):
-                        shape.set("style", f"fill:{colour};fill-opacity:{opacity}")
+                        style = f"fill:{colour};fill-opacity:{opacity}"
+                        if outline == [False] and shape.tag == f"{{{SVG}}}path":
+                            style += ";stroke:none"
+                        shape.set("style", style)
     desc = ET.Element(f"{{{SVG}}}desc")
     desc.text = summary
     root.insert(0, desc)
@@ -354,15 +368,25 @@ def line_chart(
     target_label: str = "Target",
     y_range: tuple[Number, Number] | None = None,
     gap: dt.timedelta | None = None,
+    band: Band | None = None,
     width: int = WIDTH,
     height: int = HEIGHT,
 ) -> Chart:
     """Values over time, one line per series, times labelled in ``tz`` (default: the current
-    zone). A None value, or two points further apart than ``gap``, break the line."""
+    zone). A None value, or two points further apart than ``gap``, break the line. ``band``
+    shades a range (low to high) behind the lines."""
     zone = ZoneInfo(tz) if isinstance(tz, str) else (tz or timezone.get_current_timezone())
     cleaned = [
         (s.name, sorted(((t, _clean(v)) for t, v in s.points), key=lambda p: p[0])) for s in series
     ]
+    band_points = sorted(
+        (
+            (t, _clean(low), _clean(high))
+            for t, low, high in (band.points if band else ())
+            if _clean(low) is not None and _clean(high) is not None
+        ),
+        key=lambda p: p[0],
+    )
     times = sorted({t for _name, points in cleaned for t, v in points})
     drawn = [v for _name, points in cleaned for _t, v in points if v is not None]
     x_title = f"Time ({_zone_name(zone)})"
@@ -378,6 +402,8 @@ def line_chart(
         )
 
     start, end = times[0], times[-1]
+    if band_points:
+        start, end = min(start, band_points[0][0]), max(end, band_points[-1][0])
     if start == end:  # one moment: give the axis some width around it
         start, end = start - dt.timedelta(minutes=30), end + dt.timedelta(minutes=30)
     span = end - start
@@ -391,9 +417,15 @@ def line_chart(
         moment = dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
         return _time_label(moment, tz=zone, with_date=with_date, with_time=with_time)
 
-    low = min(drawn + ([float(target)] if target is not None else []))
-    # The target line is drawn in the ink's soft grey, whatever the number of series.
-    colours = [SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(len(cleaned))] + [INK_SOFT]
+    low = min(drawn + ([float(target)] if target is not None else []) + [p[1] for p in band_points])
+    # The target line is drawn in the ink's soft grey, whatever the number of series; a band is
+    # its high edge filled with the tint and its low edge cut back out in white (as the radar's).
+    colours = (
+        ([BAND_EDGE, BAND_EDGE] if band_points else [])
+        + [SERIES_COLOURS[i % len(SERIES_COLOURS)] for i in range(len(cleaned))]
+        + [INK_SOFT]
+    )
+    fills = {0: (BRAND_TINT, 0.8, False), 1: ("#ffffff", 1, False)} if band_points else None
     chart = pygal.XY(
         style=_style(colours=colours),
         **_config(
@@ -401,7 +433,7 @@ def line_chart(
             height=height,
             x_title=x_title,
             y_title=y_axis,
-            show_legend=len(cleaned) > 1 or target is not None,
+            show_legend=len(cleaned) > 1 or target is not None or bool(band_points),
             allow_interruptions=True,
             xrange=(start.timestamp(), end.timestamp()),
             range=tuple(map(float, y_range)) if y_range else None,
@@ -410,17 +442,30 @@ def line_chart(
             x_value_formatter=x_format,
             value_formatter=_axis_number,
             show_x_guides=False,
-            x_label_rotation=0 if len(ticks) <= 6 or not (with_date and with_time) else 20,
+            # Date-and-time labels ("5 Dec 12:00") are wide: more than four would touch.
+            x_label_rotation=0 if len(ticks) <= 4 or not (with_date and with_time) else 20,
             dots_size=2.5,
         ),
     )
+    if band_points:
+        edge = {"fill": True, "show_dots": False, "stroke_style": {"width": 1}}
+        chart.add(
+            f"{band.name}: high", [(t.timestamp(), high) for t, _l, high in band_points], **edge
+        )
+        chart.add(f"{band.name}: low", [(t.timestamp(), low) for t, low, _h in band_points], **edge)
+    styles = {s.name: s for s in series}
     for name, points in cleaned:
         values: list[tuple[float, float | None]] = []
         for index, (moment, value) in enumerate(points):
             if gap is not None and index and moment - points[index - 1][0] > gap:
                 values.append((moment.timestamp() - 1, None))
             values.append((moment.timestamp(), value))
-        chart.add(name, values, show_dots=_needs_dots([v for _x, v in values]))
+        options: dict = {"show_dots": _needs_dots([v for _x, v in values])}
+        if styles[name].dashed:
+            options = {"show_dots": False, "stroke_style": {"width": 2, "dasharray": "6, 4"}}
+        elif styles[name].dots_only:
+            options = {"show_dots": True, "stroke": False, "dots_size": 5}
+        chart.add(name, values, **options)
     if target is not None:
         chart.add(
             f"{target_label}: {format_number(float(target), unit)}",
@@ -430,13 +475,27 @@ def line_chart(
         )
 
     by_time = [dict(points) for _name, points in cleaned]
+    band_by_time = {t: (low, high) for t, low, high in band_points}
+    if band_points:
+        times = sorted(set(times) | set(band_by_time))
+    band_columns = (f"{band.name}: low", f"{band.name}: high") if band_points else ()
     table = TextTable(
-        ("Time",) + tuple(_axis_title(name, unit) for name, _p in cleaned),
+        ("Time",)
+        + tuple(_axis_title(name, unit) for name, _p in cleaned)
+        + tuple(_axis_title(column, unit) for column in band_columns),
         tuple(
             (format_time(moment, zone),)
             + tuple(
                 format_number(values[moment], unit) if moment in values else "—"
                 for values in by_time
+            )
+            + (
+                tuple(
+                    format_number(edge, unit) if moment in band_by_time else "—"
+                    for edge in band_by_time.get(moment, (None, None))
+                )
+                if band_points
+                else ()
             )
             for moment in times
         ),
@@ -455,10 +514,20 @@ def line_chart(
         f"{title}, {format_time(times[0], zone)} to {format_time(times[-1], zone)}. "
         + "; ".join(parts)
         + (f"; {target_label.lower()} {format_number(float(target), unit)}" if target else "")
+        + (
+            f"; shaded: {band.name.lower()}, {format_number(min(p[1] for p in band_points), unit)}"
+            f" to {format_number(max(p[2] for p in band_points), unit)}"
+            if band_points
+            else ""
+        )
         + "."
     )
     return Chart(
-        "line", title, _render(chart, title=title, summary=summary, kind="line"), summary, table
+        "line",
+        title,
+        _render(chart, title=title, summary=summary, kind="line", fills=fills),
+        summary,
+        table,
     )
 
 

@@ -11,12 +11,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from tenants import services
 from tenants.durations import duration_label
 from tenants.models import ApiToken, Coverage, ServicePlan, Severity, TenantStatus
+from tenants.overview import overview_panels_built
 from tenants.portal.access import (
     PortalTenant,
     portal_tenant_view,
@@ -132,6 +134,7 @@ def overview(request, page: PortalTenant):
         page,
         "portal/overview.html",
         section="overview",
+        panels=overview_panels_built(tenant=tenant, now=timezone.now()),
         plan_summary=_plan_summary(plan) if plan else None,
         steps=steps,
         required_total=len(required),

@@ -77,3 +77,28 @@ def test_another_tenants_portal_is_not_found_in_the_browser(browser, live_server
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "Borealis" not in body
     assert "not found" in body.lower()
+
+
+def test_a_client_sees_the_overview_figures_and_a_resources_chart(
+    browser, live_server, member, tenant_a
+):
+    node = make_gpu_node(tenant_a, hostname="acme-gpu-01")
+    add_hourly_utilisation(tenant_a, node, [40.0, 50.0, 60.0])
+
+    sign_in(browser, live_server, member.username)
+    panels = browser.find_elements(By.CSS_SELECTOR, "section[data-panel]")
+    assert [p.get_attribute("data-panel") for p in panels] == [
+        "incidents",
+        "compliance",
+        "estate",
+        "savings",
+    ]
+    mean = browser.find_element(By.CSS_SELECTOR, '[data-figure="utilisation-mean"]')
+    assert mean.text == "50.0 %"
+
+    browser.find_element(By.LINK_TEXT, "Estate").click()
+    browser.find_element(By.LINK_TEXT, "acme-gpu-01").click()
+    browser.find_element(By.LINK_TEXT, "7 days").click()
+    chart = browser.find_element(By.CSS_SELECTOR, '[data-metric="gpu_utilization"] svg')
+    assert chart.size["width"] > 0
+    assert "GPU utilisation" in chart.get_attribute("aria-label")

@@ -56,7 +56,9 @@ def test_the_page_lists_own_recommendations_with_savings_and_evidence(
     assert "acme-gpu-idle-01 is idle" in body
     assert "borealis secret node" not in body
     assert "USD 300.00" in body
-    assert "utilisation_mean" in body  # the evidence, unfolded on demand
+    # The evidence is drawn on the recommendation's own page, linked from the list.
+    assert "utilisation_mean" not in body
+    assert "#evidence" in body
     assert "Accept" in body
 
 

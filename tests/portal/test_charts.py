@@ -331,3 +331,43 @@ def test_the_sparkline_clamps_to_its_range_and_places_values_by_position():
     root = parse_svg(chart.svg)
     assert (root.get("width"), root.get("height")) == ("120", "28")
     assert "sparkline" in root.get("class")
+
+
+def test_the_line_chart_shades_a_band_marks_points_and_dashes_a_trend():
+    days = [T0 + dt.timedelta(days=i) for i in range(6)]
+    chart = charts.line_chart(
+        title="Daily spend",
+        series=[
+            charts.Series("Spend", list(zip(days, [100, 102, 98, 160, 101, 99], strict=True))),
+            charts.Series("Anomalous days", [(days[3], 160)], dots_only=True),
+            charts.Series("Trend", [(days[0], 95), (days[-1], 105)], dashed=True),
+        ],
+        y_title="Spend",
+        unit="USD",
+        tz="UTC",
+        band=charts.Band("Usual range", [(d, 90, 110) for d in days]),
+    )
+    root = parse_svg(chart.svg)
+    # The band's two edges come first: the high one filled with the tint, the low one in white.
+    filled = [
+        shape.get("style", "")
+        for group in root.iter(f"{SVG}g")
+        if {"serie-0", "serie-1"} & set(group.get("class", "").split())
+        for shape in group
+        if shape.tag == f"{SVG}path"
+    ]
+    assert any(charts.BRAND_TINT in style for style in filled)
+    assert any("#ffffff" in style for style in filled)
+    assert "Usual range: high" in all_text(chart.svg)
+    # The trend is dashed; the marked day is a dot without a line of its own.
+    assert "dasharray" in str(chart.svg)
+    assert chart.table.columns[-2:] == ("Usual range: low (USD)", "Usual range: high (USD)")
+    assert chart.table.rows[3] == (
+        "8 Dec 2026 22:00 UTC",
+        "160 USD",
+        "160 USD",
+        "—",
+        "90 USD",
+        "110 USD",
+    )
+    assert "shaded: usual range, 90 USD to 110 USD" in chart.summary

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from operations.optimisation import services
 from operations.optimisation.models import RECOMMENDATION_ACTIONS
+from operations.optimisation.portal.evidence import recommendation_evidence
 from operations.optimisation.selectors import (
     RECOMMENDATION_STATES,
     recommendation_get,
@@ -43,12 +44,7 @@ def recommendation_list(request, page: PortalTenant):
     counts = recommendation_state_counts(tenant=page.tenant)
     listing = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     for rec in listing:
-        rec.evidence_text = json.dumps(rec.evidence, indent=2, ensure_ascii=False)
-        rec.actions = [
-            name
-            for name, (sources, _target) in RECOMMENDATION_ACTIONS.items()
-            if rec.status in sources
-        ]
+        rec.actions = _actions(rec)
     return render_portal(
         request,
         page,
@@ -59,6 +55,31 @@ def recommendation_list(request, page: PortalTenant):
         states=[(key, label, counts[key]) for key, (label, _cond) in RECOMMENDATION_STATES.items()],
         summary=recommendation_summary(tenant=page.tenant),
     )
+
+
+@portal_tenant_view(write_capability="write")
+@require_GET
+def recommendation_detail(request, page: PortalTenant, pk: int):
+    rec = recommendation_get(tenant=page.tenant, pk=pk)
+    if rec is None:
+        return tenant_not_found(request)
+    rec.actions = _actions(rec)
+    return render_portal(
+        request,
+        page,
+        "optimisation/recommendation.html",
+        section="recommendations",
+        rec=rec,
+        evidence=recommendation_evidence(rec, tenant=page.tenant),
+        evidence_text=json.dumps(rec.evidence, indent=2, ensure_ascii=False),
+        state="open",
+    )
+
+
+def _actions(rec) -> list[str]:
+    return [
+        name for name, (sources, _target) in RECOMMENDATION_ACTIONS.items() if rec.status in sources
+    ]
 
 
 @portal_tenant_view(write_capability="write")

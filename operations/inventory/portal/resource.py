@@ -1,0 +1,224 @@
+"""A compute resource's or a deployment's page in the client portal: its facts, one chart per
+metric over a chosen range (6 h and 24 h from raw samples, 7 d and 30 d from hourly rollups,
+with each hour's range shaded), its open incidents and the recommendations about it.
+
+Times are drawn in the viewer's zone (activated per request). A fixed number of queries: one per
+metric of the resource's kind at most two, whatever the number of samples.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from dataclasses import dataclass
+
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from operations.incidents.selectors import incident_open_about
+from operations.inventory.selectors import compute_get_for_page, deployment_get_for_page
+from operations.optimisation.selectors import recommendations_about
+from operations.telemetry.metrics import DCGM_FIELDS, METRICS, Metric, ResourceKind
+from operations.telemetry.selectors import ResourceRef, telemetry_series
+from tenants.portal.access import PortalTenant, portal_tenant_view, render_portal, tenant_not_found
+from tenants.portal.charts import Band, Chart, Series, line_chart
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    key: str
+    label: str
+    span: dt.timedelta
+    step: str  # telemetry_series' step: "auto" reads raw samples (hourly past a limit)
+
+
+RANGES = {
+    r.key: r
+    for r in (
+        TimeRange("6h", "6 hours", dt.timedelta(hours=6), "auto"),
+        TimeRange("24h", "24 hours", dt.timedelta(hours=24), "auto"),
+        TimeRange("7d", "7 days", dt.timedelta(days=7), "1h"),
+        TimeRange("30d", "30 days", dt.timedelta(days=30), "1h"),
+    )
+}
+DEFAULT_RANGE = "24h"
+_AGGREGATES = {field.metric.code: field.aggregate for field in DCGM_FIELDS.values()}
+_AGGREGATE_WORDS = {"mean": "mean", "sum": "total", "max": "hottest"}
+#: Each metric's y axis, short enough to stand beside it.
+AXIS_TITLES = {
+    "gpu_utilization": "GPU utilisation",
+    "gpu_memory_used_mib": "Memory used",
+    "gpu_memory_free_mib": "Memory free",
+    "gpu_power_watts": "Power",
+    "gpu_temperature_celsius": "Temperature",
+    "gpu_xid_errors": "XID error code",
+    "gpu_graphics_engine_active": "Engine active",
+    "gpu_tensor_active": "Tensor active",
+    "inference_latency_p95_ms": "Latency p95",
+    "requests_per_second": "Requests",
+    "error_rate": "Error rate",
+    "cost_per_hour": "Cost",
+}
+
+
+@dataclass(frozen=True)
+class MetricChart:
+    metric: Metric
+    chart: Chart
+    step: str
+
+
+def metric_lines(*, metric: Metric, kind: int, points: list[dict], gpu_count: int) -> list[Series]:
+    """The lines of one metric's chart. Telemetry keeps one series per node today (dcgm-exporter's
+    per-GPU series are combined at ingest), so a node has one line for all its GPUs; when a
+    per-GPU series is stored, each GPU becomes a line here beside it."""
+    if kind == ResourceKind.COMPUTE and metric.code in _AGGREGATES and gpu_count:
+        name = f"All {gpu_count} GPUs ({_AGGREGATE_WORDS[_AGGREGATES[metric.code]]})"
+    else:
+        name = AXIS_TITLES.get(metric.name, metric.name)
+    value = "value" if points and "value" in points[0] else "avg"
+    return [Series(name, [(p["ts"], p[value]) for p in points])]
+
+
+def _gap(points: list[dict], step: str) -> dt.timedelta:
+    if step == "1h":
+        return dt.timedelta(hours=2)
+    if step == "1d":
+        return dt.timedelta(days=2)
+    spacing = [(b["ts"] - a["ts"]) for a, b in zip(points, points[1:], strict=False)]
+    return 3 * statistics.median(spacing) if spacing else dt.timedelta(hours=1)
+
+
+def metric_charts(
+    *,
+    tenant,
+    resource: ResourceRef,
+    chosen: TimeRange,
+    now: dt.datetime,
+    gpu_count: int,
+    currency: str = "",
+) -> tuple[list[MetricChart], list[Metric]]:
+    """(charts of the metrics with data in the range, the metrics without)."""
+    charts, silent = [], []
+    for metric in METRICS:
+        if resource.kind not in metric.kinds:
+            continue
+        series = telemetry_series(
+            tenant=tenant,
+            resource=resource,
+            metric=metric,
+            start=now - chosen.span,
+            end=now,
+            step=chosen.step,
+        )
+        if series is None or not series.points:
+            silent.append(metric)
+            continue
+        rolled_up = series.step != "raw"
+        percent = metric.unit == "%"
+        charts.append(
+            MetricChart(
+                metric,
+                line_chart(
+                    title=f"{metric.description.rstrip('.')}, last {chosen.label}"
+                    + (" (hourly means)" if rolled_up else ""),
+                    series=metric_lines(
+                        metric=metric, kind=resource.kind, points=series.points, gpu_count=gpu_count
+                    ),
+                    y_title=AXIS_TITLES.get(metric.name, metric.name),
+                    # Cost is in the cloud account's currency where the resource has one.
+                    unit=f"{currency}/h"
+                    if metric.unit == "currency/h" and currency
+                    else metric.unit,
+                    y_range=(0, 100) if percent else None,
+                    gap=_gap(series.points, series.step),
+                    band=Band(
+                        "Hourly range", [(p["ts"], p["min"], p["max"]) for p in series.points]
+                    )
+                    if rolled_up
+                    else None,
+                    height=280,
+                ),
+                series.step,
+            )
+        )
+    return charts, silent
+
+
+def _chosen_range(request) -> TimeRange:
+    return RANGES.get(request.GET.get("range", DEFAULT_RANGE), RANGES[DEFAULT_RANGE])
+
+
+@portal_tenant_view()
+@require_GET
+def compute_detail(request, page: PortalTenant, pk: int):
+    tenant = page.tenant
+    compute = compute_get_for_page(tenant=tenant, pk=pk)
+    if compute is None:
+        return tenant_not_found(request)
+    chosen = _chosen_range(request)
+    charts, silent = metric_charts(
+        tenant=tenant,
+        resource=ResourceRef(ResourceKind.COMPUTE, compute.pk, compute.hostname),
+        chosen=chosen,
+        now=timezone.now(),
+        gpu_count=compute.gpu_count,
+        currency=compute.cloud_account.currency if compute.cloud_account else "",
+    )
+    return render_portal(
+        request,
+        page,
+        "inventory/resource.html",
+        section="estate",
+        resource_kind="compute",
+        compute=compute,
+        name=compute.hostname,
+        ranges=RANGES.values(),
+        zone_name=timezone.get_current_timezone_name(),
+        chosen=chosen,
+        charts=charts,
+        silent=silent,
+        incidents=incident_open_about(tenant=tenant, compute_id=compute.pk),
+        recommendations=recommendations_about(
+            tenant=tenant, subject_type="compute", subject_id=compute.pk
+        ),
+    )
+
+
+@portal_tenant_view()
+@require_GET
+def deployment_detail(request, page: PortalTenant, pk: int):
+    tenant = page.tenant
+    deployment = deployment_get_for_page(tenant=tenant, pk=pk)
+    if deployment is None:
+        return tenant_not_found(request)
+    chosen = _chosen_range(request)
+    charts, silent = metric_charts(
+        tenant=tenant,
+        resource=ResourceRef(ResourceKind.DEPLOYMENT, deployment.pk, deployment.name),
+        chosen=chosen,
+        now=timezone.now(),
+        gpu_count=0,
+        currency=deployment.compute.cloud_account.currency
+        if deployment.compute and deployment.compute.cloud_account_id
+        else "",
+    )
+    return render_portal(
+        request,
+        page,
+        "inventory/resource.html",
+        section="estate",
+        resource_kind="deployment",
+        deployment=deployment,
+        name=deployment.name,
+        ranges=RANGES.values(),
+        zone_name=timezone.get_current_timezone_name(),
+        chosen=chosen,
+        charts=charts,
+        silent=silent,
+        incidents=incident_open_about(tenant=tenant, deployment_id=deployment.pk),
+        # Recommendations are about the AI system the deployment serves.
+        recommendations=recommendations_about(
+            tenant=tenant, subject_type="ai_system", subject_id=deployment.ai_system_id
+        ),
+    )
