@@ -54,6 +54,10 @@ class OutboxMessage:
     label: str = ""
 
 
+# What the senders publish: a stored outbox row, or a message that has none (yet).
+Outgoing = JobDispatch | OutboxMessage
+
+
 @dataclass
 class OutboxDrainResult:
     sent: int = 0
@@ -119,27 +123,26 @@ def outbox_send_committed(rows: Sequence[JobDispatch]) -> int:
     return len(sent)
 
 
-def outbox_send_or_store(rows: Sequence[JobDispatch]) -> int:
+def outbox_send_or_store(messages: Sequence[OutboxMessage]) -> int:
     """Send the messages of a committed transaction that stored no outbox rows; store the
     ones the broker refuses, due now, so the drain sends them once it is back.
 
     For a submit whose own row is its durable record (``job_submit``'s one-statement path, see
-    there): in the common case, where the broker takes the message, no outbox row is written
-    or deleted at all. Never raises, like :func:`outbox_send_committed`.
+    there): in the common case, where the broker takes the message, no outbox row is written,
+    deleted or even built. Never raises, like :func:`outbox_send_committed`.
     """
-    sent, error = _send_unless_broker_down(rows)
+    sent, error = _send_unless_broker_down(messages)
     if error is not None:
-        unsent = [row for row in rows if row not in sent]
+        now = timezone.now()
+        unsent = [outbox_row(message, now, now) for message in messages[len(sent) :]]
         logger.warning(
             "outbox: broker refused %d message(s), the drain will resend them: %s",
             len(unsent),
             error,
         )
-        now = timezone.now()
         for row in unsent:
-            row.attempts += 1
+            row.attempts = 1
             row.last_error = _describe(error)
-            row.available_at = now  # due now: the drain sends it as soon as the broker answers
         try:
             JobDispatch.objects.bulk_create(unsent)
         except Exception:  # noqa: BLE001 - recovery re-sends the queued run later
@@ -147,9 +150,7 @@ def outbox_send_or_store(rows: Sequence[JobDispatch]) -> int:
     return len(sent)
 
 
-def _send_unless_broker_down(
-    rows: Sequence[JobDispatch],
-) -> tuple[list[JobDispatch], Exception | None]:
+def _send_unless_broker_down(rows: Sequence[Outgoing]) -> tuple[list[Outgoing], Exception | None]:
     """Publish, or leave it all to the drain while the broker failed moments ago."""
     if time.monotonic() < _broker_down_until:
         return [], ConnectionError("broker failed moments ago; left for the drain")
@@ -161,10 +162,10 @@ def _send_unless_broker_down(
     return sent, error
 
 
-def _publish(rows: Sequence[JobDispatch]) -> tuple[list[JobDispatch], Exception | None]:
+def _publish(rows: Sequence[Outgoing]) -> tuple[list[Outgoing], Exception | None]:
     """Publish in order; stop at the first failure (the broker is most likely down)."""
     app = current_app
-    sent: list[JobDispatch] = []
+    sent: list[Outgoing] = []
     if app.conf.task_always_eager:
         # send_task() ignores eager mode; run the registered task in-process instead.
         app.loader.import_default_modules()  # registers every app's tasks, as a worker would

@@ -40,7 +40,7 @@ from operations.jobs.models import (
     JobTrigger,
     LogLevel,
 )
-from operations.jobs.outbox import outbox_enqueue, outbox_row, outbox_send_or_store
+from operations.jobs.outbox import outbox_enqueue, outbox_send_or_store
 from operations.jobs.registry import MAINTENANCE_QUEUE, JobKind, get_job_kind, nightly_job_kinds
 from tenants.audit import audit_record
 from tenants.models import AuditAction, Tenant, TenantStatus
@@ -158,8 +158,7 @@ def _submit_in_one_statement(run: JobRun, job_kind: JobKind) -> JobRun:
     run without a message; recovery re-sends it after ``JOBS_QUEUED_RESEND_AFTER_SECONDS``,
     having checked that it is in neither the outbox nor the broker.
     """
-    quote = connection.ops.quote_name
-    fields = [field for field in JobRun._meta.concrete_fields if not field.primary_key]
+    fields, insert = _run_insert_statement()
     values = [field.get_db_prep_save(field.pre_save(run, add=True), connection) for field in fields]
     sql, params = "", []
     if run.tenant_id is not None:
@@ -167,21 +166,35 @@ def _submit_in_one_statement(run: JobRun, job_kind: JobKind) -> JobRun:
         statement, statement_params = rls_set_statement([run.tenant_id])
         sql += f"{statement}; "
         params += statement_params
-    # Identifiers come from the model's metadata; every value is a parameter.
-    sql += (
-        f"INSERT INTO {quote(JobRun._meta.db_table)} "  # noqa: S608
-        f"({', '.join(quote(field.column) for field in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params + values)
+        cursor.execute(sql + insert, params + values)
         if run.tenant_id is not None:
             cursor.nextset()
         (run.pk,) = cursor.fetchone()
     run._state.adding = False
     run._state.db = connection.alias
-    outbox_send_or_store([outbox_row(execute_message(run, job_kind))])
+    outbox_send_or_store([execute_message(run, job_kind)])
     return run
+
+
+_RUN_INSERTS: dict[str, tuple[list, str]] = {}
+
+
+def _run_insert_statement() -> tuple[list, str]:
+    """The run's columns (without the id) and its one-row ``INSERT … RETURNING id``, built once
+    per database vendor."""
+    cached = _RUN_INSERTS.get(connection.vendor)
+    if cached is None:
+        quote = connection.ops.quote_name
+        fields = [field for field in JobRun._meta.concrete_fields if not field.primary_key]
+        # Identifiers come from the model's metadata; every value is a parameter.
+        insert = (
+            f"INSERT INTO {quote(JobRun._meta.db_table)} "  # noqa: S608
+            f"({', '.join(quote(field.column) for field in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id"
+        )
+        cached = _RUN_INSERTS[connection.vendor] = (fields, insert)
+    return cached
 
 
 def job_submit_many(

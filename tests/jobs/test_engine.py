@@ -75,6 +75,43 @@ def test_unknown_kinds_and_bad_parameters_are_refused(tenant_a):
         services.job_submit(tenant=None, kind="noop")
 
 
+def test_no_parameters_clean_to_the_defaults_each_time_and_each_run_gets_its_own_copy():
+    from rest_framework import serializers
+
+    from operations.jobs.registry import JobKind
+
+    noop = get_job_kind("noop")
+    first = noop.clean_parameters(None)
+    assert first == noop.clean_parameters({}) == {"seconds": 0.0}
+    first["seconds"] = 5
+    assert noop.clean_parameters(None) == {"seconds": 0.0}
+
+    stamps = iter(["first", "second"])
+
+    class Stamped(serializers.Serializer):
+        stamp = serializers.CharField(default=lambda: next(stamps))
+
+    class Checked(serializers.Serializer):
+        size = serializers.IntegerField(default=1)
+
+        def validate(self, attrs):
+            raise serializers.ValidationError("refused every time")
+
+    def kind(parameters):
+        return JobKind(name="test_defaults", func=lambda run, p: None, parameters=parameters)
+
+    # A callable default is worked out per submit, and a validate hook runs on every submit.
+    stamped = kind(Stamped)
+    assert [stamped.clean_parameters(None) for _ in range(2)] == [
+        {"stamp": "first"},
+        {"stamp": "second"},
+    ]
+    checked = kind(Checked)
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            checked.clean_parameters({})
+
+
 def test_a_user_submit_is_audited_with_who_triggered_it(tenant_a, sent):
     user = make_member(tenant_a, username="alice")
     run = services.job_submit(tenant=tenant_a, kind="noop", trigger=JobTrigger.USER, user=user)
