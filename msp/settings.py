@@ -338,12 +338,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "EndpointKindEnum": "operations.events.models.EndpointKind",
+        "DeliveryStatusEnum": "operations.events.models.DeliveryStatus",
+        # Named so that the delivery status does not push the tenant status to a hashed name.
+        "StatusEnum": "tenants.models.TenantStatus",
+    },
     "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
     "SECURITY": [{"bearerAuth": []}],
     # Every operation documents the errors it can answer with, in one Error body (msp/api/schema).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "msp.api.schema.document_error_responses",
+        "operations.events.schema.add_event_schemas",
     ],
 }
 

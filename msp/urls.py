@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/v1/", include("operations.jobs.api.urls")),
     path("api/v1/", include("operations.compliance.api.urls")),
     path("api/v1/", include("operations.optimisation.api.urls")),
+    path("api/v1/", include("operations.events.api.urls")),
 ]
 
 handler400 = "msp.views.handler400"

@@ -139,6 +139,7 @@ def incident_event_payload(incident: Incident) -> dict:
 
     return {
         "id": incident.pk,
+        "number": incident.number,
         "reference": incident.reference,
         "title": incident.title,
         "severity": incident.severity,

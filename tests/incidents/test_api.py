@@ -84,7 +84,7 @@ class TestRaise:
         assert body["allowed_actions"] == ["comment"]  # the rest is for MSP staff
         with tenant_scope(tenant_a.id):
             event = OutboxEvent.objects.get()
-        assert (event.topic, event.payload["reference"]) == ("incident.created", "ACME-1")
+        assert (event.topic, event.payload["reference"]) == ("incident.opened", "ACME-1")
 
     def test_severity_defaults_to_sev3(self, admin_a):
         response = admin_a.client.post(BASE, {"title": "Odd answers", "category": "model_quality"})
