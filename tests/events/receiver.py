@@ -28,6 +28,9 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+            # One write per reply and no Nagle: else each request waits on a delayed ACK.
+            disable_nagle_algorithm = True
+            wbufsize = 1 << 16
 
             def do_POST(self):  # noqa: N802 - http.server's name
                 length = int(self.headers.get("content-length") or 0)
