@@ -1,11 +1,18 @@
-"""The outbox in the MSP console: read-only, so staff can see what integrations will receive."""
+"""The outbox, webhook endpoints and delivery logs in the MSP console, read-only."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
-from operations.events.models import OutboxEvent
-from tenants.admin.base import StaffScopedAdmin, VisibleTenantListFilter
+from operations.events.models import (
+    Delivery,
+    MspDelivery,
+    MspWebhookEndpoint,
+    OutboxEvent,
+    WebhookEndpoint,
+)
+from operations.events.services import delivery_redeliver
+from tenants.admin.base import MspAdminOnlyMixin, StaffScopedAdmin, VisibleTenantListFilter
 
 
 @admin.register(OutboxEvent)
@@ -26,3 +33,98 @@ class OutboxEventAdmin(StaffScopedAdmin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class _ReadOnly:
+    # Endpoints are made through the API and the portal (their secret is shown once there);
+    # deliveries are written by the worker. The console shows them and redelivers.
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+_ENDPOINT_FIELDS = (
+    "url",
+    "kind",
+    "description",
+    "event_types",
+    "is_active",
+    "disabled_at",
+    "disabled_reason",
+    "secret_hint",
+    "previous_secret_expires_at",
+    "created_by",
+    "created_at",
+)
+_DELIVERY_FIELDS = (
+    "endpoint",
+    "topic",
+    "message_id",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_attempt_at",
+    "succeeded_at",
+    "response_status",
+    "latency_ms",
+    "response_excerpt",
+    "error",
+    "body",
+    "created_at",
+)
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(_ReadOnly, StaffScopedAdmin, admin.ModelAdmin):
+    list_display = ("url", "tenant", "kind", "is_active", "disabled_at", "created_at")
+    list_filter = (("tenant", VisibleTenantListFilter), "kind", "is_active")
+    search_fields = ("url", "description")
+    list_select_related = ("tenant",)
+    fields = ("tenant", *_ENDPOINT_FIELDS)
+    readonly_fields = fields
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(_ReadOnly, StaffScopedAdmin, admin.ModelAdmin):
+    list_display = ("created_at", "tenant", "topic", "endpoint", "status", "attempts", "latency_ms")
+    list_filter = (("tenant", VisibleTenantListFilter), "status", "topic")
+    search_fields = ("topic", "message_id", "endpoint__url")
+    list_select_related = ("tenant", "endpoint")
+    fields = ("tenant", *_DELIVERY_FIELDS)
+    readonly_fields = fields
+    date_hierarchy = "created_at"
+    actions = ["redeliver"]
+
+    @admin.action(description="Redeliver the selected deliveries")
+    def redeliver(self, request, queryset):
+        self.run_on_each(
+            request,
+            queryset,
+            verb="Queued again",
+            run=lambda delivery: delivery_redeliver(tenant=delivery.tenant, delivery=delivery),
+        )
+
+
+@admin.register(MspWebhookEndpoint)
+class MspWebhookEndpointAdmin(_ReadOnly, MspAdminOnlyMixin, admin.ModelAdmin):
+    list_display = ("url", "kind", "is_active", "disabled_at", "created_at")
+    list_filter = ("kind", "is_active")
+    search_fields = ("url", "description")
+    fields = (*_ENDPOINT_FIELDS, "tenant_slugs")
+    readonly_fields = fields
+
+
+@admin.register(MspDelivery)
+class MspDeliveryAdmin(_ReadOnly, MspAdminOnlyMixin, admin.ModelAdmin):
+    list_display = ("created_at", "tenant_slug", "topic", "endpoint", "status", "attempts")
+    list_filter = ("status", "topic")
+    search_fields = ("topic", "message_id", "tenant_slug")
+    list_select_related = ("endpoint",)
+    fields = ("tenant_slug", *_DELIVERY_FIELDS)
+    readonly_fields = fields
+    date_hierarchy = "created_at"
