@@ -33,9 +33,11 @@ from operations.events.models import (
     EndpointKind,
     MspDelivery,
     MspWebhookEndpoint,
+    Notification,
     OutboxEvent,
     WebhookEndpoint,
 )
+from operations.events.notify import notifications_for, subject_ref_of
 from operations.events.services import (
     endpoint_disable_for_failures,
     endpoint_signing_secrets,
@@ -88,6 +90,7 @@ def outbox_publish_tenant(*, tenant_id: int, limit: int | None = None) -> int:
             body = envelope(event, tenant.slug)
             common = {
                 "event_id": event.pk,
+                "subject_ref": subject_ref_of(event.topic, event.payload),
                 "message_id": f"msg_{event.pk}",
                 "topic": event.topic,
                 "body": body,
@@ -106,6 +109,9 @@ def outbox_publish_tenant(*, tenant_id: int, limit: int | None = None) -> int:
         # ignore_conflicts: a re-publish after a crash between insert and stamp adds nothing.
         Delivery.objects.bulk_create(deliveries, batch_size=500, ignore_conflicts=True)
         MspDelivery.objects.bulk_create(msp_deliveries, batch_size=500, ignore_conflicts=True)
+        Notification.objects.bulk_create(
+            notifications_for(tenant=tenant, events=events), batch_size=500, ignore_conflicts=True
+        )
         OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).update(published_at=now)
     return len(events)
 

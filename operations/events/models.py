@@ -110,6 +110,8 @@ class DeliveryFields(models.Model):
 
     #: The outbox event it carries (no key: published outbox rows are pruned); null for tests.
     event_id = models.BigIntegerField(null=True, blank=True)
+    #: What the event is about, e.g. ``incident:12``, so its page can list who was told.
+    subject_ref = models.CharField(max_length=100, blank=True, db_index=True)
     message_id = models.CharField(max_length=64)
     topic = models.CharField(max_length=100)
     body = models.JSONField(default=dict)
@@ -178,3 +180,66 @@ class MspDelivery(DeliveryFields):
                 name="events_msp_delivery_due",
             )
         ]
+
+
+class NotificationPreference(TenantOwnedModel):
+    """Which events one person is emailed about in one tenant. Staff choose their tenants by
+    having a row in each; without a row, the defaults of ``notify.DEFAULT_EVENTS`` apply."""
+
+    user = models.ForeignKey("tenants.User", on_delete=models.CASCADE, related_name="+")
+    #: Event types to email; empty means none (email off for this tenant).
+    event_types = models.JSONField(default=list, blank=True)
+    email = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="events_preference_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.tenant_id}"
+
+
+class NotificationChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class Notification(TenantOwnedModel):
+    """One message to one person about one event (webhook and chat deliveries are
+    ``Delivery`` rows): who was told, how and when."""
+
+    event_id = models.BigIntegerField(null=True, blank=True)
+    topic = models.CharField(max_length=100)
+    #: What the event is about, e.g. ``incident:12``, so its page can list who was told.
+    subject_ref = models.CharField(max_length=100, blank=True, db_index=True)
+    channel = models.CharField(max_length=10, choices=NotificationChannel.choices)
+    user = models.ForeignKey(
+        "tenants.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recipient = models.CharField(max_length=254)
+    subject = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
+    )
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_id", "channel", "recipient"], name="events_notification_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} → {self.recipient} ({self.status})"

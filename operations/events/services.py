@@ -28,6 +28,7 @@ from operations.events.models import (
     EndpointKind,
     MspDelivery,
     MspWebhookEndpoint,
+    NotificationPreference,
     OutboxEvent,
     WebhookEndpoint,
 )
@@ -300,3 +301,33 @@ def endpoint_disable_for_failures(*, endpoint, reason: str, now: dt.datetime) ->
         is_active=False, disabled_at=now, disabled_reason=reason[:300]
     )
     return bool(changed)
+
+
+# --- Notification preferences ------------------------------------------------------------------
+
+
+def notification_preference_set(
+    *, tenant, user, event_types: list[str] | None = None, email: bool = True
+) -> NotificationPreference:
+    """Create or change ``user``'s email settings in ``tenant`` (one row per person and tenant)."""
+    event_types = _event_types_check(event_types)
+    existing = NotificationPreference.objects.filter(tenant=tenant, user=user).first()
+    if existing is not None:
+        return audited_update(
+            tenant=tenant, instance=existing, data={"event_types": event_types, "email": email}
+        )
+    preference = NotificationPreference.objects.create(
+        tenant=tenant, user=user, event_types=event_types, email=email
+    )
+    audit_record(
+        tenant=tenant,
+        action=AuditAction.CREATE,
+        instance=preference,
+        changes=audit_changes({}, audit_snapshot(preference)),
+    )
+    return preference
+
+
+def notification_preference_delete(*, tenant, preference: NotificationPreference) -> None:
+    audit_record(tenant=tenant, action=AuditAction.DELETE, instance=preference)
+    preference.delete()

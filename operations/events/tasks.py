@@ -14,6 +14,7 @@ import logging
 from celery import shared_task
 
 from operations.events import delivery
+from operations.events.notify import notifications_send_pending
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,10 @@ def publish_tenant(*, tenant_id: int) -> dict:
         return {}
     published = delivery.outbox_publish_tenant(tenant_id=tenant_id)
     sent = delivery.deliveries_send_due(tenant_id=tenant_id)
+    emailed = notifications_send_pending(tenant_id=tenant_id)
     slug = Tenant.objects.filter(pk=tenant_id).values_list("slug", flat=True).first()
     msp_sent = delivery.msp_deliveries_send_due(tenant_slug=slug) if slug else {}
-    return {"published": published, "sent": sent, "msp_sent": msp_sent}
+    return {"published": published, "sent": sent, "msp_sent": msp_sent, "emailed": emailed}
 
 
 @shared_task(name="events.send_due", ignore_result=True)

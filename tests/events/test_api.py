@@ -7,7 +7,12 @@ import pytest
 from django.db import transaction
 
 from operations.events import services
-from operations.events.models import Delivery, WebhookEndpoint
+from operations.events.models import (
+    Delivery,
+    Notification,
+    NotificationPreference,
+    WebhookEndpoint,
+)
 from tenants.scoping import tenant_scope
 from tests.conftest import Actor
 from tests.factories import make_token, make_webhook_delivery, make_webhook_endpoint
@@ -137,3 +142,53 @@ def test_msp_wide_webhooks_are_for_msp_admins_and_refused_to_a_bound_token(
     refused = bound.client.get("/api/v1/webhooks/")
     assert refused.status_code == 403
     assert "bound to one tenant" in refused.json()["error"]["message"]
+
+
+def _admin_of(tenant):
+    from tenants.models import Membership, TenantRole
+    from tests.factories import make_member
+
+    membership = Membership.objects.filter(tenant=tenant, role=TenantRole.ADMIN).first()
+    return membership.user if membership else make_member(tenant, TenantRole.ADMIN)
+
+
+class TestNotificationPreferenceIsolation(TenantIsolationTests):
+    resource = "notification-preferences"
+    model = NotificationPreference
+    update_payload = {"email": False}
+
+    def make_object(self, tenant):
+        # The caller's own row in tenant A (the list shows a person their own settings only).
+        with tenant_scope(tenant.id), transaction.atomic():
+            return services.notification_preference_set(
+                tenant=tenant, user=_admin_of(tenant), event_types=["incident.opened"]
+            )
+
+    def create_payload(self, tenant):
+        return {"event_types": ["incident.opened", "incident.sla_breached"], "email": True}
+
+
+class TestNotificationIsolation(TenantIsolationTests):
+    resource = "notifications"
+    model = Notification
+    can_update = can_delete = can_create = False
+
+    def make_object(self, tenant):
+        with tenant_scope(tenant.id):
+            return Notification.objects.create(
+                tenant=tenant,
+                topic="incident.opened",
+                channel="email",
+                recipient=f"someone@{tenant.slug}.example",
+                subject="x",
+            )
+
+
+def test_a_person_sees_and_sets_only_their_own_preferences(admin_a, member_a, tenant_a):
+    url = f"/api/v1/tenants/{tenant_a.slug}/notification-preferences/"
+    created = member_a.client.post(url, {"event_types": ["incident.resolved"]}, format="json")
+    assert created.status_code == 201, created.content
+    assert admin_a.client.get(url).json()["results"] == []
+    assert [row["event_types"] for row in member_a.client.get(url).json()["results"]] == [
+        ["incident.resolved"]
+    ]

@@ -9,6 +9,8 @@ from operations.events.models import (
     EndpointKind,
     MspDelivery,
     MspWebhookEndpoint,
+    Notification,
+    NotificationPreference,
     WebhookEndpoint,
 )
 
@@ -160,3 +162,32 @@ class EventCatalogueSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     envelope = serializers.JSONField(help_text="JSON schema of every delivered body.")
     results = EventTypeSerializer(many=True)
+
+
+class NotificationPreferenceSerializer(StrictModelSerializer):
+    event_types = EventTypeListField(
+        help_text="Event types to be emailed about in this tenant; empty: none."
+    )
+
+    class Meta:
+        model = NotificationPreference
+        fields = ["id", "event_types", "email", "updated_at"]
+        read_only_fields = ["id", "updated_at"]
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "topic",
+            "subject_ref",
+            "channel",
+            "recipient",
+            "subject",
+            "status",
+            "error",
+            "created_at",
+            "sent_at",
+        ]
+        read_only_fields = fields

@@ -8,6 +8,14 @@ router.register(f"{TENANT}/webhooks", views.WebhookEndpointViewSet, basename="te
 router.register(
     f"{TENANT}/webhook-deliveries", views.DeliveryViewSet, basename="tenant-webhook-delivery"
 )
+router.register(
+    f"{TENANT}/notification-preferences",
+    views.NotificationPreferenceViewSet,
+    basename="tenant-notification-preference",
+)
+router.register(
+    f"{TENANT}/notifications", views.NotificationViewSet, basename="tenant-notification"
+)
 router.register("webhooks", views.MspWebhookEndpointViewSet, basename="msp-webhook")
 router.register("webhook-deliveries", views.MspDeliveryViewSet, basename="msp-webhook-delivery")
 

@@ -24,6 +24,8 @@ from operations.events.models import (
     Delivery,
     MspDelivery,
     MspWebhookEndpoint,
+    Notification,
+    NotificationPreference,
     WebhookEndpoint,
 )
 from operations.events.selectors import deliveries_with_endpoints
@@ -181,6 +183,53 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
         body.is_valid(raise_exception=True)
         delivery = services.delivery_redeliver(tenant=self.tenant, delivery=self.get_object())
         return Response(s.DeliverySerializer(delivery).data)
+
+
+class NotificationPreferenceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    TenantScopedViewSet,
+):
+    """Your own email settings in this tenant: which event types you are emailed about.
+    Without a row the defaults apply (incident events for assigned staff and tenant admins).
+    Staff choose their tenants by keeping a row in each."""
+
+    model = NotificationPreference
+    serializer_class = s.NotificationPreferenceSerializer
+    # Everyone who reaches the tenant sets their own; a token still needs ``write``.
+    write_capability = "read"
+    ordering = ["id"]
+    lookup_value_regex = r"[0-9]+"
+
+    def filter_scoped_queryset(self, queryset):
+        return queryset.filter(user=self.request.user)
+
+    def perform_create(self, serializer):
+        serializer.instance = services.notification_preference_set(
+            tenant=self.tenant, user=self.request.user, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = services.notification_preference_set(
+            tenant=self.tenant, user=self.request.user, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.notification_preference_delete(tenant=self.tenant, preference=instance)
+
+
+class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """Who was emailed about this tenant's events, and when (``?subject_ref=incident:12``)."""
+
+    model = Notification
+    serializer_class = s.NotificationSerializer
+    action_capabilities = {"list": "manage", "retrieve": "manage"}
+    filterset_fields = ["topic", "subject_ref", "status"]
+    ordering = ["-created_at", "-id"]
+    lookup_value_regex = r"[0-9]+"
 
 
 class _MspAdminOnly:
