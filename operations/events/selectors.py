@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import QuerySet
 
-from operations.events.models import Delivery, OutboxEvent, WebhookEndpoint
+from operations.events.models import Delivery, Notification, OutboxEvent, WebhookEndpoint
 
 
 def outbox_pending(*, tenant) -> QuerySet[OutboxEvent]:
@@ -31,3 +33,51 @@ def delivery_list(*, tenant, endpoint=None, limit: int = 50) -> list[Delivery]:
     if endpoint is not None:
         deliveries = deliveries.filter(endpoint=endpoint)
     return list(deliveries.select_related("endpoint").order_by("-created_at", "-id")[:limit])
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    """One "who was told, how, when" line for an object's page."""
+
+    at: object
+    topic: str
+    channel: str
+    recipient: str
+    status: str
+
+
+def notifications_about(*, tenant, subject_ref: str, limit: int = 100) -> list[NotificationRecord]:
+    """Who was told about ``subject_ref`` (e.g. ``incident:12``): emails to people and
+    deliveries to the tenant's endpoints, newest first. MSP-wide endpoints are not listed:
+    they are the MSP's own systems, not the tenant's."""
+    emails = Notification.objects.filter(tenant=tenant, subject_ref=subject_ref).values_list(
+        "created_at", "sent_at", "topic", "channel", "recipient", "status"
+    )[:limit]
+    records = [
+        NotificationRecord(sent or created, topic, channel, recipient, status)
+        for created, sent, topic, channel, recipient, status in emails
+    ]
+    deliveries = (
+        Delivery.objects.filter(tenant=tenant, subject_ref=subject_ref)
+        .select_related("endpoint")
+        .only(
+            "created_at",
+            "succeeded_at",
+            "last_attempt_at",
+            "topic",
+            "status",
+            "endpoint__url",
+            "endpoint__kind",
+        )[:limit]
+    )
+    records += [
+        NotificationRecord(
+            d.succeeded_at or d.last_attempt_at or d.created_at,
+            d.topic,
+            d.endpoint.get_kind_display(),
+            d.endpoint.url,
+            d.status,
+        )
+        for d in deliveries
+    ]
+    return sorted(records, key=lambda record: record.at, reverse=True)[:limit]

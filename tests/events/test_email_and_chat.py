@@ -102,3 +102,37 @@ def test_chat_endpoints_get_their_message_format(settings, kind, tenant_a):
         assert card["type"] == "AdaptiveCard"
         assert incident.reference in card["body"][0]["text"]
         assert link in card["actions"][0]["url"]
+
+
+def test_the_incident_page_and_admin_show_who_was_notified_how_and_when(
+    settings, tenant_a, admin_a_signed_in
+):
+    from tests.factories import login_verified
+
+    settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = True
+    engineer = make_staff(tenant_a, role=MspRole.ENGINEER, username="eng-a")
+    receiver = WebhookReceiver()
+    try:
+        with tenant_scope(tenant_a.id), transaction.atomic():
+            services.endpoint_create(tenant=tenant_a, url=receiver.url)
+        incident = open_incident(tenant_a)
+        publisher.outbox_publish_tenant(tenant_id=tenant_a.id)
+        publisher.deliveries_send_due(tenant_id=tenant_a.id)
+        notifications_send_pending(tenant_id=tenant_a.id)
+    finally:
+        receiver.close()
+
+    page = admin_a_signed_in.client.get(f"/portal/{tenant_a.slug}/incidents/{incident.number}/")
+    text = page.content.decode()
+    assert "Who was notified" in text
+    assert engineer.email in text
+    assert receiver.url in text
+
+    boss = make_staff(role=MspRole.ADMIN, username="msp-boss")
+    from django.test import Client
+
+    client = Client()
+    login_verified(client, boss)
+    admin_page = client.get(f"/admin/incidents/incident/{incident.pk}/change/")
+    assert admin_page.status_code == 200
+    assert engineer.email in admin_page.content.decode()

@@ -15,6 +15,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
+from operations.events.selectors import notifications_about
 from operations.incidents import services
 from operations.incidents.exports import timeline_csv, timeline_csv_filename
 from operations.incidents.models import Incident, IncidentSource
@@ -135,6 +136,7 @@ def incident_detail(request, page: PortalTenant, number: int):
         timeline=timeline_visible(incident=incident, staff=False),
         postmortem=postmortem,
         form=form,
+        notified=notifications_about(tenant=page.tenant, subject_ref=f"incident:{incident.pk}"),
     )
 
 
