@@ -85,6 +85,7 @@ PROBES: dict[tuple[str, str], Probe] = {
         "/api/v1/compliance/frameworks/{framework}/", CATALOGUE
     ),
     ("event-catalogue", "get"): Probe("/api/v1/events/catalogue/", CATALOGUE),
+    ("oncall", "get"): Probe("/api/v1/oncall/", REFUSED),
     # MSP-wide webhooks act on the MSP, not on a tenant: a bound token is refused them all.
     ("msp-webhook-list", "get"): Probe("/api/v1/webhooks/", REFUSED),
     ("msp-webhook-list", "post"): Probe(

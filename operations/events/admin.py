@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from operations.events.escalation import on_call_now
 from operations.events.models import (
     Delivery,
+    EscalationPolicy,
+    IncidentSignal,
     MspDelivery,
     MspWebhookEndpoint,
+    OnCallOverride,
+    OnCallRotation,
     OutboxEvent,
     WebhookEndpoint,
 )
@@ -128,3 +133,47 @@ class MspDeliveryAdmin(_ReadOnly, MspAdminOnlyMixin, admin.ModelAdmin):
     fields = ("tenant_slug", *_DELIVERY_FIELDS)
     readonly_fields = fields
     date_hierarchy = "created_at"
+
+
+class OnCallOverrideInline(admin.TabularInline):
+    model = OnCallOverride
+    extra = 0
+
+
+@admin.register(OnCallRotation)
+class OnCallRotationAdmin(MspAdminOnlyMixin, admin.ModelAdmin):
+    """Rotations and their overrides (MSP admins); who is on call now is in the list."""
+
+    list_display = ("name", "shift", "starts_at", "on_call_now")
+    inlines = (OnCallOverrideInline,)
+
+    def has_add_permission(self, request):
+        return self._is_msp_admin(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._is_msp_admin(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._is_msp_admin(request)
+
+    @admin.display(description="On call now")
+    def on_call_now(self, obj):
+        holder = on_call_now(obj)
+        return (
+            f"user {holder.user_id} until {holder.until:%Y-%m-%d %H:%M}" if holder.user_id else "—"
+        )
+
+
+@admin.register(EscalationPolicy)
+class EscalationPolicyAdmin(StaffScopedAdmin, admin.ModelAdmin):
+    list_display = ("name", "tenant", "severities", "repeat")
+    list_filter = (("tenant", VisibleTenantListFilter),)
+    list_select_related = ("tenant",)
+
+
+@admin.register(IncidentSignal)
+class IncidentSignalAdmin(_ReadOnly, StaffScopedAdmin, admin.ModelAdmin):
+    list_display = ("fired_at", "tenant", "incident_id", "key")
+    list_filter = (("tenant", VisibleTenantListFilter),)
+    list_select_related = ("tenant",)
+    readonly_fields = ("tenant", "incident_id", "key", "fired_at", "notified")

@@ -16,6 +16,13 @@ EVENTS_BEAT_SCHEDULE = {
         "schedule": 10.0,
         "options": {"queue": "maintenance", "expires": 9},
     },
+    # Escalation steps and SLA warnings: each fires once (a unique key), so a late or repeated
+    # scan is harmless; a scan lost to a dead worker is the next minute's.
+    "events: escalate unacknowledged incidents": {
+        "task": "events.escalations_fleet",
+        "schedule": 60.0,
+        "options": {"queue": "maintenance", "expires": 55},
+    },
     "events: prune the outbox and deliveries": {
         "task": "events.prune",
         "schedule": 3600.0,

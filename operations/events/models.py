@@ -243,3 +243,89 @@ class Notification(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.topic} → {self.recipient} ({self.status})"
+
+
+# --- On call and escalation ------------------------------------------------------------------
+
+
+class ShiftLength(models.TextChoices):
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly"
+
+
+class OnCallRotation(models.Model):
+    """MSP staff taking turns: ``members`` (user ids, in order) each hold one shift of
+    ``shift`` length from ``starts_at``, round and round; overrides win over the turn."""
+
+    name = models.CharField(max_length=100, unique=True)
+    shift = models.CharField(max_length=10, choices=ShiftLength.choices, default=ShiftLength.WEEKLY)
+    starts_at = models.DateTimeField(help_text="When the first member's first shift begins.")
+    members = models.JSONField(default=list, help_text="Staff user ids, in turn order.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OnCallOverride(models.Model):
+    rotation = models.ForeignKey(OnCallRotation, on_delete=models.CASCADE, related_name="overrides")
+    user = models.ForeignKey("tenants.User", on_delete=models.CASCADE, related_name="+")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on {self.rotation_id} {self.starts_at:%Y-%m-%d %H:%M}"
+
+
+class EscalationPolicy(TenantOwnedModel):
+    """Who is told while an incident of this tenant is unacknowledged.
+
+    ``steps``: ``[{"after_minutes": 0, "notify": ["oncall:<rotation id>", "user:<id>",
+    "assigned_staff", "tenant_admins"]}, …]``, each ``after_minutes`` after the previous step
+    (the first after the incident opened). With ``repeat`` the steps start over after the last.
+    """
+
+    name = models.CharField(max_length=100, default="Default")
+    severities = models.JSONField(default=list, help_text="Severities it covers, e.g. SEV1.")
+    steps = models.JSONField(default=list)
+    repeat = models.BooleanField(default=False)
+    #: How many times the steps run in all when they repeat.
+    max_rounds = models.PositiveSmallIntegerField(default=3)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "escalation policies"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="events_policy_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IncidentSignal(TenantOwnedModel):
+    """A step fired, or a warning sent, for an incident: the unique key makes it once only,
+    however many scans race or re-run after a crash."""
+
+    incident_id = models.BigIntegerField()
+    #: ``escalation:<round>:<step>``, ``sla_at_risk:ack``, ``regulator_deadline_near`` …
+    key = models.CharField(max_length=50)
+    fired_at = models.DateTimeField()
+    notified = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["fired_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "incident_id", "key"], name="events_signal_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} {self.key}"

@@ -81,3 +81,30 @@ def notifications_about(*, tenant, subject_ref: str, limit: int = 100) -> list[N
         for d in deliveries
     ]
     return sorted(records, key=lambda record: record.at, reverse=True)[:limit]
+
+
+def on_call_rows(*, now=None) -> list[dict]:
+    """Who holds each on-call rotation now (the staff UI and ``GET /api/v1/oncall/``)."""
+    from operations.events.escalation import on_call_all
+    from tenants.models import User
+
+    holders = on_call_all(now=now)
+    people = {
+        user.pk: user
+        for user in User.objects.filter(pk__in=[h.user_id for h in holders if h.user_id])
+    }
+    rows = []
+    for holder in holders:
+        person = people.get(holder.user_id)
+        rows.append(
+            {
+                "rotation": holder.rotation.name,
+                "shift": holder.rotation.shift,
+                "user": person.get_username() if person else None,
+                "name": person.get_full_name() if person else "",
+                "email": person.email if person else "",
+                "until": holder.until,
+                "override": holder.override,
+            }
+        )
+    return rows

@@ -14,7 +14,9 @@ import logging
 from celery import shared_task
 
 from operations.events import delivery
+from operations.events.escalation import escalations_run_for_tenant
 from operations.events.notify import notifications_send_pending
+from operations.incidents.selectors import tenants_with_open_incidents
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -78,3 +80,26 @@ def prune() -> dict:
     pruned = delivery.outbox_prune()
     logger.info("Events pruned: %s", pruned)
     return pruned
+
+
+@shared_task(name="events.escalations_fleet", ignore_result=True)
+def escalations_fleet() -> int:
+    """Fleet: one escalation scan per tenant with an open incident."""
+    tenant_ids = tenants_with_open_incidents()
+    for tenant_id in tenant_ids:
+        escalations_tenant.apply_async(kwargs={"tenant_id": tenant_id}, queue=MAINTENANCE_QUEUE)
+    return len(tenant_ids)
+
+
+@shared_task(name="events.escalations_tenant", ignore_result=True)
+def escalations_tenant(*, tenant_id: int) -> dict:
+    """Fire the tenant's due escalation steps and warnings (each once), then send them."""
+    if not isinstance(tenant_id, int):
+        raise TypeError("events.escalations_tenant takes an integer tenant_id")
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return {}
+    fired = escalations_run_for_tenant(tenant=tenant)
+    if any(fired.values()):
+        fired["emailed"] = notifications_send_pending(tenant_id=tenant_id)
+    return fired

@@ -454,3 +454,21 @@ def incident_get_by_number(*, tenant: Tenant, number: int) -> Incident | None:
 def postmortem_for(*, incident: Incident) -> Postmortem | None:
     """The incident's postmortem with its action items, if it has one."""
     return Postmortem.objects.filter(incident=incident).prefetch_related("action_items").first()
+
+
+def incidents_for_escalation(*, tenant: Tenant) -> list[Incident]:
+    """Open incidents of ``tenant`` whose clocks or deadlines the delivery context watches
+    (escalation while unacknowledged, SLA at risk, regulator deadline near)."""
+    return list(
+        Incident.objects.filter(tenant=tenant, status__in=OPEN_STATUSES).order_by(
+            "created_at", "id"
+        )
+    )
+
+
+def tenants_with_open_incidents() -> list[int]:
+    with all_tenants_scope(include_offboarded=False) as tenant_ids:
+        if not tenant_ids:
+            return []
+        rows = Incident.objects.filter(status__in=OPEN_STATUSES).order_by()
+        return sorted(set(rows.values_list("tenant_id", flat=True).distinct()))

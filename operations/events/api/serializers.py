@@ -191,3 +191,18 @@ class NotificationSerializer(serializers.ModelSerializer):
             "sent_at",
         ]
         read_only_fields = fields
+
+
+class OnCallSerializer(serializers.Serializer):
+    rotation = serializers.CharField()
+    shift = serializers.CharField()
+    user = serializers.CharField(allow_null=True, help_text="Username on call now (null: nobody).")
+    name = serializers.CharField(allow_blank=True)
+    email = serializers.CharField(allow_blank=True)
+    until = serializers.DateTimeField(allow_null=True)
+    override = serializers.BooleanField()
+
+
+class OnCallListSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    results = OnCallSerializer(many=True)

@@ -21,5 +21,6 @@ router.register("webhook-deliveries", views.MspDeliveryViewSet, basename="msp-we
 
 urlpatterns = [
     path("events/catalogue/", views.EventCatalogueView.as_view(), name="event-catalogue"),
+    path("oncall/", views.OnCallView.as_view(), name="oncall"),
     *router.urls,
 ]

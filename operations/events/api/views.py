@@ -28,7 +28,7 @@ from operations.events.models import (
     NotificationPreference,
     WebhookEndpoint,
 )
-from operations.events.selectors import deliveries_with_endpoints
+from operations.events.selectors import deliveries_with_endpoints, on_call_rows
 from tenants.api.base import MspWideAPIView, MspWideViewSet, TenantScopedViewSet
 
 
@@ -49,6 +49,20 @@ class EventCatalogueView(MspWideAPIView):
             for event in CATALOGUE.values()
         ]
         return Response({"count": len(rows), "envelope": envelope_schema(), "results": rows})
+
+
+class OnCallView(MspWideAPIView):
+    """``GET /api/v1/oncall/``: who is on call now in each rotation, until when. MSP staff
+    only; a token bound to a tenant is refused (rotations are the MSP's, not a tenant's)."""
+
+    bound_token_refused_actions = frozenset({"get"})
+
+    @extend_schema(responses=s.OnCallListSerializer)
+    def get(self, request):
+        if not request.user.is_msp_staff:
+            raise exceptions.PermissionDenied("On-call rotations are for MSP staff.")
+        rows = on_call_rows()
+        return Response({"count": len(rows), "results": rows})
 
 
 class _EndpointActions:
