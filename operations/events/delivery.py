@@ -34,6 +34,7 @@ from operations.events.models import (
     MspDelivery,
     MspWebhookEndpoint,
     Notification,
+    NotificationStatus,
     OutboxEvent,
     WebhookEndpoint,
 )
@@ -503,7 +504,14 @@ def tenants_with_due_deliveries(now: dt.datetime | None = None) -> list[int]:
         due = Delivery.objects.filter(
             status=DeliveryStatus.PENDING, next_attempt_at__lte=now, endpoint__is_active=True
         ).order_by()
-        return sorted(set(due.values_list("tenant_id", flat=True).distinct()))
+        # Emails left pending (a worker died after publishing): the send task sends them.
+        unsent = Notification.objects.filter(
+            status=NotificationStatus.PENDING, created_at__lte=now - dt.timedelta(minutes=1)
+        ).order_by()
+        return sorted(
+            set(due.values_list("tenant_id", flat=True).distinct())
+            | set(unsent.values_list("tenant_id", flat=True).distinct())
+        )
 
 
 def msp_deliveries_due(now: dt.datetime | None = None) -> bool:

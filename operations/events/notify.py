@@ -219,6 +219,14 @@ def notifications_send_pending(*, tenant_id: int, limit: int = 200) -> int:
         message.attach_alternative(
             render_to_string("events/email/event.html", context), "text/html"
         )
+        with tenant_scope(tenant_id):
+            # Claimed before sending: two workers never email the same notification (an email
+            # cannot be taken back, so at most once is the right side to err on).
+            claimed = Notification.objects.filter(
+                pk=notification.pk, status=NotificationStatus.PENDING
+            ).update(status=NotificationStatus.SENT, sent_at=timezone.now())
+        if not claimed:
+            continue
         try:
             message.send()
         except Exception as exc:  # noqa: BLE001 - any mail failure is recorded, not raised
@@ -226,8 +234,7 @@ def notifications_send_pending(*, tenant_id: int, limit: int = 200) -> int:
         else:
             status, error = NotificationStatus.SENT, ""
             sent += 1
-        with tenant_scope(tenant_id):
-            Notification.objects.filter(pk=notification.pk).update(
-                status=status, error=error, sent_at=timezone.now()
-            )
+        if status != NotificationStatus.SENT:
+            with tenant_scope(tenant_id):
+                Notification.objects.filter(pk=notification.pk).update(status=status, error=error)
     return sent

@@ -67,7 +67,9 @@ def send_tenant_due(*, tenant_id: int) -> dict:
         raise TypeError("events.send_tenant_due takes an integer tenant_id")
     if not Tenant.objects.filter(pk=tenant_id).exists():
         return {}
-    return delivery.deliveries_send_due(tenant_id=tenant_id)
+    sent = delivery.deliveries_send_due(tenant_id=tenant_id)
+    sent["emailed"] = notifications_send_pending(tenant_id=tenant_id)
+    return sent
 
 
 @shared_task(name="events.send_msp_due", ignore_result=True)
