@@ -18,6 +18,7 @@ from operations.events.models import (
 )
 from operations.events.services import delivery_redeliver
 from tenants.admin.base import MspAdminOnlyMixin, StaffScopedAdmin, VisibleTenantListFilter
+from tenants.models import User
 
 
 @admin.register(OutboxEvent)
@@ -159,8 +160,11 @@ class OnCallRotationAdmin(MspAdminOnlyMixin, admin.ModelAdmin):
     @admin.display(description="On call now")
     def on_call_now(self, obj):
         holder = on_call_now(obj)
-        return (
-            f"user {holder.user_id} until {holder.until:%Y-%m-%d %H:%M}" if holder.user_id else "—"
+        person = User.objects.filter(pk=holder.user_id).first() if holder.user_id else None
+        if person is None:
+            return "—"
+        return f"{person.get_username()} until {holder.until:%Y-%m-%d %H:%M} UTC" + (
+            " (override)" if holder.override else ""
         )
 
 

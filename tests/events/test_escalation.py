@@ -145,3 +145,17 @@ def test_sla_at_risk_fires_at_75_percent_of_the_clock_once(tenant_a, sev1):
         [event] = OutboxEvent.objects.filter(topic="incident.sla_at_risk")
     assert event.payload["clock"] == "ack"
     assert timezone.is_aware(incident.created_at)
+
+
+def test_the_console_shows_who_is_on_call(rotation):
+    from django.test import Client
+
+    from tests.factories import login_verified
+
+    boss = make_staff(role=MspRole.ADMIN, username="msp-boss")
+    client = Client()
+    login_verified(client, boss)
+    page = client.get("/admin/events/oncallrotation/")
+    assert page.status_code == 200
+    assert "Primary" in page.content.decode()
+    assert " until " in page.content.decode()
