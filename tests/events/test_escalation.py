@@ -106,7 +106,8 @@ def test_an_unacknowledged_sev1_escalates_at_the_right_minute_exactly_once(tenan
     # Again, and again later: nothing fires twice.
     assert escalations_run_for_tenant(tenant=tenant_a, now=at_15)["escalated"] == 0
     escalations_run_for_tenant(tenant=tenant_a, now=START + dt.timedelta(hours=1))
-    policy_id = EscalationPolicy.objects.unscoped().get().pk
+    with tenant_scope(tenant_a.id):
+        policy_id = EscalationPolicy.objects.get().pk
     assert [k for k in fired(tenant_a) if k.startswith("escalation")] == [
         f"escalation:{policy_id}:0:0",
         f"escalation:{policy_id}:0:1",
