@@ -4,6 +4,7 @@ import os
 
 from celery import Celery
 
+from operations.events.celery_config import EVENTS_BEAT_SCHEDULE
 from operations.incidents.celery_config import INCIDENTS_BEAT_SCHEDULE
 from operations.jobs.celery_config import JOBS_BEAT_SCHEDULE
 from operations.telemetry.celery_config import TELEMETRY_BEAT_SCHEDULE
@@ -17,5 +18,6 @@ app.conf.beat_schedule = {
     **JOBS_BEAT_SCHEDULE,
     **INCIDENTS_BEAT_SCHEDULE,
     **TELEMETRY_BEAT_SCHEDULE,
+    **EVENTS_BEAT_SCHEDULE,
 }
 app.autodiscover_tasks()

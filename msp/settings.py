@@ -342,6 +342,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "EndpointKindEnum": "operations.events.models.EndpointKind",
+        "DeliveryStatusEnum": "operations.events.models.DeliveryStatus",
+        # Named so that the delivery status does not push the tenant status to a hashed name.
+        "StatusEnum": "tenants.models.TenantStatus",
+    },
     "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
     "SECURITY": [{"bearerAuth": []}],
     # One name per choice set that several fields share (the gate status is "status" in one
@@ -354,6 +360,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "msp.api.schema.document_error_responses",
+        "operations.events.schema.add_event_schemas",
     ],
 }
 

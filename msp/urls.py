@@ -21,6 +21,7 @@ urlpatterns = [
     path("portal/", include("operations.optimisation.portal.urls")),
     path("portal/", include("operations.compliance.portal.urls")),
     path("portal/", include("operations.readiness.portal.urls")),
+    path("portal/", include("operations.events.portal.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("tenants.api.urls")),
@@ -32,6 +33,7 @@ urlpatterns = [
     path("api/v1/", include("operations.optimisation.api.urls")),
     path("api/v1/", include("operations.readiness.api.urls")),
     path("api/v1/", include("operations.readiness.api.gate_urls")),
+    path("api/v1/", include("operations.events.api.urls")),
 ]
 
 handler400 = "msp.views.handler400"

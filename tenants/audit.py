@@ -94,7 +94,7 @@ def _json_safe(value):
 
 
 # Never copied into the audit log, whatever the model.
-_REDACTED_FIELDS = {"password", "secret_hash"}
+_REDACTED_FIELDS = {"password", "secret_hash", "secret", "previous_secret"}
 
 
 def audit_snapshot(instance: models.Model) -> dict:

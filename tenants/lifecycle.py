@@ -33,3 +33,19 @@ def tenant_transition_notify(*, tenant: Tenant) -> None:
     """Run the registered hooks for ``tenant``, whose status has just changed."""
     for hook in _transition_hooks:
         hook(tenant=tenant)
+
+
+_token_hooks: list[Callable[..., object]] = []
+
+
+def on_token_issued(hook: Callable[..., object]) -> Callable[..., object]:
+    """Register ``hook(token=token)``, run in ``token_issue``'s transaction for a token bound
+    to a tenant (integrations hear of it; tenants stays free of their imports)."""
+    if hook not in _token_hooks:
+        _token_hooks.append(hook)
+    return hook
+
+
+def token_issued_notify(*, token) -> None:
+    for hook in _token_hooks:
+        hook(token=token)

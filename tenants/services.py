@@ -23,7 +23,7 @@ from tenants.audit import (
     audit_snapshot,
     audited_update,
 )
-from tenants.lifecycle import tenant_transition_notify
+from tenants.lifecycle import tenant_transition_notify, token_issued_notify
 from tenants.models import (
     ONBOARDING_STEPS,
     TENANT_TRANSITIONS,
@@ -383,6 +383,8 @@ def token_issue(
         instance=token,
         changes={"name": [None, name], "scopes": [None, scopes], "user": [None, user.username]},
     )
+    if tenant is not None:
+        token_issued_notify(token=token)
     return token, plaintext
 
 

@@ -87,3 +87,33 @@ def login_verified(client, user) -> TOTPDevice:
     otp_login(request, device)
     request.session.save()
     return device
+
+
+def make_webhook_endpoint(tenant=None, *, url: str = "http://127.0.0.1:9/hook", **fields):
+    """A webhook endpoint of ``tenant`` (MSP-wide without one), made directly: no URL check,
+    so it needs no setting; the services' own tests go through ``endpoint_create``."""
+    from operations.events.models import MspWebhookEndpoint, WebhookEndpoint
+    from operations.events.services import secret_generate
+    from tenants.scoping import tenant_scope
+
+    if tenant is None:
+        return MspWebhookEndpoint.objects.create(url=url, secret=secret_generate(), **fields)
+    with tenant_scope(tenant.id):
+        return WebhookEndpoint.objects.create(
+            tenant=tenant, url=url, secret=secret_generate(), **fields
+        )
+
+
+def make_webhook_delivery(tenant=None, *, endpoint=None):
+    """A queued test delivery to ``endpoint`` (a new one of ``tenant`` by default)."""
+    from django.db import transaction
+
+    from operations.events.services import endpoint_send_test
+    from tenants.scoping import tenant_scope
+
+    endpoint = endpoint or make_webhook_endpoint(tenant)
+    if tenant is None:
+        with transaction.atomic():
+            return endpoint_send_test(tenant=None, endpoint=endpoint)
+    with tenant_scope(tenant.id), transaction.atomic():
+        return endpoint_send_test(tenant=tenant, endpoint=endpoint)

@@ -120,6 +120,16 @@ def hostile_body(properties: dict, scalar: str) -> str:
     )
 
 
+def _msp_wide_objects() -> dict:
+    """MSP-wide detail routes' prefixes → a maker of one object (no isolation class there)."""
+    from tests.factories import make_webhook_delivery, make_webhook_endpoint
+
+    return {
+        "/api/v1/webhooks/": make_webhook_endpoint,
+        "/api/v1/webhook-deliveries/": make_webhook_delivery,
+    }
+
+
 @pytest.fixture
 def objects_of(tenant_a):
     """URL template → a URL of a real object of tenant A (made on first use)."""
@@ -131,8 +141,11 @@ def objects_of(tenant_a):
             url = template.replace("{tenant_slug}", tenant_a.slug).replace("{slug}", tenant_a.slug)
             if "{pk}" in template:
                 prefix = template.split("{pk}")[0]
-                cls = classes[prefix]
-                url = url.replace("{pk}", str(cls().make_object(tenant_a).pk))
+                if prefix in classes:
+                    made_object = classes[prefix]().make_object(tenant_a)
+                else:
+                    made_object = _msp_wide_objects()[prefix]()
+                url = url.replace("{pk}", str(made_object.pk))
             made[template] = url
         return made[template]
 

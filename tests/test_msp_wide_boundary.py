@@ -12,11 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from operations.compliance.models import Framework
 from operations.readiness.catalogue import readiness_frameworks_load
 from operations.readiness.selectors import readiness_framework_current
+
+from operations.events.services import endpoint_create, endpoint_send_test
 from tenants.audit import audit_record
 from tenants.models import AuditAction, Tenant
 from tests.conftest import Actor
@@ -82,8 +85,10 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("readiness-pipeline", "get"): Probe(
         "/api/v1/readiness/pipeline",
         OWN_TENANT_ONLY,
-        tenants_shown=lambda body: {row["slug"] for row in body["tenants"]}
-        | {row["tenant"]["slug"] for row in body["results"]},
+        tenants_shown=lambda body: (
+            {row["slug"] for row in body["tenants"]}
+            | {row["tenant"]["slug"] for row in body["results"]}
+        ),
     ),
     ("compliance-check-catalogue", "get"): Probe("/api/v1/compliance/checks/", CATALOGUE),
     ("compliance-framework-list", "get"): Probe("/api/v1/compliance/frameworks/", CATALOGUE),
@@ -93,6 +98,35 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("readiness-framework-list", "get"): Probe("/api/v1/readiness/frameworks/", CATALOGUE),
     ("readiness-framework-detail", "get"): Probe(
         "/api/v1/readiness/frameworks/{readiness_framework}/", CATALOGUE
+    ),
+    ("event-catalogue", "get"): Probe("/api/v1/events/catalogue/", CATALOGUE),
+    ("oncall", "get"): Probe("/api/v1/oncall/", REFUSED),
+    # MSP-wide webhooks act on the MSP, not on a tenant: a bound token is refused them all.
+    ("msp-webhook-list", "get"): Probe("/api/v1/webhooks/", REFUSED),
+    ("msp-webhook-list", "post"): Probe(
+        "/api/v1/webhooks/", REFUSED, 201, body={"url": "http://127.0.0.1:9/psa"}
+    ),
+    ("msp-webhook-detail", "get"): Probe("/api/v1/webhooks/{webhook}/", REFUSED),
+    ("msp-webhook-detail", "put"): Probe(
+        "/api/v1/webhooks/{webhook}/", REFUSED, body={"url": "http://127.0.0.1:9/psa2"}
+    ),
+    ("msp-webhook-detail", "patch"): Probe(
+        "/api/v1/webhooks/{webhook}/", REFUSED, body={"description": "PSA"}
+    ),
+    ("msp-webhook-detail", "delete"): Probe("/api/v1/webhooks/{webhook}/", REFUSED, 204),
+    ("msp-webhook-rotate-secret", "post"): Probe(
+        "/api/v1/webhooks/{webhook}/rotate-secret/", REFUSED
+    ),
+    ("msp-webhook-send-test", "post"): Probe("/api/v1/webhooks/{webhook}/send-test/", REFUSED, 202),
+    ("msp-webhook-redeliver-failed", "post"): Probe(
+        "/api/v1/webhooks/{webhook}/redeliver-failed/", REFUSED
+    ),
+    ("msp-webhook-delivery-list", "get"): Probe("/api/v1/webhook-deliveries/", REFUSED),
+    ("msp-webhook-delivery-detail", "get"): Probe(
+        "/api/v1/webhook-deliveries/{delivery}/", REFUSED
+    ),
+    ("msp-webhook-delivery-redeliver", "post"): Probe(
+        "/api/v1/webhook-deliveries/{delivery}/redeliver/", REFUSED
     ),
 }
 
@@ -134,8 +168,13 @@ def test_every_msp_wide_route_has_a_probe():
 
 
 @pytest.fixture
-def world(tenant_a, tenant_b, msp_admin):
+def world(tenant_a, tenant_b, msp_admin, settings):
     """Audit events in both tenants and one MSP-wide; ids to fill the probes' paths."""
+    settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = True
+    with transaction.atomic():
+        webhook, _secret = endpoint_create(tenant=None, url="http://127.0.0.1:9/psa")
+        delivery = endpoint_send_test(tenant=None, endpoint=webhook)
+    msp = {"webhook": webhook.pk, "delivery": delivery.pk}
     own = audit_record(tenant=tenant_a, action=AuditAction.UPDATE, instance=tenant_a)
     foreign = audit_record(tenant=tenant_b, action=AuditAction.UPDATE, instance=tenant_b)
     audit_record(tenant=None, action=AuditAction.UPDATE, instance=msp_admin.user)
@@ -150,6 +189,14 @@ def world(tenant_a, tenant_b, msp_admin):
         "own": {"tenant": tenant_a.slug, "event": own.pk, **catalogues},
         "foreign": {"tenant": tenant_b.slug, "event": foreign.pk, **catalogues},
         "missing": {"tenant": "no-such-tenant", "event": MISSING_ID, **catalogues},
+        "own": {"tenant": tenant_a.slug, "event": own.pk, "framework": framework.pk, **msp},
+        "foreign": {"tenant": tenant_b.slug, "event": foreign.pk, "framework": framework.pk, **msp},
+        "missing": {
+            "tenant": "no-such-tenant",
+            "event": MISSING_ID,
+            "framework": framework.pk,
+            **msp,
+        },
     }
 
 

@@ -37,6 +37,7 @@ from operations.compliance.models import (
     SubjectType,
     Waiver,
 )
+from operations.events.services import events_record_many
 from tenants.owned import owned_object_create, owned_object_delete, owned_object_update
 from tenants.scoping import active_scope, scoped_atomic
 
@@ -179,11 +180,54 @@ def compliance_run_for_tenant(
         )
         _write_findings(rows, previous, tenant_id=tenant.id, scan_id=scan.pk, now=now)
         _retire_stale(stale, tenant=tenant, scan=scan, now=now)
+        events_record_many(tenant=tenant, events=_finding_events(rows, previous))
         scores = _scores(per_check, catalogue, tenant=tenant, scan=scan, now=now)
         opened = _open_incidents(new_failures, tenant=tenant, now=now)
     summary = scan_summary(scan, scores=scores, catalogue=catalogue)
     summary["incidents_opened"] = opened
     return summary
+
+
+def _finding_event(row, status: str) -> dict:
+    return {
+        "check": row.check_code,
+        "severity": row.severity,
+        "subject_type": row.subject_type,
+        "subject_id": row.subject_id,
+        "subject_label": row.subject_label,
+        "status": status,
+        "detail": row.detail,
+    }
+
+
+def _finding_events(rows: list[FindingRow], previous: dict) -> list[tuple[str, dict]]:
+    """``finding.opened`` for a subject that started failing, ``finding.resolved`` for one that
+    stopped (or left the estate)."""
+    events = []
+    for row in rows:
+        prior = previous.get(row.key)
+        was_failing = prior is not None and prior.status == FAIL
+        if row.status == FAIL and not was_failing:
+            events.append(("finding.opened", _finding_event(row, FAIL)))
+        elif row.status != FAIL and was_failing:
+            events.append(("finding.resolved", _finding_event(row, row.status)))
+    produced = {row.key for row in rows}
+    for (check_code, subject_type, subject_id), prior in previous.items():
+        if (check_code, subject_type, subject_id) not in produced and prior.status == FAIL:
+            events.append(
+                (
+                    "finding.resolved",
+                    {
+                        "check": check_code,
+                        "subject_type": subject_type,
+                        "subject_id": subject_id,
+                        "subject_label": prior.state[1],
+                        "status": NA,
+                        "detail": "The subject is no longer in the estate.",
+                    },
+                )
+            )
+    return events
 
 
 class FindingRow(NamedTuple):

@@ -5,3 +5,10 @@ class EventsConfig(AppConfig):
     name = "operations.events"
     label = "events"
     verbose_name = "Integration events"
+
+    def ready(self):
+        from operations.events.hooks import tenant_status_changed, token_created
+        from tenants.lifecycle import on_tenant_transition, on_token_issued
+
+        on_tenant_transition(tenant_status_changed)
+        on_token_issued(token_created)

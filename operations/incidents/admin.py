@@ -17,7 +17,9 @@ from django.db.models import Q
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
+from operations.events.selectors import notifications_about
 from operations.incidents import alerting, services
 from operations.incidents.models import (
     OPEN_STATUSES,
@@ -46,6 +48,7 @@ from tenants.admin.base import (
     is_admin_staff,
 )
 from tenants.models import MspRole
+from tenants.scoping import tenant_scope
 from tenants.selectors import TenantAccess
 
 User = get_user_model()
@@ -247,6 +250,7 @@ class IncidentAdmin(StaffScopedAdmin, admin.ModelAdmin):
         "waiting_since",
         "sla_paused",
         "regulator_deadline",
+        "notified",
     )
     fieldsets = (
         (None, {"fields": ("title", "description", "category", "severity", "assignee")}),
@@ -289,7 +293,28 @@ class IncidentAdmin(StaffScopedAdmin, admin.ModelAdmin):
                 )
             },
         ),
+        ("Who was notified", {"fields": ("notified",)}),
     )
+
+    @admin.display(description="Notified")
+    def notified(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        with tenant_scope(obj.tenant_id):
+            records = notifications_about(tenant=obj.tenant, subject_ref=f"incident:{obj.pk}")
+        if not records:
+            return "Nobody yet."
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{} · {} · {} → {} ({})</li>",
+                (
+                    (r.at.strftime("%Y-%m-%d %H:%M:%S"), r.topic, r.channel, r.recipient, r.status)
+                    for r in records
+                ),
+            ),
+        )
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:

@@ -155,6 +155,7 @@ def incident_event_payload(incident: Incident) -> dict:
 
     return {
         "id": incident.pk,
+        "number": incident.number,
         "reference": incident.reference,
         "title": incident.title,
         "severity": incident.severity,
@@ -676,3 +677,21 @@ def alert_rules_covering(*, tenant_ids: list[int], deployments: list[dict]) -> d
 def incident_with_dedupe_key_exists(*, tenant: Tenant, dedupe_key: str) -> bool:
     """Whether ``tenant`` has an incident (open or not) grouped under ``dedupe_key``."""
     return Incident.objects.filter(tenant=tenant, dedupe_key=dedupe_key).exists()
+
+
+def incidents_for_escalation(*, tenant: Tenant) -> list[Incident]:
+    """Open incidents of ``tenant`` whose clocks or deadlines the delivery context watches
+    (escalation while unacknowledged, SLA at risk, regulator deadline near)."""
+    return list(
+        Incident.objects.filter(tenant=tenant, status__in=OPEN_STATUSES).order_by(
+            "created_at", "id"
+        )
+    )
+
+
+def tenants_with_open_incidents() -> list[int]:
+    with all_tenants_scope(include_offboarded=False) as tenant_ids:
+        if not tenant_ids:
+            return []
+        rows = Incident.objects.filter(status__in=OPEN_STATUSES).order_by()
+        return sorted(set(rows.values_list("tenant_id", flat=True).distinct()))

@@ -53,9 +53,9 @@ POSTMORTEM_SEVERITIES = (Severity.SEV1, Severity.SEV2)
 POSTMORTEM_STATUSES = (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
 
 # Outbox topics.
-TOPIC_CREATED = "incident.created"
+TOPIC_CREATED = "incident.opened"
 TOPIC_ACKNOWLEDGED = "incident.acknowledged"
-TOPIC_BREACHED = "incident.breached"
+TOPIC_BREACHED = "incident.sla_breached"
 TOPIC_RESOLVED = "incident.resolved"
 TOPIC_REOPENED = "incident.reopened"
 TOPIC_CLOSED = "incident.closed"

@@ -33,6 +33,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from operations.events.services import events_record_many
 from operations.optimisation.conf import Thresholds, default_thresholds
 from operations.optimisation.detectors import Finding, detect_all, scan_inputs
 from operations.optimisation.models import (
@@ -114,6 +115,17 @@ def _audit_status(tenant, rec: Recommendation, old: str, why: str) -> None:
     )
 
 
+def _recommendation_event(rec: Recommendation) -> dict:
+    saving = rec.estimated_monthly_saving
+    return {
+        "id": rec.pk,
+        "kind": rec.kind,
+        "title": rec.title,
+        "subject_label": rec.subject_label,
+        "estimated_monthly_saving": None if saving is None else str(saving),
+    }
+
+
 def optimisation_run_for_tenant(
     *, tenant, as_of: dt.datetime | None = None, thresholds: Thresholds | None = None
 ) -> dict:
@@ -137,6 +149,7 @@ def optimisation_run_for_tenant(
         summary["found"] = len(findings)
         created: list[Recommendation] = []
         changed: list[Recommendation] = []
+        reopened_ids: set[int] = set()
         for key, finding in findings.items():
             rec = existing.get(key)
             if rec is None:
@@ -164,6 +177,7 @@ def optimisation_run_for_tenant(
             _apply(rec, finding, now)
             rec.resolved_at = None
             if why:
+                reopened_ids.add(rec.pk)
                 rec.status = RecommendationStatus.OPEN
                 _audit_status(tenant, rec, old, why)
                 summary["reopened"] += 1
@@ -194,6 +208,18 @@ def optimisation_run_for_tenant(
             summary["created"] = len(created)
         if changed:
             Recommendation.objects.bulk_update(changed, _REFRESHED_FIELDS, batch_size=500)
+        reopened = [
+            rec
+            for rec in changed
+            if rec.status == RecommendationStatus.OPEN and rec.pk in reopened_ids
+        ]
+        events_record_many(
+            tenant=tenant,
+            events=[
+                ("recommendation.opened", _recommendation_event(rec))
+                for rec in [*created, *reopened]
+            ],
+        )
     summary["as_of"] = as_of.isoformat()
     summary["found_by_kind"] = dict(Counter(str(finding.kind) for finding in findings.values()))
     return summary

@@ -49,7 +49,7 @@ def test_two_breach_runs_at_the_same_moment_mark_each_breach_once(tenant_a, monk
             kind__in=[TimelineKind.ACK_BREACH, TimelineKind.RESOLVE_BREACH],
         )
         assert sorted(breaches.values_list("kind", flat=True)) == ["ack_breach", "resolve_breach"]
-        assert OutboxEvent.objects.filter(topic="incident.breached").count() == 2
+        assert OutboxEvent.objects.filter(topic="incident.sla_breached").count() == 2
 
 
 def test_concurrent_creations_get_distinct_consecutive_numbers(tenant_a):

@@ -77,7 +77,7 @@ def test_bad_input_neither_writes_nor_burns_a_number(tenant_a):
         make_incident(tenant_a, title="")
     assert "title" in error.value.message_dict
     assert make_incident(tenant_a).reference == "ACME-1"
-    assert events(tenant_a, topic="incident.created").__len__() == 1
+    assert events(tenant_a, topic="incident.opened").__len__() == 1
 
 
 # --- Lifecycle ------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ def test_full_lifecycle_with_timeline_audit_and_events(tenant_a, engineer_a):
     ]
     assert all(not e.internal and e.author == engineer_a.user for e in status_entries)
     assert [e.topic for e in events(tenant_a)] == [
-        "incident.created",
+        "incident.opened",
         "incident.acknowledged",
         "incident.resolved",
         "incident.closed",
@@ -285,7 +285,7 @@ def test_breaches_are_marked_once_with_one_entry_and_one_event(tenant_a, tenant_
         ("ack_breach", False),
         ("resolve_breach", False),
     ]
-    breached = events(tenant_a, topic="incident.breached")
+    breached = events(tenant_a, topic="incident.sla_breached")
     assert [e.payload["clock"] for e in breached] == ["acknowledge", "resolve"]
     assert fresh(untouched).ack_breached_at is None
 
@@ -296,7 +296,7 @@ def test_a_late_acknowledgement_records_the_breach_itself(tenant_a):
     assert incident.ack_breached_at == T0 + minutes(15)
     assert mark(tenant_a, T0 + minutes(41)) == 0
     assert len(entries(incident, kind=TimelineKind.ACK_BREACH)) == 1
-    assert len(events(tenant_a, topic="incident.breached")) == 1
+    assert len(events(tenant_a, topic="incident.sla_breached")) == 1
 
 
 def test_a_recorded_breach_stands_after_a_downgrade(tenant_a):

@@ -21,6 +21,7 @@ from django.db import transaction
 from django_otp.oath import TOTP
 
 from operations.compliance.demo import seed_compliance
+from operations.events.demo import seed_events
 from operations.incidents.demo import seed_incidents
 from operations.inventory.demo import seed_inventory
 from operations.jobs.demo import seed_jobs
@@ -246,6 +247,9 @@ class Command(BaseCommand):
         made = seed_readiness(tenant)
         if made["assessments"]:
             self.changes["readiness assessment(s)"] += made["assessments"]
+
+        if seed_events(tenant):
+            self.changes["webhook demo row(s)"] += 1
 
     # --- Staff ------------------------------------------------------------------------------
 

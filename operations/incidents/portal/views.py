@@ -17,6 +17,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
+from operations.events.selectors import notifications_about
 from operations.incidents import services
 from operations.incidents.exports import timeline_csv, timeline_csv_filename
 from operations.incidents.models import Incident, IncidentSource
@@ -144,6 +145,7 @@ def incident_detail(request, page: PortalTenant, number: int):
         postmortem=postmortem,
         form=form,
         **_staff_workspace(page, incident),
+        notified=notifications_about(tenant=page.tenant, subject_ref=f"incident:{incident.pk}"),
     )
 
 

@@ -1,0 +1,69 @@
+"""A real HTTP receiver for webhook tests and the bench: ``http.server`` in a thread."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict
+    body: bytes
+
+
+@dataclass
+class WebhookReceiver:
+    """Records every POST; answers the statuses in ``script`` in turn, then ``status``."""
+
+    status: int = 200
+    script: list[int] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    answered: list[int] = field(default_factory=list)
+
+    def __post_init__(self):
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+            # One write per reply and no Nagle: else each request waits on a delayed ACK.
+            disable_nagle_algorithm = True
+            wbufsize = 1 << 16
+
+            def do_POST(self):  # noqa: N802 - http.server's name
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                with receiver._lock:
+                    status = receiver.script.pop(0) if receiver.script else receiver.status
+                    receiver.answered.append(status)
+                    if 200 <= status < 300:
+                        receiver.received.append(
+                            Received(
+                                self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                            )
+                        )
+                reply = b'{"ok": true}' if status < 300 else b'{"error": "try later"}'
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
