@@ -342,17 +342,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {
-        "EndpointKindEnum": "operations.events.models.EndpointKind",
-        "DeliveryStatusEnum": "operations.events.models.DeliveryStatus",
-        # Named so that the delivery status does not push the tenant status to a hashed name.
-        "StatusEnum": "tenants.models.TenantStatus",
-    },
     "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
     "SECURITY": [{"bearerAuth": []}],
     # One name per choice set that several fields share (the gate status is "status" in one
-    # component, "gate_status" in another; the tenant's is the other "status").
+    # component, "gate_status" in another; the tenant's and a webhook delivery's are "status").
     "ENUM_NAME_OVERRIDES": {
+        "EndpointKindEnum": "operations.events.models.EndpointKind",
+        "DeliveryStatusEnum": "operations.events.models.DeliveryStatus",
         "GateStatusEnum": "operations.readiness.gates.GATE_STATUSES",
         "TenantStatusEnum": "tenants.models.TenantStatus",
     },

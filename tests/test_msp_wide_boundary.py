@@ -16,10 +16,9 @@ from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from operations.compliance.models import Framework
+from operations.events.services import endpoint_create, endpoint_send_test
 from operations.readiness.catalogue import readiness_frameworks_load
 from operations.readiness.selectors import readiness_framework_current
-
-from operations.events.services import endpoint_create, endpoint_send_test
 from tenants.audit import audit_record
 from tenants.models import AuditAction, Tenant
 from tests.conftest import Actor
@@ -186,17 +185,9 @@ def world(tenant_a, tenant_b, msp_admin, settings):
         "readiness_framework": readiness_framework_current().pk,
     }
     return {
-        "own": {"tenant": tenant_a.slug, "event": own.pk, **catalogues},
-        "foreign": {"tenant": tenant_b.slug, "event": foreign.pk, **catalogues},
-        "missing": {"tenant": "no-such-tenant", "event": MISSING_ID, **catalogues},
-        "own": {"tenant": tenant_a.slug, "event": own.pk, "framework": framework.pk, **msp},
-        "foreign": {"tenant": tenant_b.slug, "event": foreign.pk, "framework": framework.pk, **msp},
-        "missing": {
-            "tenant": "no-such-tenant",
-            "event": MISSING_ID,
-            "framework": framework.pk,
-            **msp,
-        },
+        "own": {"tenant": tenant_a.slug, "event": own.pk, **catalogues, **msp},
+        "foreign": {"tenant": tenant_b.slug, "event": foreign.pk, **catalogues, **msp},
+        "missing": {"tenant": "no-such-tenant", "event": MISSING_ID, **catalogues, **msp},
     }
 
 
