@@ -36,6 +36,7 @@ from operations.compliance.models import (
     Score,
     Waiver,
 )
+from tenants.fleet import FleetCell
 
 
 def non_waivable_checks() -> list[str]:
@@ -257,3 +258,67 @@ def residency_countries_allowed(*, tenant) -> frozenset[str] | None:
     """The country codes the tenant's data residency allows (None: no residency policy), as
     the residency check judges them."""
     return approved_countries(tenant.data_residency)
+
+
+# --- The fleet dashboard (every tenant id of the page at once, in its scope) -------------------
+
+
+def fleet_compliance_scores(tenant_ids) -> dict[int, FleetCell]:
+    """Each tenant's lowest framework by its newest score, with the change since that
+    framework's previous score. One query (a window ranks each framework's history)."""
+    ranked = (
+        Score.objects.filter(tenant_id__in=tenant_ids, score__isnull=False)
+        .annotate(
+            history_rank=Window(
+                RowNumber(),
+                partition_by=[F("tenant_id"), F("framework_id")],
+                order_by=[F("computed_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(history_rank__lte=2)
+        .order_by()
+        .values_list("tenant_id", "framework_id", "framework__code", "score", "history_rank")
+    )
+    latest: dict[tuple[int, int], tuple[str, float]] = {}
+    previous: dict[tuple[int, int], float] = {}
+    for tenant_id, framework_id, code, score, rank in ranked:
+        if rank == 1:
+            latest[(tenant_id, framework_id)] = (code, float(score))
+        else:
+            previous[(tenant_id, framework_id)] = float(score)
+    lowest: dict[int, tuple[float, str, float | None]] = {}
+    for (tenant_id, framework_id), (code, score) in latest.items():
+        before = previous.get((tenant_id, framework_id))
+        trend = None if before is None else score - before
+        if tenant_id not in lowest or (score, code) < lowest[tenant_id][:2]:
+            lowest[tenant_id] = (score, code, trend)
+    cells = {}
+    for tenant_id, (score, code, trend) in lowest.items():
+        falling = trend is not None and trend <= -5
+        attention = (15 if score < 50 else 8 if score < 70 else 3 if score < 85 else 0) + (
+            5 if falling else 0
+        )
+        arrow = "" if not trend else (f" ▲{trend:.0f}" if trend > 0 else f" ▼{-trend:.0f}")
+        cells[tenant_id] = FleetCell(
+            text=f"{score:.0f}{arrow}",
+            value=score,
+            attention=attention,
+            tone="bad" if score < 50 else "warn" if score < 70 or falling else "ok",
+            link="compliance/",
+            detail=code,
+        )
+    return cells
+
+
+def fleet_compliance_total(cells: dict[int, FleetCell]) -> FleetCell:
+    """The fleet's mean of each tenant's lowest score."""
+    values = [cell.value for cell in cells.values() if cell.value is not None]
+    if not values:
+        return FleetCell(text="—")
+    mean = sum(values) / len(values)
+    return FleetCell(
+        text=f"{mean:.0f}",
+        value=mean,
+        attention=sum(cell.attention for cell in cells.values()),
+        detail=f"mean of {len(values)}",
+    )

@@ -5,3 +5,17 @@ class OptimisationConfig(AppConfig):
     name = "operations.optimisation"
     label = "optimisation"
     verbose_name = "Optimisation"
+
+    def ready(self):
+        from operations.optimisation.selectors import fleet_open_savings
+        from tenants.fleet import FleetColumn, register_fleet_column
+
+        register_fleet_column(
+            FleetColumn(
+                key="savings",
+                title="Open savings / month",
+                order=80,
+                figures=fleet_open_savings,
+                help="Open recommendations' estimated monthly saving.",
+            )
+        )

@@ -1,0 +1,122 @@
+"""The fleet dashboard's columns: each context registers the figures it owns, tenants draws them.
+
+A context registers a ``FleetColumn`` in its ``AppConfig.ready()``; its ``figures`` takes every
+tenant id of the page and answers ``{tenant id: FleetCell}`` in a fixed number of grouped
+queries (called inside a scope of exactly those tenants), so the dashboard's query count does
+not grow with the fleet. Rows sort by the sum of their cells' ``attention``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class FleetCell:
+    """One tenant's figure in one column: what to show, what to sort by and how loud it is.
+
+    ``tone``: "" (plain), "ok", "warn" or "bad". ``link``: a path under the tenant's portal
+    (``"incidents/"``) or an absolute URL.
+    """
+
+    text: str
+    value: float | Decimal | None = None
+    attention: int = 0
+    tone: str = ""
+    link: str = ""
+    detail: str = ""
+
+
+FiguresFunction = Callable[[Sequence[int]], dict[int, FleetCell]]
+TotalFunction = Callable[[dict[int, FleetCell]], FleetCell]
+
+
+def total_by_sum(*, unit: str = "", digits: int = 0) -> TotalFunction:
+    """A total that adds the cells' values (the common case)."""
+
+    def total(cells: dict[int, FleetCell]) -> FleetCell:
+        values = [cell.value for cell in cells.values() if cell.value is not None]
+        amount = sum(values) if values else 0
+        return FleetCell(
+            text=f"{amount:,.{digits}f}{unit}",
+            value=amount,
+            attention=sum(cell.attention for cell in cells.values()),
+        )
+
+    return total
+
+
+@dataclass(frozen=True)
+class FleetColumn:
+    key: str
+    title: str
+    order: int
+    figures: FiguresFunction
+    total: TotalFunction = field(default_factory=total_by_sum)
+    help: str = ""
+    numeric: bool = True
+
+
+_columns: dict[str, FleetColumn] = {}
+
+
+def register_fleet_column(column: FleetColumn) -> FleetColumn:
+    """Add ``column`` to the dashboard (registering a key again replaces it: ready() may rerun)."""
+    _columns[column.key] = column
+    return column
+
+
+def fleet_columns() -> list[FleetColumn]:
+    return sorted(_columns.values(), key=lambda column: (column.order, column.key))
+
+
+EMPTY_CELL = FleetCell(text="—")
+
+
+@dataclass
+class FleetRow:
+    tenant: dict
+    cells: list[tuple[FleetCell, str]]
+    attention: int
+
+
+@dataclass
+class FleetTable:
+    columns: list[FleetColumn]
+    rows: list[FleetRow]
+    totals: list[FleetCell]
+
+
+def fleet_table(*, tenant_rows: list[dict], portal_prefix: str) -> FleetTable:
+    """Every registered column's figures for ``tenant_rows`` (from ``fleet_tenant_rows``), the
+    rows most in need of attention first, and the total of each column over those rows.
+
+    ``portal_prefix``: a tenant's portal root with ``{slug}`` for the slug, for the cells' links.
+    The figures are read in a scope of exactly these tenants.
+    """
+    from tenants.scoping import tenant_scope  # the models build on scoping
+
+    columns = fleet_columns()
+    ids = [row["id"] for row in tenant_rows]
+    figures: dict[str, dict[int, FleetCell]] = {}
+    if ids:
+        with tenant_scope(*ids):
+            for column in columns:
+                figures[column.key] = column.figures(ids)
+    rows = []
+    for tenant in tenant_rows:
+        prefix = portal_prefix.replace("{slug}", tenant["slug"])
+        cells = []
+        attention = 0
+        for column in columns:
+            cell = figures[column.key].get(tenant["id"], EMPTY_CELL) if ids else EMPTY_CELL
+            attention += cell.attention
+            link = cell.link
+            href = link if not link or link.startswith("/") else prefix + link
+            cells.append((cell, href))
+        rows.append(FleetRow(tenant=tenant, cells=cells, attention=attention))
+    rows.sort(key=lambda row: (-row.attention, row.tenant["name"]))
+    totals = [column.total(figures.get(column.key, {})) for column in columns]
+    return FleetTable(columns=columns, rows=rows, totals=totals)
