@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -28,6 +29,7 @@ from tests.factories import TenantFactory, login_verified, make_staff
 from tests.incidents.factories import make_incident
 
 HOME = "/portal/"
+_serial = itertools.count(1)
 
 
 def _table(response):
@@ -63,6 +65,7 @@ def _readiness_framework() -> ReadinessFramework:
 def give_figures(tenant, *, severity: str = "SEV3", compliance: float = 80.0, level: int = 3):
     """One of every figure the dashboard reads, for ``tenant``."""
     now = timezone.now()
+    serial = next(_serial)
     make_incident(tenant, severity=severity)
     with tenant_scope(tenant.id):
         framework = Framework.objects.filter(code="eu-ai-act").latest("loaded_at")
@@ -80,7 +83,7 @@ def give_figures(tenant, *, severity: str = "SEV3", compliance: float = 80.0, le
             kind="idle_gpu",
             subject_type="compute",
             subject_id=1,
-            subject_key=f"compute:{tenant.slug}",
+            subject_key=f"compute:{serial}",
             subject_label="gpu-1",
             title="Idle GPUs",
             estimated_monthly_saving=Decimal("1200.00"),
@@ -93,11 +96,11 @@ def give_figures(tenant, *, severity: str = "SEV3", compliance: float = 80.0, le
             finished_at=now,
         )
         account = inventory_services.cloud_account_create(
-            tenant=tenant, provider="aws", account_id=f"{tenant.id:012d}", monthly_budget="1000"
+            tenant=tenant, provider="aws", account_id=f"{serial:012d}", monthly_budget="1000"
         )
         compute = inventory_services.compute_create(
             tenant=tenant,
-            hostname=f"gpu-{tenant.slug}",
+            hostname=f"gpu-{serial}",
             kind="gpu_node",
             gpu_count=8,
             cloud_account=account,
