@@ -17,7 +17,8 @@ class TelemetryConfig(AppConfig):
                 order=60,
                 figures=selectors.fleet_gpu_utilisation,
                 total=selectors.fleet_gpu_utilisation_total,
-                help="Mean GPU utilisation over the last 24 hours.",
+                help="Mean GPU utilisation over the last 24 hours (refreshed every 5 minutes).",
+                cache_seconds=300,
             )
         )
         register_fleet_column(
@@ -26,6 +27,10 @@ class TelemetryConfig(AppConfig):
                 title="Cloud spend (month)",
                 order=70,
                 figures=selectors.fleet_spend_this_month,
-                help="This month's spend against the cloud accounts' budgets.",
+                help=(
+                    "This month's spend against the cloud accounts' budgets "
+                    "(refreshed every 5 minutes)."
+                ),
+                cache_seconds=300,
             )
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
@@ -45,6 +46,7 @@ from tenants.selectors import (
     viewer_timezone_name,
 )
 
+FLEET_PAGE_SIZE = 100
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -94,11 +96,18 @@ def _fleet_dashboard(request):
     )
     placeholder = "tenant-slug"
     prefix = reverse("portal:overview", kwargs={"slug": placeholder}).replace(placeholder, "{slug}")
+    table = fleet_table(tenant_rows=tenant_rows, portal_prefix=prefix)
+    # The rows that need attention come first; the total row counts every page.
+    rows = Paginator(table.rows, FLEET_PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = request.GET.copy()
+    filters.pop("page", None)
     return render(
         request,
         "portal/home.html",
         {
-            "table": fleet_table(tenant_rows=tenant_rows, portal_prefix=prefix),
+            "table": table,
+            "rows": rows,
+            "filter_query": filters.urlencode(),
             "query": query,
             "status": status,
             "industry": industry,

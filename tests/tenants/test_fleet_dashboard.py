@@ -7,6 +7,7 @@ import itertools
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -23,6 +24,7 @@ from operations.telemetry.models import TelemetryRollup
 from tenants import services
 from tenants.fleet import fleet_columns
 from tenants.models import MspRole, StaffAssignment, TenantStatus
+from tenants.portal import views as portal_views
 from tenants.scoping import tenant_scope
 from tests.compliance.builders import serious_incident
 from tests.factories import TenantFactory, login_verified, make_staff
@@ -119,6 +121,12 @@ def give_figures(tenant, *, severity: str = "SEV3", compliance: float = 80.0, le
                 sample_count=60,
                 computed_at=now,
             )
+
+
+@pytest.fixture(autouse=True)
+def no_cached_figures():
+    # The telemetry columns are cached by tenant set; ids repeat from one test to the next.
+    cache.clear()
 
 
 @pytest.fixture
@@ -251,6 +259,32 @@ def test_the_query_count_does_not_grow_with_the_fleet(client, msp_admin):
     assert few == many
     # Session, user, device, tenants, two filter lists, the status counts and the columns.
     assert many <= 20
+
+
+def test_rows_come_a_page_at_a_time_with_the_total_of_all(
+    client, msp_admin, tenant_a, tenant_b, tenant_c, monkeypatch
+):
+    monkeypatch.setattr(portal_views, "FLEET_PAGE_SIZE", 2)
+    give_figures(tenant_c)
+    login_verified(client, msp_admin.user)
+    first = client.get(HOME)
+    assert [row.tenant["slug"] for row in first.context["rows"]] == ["cobalt", "acme"]
+    assert "page=2" in first.content.decode()
+    second = client.get(HOME, {"page": 2})
+    assert [row.tenant["slug"] for row in second.context["rows"]] == ["borealis"]
+    assert _total(second, "incidents").value == 1
+    assert "Fleet total" in second.content.decode()
+
+
+def test_cached_columns_are_kept_per_tenant_set(client, msp_admin, tenant_a, tenant_b):
+    give_figures(tenant_a)
+    login_verified(client, msp_admin.user)
+    assert _cells(client.get(HOME))["acme"]["gpu"].text == "40 %"
+    with tenant_scope(tenant_a.id):
+        TelemetryRollup.objects.filter(tenant=tenant_a).update(avg_value=90.0)
+    # Within five minutes the same tenants get the kept figure, a fresh set a fresh one.
+    assert _cells(client.get(HOME))["acme"]["gpu"].text == "40 %"
+    assert _cells(client.get(HOME, {"q": "acme"}))["acme"]["gpu"].text == "90 %"
 
 
 def test_the_admin_index_links_the_fleet_dashboard_first(client, msp_admin):
