@@ -2,8 +2,10 @@
 
 A context registers a ``FleetColumn`` in its ``AppConfig.ready()``; its ``figures`` takes every
 tenant id of the page and answers ``{tenant id: FleetCell}`` in a fixed number of grouped
-queries (called inside a scope of exactly those tenants), so the dashboard's query count does
-not grow with the fleet. Rows sort by the sum of their cells' ``attention``.
+queries, so the dashboard's query count does not grow with the fleet. It is called inside a
+scope of exactly those tenants and filters by their ids with ``Model.objects.unscoped()``: one
+tenant list in the SQL instead of two (row-level security still holds the scope). Rows sort by
+the sum of their cells' ``attention``.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from decimal import Decimal
+from functools import cached_property
 
 from django.core.cache import cache
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from msp.api.throttling import CACHE_ERRORS
 
@@ -89,14 +94,25 @@ def _figures_of(column: FleetColumn, ids: list[int]) -> dict[int, FleetCell]:
     digest = hashlib.blake2b(",".join(map(str, sorted(ids))).encode(), digest_size=16)
     key = f"fleet:{column.key}:{digest.hexdigest()}"
     try:
-        cells = cache.get(key)
+        kept = cache.get(key)
     except CACHE_ERRORS:
-        cells = None  # a cache that fails costs time, never the page
-    if cells is None:
-        cells = column.figures(ids)
-        with contextlib.suppress(CACHE_ERRORS):
-            cache.set(key, cells, column.cache_seconds)
+        kept = None  # a cache that fails costs time, never the page
+    if kept is not None:
+        return {tenant_id: FleetCell(*fields) for tenant_id, fields in kept.items()}
+    cells = column.figures(ids)
+    # Kept as plain tuples: they unpickle several times faster than dataclasses.
+    kept = {tenant_id: astuple(cell) for tenant_id, cell in cells.items()}
+    with contextlib.suppress(CACHE_ERRORS):
+        cache.set(key, kept, column.cache_seconds)
     return cells
+
+
+_CELL_HTML = {
+    (True, True): '<td class="num{}"><a href="{}">{}</a><div class="muted small">{}</div></td>',
+    (True, False): '<td class="num{}"><a href="{}">{}</a></td>',
+    (False, True): '<td class="num{}">{}{}<div class="muted small">{}</div></td>',
+    (False, False): '<td class="num{}">{}{}</td>',
+}
 
 
 @dataclass
@@ -104,6 +120,26 @@ class FleetRow:
     tenant: dict
     cells: list[tuple[FleetCell, str]]
     attention: int
+
+    @cached_property
+    def cells_html(self) -> SafeString:
+        """The row's cells as table cells (built here: a template loop costs ten times more)."""
+        return format_html_join(
+            "",
+            "{}",
+            (
+                (
+                    format_html(
+                        _CELL_HTML[(bool(href), bool(cell.detail))],
+                        f" fleet--{cell.tone}" if cell.tone else "",
+                        href,
+                        cell.text,
+                        *([cell.detail] if cell.detail else []),
+                    ),
+                )
+                for cell, href in self.cells
+            ),
+        )
 
 
 @dataclass

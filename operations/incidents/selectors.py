@@ -545,7 +545,11 @@ REGULATOR_NEAR_HOURS = 72
 
 
 def _open_in(tenant_ids) -> QuerySet[Incident]:
-    return Incident.objects.filter(tenant_id__in=tenant_ids, status__in=OPEN_STATUSES).order_by()
+    return (
+        Incident.objects.unscoped()
+        .filter(tenant_id__in=tenant_ids, status__in=OPEN_STATUSES)
+        .order_by()
+    )
 
 
 def fleet_open_incidents(tenant_ids) -> dict[int, FleetCell]:
@@ -612,7 +616,8 @@ def fleet_regulator_deadlines(
     falls within 72 hours, with the nearest deadline. One query."""
     now = now or timezone.now()
     rows = (
-        Incident.objects.filter(
+        Incident.objects.unscoped()
+        .filter(
             tenant_id__in=tenant_ids,
             serious=True,
             regulator_notified_at__isnull=True,

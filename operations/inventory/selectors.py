@@ -237,7 +237,8 @@ def fleet_cloud_budgets(tenant_ids) -> dict[int, dict]:
     """{tenant id: {"budget", "currency", "accounts"}}: the monthly budgets of each tenant's
     cloud accounts added up ("currency" is "" when they differ). One query."""
     rows = (
-        CloudAccount.objects.filter(tenant_id__in=tenant_ids, monthly_budget__isnull=False)
+        CloudAccount.objects.unscoped()
+        .filter(tenant_id__in=tenant_ids, monthly_budget__isnull=False)
         .order_by()
         .values("tenant_id", "currency")
         .annotate(budget=Sum("monthly_budget"), accounts=Count("id"))
@@ -256,9 +257,11 @@ def fleet_cloud_budgets(tenant_ids) -> dict[int, dict]:
 
 def compute_ids_in_cloud_accounts(tenant_ids) -> QuerySet:
     """The ids of the tenants' compute resources billed to a cloud account (a subquery)."""
-    return ComputeResource.objects.filter(
-        tenant_id__in=tenant_ids, cloud_account__isnull=False
-    ).values("id")
+    return (
+        ComputeResource.objects.unscoped()
+        .filter(tenant_id__in=tenant_ids, cloud_account__isnull=False)
+        .values("id")
+    )
 
 
 def estate_counts(*, tenant) -> dict[str, int]:

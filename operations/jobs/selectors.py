@@ -34,7 +34,8 @@ def fleet_failed_runs(tenant_ids, *, now: dt.datetime | None = None) -> dict[int
     now = now or timezone.now()
     since = now - dt.timedelta(hours=24)
     rows = (
-        JobRun.objects.filter(
+        JobRun.objects.unscoped()
+        .filter(
             tenant_id__in=tenant_ids,
             status=JobStatus.FAILED,
             finished_at__gte=since,

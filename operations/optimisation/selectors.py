@@ -123,7 +123,8 @@ def recommendations_open_rows(*, tenant) -> list[dict]:
 def fleet_open_savings(tenant_ids) -> dict[int, FleetCell]:
     """Each tenant's open recommendations and their estimated monthly saving. One query."""
     rows = (
-        Recommendation.objects.filter(tenant_id__in=tenant_ids, status=RecommendationStatus.OPEN)
+        Recommendation.objects.unscoped()
+        .filter(tenant_id__in=tenant_ids, status=RecommendationStatus.OPEN)
         .order_by()
         .values("tenant_id")
         .annotate(count=Count("id"), saving=Sum("estimated_monthly_saving"))

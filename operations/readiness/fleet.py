@@ -15,7 +15,8 @@ LEVEL_ATTENTION = {1: 4, 2: 2}
 def fleet_readiness_levels(tenant_ids) -> dict[int, FleetCell]:
     """Each tenant's newest readiness score: level and overall. One query."""
     rows = (
-        ReadinessScore.objects.filter(tenant_id__in=tenant_ids)
+        ReadinessScore.objects.unscoped()
+        .filter(tenant_id__in=tenant_ids)
         .annotate(
             newest_rank=Window(
                 RowNumber(),

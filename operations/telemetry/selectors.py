@@ -343,7 +343,8 @@ def fleet_gpu_utilisation(tenant_ids, *, now: dt.datetime | None = None) -> dict
     compute resources. One query."""
     now = now or timezone.now()
     rows = (
-        TelemetryRollup.objects.filter(
+        TelemetryRollup.objects.unscoped()
+        .filter(
             tenant_id__in=tenant_ids,
             resource_kind=ResourceKind.COMPUTE,
             metric=METRICS_BY_NAME["gpu_utilization"].code,
@@ -391,7 +392,8 @@ def fleet_spend_this_month(tenant_ids, *, now: dt.datetime | None = None) -> dic
     elapsed_hours = max((now - month_start).total_seconds() / 3600, 1)
     budgets = inventory.fleet_cloud_budgets(tenant_ids)
     spent = dict(
-        TelemetryRollup.objects.filter(
+        TelemetryRollup.objects.unscoped()
+        .filter(
             tenant_id__in=tenant_ids,
             resource_kind=ResourceKind.COMPUTE,
             resource_id__in=inventory.compute_ids_in_cloud_accounts(tenant_ids),
