@@ -156,23 +156,6 @@ def tenant_status_counts_for(user) -> dict[str, int]:
     )
 
 
-def tenant_directory_for(user, *, query: str = "", status: str = "") -> QuerySet[Tenant]:
-    """Visible tenants with their plan and member count, by name; ``query`` matches name, slug
-    or industry, ``status`` (when given) narrows to one status."""
-    tenants = (
-        tenants_visible_to(user)
-        .select_related("plan")
-        .annotate(member_count=Count("memberships", distinct=True))
-    )
-    if query:
-        tenants = tenants.filter(
-            Q(name__icontains=query) | Q(slug__icontains=query) | Q(industry__icontains=query)
-        )
-    if status:
-        tenants = tenants.filter(status=status)
-    return tenants.order_by("name")
-
-
 # --- Inside one tenant (call inside its scope) -------------------------------------------------
 
 
