@@ -428,7 +428,10 @@ def fleet_spend_this_month(tenant_ids, *, now: dt.datetime | None = None) -> dic
             else 0,
             tone="bad" if projected > 100 else "warn" if projected > 90 else "ok",
             link="estate/",
-            detail=f"of {limit:,.0f} · {projected:.0f} % projected",
+            detail=(
+                f"of {limit:,.0f}{'' if budget['currency'] else ' (mixed currencies)'} · "
+                f"{projected:.0f} % projected"
+            ),
         )
     return cells
 
