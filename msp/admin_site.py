@@ -38,6 +38,8 @@ class GroundworkAdminSite(AdminSite):
     site_header = "Groundwork — MSP console"
     site_title = "Groundwork"
     index_title = "Operate every client's AI estate"
+    # The fleet dashboard is linked first, above the models.
+    index_template = "admin/groundwork_index.html"
 
     def has_permission(self, request):
         user = request.user

@@ -22,6 +22,7 @@ urlpatterns = [
     path("portal/", include("operations.compliance.portal.urls")),
     path("portal/", include("operations.readiness.portal.urls")),
     path("portal/", include("operations.events.portal.urls")),
+    path("portal/", include("msp.console.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("tenants.api.urls")),

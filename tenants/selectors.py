@@ -160,23 +160,6 @@ def tenant_status_counts_for(user) -> dict[str, int]:
     )
 
 
-def tenant_directory_for(user, *, query: str = "", status: str = "") -> QuerySet[Tenant]:
-    """Visible tenants with their plan and member count, by name; ``query`` matches name, slug
-    or industry, ``status`` (when given) narrows to one status."""
-    tenants = (
-        tenants_visible_to(user)
-        .select_related("plan")
-        .annotate(member_count=Count("memberships", distinct=True))
-    )
-    if query:
-        tenants = tenants.filter(
-            Q(name__icontains=query) | Q(slug__icontains=query) | Q(industry__icontains=query)
-        )
-    if status:
-        tenants = tenants.filter(status=status)
-    return tenants.order_by("name")
-
-
 # --- Inside one tenant (call inside its scope) -------------------------------------------------
 
 
@@ -329,3 +312,65 @@ def audit_field_changes(
         old, new = change[field] if isinstance(change.get(field), list) else (None, None)
         changes.append((object_id, occurred_at, old, new))
     return changes
+
+
+# --- The fleet dashboard -----------------------------------------------------------------------
+
+
+def fleet_tenant_rows(
+    user, *, query: str = "", status: str = "", account_team: int | None = None, industry: str = ""
+) -> list[dict]:
+    """The visible tenants a fleet dashboard lists, as rows (id, slug, name, status, industry,
+    plan tier), narrowed by search, status, a staff member of the account team and industry.
+    One query."""
+    tenants = tenants_visible_to(user)
+    if query:
+        tenants = tenants.filter(
+            Q(name__icontains=query) | Q(slug__icontains=query) | Q(industry__icontains=query)
+        )
+    if status:
+        tenants = tenants.filter(status=status)
+    if account_team is not None:
+        tenants = tenants.filter(
+            Exists(StaffAssignment.objects.filter(tenant=OuterRef("pk"), user_id=account_team))
+        )
+    if industry:
+        tenants = tenants.filter(industry=industry)
+    return list(
+        tenants.order_by("name").values("id", "slug", "name", "status", "industry", "plan__tier")
+    )
+
+
+def fleet_filter_choices(user) -> dict:
+    """What the dashboard's filters offer: the staff on the visible tenants' account teams
+    (id, name) and the industries of the visible tenants. Two queries."""
+    visible = tenants_visible_to(user)
+    staff = (
+        User.objects.filter(staff_assignments__tenant__in=visible)
+        .distinct()
+        .order_by("first_name", "last_name", "username")
+        .values_list("id", "first_name", "last_name", "username")
+    )
+    industries = (
+        visible.exclude(industry="").order_by("industry").values_list("industry", flat=True)
+    )
+    return {
+        "account_team": [
+            (pk, f"{first} {last}".strip() or username) for pk, first, last, username in staff
+        ],
+        "industries": list(dict.fromkeys(industries)),
+    }
+
+
+def account_team_for(*, tenant: Tenant) -> list[User]:
+    """The MSP staff assigned to the tenant, by name."""
+    return list(
+        User.objects.filter(staff_assignments__tenant=tenant).order_by(
+            "first_name", "last_name", "username"
+        )
+    )
+
+
+def audit_events_recent(*, tenant: Tenant, limit: int) -> list[AuditEvent]:
+    """The tenant's newest ``limit`` audit events."""
+    return list(AuditEvent.objects.filter(tenant=tenant).order_by("-occurred_at", "-id")[:limit])

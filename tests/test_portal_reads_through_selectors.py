@@ -53,7 +53,12 @@ SHORTCUTS = {"get_object_or_404", "get_list_or_404"}
 
 
 def portal_view_modules() -> list[Path]:
-    packages = [ROOT / "tenants" / "portal", *sorted((ROOT / "operations").glob("*/portal"))]
+    packages = [
+        ROOT / "tenants" / "portal",
+        *sorted((ROOT / "operations").glob("*/portal")),
+        # The project's staff pages across contexts (the tenant 360 page).
+        ROOT / "msp" / "console",
+    ]
     return [
         module
         for package in packages
@@ -123,6 +128,7 @@ def test_portal_view_modules_are_found():
         "tenants/portal/access.py",
         "operations/inventory/portal/views.py",
         "operations/incidents/portal/views.py",
+        "msp/console/views.py",
     } <= names
 
 

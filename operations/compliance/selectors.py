@@ -7,6 +7,8 @@ not at the next scan. Call inside the tenant's scope.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db.models import (
     BooleanField,
     Case,
@@ -14,6 +16,7 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
+    FloatField,
     IntegerField,
     OuterRef,
     Q,
@@ -23,7 +26,7 @@ from django.db.models import (
     When,
     Window,
 )
-from django.db.models.functions import RowNumber
+from django.db.models.functions import Cast, RowNumber
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
@@ -37,6 +40,7 @@ from operations.compliance.models import (
     SubjectType,
     Waiver,
 )
+from tenants.fleet import FleetCell
 
 
 def non_waivable_checks() -> list[str]:
@@ -287,3 +291,79 @@ def failing_findings_of_severity_for(
     ):
         found.setdefault((row["subject_type"], row["subject_id"]), []).append(row)
     return found
+
+
+# --- The fleet dashboard (every tenant id of the page at once, in its scope) -------------------
+
+
+#: How far back the fleet dashboard looks for a framework's newest and previous score.
+TREND_HISTORY_DAYS = 90
+
+
+def fleet_compliance_scores(tenant_ids) -> dict[int, FleetCell]:
+    """Each tenant's lowest framework by its newest score, with the change since that
+    framework's previous score. One query (a window ranks each framework's history)."""
+    ranked = (
+        Score.objects.unscoped()
+        .filter(
+            tenant_id__in=tenant_ids,
+            score__isnull=False,
+            # Bounds the window to recent history: the trend is against the previous scan.
+            computed_at__gte=timezone.now() - dt.timedelta(days=TREND_HISTORY_DAYS),
+        )
+        .annotate(
+            history_rank=Window(
+                RowNumber(),
+                partition_by=[F("tenant_id"), F("framework_id")],
+                order_by=[F("computed_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(history_rank__lte=2)
+        .order_by()
+        # As a float: a Decimal per row costs more than the query at a thousand tenants.
+        .annotate(score_value=Cast("score", FloatField()))
+        .values_list("tenant_id", "framework_id", "framework__code", "score_value", "history_rank")
+    )
+    latest: dict[tuple[int, int], tuple[str, float]] = {}
+    previous: dict[tuple[int, int], float] = {}
+    for tenant_id, framework_id, code, score, rank in ranked:
+        if rank == 1:
+            latest[(tenant_id, framework_id)] = (code, float(score))
+        else:
+            previous[(tenant_id, framework_id)] = float(score)
+    lowest: dict[int, tuple[float, str, float | None]] = {}
+    for (tenant_id, framework_id), (code, score) in latest.items():
+        before = previous.get((tenant_id, framework_id))
+        trend = None if before is None else score - before
+        if tenant_id not in lowest or (score, code) < lowest[tenant_id][:2]:
+            lowest[tenant_id] = (score, code, trend)
+    cells = {}
+    for tenant_id, (score, code, trend) in lowest.items():
+        falling = trend is not None and trend <= -5
+        attention = (15 if score < 50 else 8 if score < 70 else 3 if score < 85 else 0) + (
+            5 if falling else 0
+        )
+        arrow = "" if not trend else (f" ▲{trend:.0f}" if trend > 0 else f" ▼{-trend:.0f}")
+        cells[tenant_id] = FleetCell(
+            text=f"{score:.0f}{arrow}",
+            value=score,
+            attention=attention,
+            tone="bad" if score < 50 else "warn" if score < 70 or falling else "ok",
+            link="compliance/",
+            detail=code,
+        )
+    return cells
+
+
+def fleet_compliance_total(cells: dict[int, FleetCell]) -> FleetCell:
+    """The fleet's mean of each tenant's lowest score."""
+    values = [cell.value for cell in cells.values() if cell.value is not None]
+    if not values:
+        return FleetCell(text="—")
+    mean = sum(values) / len(values)
+    return FleetCell(
+        text=f"{mean:.0f}",
+        value=mean,
+        attention=sum(cell.attention for cell in cells.values()),
+        detail=f"mean of {len(values)}",
+    )

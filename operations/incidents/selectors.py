@@ -15,6 +15,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     Max,
+    Min,
     Prefetch,
     Q,
     QuerySet,
@@ -40,6 +41,7 @@ from operations.incidents.models import (
 from operations.inventory.models import ComputeResource, Deployment
 from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
 from operations.telemetry.selectors import WindowStats, telemetry_window_stats
+from tenants.fleet import FleetCell
 from tenants.models import Severity, Tenant
 from tenants.scoping import all_tenants_scope, tenant_scope
 from tenants.selectors import TenantAccess
@@ -180,7 +182,10 @@ def incidents_breaching_within(
     queryset: QuerySet[Incident], *, minutes: float, now: dt.datetime | None = None
 ) -> QuerySet[Incident]:
     """Incidents whose running clock runs out within ``minutes`` and has not yet breached."""
-    now = now or timezone.now()
+    return queryset.filter(_breaching_within(minutes=minutes, now=now or timezone.now()))
+
+
+def _breaching_within(*, minutes: float, now: dt.datetime) -> Q:
     horizon = now + dt.timedelta(minutes=minutes)
     ack_soon = Q(
         status=IncidentStatus.TRIGGERED,
@@ -195,7 +200,7 @@ def incidents_breaching_within(
         resolve_due_at__gt=now,
         resolve_due_at__lte=horizon,
     )
-    return queryset.filter(ack_soon | resolve_soon)
+    return ack_soon | resolve_soon
 
 
 # --- Metrics -----------------------------------------------------------------------------------
@@ -695,3 +700,117 @@ def tenants_with_open_incidents() -> list[int]:
             return []
         rows = Incident.objects.filter(status__in=OPEN_STATUSES).order_by()
         return sorted(set(rows.values_list("tenant_id", flat=True).distinct()))
+
+
+# --- The fleet dashboard (every tenant id of the page at once, in its scope) -------------------
+
+#: How much one open incident of each severity weighs in a tenant's need of attention.
+SEVERITY_ATTENTION = {"SEV1": 40, "SEV2": 15, "SEV3": 3, "SEV4": 1}
+SLA_AT_RISK_MINUTES = 30
+REGULATOR_NEAR_HOURS = 72
+
+
+def _open_in(tenant_ids) -> QuerySet[Incident]:
+    return (
+        Incident.objects.unscoped()
+        .filter(tenant_id__in=tenant_ids, status__in=OPEN_STATUSES)
+        .order_by()
+    )
+
+
+def fleet_open_incidents(tenant_ids) -> dict[int, FleetCell]:
+    """Open incidents per tenant by severity. One query."""
+    rows = (
+        _open_in(tenant_ids)
+        .values("tenant_id")
+        .annotate(
+            **{sev: Count("id", filter=Q(severity=sev)) for sev in SEVERITY_ATTENTION},
+            total=Count("id"),
+        )
+    )
+    cells = {}
+    for row in rows:
+        worst = next((sev for sev in SEVERITY_ATTENTION if row[sev]), "")
+        cells[row["tenant_id"]] = FleetCell(
+            text=str(row["total"]),
+            value=row["total"],
+            attention=sum(row[sev] * weight for sev, weight in SEVERITY_ATTENTION.items()),
+            tone="bad" if worst == "SEV1" else "warn" if worst == "SEV2" else "",
+            link="incidents/",
+            detail=" · ".join(f"{row[sev]} {sev}" for sev in SEVERITY_ATTENTION if row[sev]),
+        )
+    return cells
+
+
+def fleet_sla_clocks(tenant_ids, *, now: dt.datetime | None = None) -> dict[int, FleetCell]:
+    """Open incidents per tenant whose SLA clock breached, or runs out within 30 minutes.
+    One query."""
+    now = now or timezone.now()
+    breached = Q(ack_breached_at__isnull=False) | Q(resolve_breached_at__isnull=False)
+    rows = (
+        _open_in(tenant_ids)
+        .filter(breached | _breaching_within(minutes=SLA_AT_RISK_MINUTES, now=now))
+        .values("tenant_id")
+        .annotate(
+            breached=Count("id", filter=breached),
+            at_risk=Count("id", filter=~breached),
+        )
+    )
+    cells = {}
+    for row in rows:
+        parts = [f"{row['breached']} breached"] if row["breached"] else []
+        parts += [f"{row['at_risk']} at risk"] if row["at_risk"] else []
+        cells[row["tenant_id"]] = FleetCell(
+            text=", ".join(parts),
+            value=row["breached"] + row["at_risk"],
+            attention=30 * row["breached"] + 10 * row["at_risk"],
+            tone="bad" if row["breached"] else "warn",
+            link="incidents/",
+        )
+    return cells
+
+
+def _hours_label(delta: dt.timedelta) -> str:
+    hours = abs(delta.total_seconds()) / 3600
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} d"
+
+
+def fleet_regulator_deadlines(
+    tenant_ids, *, now: dt.datetime | None = None
+) -> dict[int, FleetCell]:
+    """Serious incidents per tenant not yet notified to the regulator whose deadline passed or
+    falls within 72 hours, with the nearest deadline. One query."""
+    now = now or timezone.now()
+    rows = (
+        Incident.objects.unscoped()
+        .filter(
+            tenant_id__in=tenant_ids,
+            serious=True,
+            regulator_notified_at__isnull=True,
+            regulator_deadline__lte=now + dt.timedelta(hours=REGULATOR_NEAR_HOURS),
+        )
+        .order_by()
+        .values("tenant_id")
+        .annotate(
+            overdue=Count("id", filter=Q(regulator_deadline__lt=now)),
+            near=Count("id", filter=Q(regulator_deadline__gte=now)),
+            first=Min("regulator_deadline"),
+        )
+    )
+    cells = {}
+    for row in rows:
+        if row["overdue"]:
+            text = f"{row['overdue']} overdue"
+        else:
+            text = f"due in {_hours_label(row['first'] - now)}"
+        cells[row["tenant_id"]] = FleetCell(
+            text=text,
+            value=row["overdue"] + row["near"],
+            attention=100 * row["overdue"] + 40 * row["near"],
+            tone="bad" if row["overdue"] else "warn",
+            link="incidents/",
+            detail=f"{row['near']} due within {REGULATOR_NEAR_HOURS} h"
+            if row["overdue"] and row["near"]
+            else "",
+        )
+    return cells

@@ -3,7 +3,17 @@ and the whole estate of a tenant for export. Call inside the tenant's scope."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Exists, Model, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    Model,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
 from django.db.models.functions import Coalesce
 
 from operations.inventory.models import (
@@ -339,3 +349,71 @@ def compute_cluster_nodes_for(*, cluster_ids: list[int]) -> dict[int, list[int]]
     for cluster_id, node_id in rows:
         nodes.setdefault(cluster_id, []).append(node_id)
     return nodes
+
+
+# --- The fleet dashboard and the tenant 360 page -----------------------------------------------
+
+
+def fleet_cloud_budgets(tenant_ids) -> dict[int, dict]:
+    """{tenant id: {"budget", "currency", "accounts"}}: the monthly budgets of each tenant's
+    cloud accounts added up ("currency" is "" when they differ). One query."""
+    rows = (
+        CloudAccount.objects.unscoped()
+        .filter(tenant_id__in=tenant_ids, monthly_budget__isnull=False)
+        .order_by()
+        .values("tenant_id", "currency")
+        .annotate(budget=Sum("monthly_budget"), accounts=Count("id"))
+    )
+    budgets: dict[int, dict] = {}
+    for row in rows:
+        entry = budgets.setdefault(
+            row["tenant_id"], {"budget": 0, "currency": row["currency"], "accounts": 0}
+        )
+        entry["budget"] += row["budget"]
+        entry["accounts"] += row["accounts"]
+        if entry["currency"] != row["currency"]:
+            entry["currency"] = ""
+    return budgets
+
+
+def compute_ids_in_cloud_accounts(tenant_ids) -> QuerySet:
+    """The ids of the tenants' compute resources billed to a cloud account (a subquery)."""
+    return (
+        ComputeResource.objects.unscoped()
+        .filter(tenant_id__in=tenant_ids, cloud_account__isnull=False)
+        .values("id")
+    )
+
+
+def estate_counts(*, tenant) -> dict[str, int]:
+    """How many sites, compute resources (and GPUs in service), AI systems by stage,
+    deployments and datasets the tenant has. Five queries."""
+    compute = ComputeResource.objects.filter(tenant=tenant).aggregate(
+        resources=Count("id"),
+        gpus=Coalesce(Sum("gpu_count", filter=Q(status=ComputeStatus.ACTIVE)), 0),
+    )
+    systems = dict(
+        AISystem.objects.filter(tenant=tenant)
+        .order_by()
+        .values_list("stage")
+        .annotate(count=Count("id"))
+    )
+    return {
+        "sites": Site.objects.filter(tenant=tenant).count(),
+        "compute": compute["resources"],
+        "gpus_in_service": compute["gpus"],
+        "ai_systems": sum(systems.values()),
+        "ai_systems_in_production": systems.get(Stage.PRODUCTION, 0),
+        "ai_systems_in_pilot": systems.get(Stage.PILOT, 0),
+        "deployments": Deployment.objects.filter(tenant=tenant).count(),
+        "datasets": Dataset.objects.filter(tenant=tenant).count(),
+    }
+
+
+def gpu_compute_ids(*, tenant) -> list[int]:
+    """The tenant's compute resources with GPUs, in service or not."""
+    return list(
+        ComputeResource.objects.filter(tenant=tenant, gpu_count__gt=0)
+        .order_by("hostname")
+        .values_list("id", flat=True)
+    )

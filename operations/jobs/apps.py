@@ -21,3 +21,16 @@ class JobsConfig(AppConfig):
         autodiscover_modules("job_kinds")
         for module in engine_settings().kind_modules:
             import_module(module)
+
+        from operations.jobs.selectors import fleet_failed_runs
+        from tenants.fleet import FleetColumn, register_fleet_column
+
+        register_fleet_column(
+            FleetColumn(
+                key="failed_jobs",
+                title="Failed jobs (24 h)",
+                order=90,
+                figures=fleet_failed_runs,
+                help="Job runs that failed in the last 24 hours.",
+            )
+        )

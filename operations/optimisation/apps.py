@@ -17,3 +17,15 @@ class OptimisationConfig(AppConfig):
             template="optimisation/_overview_panel.html",
             build=savings_overview,
         )
+        from operations.optimisation.selectors import fleet_open_savings
+        from tenants.fleet import FleetColumn, register_fleet_column
+
+        register_fleet_column(
+            FleetColumn(
+                key="savings",
+                title="Open savings / month",
+                order=80,
+                figures=fleet_open_savings,
+                help="Open recommendations' estimated monthly saving.",
+            )
+        )

@@ -13,6 +13,7 @@ from operations.optimisation.models import (
     RecommendationStatus,
     SubjectType,
 )
+from tenants.fleet import FleetCell
 
 CENT = Decimal("0.01")
 
@@ -172,3 +173,29 @@ def capacity_forecasts_for(*, compute_ids: list[int]) -> dict[int, list[dict]]:
     for row in rows:
         found.setdefault(row["subject_id"], []).append(row)
     return found
+
+
+# --- The fleet dashboard (every tenant id of the page at once, in its scope) -------------------
+
+
+def fleet_open_savings(tenant_ids) -> dict[int, FleetCell]:
+    """Each tenant's open recommendations and their estimated monthly saving. One query."""
+    rows = (
+        Recommendation.objects.unscoped()
+        .filter(tenant_id__in=tenant_ids, status=RecommendationStatus.OPEN)
+        .order_by()
+        .values("tenant_id")
+        .annotate(count=Count("id"), saving=Sum("estimated_monthly_saving"))
+    )
+    cells = {}
+    for row in rows:
+        saving = row["saving"] or Decimal("0")
+        cells[row["tenant_id"]] = FleetCell(
+            text=f"{saving:,.0f}",
+            value=saving,
+            # Money left on the table needs a look, but never outranks an outage.
+            attention=min(int(saving // 5000), 5),
+            link="recommendations/",
+            detail=f"{row['count']} open",
+        )
+    return cells

@@ -14,3 +14,16 @@ class ReadinessConfig(AppConfig):
         from operations.readiness.gates import gates_stage_guard
 
         register_stage_change_guard(gates_stage_guard)
+        from operations.readiness.fleet import fleet_readiness_levels, fleet_readiness_total
+        from tenants.fleet import FleetColumn, register_fleet_column
+
+        register_fleet_column(
+            FleetColumn(
+                key="readiness",
+                title="Readiness",
+                order=50,
+                figures=fleet_readiness_levels,
+                total=fleet_readiness_total,
+                help="The newest readiness level (1–5) and overall score.",
+            )
+        )

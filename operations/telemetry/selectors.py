@@ -7,12 +7,15 @@ raise otherwise); a resource of another tenant is simply not found.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Count, F, FloatField, Max, Min, Sum
+from django.db.models import Avg, Count, F, FloatField, Max, Min, Sum
 from django.db.models.functions import Cast, TruncDay
+from django.utils import timezone
 
+from operations.inventory import selectors as inventory
 from operations.inventory.models import ComputeResource, Deployment
 from operations.telemetry.metrics import METRICS_BY_NAME, RESOURCE_KIND_NAMES, Metric, ResourceKind
 from operations.telemetry.models import (
@@ -23,6 +26,7 @@ from operations.telemetry.models import (
     TelemetryRollup,
 )
 from operations.telemetry.storage import sample_store
+from tenants.fleet import FleetCell
 from tenants.scoping import all_tenants_scope
 
 #: Raw points one series answer may hold; a wider request must use a rolled-up step.
@@ -422,3 +426,124 @@ def telemetry_hourly_mean_values(
     for resource_id, value in rows:
         values.setdefault(resource_id, []).append(value)
     return values
+
+
+# --- The fleet dashboard (every tenant id of the page at once, in its scope) -------------------
+
+
+def fleet_gpu_utilisation(tenant_ids, *, now: dt.datetime | None = None) -> dict[int, FleetCell]:
+    """Each tenant's mean GPU utilisation over the last 24 hours, from the hourly rollups of its
+    compute resources. One query."""
+    now = now or timezone.now()
+    rows = (
+        TelemetryRollup.objects.unscoped()
+        .filter(
+            tenant_id__in=tenant_ids,
+            resource_kind=ResourceKind.COMPUTE,
+            metric=METRICS_BY_NAME["gpu_utilization"].code,
+            bucket__gte=now - dt.timedelta(hours=24),
+            bucket__lt=now,
+        )
+        .order_by()
+        .values("tenant_id")
+        .annotate(mean=Avg("avg_value"), resources=Count("resource_id", distinct=True))
+    )
+    cells = {}
+    for row in rows:
+        mean = row["mean"]
+        cells[row["tenant_id"]] = FleetCell(
+            text=f"{mean:.0f} %",
+            value=mean,
+            # Saturated GPUs are a capacity risk; idle ones show as open savings instead.
+            attention=5 if mean >= 90 else 0,
+            tone="warn" if mean >= 90 or mean < 15 else "",
+            link="estate/",
+            detail=f"{row['resources']} resource{'s' if row['resources'] != 1 else ''}",
+        )
+    return cells
+
+
+def fleet_gpu_utilisation_total(cells: dict[int, FleetCell]) -> FleetCell:
+    values = [cell.value for cell in cells.values() if cell.value is not None]
+    if not values:
+        return FleetCell(text="—")
+    mean = sum(values) / len(values)
+    return FleetCell(text=f"{mean:.0f} %", value=mean, detail=f"mean of {len(values)}")
+
+
+def _money(amount: float, currency: str) -> str:
+    return f"{amount:,.0f} {currency}".strip()
+
+
+def fleet_spend_this_month(tenant_ids, *, now: dt.datetime | None = None) -> dict[int, FleetCell]:
+    """Each tenant's cloud spend this month (the ``cost_per_hour`` rollups of the compute billed
+    to its cloud accounts) against those accounts' monthly budgets, with the month-end
+    projection at this month's pace. Two queries."""
+    now = (now or timezone.now()).astimezone(dt.UTC)
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month_hours = calendar.monthrange(now.year, now.month)[1] * 24
+    elapsed_hours = max((now - month_start).total_seconds() / 3600, 1)
+    budgets = inventory.fleet_cloud_budgets(tenant_ids)
+    spent = dict(
+        TelemetryRollup.objects.unscoped()
+        .filter(
+            tenant_id__in=tenant_ids,
+            resource_kind=ResourceKind.COMPUTE,
+            resource_id__in=inventory.compute_ids_in_cloud_accounts(tenant_ids),
+            metric=METRICS_BY_NAME["cost_per_hour"].code,
+            bucket__gte=month_start,
+            bucket__lt=now,
+        )
+        .order_by()
+        .values_list("tenant_id")
+        .annotate(total=Sum("avg_value"))
+    )
+    cells = {}
+    for tenant_id in set(budgets) | set(spent):
+        total = spent.get(tenant_id, 0.0)
+        budget = budgets.get(tenant_id)
+        if budget is None or not budget["budget"]:
+            cells[tenant_id] = FleetCell(
+                text=_money(total, ""), value=total, link="estate/", detail="no budget"
+            )
+            continue
+        limit = float(budget["budget"])
+        projected = 100 * total * month_hours / elapsed_hours / limit
+        cells[tenant_id] = FleetCell(
+            text=f"{_money(total, budget['currency'])}",
+            value=total,
+            attention=10
+            if projected > 110
+            else 6
+            if projected > 100
+            else 2
+            if projected > 90
+            else 0,
+            tone="bad" if projected > 100 else "warn" if projected > 90 else "ok",
+            link="estate/",
+            detail=(
+                f"of {limit:,.0f}{'' if budget['currency'] else ' (mixed currencies)'} · "
+                f"{projected:.0f} % projected"
+            ),
+        )
+    return cells
+
+
+def telemetry_gpu_utilisation_by_hour(
+    *, tenant, start, end
+) -> list[tuple[dt.datetime, float, float]]:
+    """[(hour, mean, peak)] GPU utilisation (%) across all the tenant's compute resources over
+    [start, end), oldest first, from the hourly rollups. One query."""
+    return list(
+        TelemetryRollup.objects.filter(
+            tenant=tenant,
+            resource_kind=ResourceKind.COMPUTE,
+            metric=METRICS_BY_NAME["gpu_utilization"].code,
+            bucket__gte=start,
+            bucket__lt=end,
+        )
+        .order_by("bucket")
+        .values("bucket")
+        .annotate(mean=Avg("avg_value"), peak=Max("max_value"))
+        .values_list("bucket", "mean", "peak")
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from tenants import services
 from tenants.durations import duration_label
+from tenants.fleet import fleet_table
 from tenants.models import ApiToken, Coverage, ServicePlan, Severity, TenantStatus
 from tenants.overview import overview_panels_built
 from tenants.portal.access import (
@@ -35,16 +37,18 @@ from tenants.portal.forms import (
 from tenants.selectors import (
     api_token_get,
     api_token_list,
+    fleet_filter_choices,
+    fleet_tenant_rows,
     membership_get,
     membership_list,
     onboarding_step_list,
     service_plan_get,
-    tenant_directory_for,
     tenant_first_visible_to,
     tenant_status_counts_for,
     viewer_timezone_name,
 )
 
+FLEET_PAGE_SIZE = 100
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -69,22 +73,54 @@ def home(request):
             return render(request, "portal/no_tenant.html")
         return redirect("portal:overview", slug=tenant.slug)
 
+    return _fleet_dashboard(request)
+
+
+def _fleet_dashboard(request):
+    """Every tenant the staff member may see, the ones that need attention first."""
+    user = request.user
     query = request.GET.get("q", "").strip()
     status = request.GET.get("status", "")
     if status not in TenantStatus.values:
         status = ""
+    industry = request.GET.get("industry", "")
+    choices = fleet_filter_choices(user)
+    if industry not in choices["industries"]:
+        industry = ""
+    account_team = request.GET.get("team", "")
+    team_ids = {str(pk): pk for pk, _name in choices["account_team"]}
+    account_team_id = team_ids.get(account_team)
+    if account_team_id is None:
+        account_team = ""
     status_counts = tenant_status_counts_for(user)
+    tenant_rows = fleet_tenant_rows(
+        user, query=query, status=status, account_team=account_team_id, industry=industry
+    )
+    placeholder = "tenant-slug"
+    prefix = reverse("portal:overview", kwargs={"slug": placeholder}).replace(placeholder, "{slug}")
+    table = fleet_table(tenant_rows=tenant_rows, portal_prefix=prefix)
+    # The rows that need attention come first; the total row counts every page.
+    rows = Paginator(table.rows, FLEET_PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = request.GET.copy()
+    filters.pop("page", None)
     return render(
         request,
         "portal/home.html",
         {
-            "tenants": tenant_directory_for(user, query=query, status=status),
+            "table": table,
+            "rows": rows,
+            "filter_query": filters.urlencode(),
             "query": query,
             "status": status,
+            "industry": industry,
+            "account_team": account_team,
+            "team_choices": choices["account_team"],
+            "industries": choices["industries"],
             "statuses": [
                 (value, label, status_counts.get(value, 0)) for value, label in TenantStatus.choices
             ],
             "total": sum(status_counts.values()),
+            "filtered": bool(query or status or industry or account_team),
         },
     )
 
