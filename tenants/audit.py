@@ -79,6 +79,8 @@ def set_actor_source(source: str) -> None:
 def _json_safe(value):
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()  # a reader of the log compares seconds
     if isinstance(value, (decimal.Decimal, uuid.UUID)):
         return str(value)
     if isinstance(value, models.Model):
@@ -180,7 +182,15 @@ def audited_update(
     if validate:
         instance.full_clean()
     instance.save()
+    audit_since(tenant=tenant, instance=instance, before=before)
+    return instance
+
+
+def audit_since(*, tenant, instance: models.Model, before: dict, action: str = "update") -> dict:
+    """Record what changed on the saved ``instance`` since ``before`` (its ``audit_snapshot``),
+    as one ``action`` event; nothing changed, no event. For services that change an instance
+    in several steps (an incident's move) before they save it."""
     changes = audit_changes(before, audit_snapshot(instance))
     if changes:
-        audit_record(tenant=tenant, action="update", instance=instance, changes=changes)
-    return instance
+        audit_record(tenant=tenant, action=action, instance=instance, changes=changes)
+    return changes

@@ -44,7 +44,7 @@ from operations.incidents.sla import (
     business_duration_between,
     calendar_for_plan,
 )
-from tenants.audit import audit_changes, audit_record, audit_snapshot, current_actor
+from tenants.audit import audit_changes, audit_record, audit_since, audit_snapshot, current_actor
 from tenants.models import AuditAction, MspRole, ServicePlan, Severity, Tenant
 
 User = get_user_model()
@@ -129,22 +129,6 @@ def _entry(
     entry.full_clean()
     entry.save()
     return entry
-
-
-def _snapshot(instance: models.Model) -> dict:
-    """``audit_snapshot`` with durations as seconds, which a reader of the log can compare."""
-    snapshot = audit_snapshot(instance)
-    for field in instance._meta.concrete_fields:
-        value = getattr(instance, field.attname)
-        if isinstance(value, dt.timedelta):
-            snapshot[field.attname] = value.total_seconds()
-    return snapshot
-
-
-def _audit_update(tenant: Tenant, incident: Incident, before: dict, action: str) -> None:
-    changes = audit_changes(before, _snapshot(incident))
-    if changes:
-        audit_record(tenant=tenant, action=action, instance=incident, changes=changes)
 
 
 def _event(tenant: Tenant, topic: str, incident: Incident, **extra) -> None:
@@ -345,7 +329,7 @@ def incident_create(
         tenant=tenant,
         action=AuditAction.CREATE,
         instance=incident,
-        changes=audit_changes({}, _snapshot(incident)),
+        changes=audit_changes({}, audit_snapshot(incident)),
     )
     _event(tenant, TOPIC_CREATED, incident)
     return incident
@@ -462,7 +446,7 @@ def incident_transition(
     allowed_from, target = INCIDENT_ACTIONS[action]
     if incident.status not in allowed_from:
         raise _refuse(incident, action, allowed_from)
-    before = _snapshot(incident)
+    before = audit_snapshot(incident)
     _catch_up_breaches(tenant, incident, at)
     plan = _plan(tenant)
     calendar = calendar_for_plan(plan)
@@ -504,7 +488,7 @@ def incident_transition(
             user=user,
             at=at,
         )
-    _audit_update(tenant, incident, before, AuditAction.TRANSITION)
+    audit_since(tenant=tenant, instance=incident, before=before, action=AuditAction.TRANSITION)
     if action in _TOPIC_FOR_ACTION:
         _event(tenant, _TOPIC_FOR_ACTION[action], incident)
     return incident
@@ -527,7 +511,7 @@ def incident_assign(
     incident = _locked(tenant, incident)
     if incident.assignee_id == (assignee.pk if assignee else None):
         return incident
-    before = _snapshot(incident)
+    before = audit_snapshot(incident)
     incident.assignee = assignee
     incident.save()
     body = f"Assigned to {user_display_name(assignee)}." if assignee else "Unassigned."
@@ -539,7 +523,7 @@ def incident_assign(
         data={"assignee": assignee.pk if assignee else None},
         at=at,
     )
-    _audit_update(tenant, incident, before, AuditAction.UPDATE)
+    audit_since(tenant=tenant, instance=incident, before=before, action=AuditAction.UPDATE)
     return incident
 
 
@@ -600,7 +584,7 @@ def incident_change_severity(
         raise ValidationError({"severity": "A closed incident's severity no longer changes."})
     if incident.severity == severity:
         return incident
-    before = _snapshot(incident)
+    before = audit_snapshot(incident)
     _catch_up_breaches(tenant, incident, at)
     previous = incident.severity
     incident.severity = severity
@@ -624,7 +608,7 @@ def incident_change_severity(
             user=user,
             at=at,
         )
-    _audit_update(tenant, incident, before, AuditAction.UPDATE)
+    audit_since(tenant=tenant, instance=incident, before=before, action=AuditAction.UPDATE)
     return incident
 
 
@@ -651,7 +635,7 @@ def incident_wait_on_client(
                 )
             }
         )
-    before = _snapshot(incident)
+    before = audit_snapshot(incident)
     _catch_up_breaches(tenant, incident, at)
     incident.waiting_since = at
     plan = _plan(tenant)
@@ -661,7 +645,7 @@ def incident_wait_on_client(
     if reason:
         body = f"{body} {reason}"
     _entry(incident, kind=TimelineKind.PAUSED, body=body, user=user, at=at)
-    _audit_update(tenant, incident, before, AuditAction.UPDATE)
+    audit_since(tenant=tenant, instance=incident, before=before, action=AuditAction.UPDATE)
     return incident
 
 
@@ -674,7 +658,7 @@ def incident_resume(
     incident = _locked(tenant, incident)
     if incident.waiting_since is None:
         raise ValidationError({"status": "The incident is not waiting on the client."})
-    before = _snapshot(incident)
+    before = audit_snapshot(incident)
     plan = _plan(tenant)
     calendar = calendar_for_plan(plan)
     _pause_ends(incident, calendar, at)
@@ -687,7 +671,7 @@ def incident_resume(
         user=user,
         at=at,
     )
-    _audit_update(tenant, incident, before, AuditAction.UPDATE)
+    audit_since(tenant=tenant, instance=incident, before=before, action=AuditAction.UPDATE)
     return incident
 
 
@@ -803,7 +787,7 @@ def incident_update(
         raise ValidationError(dict.fromkeys(unknown, "This field cannot be changed here."))
     at = _now(at)
     incident = _locked(tenant, incident)
-    before = _snapshot(incident)
+    before = audit_snapshot(incident)
     for name in EDITABLE_FIELDS:
         if name in fields:
             setattr(incident, name, fields[name])
@@ -832,7 +816,7 @@ def incident_update(
             },
             at=at,
         )
-    _audit_update(tenant, incident, before, AuditAction.UPDATE)
+    audit_since(tenant=tenant, instance=incident, before=before, action=AuditAction.UPDATE)
     return incident
 
 
@@ -971,7 +955,7 @@ def postmortem_save(
     created = postmortem is None
     if created:
         postmortem = Postmortem(tenant=tenant, incident=incident)
-    before = {} if created else _snapshot(postmortem)
+    before = {} if created else audit_snapshot(postmortem)
     postmortem.summary = summary
     postmortem.impact = impact
     postmortem.timeline_excerpt = timeline_excerpt
@@ -999,7 +983,7 @@ def postmortem_save(
         items.append(row)
     PostmortemActionItem.objects.filter(postmortem=postmortem).delete()
     PostmortemActionItem.objects.bulk_create(items)
-    changes = audit_changes(before, _snapshot(postmortem))
+    changes = audit_changes(before, audit_snapshot(postmortem))
     changes["action_items"] = [None, len(items)]
     audit_record(
         tenant=tenant,
