@@ -13,11 +13,33 @@ from django.db import migrations
 from tenants.scoping import RLS_SETTING
 
 POLICY_NAME = "tenant_isolation"
-# The tenant ids of the active scope, as PostgreSQL sees them (NULL when no scope is set).
+# The tenant ids of the active scope, as PostgreSQL sees them (NULL when no scope is set). The
+# scalar subquery makes it an InitPlan, parsed once per query instead of once per row: with a
+# 1,000-tenant scope that is 3–4× faster on a 300,000-row table (see docs/architecture.md).
 ALLOWED_TENANT_IDS = (
-    f"string_to_array(NULLIF(current_setting('{RLS_SETTING}', true), ''), ',')::bigint[]"
+    f"(SELECT string_to_array(NULLIF(current_setting('{RLS_SETTING}', true), ''), ','))::bigint[]"
 )
 TENANT_CONDITION = f"tenant_id = ANY ({ALLOWED_TENANT_IDS})"
+# Tables whose rows may belong to no tenant (fleet job runs): those rows are admitted too.
+TENANT_OR_SHARED_CONDITION = f"tenant_id IS NULL OR {TENANT_CONDITION}"
+
+
+def policies_refresh(schema_editor) -> int:
+    """Re-create every isolation policy in the database with today's condition (shared rows
+    stay admitted where they were). For a migration that changes the condition's SQL."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT schemaname, tablename, qual FROM pg_policies WHERE policyname = %s",
+            [POLICY_NAME],
+        )
+        policies = cursor.fetchall()
+    for schema, table, qual in policies:
+        condition = TENANT_OR_SHARED_CONDITION if "IS NULL" in (qual or "") else TENANT_CONDITION
+        name = f"{schema_editor.quote_name(schema)}.{schema_editor.quote_name(table)}"
+        schema_editor.execute(
+            f"ALTER POLICY {POLICY_NAME} ON {name} USING ({condition}) WITH CHECK ({condition})"
+        )
+    return len(policies)
 
 
 def enable_rls_statements(table: str, condition: str = TENANT_CONDITION) -> list[str]:

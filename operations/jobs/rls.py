@@ -8,9 +8,9 @@ visible and writable only inside that tenant's scope.
 
 from __future__ import annotations
 
-from tenants.rls import ALLOWED_TENANT_IDS, EnableTenantRowLevelSecurity
+from tenants.rls import TENANT_OR_SHARED_CONDITION, EnableTenantRowLevelSecurity
 
-CONDITION = f"tenant_id IS NULL OR tenant_id = ANY ({ALLOWED_TENANT_IDS})"
+CONDITION = TENANT_OR_SHARED_CONDITION
 
 
 class EnableFleetAwareRowLevelSecurity(EnableTenantRowLevelSecurity):
