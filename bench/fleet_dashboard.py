@@ -34,19 +34,16 @@ import argparse
 import datetime as dt
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import types
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.support import recreate_database, setup_django, with_database  # noqa: E402
+from bench.support import throwaway_database  # noqa: E402
 
 BENCH_URLCONF = "bench_fleet_urls"
 BATCH = 5000
@@ -485,38 +482,8 @@ def run(args) -> None:
 
 def main() -> None:
     args = parse_args()
-    url = os.environ.get("DATABASE_URL", "")
-    var_dir = tempfile.mkdtemp(prefix="fleet-bench-")
-    os.environ["GROUNDWORK_VAR_DIR"] = var_dir
-    admin_url = name = None
-    if url.startswith("postgres"):
-        name = f"{urlsplit(url).path.lstrip('/') or 'groundwork'}_fleet_bench"
-        admin_url = with_database(url, "postgres")
-        recreate_database(admin_url, name)
-        database_url = with_database(url, name)
-    else:
-        os.environ["SQLITE_PATH"] = str(Path(var_dir) / "bench.sqlite3")
-        database_url = ""
-    try:
-        if database_url:
-            setup_django(database_url)
-        else:
-            os.environ.pop("DATABASE_URL", None)
-            os.environ.setdefault("DJANGO_SETTINGS_MODULE", "msp.settings")
-            os.environ.setdefault("LOG_LEVEL", "WARNING")
-            import django
-            from django.core.management import call_command
-
-            django.setup()
-            call_command("migrate", verbosity=0)
+    with throwaway_database("fleet_bench"):
         run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if admin_url:
-            recreate_database(admin_url, name, drop_only=True)
-        shutil.rmtree(var_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
