@@ -35,7 +35,7 @@ def test_a_task_sees_and_writes_only_its_tenant(onboarding_tenants):
     assert result == {
         "scope": [tenant_a.id],
         "visible_tenants": [tenant_a.id],
-        "actor": "task tests.complete_first_step",
+        "actor": "Groundwork (automatic)",
     }
     assert active_scope() is None
     done = AuditEvent.objects.filter(object_type="tenants.OnboardingStep").get()

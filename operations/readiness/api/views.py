@@ -9,7 +9,7 @@ explained; ``rescore/`` enqueues a scan), and ``benchmark/``.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -70,7 +70,7 @@ class AssessmentViewSet(
 
     @extend_schema(
         request=None,
-        responses={201: s.AssessmentDetailSerializer, 409: OpenApiResponse(description="A draft")},
+        responses={201: s.AssessmentDetailSerializer},
     )
     def create(self, request, *args, **kwargs):
         self.get_serializer(data=request.data).is_valid(raise_exception=True)
@@ -82,7 +82,7 @@ class AssessmentViewSet(
 
     @extend_schema(
         request=None,
-        responses={200: s.AssessmentDetailSerializer, 409: OpenApiResponse(description="Locked")},
+        responses={200: s.AssessmentDetailSerializer},
     )
     @action(detail=True, methods=["post"])
     def submit(self, request, tenant_slug=None, pk=None):
@@ -96,7 +96,7 @@ class AssessmentViewSet(
 
     @extend_schema(
         request=s.ReadinessAnswerWriteSerializer,
-        responses={200: s.ReadinessAnswerSerializer, 409: OpenApiResponse(description="Submitted")},
+        responses={200: s.ReadinessAnswerSerializer},
     )
     @action(detail=True, methods=["put"], url_path=r"answers/(?P<question_key>[a-z0-9_.]+)")
     def answer(self, request, tenant_slug=None, pk=None, question_key=None):
