@@ -77,3 +77,17 @@ def test_a_client_sees_times_in_the_tenants_zone(browser, live_server, tenant_a)
     assert "14 Jul 2026 12:00 CEST" in body  # 10:00 UTC in Paris, summer time
     assert "Times are shown in Europe/Paris." in body
     assert button  # the shared helpers stay importable from one place
+
+
+def test_staff_see_the_fleet_dashboard_sorted_by_attention(
+    browser, live_server, tenant_a, tenant_b
+):
+    admin = with_password(make_staff(role=MspRole.ADMIN, username="boss-b"))
+    make_incident(tenant_b, title="Checkout model down", severity="SEV1")
+    staff_signs_in(browser, live_server, admin)
+
+    browser.get(f"{live_server.url}/portal/")
+    rows = browser.find_elements(By.CSS_SELECTOR, "table tbody tr:not(.fleet__total)")
+    names = [row.find_element(By.TAG_NAME, "a").text for row in rows]
+    assert names[:2] == [tenant_b.name, tenant_a.name]  # the open SEV1 comes first
+    assert "SEV1" in rows[0].text
