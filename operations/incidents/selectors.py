@@ -279,44 +279,64 @@ def incident_metrics(*, tenant: Tenant, start: dt.datetime, end: dt.datetime) ->
     }
 
 
-def incident_resolution_figures(
+def incident_readiness_figures(
     *, tenant: Tenant, start: dt.datetime, end: dt.datetime, limit: int
 ) -> dict:
-    """The incidents resolved in ``[start, end)``: how many, their mean time to resolve (the
-    same MTTR as ``incident_metrics``, in seconds) and the ``limit`` slowest. Two queries."""
-    resolved = (
-        Incident.objects.filter(tenant=tenant, resolved_at__gte=start, resolved_at__lt=end)
-        .order_by()
-        .annotate(time_to_resolve=_duration("resolved_at"))
-    )
-    row = _metrics_row(resolved.aggregate(**_aggregates()))
-    slowest = list(
-        resolved.order_by("-time_to_resolve", "-id").values(
-            "id", "reference", "title", "time_to_resolve"
-        )[:limit]
-    )
-    return {"resolved": row["resolved"], "mttr_seconds": row["mttr_seconds"], "slowest": slowest}
+    """What readiness reads of ``[start, end)``, in one aggregate query (plus a list query only
+    when there is something to list):
 
-
-def incident_sla_clocks(
-    *, tenant: Tenant, start: dt.datetime, end: dt.datetime, limit: int
-) -> dict:
-    """The SLA clocks (acknowledge and resolve) of the incidents raised in ``[start, end)`` that
-    have an outcome, as ``incident_metrics`` counts them: how many were met, how many settled,
-    and the ``limit`` newest incidents with a breach. Two queries."""
-    incidents = _in_window(Incident.objects.filter(tenant=tenant), start, end)
-    row = incidents.aggregate(**_aggregates())
-    breached = incidents.filter(
-        Q(ack_breached_at__isnull=False) | Q(resolve_breached_at__isnull=False)
+    - ``resolution``: the incidents resolved in the window: how many, their mean time to
+      resolve (``incident_metrics``' MTTR, in seconds) and the ``limit`` slowest;
+    - ``sla``: the SLA clocks of the incidents raised in the window that have an outcome, as
+      ``incident_metrics`` counts them (met, settled) and the ``limit`` newest with a breach.
+    """
+    resolved_in = Q(resolved_at__gte=start, resolved_at__lt=end)
+    raised_in = Q(created_at__gte=start, created_at__lt=end)
+    acknowledged = Q(acknowledged_at__isnull=False)
+    resolved = Q(resolved_at__isnull=False)
+    ack_breached = Q(ack_breached_at__isnull=False)
+    resolve_breached = Q(resolve_breached_at__isnull=False)
+    ack_settled = raised_in & (acknowledged | resolved | ack_breached)
+    resolve_settled = raised_in & (resolved | resolve_breached)
+    breached = ack_breached | resolve_breached
+    incidents = Incident.objects.filter(tenant=tenant).order_by()
+    row = incidents.filter(resolved_in | raised_in).aggregate(
+        resolved=Count("id", filter=resolved_in),
+        mttr=Avg(_duration("resolved_at"), filter=resolved_in),
+        ack_settled=Count("id", filter=ack_settled),
+        ack_met=Count("id", filter=ack_settled & ~ack_breached),
+        resolve_settled=Count("id", filter=resolve_settled),
+        resolve_met=Count("id", filter=resolve_settled & ~resolve_breached),
+        breached=Count("id", filter=raised_in & breached),
     )
+    slowest = []
+    if row["resolved"]:
+        slowest = list(
+            incidents.filter(resolved_in)
+            .annotate(time_to_resolve=_duration("resolved_at"))
+            .order_by("-time_to_resolve", "-id")
+            .values("id", "reference", "title", "time_to_resolve")[:limit]
+        )
+    newest_breached = []
+    if row["breached"]:
+        newest_breached = list(
+            incidents.filter(raised_in & breached)
+            .order_by("-created_at", "-id")
+            .values("id", "reference", "title")[:limit]
+        )
     return {
-        "ack_met": row["ack_met"],
-        "ack_settled": row["ack_settled"],
-        "resolve_met": row["resolve_met"],
-        "resolve_settled": row["resolve_settled"],
-        "breached": list(
-            breached.order_by("-created_at", "-id").values("id", "reference", "title")[:limit]
-        ),
+        "resolution": {
+            "resolved": row["resolved"],
+            "mttr_seconds": _seconds(row["mttr"]),
+            "slowest": slowest,
+        },
+        "sla": {
+            "ack_met": row["ack_met"],
+            "ack_settled": row["ack_settled"],
+            "resolve_met": row["resolve_met"],
+            "resolve_settled": row["resolve_settled"],
+            "breached": newest_breached,
+        },
     }
 
 

@@ -100,8 +100,14 @@ class _Figures:
         return optimisation.recommendations_open_rows(tenant=self.tenant)
 
     @cached_property
+    def compliance(self) -> dict:
+        return compliance.compliance_readiness_figures(
+            tenant=self.tenant, now=self.now, limit=LINK_LIMIT
+        )
+
+    @cached_property
     def latest_scores(self) -> list[dict]:
-        return compliance.compliance_latest_scores(tenant=self.tenant)
+        return self.compliance["latest_scores"]
 
     @cached_property
     def datasets(self) -> list[dict]:
@@ -110,6 +116,15 @@ class _Figures:
     @cached_property
     def ai_systems(self) -> list[dict]:
         return inventory.ai_system_rows_not_retired(tenant=self.tenant)
+
+    @cached_property
+    def incidents_90d(self) -> dict:
+        return incidents.incident_readiness_figures(
+            tenant=self.tenant,
+            start=self.now - dt.timedelta(days=90),
+            end=self.now,
+            limit=LINK_LIMIT,
+        )
 
     @cached_property
     def gpu_nodes(self) -> list[dict]:
@@ -408,9 +423,7 @@ def _open_critical_findings(figures: _Figures) -> SignalReading:
     key = "open_critical_findings"
     if not figures.latest_scores:
         return _no_data(key, "count", "No compliance scan has run for the tenant yet.")
-    count, first = compliance.critical_findings_failing(
-        tenant=figures.tenant, now=figures.now, limit=LINK_LIMIT
-    )
+    count, first = figures.compliance["critical_failing"]
     return SignalReading(
         key=key,
         value=float(count),
@@ -530,12 +543,7 @@ def _production_deployments_operable(figures: _Figures) -> SignalReading:
 
 def _mttr_90d(figures: _Figures) -> SignalReading:
     key = "mttr_90d"
-    figures_90d = incidents.incident_resolution_figures(
-        tenant=figures.tenant,
-        start=figures.now - dt.timedelta(days=90),
-        end=figures.now,
-        limit=LINK_LIMIT,
-    )
+    figures_90d = figures.incidents_90d["resolution"]
     resolved = figures_90d["resolved"]
     if not resolved or figures_90d["mttr_seconds"] is None:
         return _no_data(key, "hours", "No incident was resolved in the last 90 days.")
@@ -565,12 +573,7 @@ def _mttr_90d(figures: _Figures) -> SignalReading:
 
 def _sla_attainment_90d(figures: _Figures) -> SignalReading:
     key = "sla_attainment_90d"
-    clocks = incidents.incident_sla_clocks(
-        tenant=figures.tenant,
-        start=figures.now - dt.timedelta(days=90),
-        end=figures.now,
-        limit=LINK_LIMIT,
-    )
+    clocks = figures.incidents_90d["sla"]
     settled = clocks["ack_settled"] + clocks["resolve_settled"]
     if not settled:
         return _no_data(key, "%", "No SLA clock ran out or stopped in the last 90 days.")
