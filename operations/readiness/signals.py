@@ -88,12 +88,16 @@ class _Figures:
         self.now = now
 
     @cached_property
+    def estate(self) -> dict[str, list[dict]]:
+        return inventory.readiness_estate_rows(tenant=self.tenant)
+
+    @cached_property
     def compute(self) -> list[dict]:
-        return inventory.compute_rows_in_service(tenant=self.tenant)
+        return self.estate["compute"]
 
     @cached_property
     def production(self) -> list[dict]:
-        return inventory.production_deployment_rows(tenant=self.tenant)
+        return self.estate["production"]
 
     @cached_property
     def open_recommendations(self) -> list[dict]:
@@ -111,11 +115,11 @@ class _Figures:
 
     @cached_property
     def datasets(self) -> list[dict]:
-        return inventory.dataset_rows(tenant=self.tenant)
+        return self.estate["datasets"]
 
     @cached_property
     def ai_systems(self) -> list[dict]:
-        return inventory.ai_system_rows_not_retired(tenant=self.tenant)
+        return self.estate["ai_systems"]
 
     @cached_property
     def incidents_90d(self) -> dict:
@@ -679,11 +683,7 @@ def _open_savings_share(figures: _Figures) -> SignalReading:
 
 def _cloud_spend_vs_budget(figures: _Figures) -> SignalReading:
     key = "cloud_spend_vs_budget"
-    accounts = [
-        row
-        for row in inventory.cloud_accounts_with_budget(tenant=figures.tenant)
-        if row["monthly_budget"] > 0
-    ]
+    accounts = [row for row in figures.estate["cloud_accounts"] if row["monthly_budget"] > 0]
     if not accounts:
         return _no_data(key, "%", "No cloud account has a monthly budget.")
     now = figures.now.astimezone(dt.UTC)
