@@ -134,7 +134,7 @@ def estate_tables(*, tenant) -> dict[str, list]:
     return {name: list(queryset) for name, queryset in tables.items()}
 
 
-# --- Figures for the readiness signals (one query each, whatever the estate's size) ------------
+# --- Figures for the readiness signals (a fixed number of queries, whatever the estate's size) ----
 
 
 #: The columns of ``readiness_estate_rows``' union, each with the type its NULL filler is cast
