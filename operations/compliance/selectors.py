@@ -264,6 +264,47 @@ def critical_findings_failing(*, tenant, now=None, limit: int) -> tuple[int, lis
     return count, first
 
 
+def compliance_readiness_figures(*, tenant, now=None, limit: int) -> dict:
+    """What readiness reads of compliance: ``latest_scores`` (as ``compliance_latest_scores``)
+    and ``critical_failing`` (``critical_findings_failing``'s count and first ``limit``; None
+    when the tenant has no score yet). One query unless a critical finding fails: the waiver
+    state is read only then."""
+    newest = (
+        Score.objects.filter(tenant_id=OuterRef("tenant_id"), framework_id=OuterRef("framework_id"))
+        .order_by("-computed_at", "-id")
+        .values("id")[:1]
+    )
+    # Failing before waivers: none of them means no unwaived one either.
+    critical = Finding.objects.filter(
+        tenant_id=OuterRef("tenant_id"),
+        severity=CheckSeverity.CRITICAL,
+        status=FindingStatus.FAIL,
+    )
+    rows = list(
+        Score.objects.filter(tenant=tenant, id=Subquery(newest))
+        .annotate(any_critical=Exists(critical))
+        .order_by("framework__code")
+        .values("framework__code", "framework__title", "score", "computed_at", "any_critical")
+    )
+    scores = [
+        {
+            "code": row["framework__code"],
+            "title": row["framework__title"],
+            "score": None if row["score"] is None else float(row["score"]),
+            "computed_at": row["computed_at"],
+        }
+        for row in rows
+    ]
+    critical_failing = None
+    if rows:
+        critical_failing = (
+            critical_findings_failing(tenant=tenant, now=now, limit=limit)
+            if rows[0]["any_critical"]
+            else (0, [])
+        )
+    return {"latest_scores": scores, "critical_failing": critical_failing}
+
+
 def residency_countries_allowed(*, tenant) -> frozenset[str] | None:
     """The country codes the tenant's data residency allows (None: no residency policy), as
     the residency check judges them."""

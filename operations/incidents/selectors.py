@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from types import SimpleNamespace
 
 from django.db.models import (
     Avg,
     BooleanField,
     Count,
     DurationField,
+    Exists,
     ExpressionWrapper,
     F,
     Max,
     Min,
+    OuterRef,
     Prefetch,
     Q,
     QuerySet,
@@ -318,44 +321,64 @@ def incident_open_by_severity(*, tenant: Tenant) -> dict[str, int]:
     return {severity: counts.get(severity, 0) for severity in Severity.values}
 
 
-def incident_resolution_figures(
+def incident_readiness_figures(
     *, tenant: Tenant, start: dt.datetime, end: dt.datetime, limit: int
 ) -> dict:
-    """The incidents resolved in ``[start, end)``: how many, their mean time to resolve (the
-    same MTTR as ``incident_metrics``, in seconds) and the ``limit`` slowest. Two queries."""
-    resolved = (
-        Incident.objects.filter(tenant=tenant, resolved_at__gte=start, resolved_at__lt=end)
-        .order_by()
-        .annotate(time_to_resolve=_duration("resolved_at"))
-    )
-    row = _metrics_row(resolved.aggregate(**_aggregates()))
-    slowest = list(
-        resolved.order_by("-time_to_resolve", "-id").values(
-            "id", "reference", "title", "time_to_resolve"
-        )[:limit]
-    )
-    return {"resolved": row["resolved"], "mttr_seconds": row["mttr_seconds"], "slowest": slowest}
+    """What readiness reads of ``[start, end)``, in one aggregate query (plus a list query only
+    when there is something to list):
 
-
-def incident_sla_clocks(
-    *, tenant: Tenant, start: dt.datetime, end: dt.datetime, limit: int
-) -> dict:
-    """The SLA clocks (acknowledge and resolve) of the incidents raised in ``[start, end)`` that
-    have an outcome, as ``incident_metrics`` counts them: how many were met, how many settled,
-    and the ``limit`` newest incidents with a breach. Two queries."""
-    incidents = _in_window(Incident.objects.filter(tenant=tenant), start, end)
-    row = incidents.aggregate(**_aggregates())
-    breached = incidents.filter(
-        Q(ack_breached_at__isnull=False) | Q(resolve_breached_at__isnull=False)
+    - ``resolution``: the incidents resolved in the window: how many, their mean time to
+      resolve (``incident_metrics``' MTTR, in seconds) and the ``limit`` slowest;
+    - ``sla``: the SLA clocks of the incidents raised in the window that have an outcome, as
+      ``incident_metrics`` counts them (met, settled) and the ``limit`` newest with a breach.
+    """
+    resolved_in = Q(resolved_at__gte=start, resolved_at__lt=end)
+    raised_in = Q(created_at__gte=start, created_at__lt=end)
+    acknowledged = Q(acknowledged_at__isnull=False)
+    resolved = Q(resolved_at__isnull=False)
+    ack_breached = Q(ack_breached_at__isnull=False)
+    resolve_breached = Q(resolve_breached_at__isnull=False)
+    ack_settled = raised_in & (acknowledged | resolved | ack_breached)
+    resolve_settled = raised_in & (resolved | resolve_breached)
+    breached = ack_breached | resolve_breached
+    incidents = Incident.objects.filter(tenant=tenant).order_by()
+    row = incidents.filter(resolved_in | raised_in).aggregate(
+        resolved=Count("id", filter=resolved_in),
+        mttr=Avg(_duration("resolved_at"), filter=resolved_in),
+        ack_settled=Count("id", filter=ack_settled),
+        ack_met=Count("id", filter=ack_settled & ~ack_breached),
+        resolve_settled=Count("id", filter=resolve_settled),
+        resolve_met=Count("id", filter=resolve_settled & ~resolve_breached),
+        breached=Count("id", filter=raised_in & breached),
     )
+    slowest = []
+    if row["resolved"]:
+        slowest = list(
+            incidents.filter(resolved_in)
+            .annotate(time_to_resolve=_duration("resolved_at"))
+            .order_by("-time_to_resolve", "-id")
+            .values("id", "reference", "title", "time_to_resolve")[:limit]
+        )
+    newest_breached = []
+    if row["breached"]:
+        newest_breached = list(
+            incidents.filter(raised_in & breached)
+            .order_by("-created_at", "-id")
+            .values("id", "reference", "title")[:limit]
+        )
     return {
-        "ack_met": row["ack_met"],
-        "ack_settled": row["ack_settled"],
-        "resolve_met": row["resolve_met"],
-        "resolve_settled": row["resolve_settled"],
-        "breached": list(
-            breached.order_by("-created_at", "-id").values("id", "reference", "title")[:limit]
-        ),
+        "resolution": {
+            "resolved": row["resolved"],
+            "mttr_seconds": _seconds(row["mttr"]),
+            "slowest": slowest,
+        },
+        "sla": {
+            "ack_met": row["ack_met"],
+            "ack_settled": row["ack_settled"],
+            "resolve_met": row["resolve_met"],
+            "resolve_settled": row["resolve_settled"],
+            "breached": newest_breached,
+        },
     }
 
 
@@ -454,11 +477,25 @@ def alert_rule_resources(*, tenant: Tenant, rule: AlertRule | AlertRuleDefault) 
     return model.objects.filter(tenant=tenant).filter(_rule_resource_condition(rule))
 
 
+_RULE_FILTER_FIELDS = ("target", "resource_pattern", "site_code", "gpu_model", "environment")
+
+
 def deployments_watched_by_alert_rules(*, tenant: Tenant, deployment_ids) -> set[int]:
     """The ids among ``deployment_ids`` that at least one deployment rule in force selects.
-    Three queries, however many rules and deployments."""
+    Two queries (the rules in force as ``alert_rules_effective`` has them, then the
+    deployments), however many rules and deployments."""
+    own = AlertRule.objects.filter(tenant=tenant, enabled=True).exclude(target=AlertTarget.COMPUTE)
+    overridden = AlertRule.objects.filter(tenant=tenant, default_rule=OuterRef("pk"))
+    defaults = (
+        AlertRuleDefault.objects.filter(enabled=True)
+        .exclude(target=AlertTarget.COMPUTE)
+        .exclude(Exists(overridden))
+    )
     rules = [
-        rule for rule in alert_rules_effective(tenant=tenant) if rule.target != AlertTarget.COMPUTE
+        SimpleNamespace(**dict(zip(_RULE_FILTER_FIELDS, row, strict=True)))
+        for row in own.order_by()
+        .values_list(*_RULE_FILTER_FIELDS)
+        .union(defaults.order_by().values_list(*_RULE_FILTER_FIELDS), all=True)
     ]
     if not rules:
         return set()

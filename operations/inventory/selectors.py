@@ -4,8 +4,14 @@ and the whole estate of a tenant for export. Call inside the tenant's scope."""
 from __future__ import annotations
 
 from django.db.models import (
+    BigIntegerField,
+    BooleanField,
+    CharField,
     Count,
+    DateField,
+    DecimalField,
     Exists,
+    F,
     Model,
     OuterRef,
     Prefetch,
@@ -13,8 +19,9 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 
 from operations.inventory.models import (
     AISystem,
@@ -148,47 +155,131 @@ def deployment_get_for_page(*, tenant, pk: int) -> Deployment | None:
     )
 
 
-# --- Figures for the readiness signals (one query each, whatever the estate's size) ------------
+# --- Figures for the readiness signals (a fixed number of queries, whatever the estate's size) ----
 
 
-def compute_rows_in_service(*, tenant) -> list[dict]:
-    """The tenant's compute that is not retired, as rows: id, hostname, kind, status, cluster,
-    site, cloud account (and its currency), GPU count and hourly cost."""
-    return list(
-        ComputeResource.objects.filter(tenant=tenant)
-        .exclude(status=ComputeStatus.RETIRED)
-        .order_by("hostname")
-        .values(
-            "id",
-            "hostname",
-            "kind",
-            "status",
-            "cluster_id",
-            "site_id",
-            "cloud_account_id",
-            "cloud_account__currency",
-            "gpu_count",
-            "hourly_cost",
+#: The columns of ``readiness_estate_rows``' union, each with the type its NULL filler is cast
+#: to (PostgreSQL will not guess it; the first branch's types decide how values are read).
+_ESTATE_SLOTS = {
+    "id": BigIntegerField,
+    "s": CharField,
+    "t1": CharField,
+    "t2": CharField,
+    "t3": CharField,
+    "t4": CharField,
+    "t5": CharField,
+    "i1": BigIntegerField,
+    "i2": BigIntegerField,
+    "i3": BigIntegerField,
+    "i4": BigIntegerField,
+    "b1": BooleanField,
+    "d1": lambda: DecimalField(max_digits=14, decimal_places=4),
+    "dt1": DateField,
+}
+
+#: Per section: its rows (queryset) and {row key: slot}; "s" then "t1" order the rows.
+_ESTATE_SECTIONS = {
+    # The compute that is not retired: cluster, site, cloud account (and its currency),
+    # GPU count and hourly cost.
+    "compute": (
+        lambda tenant: ComputeResource.objects.filter(tenant=tenant).exclude(
+            status=ComputeStatus.RETIRED
+        ),
+        {
+            "id": "id",
+            "hostname": "s",
+            "kind": "t1",
+            "status": "t2",
+            "cloud_account__currency": "t3",
+            "cluster_id": "i1",
+            "site_id": "i2",
+            "cloud_account_id": "i3",
+            "gpu_count": "i4",
+            "hourly_cost": "d1",
+        },
+    ),
+    # Production deployments with what operating one needs and where it runs.
+    "production": (
+        lambda tenant: Deployment.objects.filter(tenant=tenant, environment=Environment.PRODUCTION),
+        {
+            "id": "id",
+            "name": "s",
+            "runbook_url": "t1",
+            "compute__kind": "t2",
+            "compute_id": "i1",
+            "compute__site_id": "i2",
+            "monitoring_enabled": "b1",
+        },
+    ),
+    # Datasets with the metadata readiness asks of them.
+    "datasets": (
+        lambda tenant: Dataset.objects.filter(tenant=tenant),
+        {
+            "id": "id",
+            "name": "s",
+            "owner": "t1",
+            "classification": "t2",
+            "residency_country": "t3",
+            "provenance": "t4",
+            "licence": "t5",
+            "personal_data": "b1",
+        },
+    ),
+    # AI systems that are not retired: stage, risk tier, FRIA, owners.
+    "ai_systems": (
+        lambda tenant: AISystem.objects.filter(tenant=tenant).exclude(stage=Stage.RETIRED),
+        {
+            "id": "id",
+            "name": "s",
+            "stage": "t1",
+            "risk_tier": "t2",
+            "business_owner": "t3",
+            "technical_owner": "t4",
+            "fria_required": "b1",
+            "fria_completed_at": "dt1",
+        },
+    ),
+    # Cloud accounts that have a monthly budget, by provider and account id.
+    "cloud_accounts": (
+        lambda tenant: CloudAccount.objects.filter(tenant=tenant, monthly_budget__isnull=False),
+        {
+            "id": "id",
+            "provider": "s",
+            "account_id": "t1",
+            "name": "t2",
+            "currency": "t3",
+            "monthly_budget": "d1",
+        },
+    ),
+}
+
+
+def readiness_estate_rows(*, tenant) -> dict[str, list[dict]]:
+    """What the readiness signals read of the estate, in one query (a union, so one round trip
+    per tenant in a fleet scan): {section: rows}, each section ordered by its name (cloud
+    accounts by provider and account id). Sections: see ``_ESTATE_SECTIONS``."""
+    branches = []
+    for number, (rows, columns) in enumerate(_ESTATE_SECTIONS.values()):
+        source = {slot: name for name, slot in columns.items()}
+        slots = {
+            f"r_{slot}": F(source[slot]) if slot in source else Cast(Value(None), kind())
+            for slot, kind in _ESTATE_SLOTS.items()
+        }
+        branches.append(
+            rows(tenant)
+            .order_by()
+            .annotate(r_section=Value(number), **slots)
+            .values_list("r_section", *slots)
         )
-    )
-
-
-def production_deployment_rows(*, tenant) -> list[dict]:
-    """The tenant's production deployments as rows, with what operating one needs (monitoring,
-    runbook) and where it runs (compute, its cluster and site)."""
-    return list(
-        Deployment.objects.filter(tenant=tenant, environment=Environment.PRODUCTION)
-        .order_by("name")
-        .values(
-            "id",
-            "name",
-            "monitoring_enabled",
-            "runbook_url",
-            "compute_id",
-            "compute__kind",
-            "compute__site_id",
-        )
-    )
+    first, *rest = branches
+    estate: dict[str, list[dict]] = {name: [] for name in _ESTATE_SECTIONS}
+    names = list(_ESTATE_SECTIONS)
+    slot_index = {slot: index + 1 for index, slot in enumerate(_ESTATE_SLOTS)}
+    for row in first.union(*rest, all=True).order_by("r_section", "r_s", "r_t1"):
+        name = names[row[0]]
+        columns = _ESTATE_SECTIONS[name][1]
+        estate[name].append({key: row[slot_index[slot]] for key, slot in columns.items()})
+    return estate
 
 
 def sites_with_redundancy(*, tenant, site_ids) -> list[dict]:
@@ -220,43 +311,6 @@ def cloud_accounts_with_budget(*, tenant) -> list[dict]:
         CloudAccount.objects.filter(tenant=tenant, monthly_budget__isnull=False)
         .order_by("provider", "account_id")
         .values("id", "provider", "account_id", "name", "monthly_budget", "currency")
-    )
-
-
-def dataset_rows(*, tenant) -> list[dict]:
-    """The tenant's datasets as rows, with the metadata readiness asks of them."""
-    return list(
-        Dataset.objects.filter(tenant=tenant)
-        .order_by("name")
-        .values(
-            "id",
-            "name",
-            "owner",
-            "classification",
-            "residency_country",
-            "provenance",
-            "licence",
-            "personal_data",
-        )
-    )
-
-
-def ai_system_rows_not_retired(*, tenant) -> list[dict]:
-    """The tenant's AI systems that are not retired, as rows: stage, risk tier, FRIA, owners."""
-    return list(
-        AISystem.objects.filter(tenant=tenant)
-        .exclude(stage=Stage.RETIRED)
-        .order_by("name")
-        .values(
-            "id",
-            "name",
-            "stage",
-            "risk_tier",
-            "fria_required",
-            "fria_completed_at",
-            "business_owner",
-            "technical_owner",
-        )
     )
 
 

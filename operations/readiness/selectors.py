@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery, Value
 
 from operations.readiness.models import (
     Assessment,
@@ -54,7 +55,11 @@ def readiness_framework_for_scoring(*, code: str = FRAMEWORK_CODE) -> ReadinessF
     """The current version, its definition parsed once per process and version: a fleet scan
     asks for it once per tenant."""
     key = readiness_framework_list().filter(code=code).values_list("pk", "checksum").first()
-    if key is None:
+    return _framework_for_scoring(key, code=code)
+
+
+def _framework_for_scoring(key: tuple[int, str] | None, *, code: str) -> ReadinessFramework:
+    if key is None or key[0] is None:
         return readiness_framework_current(code=code)  # raises, naming the command to run
     framework = _scoring_framework.get(key)
     if framework is None:
@@ -62,6 +67,72 @@ def readiness_framework_for_scoring(*, code: str = FRAMEWORK_CODE) -> ReadinessF
         _scoring_framework.clear()
         _scoring_framework[(framework.pk, framework.checksum)] = framework
     return framework
+
+
+@dataclass(frozen=True)
+class RescoreInputs:
+    done: ReadinessScore | None  # the snapshot the job run made already
+    framework: ReadinessFramework | None  # None when ``done``
+    assessment_id: int | None
+    answers: dict[str, int | None]
+
+
+def readiness_rescore_inputs(
+    *, tenant, job_run_id: int | None = None, code: str = FRAMEWORK_CODE
+) -> RescoreInputs:
+    """What a snapshot starts from: the snapshot job run ``job_run_id`` made already, else the
+    framework to score on (``readiness_framework_for_scoring``) and the latest submitted answers
+    (``assessment_latest_submitted_answers``). One query once the tenant has submitted an
+    assessment (a fleet scan reads this for every tenant)."""
+    latest = (
+        Assessment.objects.filter(tenant=tenant, status=AssessmentStatus.SUBMITTED)
+        .order_by("-submitted_at", "-id")
+        .values("id")[:1]
+    )
+    framework = readiness_framework_list().filter(code=code)
+    done = (
+        ReadinessScore.objects.filter(tenant=tenant, job_run_id=job_run_id).order_by()
+        if job_run_id is not None
+        else None
+    )
+    rows = list(
+        AssessmentAnswer.objects.filter(tenant=tenant, assessment_id=Subquery(latest))
+        .annotate(
+            framework_pk=Subquery(framework.values("pk")[:1]),
+            framework_checksum=Subquery(framework.values("checksum")[:1]),
+            done_id=Subquery(done.values("pk")[:1])
+            if done is not None
+            else Value(None, output_field=BigIntegerField()),
+        )
+        .values_list(
+            "assessment_id",
+            "question_key",
+            "value",
+            "framework_pk",
+            "framework_checksum",
+            "done_id",
+        )
+    )
+    if not rows:
+        made = done.first() if done is not None else None
+        if made is not None:
+            return RescoreInputs(done=made, framework=None, assessment_id=None, answers={})
+        return RescoreInputs(
+            done=None,
+            framework=readiness_framework_for_scoring(code=code),
+            assessment_id=None,
+            answers={},
+        )
+    assessment_id, _key, _value, framework_pk, checksum, done_id = rows[0]
+    if done_id is not None:
+        made = ReadinessScore.objects.get(tenant=tenant, pk=done_id)
+        return RescoreInputs(done=made, framework=None, assessment_id=None, answers={})
+    return RescoreInputs(
+        done=None,
+        framework=_framework_for_scoring((framework_pk, checksum), code=code),
+        assessment_id=assessment_id,
+        answers={key: value for _id, key, value, *_rest in rows},
+    )
 
 
 def framework_questions(definition: dict) -> dict[str, dict]:

@@ -196,20 +196,20 @@ def readiness_rescore(
     """A new snapshot from the live signals and the latest submitted answers, on the current
     framework version. Once per job run: a redelivered run gets the snapshot it made."""
     with _rescore_transaction(tenant.id):
-        if job_run_id is not None:
-            done = ReadinessScore.objects.filter(tenant=tenant, job_run_id=job_run_id).first()
-            if done is not None:
-                return done
-        framework = selectors.readiness_framework_for_scoring()
-        assessment_id, answers = selectors.assessment_latest_submitted_answers(tenant=tenant)
+        start = selectors.readiness_rescore_inputs(tenant=tenant, job_run_id=job_run_id)
+        if start.done is not None:
+            return start.done
         readings = readiness_signals(tenant=tenant, now=now)
         result, inputs = score_compute(
-            framework.definition, answers=answers, readings=readings, assessment_id=assessment_id
+            start.framework.definition,
+            answers=start.answers,
+            readings=readings,
+            assessment_id=start.assessment_id,
         )
         return ReadinessScore.objects.create(
             tenant=tenant,
-            framework=framework,
-            assessment_id=assessment_id,
+            framework=start.framework,
+            assessment_id=start.assessment_id,
             computed_at=now or timezone.now(),
             overall=result.overall,
             level=result.level,

@@ -88,28 +88,47 @@ class _Figures:
         self.now = now
 
     @cached_property
+    def estate(self) -> dict[str, list[dict]]:
+        return inventory.readiness_estate_rows(tenant=self.tenant)
+
+    @cached_property
     def compute(self) -> list[dict]:
-        return inventory.compute_rows_in_service(tenant=self.tenant)
+        return self.estate["compute"]
 
     @cached_property
     def production(self) -> list[dict]:
-        return inventory.production_deployment_rows(tenant=self.tenant)
+        return self.estate["production"]
 
     @cached_property
     def open_recommendations(self) -> list[dict]:
         return optimisation.recommendations_open_rows(tenant=self.tenant)
 
     @cached_property
+    def compliance(self) -> dict:
+        return compliance.compliance_readiness_figures(
+            tenant=self.tenant, now=self.now, limit=LINK_LIMIT
+        )
+
+    @cached_property
     def latest_scores(self) -> list[dict]:
-        return compliance.compliance_latest_scores(tenant=self.tenant)
+        return self.compliance["latest_scores"]
 
     @cached_property
     def datasets(self) -> list[dict]:
-        return inventory.dataset_rows(tenant=self.tenant)
+        return self.estate["datasets"]
 
     @cached_property
     def ai_systems(self) -> list[dict]:
-        return inventory.ai_system_rows_not_retired(tenant=self.tenant)
+        return self.estate["ai_systems"]
+
+    @cached_property
+    def incidents_90d(self) -> dict:
+        return incidents.incident_readiness_figures(
+            tenant=self.tenant,
+            start=self.now - dt.timedelta(days=90),
+            end=self.now,
+            limit=LINK_LIMIT,
+        )
 
     @cached_property
     def gpu_nodes(self) -> list[dict]:
@@ -408,9 +427,7 @@ def _open_critical_findings(figures: _Figures) -> SignalReading:
     key = "open_critical_findings"
     if not figures.latest_scores:
         return _no_data(key, "count", "No compliance scan has run for the tenant yet.")
-    count, first = compliance.critical_findings_failing(
-        tenant=figures.tenant, now=figures.now, limit=LINK_LIMIT
-    )
+    count, first = figures.compliance["critical_failing"]
     return SignalReading(
         key=key,
         value=float(count),
@@ -530,12 +547,7 @@ def _production_deployments_operable(figures: _Figures) -> SignalReading:
 
 def _mttr_90d(figures: _Figures) -> SignalReading:
     key = "mttr_90d"
-    figures_90d = incidents.incident_resolution_figures(
-        tenant=figures.tenant,
-        start=figures.now - dt.timedelta(days=90),
-        end=figures.now,
-        limit=LINK_LIMIT,
-    )
+    figures_90d = figures.incidents_90d["resolution"]
     resolved = figures_90d["resolved"]
     if not resolved or figures_90d["mttr_seconds"] is None:
         return _no_data(key, "hours", "No incident was resolved in the last 90 days.")
@@ -565,12 +577,7 @@ def _mttr_90d(figures: _Figures) -> SignalReading:
 
 def _sla_attainment_90d(figures: _Figures) -> SignalReading:
     key = "sla_attainment_90d"
-    clocks = incidents.incident_sla_clocks(
-        tenant=figures.tenant,
-        start=figures.now - dt.timedelta(days=90),
-        end=figures.now,
-        limit=LINK_LIMIT,
-    )
+    clocks = figures.incidents_90d["sla"]
     settled = clocks["ack_settled"] + clocks["resolve_settled"]
     if not settled:
         return _no_data(key, "%", "No SLA clock ran out or stopped in the last 90 days.")
@@ -676,11 +683,7 @@ def _open_savings_share(figures: _Figures) -> SignalReading:
 
 def _cloud_spend_vs_budget(figures: _Figures) -> SignalReading:
     key = "cloud_spend_vs_budget"
-    accounts = [
-        row
-        for row in inventory.cloud_accounts_with_budget(tenant=figures.tenant)
-        if row["monthly_budget"] > 0
-    ]
+    accounts = [row for row in figures.estate["cloud_accounts"] if row["monthly_budget"] > 0]
     if not accounts:
         return _no_data(key, "%", "No cloud account has a monthly budget.")
     now = figures.now.astimezone(dt.UTC)

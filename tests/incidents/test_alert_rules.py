@@ -15,6 +15,7 @@ from operations.incidents.selectors import (
     alert_rule_resources,
     alert_rules_effective,
     alert_window_stats,
+    deployments_watched_by_alert_rules,
 )
 from operations.telemetry.selectors import WindowStats
 from tenants.scoping import tenant_scope
@@ -244,6 +245,33 @@ def test_a_disabled_override_switches_the_default_off_for_that_tenant_only(tenan
         assert alert_rules_effective(tenant=tenant_a) == []
     with tenant_scope(tenant_b.id):
         assert [r.pk for r in alert_rules_effective(tenant=tenant_b)] == [default.pk]
+
+
+def test_deployments_watched_follow_the_rules_in_force(tenant_a, tenant_b):
+    deployment = {"target": "deployment", "metric": "error_rate"}
+    chat = make_deployment(tenant_a, name="chat-prod")
+    search = make_deployment(tenant_a, name="search-prod")
+    other = make_deployment(tenant_b, name="chat-prod")
+
+    def watched(tenant, *deployments):
+        with tenant_scope(tenant.id):
+            ids = [d.pk for d in deployments]
+            return deployments_watched_by_alert_rules(tenant=tenant, deployment_ids=ids)
+
+    assert watched(tenant_a, chat, search) == set()
+    make_rule(tenant_a, name="GPUs", resource_pattern="*")  # a compute rule watches none
+    default = make_default(name="Chat errors", resource_pattern="chat-*", **deployment)
+    assert watched(tenant_a, chat, search) == {chat.pk}
+    assert watched(tenant_b, other) == {other.pk}
+    # A disabled override switches the default off for tenant A only.
+    make_rule(tenant_a, default_rule=default, enabled=False, **deployment)
+    assert watched(tenant_a, chat, search) == set()
+    assert watched(tenant_b, other) == {other.pk}
+    make_rule(tenant_a, name="Search errors", resource_pattern="search-prod", **deployment)
+    make_rule(tenant_a, name="Off", enabled=False, **deployment)  # no filter, but disabled
+    assert watched(tenant_a, chat, search) == {search.pk}
+    make_default(name="Everything", **deployment)  # no filter: every deployment
+    assert watched(tenant_a, chat, search) == {chat.pk, search.pk}
 
 
 def test_an_override_copies_what_it_does_not_change_and_takes_over_the_open_incident(tenant_a, hot):

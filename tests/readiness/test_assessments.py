@@ -340,3 +340,36 @@ def test_the_demo_puts_tenants_at_different_levels_and_is_idempotent(framework):
         times = [score.computed_at for score in trend]
         assert times[0] < times[-1]
     assert all(seed_readiness(t) == {"assessments": 0, "scores": 0} for t in tenants.values())
+
+
+def test_the_rescore_inputs_are_the_framework_the_latest_answers_and_a_run_s_snapshot(
+    tenant_a, tenant_b, framework
+):
+    with tenant_scope(tenant_a.id):
+        start = selectors.readiness_rescore_inputs(tenant=tenant_a, job_run_id=41)
+        assert (start.done, start.framework.pk, start.assessment_id, start.answers) == (
+            None,
+            framework.pk,
+            None,
+            {},
+        )
+        # Before any assessment: a run's snapshot is found all the same.
+        made = services.readiness_rescore(tenant=tenant_a, job_run_id=41)
+        assert selectors.readiness_rescore_inputs(tenant=tenant_a, job_run_id=41).done == made
+    first = submitted_assessment(tenant_a, framework, value=1)
+    latest = submitted_assessment(tenant_a, framework, value=3)
+    with tenant_scope(tenant_a.id):
+        start = selectors.readiness_rescore_inputs(tenant=tenant_a, job_run_id=42)
+        assert start.done is None
+        assert start.framework.pk == framework.pk
+        assert start.assessment_id == latest.pk != first.pk
+        assert start.answers == selectors.assessment_latest_submitted_answers(tenant=tenant_a)[1]
+        assert set(start.answers.values()) == {3}
+        made = services.readiness_rescore(tenant=tenant_a, job_run_id=42)
+        again = selectors.readiness_rescore_inputs(tenant=tenant_a, job_run_id=42)
+        assert (again.done, again.framework) == (made, None)
+        assert selectors.readiness_rescore_inputs(tenant=tenant_a).done is None
+    submitted_assessment(tenant_b, framework, value=2)
+    with tenant_scope(tenant_b.id):
+        # Another tenant's run of the same id is not this tenant's snapshot.
+        assert selectors.readiness_rescore_inputs(tenant=tenant_b, job_run_id=42).done is None
