@@ -320,6 +320,20 @@ def _api_tokens_with_expiry(figures: _Figures) -> SignalReading:
     )
 
 
+def _rows_lacking(rows, kind: str, wants, lacks) -> tuple[list[dict], dict[str, int]]:
+    """Links to the rows that lack something (``lacks(row)`` names what), and how many rows
+    lack each of ``wants``."""
+    counts = dict.fromkeys(wants, 0)
+    links = []
+    for row in rows:
+        missing = lacks(row)
+        for what in missing:
+            counts[what] += 1
+        if missing:
+            links.append(_link(f"{row['name']} (no {', '.join(missing)})", kind, row["id"]))
+    return links, counts
+
+
 # --- Data ----------------------------------------------------------------------------------------
 
 
@@ -328,16 +342,12 @@ def _dataset_metadata_complete(figures: _Figures) -> SignalReading:
     datasets = figures.datasets
     if not datasets:
         return _no_data(key, "%", "The tenant has no dataset on record.")
-    missing_by_field = dict.fromkeys(_DATASET_METADATA.values(), 0)
-    incomplete = []
-    for row in datasets:
-        missing = [label for name, label in _DATASET_METADATA.items() if _blank(row[name])]
-        for label in missing:
-            missing_by_field[label] += 1
-        if missing:
-            incomplete.append(
-                _link(f"{row['name']} (no {', '.join(missing)})", "dataset", row["id"])
-            )
+    incomplete, missing_by_field = _rows_lacking(
+        datasets,
+        "dataset",
+        _DATASET_METADATA.values(),
+        lambda row: [label for name, label in _DATASET_METADATA.items() if _blank(row[name])],
+    )
     complete = len(datasets) - len(incomplete)
     return SignalReading(
         key=key,
@@ -515,22 +525,20 @@ def _production_deployments_operable(figures: _Figures) -> SignalReading:
     watched = incidents.deployments_watched_by_alert_rules(
         tenant=figures.tenant, deployment_ids=[row["id"] for row in deployments]
     )
-    lacking = []
-    missing_counts = {"monitoring": 0, "runbook": 0, "alert rule": 0}
-    for row in deployments:
-        missing = []
-        if not row["monitoring_enabled"]:
-            missing.append("monitoring")
-        if _blank(row["runbook_url"]):
-            missing.append("runbook")
-        if row["id"] not in watched:
-            missing.append("alert rule")
-        for what in missing:
-            missing_counts[what] += 1
-        if missing:
-            lacking.append(
-                _link(f"{row['name']} (no {', '.join(missing)})", "deployment", row["id"])
+    lacking, missing_counts = _rows_lacking(
+        deployments,
+        "deployment",
+        ("monitoring", "runbook", "alert rule"),
+        lambda row: [
+            what
+            for what, lacks in (
+                ("monitoring", not row["monitoring_enabled"]),
+                ("runbook", _blank(row["runbook_url"])),
+                ("alert rule", row["id"] not in watched),
             )
+            if lacks
+        ],
+    )
     operable = len(deployments) - len(lacking)
     return SignalReading(
         key=key,
