@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import uuid
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -124,9 +125,11 @@ def give_figures(tenant, *, severity: str = "SEV3", compliance: float = 80.0, le
 
 
 @pytest.fixture(autouse=True)
-def no_cached_figures():
+def no_cached_figures(monkeypatch):
     # The telemetry columns are cached by tenant set; ids repeat from one test to the next.
-    cache.clear()
+    # A key prefix of the test's own, not cache.clear(): that flushes the whole Redis database,
+    # throttle buckets of tests running beside this one included.
+    monkeypatch.setattr(caches["default"], "key_prefix", f"fleet-test-{uuid.uuid4().hex}")
 
 
 @pytest.fixture
