@@ -6,6 +6,7 @@ from django import forms
 
 from operations.incidents.models import IncidentCategory
 from operations.inventory.models import AISystem
+from tenants.form_fields import BoundedModelMultipleChoiceField
 from tenants.models import Severity
 from tenants.portal.forms import ServiceErrorsMixin
 
@@ -27,7 +28,7 @@ class IncidentRaiseForm(ServiceErrorsMixin, forms.Form):
         help_text="SEV1: a production service is down; SEV4: a question or a small defect.",
     )
     category = forms.ChoiceField(choices=IncidentCategory.choices)
-    ai_systems = forms.ModelMultipleChoiceField(
+    ai_systems = BoundedModelMultipleChoiceField(
         queryset=AISystem.objects.none(),
         required=False,
         label="Affected AI systems",
