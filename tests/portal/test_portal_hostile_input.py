@@ -14,7 +14,6 @@ import re
 from urllib.parse import quote
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 
 from operations.readiness.catalogue import PILLAR_KEYS
 from tenants.models import MspRole, TenantRole
@@ -28,6 +27,7 @@ from tests.factories import (
 from tests.incidents.factories import make_incident
 from tests.inventory.estate import make_compute, make_deployment
 from tests.optimisation.test_api import make_recommendation
+from tests.routes import url_routes
 
 pytestmark = pytest.mark.django_db
 
@@ -74,18 +74,10 @@ ACTIONS = {
 }
 
 
-def _walk(patterns, prefix=""):
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            yield from _walk(entry.url_patterns, prefix + str(entry.pattern))
-        elif isinstance(entry, URLPattern):
-            yield prefix + str(entry.pattern), entry
-
-
 def portal_routes() -> list[tuple[str, str]]:
     """(route, view dotted name) of every page under /portal/."""
     found = []
-    for route, pattern in _walk(get_resolver().url_patterns):
+    for route, pattern in url_routes():
         if not route.startswith("portal/") or route in SKIPPED:
             continue
         callback = pattern.callback
