@@ -63,6 +63,24 @@ class StaffNoteForm(ServiceErrorsMixin, forms.Form):
     )
 
 
+class WorkflowNoteForm(forms.Form):
+    """The optional note beside a workflow button (acknowledge, resolve, close, reopen, …), in
+    the portal and the admin alike: validated here (length, no NUL byte) before a service
+    writes it to the timeline."""
+
+    note = forms.CharField(required=False, max_length=10000)
+    note_visibility = forms.ChoiceField(
+        choices=[("client", "Client"), ("internal", "Internal")], required=False
+    )
+
+    @property
+    def note_internal(self) -> bool:
+        return self.cleaned_data.get("note_visibility") != "client"
+
+    def problems(self) -> str:
+        return " ".join(f"{name}: {' '.join(errors)}" for name, errors in self.errors.items())
+
+
 class StaffSeverityForm(ServiceErrorsMixin, forms.Form):
     severity = forms.ChoiceField(choices=Severity.choices)
     reason = forms.CharField(
