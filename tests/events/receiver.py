@@ -28,6 +28,8 @@ class WebhookReceiver:
     answered: list[int] = field(default_factory=list)
     hold: int = 0
     arrived: list[Received] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 0
 
     def __post_init__(self):
         receiver = self
@@ -70,14 +72,18 @@ class WebhookReceiver:
 
         self._lock = threading.Lock()
         self._released = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((self.host, self.port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        return f"http://{self.host}:{self.port_bound}/hook"
+
+    @property
+    def port_bound(self) -> int:
+        return self.server.server_address[1]
 
     def release(self) -> None:
         self._released.set()
