@@ -4,7 +4,8 @@ incidents, warns at 75 % of an SLA clock and a day before a regulator deadline.
 Each step or warning is an ``IncidentSignal`` row inserted with ``ignore_conflicts`` on its
 unique key, in one transaction with its event and emails: a scan that races another, or runs
 again after a killed worker, fires nothing twice. Only ``triggered`` incidents escalate, so an
-acknowledgement stops the steps at the next scan.
+acknowledgement stops the steps at the next scan. A policy on the plan's hours counts its
+minutes in the plan's working calendar (``incidents.sla``), as the SLA clocks do.
 """
 
 from __future__ import annotations
