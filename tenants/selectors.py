@@ -69,6 +69,8 @@ class TenantAccess:
             # (the readiness questionnaire): clients who write, engineers and MSP admins.
             "answer": self.can_write,
             "msp_admin": self.role == MspRole.ADMIN,
+            # A person's own settings in the tenant (their email notifications), anyone's.
+            "own_settings": True,
         }[capability]
 
 

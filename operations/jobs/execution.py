@@ -62,6 +62,7 @@ from django.utils import timezone
 
 from operations.jobs.conf import engine_settings
 from operations.jobs.exceptions import JobCancelled, LeaseLost, TransientJobError, UnknownJobKind
+from operations.jobs.lifecycle import job_failed_hooks, job_failed_notify
 from operations.jobs.models import JobLog, JobRun, JobStatus, LogLevel
 from operations.jobs.outbox import OutboxMessage, outbox_enqueue
 from operations.jobs.registry import JobKind, get_job_kind
@@ -589,7 +590,10 @@ def finish(
         fields["traceback"] = tb
     if message:
         context.log(message, level=LogLevel.ERROR if status == JobStatus.FAILED else LogLevel.INFO)
-    if _one_round_trip():
+    # A tenant's failure is stored with what the failure hooks write (job.failed), in one
+    # transaction; failures are rare, so they take the ordinary path.
+    tell = status == JobStatus.FAILED and context.tenant_id is not None and bool(job_failed_hooks())
+    if _one_round_trip() and not tell:
         # On a worker: the outcome, its log lines and a fleet parent's count in one round trip.
         updated = _finish_in_one_round_trip(context, fields, status)
     else:
@@ -602,6 +606,11 @@ def finish(
             context._write_buffered_logs()
             if updated and context.model.parent_id is not None:
                 record_child_outcomes(context.model.parent_id, {status: 1})
+            if updated and tell:
+                for name, value in fields.items():
+                    setattr(context.model, name, value)
+                context.model.attempts = context.attempt
+                job_failed_notify(run=context.model)
     _note_connection_used()
     return bool(updated)
 

@@ -31,6 +31,7 @@ from operations.jobs.execution import (
     record_child_outcomes,
     runs_in,
 )
+from operations.jobs.lifecycle import job_failed_notify
 from operations.jobs.models import (
     JobDispatch,
     JobLog,
@@ -564,6 +565,7 @@ def _fail_exhausted(run: JobRun, now) -> None:
     _log(run, run.error, LogLevel.ERROR)
     if run.parent_id is not None:
         record_child_outcomes(run.parent_id, {JobStatus.FAILED: 1})
+    job_failed_notify(run=run)
 
 
 def _log(run: JobRun, message: str, level: str = LogLevel.INFO) -> JobLog:

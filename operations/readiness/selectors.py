@@ -213,6 +213,16 @@ def readiness_score_latest(*, tenant) -> ReadinessScore | None:
     return readiness_score_list(tenant=tenant).order_by("-computed_at", "-id").first()
 
 
+def readiness_level_latest(*, tenant) -> dict | None:
+    """``{"level", "overall"}`` of the newest snapshot, or None (one query, no JSON columns)."""
+    return (
+        ReadinessScore.objects.filter(tenant=tenant)
+        .order_by("-computed_at", "-id")
+        .values("level", "overall")
+        .first()
+    )
+
+
 def readiness_score_report(*, score: ReadinessScore) -> dict:
     """A snapshot explained: its level, each pillar with its two parts, each signal with its
     value against the target, and the five actions that would raise the score most. Everything
