@@ -192,13 +192,15 @@ _BLOCK_WINDOW_STATS = f"""
 # among blocks starting after ``from``: per series, an index probe for its newest block, then
 # the blocks of that block's UTC hour (late data may sit in a block that starts earlier in the
 # hour and ends later; a block never spans an hour, so no later sample lies elsewhere). Cost per
-# series, not per stored block: a scrape every 15 s reads no more than one every 5 min.
+# series, not per stored block: a scrape every 15 s reads no more than one every 5 min. (The
+# hour is computed in the probe: under row-level security a function such as date_trunc, not
+# leakproof, in the second scan's condition would be a filter after it, not an index bound.)
 _BLOCK_LAST_SAMPLES = f"""
     SELECT s.kind, s.resource_id, s.metric, last.at
     FROM unnest(%(kinds)s::int2[], %(resources)s::int8[], %(metrics)s::int2[])
         AS s(kind, resource_id, metric)
     CROSS JOIN LATERAL (
-        SELECT b.ts_start FROM {BLOCK_TABLE} b
+        SELECT date_trunc('hour', b.ts_start, 'UTC') AS hour FROM {BLOCK_TABLE} b
         WHERE b.tenant_id = %(tenant)s AND b.resource_kind = s.kind
             AND b.resource_id = s.resource_id AND b.metric = s.metric
             AND b.ts_start > %(from)s AND b.ts_start <= %(until)s
@@ -210,7 +212,7 @@ _BLOCK_LAST_SAMPLES = f"""
         FROM {BLOCK_TABLE} b
         WHERE b.tenant_id = %(tenant)s AND b.resource_kind = s.kind
             AND b.resource_id = s.resource_id AND b.metric = s.metric
-            AND b.ts_start >= date_trunc('hour', newest.ts_start, 'UTC')
+            AND b.ts_start >= newest.hour
             AND b.ts_start <= %(until)s
     ) AS last
     WHERE last.at >= %(since)s
