@@ -330,6 +330,9 @@ API_MAX_PAGE_SIZE = 500
 # Longest list a request field takes (ids of related objects, nested rows).
 API_MAX_LIST_LENGTH = env.int("API_MAX_LIST_LENGTH", default=1000)
 API_TOKEN_LAST_USED_INTERVAL_SECONDS = 60
+# How often agents report each metric (the demo and dcgm scrapes: 5 min); an alert rule's window
+# must span at least twice this to decide anything.
+TELEMETRY_SAMPLING_INTERVAL_SECONDS = env.int("TELEMETRY_SAMPLING_INTERVAL_SECONDS", default=300)
 # Lists answer from .values() rows where every field maps to a column (msp/api/values.py).
 API_VALUES_LISTS = env.bool("API_VALUES_LISTS", default=True)
 

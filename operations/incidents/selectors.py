@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 from django.db.models import (
     Avg,
     BooleanField,
+    Case,
     Count,
     DurationField,
     Exists,
@@ -22,6 +24,8 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
+    Value,
+    When,
 )
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
@@ -43,7 +47,11 @@ from operations.incidents.models import (
 )
 from operations.inventory.models import ComputeResource, Deployment
 from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
-from operations.telemetry.selectors import WindowStats, telemetry_window_stats
+from operations.telemetry.selectors import (
+    WindowStats,
+    telemetry_last_sample_times,
+    telemetry_window_stats,
+)
 from tenants.fleet import FleetCell
 from tenants.models import Severity, Tenant
 from tenants.scoping import all_tenants_scope, tenant_scope
@@ -532,6 +540,71 @@ def alert_window_stats(
     return telemetry_window_stats(
         tenant=tenant, kind=kind, metric=metric, start=start, end=end, resources=resources
     )
+
+
+#: How long a series that went quiet is still expected back: a no-data rule does not open an
+#: incident for a resource silent since before [as_of − window − this] (a rule added later,
+#: or evaluations that stopped, meet it as retired). An open incident keeps firing regardless.
+SILENCE_MEMORY = dt.timedelta(hours=24)
+
+# What each target's series are keyed by in telemetry (per-GPU series: a further entry).
+_TARGET_RESOURCES = {
+    AlertTarget.COMPUTE: (ComputeResource, ResourceKind.COMPUTE),
+    AlertTarget.DEPLOYMENT: (Deployment, ResourceKind.DEPLOYMENT),
+}
+
+
+@dataclass(frozen=True)
+class SilenceWatch:
+    """One resource a no-data rule selects, and when it last reported the rule's metric."""
+
+    rule: AlertRule | AlertRuleDefault
+    resource_id: int
+    last_sample_at: dt.datetime | None  # None: nothing within the rule's memory
+
+
+def alert_silence_watch(
+    *, tenant: Tenant, rules: list[AlertRule | AlertRuleDefault], as_of: dt.datetime
+) -> list[SilenceWatch]:
+    """Each resource every no-data rule in ``rules`` selects, with the time of its last sample
+    of the rule's metric at or before ``as_of`` (within ``SILENCE_MEMORY`` before the longest
+    window). One inventory query per target the rules aim at and one telemetry query, however
+    many rules and resources."""
+    if not rules:
+        return []
+    selected: list[tuple[AlertRule | AlertRuleDefault, int, int]] = []
+    for target, (model, kind) in _TARGET_RESOURCES.items():
+        aimed = [rule for rule in rules if rule.target == target]
+        if not aimed:
+            continue
+        # Each filtered rule's verdict on each row, evaluated by the database in the one read.
+        flags = {}
+        for index, rule in enumerate(aimed):
+            condition = _rule_resource_condition(rule)
+            if condition:
+                flags[f"rule_{index}"] = Case(
+                    When(condition, then=Value(True)),
+                    default=Value(False),
+                    output_field=BooleanField(),
+                )
+        rows = model.objects.filter(tenant=tenant).annotate(**flags).order_by("pk")
+        for row in rows.values("pk", *flags):
+            selected.extend(
+                (rule, kind, row["pk"])
+                for index, rule in enumerate(aimed)
+                if row.get(f"rule_{index}", True)
+            )
+    longest = max(rule.window_minutes for rule in rules)
+    last_seen = telemetry_last_sample_times(
+        tenant=tenant,
+        series=list({(kind, pk, METRICS_BY_NAME[rule.metric]) for rule, kind, pk in selected}),
+        since=as_of - dt.timedelta(minutes=longest) - SILENCE_MEMORY,
+        until=as_of,
+    )
+    return [
+        SilenceWatch(rule, pk, last_seen.get((kind, pk, rule.metric)))
+        for rule, kind, pk in selected
+    ]
 
 
 def alert_open_incidents(*, tenant: Tenant) -> dict[str, dict]:
