@@ -56,6 +56,11 @@ def parse_args():
     parser.add_argument("--requests", type=int, default=5, help="requests of each kind a round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="PostgreSQL: measure before the tables have statistics (autovacuum has not run)",
+    )
     return parser.parse_args()
 
 
@@ -64,6 +69,7 @@ def seed_fleet(count: int, seed: int) -> list[int]:
     from django.db import transaction
     from django.utils import timezone
 
+    from operations.telemetry.services import telemetry_monthly_costs_refresh
     from tenants.models import ServicePlan, Tenant, TenantStatus
     from tenants.scoping import tenant_scope
 
@@ -92,8 +98,23 @@ def seed_fleet(count: int, seed: int) -> list[int]:
         chunk = ids[start : start + CHUNK]
         with transaction.atomic(), tenant_scope(*chunk):
             _figures(chunk, rng=rng, now=now)
-    print(f"seeded {count} tenants in {time.perf_counter() - started:.1f} s", flush=True)
+    seeded = time.perf_counter()
+    print(f"seeded {count} tenants in {seeded - started:.1f} s", flush=True)
+    # What the rollup job does after recomputing hours: each resource's month-to-date cost.
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    hours = [hour - dt.timedelta(hours=back) for back in range(1, _month_hours(hour) + 1)]
+    for start in range(0, len(tenants), CHUNK):
+        chunk = tenants[start : start + CHUNK]
+        with transaction.atomic(), tenant_scope(*(tenant.id for tenant in chunk)):
+            for tenant in chunk:
+                telemetry_monthly_costs_refresh(tenant=tenant, hours=hours, now=now)
+    print(f"monthly costs of {count} tenants in {time.perf_counter() - seeded:.1f} s", flush=True)
     return ids
+
+
+def _month_hours(hour: dt.datetime) -> int:
+    """Whole hours of this month before ``hour`` (at least a day: the GPU column reads 24 h)."""
+    return max(int((hour - hour.replace(day=1, hour=0)).total_seconds() // 3600), 24)
 
 
 def _figures(tenant_ids: list[int], *, rng: random.Random, now: dt.datetime) -> None:
@@ -235,13 +256,12 @@ def _figures(tenant_ids: list[int], *, rng: random.Random, now: dt.datetime) -> 
         batch_size=BATCH,
     )
     hour = now.replace(minute=0, second=0, microsecond=0)
-    month_hours = int((hour - hour.replace(day=1, hour=0)).total_seconds() // 3600)
     utilisation = METRICS_BY_NAME["gpu_utilization"].code
     cost = METRICS_BY_NAME["cost_per_hour"].code
     rollups = []
     for node in compute:
         level = rng.uniform(5, 95)
-        for back in range(1, max(month_hours, 24) + 1):
+        for back in range(1, _month_hours(hour) + 1):
             bucket = hour - dt.timedelta(hours=back)
             series = [(cost, rng.uniform(20, 60))]
             if back <= 24:
@@ -441,6 +461,13 @@ def run(args) -> None:
     from django.test import Client
 
     seed_fleet(args.tenants, args.seed)
+    if connection.vendor == "postgresql" and not args.no_analyze:
+        # What autovacuum does within a minute of a bulk load; without statistics the planner
+        # guesses one row per table (see --no-analyze).
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        print(f"analyzed in {time.perf_counter() - started:.1f} s", flush=True)
     plain = install_plain_view()
     client = Client()
     sign_in_msp_admin(client)

@@ -430,12 +430,12 @@ def fleet_cloud_budgets(tenant_ids) -> dict[int, dict]:
     return budgets
 
 
-def compute_ids_in_cloud_accounts(tenant_ids) -> QuerySet:
-    """The ids of the tenants' compute resources billed to a cloud account (a subquery)."""
-    return (
+def fleet_billed_compute_ids(tenant_ids) -> set[int]:
+    """The ids of the tenants' compute resources billed to a cloud account. One query."""
+    return set(
         ComputeResource.objects.unscoped()
         .filter(tenant_id__in=tenant_ids, cloud_account__isnull=False)
-        .values("id")
+        .values_list("id", flat=True)
     )
 
 

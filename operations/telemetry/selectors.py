@@ -22,6 +22,7 @@ from operations.telemetry.models import (
     DEFAULT_RAW_RETENTION_DAYS,
     DEFAULT_ROLLUP_RETENTION_DAYS,
     TelemetryDirtyHour,
+    TelemetryMonthlyCost,
     TelemetryPolicy,
     TelemetryRollup,
 )
@@ -476,28 +477,29 @@ def _money(amount: float, currency: str) -> str:
 
 
 def fleet_spend_this_month(tenant_ids, *, now: dt.datetime | None = None) -> dict[int, FleetCell]:
-    """Each tenant's cloud spend this month (the ``cost_per_hour`` rollups of the compute billed
-    to its cloud accounts) against those accounts' monthly budgets, with the month-end
-    projection at this month's pace. Two queries."""
+    """Each tenant's cloud spend this month (the month's cost of the compute billed to its cloud
+    accounts, as the rollup job keeps it in ``TelemetryMonthlyCost``) against those accounts'
+    monthly budgets, with the month-end projection at this month's pace. Three queries, none
+    over the hourly rollups."""
     now = (now or timezone.now()).astimezone(dt.UTC)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     month_hours = calendar.monthrange(now.year, now.month)[1] * 24
     elapsed_hours = max((now - month_start).total_seconds() / 3600, 1)
     budgets = inventory.fleet_cloud_budgets(tenant_ids)
-    spent = dict(
-        TelemetryRollup.objects.unscoped()
+    billed = inventory.fleet_billed_compute_ids(tenant_ids)
+    # Summed here rather than joined in SQL: a join against the 1,000-tenant scope is one bad
+    # plan away (stale statistics) from a nested loop that never ends.
+    spent: dict[int, float] = {}
+    for tenant_id, resource_id, cost in (
+        TelemetryMonthlyCost.objects.unscoped()
         .filter(
-            tenant_id__in=tenant_ids,
-            resource_kind=ResourceKind.COMPUTE,
-            resource_id__in=inventory.compute_ids_in_cloud_accounts(tenant_ids),
-            metric=METRICS_BY_NAME["cost_per_hour"].code,
-            bucket__gte=month_start,
-            bucket__lt=now,
+            tenant_id__in=tenant_ids, month=month_start.date(), resource_kind=ResourceKind.COMPUTE
         )
         .order_by()
-        .values_list("tenant_id")
-        .annotate(total=Sum("avg_value"))
-    )
+        .values_list("tenant_id", "resource_id", "cost")
+    ):
+        if resource_id in billed:
+            spent[tenant_id] = spent.get(tenant_id, 0.0) + cost
     cells = {}
     for tenant_id in set(budgets) | set(spent):
         total = spent.get(tenant_id, 0.0)
