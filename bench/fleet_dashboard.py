@@ -12,7 +12,7 @@ client signed in as an ``msp_admin`` (the second factor passed as the tests do):
     figures with one plain grouped query per table inside the same scope and answers JSON;
 (b) dashboard: the real page (registry, cells, sort by attention, totals, template), its
     first page of rows; the columns read over telemetry (GPU use, spend) are cached for five
-    minutes, so the first render after that is printed on its own ("cold").
+    minutes, so the render right after they expire is timed on its own ("cold").
 
 Each runs ``--requests`` times a round after a warm-up, ``--rounds`` rounds; the median round
 counts. The goal is ≤ 300 ms server time for the page at 1,000 tenants.
@@ -25,7 +25,8 @@ On PostgreSQL it works in a throwaway database (``<name>_fleet_bench``, created,
 dropped). The plain view caches nothing, the page its telemetry columns: the ratio is what a
 staff member waits for against reading the figures afresh. The last line is
 ``fleet_dashboard: a=<plain ms> b=<page ms> ratio=<a/b> queries=<page queries> tenants=<n>
-cold=<first render ms>``.
+cold=<ms>``, cold being the median render right after the cached columns are dropped (what a
+staff member gets once every five minutes).
 """
 
 from __future__ import annotations
@@ -476,7 +477,7 @@ def run(args) -> None:
     cache.clear()
     started = time.perf_counter()
     page = client.get("/portal/", secure=True)
-    cold = (time.perf_counter() - started) * 1000
+    first = (time.perf_counter() - started) * 1000
     # The first page of rows and the fleet total (of every tenant).
     text = page.content.decode()
     rows = text.count('<th scope="row">') - 1
@@ -488,23 +489,42 @@ def run(args) -> None:
         f"{args.tenants} tenants; {args.requests} requests × {args.rounds} rounds, median round; "
         f"page {len(page.content) / 1024:.0f} KiB"
     )
-    print(f"first render, cached columns cold: {cold:.1f} ms")
+    print(f"first request of the process (templates, imports, cold cache): {first:.1f} ms")
     timed(client, plain, 2)  # warm-up
     timed(client, "/portal/", 2)
     _print_columns()
-    a_runs, b_runs = [], []
+    a_runs, b_runs, cold_runs = [], [], []
     for _ in range(args.rounds):
         a_ms, a_queries = timed(client, plain, args.requests)
         b_ms, b_queries = timed(client, "/portal/", args.requests)
+        # The first render after the cached columns expire (every five minutes).
+        _forget_cached_columns()
+        cold_ms, cold_queries = timed(client, "/portal/", 1)
         a_runs.append(a_ms)
         b_runs.append(b_ms)
-    a, b = statistics.median(a_runs), statistics.median(b_runs)
+        cold_runs.append(cold_ms)
+    a, b, cold = statistics.median(a_runs), statistics.median(b_runs), statistics.median(cold_runs)
     print(f"plain figures: {a:.1f} ms, {a_queries} queries (rounds: {_ms(a_runs)})")
     print(f"dashboard: {b:.1f} ms, {b_queries} queries (rounds: {_ms(b_runs)})")
+    print(
+        f"dashboard, cached columns expired: {cold:.1f} ms, {cold_queries} queries "
+        f"(rounds: {_ms(cold_runs)})"
+    )
     print(
         f"fleet_dashboard: a={a:.1f} b={b:.1f} ratio={a / b:.3f} queries={b_queries} "
         f"tenants={args.tenants} cold={cold:.0f}"
     )
+
+
+def _forget_cached_columns() -> None:
+    """Drop the whole fleet's cached column figures (what expiry does)."""
+    from django.core.cache import cache
+
+    from tenants.fleet import fleet_cache_key, fleet_columns
+    from tenants.models import Tenant
+
+    ids = list(Tenant.objects.values_list("id", flat=True))
+    cache.delete_many([fleet_cache_key(column, ids) for column in fleet_columns()])
 
 
 def main() -> None:

@@ -473,7 +473,8 @@ def fleet_gpu_utilisation_total(cells: dict[int, FleetCell]) -> FleetCell:
 
 
 def _money(amount: float, currency: str) -> str:
-    return f"{amount:,.0f} {currency}".strip()
+    # A no-break space: an amount never wraps away from its currency.
+    return f"{amount:,.0f}\u00a0{currency}".strip()
 
 
 def fleet_spend_this_month(tenant_ids, *, now: dt.datetime | None = None) -> dict[int, FleetCell]:
@@ -486,10 +487,10 @@ def fleet_spend_this_month(tenant_ids, *, now: dt.datetime | None = None) -> dic
     month_hours = calendar.monthrange(now.year, now.month)[1] * 24
     elapsed_hours = max((now - month_start).total_seconds() / 3600, 1)
     budgets = inventory.fleet_cloud_budgets(tenant_ids)
-    billed = inventory.fleet_billed_compute_ids(tenant_ids)
+    billed = inventory.fleet_billed_compute_currencies(tenant_ids)
     # Summed here rather than joined in SQL: a join against the 1,000-tenant scope is one bad
     # plan away (stale statistics) from a nested loop that never ends.
-    spent: dict[int, float] = {}
+    spent: dict[int, dict[str, float]] = {}
     for tenant_id, resource_id, cost in (
         TelemetryMonthlyCost.objects.unscoped()
         .filter(
@@ -498,21 +499,33 @@ def fleet_spend_this_month(tenant_ids, *, now: dt.datetime | None = None) -> dic
         .order_by()
         .values_list("tenant_id", "resource_id", "cost")
     ):
-        if resource_id in billed:
-            spent[tenant_id] = spent.get(tenant_id, 0.0) + cost
+        currency = billed.get(resource_id)
+        if currency is not None:
+            by_currency = spent.setdefault(tenant_id, {})
+            by_currency[currency] = by_currency.get(currency, 0.0) + cost
     cells = {}
     for tenant_id in set(budgets) | set(spent):
-        total = spent.get(tenant_id, 0.0)
-        budget = budgets.get(tenant_id)
-        if budget is None or not budget["budget"]:
-            cells[tenant_id] = FleetCell(
-                text=_money(total, ""), value=total, link="estate/", detail="no budget"
-            )
+        by_currency = spent.get(tenant_id, {})
+        limits = {
+            currency: float(budget)
+            for currency, budget in budgets.get(tenant_id, {}).items()
+            if budget
+        }
+        total = sum(by_currency.values())
+        text = " · ".join(
+            _money(by_currency.get(currency, 0.0), currency)
+            for currency in sorted(set(by_currency) | set(limits))
+        )
+        if not limits:
+            cells[tenant_id] = FleetCell(text=text, value=total, link="estate/", detail="no budget")
             continue
-        limit = float(budget["budget"])
-        projected = 100 * total * month_hours / elapsed_hours / limit
+        # Each currency against its own budget: amounts in different currencies never add up.
+        projected = max(
+            100 * by_currency.get(currency, 0.0) * month_hours / elapsed_hours / limit
+            for currency, limit in limits.items()
+        )
         cells[tenant_id] = FleetCell(
-            text=f"{_money(total, budget['currency'])}",
+            text=text,
             value=total,
             attention=10
             if projected > 110
@@ -524,8 +537,9 @@ def fleet_spend_this_month(tenant_ids, *, now: dt.datetime | None = None) -> dic
             tone="bad" if projected > 100 else "warn" if projected > 90 else "ok",
             link="estate/",
             detail=(
-                f"of {limit:,.0f}{'' if budget['currency'] else ' (mixed currencies)'} · "
-                f"{projected:.0f} % projected"
+                "of "
+                + " · ".join(_money(limit, currency) for currency, limit in sorted(limits.items()))
+                + f" · {projected:.0f} % projected"
             ),
         )
     return cells

@@ -246,3 +246,25 @@ def test_the_fleet_spend_column_reads_no_hourly_rollup_and_a_fixed_number_of_que
         counts.append(len(queries))
         assert not [q["sql"] for q in queries.captured_queries if "telemetry_rollup" in q["sql"]]
     assert counts[0] == counts[1]
+
+
+def test_spend_in_two_currencies_is_weighed_against_each_currency_s_budget():
+    tenant = TenantFactory()
+    dollars = make_cloud_account(tenant, monthly_budget=1_000_000, currency="USD")
+    euros = make_cloud_account(tenant, monthly_budget=1, currency="EUR")
+    make_gpu_node(tenant, hostname=f"us-{tenant.pk}", cloud_account=dollars)
+    make_gpu_node(tenant, hostname=f"eu-{tenant.pk}", cloud_account=euros)
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+    ingest_and_roll(
+        tenant,
+        cost_samples(f"compute:us-{tenant.pk}", hour, 30)
+        + cost_samples(f"compute:eu-{tenant.pk}", hour, 5),
+    )
+    with tenant_scope(tenant.id):
+        cell = selectors.fleet_spend_this_month([tenant.pk], now=hour + dt.timedelta(minutes=30))[
+            tenant.pk
+        ]
+    assert cell.text == "5\u00a0EUR · 30\u00a0USD"
+    assert cell.detail.startswith("of 1\u00a0EUR · 1,000,000\u00a0USD · ")
+    # The euro account alone is far over its budget: summed with the dollars it would look fine.
+    assert (cell.tone, cell.attention) == ("bad", 10)
