@@ -38,6 +38,8 @@ class FleetCell:
     tone: str = ""
     link: str = ""
     detail: str = ""
+    # (unit, amount) pairs when the figure is in several units that do not add up (currencies).
+    parts: tuple[tuple[str, float], ...] = ()
 
 
 FiguresFunction = Callable[[Sequence[int]], dict[int, FleetCell]]

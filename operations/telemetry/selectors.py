@@ -512,12 +512,15 @@ def fleet_spend_this_month(tenant_ids, *, now: dt.datetime | None = None) -> dic
             if budget
         }
         total = sum(by_currency.values())
-        text = " · ".join(
-            _money(by_currency.get(currency, 0.0), currency)
+        parts = tuple(
+            (currency, by_currency.get(currency, 0.0))
             for currency in sorted(set(by_currency) | set(limits))
         )
+        text = " · ".join(_money(amount, currency) for currency, amount in parts)
         if not limits:
-            cells[tenant_id] = FleetCell(text=text, value=total, link="estate/", detail="no budget")
+            cells[tenant_id] = FleetCell(
+                text=text, value=total, link="estate/", detail="no budget", parts=parts
+            )
             continue
         # Each currency against its own budget: amounts in different currencies never add up.
         projected = max(
@@ -536,6 +539,7 @@ def fleet_spend_this_month(tenant_ids, *, now: dt.datetime | None = None) -> dic
             else 0,
             tone="bad" if projected > 100 else "warn" if projected > 90 else "ok",
             link="estate/",
+            parts=parts,
             detail=(
                 "of "
                 + " · ".join(_money(limit, currency) for currency, limit in sorted(limits.items()))
@@ -543,6 +547,25 @@ def fleet_spend_this_month(tenant_ids, *, now: dt.datetime | None = None) -> dic
             ),
         )
     return cells
+
+
+def fleet_spend_total(cells: dict[int, FleetCell]) -> FleetCell:
+    """The fleet's spend this month, currency by currency (amounts in different currencies are
+    never added up)."""
+    by_currency: dict[str, float] = {}
+    for cell in cells.values():
+        for currency, amount in cell.parts:
+            by_currency[currency] = by_currency.get(currency, 0.0) + amount
+    if not by_currency:
+        return FleetCell(text="—")
+    return FleetCell(
+        text=" · ".join(
+            _money(amount, currency) for currency, amount in sorted(by_currency.items())
+        ),
+        value=sum(by_currency.values()) if len(by_currency) == 1 else None,
+        attention=sum(cell.attention for cell in cells.values()),
+        parts=tuple(sorted(by_currency.items())),
+    )
 
 
 def telemetry_gpu_utilisation_by_hour(

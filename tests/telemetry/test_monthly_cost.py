@@ -311,3 +311,19 @@ def test_the_migration_fills_the_months_from_the_rollups_already_stored(tenant_a
     assert_stored_is_computed(tenant_a)
     assert_stored_is_computed(tenant_b)
     assert len(stored(tenant_a)) == 2
+
+
+def test_the_fleet_total_of_spend_adds_up_each_currency_apart():
+    tenants = []
+    for currency, cost in (("USD", 30), ("EUR", 5), ("USD", 10)):
+        tenant = TenantFactory()
+        account = make_cloud_account(tenant, monthly_budget=1000, currency=currency)
+        make_gpu_node(tenant, hostname=f"node-{tenant.pk}", cloud_account=account)
+        hour = timezone.now().replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+        ingest_and_roll(tenant, cost_samples(f"compute:node-{tenant.pk}", hour, cost))
+        tenants.append(tenant.pk)
+    with tenant_scope(*tenants):
+        cells = selectors.fleet_spend_this_month(tenants, now=hour + dt.timedelta(minutes=30))
+    total = selectors.fleet_spend_total(cells)
+    assert total.text == "5\u00a0EUR · 40\u00a0USD"
+    assert total.value is None  # no one figure in two currencies
