@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('telemetry', '0006_monthly_cost_per_resource'),
-        ('tenants', '0007_rls_policy_parsed_once'),
+        ("telemetry", "0006_monthly_cost_per_resource"),
+        ("tenants", "0007_rls_policy_parsed_once"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='telemetryrollup',
-            index=models.Index(fields=['tenant', 'metric', 'bucket', 'resource_kind', 'resource_id', 'avg_value'], name='telemetry_rollup_metric_window'),
+            model_name="telemetryrollup",
+            index=models.Index(
+                fields=["tenant", "metric", "bucket", "resource_kind", "resource_id", "avg_value"],
+                name="telemetry_rollup_metric_window",
+            ),
         ),
     ]
