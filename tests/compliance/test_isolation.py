@@ -32,6 +32,7 @@ class TestFindingIsolation(CompliancePrefixed):
     route = "findings"
     model = Finding
     can_update = can_delete = can_create = False
+    csv_list = True
 
     def make_object(self, tenant):
         system = good_system(tenant, business_owner="")

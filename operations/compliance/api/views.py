@@ -13,14 +13,17 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db.models import Count
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from msp.api.csv_download import CsvListMixin
+from msp.api.schema import csv_list_schema
 from operations.compliance import selectors, services
 from operations.compliance.api import serializers as s
 from operations.compliance.checks import all_checks
+from operations.compliance.exports import FINDING_CSV_COLUMNS, findings_csv_filename
 from operations.compliance.filters import FindingFilter, ScoreFilter, WaiverFilter
 from operations.compliance.models import Finding, Framework, Score, Waiver
 from tenants.api.base import (
@@ -98,7 +101,10 @@ class FrameworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, MspWide
         return Response(s.FrameworkDetailSerializer(framework, context=context).data)
 
 
-class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+@extend_schema_view(list=csv_list_schema("findings"))
+class FindingViewSet(
+    CsvListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet
+):
     """The tenant's findings: one per check and subject, updated by every scan.
 
     ``?status=`` filters on the effective status: ``fail`` is an unwaived failure, ``waived``
@@ -111,6 +117,10 @@ class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
     search_fields = ["subject_label", "detail", "check_code"]
     ordering_fields = ["check_code", "severity", "status", "first_seen", "last_seen", "resolved_at"]
     ordering = ["check_code", "subject_type", "subject_id"]
+    csv_columns = FINDING_CSV_COLUMNS
+
+    def csv_filename(self) -> str:
+        return findings_csv_filename(self.tenant)
 
     def filter_scoped_queryset(self, queryset):
         return selectors.findings_with_waiver_state(queryset)
