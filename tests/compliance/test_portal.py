@@ -6,7 +6,9 @@ query count that does not grow with the findings, scores or waivers."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
+import zipfile
 from decimal import Decimal
 
 import pytest
@@ -320,3 +322,46 @@ def test_a_long_list_of_failing_findings_is_capped_most_severe_first(
             )
         )
     assert ranks.index(shown[0].severity) == worst
+
+
+def evidence_url(tenant) -> str:
+    return reverse("portal_compliance:evidence-pack", kwargs={"slug": tenant.slug})
+
+
+def test_tenant_admins_download_the_evidence_pack_from_the_page(client, admin_a, tenant_a, scanned):
+    client.force_login(admin_a.user)
+    page = client.get(page_url(tenant_a, framework="eu-ai-act")).content.decode()
+    assert "Download evidence pack" in page
+    assert f'action="{evidence_url(tenant_a)}"' in page
+    assert '<option value="eu-ai-act" selected>' in page
+
+    today = timezone.localdate()
+    response = client.get(
+        evidence_url(tenant_a),
+        {"framework": "eu-ai-act", "from": str(today - dt.timedelta(days=1)), "to": str(today)},
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        findings = archive.read("findings.csv").decode()
+        everything = "".join(archive.read(name).decode() for name in archive.namelist())
+    assert "Ownerless scorer" in findings
+    assert "Borealis" not in everything
+
+
+def test_bad_evidence_input_comes_back_as_a_message(client, admin_a, tenant_a):
+    client.force_login(admin_a.user)
+    response = client.get(
+        evidence_url(tenant_a),
+        {"framework": "no-such-framework", "from": "2026-01-01", "to": "2026-01-31"},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == page_url(tenant_a)
+    assert "No evidence pack: Unknown framework" in response.content.decode()
+
+
+def test_viewers_see_no_evidence_button_and_are_refused_it(viewer, tenant_a, tenant_b):
+    assert "Download evidence pack" not in viewer.get(page_url(tenant_a)).content.decode()
+    query = {"framework": "eu-ai-act", "from": "2026-01-01", "to": "2026-01-31"}
+    assert viewer.get(evidence_url(tenant_a), query).status_code == 403
+    assert viewer.get(evidence_url(tenant_b), query).status_code == 404

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db.models import Count
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins
 from rest_framework.decorators import action
@@ -23,12 +25,14 @@ from msp.api.schema import csv_list_schema
 from operations.compliance import selectors, services
 from operations.compliance.api import serializers as s
 from operations.compliance.checks import all_checks
+from operations.compliance.evidence import build_evidence_pack, evidence_pack_filename
 from operations.compliance.exports import FINDING_CSV_COLUMNS, findings_csv_filename
 from operations.compliance.filters import FindingFilter, ScoreFilter, WaiverFilter
 from operations.compliance.models import Finding, Framework, Score, Waiver
 from tenants.api.base import (
     MspWideAPIView,
     MspWideViewSet,
+    TenantScopedAPIView,
     TenantScopedModelViewSet,
     TenantScopedViewSet,
 )
@@ -178,3 +182,39 @@ class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
     def latest(self, request, tenant_slug=None):
         scores = selectors.scores_latest(self.get_queryset()).order_by("framework__code")
         return Response(s.ScoreSerializer(scores, many=True).data)
+
+
+class EvidencePackView(TenantScopedAPIView):
+    """``GET …/compliance/evidence-pack?framework=&from=&to=``: the compliance evidence pack
+    (``operations.compliance.evidence``) as a zip. Tenant admins and MSP staff."""
+
+    model = Finding
+    filter_backends: list = []
+    pagination_class = None
+
+    def required_capability(self, request) -> str:
+        return "audit"  # the pack carries the audit trail: whoever reads the audit log
+
+    @extend_schema(
+        parameters=[s.EvidencePackQuerySerializer],
+        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+    )
+    def get(self, request, tenant_slug: str):
+        query = s.EvidencePackQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        pack = build_evidence_pack(
+            tenant=self.tenant,
+            framework_code=params["framework"],
+            period_start=params["from"],
+            period_end=params["to"],
+        )
+        filename = evidence_pack_filename(
+            tenant=self.tenant,
+            framework_code=params["framework"],
+            period_start=params["from"],
+            period_end=params["to"],
+        )
+        response = HttpResponse(pack, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
