@@ -107,3 +107,19 @@ def test_json_stays_the_default_and_detail_answers_no_csv(admin_a, tenant_a):
     detail = admin_a.client.get(f"{LIST}{incident.pk}/", {"format": "csv"})
     assert detail.status_code == 404
     assert detail.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stream_reads_in_the_tenant_scope_after_the_view_has_returned(
+    admin_a, tenant_a, tenant_b, monkeypatch
+):
+    """With real commits, as in production: the body is read after the request's scope, and
+    on PostgreSQL its transaction and row-level security setting, have closed; the stream opens
+    the scope again (without it, PostgreSQL's row-level security shows no rows at all)."""
+    monkeypatch.setattr(csv_download, "CSV_CHUNK_ROWS", 2)
+    own = [make_incident(tenant_a, title=f"Own {n}") for n in range(5)]
+    make_incident(tenant_b, title="Foreign")
+    response = admin_a.client.get(LIST, {"format": "csv", "ordering": "number"})
+    assert response.status_code == 200
+    rows = rows_of(response)
+    assert [row[0] for row in rows[1:]] == [incident.reference for incident in own]
