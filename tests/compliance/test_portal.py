@@ -5,6 +5,7 @@ query count that does not grow with the findings, scores or waivers."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import re
@@ -22,6 +23,7 @@ from operations.compliance.models import Finding, FindingStatus, Score, Waiver
 from operations.compliance.portal import urls as compliance_portal_urls
 from operations.compliance.portal.views import score_trend
 from operations.compliance.selectors import (
+    checks_for_framework,
     findings_with_effective_status,
     findings_with_waiver_state,
     waivers_with_subject_label,
@@ -365,3 +367,25 @@ def test_viewers_see_no_evidence_button_and_are_refused_it(viewer, tenant_a, ten
     query = {"framework": "eu-ai-act", "from": "2026-01-01", "to": "2026-01-31"}
     assert viewer.get(evidence_url(tenant_a), query).status_code == 403
     assert viewer.get(evidence_url(tenant_b), query).status_code == 404
+
+
+def test_the_findings_download_as_csv_for_the_chosen_framework(viewer, tenant_a, scanned):
+    page = viewer.get(page_url(tenant_a, framework="eu-ai-act")).content.decode()
+    link = reverse("portal_compliance:findings-csv", kwargs={"slug": tenant_a.slug})
+    assert f'href="{link}?framework=eu-ai-act"' in page
+    response = viewer.get(link, {"framework": "eu-ai-act"})
+    assert response.status_code == 200
+    body = response.getvalue().decode()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    with tenant_scope(tenant_a.id):
+        expected = set(
+            Finding.objects.filter(check_code__in=checks_for_framework("eu-ai-act")).values_list(
+                "id", flat=True
+            )
+        )
+    assert {int(row["id"]) for row in rows} == expected
+    waived = [r for r in rows if r["check"] == OWNER and r["subject id"] == str(scanned.pk)]
+    assert [row["status"] for row in waived] == ["waived"]
+    assert "Borealis" not in body
+    other = reverse("portal_compliance:findings-csv", kwargs={"slug": "borealis"})
+    assert viewer.get(other).status_code == 404

@@ -23,14 +23,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from msp.api.csv_download import csv_streaming_response
 from operations.compliance.checks import get_check
 from operations.compliance.evidence import build_evidence_pack, evidence_pack_filename
+from operations.compliance.exports import FINDING_CSV_COLUMNS, findings_csv_filename
 from operations.compliance.models import CheckSeverity, Finding, Score
 from operations.compliance.selectors import (
     checks_for_framework,
     finding_counts,
     findings_failing_by_severity,
     findings_for,
+    findings_with_waiver_state,
     score_history_for,
     waivers_in_force,
 )
@@ -134,6 +137,22 @@ def _evidence_defaults(page: PortalTenant, framework) -> dict | None:
         return None
     last_day = timezone.localdate().replace(day=1) - dt.timedelta(days=1)
     return {"framework": framework.code, "from": last_day.replace(day=1), "to": last_day}
+
+
+@portal_tenant_view()
+@require_GET
+def compliance_findings_csv(request, page: PortalTenant):
+    """Every finding (of ``?framework=`` if given) as CSV, streamed, in the API's columns."""
+    framework = next(
+        (f for f in latest_frameworks() if f.code == request.GET.get("framework")), None
+    )
+    codes = checks_for_framework(framework.code) if framework else None
+    return csv_streaming_response(
+        filename=findings_csv_filename(page.tenant),
+        columns=FINDING_CSV_COLUMNS,
+        rows=findings_with_waiver_state(findings_for(tenant=page.tenant, check_codes=codes)),
+        scope=page.stream_scope,
+    )
 
 
 @portal_tenant_view()
