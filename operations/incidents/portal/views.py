@@ -32,6 +32,7 @@ from operations.incidents.portal.forms import (
     IncidentRaiseForm,
     StaffNoteForm,
     StaffSeverityForm,
+    WorkflowNoteForm,
 )
 from operations.incidents.selectors import (
     INCIDENT_ACTION_LABELS,
@@ -192,15 +193,18 @@ def incident_staff_act(request, page: PortalTenant, number: int, action: str):
     if action not in incident_allowed_actions(incident, page.access):
         messages.error(request, f"{incident.reference} cannot {action.replace('-', ' ')} now.")
         return _back_to(incident, page)
-    note = request.POST.get("note", "").strip()[:10000]
+    form = WorkflowNoteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.problems())
+        return _back_to(incident, page)
     try:
         incident = services.incident_perform(
             tenant=page.tenant,
             incident=incident,
             action=action,
             user=request.user,
-            note=note,
-            note_internal=request.POST.get("note_visibility") != "client",
+            note=form.cleaned_data["note"],
+            note_internal=form.note_internal,
         )
     except ValidationError as error:
         _report(request, error)
@@ -297,14 +301,17 @@ def incident_confirm(request, page: PortalTenant, number: int, action: str):
     incident = _incident_or_none(page, number)
     if incident is None:
         return tenant_not_found(request)
-    note = request.POST.get("note", "").strip()[:10000]
+    form = WorkflowNoteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.problems())
+        return redirect("portal_incidents:detail", slug=page.tenant.slug, number=incident.number)
     try:
         incident = services.incident_transition(
             tenant=page.tenant,
             incident=incident,
             action=action,
             user=request.user,
-            note=note,
+            note=form.cleaned_data["note"],
             note_internal=False,
         )
     except ValidationError as error:

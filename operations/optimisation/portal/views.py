@@ -26,6 +26,7 @@ from operations.optimisation.exports import (
 )
 from operations.optimisation.models import RECOMMENDATION_ACTIONS
 from operations.optimisation.portal.evidence import recommendation_evidence
+from operations.optimisation.portal.forms import RecommendationActForm
 from operations.optimisation.selectors import (
     RECOMMENDATION_STATES,
     recommendation_get,
@@ -108,16 +109,20 @@ def recommendation_act(request, page: PortalTenant, pk: int, action: str):
     rec = recommendation_get(tenant=page.tenant, pk=pk)
     if rec is None or action not in RECOMMENDATION_ACTIONS:
         return tenant_not_found(request)
-    extra = {"reason": request.POST.get("reason", "")[:2000]} if action == "dismiss" else {}
-    try:
-        getattr(services, f"recommendation_{action}")(
-            tenant=page.tenant, recommendation=rec, user=request.user, **extra
-        )
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+    form = RecommendationActForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(" ".join(errors) for errors in form.errors.values()))
     else:
-        messages.success(request, f"{_DONE[action]}: {rec.title}")
-    state = request.POST.get("state", "open")
+        extra = {"reason": form.cleaned_data["reason"]} if action == "dismiss" else {}
+        try:
+            getattr(services, f"recommendation_{action}")(
+                tenant=page.tenant, recommendation=rec, user=request.user, **extra
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"{_DONE[action]}: {rec.title}")
+    state = form.cleaned_data.get("state") or "open"
     target = reverse("portal_recommendations:list", kwargs={"slug": page.tenant.slug})
     return redirect(
         f"{target}?{urlencode({'state': state if state in RECOMMENDATION_STATES else 'open'})}"
