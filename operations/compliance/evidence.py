@@ -36,6 +36,9 @@ from tenants.selectors import audit_events_of_tenant_between, service_plan_timez
 
 #: The longest period one pack covers (an annual audit, with a leap day to spare).
 EVIDENCE_MAX_DAYS = 366
+#: The dates a period may name: every time zone's midnights around them stay representable.
+EVIDENCE_FIRST_DAY = dt.date(1970, 1, 2)
+EVIDENCE_LAST_DAY = dt.date(9998, 12, 31)
 #: Every zip entry carries this time, so the bytes depend on the data only.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -50,7 +53,13 @@ class _Table:
 
 
 def evidence_period_check(*, period_start: dt.date, period_end: dt.date) -> None:
-    """Refuse a period that ends before it starts or spans more than ``EVIDENCE_MAX_DAYS``."""
+    """Refuse a period that ends before it starts, spans more than ``EVIDENCE_MAX_DAYS`` or
+    names a day outside ``EVIDENCE_FIRST_DAY``..``EVIDENCE_LAST_DAY``."""
+    for name, day in (("from", period_start), ("to", period_end)):
+        if not EVIDENCE_FIRST_DAY <= day <= EVIDENCE_LAST_DAY:
+            raise ValidationError(
+                {name: [f"Give a day from {EVIDENCE_FIRST_DAY} to {EVIDENCE_LAST_DAY}."]}
+            )
     if period_end < period_start:
         raise ValidationError({"to": ["The period ends before it starts."]})
     if (period_end - period_start).days + 1 > EVIDENCE_MAX_DAYS:

@@ -274,6 +274,9 @@ def test_members_and_viewers_are_refused(member_a, viewer_a, worlds):
         ({**QUERY, "from": "2026-13-01"}, ["from"]),
         ({**QUERY, "from": QUERY["to"], "to": QUERY["from"]}, ["to"]),
         ({**QUERY, "extra": "1"}, ["extra"]),
+        # Midnight after 9999-12-31, or 0001-01-01 in UTC, cannot be represented: a 400, not a 500.
+        ({**QUERY, "from": "9999-12-31", "to": "9999-12-31"}, ["from"]),
+        ({**QUERY, "from": "0001-01-01", "to": "0001-01-02"}, ["from"]),
     ],
 )
 def test_bad_input_is_one_400(admin_a, query, fields):
