@@ -359,6 +359,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "msp.api.schema.document_error_responses",
+        "msp.api.schema.document_csv_responses",
         "operations.events.schema.add_event_schemas",
     ],
 }

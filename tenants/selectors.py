@@ -169,6 +169,21 @@ def service_plan_get(*, tenant: Tenant) -> ServicePlan | None:
     return ServicePlan.objects.filter(tenant=tenant).first()
 
 
+def service_plan_timezone(*, tenant: Tenant) -> str:
+    """The tenant's time zone (its service plan's), UTC without a plan."""
+    zone = ServicePlan.objects.filter(tenant=tenant).values_list("timezone", flat=True).first()
+    return zone or "UTC"
+
+
+def audit_events_of_tenant_between(
+    *, tenant: Tenant, start: dt.datetime, end: dt.datetime
+) -> QuerySet[AuditEvent]:
+    """The tenant's audit events with ``start <= occurred_at < end``, oldest first."""
+    return AuditEvent.objects.filter(
+        tenant=tenant, occurred_at__gte=start, occurred_at__lt=end
+    ).order_by("occurred_at", "id")
+
+
 def onboarding_steps_with_completer(queryset: QuerySet[OnboardingStep]) -> QuerySet:
     return queryset.select_related("completed_by")
 

@@ -468,3 +468,44 @@ def gpu_compute_ids(*, tenant) -> list[int]:
         .order_by("hostname")
         .values_list("id", flat=True)
     )
+
+
+#: The AI system register's columns, in the order an auditor reads them.
+AI_SYSTEM_REGISTER_FIELDS = (
+    "id",
+    "name",
+    "purpose",
+    "business_owner",
+    "technical_owner",
+    "stage",
+    "stage_changed_at",
+    "risk_tier",
+    "risk_classified_at",
+    "risk_reviewed_at",
+    "annex_iii_area",
+    "provenance",
+    "vendor",
+    "vendor_assessed_at",
+    "model_name",
+    "model_version",
+    "personal_data",
+    "human_oversight",
+    "human_overseer",
+    "user_facing",
+    "generative",
+    "ai_disclosure",
+    "technical_documentation_url",
+    "fria_required",
+    "fria_completed_at",
+    "eu_database_id",
+)
+
+
+def ai_system_register(*, tenant) -> list[dict]:
+    """The tenant's AI system register as plain rows (``AI_SYSTEM_REGISTER_FIELDS``), by name.
+    One query; call inside the tenant's scope."""
+    return list(
+        AISystem.objects.filter(tenant=tenant)
+        .order_by("name", "id")
+        .values(*AI_SYSTEM_REGISTER_FIELDS)
+    )

@@ -47,6 +47,10 @@ class PortalTenant:
     def is_staff(self) -> bool:
         return self.access.is_staff
 
+    def stream_scope(self):
+        """The page's tenant scope again, for a body read after the view returns (a CSV)."""
+        return tenant_scope(self.tenant.id)
+
     @property
     def role_label(self) -> str:
         labels = dict(MspRole.choices) | dict(TenantRole.choices)

@@ -17,9 +17,15 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
+from msp.api.csv_download import csv_streaming_response
 from operations.events.selectors import notifications_about
 from operations.incidents import services
-from operations.incidents.exports import timeline_csv, timeline_csv_filename
+from operations.incidents.exports import (
+    INCIDENT_CSV_COLUMNS,
+    incidents_csv_filename,
+    timeline_csv,
+    timeline_csv_filename,
+)
 from operations.incidents.models import Incident, IncidentSource
 from operations.incidents.portal.forms import (
     IncidentCommentForm,
@@ -314,6 +320,21 @@ def incident_confirm(request, page: PortalTenant, number: int, action: str):
         words = "Closed" if action == "close" else "Reopened"
         messages.success(request, f"{words} {incident.reference}.")
     return redirect("portal_incidents:detail", slug=page.tenant.slug, number=incident.number)
+
+
+@portal_tenant_view()
+@require_GET
+def incident_list_csv(request, page: PortalTenant):
+    """Every incident of the list's state (not one page) as CSV, streamed."""
+    state = request.GET.get("state", "open")
+    if state not in _STATES:
+        state = "open"
+    return csv_streaming_response(
+        filename=incidents_csv_filename(page.tenant),
+        columns=INCIDENT_CSV_COLUMNS,
+        rows=incident_portal_list(tenant=page.tenant, state=state),
+        scope=page.stream_scope,
+    )
 
 
 @portal_tenant_view()

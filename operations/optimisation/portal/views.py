@@ -18,7 +18,12 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from msp.api.csv_download import csv_streaming_response
 from operations.optimisation import services
+from operations.optimisation.exports import (
+    RECOMMENDATION_CSV_COLUMNS,
+    recommendations_csv_filename,
+)
 from operations.optimisation.models import RECOMMENDATION_ACTIONS
 from operations.optimisation.portal.evidence import recommendation_evidence
 from operations.optimisation.portal.forms import RecommendationActForm
@@ -55,6 +60,21 @@ def recommendation_list(request, page: PortalTenant):
         state=state,
         states=[(key, label, counts[key]) for key, (label, _cond) in RECOMMENDATION_STATES.items()],
         summary=recommendation_summary(tenant=page.tenant),
+    )
+
+
+@portal_tenant_view()
+@require_GET
+def recommendation_list_csv(request, page: PortalTenant):
+    """Every recommendation of the list's state (not one page) as CSV, streamed."""
+    state = request.GET.get("state", "open")
+    if state not in RECOMMENDATION_STATES:
+        state = "open"
+    return csv_streaming_response(
+        filename=recommendations_csv_filename(page.tenant),
+        columns=RECOMMENDATION_CSV_COLUMNS,
+        rows=recommendation_list_in_state(tenant=page.tenant, state=state),
+        scope=page.stream_scope,
     )
 
 
