@@ -425,7 +425,9 @@ def claim(*, run_id: int, tenant_id: int | None, task_id: str) -> tuple[JobRun |
     expired, becomes this attempt's; anything else is left alone and read back to say why.
     Raw SQL (for the RETURNING), so it filters on the tenant itself, like the scoped manager;
     on PostgreSQL row-level security applies underneath as always. On a worker (PostgreSQL, no
-    transaction open) the scope, the relaxed commit and the update go as one round trip.
+    transaction open) the scope, the relaxed commit and the update go as one round trip. On
+    PostgreSQL the update first waits for the run's submit lock (``submit_lock_key``): the
+    message may arrive while the submit is still committing.
     """
     now = timezone.now()
     lease = now + timezone.timedelta(seconds=engine_settings().lease_seconds)

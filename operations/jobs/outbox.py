@@ -129,9 +129,9 @@ def outbox_send_or_store(messages: Sequence[OutboxMessage]) -> int:
     """Send the messages of a committed transaction that stored no outbox rows; store the
     ones the broker refuses, due now, so the drain sends them once it is back.
 
-    For a submit whose own row is its durable record (``job_submit``'s one-statement path, see
-    there): in the common case, where the broker takes the message, no outbox row is written,
-    deleted or even built. Never raises, like :func:`outbox_send_committed`.
+    For a submit whose own row is its durable record (``job_submit`` outside a transaction,
+    with eager tasks): in the common case, where the broker takes the message, no outbox row is
+    written, deleted or even built. Never raises, like :func:`outbox_send_committed`.
     """
     sent, error = _send_unless_broker_down(messages)
     outbox_store_unsent(messages, len(sent), error)

@@ -127,8 +127,8 @@ def job_submit(
         and trigger not in (JobTrigger.USER, JobTrigger.TOKEN)
         and _one_round_trip()
     ):
-        # Nothing to look up or audit: the run and its outbox row go in one round trip.
-        return _submit_in_one_statement(new_run(), job_kind)
+        # Nothing to look up or audit: the run is its own outbox record, sent as it commits.
+        return _submit_sending_while_committing(new_run(), job_kind)
     try:
         with scoped_atomic(tenant_id):
             if dedupe_key is not None:
@@ -150,7 +150,7 @@ def job_submit(
     return run
 
 
-def _submit_in_one_statement(run: JobRun, job_kind: JobKind) -> JobRun:
+def _submit_sending_while_committing(run: JobRun, job_kind: JobKind) -> JobRun:
     """Insert ``run`` in a durable transaction of two round trips and send its message while
     that transaction commits (PostgreSQL, outside any transaction; no dedupe key, nothing to
     audit).
