@@ -258,7 +258,7 @@ CATALOGUE: dict[str, EventType] = {
             1,
             "A report finished generating and can be downloaded.",
             REPORT_PAYLOAD,
-            emitted=False,
+            link="/portal/{tenant}/reports/{id}/",
         ),
         EventType(
             "tenant.status_changed",
