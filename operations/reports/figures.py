@@ -207,7 +207,9 @@ def _spend(tenant, start, end, zone, *, months: int) -> dict:
     return {
         "daily": daily,
         "total": total,
-        "currency": currencies[0] if len(currencies) == 1 else ("USD" if not currencies else ""),
+        # Cost telemetry carries no currency: name one only when every budgeted account agrees.
+        "currency": currencies[0] if len(currencies) == 1 else "",
+        "mixed_currencies": currencies if len(currencies) > 1 else [],
         "budget": budget_value,
         "budget_share": round(total / budget_value, 4) if budget_value else None,
         "accounts": len(accounts),

@@ -7,9 +7,14 @@ warns with the command that installs it.
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 
 from django.core import checks
+
+# pygal's SVG styles (fill, stroke) are unknown to WeasyPrint's HTML CSS parser, which warns
+# about each one on every PDF: its real errors still show.
+logging.getLogger("weasyprint").setLevel(logging.ERROR)
 
 INSTALL_HINT = (
     "install Pango (Debian/Ubuntu: apt-get install libpango-1.0-0 libpangoft2-1.0-0; "
