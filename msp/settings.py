@@ -363,6 +363,8 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "operations.events.models.DeliveryStatus",
         "GateStatusEnum": "operations.readiness.gates.GATE_STATUSES",
         "TenantStatusEnum": "tenants.models.TenantStatus",
+        "ReportKindEnum": "operations.reports.models.ReportKind",
+        "ReportStatusEnum": "operations.reports.models.ReportStatus",
     },
     # Every operation documents the errors it can answer with, in one Error body (msp/api/schema).
     "POSTPROCESSING_HOOKS": [

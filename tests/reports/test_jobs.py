@@ -75,7 +75,9 @@ def test_a_tenant_with_the_months_report_already_is_not_submitted_again(tenant_a
     tenant_a = activate(tenant_a)
     moment = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
     (run_id,) = services.reports_schedule_monthly(now=moment)
-    assert deliver(JobRun.objects.unscoped().get(pk=run_id)) == "succeeded"
+    with tenant_scope(tenant_a.id):
+        run = JobRun.objects.get(pk=run_id)
+    assert deliver(run) == "succeeded"
     assert services.reports_schedule_monthly(now=moment + dt.timedelta(days=1)) == []
 
 
