@@ -1,6 +1,7 @@
 """Demo reports: last month's service report for every active tenant (each the result of a
 finished ``monthly_service_report`` run, so the jobs page shows it), and for the first tenant a
-draft quarterly review with the MSP's summary, for staff to edit and publish.
+draft quarterly review of the quarter in progress with the MSP's summary, for staff to edit
+and publish.
 
 Idempotent: a tenant that has a report of last month already is left as it is.
 """
@@ -15,7 +16,7 @@ from operations.jobs.models import JobLog, JobRun, JobStatus, JobTrigger, LogLev
 from operations.reports import services
 from operations.reports.figures import tenant_zone
 from operations.reports.models import Report, ReportKind
-from operations.reports.periods import period_last_complete
+from operations.reports.periods import period_last_complete, quarter_period
 from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor_unless_set
 from tenants.models import Tenant, TenantStatus
 from tenants.scoping import tenant_scope
@@ -78,9 +79,9 @@ def seed_reports(tenant: Tenant, *, with_review: bool = False) -> int:
     made = 0
     wanted = [(ReportKind.MONTHLY, period_last_complete(ReportKind.MONTHLY, today=today))]
     if with_review:
-        wanted.append(
-            (ReportKind.QUARTERLY, period_last_complete(ReportKind.QUARTERLY, today=today))
-        )
+        # The quarter in progress: the demo's data is recent, and a review is drafted before
+        # the quarter closes.
+        wanted.append((ReportKind.QUARTERLY, quarter_period(today)))
     with audit_actor_unless_set(DEMO_ACTOR):
         for kind, period in wanted:
             with tenant_scope(tenant.id):

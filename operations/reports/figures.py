@@ -20,6 +20,8 @@ from operations.incidents.selectors import (
     incidents_major_in_window,
 )
 from operations.inventory.selectors import cloud_accounts_with_budget
+from operations.jobs.exceptions import UnknownJobKind
+from operations.jobs.registry import get_job_kind
 from operations.jobs.selectors import job_run_counts_in_window
 from operations.optimisation.selectors import (
     recommendation_savings_in_window,
@@ -216,8 +218,18 @@ def _spend(tenant, start, end, zone, *, months: int) -> dict:
     }
 
 
+def _job_title(kind: str) -> str:
+    try:
+        return get_job_kind(kind).title or kind
+    except UnknownJobKind:
+        return kind  # a kind since removed: its runs still count
+
+
 def _msp_work(tenant, start, end) -> dict:
-    jobs = job_run_counts_in_window(tenant=tenant, start=start, end=end)
+    jobs = [
+        {**row, "title": _job_title(row["kind"])}
+        for row in job_run_counts_in_window(tenant=tenant, start=start, end=end)
+    ]
     changes = audit_change_counts_in_window(tenant=tenant, start=start, end=end)
     return {
         "jobs": jobs,
