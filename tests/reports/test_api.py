@@ -146,3 +146,18 @@ def test_staff_edit_a_draft_review_publish_it_and_then_it_is_frozen(engineer_a, 
     again = engineer_a.client.patch(url, {"summary": "Changed"}, format="json")
     assert again.status_code == 409
     assert engineer_a.client.post(url + "publish/").status_code == 409
+
+
+@pytest.mark.django_db
+def test_the_list_costs_the_same_queries_whatever_its_length(
+    viewer_a, tenant_a, django_assert_max_num_queries
+):
+    url = f"/api/v1/tenants/{tenant_a.slug}/reports/"
+    make_report(tenant_a)
+    viewer_a.client.get(url)  # warm the token's last-used stamp and the caches
+    with django_assert_max_num_queries(12) as one:
+        assert viewer_a.client.get(url).json()["count"] == 1
+    for _ in range(3):
+        make_report(tenant_a)
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        assert viewer_a.client.get(url).json()["count"] == 4

@@ -24,7 +24,7 @@ from operations.reports.selectors import (
     report_file_read,
     reports_visible,
 )
-from tenants.api.base import TenantScopedViewSet
+from tenants.api.base import TenantScopedViewSet, request_token
 
 CONTENT_TYPES = {ReportFormat.PDF: "application/pdf", ReportFormat.HTML: "text/html"}
 
@@ -72,13 +72,12 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
         kind = body.validated_data["kind"]
         if kind == ReportKind.QUARTERLY and not self.access.allows("staff_write"):
             raise exceptions.PermissionDenied("Quarterly reviews are prepared by MSP staff.")
-        token = getattr(request, "auth", None)
         run = services.report_request(
             tenant=self.tenant,
             kind=kind,
             period_label=body.validated_data["period"],
             user=request.user,
-            token=token if hasattr(token, "prefix") else None,
+            token=request_token(request),
         )
         data = {"job_run": run.pk, "kind": kind, "period": run.parameters["period"]}
         data["status"] = run.status
