@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "operations.compliance",
     "operations.optimisation",
     "operations.readiness",
+    "operations.reports",
     # Last: the project wires the contexts together (seed_demo) and owns no models.
     "msp.apps.MspConfig",
 ]
@@ -297,7 +298,18 @@ WHITENOISE_USE_FINDERS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Generated reports (HTML and PDF): a local folder by default; any Django storage works.
+    "reports": {
+        "BACKEND": env.str(
+            "REPORTS_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+        ),
+        "OPTIONS": {"location": env.str("REPORTS_DIR", default=str(VAR_DIR / "reports"))},
+    },
 }
+# The MSP as its clients' reports name it: the name, and a logo (PNG, JPEG or SVG; a path
+# relative to the project unless absolute).
+MSP_NAME = env.str("MSP_NAME", default="Groundwork Managed AI Services")
+MSP_LOGO_PATH = env.str("MSP_LOGO_PATH", default="static/reports/msp-logo.svg")
 
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -354,6 +366,8 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "operations.events.models.DeliveryStatus",
         "GateStatusEnum": "operations.readiness.gates.GATE_STATUSES",
         "TenantStatusEnum": "tenants.models.TenantStatus",
+        "ReportKindEnum": "operations.reports.models.ReportKind",
+        "ReportStatusEnum": "operations.reports.models.ReportStatus",
     },
     # Every operation documents the errors it can answer with, in one Error body (msp/api/schema).
     "POSTPROCESSING_HOOKS": [

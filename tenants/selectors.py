@@ -391,3 +391,23 @@ def account_team_for(*, tenant: Tenant) -> list[User]:
 def audit_events_recent(*, tenant: Tenant, limit: int) -> list[AuditEvent]:
     """The tenant's newest ``limit`` audit events."""
     return list(AuditEvent.objects.filter(tenant=tenant).order_by("-occurred_at", "-id")[:limit])
+
+
+def audit_change_counts_in_window(*, tenant: Tenant, start: dt.datetime, end: dt.datetime) -> dict:
+    """The tenant's audited writes in ``[start, end)``: ``total``, ``by_staff`` (made by MSP
+    staff) and ``by_type`` ({object type: count}, most first). One query."""
+    rows = (
+        AuditEvent.objects.filter(tenant=tenant, occurred_at__gte=start, occurred_at__lt=end)
+        .order_by()
+        .values("object_type")
+        .annotate(
+            changes=Count("id"),
+            staff=Count("id", filter=Q(actor_user__msp_role__gt="")),
+        )
+    )
+    by_type = sorted(((r["object_type"], r["changes"]) for r in rows), key=lambda r: (-r[1], r[0]))
+    return {
+        "total": sum(count for _type, count in by_type),
+        "by_staff": sum(r["staff"] for r in rows),
+        "by_type": dict(by_type),
+    }

@@ -132,8 +132,14 @@ REPORT_PAYLOAD = {
         "kind": {"type": "string", "description": "e.g. monthly_service, quarterly_review."},
         "period_start": {"type": "string", "format": "date"},
         "period_end": {"type": "string", "format": "date"},
+        "period": {"type": "string", "description": "The period as people say it, e.g. 2026-11."},
         "version": {"type": "integer", "description": "1, then 2… when regenerated."},
-        "download_url": {"type": "string", "format": "uri"},
+        "download_url": {
+            "type": "string",
+            "format": "uri",
+            "description": "The API's download (a token with read scope; ?format=pdf|html).",
+        },
+        "url": {"type": "string", "format": "uri", "description": "The tenant's reports page in the portal."},
     },
 }
 
@@ -267,7 +273,7 @@ CATALOGUE: dict[str, EventType] = {
             "A report finished generating and can be downloaded (a regenerated report is a "
             "new version).",
             REPORT_PAYLOAD,
-            emitted=False,  # True once the reports context records it
+            link="/portal/{tenant}/reports/",
         ),
         EventType(
             "tenant.status_changed",

@@ -924,3 +924,66 @@ def fleet_regulator_deadlines(
             else "",
         )
     return cells
+
+
+# --- Reports: a period's major incidents and regulator deadlines -------------------------------
+
+
+def incidents_major_in_window(
+    *, tenant: Tenant, start: dt.datetime, end: dt.datetime, limit: int = 50
+) -> list[dict]:
+    """The SEV1 and SEV2 incidents raised in ``[start, end)``, oldest first, each with its
+    postmortem's summary (empty without one). One query."""
+    rows = (
+        Incident.objects.filter(
+            tenant=tenant,
+            severity__in=(Severity.SEV1, Severity.SEV2),
+            created_at__gte=start,
+            created_at__lt=end,
+        )
+        .order_by("created_at", "id")
+        .values(
+            "id",
+            "reference",
+            "title",
+            "severity",
+            "status",
+            "created_at",
+            "acknowledged_at",
+            "resolved_at",
+            "ack_breached_at",
+            "resolve_breached_at",
+            "postmortem__summary",
+            "postmortem__root_cause",
+        )[:limit]
+    )
+    return [
+        {
+            **{key: value for key, value in row.items() if not key.startswith("postmortem__")},
+            "postmortem_summary": row["postmortem__summary"] or "",
+            "root_cause": row["postmortem__root_cause"] or "",
+        }
+        for row in rows
+    ]
+
+
+def incident_regulator_deadlines_in_window(
+    *, tenant: Tenant, start: dt.datetime, end: dt.datetime
+) -> list[dict]:
+    """Serious AI incidents whose regulator deadline fell in ``[start, end)``, each with
+    ``met`` (notified by the deadline). One query."""
+    rows = (
+        Incident.objects.filter(
+            tenant=tenant, regulator_deadline__gte=start, regulator_deadline__lt=end
+        )
+        .order_by("regulator_deadline", "id")
+        .values("id", "reference", "title", "regulator_deadline", "regulator_notified_at")
+    )
+    return [
+        {
+            **row,
+            "met": row["regulator_notified_at"] is not None
+            and row["regulator_notified_at"] <= row["regulator_deadline"],
+        }
+        for row in rows
+    ]

@@ -350,3 +350,14 @@ def readiness_benchmark(*, tenant, score: ReadinessScore | None = None) -> dict:
         "available": any(p["peers"] is not None for p in pillars),
         "pillars": pillars,
     }
+
+
+def readiness_score_before(*, tenant, moment) -> ReadinessScore | None:
+    """The tenant's newest readiness score computed before ``moment`` (a report's period end
+    or start), or None."""
+    return (
+        readiness_score_list(tenant=tenant)
+        .filter(computed_at__lt=moment)
+        .order_by("-computed_at", "-id")
+        .first()
+    )
