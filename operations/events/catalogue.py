@@ -139,7 +139,11 @@ REPORT_PAYLOAD = {
             "format": "uri",
             "description": "The API's download (a token with read scope; ?format=pdf|html).",
         },
-        "url": {"type": "string", "format": "uri", "description": "The tenant's reports page in the portal."},
+        "url": {
+            "type": "string",
+            "format": "uri",
+            "description": "The tenant's reports page in the portal.",
+        },
     },
 }
 
