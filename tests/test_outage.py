@@ -24,6 +24,7 @@ from operations.incidents.models import IncidentStatus
 from operations.jobs.models import JobDispatch
 from operations.jobs.outbox import outbox_drain
 from tenants.models import MspRole, TenantRole
+from tenants.scoping import tenant_scope
 from tests.factories import PASSWORD, login_verified, make_member, make_staff, make_token
 from tests.incidents.factories import make_incident
 from tests.inventory.estate import make_gpu_node
@@ -239,7 +240,8 @@ def test_the_console_pages_and_incident_workflow_keep_working_while_redis_is_dow
         f"/portal/{tenant_a.slug}/incidents/{incident.number}/act/acknowledge/"
     )
     assert acknowledged.status_code == 302, acknowledged.content
-    incident.refresh_from_db()
+    with tenant_scope(tenant_a.id):  # row-level security on PostgreSQL
+        incident.refresh_from_db()
     assert incident.status == IncidentStatus.ACKNOWLEDGED
 
     token = make_token(engineer)
