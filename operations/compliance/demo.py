@@ -1,5 +1,6 @@
 """Demo compliance data: two finished scans per tenant (a week apart, so scores have history)
-and one waiver between them, accepting one failing finding for 90 days.
+and one waiver between them, accepting one failing finding for 90 days; or, for a client
+mid-onboarding (``scans=1, waiver=False``), its first scan only, every finding still open.
 
 Each scan is the result of a finished ``compliance_scan`` job run with a ``demo:`` dedupe key,
 so the jobs page shows it with its summary; nightly schedules come from the kind's
@@ -84,16 +85,24 @@ def _waive_one(tenant: Tenant, *, now: dt.datetime) -> None:
             return
 
 
-def seed_compliance(tenant: Tenant, *, now: dt.datetime | None = None) -> list[JobRun]:
-    """Two finished scans a week apart with a waiver between them. Idempotent: returns the
-    tenant's demo scan runs, made now or before."""
+def seed_compliance(
+    tenant: Tenant, *, scans: int = 2, waiver: bool = True, now: dt.datetime | None = None
+) -> list[JobRun]:
+    """Two finished scans a week apart with a waiver between them (or only the last ``scans``
+    of them, and no waiver when ``waiver`` is false). Idempotent: returns the tenant's demo scan
+    runs, made now or before."""
     now = now or timezone.now()
     prefix = f"demo:{tenant.id}:compliance-scan"
     with audit_actor_unless_set(DEMO_ACTOR), transaction.atomic(), tenant_scope(tenant.id):
         existing = list(JobRun.objects.filter(dedupe_key__startswith=prefix).order_by("pk"))
         if existing:
             return existing
-        first = _finished_scan(tenant, key="compliance-scan-1", at=now - dt.timedelta(days=7))
-        _waive_one(tenant, now=now)
-        second = _finished_scan(tenant, key="compliance-scan-2", at=now - dt.timedelta(hours=2))
-        return [first, second]
+        runs = []
+        if scans > 1:
+            runs.append(
+                _finished_scan(tenant, key="compliance-scan-1", at=now - dt.timedelta(days=7))
+            )
+        if waiver:
+            _waive_one(tenant, now=now)
+        runs.append(_finished_scan(tenant, key="compliance-scan-2", at=now - dt.timedelta(hours=2)))
+        return runs

@@ -23,11 +23,11 @@ from operations.events.models import (
     EscalationPolicy,
     WebhookEndpoint,
 )
-from tenants.audit import AuditActor, audit_actor_unless_set
+from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor_unless_set
 from tenants.models import Tenant, TenantStatus
 from tenants.scoping import tenant_scope
 
-DEMO_ACTOR = AuditActor(label="demo data", source="command")
+DEMO_ACTOR = AuditActor(label=AUTOMATIC_LABEL, source="command")
 DEMO_URL = "https://hooks.example.com/groundwork/{slug}"
 
 

@@ -1,10 +1,12 @@
 """Demo incidents for a tenant: open, breached, resolved (with a postmortem) and serious ones,
 and the alert rules that fire on the demo telemetry.
 
-``seed_incidents(tenant)`` is idempotent: each demo incident carries a ``demo:`` dedupe key and
-is made only when no incident of the tenant has that key yet; the alert rules are made (and
-evaluated) only when missing. Everything goes through the services (numbers, clocks, timeline,
-outbox, audit), placed in the past with ``at=``.
+``seed_incidents(tenant, scenarios=...)`` makes the scenarios asked for (all the busy ones by
+default; a calm tenant gets ``CALM_SCENARIOS``, an onboarding one ``ONBOARDING_SCENARIOS``) and,
+with ``alert_rules=True``, the alert rules. It is idempotent: each demo incident carries a
+``demo:`` dedupe key and is made only when no incident of the tenant has that key yet; the alert
+rules are made (and evaluated) only when missing. Everything goes through the services
+(numbers, clocks, timeline, outbox, audit), placed in the past with ``at=``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from django.utils import timezone
 
 from operations.incidents import alerting, services
 from operations.incidents.models import (
+    OPEN_STATUSES,
     AlertRule,
     AlertRuleDefault,
     Incident,
@@ -88,7 +91,7 @@ def _open_incident(tenant, now, client, engineer, systems, deployments):
     return incident
 
 
-def _breached_incident(tenant, now, client, engineer, systems):
+def _breached_incident(tenant, now, client, engineer, systems, deployments):
     # Eight days back: a full week holds every working day, so any plan's clock has run out.
     start = now - dt.timedelta(days=8)
     incident = services.incident_create(
@@ -165,7 +168,7 @@ def _breached_incident(tenant, now, client, engineer, systems):
     return incident
 
 
-def _resolved_incident(tenant, now, client, engineer, systems):
+def _resolved_incident(tenant, now, client, engineer, systems, deployments):
     start = now - dt.timedelta(days=12)
     incident = services.incident_create(
         tenant=tenant,
@@ -232,7 +235,7 @@ def _resolved_incident(tenant, now, client, engineer, systems):
     return incident
 
 
-def _serious_incident(tenant, now, client, engineer, systems):
+def _serious_incident(tenant, now, client, engineer, systems, deployments):
     start = now - dt.timedelta(days=3)
     incident = services.incident_create(
         tenant=tenant,
@@ -260,7 +263,7 @@ def _serious_incident(tenant, now, client, engineer, systems):
     return incident
 
 
-def _new_incident(tenant, now, client, engineer, systems):
+def _new_incident(tenant, now, client, engineer, systems, deployments):
     return services.incident_create(
         tenant=tenant,
         title="Chat assistant answers in the wrong language",
@@ -274,17 +277,115 @@ def _new_incident(tenant, now, client, engineer, systems):
     )
 
 
-_SCENARIOS = (
-    ("demo:open-latency", "open"),
-    ("demo:breached-outage", "breached"),
-    ("demo:resolved-xid", "resolved"),
-    ("demo:serious-drift", "serious"),
-    ("demo:new-language", "new"),
+def _closed_incident(tenant, now, client, engineer, systems, deployments):
+    """A calm tenant's kind of incident: a small fault, fixed within the hour, closed by the
+    client once they had checked."""
+    start = now - dt.timedelta(days=5, hours=3)
+    incident = services.incident_create(
+        tenant=tenant,
+        title="Nightly batch scoring finished two hours late",
+        description="The overnight scoring run queued behind a dataset refresh.",
+        severity="SEV3",
+        category="performance",
+        source=IncidentSource.ALERT_RULE,
+        dedupe_key="demo:closed-batch",
+        ai_systems=systems[1:2],
+        at=start,
+    )
+    incident = services.incident_acknowledge(
+        tenant=tenant, incident=incident, user=engineer, at=start + _minutes(4)
+    )
+    if engineer is not None:
+        incident = services.incident_assign(
+            tenant=tenant, incident=incident, assignee=engineer, at=start + _minutes(5)
+        )
+    incident = services.incident_transition(
+        tenant=tenant,
+        incident=incident,
+        action="resolve",
+        user=engineer,
+        note="Refresh and scoring now run in sequence; the backlog cleared in 35 minutes.",
+        note_internal=False,
+        at=start + _minutes(42),
+    )
+    return services.incident_transition(
+        tenant=tenant,
+        incident=incident,
+        action="close",
+        user=client,
+        note="Checked this morning's scores: all there. Thanks.",
+        note_internal=False,
+        at=start + dt.timedelta(hours=20),
+    )
+
+
+def _question_incident(tenant, now, client, engineer, systems, deployments):
+    """An onboarding client's first ticket: a low-severity question about the pilot."""
+    start = now - dt.timedelta(hours=26)
+    incident = services.incident_create(
+        tenant=tenant,
+        title="Which GPU exporter version should the pilot nodes run?",
+        description="Our platform team wants to install the agent before the first inventory.",
+        severity="SEV4",
+        category="performance",
+        source=IncidentSource.PORTAL if client else IncidentSource.API,
+        reporter=client,
+        dedupe_key="demo:onboarding-question",
+        ai_systems=systems[:1],
+        at=start,
+    )
+    incident = services.incident_acknowledge(
+        tenant=tenant, incident=incident, user=engineer, at=start + _minutes(35)
+    )
+    if engineer is not None:
+        incident = services.incident_assign(
+            tenant=tenant, incident=incident, assignee=engineer, at=start + _minutes(36)
+        )
+    services.incident_comment(
+        tenant=tenant,
+        incident=incident,
+        body="dcgm-exporter 3.3 or later; the onboarding runbook has the Helm values.",
+        internal=False,
+        user=engineer,
+        at=start + _minutes(50),
+    )
+    return incident
+
+
+_BUILDERS = {
+    "demo:open-latency": _open_incident,
+    "demo:breached-outage": _breached_incident,
+    "demo:resolved-xid": _resolved_incident,
+    "demo:serious-drift": _serious_incident,
+    "demo:new-language": _new_incident,
+    "demo:closed-batch": _closed_incident,
+    "demo:onboarding-question": _question_incident,
+}
+#: A busy tenant: open, breached-but-mitigated, resolved, serious and brand-new incidents.
+BUSY_SCENARIOS = (
+    "demo:open-latency",
+    "demo:breached-outage",
+    "demo:resolved-xid",
+    "demo:serious-drift",
+    "demo:new-language",
 )
+#: A calm, mature tenant: a couple of faults, each fixed quickly.
+CALM_SCENARIOS = ("demo:resolved-xid", "demo:closed-batch")
+#: A client mid-onboarding: one question about its pilot.
+ONBOARDING_SCENARIOS = ("demo:onboarding-question",)
+#: A suspended client: what happened while it was active, all of it over.
+PAST_SCENARIOS = ("demo:resolved-xid",)
 
 
-def seed_incidents(tenant: Tenant, *, now: dt.datetime | None = None) -> list[Incident]:
-    """Create the demo incidents of ``tenant`` that do not exist yet; return the new ones."""
+def seed_incidents(
+    tenant: Tenant,
+    *,
+    scenarios: tuple[str, ...] = BUSY_SCENARIOS,
+    alert_rules: bool = True,
+    now: dt.datetime | None = None,
+) -> list[Incident]:
+    """Create the demo incidents of ``tenant`` among ``scenarios`` (dedupe keys) that do not
+    exist yet, and the alert rules when asked; return the new incidents."""
     now = now or timezone.now()
     created = []
     with audit_actor_unless_set(DEMO_ACTOR), tenant_scope(tenant.id), transaction.atomic():
@@ -295,27 +396,109 @@ def seed_incidents(tenant: Tenant, *, now: dt.datetime | None = None) -> list[In
         )
         client, engineer = _people(tenant)
         systems = list(AISystem.objects.filter(tenant=tenant).order_by("name")[:3])
-        deployments = list(Deployment.objects.filter(tenant=tenant).order_by("name")[:1])
-        for key, name in _SCENARIOS:
-            if key in existing:
-                continue
-            if name == "open":
-                incident = _open_incident(tenant, now, client, engineer, systems, deployments)
-            elif name == "breached":
-                incident = _breached_incident(tenant, now, client, engineer, systems)
-            elif name == "resolved":
-                incident = _resolved_incident(tenant, now, client, engineer, systems)
-            elif name == "serious":
-                incident = _serious_incident(tenant, now, client, engineer, systems)
-            else:
-                incident = _new_incident(tenant, now, client, engineer, systems)
-            created.append(incident)
-        created.extend(seed_alert_rules(tenant, now=now))
+        # The production deployment whose latency the demo telemetry spikes.
+        deployments = list(
+            Deployment.objects.filter(tenant=tenant, environment="production").order_by("name")[:1]
+        )
+        for key in scenarios:
+            if key not in existing:
+                build = _BUILDERS[key]
+                created.append(build(tenant, now, client, engineer, systems, deployments))
+        if alert_rules:
+            created.extend(seed_alert_rules(tenant, now=now))
         if created:
             # Only on a run that made something: a second run changes nothing (breaches of
             # incidents other areas open later are marked by the scheduled scan).
             services.incident_sla_breaches_mark(tenant=tenant, now=now)
     return created
+
+
+#: The one incident left as it came in: it was raised minutes before the seed.
+_UNTOUCHED = "demo:new-language"
+#: How long the on-call engineer takes to pick up what an alert or a scan opened.
+_PICKUP = _minutes(12)
+
+
+def _pick_up(tenant, incident, engineer, *, at: dt.datetime, now: dt.datetime) -> Incident:
+    """Acknowledge and investigate; a compliance incident (a prohibited use found by the scan)
+    is contained at once, and one older than a day has had news for the client since."""
+    incident = services.incident_acknowledge(tenant=tenant, incident=incident, user=engineer, at=at)
+    compliance = incident.category == "compliance"
+    incident = services.incident_transition(
+        tenant=tenant,
+        incident=incident,
+        action="investigate",
+        user=engineer,
+        note=(
+            "The system is frozen in the register while legal reviews the use case."
+            if compliance
+            else "Investigating; the next update follows within the hour."
+        ),
+        note_internal=False,
+        at=at,
+    )
+    if compliance:
+        incident = services.incident_transition(
+            tenant=tenant,
+            incident=incident,
+            action="mitigate",
+            user=engineer,
+            note="Contained: no work on the proposal proceeds until legal signs it off.",
+            note_internal=False,
+            at=min(at + dt.timedelta(hours=4), now),
+        )
+    if compliance and now - incident.created_at > dt.timedelta(days=1):
+        services.incident_comment(
+            tenant=tenant,
+            incident=incident,
+            body="Status: still contained. The review with your legal team is booked this week.",
+            internal=False,
+            user=engineer,
+            at=now - dt.timedelta(hours=22),
+        )
+    return incident
+
+
+def seed_incident_owners(
+    tenant: Tenant, *, close_out: bool = False, now: dt.datetime | None = None
+) -> int:
+    """The on-call engineer's pass over what the demo opened, alerts and scans included: every
+    open incident but the brand-new one gets an owner, and a SEV1 or SEV2 nobody acknowledged is
+    acknowledged and investigated, so nothing serious sits untouched. Call it on the run that
+    made the demo's incidents (it would otherwise pick up incidents opened since). With
+    ``close_out`` (a client about to be suspended) every open incident is then resolved.
+    Returns how many incidents it changed."""
+    now = now or timezone.now()
+    changed = 0
+    with audit_actor_unless_set(DEMO_ACTOR), tenant_scope(tenant.id), transaction.atomic():
+        _, engineer = _people(tenant)
+        if engineer is None:
+            return 0
+        unowned = (
+            Incident.objects.filter(tenant=tenant, status__in=OPEN_STATUSES, assignee__isnull=True)
+            .exclude(dedupe_key=_UNTOUCHED)
+            .order_by("pk")
+        )
+        for incident in unowned:
+            at = max(incident.created_at, min(incident.created_at + _PICKUP, now))
+            if incident.severity in ("SEV1", "SEV2") and incident.status == "triggered":
+                incident = _pick_up(tenant, incident, engineer, at=at, now=now)
+            services.incident_assign(
+                tenant=tenant, incident=incident, assignee=engineer, user=engineer, at=at
+            )
+            changed += 1
+        if close_out:
+            for incident in Incident.objects.filter(tenant=tenant, status__in=OPEN_STATUSES):
+                services.incident_resolve(
+                    tenant=tenant,
+                    incident=incident,
+                    user=engineer,
+                    note="Closed out with the client before the service was suspended.",
+                    note_internal=False,
+                    at=max(incident.created_at, now - dt.timedelta(hours=1)),
+                )
+                changed += 1
+    return changed
 
 
 # --- Alert rules on the demo telemetry ----------------------------------------------------------

@@ -809,8 +809,109 @@ def _deployments(slug: str, profile: Profile) -> list[dict]:
     return rows
 
 
-def demo_document(tenant, *, profile: str) -> dict:
-    """The demo estate of ``tenant`` as an import document (see ``bulk.py``)."""
+#: How much of its profile's estate a tenant has: all of it, all of it kept in good order by a
+#: mature client, or an onboarding client's pilot.
+ESTATE_SCOPES = ("full", "kept", "pilot")
+#: When a mature client last reviewed its suppliers and validated its data: two months ago.
+_KEPT_ON = (_TODAY - datetime.timedelta(days=60)).isoformat()
+
+
+def _kept(document: dict, slug: str) -> dict:
+    """The estate a mature client keeps: nothing prohibited or unclassified, every system owned,
+    documented and assessed, every deployment monitored, approved and on its documented version,
+    every dataset traced and validated, and nothing left deployed for a retired system."""
+    systems = []
+    for row in document["ai_systems"]:
+        if row["risk_tier"] == "prohibited":
+            continue
+        row = {
+            "business_owner": "Chief Data Officer",
+            "technical_owner": "ML platform team",
+            **row,
+            "risk_tier": "minimal" if row["risk_tier"] == "unclassified" else row["risk_tier"],
+            "risk_classified_at": row.get("risk_classified_at", "2025-03-14"),
+            "risk_reviewed_at": (_TODAY - datetime.timedelta(days=75)).isoformat(),
+            "ai_disclosure": True,
+            "vendor_assessed_at": _KEPT_ON,
+        }
+        if row["risk_tier"] == "high":
+            row |= {
+                "technical_documentation_url": f"https://docs.{slug}.example.com/ai/{len(systems)}",
+                "human_oversight": True,
+                "human_overseer": row.get("human_overseer") or "Clinical safety officer",
+                "fria_completed_at": _KEPT_ON,
+            }
+        if row["stage"] == "production":
+            row["eu_database_id"] = (
+                row.get("eu_database_id") or f"EU-AI-{slug.upper()}-{len(systems)}"
+            )
+        systems.append(row)
+    for row in systems:
+        # The version in the register is the version deployed.
+        deployed = [d for d in document["deployments"] if d["ai_system"] == row["name"]]
+        if deployed and not row.get("model_version"):
+            row["model_version"] = deployed[0]["model_version"].removesuffix("-hotfix")
+    names = {row["name"]: row for row in systems}
+    retired = {name for name, row in names.items() if row["stage"] == "retired"}
+    deployments = [
+        {
+            **row,
+            "model_version": names[row["ai_system"]]["model_version"],
+            "monitoring_enabled": True,
+            "logging_enabled": True,
+            "log_retention_days": 365,
+            "runbook_url": f"https://runbooks.{slug}.example.com/{row['name']}",
+            "approved_by": "AI governance board",
+        }
+        for row in document["deployments"]
+        if row["ai_system"] in names and row["ai_system"] not in retired
+    ]
+    datasets = [
+        {
+            "provenance": "Recorded at intake",
+            "licence": "Internal use",
+            **row,
+            "quality_score": row.get("quality_score") or 90,
+            "last_validated_at": f"{_KEPT_ON}T08:00:00Z",
+        }
+        for row in document["datasets"]
+    ]
+    return {**document, "ai_systems": systems, "deployments": deployments, "datasets": datasets}
+
+
+def _pilot_only(document: dict, spec: Profile) -> dict:
+    """An onboarding client's first footprint: the profile's first pilot system on its staging
+    deployment, the GPU cluster that hosts it (all its nodes) and that cluster's site; nothing
+    in production, no cloud account yet."""
+    system = next(row for row in spec.ai_systems if row["stage"] == "pilot")
+    deployments = [row for row in document["deployments"] if row["ai_system"] == system["name"]]
+    hosts = {row["compute"] for row in deployments}
+    clusters = {
+        row.get("cluster") or row["hostname"]
+        for row in document["compute"]
+        if row["hostname"] in hosts
+    }
+    compute = [
+        row
+        for row in document["compute"]
+        if row["hostname"] in clusters or row.get("cluster") in clusters
+    ]
+    sites = {row["site"] for row in compute}
+    used = {link["dataset"] for link in system["datasets"]}
+    return {
+        "sites": [site for site in spec.sites if site["code"] in sites],
+        "cloud_accounts": [],
+        "compute": compute,
+        "links": [],
+        "datasets": [row for row in spec.datasets if row["name"] in used],
+        "ai_systems": [system],
+        "deployments": deployments,
+    }
+
+
+def demo_document(tenant, *, profile: str, scope: str = "full") -> dict:
+    """The demo estate of ``tenant`` as an import document (see ``bulk.py``): the whole
+    profile, or with ``scope="pilot"`` only an onboarding client's first pilot."""
     try:
         spec = PROFILES[profile]
     except KeyError:
@@ -824,7 +925,11 @@ def demo_document(tenant, *, profile: str) -> dict:
         {**account, "account_id": account["account_id"].format(slug=slug, n=number)}
         for account in spec.accounts
     ]
-    return {
+    if scope not in ESTATE_SCOPES:
+        raise ValueError(
+            f"Unknown estate scope {scope!r}; choose one of: {', '.join(ESTATE_SCOPES)}."
+        )
+    document = {
         "sites": spec.sites,
         "cloud_accounts": accounts,
         "compute": _compute(slug, spec, accounts),
@@ -833,13 +938,17 @@ def demo_document(tenant, *, profile: str) -> dict:
         "ai_systems": spec.ai_systems,
         "deployments": _deployments(slug, spec),
     }
+    if scope == "pilot":
+        return _pilot_only(document, spec)
+    return _kept(document, slug) if scope == "kept" else document
 
 
-def seed_inventory(tenant, *, profile: str) -> dict:
-    """Give ``tenant`` the demo estate of ``profile``; rows that exist already are left alone.
+def seed_inventory(tenant, *, profile: str, scope: str = "full") -> dict:
+    """Give ``tenant`` the demo estate of ``profile`` (all of it, or its pilot only: see
+    ``demo_document``); rows that exist already are left alone.
 
     Returns the import's created / unchanged counts per section.
     """
-    document = demo_document(tenant, profile=profile)
+    document = demo_document(tenant, profile=profile, scope=scope)
     with tenant_scope(tenant.id):
         return inventory_import(tenant=tenant, document=document, create_only=True)

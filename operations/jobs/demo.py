@@ -165,9 +165,12 @@ def _live_schedule(tenant: Tenant) -> JobSchedule:
     )
 
 
-def seed_jobs(tenant: Tenant, *, now: dt.datetime | None = None) -> list[JobRun]:
-    """Finished demo runs with logs and, for an active tenant, live schedules. Idempotent:
-    returns the tenant's demo runs, made now or before."""
+def seed_jobs(
+    tenant: Tenant, *, failures: bool = True, now: dt.datetime | None = None
+) -> list[JobRun]:
+    """Finished demo runs with logs (the failed one only with ``failures``: a calm tenant's
+    runs all went through) and, for an active tenant, live schedules. Idempotent: returns the
+    tenant's demo runs, made now or before."""
     now = now or timezone.now()
     with audit_actor_unless_set(DEMO_ACTOR), transaction.atomic(), tenant_scope(tenant.id):
         if tenant.status == TenantStatus.ACTIVE:
@@ -179,6 +182,8 @@ def seed_jobs(tenant: Tenant, *, now: dt.datetime | None = None) -> list[JobRun]
             )
         )
         for spec in _runs(tenant, now):
+            if not failures and spec["status"] == JobStatus.FAILED:
+                continue
             if f"demo:{tenant.id}:{spec['key']}" not in existing:
                 _finished_run(tenant, spec)
         return list(JobRun.objects.filter(dedupe_key__startswith=f"demo:{tenant.id}:"))

@@ -15,10 +15,10 @@ from operations.incidents import services as incident_services
 from operations.inventory import selectors as inventory_selectors
 from operations.inventory import services as inventory
 from operations.readiness.gates import ai_system_gate_override, ai_system_gates
-from tenants.audit import AuditActor, audit_actor_unless_set
+from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor_unless_set
 from tenants.scoping import tenant_scope
 
-DEMO_ACTOR = AuditActor(label="demo data", source="command")
+DEMO_ACTOR = AuditActor(label=AUTOMATIC_LABEL, source="command")
 ADVISOR_INCIDENT_KEY = "demo:gates:advisor-copilot"
 
 # name → (system fields, dataset usage, deployment fields)

@@ -19,6 +19,10 @@ ten days costs about a fifth more than three). Patterns, by hostname and name:
   the tenant's usual hourly spend, which the optimisation scan reports as a cost anomaly that
   has lasted ``SPEND_JUMP_DAYS`` days (so it projects a monthly saving; a one-day spike would not).
 
+With ``calm=True`` (a mature, well-sized estate) every GPU node follows the diurnal load and no
+deployment spikes. With ``quiet_days`` (a suspended client) the feed stopped that many days ago:
+the samples end then, and once the tenant has them nothing more arrives on a later run.
+
 Compute in maintenance, offline or retired reports nothing. Values are a deterministic function
 of resource and time, and ingest skips samples already stored: running it again adds only the
 time that has passed since (idempotent).
@@ -57,6 +61,8 @@ HOT_RISE_PER_DAY = 2.0
 SPEND_JUMP = 0.3
 #: … for this many whole days up to now.
 SPEND_JUMP_DAYS = 3
+#: A stopped feed that sent anything in this many days before its window has been seeded.
+FEED_MEMORY_DAYS = 30
 _SATURATED = ("gpu-sat", "gpu-hot")
 _REPORTING = (ComputeStatus.ACTIVE,)
 
@@ -164,7 +170,7 @@ class _Estate:
     jump: float
 
 
-def _estate(tenant, *, now: dt.datetime, spend_jump: bool) -> _Estate:
+def _estate(tenant, *, now: dt.datetime, spend_jump: bool, calm: bool) -> _Estate:
     compute = list(
         ComputeResource.objects.filter(tenant=tenant).only(
             "hostname", "kind", "status", "cluster_id", "gpu_count", "gpu_memory_gb", "hourly_cost"
@@ -180,7 +186,7 @@ def _estate(tenant, *, now: dt.datetime, spend_jump: bool) -> _Estate:
     last_day = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return _Estate(
         gpu_nodes=[
-            (node, _gpu_profile(node, cluster_names))
+            (node, "diurnal" if calm else _gpu_profile(node, cluster_names))
             for node in reporting
             if node.kind == ComputeKind.GPU_NODE
         ],
@@ -190,7 +196,7 @@ def _estate(tenant, *, now: dt.datetime, spend_jump: bool) -> _Estate:
             if node.hourly_cost and node.kind != ComputeKind.GPU_CLUSTER
         ],
         deployments=[row["name"] for row in deployments],
-        spiking=production[0] if production else None,
+        spiking=production[0] if production and not calm else None,
         scaling=scaling,
         jump_from=last_day - dt.timedelta(days=SPEND_JUMP_DAYS),
         jump=round(SPEND_JUMP * _usual_hourly_spend(compute, deployments), 2) if scaling else 0.0,
@@ -249,6 +255,8 @@ def seed_telemetry(
     days: int = 3,
     detail_days: int = DETAIL_DAYS,
     spend_jump: bool = False,
+    calm: bool = False,
+    quiet_days: int = 0,
     now: dt.datetime | None = None,
 ) -> dict:
     """Ingest ``days`` of samples for the tenant's estate (5-minute ones for the last
@@ -258,15 +266,21 @@ def seed_telemetry(
     would be: an hour's rollup scans the tenant's samples, so it then reads only those up to it,
     which keeps ten days nearly as quick to seed as three. On PostgreSQL, all in one go (see
     ``_chunks``).
+
+    ``calm`` and ``quiet_days``: see the module's docstring.
     """
-    now = now or timezone.now()
+    now = (now or timezone.now()) - dt.timedelta(days=quiet_days)
     # Whole 5-minute steps, ending at the last one before now.
     end = now.replace(second=0, microsecond=0) - dt.timedelta(minutes=now.minute % 5)
     start = end - dt.timedelta(days=days)
     detail_start = end - dt.timedelta(days=detail_days)
     received = inserted = hours = rollups = 0
     with tenant_scope(tenant.id):
-        estate = _estate(tenant, now=now, spend_jump=spend_jump)
+        fed_since = start - dt.timedelta(days=FEED_MEMORY_DAYS)
+        if quiet_days and sample_store().resources_reporting(tenant_id=tenant.id, since=fed_since):
+            # The feed stopped: what it sent is stored, and nothing has come since.
+            return {"samples": 0, "inserted": 0, "hours": 0, "rollups": 0}
+        estate = _estate(tenant, now=now, spend_jump=spend_jump, calm=calm)
         for moments in _chunks(_moments(start, detail_start, end + STEP)):
             samples = _samples(estate, moments, now=now)
             for offset in range(0, len(samples), MAX_BATCH):

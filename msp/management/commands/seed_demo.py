@@ -1,5 +1,6 @@
 """Load the demo: MSP staff, several client tenants in different lifecycle states, their users,
-and each tenant's estate, telemetry, incidents, jobs, findings and recommendations.
+and each tenant's estate, telemetry, incidents, jobs, findings and recommendations, as much of
+each as its ``Activity`` says (a prospect has nothing deployed; a suspended client's feed stopped).
 
 It lives in ``msp``, which wires the contexts together: ``tenants`` imports none of them.
 
@@ -9,6 +10,7 @@ Writes go through ``tenants.services`` so the audit log shows what the demo did.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import unicodedata
 from base64 import b32encode
@@ -18,18 +20,26 @@ from dataclasses import dataclass, field
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 from django_otp.oath import TOTP
 
 from operations.compliance.demo import seed_compliance
 from operations.events.demo import seed_events
-from operations.incidents.demo import seed_incidents
+from operations.incidents.demo import (
+    BUSY_SCENARIOS,
+    CALM_SCENARIOS,
+    ONBOARDING_SCENARIOS,
+    PAST_SCENARIOS,
+    seed_incident_owners,
+    seed_incidents,
+)
 from operations.inventory.demo import seed_inventory
 from operations.jobs.demo import seed_jobs
 from operations.optimisation.demo import seed_optimisation
 from operations.readiness.demo import seed_readiness
 from operations.readiness.demo_gates import seed_gates
 from operations.reports.demo import seed_reports
-from operations.telemetry.demo import seed_telemetry
+from operations.telemetry.demo import DETAIL_DAYS, seed_telemetry
 from tenants import selectors, services
 from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor
 from tenants.models import (
@@ -82,6 +92,67 @@ class StaffSpec:
 
 
 @dataclass(frozen=True)
+class Activity:
+    """How much a tenant's demo has going on; each area's seed gets its part as parameters."""
+
+    #: "none" (nothing deployed), "pilot" (an onboarding client's first pilot), "full" or
+    #: "kept" (the full estate in the good order a mature client keeps it).
+    estate: str = "full"
+    telemetry_days: int = 10
+    #: Every GPU node on the diurnal load, no spike: a well-sized estate.
+    calm_telemetry: bool = False
+    #: The feed stopped this many days ago; everything else is seeded as of then.
+    quiet_days: int = 0
+    spend_jump: bool = False
+    incidents: tuple[str, ...] = BUSY_SCENARIOS
+    alert_rules: bool = True
+    #: Every open incident resolved at the end (a client about to be suspended).
+    incidents_closed_out: bool = False
+    jobs: bool = True
+    #: A failed job run among the demo's runs (a calm tenant's all went through).
+    job_failures: bool = True
+    compliance_scans: int = 2
+    waiver: bool = True
+    optimisation: bool = True
+    #: Acme's pilots blocked at the production gate, and its draft quarterly review.
+    gates: bool = False
+    review: bool = False
+
+
+#: Everything at once: open and breached incidents, a spend jump, blocked pilots.
+BUSY = Activity(spend_jump=True, gates=True, review=True)
+#: A mature client: a well-kept estate, steady load, a couple of faults fixed quickly.
+CALM = Activity(estate="kept", calm_telemetry=True, incidents=CALM_SCENARIOS, job_failures=False)
+#: Mid-onboarding: a pilot, two days of telemetry, a question, a first compliance scan.
+ONBOARDING = Activity(
+    estate="pilot",
+    telemetry_days=2,
+    incidents=ONBOARDING_SCENARIOS,
+    alert_rules=False,
+    compliance_scans=1,
+    waiver=False,
+)
+#: Suspended four days ago: the estate is kept, the feed stopped, nothing has happened since.
+SUSPENDED = Activity(
+    telemetry_days=6,
+    quiet_days=4,
+    incidents=PAST_SCENARIOS,
+    alert_rules=False,
+    incidents_closed_out=True,
+)
+#: Signed nothing yet: no estate and no operations; its readiness is scored on nothing.
+PROSPECT = Activity(
+    estate="none",
+    telemetry_days=0,
+    incidents=(),
+    alert_rules=False,
+    jobs=False,
+    compliance_scans=0,
+    optimisation=False,
+)
+
+
+@dataclass(frozen=True)
 class TenantSpec:
     slug: str
     name: str
@@ -95,6 +166,7 @@ class TenantSpec:
     people: tuple[tuple[str, str], ...] = ()
     # Which demo AI estate the tenant gets (operations.inventory.demo profiles).
     estate: str = "finance"
+    activity: Activity = BUSY
 
 
 STAFF: tuple[StaffSpec, ...] = (
@@ -135,6 +207,7 @@ TENANTS: tuple[TenantSpec, ...] = (
         plan={"tier": PlanTier.PROFESSIONAL, "frameworks_in_scope": ["eu-ai-act"]},
         steps_done=("contract_signed", "contacts_named"),
         people=(("Ingrid", "Halvorsen"), ("Mikael", "Virtanen"), ("Sofia", "Berg")),
+        activity=ONBOARDING,
     ),
     TenantSpec(
         slug="cobalt",
@@ -152,6 +225,7 @@ TENANTS: tuple[TenantSpec, ...] = (
         steps_done=_REQUIRED_STEPS,
         people=(("Grace", "Whitfield"), ("Marcus", "Bell"), ("Dana", "Kowalski")),
         estate="health",
+        activity=CALM,
     ),
     TenantSpec(
         slug="dunmore",
@@ -163,6 +237,7 @@ TENANTS: tuple[TenantSpec, ...] = (
         plan={"tier": PlanTier.ESSENTIAL},
         people=(("Fiona", "Campbell"), ("Rory", "MacLeod"), ("Isla", "Fraser")),
         estate="logistics",
+        activity=PROSPECT,
     ),
     TenantSpec(
         slug="ember",
@@ -175,6 +250,7 @@ TENANTS: tuple[TenantSpec, ...] = (
         steps_done=_REQUIRED_STEPS,
         people=(("Lena", "Vogel"), ("Hugo", "Lefèvre"), ("Nina", "Schmidt")),
         estate="logistics",
+        activity=SUSPENDED,
     ),
 )
 
@@ -224,35 +300,58 @@ class Command(BaseCommand):
     # --- Operations: each area seeds itself, idempotently -------------------------------------
 
     def _operations(self, spec: TenantSpec, tenant: Tenant) -> None:
-        counts = seed_inventory(tenant, profile=spec.estate)
-        created = sum(section.get("created", 0) for section in counts.values())
-        if created:
-            self.changes["inventory row(s)"] += created
-        # Telemetry before incidents: the demo's alert-style incidents point at its patterns.
-        seed_telemetry(tenant, days=10, spend_jump=spec.slug == "acme")
-        incidents = seed_incidents(tenant)
+        activity = spec.activity
+        # A suspended client's story stops when its feed did.
+        as_of = timezone.now() - dt.timedelta(days=activity.quiet_days)
+        if activity.estate != "none":
+            counts = seed_inventory(tenant, profile=spec.estate, scope=activity.estate)
+            created = sum(section.get("created", 0) for section in counts.values())
+            if created:
+                self.changes["inventory row(s)"] += created
+        if activity.telemetry_days:
+            # Before incidents: the demo's alert-style incidents point at its patterns.
+            seed_telemetry(
+                tenant,
+                days=activity.telemetry_days,
+                detail_days=min(DETAIL_DAYS, activity.telemetry_days),
+                spend_jump=activity.spend_jump,
+                calm=activity.calm_telemetry,
+                quiet_days=activity.quiet_days,
+            )
+        incidents = seed_incidents(
+            tenant, scenarios=activity.incidents, alert_rules=activity.alert_rules, now=as_of
+        )
         if incidents:
             self.changes["incident(s)"] += len(incidents)
-        seed_jobs(tenant)
+        if activity.jobs:
+            seed_jobs(tenant, failures=activity.job_failures, now=as_of)
         # After the estate, telemetry and incidents they read.
-        seed_compliance(tenant)
-        seed_optimisation(tenant)
-        if spec.slug == "acme":
+        if activity.compliance_scans:
+            seed_compliance(
+                tenant, scans=activity.compliance_scans, waiver=activity.waiver, now=as_of
+            )
+        if activity.optimisation:
+            seed_optimisation(tenant, now=as_of)
+        if activity.gates:
             # Two pilots blocked for different reasons, one let through by an override.
             admin = User.objects.filter(username="admin").first()
             made = seed_gates(tenant, granted_by=admin)
             for kind, count in made.items():
                 if count:
                     self.changes[f"readiness gate {kind}"] += count
+        if incidents:
+            # On the run that made them: every open incident the above opened gets an owner.
+            seed_incident_owners(tenant, close_out=activity.incidents_closed_out, now=as_of)
         # Last: its snapshots read the signals of everything above.
         made = seed_readiness(tenant)
         if made["assessments"]:
             self.changes["readiness assessment(s)"] += made["assessments"]
 
+        # Both for active tenants only.
         if seed_events(tenant):
             self.changes["webhook demo row(s)"] += 1
         # After everything a report reads: last month's report, and a draft review for acme.
-        made = seed_reports(tenant, with_review=spec.slug == "acme")
+        made = seed_reports(tenant, with_review=activity.review)
         if made:
             self.changes["report(s)"] += made
 
