@@ -44,8 +44,10 @@ def _people(tenant: Tenant):
         .order_by("role", "user__username")
         .first()
     )
-    engineer = services.assignable_staff(tenant=tenant).order_by("msp_role", "username").first()
-    return (client.user if client else None), engineer
+    staff = list(services.assignable_staff(tenant=tenant).order_by("msp_role", "username"))
+    # The tenant's own engineer owns its incidents; an MSP admin when it has none.
+    engineer = next((user for user in staff if user.msp_role == "msp_engineer"), None)
+    return (client.user if client else None), engineer or (staff[0] if staff else None)
 
 
 def _open_incident(tenant, now, client, engineer, systems, deployments):

@@ -9,10 +9,19 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db.models import Max, Min
 from django.utils import timezone
 from django_otp.oath import TOTP
 from rest_framework.test import APIClient
 
+from operations.compliance.models import Finding, FindingStatus, Score, Waiver
+from operations.incidents.models import OPEN_STATUSES, Incident, TimelineEntry
+from operations.inventory.models import AISystem, ComputeResource, Deployment
+from operations.jobs.models import JobRun, JobSchedule, JobStatus
+from operations.optimisation.models import Recommendation, RecommendationStatus
+from operations.reports.models import Report
+from operations.telemetry.models import TelemetryRollup
+from operations.telemetry.storage import sample_store
 from tenants import services
 from tenants.models import (
     ApiToken,
@@ -72,6 +81,24 @@ def counts() -> dict[str, int]:
 
 
 # --- seed_demo ------------------------------------------------------------------------------
+
+
+def rollup_span(tenant) -> tuple[datetime.datetime, datetime.datetime]:
+    """The first and last hour of the tenant's telemetry."""
+    with tenant_scope(tenant.id):
+        hours = TelemetryRollup.objects.aggregate(first=Min("bucket"), last=Max("bucket"))
+    return hours["first"], hours["last"]
+
+
+def latest_scores(tenant) -> list[float]:
+    """The tenant's compliance score per framework in its latest scan."""
+    latest = Score.objects.filter(tenant=tenant).latest("computed_at").scan_id
+    return [float(s) for s in Score.objects.filter(scan_id=latest).values_list("score", flat=True)]
+
+
+def open_saving() -> float:
+    rows = Recommendation.objects.filter(status=RecommendationStatus.OPEN)
+    return float(sum(row.estimated_monthly_saving or 0 for row in rows))
 
 
 @pytest.fixture(scope="class")
@@ -181,6 +208,106 @@ class TestSeedDemo:
         code = f"{TOTP(b32decode(key)).token():06d}"
         client.post("/portal/account/two-factor/verify/", {"code": code})
         assert client.get("/admin/").status_code == 200
+
+    # --- Each tenant's story (issue 14): what a visitor sees must differ, and be true --------
+
+    def test_the_prospect_has_nothing_deployed_and_nothing_running(self, demo):
+        dunmore = Tenant.objects.get(slug="dunmore")
+        with tenant_scope(dunmore.id):
+            assert ComputeResource.objects.count() == 0
+            assert AISystem.objects.count() == 0
+            assert Incident.objects.count() == 0
+            assert JobRun.objects.count() == 0
+            assert Finding.objects.count() == 0
+            assert Recommendation.objects.count() == 0
+            assert Report.objects.count() == 0
+        since = timezone.now() - datetime.timedelta(days=60)
+        with tenant_scope(dunmore.id):
+            assert sample_store().resources_reporting(tenant_id=dunmore.id, since=since) == []
+
+    def test_onboarding_tenant_has_a_pilot_only_and_a_first_scan_with_open_findings(self, demo):
+        borealis = Tenant.objects.get(slug="borealis")
+        now = timezone.now()
+        with tenant_scope(borealis.id):
+            assert list(AISystem.objects.values_list("stage", flat=True)) == ["pilot"]
+            assert not Deployment.objects.filter(environment="production").exists()
+            assert 0 < ComputeResource.objects.count() < 8
+            assert list(Incident.objects.values_list("severity", "assignee__username")) == [
+                ("SEV4", "engineer")
+            ]
+            scans = JobRun.objects.filter(kind="compliance_scan")
+            assert scans.count() == 1
+            assert Finding.objects.filter(status=FindingStatus.FAIL).count() >= 3
+            assert not Waiver.objects.exists()
+        first, last = rollup_span(borealis)
+        # Two days of telemetry, up to now: its agents went in this week.
+        assert now - last < datetime.timedelta(hours=2)
+        assert datetime.timedelta(days=1) < last - first <= datetime.timedelta(days=2)
+
+    def test_the_busy_tenant_has_open_and_serious_incidents_a_spend_jump_and_blocked_pilots(
+        self, demo
+    ):
+        acme = Tenant.objects.get(slug="acme")
+        with tenant_scope(acme.id):
+            open_incidents = Incident.objects.filter(status__in=OPEN_STATUSES)
+            assert open_incidents.filter(severity="SEV1").exists()
+            assert set(open_incidents.values_list("status", flat=True)) >= {
+                "triggered",
+                "acknowledged",
+                "investigating",
+                "mitigated",
+            }
+            kinds = set(
+                Recommendation.objects.filter(status=RecommendationStatus.OPEN).values_list(
+                    "kind", flat=True
+                )
+            )
+            assert "cost_anomaly" in kinds
+            assert Report.objects.filter(kind="quarterly").exists()
+
+    def test_the_calm_tenant_has_nothing_open_high_compliance_and_little_to_save(self, demo):
+        acme, cobalt = Tenant.objects.get(slug="acme"), Tenant.objects.get(slug="cobalt")
+        with tenant_scope(cobalt.id):
+            incidents = list(Incident.objects.values_list("status", "severity"))
+            assert incidents
+            assert all(status in ("resolved", "closed") for status, _ in incidents)
+            assert not JobRun.objects.filter(status=JobStatus.FAILED).exists()
+            cobalt_score = min(latest_scores(cobalt))
+            cobalt_saving = open_saving()
+        with tenant_scope(acme.id):
+            acme_score = max(latest_scores(acme))
+            acme_saving = open_saving()
+        assert cobalt_score >= 80 > acme_score
+        assert cobalt_saving * 10 < acme_saving
+
+    def test_the_suspended_tenant_stopped_days_ago_and_nothing_has_happened_since(self, demo):
+        ember = Tenant.objects.get(slug="ember")
+        now = timezone.now()
+        _, last = rollup_span(ember)
+        assert now - last > datetime.timedelta(days=3)
+        with tenant_scope(ember.id):
+            assert not Incident.objects.filter(status__in=OPEN_STATUSES).exists()
+            assert Incident.objects.exists()  # what happened while it was active is kept
+            # Its schedules were paused when it was suspended.
+            assert JobSchedule.objects.exists()
+            assert not JobSchedule.objects.filter(periodic_task__enabled=True).exists()
+            newest_run = JobRun.objects.order_by("-created_at").first()
+            assert now - newest_run.created_at > datetime.timedelta(days=3)
+            assert ComputeResource.objects.count() > 8  # the estate is kept
+
+    def test_every_open_incident_has_an_owner_and_no_sev1_sits_untouched_for_a_week(self, demo):
+        week_ago = timezone.now() - datetime.timedelta(days=7)
+        tenants = list(Tenant.objects.values_list("id", flat=True))
+        with tenant_scope(*tenants):
+            open_incidents = Incident.objects.filter(status__in=OPEN_STATUSES)
+            assert open_incidents.exists()
+            unowned = open_incidents.filter(assignee__isnull=True)
+            # Only the incident raised minutes before the seed waits for its owner.
+            assert list(unowned.values_list("dedupe_key", flat=True)) == ["demo:new-language"]
+            for incident in open_incidents.filter(severity="SEV1"):
+                assert incident.status != "triggered", incident.title
+                last = TimelineEntry.objects.filter(incident=incident).latest("created_at")
+                assert last.created_at > week_ago, incident.title
 
     def test_running_twice_changes_nothing(self, demo):
         before = counts()
