@@ -54,3 +54,32 @@ def test_the_finance_estate_opens_its_prohibited_practice_incident(tenant_a):
     with tenant_scope(tenant_a.id):
         incident = Incident.objects.get(category="compliance")
     assert "Employee emotion recognition" in incident.title
+
+
+def test_a_first_scan_only_has_one_run_no_waiver_and_open_findings(tenant_a):
+    seed_inventory(tenant_a, profile="finance", scope="pilot")
+    runs = seed_compliance(tenant_a, scans=1, waiver=False)
+    assert len(runs) == 1
+    with tenant_scope(tenant_a.id):
+        assert not Waiver.objects.exists()
+        assert Finding.objects.filter(status="fail").exists()
+    assert seed_compliance(tenant_a, scans=1, waiver=False) == runs
+
+
+def latest_score(tenant, framework: str) -> float:
+    with tenant_scope(tenant.id):
+        row = Score.objects.filter(framework__code=framework).latest("computed_at")
+    return float(row.score)
+
+
+def test_a_well_kept_estate_scores_far_above_the_full_one(tenant_a, tenant_b):
+    seed_inventory(tenant_a, profile="health", scope="kept")
+    seed_inventory(tenant_b, profile="health")
+    seed_compliance(tenant_a)
+    seed_compliance(tenant_b)
+    kept, full = latest_score(tenant_a, "iso-42001"), latest_score(tenant_b, "iso-42001")
+    assert kept >= 80
+    assert kept - full >= 40
+    with tenant_scope(tenant_a.id):
+        # Nothing prohibited: no compliance incident.
+        assert not Incident.objects.filter(category="compliance").exists()

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-import pytest
+import datetime as dt
 
-from operations.incidents import alerting
-from operations.incidents.demo import seed_incidents
-from operations.incidents.models import Incident, Postmortem, TimelineEntry
+import pytest
+from django.utils import timezone
+
+from operations.incidents import alerting, services
+from operations.incidents.demo import (
+    CALM_SCENARIOS,
+    ONBOARDING_SCENARIOS,
+    seed_incident_owners,
+    seed_incidents,
+)
+from operations.incidents.models import (
+    OPEN_STATUSES,
+    AlertRule,
+    Incident,
+    Postmortem,
+    TimelineEntry,
+)
 from operations.inventory.models import AISystem
 from tenants.models import MspRole, TenantRole
 from tenants.owned import owned_object_create
@@ -50,6 +64,73 @@ def test_seed_incidents_fills_every_state_once(tenant_a, tenant_b):
 
 def test_seed_incidents_works_without_people_or_estate(tenant_b):
     assert len(seed_incidents(tenant_b)) == 5
+
+
+def test_a_calm_tenant_gets_few_incidents_all_over_quickly(tenant_a):
+    make_member(tenant_a, TenantRole.ADMIN, username="calm-client")
+    make_staff(tenant_a, role=MspRole.ENGINEER, username="calm-engineer")
+
+    created = seed_incidents(tenant_a, scenarios=CALM_SCENARIOS, alert_rules=False)
+
+    assert sorted((i.severity, i.status) for i in created) == [
+        ("SEV2", "resolved"),
+        ("SEV3", "closed"),
+    ]
+    with tenant_scope(tenant_a.id):
+        closed = Incident.objects.get(dedupe_key="demo:closed-batch")
+        assert closed.resolved_at - closed.created_at < dt.timedelta(hours=1)
+        assert closed.assignee.username == "calm-engineer"
+
+
+def test_an_onboarding_tenant_gets_one_low_severity_question(tenant_a):
+    make_staff(tenant_a, role=MspRole.ENGINEER, username="onboarding-engineer")
+
+    created = seed_incidents(tenant_a, scenarios=ONBOARDING_SCENARIOS, alert_rules=False)
+
+    assert [(i.severity, i.status, i.assignee.username) for i in created] == [
+        ("SEV4", "acknowledged", "onboarding-engineer")
+    ]
+    with tenant_scope(tenant_a.id):
+        assert not AlertRule.objects.exists()
+
+
+def test_the_owners_pass_picks_up_what_was_left_and_closes_out_on_request(tenant_a, tenant_b):
+    engineer = make_staff(tenant_a, role=MspRole.ENGINEER, username="owner-engineer")
+    seed_incidents(tenant_a, alert_rules=False)
+    with tenant_scope(tenant_a.id):
+        serious = Incident.objects.get(dedupe_key="demo:serious-drift")
+        assert serious.assignee is None
+        # A SEV1 a scan raised a week ago and nobody touched.
+        stale = services.incident_create(
+            tenant=tenant_a,
+            title="Compliance: a prohibited practice",
+            severity="SEV1",
+            category="compliance",
+            source="compliance_check",
+            at=timezone.now() - dt.timedelta(days=7),
+        )
+
+    changed = seed_incident_owners(tenant_a)
+
+    assert changed == 2
+    with tenant_scope(tenant_a.id):
+        stale.refresh_from_db()
+        serious.refresh_from_db()
+        assert serious.assignee == engineer
+        assert stale.assignee == engineer
+        assert stale.status == "mitigated"
+        newest = TimelineEntry.objects.filter(incident=stale).latest("created_at")
+        assert timezone.now() - newest.created_at < dt.timedelta(days=1)
+        # The brand-new incident waits for whoever picks it up.
+        assert Incident.objects.get(dedupe_key="demo:new-language").assignee is None
+    assert seed_incident_owners(tenant_a) == 0
+
+    seed_incident_owners(tenant_a, close_out=True)
+
+    with tenant_scope(tenant_a.id):
+        assert not Incident.objects.filter(status__in=OPEN_STATUSES).exists()
+    with tenant_scope(tenant_b.id):
+        assert not Incident.objects.exists()
 
 
 # --- Alert rules on the demo telemetry -----------------------------------------------------------

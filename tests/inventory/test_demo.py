@@ -139,3 +139,36 @@ def test_an_unknown_profile_is_refused(tenant_a):
     with pytest.raises(ValueError, match="finance, health, logistics"):
         demo_document(tenant_a, profile="mining")
     assert counts(tenant_a)["inventory.Site"] == 0
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_the_pilot_scope_is_one_pilot_system_on_its_own_compute(tenant_a, tenant_b, profile):
+    seed_inventory(tenant_a, profile=profile, scope="pilot")
+    with tenant_scope(tenant_a.id):
+        system = AISystem.objects.get()
+        assert system.stage == Stage.PILOT
+        deployments = list(Deployment.objects.all())
+        assert deployments
+        assert {d.environment for d in deployments} == {"staging"}
+        assert {d.ai_system_id for d in deployments} == {system.pk}
+        assert 0 < ComputeResource.objects.count() < 6
+        assert Site.objects.count() == 1
+        assert not CloudAccount.objects.exists()
+    with tenant_scope(tenant_b.id):
+        assert not ComputeResource.objects.exists()
+
+
+def test_the_kept_scope_has_nothing_prohibited_and_every_deployment_operated(tenant_a):
+    seed_inventory(tenant_a, profile="health", scope="kept")
+    with tenant_scope(tenant_a.id):
+        systems = AISystem.objects.all()
+        assert not systems.filter(risk_tier__in=[RiskTier.PROHIBITED, RiskTier.UNCLASSIFIED])
+        assert not Deployment.objects.filter(ai_system__stage=Stage.RETIRED).exists()
+        assert not Deployment.objects.filter(monitoring_enabled=False).exists()
+        assert not Deployment.objects.filter(runbook_url="").exists()
+        assert systems.filter(stage=Stage.PRODUCTION).count() >= 3
+
+
+def test_an_unknown_scope_is_refused(tenant_a):
+    with pytest.raises(ValueError, match="Unknown estate scope"):
+        demo_document(tenant_a, profile="finance", scope="everything")

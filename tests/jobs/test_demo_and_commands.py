@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
@@ -38,6 +40,17 @@ def test_seed_jobs_is_idempotent_and_shows_finished_runs_and_live_schedules(tena
     assert len(prospect_runs) == 4
     with tenant_scope(tenant_b.id):
         assert not JobSchedule.objects.exists()
+
+
+def test_a_calm_tenants_demo_runs_all_went_through_and_a_stopped_one_ran_back_then(
+    tenant_a, tenant_b
+):
+    calm = demo.seed_jobs(tenant_a, failures=False)
+    assert {run.status for run in calm} == {"succeeded", "cancelled"}
+
+    back_then = timezone.now() - dt.timedelta(days=4)
+    stopped = demo.seed_jobs(tenant_b, now=back_then)
+    assert max(run.created_at for run in stopped) < back_then
 
 
 def test_drain_command_sends_waiting_messages(tenant_a, sent):

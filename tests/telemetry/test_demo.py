@@ -259,3 +259,34 @@ class TestTenDays:
             new = TelemetrySample.objects.filter(ts__gt=NOW).count()
         assert later["inserted"] == new > 0
         assert new < history["inserted"] / 50
+
+
+# --- Profiles of the tenants' stories: calm, and stopped ----------------------------------------
+
+
+def test_calm_telemetry_has_no_idle_or_saturated_node_and_no_spike(tenant_a):
+    seed_inventory(tenant_a, profile="finance")
+    seed_telemetry(tenant_a, days=1, calm=True, now=NOW)
+    assert 20 < mean_utilization(tenant_a, "acme-gpu-idle-01") < 80
+    assert 20 < mean_utilization(tenant_a, "acme-gpu-hot-01") < 80
+    with tenant_scope(tenant_a.id):
+        peak = TelemetrySample.objects.filter(
+            resource_kind=2, metric=code("inference_latency_p95_ms")
+        ).aggregate(peak=Max("value"))["peak"]
+    # The diurnal curve peaks near 140 ms; the spike would be seven times that.
+    assert peak < 200
+
+
+def test_a_stopped_feed_ends_days_ago_and_a_later_run_adds_nothing(tenant_a, tenant_b):
+    seed_inventory(tenant_a, profile="finance")
+    first = seed_telemetry(tenant_a, days=1, quiet_days=4, now=NOW)
+    with tenant_scope(tenant_a.id):
+        last = TelemetrySample.objects.aggregate(last=Max("ts"))["last"]
+    assert first["inserted"] > 0
+    assert NOW - dt.timedelta(days=4, minutes=10) < last <= NOW - dt.timedelta(days=4)
+
+    again = seed_telemetry(tenant_a, days=1, quiet_days=4, now=NOW + dt.timedelta(hours=6))
+
+    assert again["samples"] == again["inserted"] == 0
+    with tenant_scope(tenant_a.id):
+        assert TelemetrySample.objects.aggregate(last=Max("ts"))["last"] == last
