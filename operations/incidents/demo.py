@@ -500,6 +500,9 @@ def seed_incident_owners(
                     at=max(incident.created_at, now - dt.timedelta(hours=1)),
                 )
                 changed += 1
+        if changed:
+            # The scan and the gates opened theirs after seed_incidents marked breaches.
+            services.incident_sla_breaches_mark(tenant=tenant, now=now)
     return changed
 
 
