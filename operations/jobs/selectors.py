@@ -62,3 +62,13 @@ def fleet_failed_runs(tenant_ids, *, now: dt.datetime | None = None) -> dict[int
 def job_runs_recent(*, tenant, limit: int) -> list[JobRun]:
     """The tenant's newest ``limit`` job runs."""
     return list(JobRun.objects.filter(tenant=tenant).order_by("-created_at", "-id")[:limit])
+
+
+def job_run_latest_of_kind(*, tenant, kind: str) -> JobRun | None:
+    """The tenant's newest run of ``kind`` (queued, running or finished), if it has one."""
+    return (
+        JobRun.objects.filter(tenant=tenant, kind=kind)
+        .select_related("triggered_by_user")
+        .order_by("-created_at", "-id")
+        .first()
+    )
