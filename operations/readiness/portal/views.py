@@ -118,8 +118,8 @@ def readiness_overview(request, page: PortalTenant):
 @portal_tenant_view(write_capability="answer")
 @require_POST
 def rescore_now(request, page: PortalTenant):
-    """"Rescore now": the same readiness scan, through the same service, as the API's
-    ``scores/rescore/`` and the admin's action; the overview shows the run and its result."""
+    """The "rescore now" button: the same readiness scan, through the same service, as the
+    API's ``scores/rescore/`` and the admin's action; the overview shows the run and result."""
     run = services.readiness_rescore_request(tenant=page.tenant, user=request.user)
     messages.success(
         request,
