@@ -44,6 +44,8 @@ demo: migrate
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	@# Django's checks say what the machine lacks (reports.W001: Pango, for PDF reports).
+	$(BIN)/python manage.py check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -7,6 +7,7 @@ from celery import Celery
 from operations.events.celery_config import EVENTS_BEAT_SCHEDULE
 from operations.incidents.celery_config import INCIDENTS_BEAT_SCHEDULE
 from operations.jobs.celery_config import JOBS_BEAT_SCHEDULE
+from operations.reports.celery_config import REPORTS_BEAT_SCHEDULE
 from operations.telemetry.celery_config import TELEMETRY_BEAT_SCHEDULE
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "msp.settings")
@@ -19,5 +20,6 @@ app.conf.beat_schedule = {
     **INCIDENTS_BEAT_SCHEDULE,
     **TELEMETRY_BEAT_SCHEDULE,
     **EVENTS_BEAT_SCHEDULE,
+    **REPORTS_BEAT_SCHEDULE,
 }
 app.autodiscover_tasks()

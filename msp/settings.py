@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "operations.compliance",
     "operations.optimisation",
     "operations.readiness",
+    "operations.reports",
     # Last: the project wires the contexts together (seed_demo) and owns no models.
     "msp.apps.MspConfig",
 ]
@@ -297,7 +298,18 @@ WHITENOISE_USE_FINDERS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Generated reports (HTML and PDF): a local folder by default; any Django storage works.
+    "reports": {
+        "BACKEND": env.str(
+            "REPORTS_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+        ),
+        "OPTIONS": {"location": env.str("REPORTS_DIR", default=str(VAR_DIR / "reports"))},
+    },
 }
+# The MSP as its clients' reports name it: the name, and a logo (PNG, JPEG or SVG; a path
+# relative to the project unless absolute).
+MSP_NAME = env.str("MSP_NAME", default="Groundwork Managed AI Services")
+MSP_LOGO_PATH = env.str("MSP_LOGO_PATH", default="static/reports/msp-logo.svg")
 
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -330,6 +342,9 @@ API_MAX_PAGE_SIZE = 500
 # Longest list a request field takes (ids of related objects, nested rows).
 API_MAX_LIST_LENGTH = env.int("API_MAX_LIST_LENGTH", default=1000)
 API_TOKEN_LAST_USED_INTERVAL_SECONDS = 60
+# How often agents report each metric (the demo and dcgm scrapes: 5 min); an alert rule's window
+# must span at least twice this to decide anything.
+TELEMETRY_SAMPLING_INTERVAL_SECONDS = env.int("TELEMETRY_SAMPLING_INTERVAL_SECONDS", default=300)
 # Lists answer from .values() rows where every field maps to a column (msp/api/values.py).
 API_VALUES_LISTS = env.bool("API_VALUES_LISTS", default=True)
 
@@ -351,11 +366,14 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "operations.events.models.DeliveryStatus",
         "GateStatusEnum": "operations.readiness.gates.GATE_STATUSES",
         "TenantStatusEnum": "tenants.models.TenantStatus",
+        "ReportKindEnum": "operations.reports.models.ReportKind",
+        "ReportStatusEnum": "operations.reports.models.ReportStatus",
     },
     # Every operation documents the errors it can answer with, in one Error body (msp/api/schema).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "msp.api.schema.document_error_responses",
+        "msp.api.schema.document_csv_responses",
         "operations.events.schema.add_event_schemas",
     ],
 }

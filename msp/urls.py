@@ -22,6 +22,7 @@ urlpatterns = [
     path("portal/", include("operations.compliance.portal.urls")),
     path("portal/", include("operations.readiness.portal.urls")),
     path("portal/", include("operations.events.portal.urls")),
+    path("portal/", include("operations.reports.portal.urls")),
     path("portal/", include("msp.console.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
@@ -35,6 +36,7 @@ urlpatterns = [
     path("api/v1/", include("operations.readiness.api.urls")),
     path("api/v1/", include("operations.readiness.api.gate_urls")),
     path("api/v1/", include("operations.events.api.urls")),
+    path("api/v1/", include("operations.reports.api.urls")),
 ]
 
 handler400 = "msp.views.handler400"

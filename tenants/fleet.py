@@ -38,6 +38,8 @@ class FleetCell:
     tone: str = ""
     link: str = ""
     detail: str = ""
+    # (unit, amount) pairs when the figure is in several units that do not add up (currencies).
+    parts: tuple[tuple[str, float], ...] = ()
 
 
 FiguresFunction = Callable[[Sequence[int]], dict[int, FleetCell]]
@@ -88,11 +90,16 @@ def fleet_columns() -> list[FleetColumn]:
 EMPTY_CELL = FleetCell(text="—")
 
 
+def fleet_cache_key(column: FleetColumn, ids: Sequence[int]) -> str:
+    """The cache key of ``column``'s figures for the tenant set ``ids``."""
+    digest = hashlib.blake2b(",".join(map(str, sorted(ids))).encode(), digest_size=16)
+    return f"fleet:{column.key}:{digest.hexdigest()}"
+
+
 def _figures_of(column: FleetColumn, ids: list[int]) -> dict[int, FleetCell]:
     if not column.cache_seconds:
         return column.figures(ids)
-    digest = hashlib.blake2b(",".join(map(str, sorted(ids))).encode(), digest_size=16)
-    key = f"fleet:{column.key}:{digest.hexdigest()}"
+    key = fleet_cache_key(column, ids)
     try:
         kept = cache.get(key)
     except CACHE_ERRORS:

@@ -13,13 +13,16 @@ from django.db import migrations
 from tenants.scoping import RLS_SETTING
 
 POLICY_NAME = "tenant_isolation"
-# The tenant ids of the active scope, as PostgreSQL sees them (NULL when no scope is set). The
-# scalar subquery makes it an InitPlan, parsed once per query instead of once per row: with a
-# 1,000-tenant scope that is 3–4× faster on a 300,000-row table (see docs/architecture.md).
+# The tenant ids of the active scope, as PostgreSQL sees them (no row when no scope is set). As
+# an uncorrelated IN subquery it is planned as a hashed SubPlan: the setting is parsed once per
+# query and each row costs one hash probe. The former ``= ANY (array)`` form compared each row
+# with every id of the scope: with a 1,000-tenant scope (the fleet dashboard) 2,000 rows took
+# 290 ms against 4 ms (see docs/architecture.md).
 ALLOWED_TENANT_IDS = (
-    f"(SELECT string_to_array(NULLIF(current_setting('{RLS_SETTING}', true), ''), ','))::bigint[]"
+    f"(SELECT unnest(string_to_array(NULLIF(current_setting('{RLS_SETTING}', true), ''), ','))"
+    "::bigint)"
 )
-TENANT_CONDITION = f"tenant_id = ANY ({ALLOWED_TENANT_IDS})"
+TENANT_CONDITION = f"tenant_id IN {ALLOWED_TENANT_IDS}"
 # Tables whose rows may belong to no tenant (fleet job runs): those rows are admitted too.
 TENANT_OR_SHARED_CONDITION = f"tenant_id IS NULL OR {TENANT_CONDITION}"
 

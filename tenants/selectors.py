@@ -69,6 +69,8 @@ class TenantAccess:
             # (the readiness questionnaire): clients who write, engineers and MSP admins.
             "answer": self.can_write,
             "msp_admin": self.role == MspRole.ADMIN,
+            # A person's own settings in the tenant (their email notifications), anyone's.
+            "own_settings": True,
         }[capability]
 
 
@@ -165,6 +167,21 @@ def tenant_status_counts_for(user) -> dict[str, int]:
 
 def service_plan_get(*, tenant: Tenant) -> ServicePlan | None:
     return ServicePlan.objects.filter(tenant=tenant).first()
+
+
+def service_plan_timezone(*, tenant: Tenant) -> str:
+    """The tenant's time zone (its service plan's), UTC without a plan."""
+    zone = ServicePlan.objects.filter(tenant=tenant).values_list("timezone", flat=True).first()
+    return zone or "UTC"
+
+
+def audit_events_of_tenant_between(
+    *, tenant: Tenant, start: dt.datetime, end: dt.datetime
+) -> QuerySet[AuditEvent]:
+    """The tenant's audit events with ``start <= occurred_at < end``, oldest first."""
+    return AuditEvent.objects.filter(
+        tenant=tenant, occurred_at__gte=start, occurred_at__lt=end
+    ).order_by("occurred_at", "id")
 
 
 def onboarding_steps_with_completer(queryset: QuerySet[OnboardingStep]) -> QuerySet:
@@ -374,3 +391,23 @@ def account_team_for(*, tenant: Tenant) -> list[User]:
 def audit_events_recent(*, tenant: Tenant, limit: int) -> list[AuditEvent]:
     """The tenant's newest ``limit`` audit events."""
     return list(AuditEvent.objects.filter(tenant=tenant).order_by("-occurred_at", "-id")[:limit])
+
+
+def audit_change_counts_in_window(*, tenant: Tenant, start: dt.datetime, end: dt.datetime) -> dict:
+    """The tenant's audited writes in ``[start, end)``: ``total``, ``by_staff`` (made by MSP
+    staff) and ``by_type`` ({object type: count}, most first). One query."""
+    rows = (
+        AuditEvent.objects.filter(tenant=tenant, occurred_at__gte=start, occurred_at__lt=end)
+        .order_by()
+        .values("object_type")
+        .annotate(
+            changes=Count("id"),
+            staff=Count("id", filter=Q(actor_user__msp_role__gt="")),
+        )
+    )
+    by_type = sorted(((r["object_type"], r["changes"]) for r in rows), key=lambda r: (-r[1], r[0]))
+    return {
+        "total": sum(count for _type, count in by_type),
+        "by_staff": sum(r["staff"] for r in rows),
+        "by_type": dict(by_type),
+    }

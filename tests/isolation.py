@@ -9,6 +9,9 @@ test class.
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 from django.db import models
 
@@ -32,6 +35,15 @@ class TenantIsolationTests:
     detail_actions: tuple[str, ...] = ()
     #: Body for a PATCH that would be valid on an own object.
     update_payload: dict = {}
+    #: The list answers ``?format=csv`` (``msp.api.csv_download``): prove every row is the
+    #: URL tenant's, whatever the page size, and that a foreign tenant's CSV is the same 404.
+    csv_list = False
+    #: Who downloads the CSV when not ``actor_fixture`` (the audit log's is for MSP staff).
+    csv_actor_fixture: str | None = None
+
+    def csv_key(self, obj) -> str:
+        """The first CSV column's value for ``obj`` (its id unless the route says otherwise)."""
+        return str(obj.pk)
 
     # --- to implement -------------------------------------------------------------------------
     def make_object(self, tenant) -> models.Model:
@@ -88,6 +100,24 @@ class TenantIsolationTests:
         assert own.pk in ids
         assert foreign.pk not in ids
         assert ids <= self.rows_of(tenant_a)
+
+    def test_csv_list_never_shows_foreign_rows(self, request, objects, tenant_a, tenant_b):
+        if not self.csv_list:
+            pytest.skip("route answers no CSV")
+        caller = request.getfixturevalue(self.csv_actor_fixture or self.actor_fixture)
+        own, foreign = objects
+        response = caller.client.get(self.url(tenant_a.slug), {"format": "csv", "page_size": 1})
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("text/csv")
+        rows = list(csv.reader(io.StringIO(response.getvalue().decode())))
+        keys = {row[0] for row in rows[1:]}
+        assert self.csv_key(own) in keys
+        assert self.csv_key(foreign) not in keys
+        assert len(rows) - 1 == len(self.rows_of(tenant_a))  # every page, this tenant's only
+        foreign_csv = caller.client.get(self.url(tenant_b.slug), {"format": "csv"})
+        missing_csv = caller.client.get(self.url("no-such-tenant"), {"format": "csv"})
+        assert foreign_csv.status_code == missing_csv.status_code == 404
+        assert foreign_csv.content == missing_csv.content == self.not_found_body(caller, tenant_a)
 
     def test_foreign_detail_is_the_same_404_as_missing(self, caller, objects, tenant_a):
         _own, foreign = objects

@@ -16,24 +16,16 @@ import pkgutil
 import re
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.generators import SchemaGenerator
 
 import tests
 from tests.isolation import TenantIsolationTests
+from tests.routes import url_routes
 
 WRITE_METHODS = ("post", "put", "patch")
 NESTED = "[" * 5000 + "]" * 5000
 SURROGATE = '"\\ud800"'  # JSON text for a lone surrogate, as a hostile client sends it
 HUGE = "1e400"  # parses to float("inf") with Python's json
-
-
-def _walk(patterns, prefix=""):
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            yield from _walk(entry.url_patterns, prefix + str(entry.pattern))
-        elif isinstance(entry, URLPattern):
-            yield prefix + str(entry.pattern), entry
 
 
 def _template(route: str) -> str:
@@ -47,7 +39,7 @@ def _template(route: str) -> str:
 def write_routes() -> list[tuple[str, str]]:
     """(method, URL template) of every DRF route that takes a body."""
     found = set()
-    for route, pattern in _walk(get_resolver().url_patterns):
+    for route, pattern in url_routes():
         view = getattr(pattern.callback, "cls", None)
         if view is None or "(?P<format>" in route or not route.startswith("api/"):
             continue

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.db import transaction
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import URLPattern
 
 from operations.compliance.models import Framework
 from operations.events.services import endpoint_create, endpoint_send_test
@@ -24,6 +24,7 @@ from tenants.models import AuditAction, Tenant
 from tests.conftest import Actor
 from tests.factories import make_token
 from tests.isolation import MISSING_ID
+from tests.routes import url_routes
 
 pytestmark = pytest.mark.django_db
 
@@ -130,14 +131,6 @@ PROBES: dict[tuple[str, str], Probe] = {
 }
 
 
-def _walk(patterns, prefix=""):
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            yield from _walk(entry.url_patterns, prefix + str(entry.pattern).removeprefix("^"))
-        elif isinstance(entry, URLPattern):
-            yield prefix + str(entry.pattern).removeprefix("^"), entry
-
-
 def _methods(pattern: URLPattern) -> list[str]:
     # HEAD and OPTIONS follow GET and the route; DRF adds "head" to a viewset's actions once
     # it has served a request, so leave it out of both kinds of view.
@@ -152,7 +145,7 @@ def msp_wide_routes() -> list[tuple[str, str, str]]:
     """(route, url name, method) for every API route outside a tenant's prefix."""
     return [
         (route, pattern.name, method)
-        for route, pattern in _walk(get_resolver().url_patterns)
+        for route, pattern in url_routes()
         if route.startswith("api/v1/") and "tenant_slug" not in route
         for method in _methods(pattern)
     ]

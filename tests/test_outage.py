@@ -20,10 +20,12 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 import tests.jobs.kinds  # noqa: F401 - registers the test job kinds
 from msp.api.throttling import PerTokenRateThrottle, throttle_mode, throttle_mode_reset
+from operations.incidents.models import IncidentStatus
 from operations.jobs.models import JobDispatch
 from operations.jobs.outbox import outbox_drain
 from tenants.models import MspRole, TenantRole
-from tests.factories import PASSWORD, make_member, make_staff
+from tests.factories import PASSWORD, login_verified, make_member, make_staff, make_token
+from tests.incidents.factories import make_incident
 from tests.inventory.estate import make_gpu_node
 from tests.jobs.broker import broker_at
 from tests.tenants.test_mfa import code_for, password_sign_in
@@ -214,3 +216,41 @@ def test_throttling_returns_to_the_shared_cache_when_redis_answers_again(
     assert len(messages) == 2  # one line as the outage starts, one as it ends
     assert "unreachable" in messages[0]
     assert "answers again" in messages[1]
+
+
+def test_the_console_pages_and_incident_workflow_keep_working_while_redis_is_down(
+    own_redis, tenant_a, client, django_capture_on_commit_callbacks
+):
+    """The pages built on the cache and the broker (the fleet dashboard's cached columns, the
+    tenant 360, readiness with its rescore, an engineer acknowledging an incident, which
+    writes events for delivery) answer with Redis down, and the queued work waits to be sent."""
+    engineer = make_staff(tenant_a, role=MspRole.ENGINEER, username="eng-console-outage")
+    login_verified(client, engineer)
+    incident = make_incident(tenant_a)
+    own_redis.stop()
+
+    fleet = client.get("/portal/")
+    assert fleet.status_code == 200
+    assert tenant_a.name in fleet.content.decode()
+    assert client.get(f"/portal/{tenant_a.slug}/360/").status_code == 200
+    assert client.get(f"/portal/{tenant_a.slug}/readiness/").status_code == 200
+
+    acknowledged = client.post(
+        f"/portal/{tenant_a.slug}/incidents/{incident.number}/act/acknowledge/"
+    )
+    assert acknowledged.status_code == 302, acknowledged.content
+    incident.refresh_from_db()
+    assert incident.status == IncidentStatus.ACKNOWLEDGED
+
+    token = make_token(engineer)
+    with django_capture_on_commit_callbacks(execute=True):
+        rescore = client.post(
+            f"/api/v1/tenants/{tenant_a.slug}/readiness/scores/rescore/",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+    assert rescore.status_code == 202, rescore.content
+    assert JobDispatch.objects.count() == 1  # waits in the outbox for the broker
+
+    own_redis.start()
+    result = outbox_drain(include_waiting=True)
+    assert (result.sent, result.pending) == (1, 0), result.error

@@ -9,7 +9,6 @@ import re
 import pytest
 from django.apps import apps
 from django.db import connection
-from django.urls import URLPattern, URLResolver, get_resolver
 
 import tests
 from tenants.api.base import MspWideMixin, TenantScopedMixin
@@ -17,6 +16,7 @@ from tenants.models import Tenant
 from tenants.scoping import TenantOwnedModel, TenantScopedManager
 from tests.conftest import requires_postgres
 from tests.isolation import TenantIsolationTests, TenantSingletonIsolationTests
+from tests.routes import url_routes
 
 # Models that carry a tenant but *are* the boundary: who may reach which tenant is decided by
 # reading them, before any tenant scope exists. Their routes still go through the scoped base.
@@ -55,17 +55,8 @@ def test_every_tenant_owned_model_has_the_fail_closed_default_manager():
     assert offenders == []
 
 
-def _walk(patterns, prefix=""):
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            yield from _walk(entry.url_patterns, prefix + str(entry.pattern).replace("^", ""))
-        elif isinstance(entry, URLPattern):
-            # Regex routes carry their own anchors ("^tenants/…/?$"); drop them to compare.
-            yield (prefix + str(entry.pattern)).replace("^", ""), entry
-
-
 def _api_routes():
-    for route, pattern in _walk(get_resolver().url_patterns):
+    for route, pattern in url_routes():
         if route.startswith("api/v1/"):
             view_class = getattr(pattern.callback, "cls", None) or getattr(
                 pattern.callback, "view_class", None

@@ -138,8 +138,19 @@ def api_exception_handler(exc, context):
     from rest_framework.views import set_rollback
 
     set_rollback()
+    _answer_in_json(context)
     body = error_body(status_code=exc.status_code, code=code, message=message, fields=fields)
     return Response(body, status=exc.status_code, headers=headers)
+
+
+def _answer_in_json(context) -> None:
+    # A CSV download that fails answers the one error body in JSON, not as a CSV of it.
+    request = (context or {}).get("request")
+    if getattr(getattr(request, "accepted_renderer", None), "format", None) == "csv":
+        from rest_framework.renderers import JSONRenderer
+
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = JSONRenderer.media_type
 
 
 def json_error_response(status_code: int, code: str, message: str) -> JsonResponse:

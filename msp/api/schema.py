@@ -83,3 +83,44 @@ def document_error_responses(result, generator, request, public):
                     },
                 )
     return result
+
+
+def csv_list_schema(rows: str):
+    """``extend_schema`` for a list that answers CSV too (``msp.api.csv_download``)."""
+    from drf_spectacular.utils import OpenApiParameter, extend_schema
+
+    return extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "format",
+                str,
+                enum=["json", "csv"],
+                description=(
+                    f"`csv` (or `Accept: text/csv`): every page of the {rows} the filters, "
+                    "search and ordering select, streamed as one CSV attachment; `page` and "
+                    "`page_size` are ignored. Cells a spreadsheet would run as a formula start "
+                    "with an apostrophe."
+                ),
+            )
+        ]
+    )
+
+
+CSV_SCHEMA = {
+    "type": "string",
+    "description": "CSV with a header row, every matching row (all pages), streamed.",
+}
+
+
+def document_csv_responses(result, generator, request, public):
+    """POSTPROCESSING_HOOKS entry: a ``text/csv`` answer is CSV text, not the JSON page that
+    drf-spectacular copies to every media type the renderers offer."""
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method not in _METHODS:
+                continue
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                if "text/csv" in content:
+                    content["text/csv"] = {"schema": dict(CSV_SCHEMA)}
+    return result

@@ -408,3 +408,9 @@ def fleet_compliance_total(cells: dict[int, FleetCell]) -> FleetCell:
         attention=sum(cell.attention for cell in cells.values()),
         detail=f"mean of {len(values)}",
     )
+
+
+def score_history_until(*, tenant, end, points: int) -> list[Score]:
+    """``score_history`` of the tenant's scores computed before ``end`` (a report's period):
+    the newest ``points`` of each framework version, newest first. One query."""
+    return score_history(Score.objects.filter(tenant=tenant, computed_at__lt=end), points=points)

@@ -170,7 +170,7 @@ class OnCallRotationAdmin(MspAdminOnlyMixin, admin.ModelAdmin):
 
 @admin.register(EscalationPolicy)
 class EscalationPolicyAdmin(StaffScopedAdmin, admin.ModelAdmin):
-    list_display = ("name", "tenant", "severities", "repeat")
+    list_display = ("name", "tenant", "severities", "hours", "repeat")
     list_filter = (("tenant", VisibleTenantListFilter),)
     list_select_related = ("tenant",)
 

@@ -98,33 +98,52 @@ TOKEN_PAYLOAD = {
 
 JOB_PAYLOAD = {
     "type": "object",
-    "required": ["id", "kind", "status"],
+    "required": ["id", "kind", "status", "attempts"],
     "properties": {
-        "id": {"type": "integer"},
-        "kind": {"type": "string"},
-        "status": {"type": "string"},
-        "attempts": {"type": "integer"},
-        "error": {"type": "string"},
+        "id": {"type": "integer", "description": "The JobRun's id."},
+        "kind": {"type": "string", "description": "The job kind, e.g. compliance_scan."},
+        "status": {"type": "string", "enum": ["failed"]},
+        "attempts": {"type": "integer", "description": "Attempts made, the last one included."},
+        "error": {"type": "string", "description": "Why the last attempt failed."},
+        "finished_at": _TIME,
     },
 }
 
 READINESS_PAYLOAD = {
     "type": "object",
-    "required": ["level"],
+    "required": ["score_id", "level", "previous_level", "overall"],
     "properties": {
+        "score_id": {"type": "integer", "description": "The new score snapshot."},
         "previous_level": {"type": ["integer", "null"], "minimum": 1, "maximum": 5},
         "level": {"type": "integer", "minimum": 1, "maximum": 5},
+        "overall": {"type": "string", "description": "Decimal, 0–100."},
+        "previous_overall": {"type": ["string", "null"], "description": "Decimal, 0–100."},
+        "framework": {"type": "string", "description": "Framework code and version."},
+        "computed_at": _TIME,
     },
 }
 
 REPORT_PAYLOAD = {
     "type": "object",
-    "required": ["id", "kind"],
+    "required": ["id", "kind", "period_start", "period_end", "version", "download_url"],
     "properties": {
-        "id": {"type": "integer"},
-        "kind": {"type": "string"},
-        "period": {"type": "string"},
-        "url": {"type": "string", "format": "uri"},
+        "id": {"type": "integer", "description": "The report's id."},
+        "tenant": {"type": "string", "description": "The tenant's slug."},
+        "kind": {"type": "string", "description": "e.g. monthly_service, quarterly_review."},
+        "period_start": {"type": "string", "format": "date"},
+        "period_end": {"type": "string", "format": "date"},
+        "period": {"type": "string", "description": "The period as people say it, e.g. 2026-11."},
+        "version": {"type": "integer", "description": "1, then 2… when regenerated."},
+        "download_url": {
+            "type": "string",
+            "format": "uri",
+            "description": "The API's download (a token with read scope; ?format=pdf|html).",
+        },
+        "url": {
+            "type": "string",
+            "format": "uri",
+            "description": "The tenant's reports page in the portal.",
+        },
     },
 }
 
@@ -242,23 +261,23 @@ CATALOGUE: dict[str, EventType] = {
         EventType(
             "readiness.level_changed",
             1,
-            "The tenant's readiness maturity level changed.",
+            "A new readiness score snapshot's maturity level differs from the previous one.",
             READINESS_PAYLOAD,
-            emitted=False,
+            link="/portal/{tenant}/readiness/",
         ),
         EventType(
             "job.failed",
             1,
-            "A background job failed after its last attempt.",
+            "A background job of the tenant failed after its last attempt.",
             JOB_PAYLOAD,
-            emitted=False,
         ),
         EventType(
             "report.ready",
             1,
-            "A report finished generating and can be downloaded.",
+            "A report finished generating and can be downloaded (a regenerated report is a "
+            "new version).",
             REPORT_PAYLOAD,
-            emitted=False,
+            link="/portal/{tenant}/reports/",
         ),
         EventType(
             "tenant.status_changed",

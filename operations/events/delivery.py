@@ -17,12 +17,14 @@ import random
 import secrets
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from requests.adapters import HTTPAdapter
 from standardwebhooks.webhooks import Webhook
 
 from operations.events.catalogue import CATALOGUE
@@ -40,9 +42,9 @@ from operations.events.models import (
 )
 from operations.events.notify import notifications_for, subject_ref_of
 from operations.events.services import (
+    endpoint_address_resolve,
     endpoint_disable_for_failures,
     endpoint_signing_secrets,
-    endpoint_url_check,
 )
 from tenants.models import Tenant
 from tenants.scoping import scoped_atomic, tenant_scope
@@ -216,23 +218,47 @@ class Outcome:
     latency_ms: int | None = None
 
 
-def _url_refusal(endpoint) -> str:
-    """Why the endpoint's URL is refused now ('' if not), checked once per endpoint object (a
-    batch shares its endpoint objects, so one DNS lookup serves the batch)."""
-    cached = getattr(endpoint, "_url_refusal", None)
+def _checked_address(endpoint) -> tuple[str, str]:
+    """(address to connect to, '') or ('', why refused): the endpoint's host resolved and
+    checked once per endpoint object (a batch shares its endpoint objects, so one lookup
+    serves the batch, and every send of the batch goes to the address that was checked)."""
+    cached = getattr(endpoint, "_checked_address", None)
     if cached is None:
         try:
-            endpoint_url_check(endpoint.url)
-            cached = ""
+            cached = (endpoint_address_resolve(endpoint.url), "")
         except ValidationError as refused:
-            cached = "; ".join(refused.message_dict.get("url", ["refused"]))
-        endpoint._url_refusal = cached
+            cached = ("", "; ".join(refused.message_dict.get("url", ["refused"])))
+        endpoint._checked_address = cached
     return cached
+
+
+class PinnedAddressAdapter(HTTPAdapter):
+    """Connects to the address a request carries as ``pinned_address`` (the one the SSRF check
+    approved) instead of resolving the URL's host again; the Host header, TLS SNI and the
+    certificate check keep the URL's name. Connections are pooled per address and name."""
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        address = getattr(request, "pinned_address", None)
+        if address:
+            name = host_params["host"]
+            host_params["host"] = address
+            if host_params["scheme"] == "https":
+                pool_kwargs["server_hostname"] = name
+                pool_kwargs["assert_hostname"] = name
+        return host_params, pool_kwargs
+
+
+def _host_header(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc.rpartition("@")[2]
 
 
 def send_one(session: requests.Session, endpoint, delivery, *, now: dt.datetime) -> Outcome:
     """POST one delivery to its endpoint, signed; never raises."""
-    refusal = _url_refusal(endpoint)
+    address, refusal = _checked_address(endpoint)
     if refusal:
         return Outcome(False, error=refusal)
     if endpoint.kind == EndpointKind.WEBHOOK:
@@ -250,14 +276,17 @@ def send_one(session: requests.Session, endpoint, delivery, *, now: dt.datetime)
         "webhook-id": delivery.message_id,
         "webhook-timestamp": str(int(timestamp.timestamp())),
         "webhook-signature": signatures,
+        "host": _host_header(endpoint.url),  # the name, though the address is connected to
     }
     config = events_settings()
     started = time.perf_counter()
     try:
-        response = session.post(
-            endpoint.url,
-            data=payload.encode(),
-            headers=headers,
+        request = session.prepare_request(
+            requests.Request("POST", endpoint.url, data=payload.encode(), headers=headers)
+        )
+        request.pinned_address = address
+        response = session.send(
+            request,
             timeout=(config.connect_timeout, config.read_timeout),
             allow_redirects=False,  # a redirect could lead anywhere, past the address check
             stream=True,
@@ -373,9 +402,13 @@ def _store_outcomes(model, deliveries: list, token: str) -> None:
 
 def delivery_session() -> requests.Session:
     """The HTTP client deliveries use. Proxy settings from the environment are ignored: a
-    proxy would reach addresses the SSRF check refused."""
+    proxy would reach addresses the SSRF check refused; each request goes to the address that
+    was checked (``PinnedAddressAdapter``)."""
     session = requests.Session()
     session.trust_env = False
+    pinned = PinnedAddressAdapter()
+    session.mount("http://", pinned)
+    session.mount("https://", pinned)
     return session
 
 

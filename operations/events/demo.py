@@ -1,6 +1,8 @@
-"""Demo webhooks for a tenant: one endpoint with a delivery log to look at.
+"""Demo webhooks for a tenant: one endpoint with a delivery log to look at, and an escalation
+policy for SEV1 and SEV2 (on the plan's hours, so a business-hours client is paged in its hours).
 
-``seed_events(tenant)`` is idempotent (the endpoint is found by its URL; its log is made once).
+``seed_events(tenant)`` is idempotent (the endpoint is found by its URL; its log is made once;
+the policy by its name).
 The endpoint points at ``example.com``, so it is left disabled with a note: point it at a real
 receiver and enable it in the portal. Emails about events need nothing: the demo's console
 email backend prints them in the worker's output as incidents are raised.
@@ -14,7 +16,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from operations.events import services
-from operations.events.models import Delivery, DeliveryStatus, WebhookEndpoint
+from operations.events.models import (
+    Delivery,
+    DeliveryStatus,
+    EscalationHours,
+    EscalationPolicy,
+    WebhookEndpoint,
+)
 from tenants.audit import AuditActor, audit_actor_unless_set
 from tenants.models import Tenant, TenantStatus
 from tenants.scoping import tenant_scope
@@ -39,6 +47,8 @@ def _log(tenant: Tenant, endpoint: WebhookEndpoint, now: dt.datetime) -> list[De
             ("incident.opened", DeliveryStatus.SUCCEEDED, 1, 200, "", 600),
             ("incident.acknowledged", DeliveryStatus.SUCCEEDED, 1, 200, "", 590),
             ("finding.opened", DeliveryStatus.SUCCEEDED, 3, 200, "", 300),
+            ("readiness.level_changed", DeliveryStatus.SUCCEEDED, 1, 200, "", 240),
+            ("job.failed", DeliveryStatus.SUCCEEDED, 1, 200, "", 120),
             ("incident.resolved", DeliveryStatus.FAILED, 12, 503, "", 1500),
             ("webhook.test", DeliveryStatus.SUCCEEDED, 1, 204, "", 5),
         ]
@@ -84,6 +94,9 @@ def seed_events(tenant: Tenant) -> int:
                     "incident.acknowledged",
                     "incident.resolved",
                     "finding.opened",
+                    "readiness.level_changed",
+                    "job.failed",
+                    "report.ready",
                 ],
                 secret=services.secret_generate(),
                 is_active=False,
@@ -98,4 +111,17 @@ def seed_events(tenant: Tenant) -> int:
             for row in rows:
                 Delivery.objects.filter(pk=row.pk).update(created_at=row.last_attempt_at)
             made += len(rows)
+        _, created = EscalationPolicy.objects.get_or_create(
+            tenant=tenant,
+            name="Demo: SEV1 and SEV2",
+            defaults={
+                "severities": ["SEV1", "SEV2"],
+                "hours": EscalationHours.PLAN,
+                "steps": [
+                    {"after_minutes": 0, "notify": ["assigned_staff"]},
+                    {"after_minutes": 30, "notify": ["tenant_admins"]},
+                ],
+            },
+        )
+        made += int(created)
     return made

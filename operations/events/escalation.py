@@ -4,7 +4,8 @@ incidents, warns at 75 % of an SLA clock and a day before a regulator deadline.
 Each step or warning is an ``IncidentSignal`` row inserted with ``ignore_conflicts`` on its
 unique key, in one transaction with its event and emails: a scan that races another, or runs
 again after a killed worker, fires nothing twice. Only ``triggered`` incidents escalate, so an
-acknowledgement stops the steps at the next scan.
+acknowledgement stops the steps at the next scan. A policy on the plan's hours counts its
+minutes in the plan's working calendar (``incidents.sla``), as the SLA clocks do.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from operations.events.models import (
+    EscalationHours,
     EscalationPolicy,
     IncidentSignal,
     Notification,
@@ -27,8 +29,10 @@ from operations.events.models import (
 from operations.events.notify import email_subject
 from operations.events.services import event_record
 from operations.incidents.selectors import incident_event_payload, incidents_for_escalation
+from operations.incidents.sla import WorkingCalendar, add_business_minutes, calendar_for_plan
 from tenants.models import Membership, TenantRole, User
 from tenants.scoping import tenant_scope
+from tenants.selectors import service_plan_get
 
 AT_RISK_FRACTION = 0.75
 REGULATOR_WARNING = dt.timedelta(days=1)
@@ -104,7 +108,20 @@ def _targets(tenant, incident, notify: list[str], now: dt.datetime) -> list[tupl
     return [(uid, people[uid]) for uid in dict.fromkeys(user_ids) if uid in people]
 
 
-def _due_steps(policy: EscalationPolicy, opened: dt.datetime, now: dt.datetime):
+def _step_due(at: dt.datetime, minutes: int, calendar: WorkingCalendar) -> dt.datetime:
+    """``minutes`` of the policy's clock after ``at``; on working hours, never outside them
+    (no delay outside hours waits for the next window to open)."""
+    if calendar.always:
+        return at + dt.timedelta(minutes=minutes)
+    if minutes:
+        return add_business_minutes(at, minutes, calendar)
+    begin, _finish = next((b, f) for b, f in calendar.windows_from(at) if f > at)
+    return max(begin, at)
+
+
+def _due_steps(
+    policy: EscalationPolicy, opened: dt.datetime, now: dt.datetime, calendar: WorkingCalendar
+):
     """(round, step index, due time) of every step due by ``now``."""
     steps = [step for step in policy.steps if isinstance(step, dict)]
     if not steps:
@@ -113,12 +130,18 @@ def _due_steps(policy: EscalationPolicy, opened: dt.datetime, now: dt.datetime):
     at = opened
     for round_ in range(rounds):
         for index, step in enumerate(steps):
-            at = at + dt.timedelta(minutes=max(0, int(step.get("after_minutes", 0) or 0)))
+            at = _step_due(at, max(0, int(step.get("after_minutes", 0) or 0)), calendar)
             if at > now:
                 return
             yield round_, index, at
         if sum(int(s.get("after_minutes", 0) or 0) for s in steps) <= 0:
             return  # steps with no delay would repeat at once: once is enough
+
+
+def _policy_calendar(policy: EscalationPolicy, plan_calendar: WorkingCalendar) -> WorkingCalendar:
+    if policy.hours == EscalationHours.PLAN:
+        return plan_calendar
+    return WorkingCalendar.always_on()
 
 
 def _fire(
@@ -181,6 +204,11 @@ def escalations_run_for_tenant(*, tenant, now: dt.datetime | None = None) -> dic
     fired = {"escalated": 0, "sla_at_risk": 0, "regulator_deadline_near": 0}
     with tenant_scope(tenant.id):
         policies = list(EscalationPolicy.objects.filter(tenant=tenant).order_by("id"))
+        plan_calendar = (
+            calendar_for_plan(service_plan_get(tenant=tenant))
+            if any(p.hours == EscalationHours.PLAN for p in policies)
+            else WorkingCalendar.always_on()
+        )
         incidents = incidents_for_escalation(tenant=tenant)
         done = set(
             IncidentSignal.objects.filter(incident_id__in=[i.pk for i in incidents]).values_list(
@@ -192,7 +220,9 @@ def escalations_run_for_tenant(*, tenant, now: dt.datetime | None = None) -> dic
                 for policy in policies:
                     if policy.severities and incident.severity not in policy.severities:
                         continue
-                    for round_, index, _due in _due_steps(policy, incident.created_at, now):
+                    calendar = _policy_calendar(policy, plan_calendar)
+                    steps_due = _due_steps(policy, incident.created_at, now, calendar)
+                    for round_, index, _due in steps_due:
                         key = f"escalation:{policy.pk}:{round_}:{index}"
                         if (incident.pk, key) in done:
                             continue

@@ -283,12 +283,19 @@ class OnCallOverride(models.Model):
         return f"{self.user_id} on {self.rotation_id} {self.starts_at:%Y-%m-%d %H:%M}"
 
 
+class EscalationHours(models.TextChoices):
+    ALWAYS = "always", "Around the clock"
+    PLAN = "plan", "The tenant's plan hours (business hours for a business-hours plan)"
+
+
 class EscalationPolicy(TenantOwnedModel):
     """Who is told while an incident of this tenant is unacknowledged.
 
     ``steps``: ``[{"after_minutes": 0, "notify": ["oncall:<rotation id>", "user:<id>",
     "assigned_staff", "tenant_admins"]}, …]``, each ``after_minutes`` after the previous step
     (the first after the incident opened). With ``repeat`` the steps start over after the last.
+    With ``hours`` = plan the minutes count only inside the plan's working hours, as its SLA
+    clocks do, so nobody is paged outside them: a step due overnight fires when they open.
     """
 
     name = models.CharField(max_length=100, default="Default")
@@ -297,6 +304,12 @@ class EscalationPolicy(TenantOwnedModel):
     repeat = models.BooleanField(default=False)
     #: How many times the steps run in all when they repeat.
     max_rounds = models.PositiveSmallIntegerField(default=3)
+    hours = models.CharField(
+        max_length=10,
+        choices=EscalationHours.choices,
+        default=EscalationHours.ALWAYS,
+        help_text="When the steps' minutes run and pages go out.",
+    )
 
     class Meta:
         ordering = ["id"]

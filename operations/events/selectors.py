@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from operations.events.models import Delivery, Notification, OutboxEvent, WebhookEndpoint
+from operations.events.models import (
+    Delivery,
+    Notification,
+    NotificationPreference,
+    OutboxEvent,
+    WebhookEndpoint,
+)
 
 
 def outbox_pending(*, tenant) -> QuerySet[OutboxEvent]:
@@ -108,3 +114,30 @@ def on_call_rows(*, now=None) -> list[dict]:
             }
         )
     return rows
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """What ``user`` is emailed about in a tenant, and whether it is their choice or the
+    default of their role (``notify.DEFAULT_EVENTS``)."""
+
+    event_types: frozenset[str]
+    email: bool
+    chosen: bool
+
+
+def notification_preference_get(*, tenant, user) -> NotificationPreference | None:
+    return NotificationPreference.objects.filter(tenant=tenant, user=user).first()
+
+
+def email_settings_for(*, tenant, user) -> EmailSettings:
+    from operations.events.notify import email_audience
+
+    preference = notification_preference_get(tenant=tenant, user=user)
+    if preference is not None:
+        return EmailSettings(frozenset(preference.event_types), preference.email, True)
+    wanted = next(
+        (w for uid, _email, w, _staff in email_audience(tenant=tenant) if uid == user.pk),
+        frozenset(),
+    )
+    return EmailSettings(frozenset(wanted), bool(wanted), False)

@@ -88,30 +88,49 @@ def _address_refused(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
-def endpoint_url_check(url: str) -> None:
-    """Refuse a URL that is not http(s) or whose host resolves to a loopback, link-local,
-    private or otherwise non-public address, unless ``WEBHOOKS_ALLOW_PRIVATE_ADDRESSES``.
-
-    Run when the URL is saved and again before every send (DNS may have changed since).
-    """
+def _url_parts_check(url: str):
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError({"url": "Use an http:// or https:// URL with a host name."})
     if parts.username or parts.password:
         raise ValidationError({"url": "Put credentials in the receiver, not in the URL."})
-    if events_settings().allow_private_addresses:
-        return
+    return parts
+
+
+def endpoint_address_resolve(url: str) -> str:
+    """Check ``url`` and resolve its host once; returns the address to connect to.
+
+    Refuses a URL that is not http(s), or whose host resolves to any loopback, link-local,
+    private or otherwise non-public address unless ``WEBHOOKS_ALLOW_PRIVATE_ADDRESSES``.
+    Delivery connects to the returned address (``delivery.PinnedAddressAdapter``), so a name
+    that resolves differently a moment later (DNS rebinding) cannot redirect the request.
+    """
+    parts = _url_parts_check(url)
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(
+            parts.hostname, parts.port or 443, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )
     except (socket.gaierror, UnicodeError, ValueError) as exc:
         raise ValidationError({"url": f"The host {parts.hostname} does not resolve."}) from exc
-    if any(_address_refused(info[4][0]) for info in infos):
+    addresses = [info[4][0] for info in infos]
+    if not addresses:
+        raise ValidationError({"url": f"The host {parts.hostname} does not resolve."})
+    if not events_settings().allow_private_addresses and any(map(_address_refused, addresses)):
         raise ValidationError(
             {
                 "url": "The host resolves to a private, loopback or link-local address; "
                 "webhooks go to public addresses only."
             }
         )
+    return addresses[0]
+
+
+def endpoint_url_check(url: str) -> None:
+    """The check when a URL is saved (delivery resolves and checks it again, and connects to
+    the address it checked). With private addresses allowed, a name need not resolve yet."""
+    _url_parts_check(url)
+    if not events_settings().allow_private_addresses:
+        endpoint_address_resolve(url)
 
 
 def _event_types_check(event_types) -> list[str]:

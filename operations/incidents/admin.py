@@ -31,6 +31,7 @@ from operations.incidents.models import (
     PostmortemActionItem,
     TimelineEntry,
 )
+from operations.incidents.portal.forms import WorkflowNoteForm
 from operations.incidents.selectors import (
     INCIDENT_ACTION_LABELS,
     incident_allowed_actions,
@@ -426,10 +427,13 @@ class IncidentAdmin(StaffScopedAdmin, admin.ModelAdmin):
         if not self.has_change_permission(request, incident):
             raise PermissionDenied
         allowed = incident_allowed_actions(incident, self._access(request, incident))
+        form = WorkflowNoteForm(request.POST)
         if action not in INCIDENT_ACTION_LABELS or action not in allowed:
             self.message_user(
                 request, f"{incident.reference} cannot {action} now.", messages.WARNING
             )
+        elif not form.is_valid():
+            self.message_user(request, form.problems(), messages.ERROR)
         else:
             self.run_on_each(
                 request,
@@ -441,8 +445,8 @@ class IncidentAdmin(StaffScopedAdmin, admin.ModelAdmin):
                     incident=obj,
                     action=action,
                     user=request.user,
-                    note=request.POST.get("note", "").strip()[:10000],
-                    note_internal=request.POST.get("note_visibility") != "client",
+                    note=form.cleaned_data["note"],
+                    note_internal=form.note_internal,
                 ),
             )
         return HttpResponseRedirect(

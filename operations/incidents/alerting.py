@@ -21,9 +21,11 @@ from operations.incidents.models import (
     Incident,
 )
 from operations.incidents.selectors import (
+    SilenceWatch,
     alert_open_incidents,
     alert_rule_source,
     alert_rules_effective,
+    alert_silence_watch,
     alert_window_stats,
 )
 from operations.incidents.services import (
@@ -179,9 +181,10 @@ class AlertOutcome:
     state: str
     incident_id: int | None
     incident: str
-    lowest: float
-    highest: float
+    lowest: float | None  # None for a no-data rule: it judges when, not what
+    highest: float | None
     samples: int
+    last_sample_at: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -238,7 +241,41 @@ def _window_verdict(rule, stats: WindowStats, start: dt.datetime, end: dt.dateti
     return None
 
 
-def _alert_texts(rule, metric: Metric, name: str, stats: WindowStats, start, end) -> dict:
+def _silence_verdict(watch: SilenceWatch, start: dt.datetime, is_open: bool) -> str | None:
+    """ "fire" when the resource has sent nothing since ``start`` (the window), "clear" once it
+    reports again while its incident is open; None when there is nothing to do (reporting and
+    quiet, or silent for longer than the rule remembers and never reported on)."""
+    reporting = watch.last_sample_at is not None and watch.last_sample_at >= start
+    if reporting:
+        return "clear" if is_open else None
+    if watch.last_sample_at is None and not is_open:
+        return None
+    return "fire"
+
+
+def _silence_texts(rule, metric: Metric, name: str, watch: SilenceWatch, end) -> dict:
+    target = AlertTarget(rule.target).label.lower().rstrip("s")
+    last = watch.last_sample_at
+    seen = f"since {last:%Y-%m-%d %H:%M} UTC" if last else "for longer than a day"
+    return {
+        "title": f"{rule.name}: {name}"[:200],
+        "description": (
+            f"Alert rule '{rule.name}': no {metric.name} from {target} {name} for "
+            f"{rule.window_minutes} min."
+        ),
+        "detail": f"No {metric.name} sample from {name} {seen} (checked at {end:%H:%M} UTC).",
+        "resolved": (
+            f"Auto-resolved: {name} is reporting {metric.name} again "
+            f"(latest sample {last:%Y-%m-%d %H:%M} UTC)."
+            if last
+            else ""
+        ),
+    }
+
+
+def _alert_texts(rule, metric: Metric, name: str, stats, start, end) -> dict:
+    if rule.condition == AlertCondition.NO_DATA:
+        return _silence_texts(rule, metric, name, stats, end)
     unit = f" {metric.unit}" if metric.unit else ""
     above = rule.condition == AlertCondition.ABOVE
     observed = f"{stats.lowest:g} to {stats.highest:g}{unit} over {stats.samples} samples"
@@ -276,6 +313,11 @@ def alert_rules_evaluate(
     timeline, when the rule auto-resolves. Idempotent: evaluations of a tenant are serialised,
     and a second one at the same moment finds everything already done.
 
+    "no_data" rules (silence) are read together, in a fixed number of queries whatever their
+    number (``alert_silence_watch``): a selected resource that reported the metric before but
+    not since as_of − window opens an incident (once: a silence is not repeated every window),
+    and its first sample back resolves it.
+
     ``dry_run`` evaluates and reports exactly as a real run would, then rolls every write back
     (incidents, numbers, timeline, audit, outbox): a way to try a threshold.
     """
@@ -285,7 +327,10 @@ def alert_rules_evaluate(
         rules = alert_rules_effective(tenant=tenant)
         open_incidents = alert_open_incidents(tenant=tenant)
         decisions = []
+        silence_rules = [rule for rule in rules if rule.condition == AlertCondition.NO_DATA]
         for rule in rules:
+            if rule.condition == AlertCondition.NO_DATA:
+                continue
             start = as_of - dt.timedelta(minutes=rule.window_minutes)
             for stats in alert_window_stats(tenant=tenant, rule=rule, start=start, end=as_of):
                 verdict = _window_verdict(rule, stats, start, as_of)
@@ -295,6 +340,12 @@ def alert_rules_evaluate(
                 if verdict == "clear" and key not in open_incidents:
                     continue  # healthy, nothing to resolve
                 decisions.append((rule, stats, verdict, key, start))
+        for watch in alert_silence_watch(tenant=tenant, rules=silence_rules, as_of=as_of):
+            start = as_of - dt.timedelta(minutes=watch.rule.window_minutes)
+            key = f"{watch.rule.dedupe_prefix}:{watch.rule.target}:{watch.resource_id}"
+            verdict = _silence_verdict(watch, start, key in open_incidents)
+            if verdict is not None:
+                decisions.append((watch.rule, watch, verdict, key, start))
         resources = _alert_resources(tenant, decisions)
         outcomes = []
         for rule, stats, verdict, key, start in decisions:
@@ -342,7 +393,9 @@ def _alert_apply(
         if row is None:
             return None  # samples of a resource no longer in the inventory
         last = existing["last_alert_at"] if existing else None
-        if last is not None and last > start:
+        # A silence is one fact from its start: said once, not again every window.
+        silent = rule.condition == AlertCondition.NO_DATA
+        if existing and (silent or (last is not None and last > start)):
             state = AlertState.FIRING
         else:
             affected = {"compute" if rule.target == AlertTarget.COMPUTE else "deployments": [row]}
@@ -374,7 +427,22 @@ def _alert_apply(
         state=state,
         incident_id=incident_id,
         incident=reference,
-        lowest=stats.lowest,
-        highest=stats.highest,
-        samples=stats.samples,
+        **_observed(stats),
     )
+
+
+def _observed(stats: WindowStats | SilenceWatch) -> dict:
+    """What the outcome reports of the samples judged."""
+    if isinstance(stats, SilenceWatch):
+        return {
+            "lowest": None,
+            "highest": None,
+            "samples": 0,
+            "last_sample_at": stats.last_sample_at,
+        }
+    return {
+        "lowest": stats.lowest,
+        "highest": stats.highest,
+        "samples": stats.samples,
+        "last_sample_at": stats.last_at,
+    }

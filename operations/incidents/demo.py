@@ -375,6 +375,21 @@ DEMO_TENANT_RULES = (
         "severity": "SEV2",
         "category": "outage",
     },
+    {
+        "name": "GPU node stopped reporting",
+        "description": (
+            "No utilisation sample for 15 minutes from a node that was reporting: the agent, "
+            "the exporter or the node is down. Resolves itself when data returns."
+        ),
+        "metric": "gpu_utilization",
+        "target": "compute",
+        "resource_pattern": "*-gpu-*",
+        "condition": "no_data",
+        "threshold": None,
+        "window_minutes": 15,
+        "severity": "SEV2",
+        "category": "outage",
+    },
 )
 
 
@@ -393,8 +408,9 @@ def seed_alert_rules(tenant: Tenant, *, now: dt.datetime | None = None) -> list[
 
     Evaluated as of the latency spike (the latency, error, saturated and idle rules fire), 15
     minutes after it (latency and errors auto-resolve), and now (the saturated and idle nodes
-    are still firing). Only when the rules are new: a second run changes nothing. Returns the
-    incidents the rules opened.
+    are still firing; every node reports, so the silence rule stays quiet until the demo's
+    telemetry, which is not fed live, is 15 minutes old). Only when the rules are new: a second
+    run changes nothing. Returns the incidents the rules opened.
     """
     now = now or timezone.now()
     with audit_actor_unless_set(DEMO_ACTOR), tenant_scope(tenant.id), transaction.atomic():

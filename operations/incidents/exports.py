@@ -1,5 +1,5 @@
 """Downloads of incidents as CSV: one incident's timeline, built only from entries the caller
-may see, and a tenant's incident list."""
+may see, and the columns of a tenant's incident list (streamed by ``msp.api.csv_download``)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,9 @@ import csv
 import io
 from collections.abc import Iterable
 
+from msp.api.csv_download import CsvColumn, csv_cell
 from operations.incidents.models import Incident, TimelineEntry
 from operations.incidents.services import user_display_name
-
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-#: The most incidents one list export carries; past it the caller narrows the filters.
-INCIDENT_EXPORT_LIMIT = 10_000
-
-
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    # Spreadsheets run cells that start like a formula; quote them (CSV injection).
-    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
 def timeline_csv(*, incident: Incident, entries: Iterable[TimelineEntry]) -> str:
@@ -30,12 +20,12 @@ def timeline_csv(*, incident: Incident, entries: Iterable[TimelineEntry]) -> str
     for entry in entries:
         writer.writerow(
             [
-                _cell(incident.reference),
+                csv_cell(incident.reference),
                 entry.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                _cell(entry.get_kind_display()),
+                csv_cell(entry.get_kind_display()),
                 "internal" if entry.internal else "client-visible",
-                _cell(entry.author_label),
-                _cell(entry.body),
+                csv_cell(entry.author_label),
+                csv_cell(entry.body),
             ]
         )
     return buffer.getvalue()
@@ -45,55 +35,28 @@ def timeline_csv_filename(incident: Incident) -> str:
     return f"{incident.reference}-timeline.csv"
 
 
-def _time(value) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+def _assignee(incident: Incident) -> str:
+    return user_display_name(incident.assignee) if incident.assignee_id else ""
 
 
-def incidents_csv(*, incidents: Iterable[Incident]) -> str:
-    """The given incidents as CSV, one row each (the caller filtered and ordered them)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(
-        [
-            "incident",
-            "title",
-            "severity",
-            "status",
-            "category",
-            "source",
-            "assignee",
-            "created (UTC)",
-            "acknowledged (UTC)",
-            "resolved (UTC)",
-            "acknowledge due (UTC)",
-            "resolve due (UTC)",
-            "SLA breached",
-            "serious",
-            "regulator deadline (UTC)",
-        ]
-    )
-    for incident in incidents:
-        breached = incident.ack_breached_at or incident.resolve_breached_at
-        writer.writerow(
-            [
-                _cell(incident.reference),
-                _cell(incident.title),
-                incident.severity,
-                incident.status,
-                incident.category,
-                incident.source,
-                _cell(user_display_name(incident.assignee) if incident.assignee_id else ""),
-                _time(incident.created_at),
-                _time(incident.acknowledged_at),
-                _time(incident.resolved_at),
-                _time(incident.ack_due_at),
-                _time(incident.resolve_due_at),
-                "yes" if breached else "no",
-                "yes" if incident.serious else "no",
-                _time(incident.regulator_deadline),
-            ]
-        )
-    return buffer.getvalue()
+#: The incident list as CSV, one row per incident (API ``?format=csv`` and the portal).
+INCIDENT_CSV_COLUMNS = (
+    CsvColumn("incident", "reference"),
+    CsvColumn("title", "title"),
+    CsvColumn("severity", "severity"),
+    CsvColumn("status", "status"),
+    CsvColumn("category", "category"),
+    CsvColumn("source", "source"),
+    CsvColumn("assignee", _assignee),
+    CsvColumn("created (UTC)", "created_at"),
+    CsvColumn("acknowledged (UTC)", "acknowledged_at"),
+    CsvColumn("resolved (UTC)", "resolved_at"),
+    CsvColumn("acknowledge due (UTC)", "ack_due_at"),
+    CsvColumn("resolve due (UTC)", "resolve_due_at"),
+    CsvColumn("SLA breached", lambda i: bool(i.ack_breached_at or i.resolve_breached_at)),
+    CsvColumn("serious", "serious"),
+    CsvColumn("regulator deadline (UTC)", "regulator_deadline"),
+)
 
 
 def incidents_csv_filename(tenant) -> str:

@@ -17,7 +17,11 @@ from django.db import models
 from django.utils import timezone
 
 from operations.inventory.models import Environment
-from operations.telemetry.metrics import METRICS_BY_NAME, RESOURCE_KIND_BY_NAME
+from operations.telemetry.metrics import (
+    METRICS_BY_NAME,
+    RESOURCE_KIND_BY_NAME,
+    telemetry_sampling_interval,
+)
 from tenants.models import Severity
 from tenants.scoping import TenantOwnedModel
 
@@ -356,6 +360,8 @@ class PostmortemActionItem(TenantOwnedModel):
 class AlertCondition(models.TextChoices):
     ABOVE = "above", "Above the threshold"
     BELOW = "below", "Below the threshold"
+    # Silence: no sample of the metric for the whole window (no threshold).
+    NO_DATA = "no_data", "No data for the window"
 
 
 class AlertTarget(models.TextChoices):
@@ -364,6 +370,20 @@ class AlertTarget(models.TextChoices):
 
 
 MAX_ALERT_WINDOW_MINUTES = 1440
+
+
+def alert_window_error(window_minutes: int | None) -> str:
+    """Why a rule with this window could never decide (shorter than two sampling intervals: the
+    window needs a sample in each half), or "" when it can."""
+    shortest = 2 * telemetry_sampling_interval()
+    if window_minutes is None or dt.timedelta(minutes=window_minutes) >= shortest:
+        return ""
+    interval = telemetry_sampling_interval().total_seconds()
+    return (
+        f"A window of {window_minutes} min is shorter than twice the telemetry sampling "
+        f"interval ({interval:g} s): it could never decide. Use at least "
+        f"{math.ceil(2 * interval / 60)} min."
+    )
 
 
 class AlertRuleBase(models.Model):
@@ -391,11 +411,16 @@ class AlertRuleBase(models.Model):
         max_length=20, blank=True, help_text="Deployment environment (deployments only)."
     )
     condition = models.CharField(max_length=10, choices=AlertCondition.choices)
-    threshold = models.FloatField()
+    threshold = models.FloatField(
+        null=True, blank=True, help_text="For above and below; a no-data rule has none."
+    )
     window_minutes = models.PositiveIntegerField(
         default=15,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_ALERT_WINDOW_MINUTES)],
-        help_text="The condition must hold (or have cleared) for this long.",
+        help_text=(
+            "The condition must hold (or have cleared) for this long; for no data, the silence "
+            "that fires. At least twice the telemetry sampling interval."
+        ),
     )
     severity = models.CharField(max_length=4, choices=Severity.choices, default=Severity.SEV3)
     category = models.CharField(
@@ -422,14 +447,21 @@ class AlertRuleBase(models.Model):
             )
         elif RESOURCE_KIND_BY_NAME.get(self.target) not in metric.kinds:
             errors["metric"] = f"{self.metric} is not reported by {self.target} resources."
-        if self.threshold is not None:
-            if not math.isfinite(self.threshold):
-                errors["threshold"] = "The threshold must be a finite number."
-            elif metric is not None and not metric.minimum <= self.threshold <= metric.maximum:
-                errors["threshold"] = (
-                    f"{self.metric} ranges from {metric.minimum:g} to {metric.maximum:g}"
-                    f" {metric.unit}; a threshold outside it would never change state."
-                )
+        if self.condition == AlertCondition.NO_DATA:
+            if self.threshold is not None:
+                errors["threshold"] = "A no-data rule has no threshold: leave it empty."
+        elif self.threshold is None:
+            errors["threshold"] = "This condition needs a threshold."
+        elif not math.isfinite(self.threshold):
+            errors["threshold"] = "The threshold must be a finite number."
+        elif metric is not None and not metric.minimum <= self.threshold <= metric.maximum:
+            errors["threshold"] = (
+                f"{self.metric} ranges from {metric.minimum:g} to {metric.maximum:g}"
+                f" {metric.unit}; a threshold outside it would never change state."
+            )
+        window_error = alert_window_error(self.window_minutes)
+        if window_error:
+            errors["window_minutes"] = window_error
         if self.gpu_model and self.target != AlertTarget.COMPUTE:
             errors["gpu_model"] = "Only compute resources have a GPU model."
         if self.environment:

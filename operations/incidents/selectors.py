@@ -7,12 +7,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 from django.db import connection
 from django.db.models import (
     Avg,
     BooleanField,
+    Case,
     Count,
     DurationField,
     Exists,
@@ -24,6 +26,8 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
+    Value,
+    When,
 )
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
@@ -45,7 +49,11 @@ from operations.incidents.models import (
 )
 from operations.inventory.models import ComputeResource, Deployment
 from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
-from operations.telemetry.selectors import WindowStats, telemetry_window_stats
+from operations.telemetry.selectors import (
+    WindowStats,
+    telemetry_last_sample_times,
+    telemetry_window_stats,
+)
 from tenants.fleet import FleetCell
 from tenants.models import Severity, Tenant
 from tenants.scoping import TenantScopeMissing, active_scope, all_tenants_scope, tenant_scope
@@ -593,6 +601,71 @@ def alert_window_stats(
     )
 
 
+#: How long a series that went quiet is still expected back: a no-data rule does not open an
+#: incident for a resource silent since before [as_of − window − this] (a rule added later,
+#: or evaluations that stopped, meet it as retired). An open incident keeps firing regardless.
+SILENCE_MEMORY = dt.timedelta(hours=24)
+
+# What each target's series are keyed by in telemetry (per-GPU series: a further entry).
+_TARGET_RESOURCES = {
+    AlertTarget.COMPUTE: (ComputeResource, ResourceKind.COMPUTE),
+    AlertTarget.DEPLOYMENT: (Deployment, ResourceKind.DEPLOYMENT),
+}
+
+
+@dataclass(frozen=True)
+class SilenceWatch:
+    """One resource a no-data rule selects, and when it last reported the rule's metric."""
+
+    rule: AlertRule | AlertRuleDefault
+    resource_id: int
+    last_sample_at: dt.datetime | None  # None: nothing within the rule's memory
+
+
+def alert_silence_watch(
+    *, tenant: Tenant, rules: list[AlertRule | AlertRuleDefault], as_of: dt.datetime
+) -> list[SilenceWatch]:
+    """Each resource every no-data rule in ``rules`` selects, with the time of its last sample
+    of the rule's metric at or before ``as_of`` (within ``SILENCE_MEMORY`` before the longest
+    window). One inventory query per target the rules aim at and one telemetry query, however
+    many rules and resources."""
+    if not rules:
+        return []
+    selected: list[tuple[AlertRule | AlertRuleDefault, int, int]] = []
+    for target, (model, kind) in _TARGET_RESOURCES.items():
+        aimed = [rule for rule in rules if rule.target == target]
+        if not aimed:
+            continue
+        # Each filtered rule's verdict on each row, evaluated by the database in the one read.
+        flags = {}
+        for index, rule in enumerate(aimed):
+            condition = _rule_resource_condition(rule)
+            if condition:
+                flags[f"rule_{index}"] = Case(
+                    When(condition, then=Value(True)),
+                    default=Value(False),
+                    output_field=BooleanField(),
+                )
+        rows = model.objects.filter(tenant=tenant).annotate(**flags).order_by("pk")
+        for row in rows.values("pk", *flags):
+            selected.extend(
+                (rule, kind, row["pk"])
+                for index, rule in enumerate(aimed)
+                if row.get(f"rule_{index}", True)
+            )
+    longest = max(rule.window_minutes for rule in rules)
+    last_seen = telemetry_last_sample_times(
+        tenant=tenant,
+        series=list({(kind, pk, METRICS_BY_NAME[rule.metric]) for rule, kind, pk in selected}),
+        since=as_of - dt.timedelta(minutes=longest) - SILENCE_MEMORY,
+        until=as_of,
+    )
+    return [
+        SilenceWatch(rule, pk, last_seen.get((kind, pk, rule.metric)))
+        for rule, kind, pk in selected
+    ]
+
+
 def alert_open_incidents(*, tenant: Tenant) -> dict[str, dict]:
     """Open alert-rule incidents of ``tenant`` by dedupe key, with the time of their latest
     alert entry (one query)."""
@@ -910,3 +983,66 @@ def fleet_regulator_deadlines(
             else "",
         )
     return cells
+
+
+# --- Reports: a period's major incidents and regulator deadlines -------------------------------
+
+
+def incidents_major_in_window(
+    *, tenant: Tenant, start: dt.datetime, end: dt.datetime, limit: int = 50
+) -> list[dict]:
+    """The SEV1 and SEV2 incidents raised in ``[start, end)``, oldest first, each with its
+    postmortem's summary (empty without one). One query."""
+    rows = (
+        Incident.objects.filter(
+            tenant=tenant,
+            severity__in=(Severity.SEV1, Severity.SEV2),
+            created_at__gte=start,
+            created_at__lt=end,
+        )
+        .order_by("created_at", "id")
+        .values(
+            "id",
+            "reference",
+            "title",
+            "severity",
+            "status",
+            "created_at",
+            "acknowledged_at",
+            "resolved_at",
+            "ack_breached_at",
+            "resolve_breached_at",
+            "postmortem__summary",
+            "postmortem__root_cause",
+        )[:limit]
+    )
+    return [
+        {
+            **{key: value for key, value in row.items() if not key.startswith("postmortem__")},
+            "postmortem_summary": row["postmortem__summary"] or "",
+            "root_cause": row["postmortem__root_cause"] or "",
+        }
+        for row in rows
+    ]
+
+
+def incident_regulator_deadlines_in_window(
+    *, tenant: Tenant, start: dt.datetime, end: dt.datetime
+) -> list[dict]:
+    """Serious AI incidents whose regulator deadline fell in ``[start, end)``, each with
+    ``met`` (notified by the deadline). One query."""
+    rows = (
+        Incident.objects.filter(
+            tenant=tenant, regulator_deadline__gte=start, regulator_deadline__lt=end
+        )
+        .order_by("regulator_deadline", "id")
+        .values("id", "reference", "title", "regulator_deadline", "regulator_notified_at")
+    )
+    return [
+        {
+            **row,
+            "met": row["regulator_notified_at"] is not None
+            and row["regulator_notified_at"] <= row["regulator_deadline"],
+        }
+        for row in rows
+    ]

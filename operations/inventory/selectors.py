@@ -7,6 +7,7 @@ import datetime as dt
 import decimal
 import functools
 from collections.abc import Callable
+from decimal import Decimal
 
 from django.db import connection
 from django.db.models import (
@@ -452,34 +453,29 @@ def compute_cluster_nodes_for(*, cluster_ids: list[int]) -> dict[int, list[int]]
 # --- The fleet dashboard and the tenant 360 page -----------------------------------------------
 
 
-def fleet_cloud_budgets(tenant_ids) -> dict[int, dict]:
-    """{tenant id: {"budget", "currency", "accounts"}}: the monthly budgets of each tenant's
-    cloud accounts added up ("currency" is "" when they differ). One query."""
+def fleet_cloud_budgets(tenant_ids) -> dict[int, dict[str, Decimal]]:
+    """{tenant id: {currency: the monthly budgets of its cloud accounts in that currency}}.
+    Accounts without a budget are left out. One query."""
     rows = (
         CloudAccount.objects.unscoped()
         .filter(tenant_id__in=tenant_ids, monthly_budget__isnull=False)
         .order_by()
-        .values("tenant_id", "currency")
-        .annotate(budget=Sum("monthly_budget"), accounts=Count("id"))
+        .values_list("tenant_id", "currency")
+        .annotate(budget=Sum("monthly_budget"))
     )
-    budgets: dict[int, dict] = {}
-    for row in rows:
-        entry = budgets.setdefault(
-            row["tenant_id"], {"budget": 0, "currency": row["currency"], "accounts": 0}
-        )
-        entry["budget"] += row["budget"]
-        entry["accounts"] += row["accounts"]
-        if entry["currency"] != row["currency"]:
-            entry["currency"] = ""
+    budgets: dict[int, dict[str, Decimal]] = {}
+    for tenant_id, currency, budget in rows:
+        budgets.setdefault(tenant_id, {})[currency] = budget
     return budgets
 
 
-def compute_ids_in_cloud_accounts(tenant_ids) -> QuerySet:
-    """The ids of the tenants' compute resources billed to a cloud account (a subquery)."""
-    return (
+def fleet_billed_compute_currencies(tenant_ids) -> dict[int, str]:
+    """{compute id: the currency of the cloud account it is billed to} of the tenants' compute
+    billed to a cloud account. One query."""
+    return dict(
         ComputeResource.objects.unscoped()
         .filter(tenant_id__in=tenant_ids, cloud_account__isnull=False)
-        .values("id")
+        .values_list("id", "cloud_account__currency")
     )
 
 
@@ -514,4 +510,45 @@ def gpu_compute_ids(*, tenant) -> list[int]:
         ComputeResource.objects.filter(tenant=tenant, gpu_count__gt=0)
         .order_by("hostname")
         .values_list("id", flat=True)
+    )
+
+
+#: The AI system register's columns, in the order an auditor reads them.
+AI_SYSTEM_REGISTER_FIELDS = (
+    "id",
+    "name",
+    "purpose",
+    "business_owner",
+    "technical_owner",
+    "stage",
+    "stage_changed_at",
+    "risk_tier",
+    "risk_classified_at",
+    "risk_reviewed_at",
+    "annex_iii_area",
+    "provenance",
+    "vendor",
+    "vendor_assessed_at",
+    "model_name",
+    "model_version",
+    "personal_data",
+    "human_oversight",
+    "human_overseer",
+    "user_facing",
+    "generative",
+    "ai_disclosure",
+    "technical_documentation_url",
+    "fria_required",
+    "fria_completed_at",
+    "eu_database_id",
+)
+
+
+def ai_system_register(*, tenant) -> list[dict]:
+    """The tenant's AI system register as plain rows (``AI_SYSTEM_REGISTER_FIELDS``), by name.
+    One query; call inside the tenant's scope."""
+    return list(
+        AISystem.objects.filter(tenant=tenant)
+        .order_by("name", "id")
+        .values(*AI_SYSTEM_REGISTER_FIELDS)
     )

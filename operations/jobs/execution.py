@@ -44,6 +44,7 @@ import socket
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,12 +63,20 @@ from django.utils import timezone
 
 from operations.jobs.conf import engine_settings
 from operations.jobs.exceptions import JobCancelled, LeaseLost, TransientJobError, UnknownJobKind
+from operations.jobs.lifecycle import job_failed_hooks, job_failed_notify
 from operations.jobs.models import JobLog, JobRun, JobStatus, LogLevel
 from operations.jobs.outbox import OutboxMessage, outbox_enqueue
 from operations.jobs.registry import JobKind, get_job_kind
 from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor
 from tenants.models import Tenant, TenantStatus
-from tenants.scoping import all_tenants_scope, rls_set_statement, scoped_atomic, tenant_scope
+from tenants.scoping import (
+    advisory_lock_class,
+    advisory_lock_object,
+    all_tenants_scope,
+    rls_set_statement,
+    scoped_atomic,
+    tenant_scope,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -386,7 +395,7 @@ def _bookkeeping_prefix(tenant_id: int | None) -> tuple[str, list]:
 def _run_bookkeeping(
     cursor, tenant_id: int | None, sql: str, params: list, *, one_round_trip: bool
 ) -> None:
-    """Execute ``sql`` (one statement) as a bookkeeping transaction; its result is current.
+    """Execute ``sql`` as a bookkeeping transaction; its last statement's result is current.
 
     ``one_round_trip`` (PostgreSQL, outside a transaction): sent with its prefix
     (``_bookkeeping_prefix``). Otherwise the caller is inside ``relaxed_atomic(tenant_id)``.
@@ -396,7 +405,7 @@ def _run_bookkeeping(
         return
     prefix, prefix_params = _bookkeeping_prefix(tenant_id)
     cursor.execute(prefix + sql, prefix_params + params)
-    for _ in range(prefix.count(";")):
+    for _ in range((prefix + sql).count(";")):
         cursor.nextset()
 
 
@@ -417,7 +426,9 @@ def claim(*, run_id: int, tenant_id: int | None, task_id: str) -> tuple[JobRun |
     expired, becomes this attempt's; anything else is left alone and read back to say why.
     Raw SQL (for the RETURNING), so it filters on the tenant itself, like the scoped manager;
     on PostgreSQL row-level security applies underneath as always. On a worker (PostgreSQL, no
-    transaction open) the scope, the relaxed commit and the update go as one round trip.
+    transaction open) the scope, the relaxed commit and the update go as one round trip. On
+    PostgreSQL the update first waits for the run's submit lock (``submit_lock_key``): the
+    message may arrive while the submit is still committing.
     """
     now = timezone.now()
     lease = now + timezone.timedelta(seconds=engine_settings().lease_seconds)
@@ -528,6 +539,27 @@ class _RunColumns:
         return JobRun.from_db(connection.alias, self.attnames, values)
 
 
+# The submit holds (jobs.submit, its task id) from its insert to its commit, and sends the
+# message while the commit is under way (``job_submit``): a claim that comes first waits for it.
+SUBMIT_LOCK_CLASS = advisory_lock_class("jobs.submit")
+# How long a claim waits for a submit still committing before the delivery is retried.
+SUBMIT_WAIT_TIMEOUT = "5s"
+
+
+def submit_lock_key(task_id) -> list[int]:
+    """The advisory lock (class, object) a submit holds until its run is committed."""
+    return [SUBMIT_LOCK_CLASS, advisory_lock_object(uuid.UUID(str(task_id)).int)]
+
+
+def _wait_for_submit(task_id) -> tuple[str, list]:
+    """The statements that wait (bounded) until the submit of ``task_id`` has committed."""
+    return (
+        f"SET LOCAL lock_timeout = '{SUBMIT_WAIT_TIMEOUT}'; "
+        "SELECT pg_advisory_xact_lock_shared(%s, %s); ",
+        submit_lock_key(task_id),
+    )
+
+
 def _claim_returning(run_id, tenant_id, task_id, now, lease, one_round_trip) -> JobRun | None:
     columns = _RunColumns.get()
     ops = connection.ops
@@ -556,6 +588,12 @@ def _claim_returning(run_id, tenant_id, task_id, now, lease, one_round_trip) -> 
         stamp,
     ]
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            wait, wait_params = _wait_for_submit(task_id)
+            if one_round_trip:
+                sql, params = wait + sql, wait_params + params
+            else:
+                cursor.execute(wait, wait_params)
         _run_bookkeeping(cursor, tenant_id, sql, params, one_round_trip=one_round_trip)
         row = cursor.fetchone()
     if row is None:
@@ -589,7 +627,10 @@ def finish(
         fields["traceback"] = tb
     if message:
         context.log(message, level=LogLevel.ERROR if status == JobStatus.FAILED else LogLevel.INFO)
-    if _one_round_trip():
+    # A tenant's failure is stored with what the failure hooks write (job.failed), in one
+    # transaction; failures are rare, so they take the ordinary path.
+    tell = status == JobStatus.FAILED and context.tenant_id is not None and bool(job_failed_hooks())
+    if _one_round_trip() and not tell:
         # On a worker: the outcome, its log lines and a fleet parent's count in one round trip.
         updated = _finish_in_one_round_trip(context, fields, status)
     else:
@@ -602,6 +643,11 @@ def finish(
             context._write_buffered_logs()
             if updated and context.model.parent_id is not None:
                 record_child_outcomes(context.model.parent_id, {status: 1})
+            if updated and tell:
+                for name, value in fields.items():
+                    setattr(context.model, name, value)
+                context.model.attempts = context.attempt
+                job_failed_notify(run=context.model)
     _note_connection_used()
     return bool(updated)
 

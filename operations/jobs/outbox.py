@@ -12,8 +12,10 @@ submission's own commit is the one that must be durable, and it is.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from celery import current_app
@@ -127,14 +129,47 @@ def outbox_send_or_store(messages: Sequence[OutboxMessage]) -> int:
     """Send the messages of a committed transaction that stored no outbox rows; store the
     ones the broker refuses, due now, so the drain sends them once it is back.
 
-    For a submit whose own row is its durable record (``job_submit``'s one-statement path, see
-    there): in the common case, where the broker takes the message, no outbox row is written,
-    deleted or even built. Never raises, like :func:`outbox_send_committed`.
+    For a submit whose own row is its durable record (``job_submit`` outside a transaction,
+    with eager tasks): in the common case, where the broker takes the message, no outbox row is
+    written, deleted or even built. Never raises, like :func:`outbox_send_committed`.
     """
     sent, error = _send_unless_broker_down(messages)
+    outbox_store_unsent(messages, len(sent), error)
+    return len(sent)
+
+
+# The sender thread of this process (by pid: a forked child starts its own).
+_sender: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def outbox_send_beside(messages: Sequence[OutboxMessage]) -> Future | None:
+    """Start sending ``messages`` on this process's sender thread, so that the caller's commit
+    and the broker's round trip overlap; the future gives (messages sent, the broker's error).
+
+    For ``job_submit``'s path only, whose consumer waits for the commit (see there); the caller
+    stores what the broker refused (:func:`outbox_store_unsent`) once its commit is done. None
+    with eager tasks, which must run after the commit, in the caller's thread.
+    """
+    global _sender
+    if current_app.conf.task_always_eager:
+        return None
+    if _sender is None or _sender[0] != os.getpid():  # none yet, or inherited through a fork
+        _sender = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox"))
+    return _sender[1].submit(_sent_count_and_error, messages)
+
+
+def _sent_count_and_error(messages: Sequence[OutboxMessage]) -> tuple[int, Exception | None]:
+    sent, error = _send_unless_broker_down(messages)
+    return len(sent), error
+
+
+def outbox_store_unsent(
+    messages: Sequence[OutboxMessage], sent: int, error: Exception | None
+) -> None:
+    """Store, due now, the messages after the first ``sent`` that the broker refused."""
     if error is not None:
         now = timezone.now()
-        unsent = [outbox_row(message, now, now) for message in messages[len(sent) :]]
+        unsent = [outbox_row(message, now, now) for message in messages[sent:]]
         logger.warning(
             "outbox: broker refused %d message(s), the drain will resend them: %s",
             len(unsent),
@@ -147,7 +182,6 @@ def outbox_send_or_store(messages: Sequence[OutboxMessage]) -> int:
             JobDispatch.objects.bulk_create(unsent)
         except Exception:  # noqa: BLE001 - recovery re-sends the queued run later
             logger.exception("outbox: could not store %d unsent message(s)", len(unsent))
-    return len(sent)
 
 
 def _send_unless_broker_down(rows: Sequence[Outgoing]) -> tuple[list[Outgoing], Exception | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -72,3 +72,19 @@ def job_run_latest_of_kind(*, tenant, kind: str) -> JobRun | None:
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def job_run_counts_in_window(*, tenant, start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """Runs of the tenant created in ``[start, end)`` per kind: ``{"kind", "runs",
+    "succeeded", "failed"}``, most runs first. One query."""
+    rows = (
+        JobRun.objects.filter(tenant=tenant, created_at__gte=start, created_at__lt=end)
+        .order_by()
+        .values("kind")
+        .annotate(
+            runs=Count("id"),
+            succeeded=Count("id", filter=Q(status=JobStatus.SUCCEEDED)),
+            failed=Count("id", filter=Q(status=JobStatus.FAILED)),
+        )
+    )
+    return sorted(rows, key=lambda row: (-row["runs"], row["kind"]))

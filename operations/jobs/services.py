@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -24,13 +24,16 @@ from operations.jobs.execution import (
     _one_round_trip,
     cancel_children,
     dispatch_runs,
+    drop_broken_connection,
     execute_message,
     finalise_parent_if_done,
     gave_up_message,
     logs_in,
     record_child_outcomes,
     runs_in,
+    submit_lock_key,
 )
+from operations.jobs.lifecycle import job_failed_notify
 from operations.jobs.models import (
     JobDispatch,
     JobLog,
@@ -40,7 +43,12 @@ from operations.jobs.models import (
     JobTrigger,
     LogLevel,
 )
-from operations.jobs.outbox import outbox_enqueue, outbox_send_or_store
+from operations.jobs.outbox import (
+    outbox_enqueue,
+    outbox_send_beside,
+    outbox_send_or_store,
+    outbox_store_unsent,
+)
 from operations.jobs.registry import MAINTENANCE_QUEUE, JobKind, get_job_kind, nightly_job_kinds
 from tenants.audit import audit_record
 from tenants.models import AuditAction, Tenant, TenantStatus
@@ -120,8 +128,8 @@ def job_submit(
         and trigger not in (JobTrigger.USER, JobTrigger.TOKEN)
         and _one_round_trip()
     ):
-        # Nothing to look up or audit: the run and its outbox row go in one round trip.
-        return _submit_in_one_statement(new_run(), job_kind)
+        # Nothing to look up or audit: the run is its own outbox record, sent as it commits.
+        return _submit_sending_while_committing(new_run(), job_kind)
     try:
         with scoped_atomic(tenant_id):
             if dedupe_key is not None:
@@ -143,38 +151,76 @@ def job_submit(
     return run
 
 
-def _submit_in_one_statement(run: JobRun, job_kind: JobKind) -> JobRun:
-    """Insert ``run`` as one durable transaction in one round trip, then send its message
-    (PostgreSQL, outside any transaction; no dedupe key, nothing to audit).
+def _submit_sending_while_committing(run: JobRun, job_kind: JobKind) -> JobRun:
+    """Insert ``run`` in a durable transaction of two round trips and send its message while
+    that transaction commits (PostgreSQL, outside any transaction; no dedupe key, nothing to
+    audit).
 
     ``scoped_atomic`` would cost five round trips (BEGIN, the scope, the run, its outbox row,
-    COMMIT) and the sender a sixth (deleting the sent outbox row). Here the scope and the insert
-    go as one string, which PostgreSQL runs as one implicit transaction: ``set_config(…, true)``
-    holds for it alone, and the commit is as durable as ever (no relaxed commit).
+    COMMIT) and the sender a sixth (deleting the sent outbox row). Here the first round trip
+    opens the transaction, sets the scope (``set_config(…, true)`` holds for this transaction
+    alone), takes the run's submit lock and inserts the run; the second is the COMMIT, as
+    durable as ever (no relaxed commit), and the message goes to the broker from the sender
+    thread while the COMMIT waits for the disk: the two waits overlap instead of adding up.
+    A worker may so receive the message before the run is visible: its claim waits for the
+    submit lock, which PostgreSQL releases only once the commit is visible
+    (``execution.submit_lock_key``). Should the commit fail, the message names a run that
+    never existed, and the worker drops it as missing.
 
     The queued run is its own outbox record: no outbox row is written unless the broker
-    refuses the message, and then it is stored due now for the drain (as the on-commit sender
-    leaves it). Only a crash of this process between the commit and the send leaves a queued
-    run without a message; recovery re-sends it after ``JOBS_QUEUED_RESEND_AFTER_SECONDS``,
-    having checked that it is in neither the outbox nor the broker.
+    refuses the message, and then it is stored due now, after the commit, for the drain (as
+    the on-commit sender leaves it). Only a crash of this process between the commit and the
+    send leaves a queued run without a message; recovery re-sends it after
+    ``JOBS_QUEUED_RESEND_AFTER_SECONDS``, having checked that it is in neither the outbox nor
+    the broker.
     """
     fields, insert = _run_insert_statement()
     values = [field.get_db_prep_save(field.pre_save(run, add=True), connection) for field in fields]
-    sql, params = "", []
+    sql, params = "BEGIN; ", []
     if run.tenant_id is not None:
         # What tenant_scope(tenant_id) gives row-level security, for this transaction only.
         statement, statement_params = rls_set_statement([run.tenant_id])
         sql += f"{statement}; "
         params += statement_params
+    sql += "SELECT pg_advisory_xact_lock(%s, %s); "
+    params += submit_lock_key(run.task_id)
+    sending = None
     with connection.cursor() as cursor:
-        cursor.execute(sql + insert, params + values)
-        if run.tenant_id is not None:
-            cursor.nextset()
-        (run.pk,) = cursor.fetchone()
+        try:
+            cursor.execute(sql + insert, params + values)
+            for _ in range(sql.count(";")):
+                cursor.nextset()
+            (run.pk,) = cursor.fetchone()
+            messages = [execute_message(run, job_kind)]
+            sending = outbox_send_beside(messages)
+            cursor.execute("COMMIT")
+        except BaseException:
+            _roll_back_open_transaction(cursor)
+            raise
+        finally:
+            # Even when the commit failed: the sender thread is done with the message.
+            outcome = sending.result() if sending is not None else None
     run._state.adding = False
     run._state.db = connection.alias
-    outbox_send_or_store([execute_message(run, job_kind)])
+    if outcome is None:
+        outbox_send_or_store(messages)  # eager tasks run now, after the commit
+    else:
+        outbox_store_unsent(messages, *outcome)
     return run
+
+
+def _roll_back_open_transaction(cursor) -> None:
+    """End the transaction a failed submit opened with its BEGIN (Django knows nothing of it)."""
+    from psycopg.pq import TransactionStatus
+
+    raw = connection.connection
+    if raw is None or raw.closed:
+        return
+    if raw.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        try:
+            cursor.execute("ROLLBACK")
+        except DatabaseError:
+            drop_broken_connection()
 
 
 _RUN_INSERTS: dict[str, tuple[list, str]] = {}
@@ -564,6 +610,7 @@ def _fail_exhausted(run: JobRun, now) -> None:
     _log(run, run.error, LogLevel.ERROR)
     if run.parent_id is not None:
         record_child_outcomes(run.parent_id, {JobStatus.FAILED: 1})
+    job_failed_notify(run=run)
 
 
 def _log(run: JobRun, message: str, level: str = LogLevel.INFO) -> JobLog:

@@ -199,3 +199,40 @@ def fleet_open_savings(tenant_ids) -> dict[int, FleetCell]:
             detail=f"{row['count']} open",
         )
     return cells
+
+
+def recommendation_savings_in_window(*, tenant, start, end) -> dict[str, dict]:
+    """What happened to recommendations in ``[start, end)``: ``recommended`` (first seen),
+    ``accepted`` and ``realised`` (implemented), each ``{"count", "monthly_saving":
+    {currency: amount}}``. One query."""
+    moments = {"recommended": "first_seen", "accepted": "accepted_at", "realised": "implemented_at"}
+    aggregates = {}
+    for name, field in moments.items():
+        inside = Q(**{f"{field}__gte": start, f"{field}__lt": end})
+        aggregates[f"{name}_count"] = Count("id", filter=inside)
+        aggregates[f"{name}_saving"] = Sum("estimated_monthly_saving", filter=inside)
+    rows = (
+        Recommendation.objects.filter(tenant=tenant)
+        .order_by()
+        .values("currency")
+        .annotate(**aggregates)
+    )
+    result = {name: {"count": 0, "monthly_saving": {}} for name in moments}
+    for row in rows:
+        for name in moments:
+            result[name]["count"] += row[f"{name}_count"]
+            saving = row[f"{name}_saving"]
+            if saving:
+                result[name]["monthly_saving"][row["currency"]] = str(saving.quantize(CENT))
+    return result
+
+
+def recommendations_open_top(*, tenant, limit: int) -> list[dict]:
+    """The open recommendations with the largest estimated saving, as rows. One query."""
+    return list(
+        Recommendation.objects.filter(tenant=tenant, status=RecommendationStatus.OPEN)
+        .order_by("-estimated_monthly_saving", "id")
+        .values("id", "kind", "title", "subject_label", "estimated_monthly_saving", "currency")[
+            :limit
+        ]
+    )

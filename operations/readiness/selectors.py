@@ -231,6 +231,16 @@ def readiness_score_latest(*, tenant) -> ReadinessScore | None:
     return readiness_score_list(tenant=tenant).order_by("-computed_at", "-id").first()
 
 
+def readiness_level_latest(*, tenant) -> dict | None:
+    """``{"level", "overall"}`` of the newest snapshot, or None (one query, no JSON columns)."""
+    return (
+        ReadinessScore.objects.filter(tenant=tenant)
+        .order_by("-computed_at", "-id")
+        .values("level", "overall")
+        .first()
+    )
+
+
 def readiness_score_report(*, score: ReadinessScore) -> dict:
     """A snapshot explained: its level, each pillar with its two parts, each signal with its
     value against the target, and the five actions that would raise the score most. Everything
@@ -358,3 +368,14 @@ def readiness_benchmark(*, tenant, score: ReadinessScore | None = None) -> dict:
         "available": any(p["peers"] is not None for p in pillars),
         "pillars": pillars,
     }
+
+
+def readiness_score_before(*, tenant, moment) -> ReadinessScore | None:
+    """The tenant's newest readiness score computed before ``moment`` (a report's period end
+    or start), or None."""
+    return (
+        readiness_score_list(tenant=tenant)
+        .filter(computed_at__lt=moment)
+        .order_by("-computed_at", "-id")
+        .first()
+    )

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from operations.events.services import event_record
 from operations.jobs.models import JobTrigger
 from operations.jobs.services import job_submit
 from operations.readiness import selectors
@@ -206,7 +207,8 @@ def readiness_rescore(
             readings=readings,
             assessment_id=start.assessment_id,
         )
-        return ReadinessScore.objects.create(
+        previous = selectors.readiness_level_latest(tenant=tenant)
+        score = ReadinessScore.objects.create(
             tenant=tenant,
             framework=start.framework,
             assessment_id=start.assessment_id,
@@ -218,6 +220,27 @@ def readiness_rescore(
             job_run_id=job_run_id,
             triggered_by=triggered_by if triggered_by and triggered_by.is_authenticated else None,
         )
+        if previous is None or previous["level"] != score.level:
+            _level_changed_record(tenant=tenant, score=score, previous=previous)
+        return score
+
+
+def _level_changed_record(*, tenant, score: ReadinessScore, previous: dict | None) -> None:
+    """``readiness.level_changed``, in the snapshot's transaction (the first snapshot counts:
+    its previous level is null)."""
+    event_record(
+        tenant=tenant,
+        topic="readiness.level_changed",
+        payload={
+            "score_id": score.pk,
+            "previous_level": previous["level"] if previous else None,
+            "level": score.level,
+            "overall": str(score.overall),
+            "previous_overall": str(previous["overall"]) if previous else None,
+            "framework": f"{score.framework.code} {score.framework.version}",
+            "computed_at": score.computed_at,
+        },
+    )
 
 
 def readiness_rescore_request(*, tenant, user=None, token=None):

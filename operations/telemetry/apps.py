@@ -27,6 +27,7 @@ class TelemetryConfig(AppConfig):
                 title="Cloud spend (month)",
                 order=70,
                 figures=selectors.fleet_spend_this_month,
+                total=selectors.fleet_spend_total,
                 help=(
                     "This month's spend against the cloud accounts' budgets "
                     "(refreshed every 5 minutes)."

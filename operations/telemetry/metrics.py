@@ -12,8 +12,10 @@ DCGM's profiling ratios (0–1) are stored as percentages.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import models
 
 
@@ -67,6 +69,13 @@ METRICS: tuple[Metric, ...] = (
     Metric(22, "error_rate", "%", 0, 100, _DEPLOYMENT, "Share of requests that failed."),
     Metric(30, "cost_per_hour", "currency/h", 0, 1e7, _BOTH, "Running cost per hour."),
 )
+
+
+def telemetry_sampling_interval() -> dt.timedelta:
+    """How often a resource is expected to report each metric (the setting
+    ``TELEMETRY_SAMPLING_INTERVAL_SECONDS``): what a window must span twice to tell anything."""
+    return dt.timedelta(seconds=settings.TELEMETRY_SAMPLING_INTERVAL_SECONDS)
+
 
 METRICS_BY_NAME: dict[str, Metric] = {metric.name: metric for metric in METRICS}
 METRICS_BY_CODE: dict[int, Metric] = {metric.code: metric for metric in METRICS}

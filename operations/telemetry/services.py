@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from operations.inventory.models import ComputeResource, Deployment
@@ -35,6 +35,7 @@ from operations.telemetry.metrics import (
 from operations.telemetry.models import (
     MIN_RAW_RETENTION_DAYS,
     TelemetryDirtyHour,
+    TelemetryMonthlyCost,
     TelemetryPolicy,
     TelemetryRollup,
 )
@@ -470,6 +471,7 @@ def telemetry_rollup_pending(*, tenant, now: dt.datetime | None = None) -> dict:
     hours = sorted({hour for _pk, hour in markers if hour >= kept_from})
     store = sample_store()
     rollups = sum(store.rollup_hour(tenant_id=tenant.id, hour=hour, now=now) for hour in hours)
+    telemetry_monthly_costs_refresh(tenant=tenant, hours=hours, now=now)
     return {"hours": len(hours), "rollups": rollups}
 
 
@@ -481,12 +483,78 @@ def telemetry_rollup_window(
     _require_scope_of(tenant)
     now = now or timezone.now()
     hour = start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    store, hours, rollups = sample_store(), 0, 0
+    store, rollups, recomputed = sample_store(), 0, []
     while hour < end:
         rollups += store.rollup_hour(tenant_id=tenant.id, hour=hour, now=now)
-        hours += 1
+        recomputed.append(hour)
         hour += dt.timedelta(hours=1)
-    return {"hours": hours, "rollups": rollups}
+    telemetry_monthly_costs_refresh(tenant=tenant, hours=recomputed, now=now)
+    return {"hours": len(recomputed), "rollups": rollups}
+
+
+def _month_start(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next_month(month: dt.datetime) -> dt.datetime:
+    return (month + dt.timedelta(days=32)).replace(day=1)
+
+
+def telemetry_monthly_costs_refresh(
+    *, tenant, hours: Iterable[dt.datetime], now: dt.datetime | None = None
+) -> int:
+    """Recompute the month's cost (``TelemetryMonthlyCost``) of every resource with a cost
+    rollup in ``hours`` (just recomputed), from all its cost rollups of that UTC month; return
+    the rows written. Two queries per month touched (one, usually).
+
+    Called by the rollup services after they recompute hours, so the stored month-to-date spend
+    is as current as the rollups it is summed from.
+    """
+    _require_scope_of(tenant)
+    now = now or timezone.now()
+    cost = METRICS_BY_NAME["cost_per_hour"].code
+    by_month: dict[dt.datetime, list[dt.datetime]] = {}
+    for hour in hours:
+        by_month.setdefault(_month_start(hour), []).append(hour)
+    written = 0
+    for month, month_hours in sorted(by_month.items()):
+        rollups = TelemetryRollup.objects.filter(tenant=tenant, metric=cost).order_by()
+        series = set(
+            rollups.filter(bucket__gte=min(month_hours), bucket__lte=max(month_hours))
+            .values_list("resource_kind", "resource_id")
+            .distinct()
+        )
+        if not series:
+            continue
+        touched = Q()
+        for kind in {kind for kind, _resource in series}:
+            ids = [resource for series_kind, resource in series if series_kind == kind]
+            touched |= Q(resource_kind=kind, resource_id__in=ids)
+        totals = (
+            rollups.filter(touched, bucket__gte=month, bucket__lt=_next_month(month))
+            .values("resource_kind", "resource_id")
+            .annotate(total=Sum("avg_value"), count=Count("id"))
+        )
+        rows = [
+            TelemetryMonthlyCost(
+                tenant=tenant,
+                resource_kind=row["resource_kind"],
+                resource_id=row["resource_id"],
+                month=month.date(),
+                cost=row["total"],
+                hours=row["count"],
+                computed_at=now,
+            )
+            for row in totals
+        ]
+        TelemetryMonthlyCost.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["tenant", "month", "resource_kind", "resource_id"],
+            update_fields=["cost", "hours", "computed_at"],
+        )
+        written += len(rows)
+    return written
 
 
 # --- Retention ----------------------------------------------------------------------------------
@@ -520,6 +588,10 @@ def telemetry_retention_enforce(
         rollups += deleted
         if deleted < batch:
             break
+    # A month's cost goes with the last of its rollups.
+    TelemetryMonthlyCost.objects.filter(
+        tenant=tenant, month__lt=_month_start(rollup_cutoff).date()
+    ).delete()
     return {"samples": samples, "rollups": rollups}
 
 

@@ -19,7 +19,6 @@ picker limited to the visible tenants.
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
@@ -27,6 +26,12 @@ from django.db import models, transaction
 from django.forms.models import BaseInlineFormSet
 
 from tenants.audit import audit_record, audit_snapshot, audited_create, audited_update
+from tenants.form_fields import (
+    BoundedAutocompleteSelect,
+    BoundedAutocompleteSelectMultiple,
+    BoundedModelChoiceField,
+    BoundedModelMultipleChoiceField,
+)
 from tenants.models import AuditAction, MspRole, Tenant
 from tenants.scoping import TenantOwnedModel, active_scope, tenant_scope
 from tenants.selectors import tenants_visible_to
@@ -142,7 +147,28 @@ class _StaffPermissions:
         return self.can_write(request)
 
 
-class _TenantScoping:
+class BoundedRelationsMixin:
+    """Relation pickers that answer "not one of the choices" for an id no database could bind
+    (``tenants.form_fields``) instead of a server error."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        kwargs.setdefault("form_class", BoundedModelChoiceField)
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            db = kwargs.get("using")
+            kwargs["widget"] = BoundedAutocompleteSelect(db_field, self.admin_site, using=db)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        kwargs.setdefault("form_class", BoundedModelMultipleChoiceField)
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            db = kwargs.get("using")
+            kwargs["widget"] = BoundedAutocompleteSelectMultiple(
+                db_field, self.admin_site, using=db
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class _TenantScoping(BoundedRelationsMixin):
     """Rows limited to the tenants the user may see."""
 
     # The model's foreign key to Tenant; None when the model is Tenant itself.
@@ -282,7 +308,7 @@ class StaffScopedAdmin(_StaffPermissions, _TenantScoping, AuditedAdminMixin):
                 # The model field is not editable; the declared picker below takes its place.
                 fields = [name for name in fields if name != self.tenant_field]
             base_form = kwargs.pop("form", self.form)
-            picker = forms.ModelChoiceField(
+            picker = BoundedModelChoiceField(
                 queryset=tenants_visible_to(request.user).order_by("name"), label="Tenant"
             )
             kwargs["form"] = type(

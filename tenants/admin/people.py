@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import (
     AdminPasswordChangeForm,
     AdminUserCreationForm,
     UserChangeForm,
 )
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db.models import OuterRef
 
 from tenants import services
 from tenants.admin.base import (
     AuditedAdminMixin,
+    BoundedRelationsMixin,
     MspAdminOnlyMixin,
     StaffScopedAdmin,
     VisibleTenantListFilter,
@@ -24,6 +27,7 @@ from tenants.admin.base import (
 )
 from tenants.admin.tenant import MembershipForm, member_candidates, staff_candidates
 from tenants.audit import audit_record
+from tenants.form_fields import BoundedModelChoiceField
 from tenants.models import (
     AuditAction,
     Membership,
@@ -47,7 +51,7 @@ def _membership_tenant(user: User) -> Tenant | None:
 class UserCreateForm(AdminUserCreationForm):
     """A new account is either MSP staff (a role) or a client user (a tenant and a role)."""
 
-    tenant = forms.ModelChoiceField(
+    tenant = BoundedModelChoiceField(
         queryset=Tenant.objects.order_by("name"),
         required=False,
         help_text="For a client user: the one tenant they belong to.",
@@ -117,7 +121,7 @@ class AuditedPasswordChangeForm(AdminPasswordChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(MspAdminOnlyMixin, AuditedAdminMixin, DjangoUserAdmin):
+class UserAdmin(MspAdminOnlyMixin, AuditedAdminMixin, BoundedRelationsMixin, DjangoUserAdmin):
     """Accounts are msp_admin's business only; engineers and analysts do not see this admin."""
 
     form = UserEditForm
@@ -309,3 +313,12 @@ class StaffAssignmentAdmin(StaffScopedAdmin, admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.staff_unassign(tenant=obj.tenant, assignment=obj)
+
+
+# Django's own group admin, with the bounded relation pickers.
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(BoundedRelationsMixin, DjangoGroupAdmin):
+    pass

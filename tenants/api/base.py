@@ -15,7 +15,7 @@ bound token reads only its tenant's data (``visible_tenants``) or is refused.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
@@ -32,7 +32,14 @@ from tenants.owned import owned_object_create, owned_object_delete, owned_object
 from tenants.scoping import TenantOwnedModel, tenant_scope
 from tenants.selectors import TenantAccess, tenant_access_for, tenants_visible_to
 
-_SEALED = ("get_queryset", "get_object", "initial", "dispatch", "resolve_tenant_access")
+_SEALED = (
+    "get_queryset",
+    "get_object",
+    "initial",
+    "dispatch",
+    "resolve_tenant_access",
+    "stream_scope",
+)
 _MSP_SEALED = ("initial", "check_token")
 
 
@@ -106,6 +113,10 @@ class TenantScopedMixin:
         if request.method not in SAFE_METHODS:
             self._scope_stack.enter_context(transaction.atomic())
         self._scope_stack.enter_context(tenant_scope(self.access.tenant.id))
+
+    def stream_scope(self):
+        """The tenant scope again, for a body read after the view returns (a streamed CSV)."""
+        return tenant_scope(self.access.tenant.id)
 
     def resolve_tenant_access(self, request, slug: str) -> TenantAccess:
         access = tenant_access_for(user=request.user, slug=slug, token=request_token(request))
@@ -254,6 +265,10 @@ class MspWideMixin:
             raise exceptions.PermissionDenied(
                 "This API token is bound to one tenant; this action is MSP-wide."
             )
+
+    def stream_scope(self):
+        """Nothing to re-enter for a streamed body: MSP-wide rows are not tenant-owned."""
+        return nullcontext()
 
     def visible_tenants(self) -> models.QuerySet[Tenant]:
         """The tenants this request may read: the caller's, narrowed to a bound token's."""

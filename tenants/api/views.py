@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db.models import F
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from msp.api.csv_download import CsvListMixin
 from msp.api.errors import NOT_FOUND_MESSAGE
+from msp.api.schema import csv_list_schema
 from tenants import services
 from tenants.api import serializers as s
 from tenants.api.base import (
@@ -16,6 +18,7 @@ from tenants.api.base import (
     TenantScopedAPIView,
     TenantScopedViewSet,
 )
+from tenants.exports import AUDIT_CSV_COLUMNS, AUDIT_CSV_STAFF_ONLY
 from tenants.filters import (
     ApiTokenFilter,
     AuditEventFilter,
@@ -281,10 +284,12 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
         return Response(s.ApiTokenSerializer(token).data)
 
 
+@extend_schema_view(list=csv_list_schema("audit events (MSP staff only)"))
 class TenantAuditEventViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet
+    CsvListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet
 ):
-    """This tenant's audit log (tenant admins and MSP staff). Read-only by design."""
+    """This tenant's audit log (tenant admins and MSP staff; as CSV, MSP staff only).
+    Read-only by design."""
 
     model = AuditEvent
     serializer_class = s.AuditEventSerializer
@@ -294,11 +299,24 @@ class TenantAuditEventViewSet(
     ordering_fields = ["occurred_at"]
     ordering = ["-occurred_at", "-id"]
 
+    csv_columns = AUDIT_CSV_COLUMNS
+
+    def csv_filename(self) -> str:
+        return f"{self.tenant.slug}-audit.csv"
+
     def filter_scoped_queryset(self, queryset):
         return queryset.select_related("tenant")
 
+    def list(self, request, *args, **kwargs):
+        if self.wants_csv(request) and not self.access.is_staff:
+            raise exceptions.PermissionDenied(AUDIT_CSV_STAFF_ONLY)
+        return super().list(request, *args, **kwargs)
 
-class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, MspWideViewSet):
+
+@extend_schema_view(list=csv_list_schema("audit events (MSP staff only)"))
+class AuditEventViewSet(
+    CsvListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, MspWideViewSet
+):
     """The MSP-wide audit log, limited to the tenants the staff member is assigned to (and to
     its tenant for a bound token)."""
 
@@ -308,10 +326,20 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, MspWid
     ordering_fields = ["occurred_at"]
     ordering = ["-occurred_at", "-id"]
 
+    csv_columns = AUDIT_CSV_COLUMNS
+
+    def csv_filename(self) -> str:
+        return "audit.csv"
+
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return AuditEvent.objects.none()
         return audit_events_visible_to(self.request.user, token=self.token)
+
+    def list(self, request, *args, **kwargs):
+        if self.wants_csv(request) and not request.user.msp_role:
+            raise exceptions.PermissionDenied(AUDIT_CSV_STAFF_ONLY)
+        return super().list(request, *args, **kwargs)
 
 
 class MeView(MspWideAPIView):

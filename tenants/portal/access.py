@@ -27,7 +27,7 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # The capabilities a portal page may ask of MSP staff (their other writes go to the console):
 # ``staff_write`` is staff only; ``answer`` is shared by clients who write and by staff acting
 # on their behalf.
-STAFF_PORTAL_CAPABILITIES = ("staff_write", "answer")
+STAFF_PORTAL_CAPABILITIES = ("staff_write", "answer", "own_settings")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class PortalTenant:
     @property
     def is_staff(self) -> bool:
         return self.access.is_staff
+
+    def stream_scope(self):
+        """The page's tenant scope again, for a body read after the view returns (a CSV)."""
+        return tenant_scope(self.tenant.id)
 
     @property
     def role_label(self) -> str:

@@ -270,8 +270,14 @@ def _config(**options) -> dict:
 
 
 SVG = "http://www.w3.org/2000/svg"
-ET.register_namespace("", SVG)
-ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
+
+
+def _register_svg_namespaces() -> None:
+    ET.register_namespace("", SVG)
+    ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
+
+
+_register_svg_namespaces()
 
 
 def _finish(
@@ -315,6 +321,9 @@ def _finish(
     root.set("aria-label", title)
     root.set("data-chart", kind)
     root.set("style", "max-width:100%;height:auto")
+    # The prefix map is global: WeasyPrint's import maps "" to another namespace, which would
+    # print every later chart as <ns0:svg> (no drawing in a browser). Map it back each time.
+    _register_svg_namespaces()
     # ElementTree escaped every text and attribute it wrote, labels included.
     return mark_safe(ET.tostring(root, encoding="unicode"))  # noqa: S308
 

@@ -4,6 +4,8 @@ catalogue routes answer any authenticated caller the same MSP-wide data."""
 from __future__ import annotations
 
 import datetime as dt
+import io
+import zipfile
 
 from django.utils import timezone
 
@@ -32,6 +34,7 @@ class TestFindingIsolation(CompliancePrefixed):
     route = "findings"
     model = Finding
     can_update = can_delete = can_create = False
+    csv_list = True
 
     def make_object(self, tenant):
         system = good_system(tenant, business_owner="")
@@ -96,3 +99,31 @@ class TestScoreIsolation(CompliancePrefixed):
         response = caller.client.get(self.url(tenant_a.slug) + "latest/")
         assert response.status_code == 200
         assert [row["id"] for row in response.json()] == [own.pk]
+
+
+class TestEvidencePackIsolation:
+    """``…/compliance/evidence-pack``: another tenant's pack is the same 404 as a missing
+    tenant's, and a pack holds nothing of another tenant (files included)."""
+
+    url = "/api/v1/tenants/{slug}/compliance/evidence-pack"
+    query = {"framework": "eu-ai-act", "from": "2026-01-01", "to": "2026-12-31"}
+
+    def test_foreign_pack_is_the_same_404_as_a_missing_tenant(self, admin_a, tenant_b):
+        foreign = admin_a.client.get(self.url.format(slug=tenant_b.slug), self.query)
+        missing = admin_a.client.get(self.url.format(slug="no-such-tenant"), self.query)
+        assert foreign.status_code == missing.status_code == 404
+        assert foreign.content == missing.content
+
+    def test_the_pack_holds_nothing_of_another_tenant(self, admin_a, tenant_a, tenant_b):
+        own = TestFindingIsolation().make_object(tenant_a)
+        foreign = TestFindingIsolation().make_object(tenant_b)
+        with tenant_scope(tenant_b.id):
+            Finding.objects.filter(pk=foreign.pk).update(subject_label="Borealis only")
+        today = timezone.localdate()
+        query = {**self.query, "from": str(today - dt.timedelta(days=7)), "to": str(today)}
+        response = admin_a.client.get(self.url.format(slug=tenant_a.slug), query)
+        assert response.status_code == 200
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            files = {name: archive.read(name).decode() for name in archive.namelist()}
+        assert str(own.pk) in files["findings.csv"]
+        assert not any("Borealis" in text or "borealis" in text for text in files.values())

@@ -5,8 +5,11 @@ query count that does not grow with the findings, scores or waivers."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
+import zipfile
 from decimal import Decimal
 
 import pytest
@@ -20,6 +23,7 @@ from operations.compliance.models import Finding, FindingStatus, Score, Waiver
 from operations.compliance.portal import urls as compliance_portal_urls
 from operations.compliance.portal.views import score_trend
 from operations.compliance.selectors import (
+    checks_for_framework,
     findings_with_effective_status,
     findings_with_waiver_state,
     waivers_with_subject_label,
@@ -320,3 +324,68 @@ def test_a_long_list_of_failing_findings_is_capped_most_severe_first(
             )
         )
     assert ranks.index(shown[0].severity) == worst
+
+
+def evidence_url(tenant) -> str:
+    return reverse("portal_compliance:evidence-pack", kwargs={"slug": tenant.slug})
+
+
+def test_tenant_admins_download_the_evidence_pack_from_the_page(client, admin_a, tenant_a, scanned):
+    client.force_login(admin_a.user)
+    page = client.get(page_url(tenant_a, framework="eu-ai-act")).content.decode()
+    assert "Download evidence pack" in page
+    assert f'action="{evidence_url(tenant_a)}"' in page
+    assert '<option value="eu-ai-act" selected>' in page
+
+    today = timezone.localdate()
+    response = client.get(
+        evidence_url(tenant_a),
+        {"framework": "eu-ai-act", "from": str(today - dt.timedelta(days=1)), "to": str(today)},
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        findings = archive.read("findings.csv").decode()
+        everything = "".join(archive.read(name).decode() for name in archive.namelist())
+    assert "Ownerless scorer" in findings
+    assert "Borealis" not in everything
+
+
+def test_bad_evidence_input_comes_back_as_a_message(client, admin_a, tenant_a):
+    client.force_login(admin_a.user)
+    response = client.get(
+        evidence_url(tenant_a),
+        {"framework": "no-such-framework", "from": "2026-01-01", "to": "2026-01-31"},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == page_url(tenant_a)
+    assert "No evidence pack: Unknown framework" in response.content.decode()
+
+
+def test_viewers_see_no_evidence_button_and_are_refused_it(viewer, tenant_a, tenant_b):
+    assert "Download evidence pack" not in viewer.get(page_url(tenant_a)).content.decode()
+    query = {"framework": "eu-ai-act", "from": "2026-01-01", "to": "2026-01-31"}
+    assert viewer.get(evidence_url(tenant_a), query).status_code == 403
+    assert viewer.get(evidence_url(tenant_b), query).status_code == 404
+
+
+def test_the_findings_download_as_csv_for_the_chosen_framework(viewer, tenant_a, scanned):
+    page = viewer.get(page_url(tenant_a, framework="eu-ai-act")).content.decode()
+    link = reverse("portal_compliance:findings-csv", kwargs={"slug": tenant_a.slug})
+    assert f'href="{link}?framework=eu-ai-act"' in page
+    response = viewer.get(link, {"framework": "eu-ai-act"})
+    assert response.status_code == 200
+    body = response.getvalue().decode()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    with tenant_scope(tenant_a.id):
+        expected = set(
+            Finding.objects.filter(check_code__in=checks_for_framework("eu-ai-act")).values_list(
+                "id", flat=True
+            )
+        )
+    assert {int(row["id"]) for row in rows} == expected
+    waived = [r for r in rows if r["check"] == OWNER and r["subject id"] == str(scanned.pk)]
+    assert [row["status"] for row in waived] == ["waived"]
+    assert "Borealis" not in body
+    other = reverse("portal_compliance:findings-csv", kwargs={"slug": "borealis"})
+    assert viewer.get(other).status_code == 404

@@ -121,3 +121,22 @@ def test_a_waiver_without_creator_keeps_created_by_after_a_patch(admin_a, tenant
     response = admin_a.client.patch(url, {"reason": "Still recruiting."})
     assert response.status_code == 200, response.content
     assert response.json()["created_by"] is None
+
+
+CSV_LISTS = [
+    "/api/v1/tenants/{tenant_slug}/incidents/",
+    "/api/v1/tenants/{tenant_slug}/compliance/findings/",
+    "/api/v1/tenants/{tenant_slug}/recommendations/",
+    "/api/v1/tenants/{tenant_slug}/audit/",
+    "/api/v1/audit/",
+]
+
+
+@pytest.mark.parametrize("path", CSV_LISTS)
+def test_lists_that_answer_csv_document_it_as_text(schema, path):
+    operation = schema["paths"][path]["get"]
+    content = operation["responses"]["200"]["content"]
+    assert content["text/csv"]["schema"]["type"] == "string"
+    assert "Paginated" in content["application/json"]["schema"]["$ref"]
+    parameter = next(p for p in operation["parameters"] if p["name"] == "format")
+    assert sorted(parameter["schema"]["enum"]) == ["csv", "json"]

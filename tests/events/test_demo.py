@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from operations.events.demo import seed_events
-from operations.events.models import Delivery, DeliveryStatus, WebhookEndpoint
+from operations.events.models import Delivery, DeliveryStatus, EscalationPolicy, WebhookEndpoint
 from tenants.scoping import tenant_scope
 from tests.jobs.conftest import activate
 
@@ -22,3 +22,8 @@ def test_the_demo_is_idempotent_and_only_for_active_tenants(tenant_a, tenant_b):
         statuses = set(Delivery.objects.values_list("status", flat=True))
     assert not endpoint.is_active
     assert statuses == {DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED}
+    with tenant_scope(tenant_a.id):
+        [policy] = EscalationPolicy.objects.all()
+        topics = set(Delivery.objects.values_list("topic", flat=True))
+    assert (policy.hours, policy.severities) == ("plan", ["SEV1", "SEV2"])
+    assert {"job.failed", "readiness.level_changed"} <= topics

@@ -160,3 +160,101 @@ def test_the_console_shows_who_is_on_call(rotation):
     assert page.status_code == 200
     assert "Primary" in page.content.decode()
     assert " until " in page.content.decode()
+
+
+# --- Business hours -------------------------------------------------------------------------------
+
+FRIDAY_1645 = dt.datetime(2026, 12, 11, 16, 45, tzinfo=dt.UTC)
+MONDAY_0900 = dt.datetime(2026, 12, 14, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def office_hours(tenant_a, rotation):
+    """Tenant A on a business-hours plan (Mon–Fri 09:00–17:00 UTC); two policies for SEV1: one
+    on the plan's hours (page on call, then the boss 30 working minutes later), one around the
+    clock (the boss after 30 minutes)."""
+    from tenants.models import ServicePlan
+
+    boss = make_staff(tenant_a, role=MspRole.ADMIN, username="office-boss")
+    with tenant_scope(tenant_a.id), transaction.atomic():
+        ServicePlan.objects.filter(tenant=tenant_a).update(
+            coverage="business_hours",
+            timezone="UTC",
+            business_days=[0, 1, 2, 3, 4],
+            business_hours_start=dt.time(9, 0),
+            business_hours_end=dt.time(17, 0),
+        )
+        office = EscalationPolicy.objects.create(
+            tenant=tenant_a,
+            name="Office hours",
+            severities=["SEV1"],
+            hours="plan",
+            steps=[
+                {"after_minutes": 0, "notify": [f"oncall:{rotation.pk}"]},
+                {"after_minutes": 30, "notify": [f"user:{boss.pk}"]},
+            ],
+        )
+        night = EscalationPolicy.objects.create(
+            tenant=tenant_a,
+            name="Around the clock",
+            severities=["SEV1"],
+            steps=[{"after_minutes": 30, "notify": [f"user:{boss.pk}"]}],
+        )
+    return office, night
+
+
+def raise_sev1(tenant, at):
+    with tenant_scope(tenant.id), transaction.atomic():
+        return incident_create(
+            tenant=tenant,
+            title="Inference down",
+            category=IncidentCategory.OUTAGE,
+            severity=Severity.SEV1,
+            at=at,
+        )
+
+
+def steps_fired(tenant, policy) -> list[str]:
+    prefix = f"escalation:{policy.pk}:"
+    return [key.removeprefix(prefix) for key in fired(tenant) if key.startswith(prefix)]
+
+
+def test_a_business_hours_policy_counts_only_working_minutes(tenant_a, office_hours):
+    office, night = office_hours
+    raise_sev1(tenant_a, FRIDAY_1645)
+    escalations_run_for_tenant(tenant=tenant_a, now=FRIDAY_1645)
+    assert steps_fired(tenant_a, office) == ["0:0"]
+    # 15 working minutes are left on Friday; the clock stops at 17:00 and over the weekend.
+    for now in (
+        FRIDAY_1645 + dt.timedelta(minutes=30),
+        dt.datetime(2026, 12, 12, 12, 0, tzinfo=dt.UTC),  # Saturday noon
+        MONDAY_0900 + dt.timedelta(minutes=14),
+    ):
+        escalations_run_for_tenant(tenant=tenant_a, now=now)
+        assert steps_fired(tenant_a, office) == ["0:0"], now
+    # The around-the-clock policy on the same plan paged at Friday 17:15.
+    assert steps_fired(tenant_a, night) == ["0:0"]
+
+    at_0915 = MONDAY_0900 + dt.timedelta(minutes=15)
+    assert escalations_run_for_tenant(tenant=tenant_a, now=at_0915)["escalated"] == 1
+    assert escalations_run_for_tenant(tenant=tenant_a, now=at_0915)["escalated"] == 0
+    assert steps_fired(tenant_a, office) == ["0:0", "0:1"]
+    with tenant_scope(tenant_a.id):
+        signal = IncidentSignal.objects.get(key=f"escalation:{office.pk}:0:1")
+    assert signal.fired_at == at_0915
+
+
+def test_a_business_hours_policy_pages_nobody_overnight_and_starts_when_the_office_opens(
+    tenant_a, office_hours
+):
+    office, _night = office_hours
+    saturday = dt.datetime(2026, 12, 12, 10, 0, tzinfo=dt.UTC)
+    raise_sev1(tenant_a, saturday)
+    escalations_run_for_tenant(tenant=tenant_a, now=MONDAY_0900 - dt.timedelta(seconds=1))
+    assert steps_fired(tenant_a, office) == []
+    escalations_run_for_tenant(tenant=tenant_a, now=MONDAY_0900)
+    assert steps_fired(tenant_a, office) == ["0:0"]
+    escalations_run_for_tenant(tenant=tenant_a, now=MONDAY_0900 + dt.timedelta(minutes=29))
+    assert steps_fired(tenant_a, office) == ["0:0"]
+    escalations_run_for_tenant(tenant=tenant_a, now=MONDAY_0900 + dt.timedelta(minutes=30))
+    assert steps_fired(tenant_a, office) == ["0:0", "0:1"]

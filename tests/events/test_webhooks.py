@@ -242,6 +242,57 @@ def test_an_endpoint_that_became_private_is_refused_at_send_time(
     assert "private" in row.error
 
 
+def test_a_name_resolving_to_loopback_is_refused_at_delivery_time(
+    settings, private_allowed, tenant_a
+):
+    receiver = WebhookReceiver()
+    try:
+        make_endpoint(tenant_a, f"http://localhost:{receiver.port_bound}/hook")
+        settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = False
+        open_incident(tenant_a)
+        counts = publish_and_send(tenant_a)
+    finally:
+        receiver.close()
+    assert counts["failed"] == 1
+    assert receiver.arrived == []  # never connected to
+    [row] = deliveries(tenant_a)
+    assert "private" in row.error
+
+
+def test_delivery_connects_to_the_address_it_checked_whatever_dns_answers_next(
+    settings, private_allowed, tenant_a, monkeypatch
+):
+    """DNS rebinding: the name resolves to a public address for the check, then to an internal
+    one. Here 127.0.0.1 plays the public receiver and 127.0.0.2 the internal service."""
+    import socket
+
+    receiver = WebhookReceiver()
+    internal = WebhookReceiver(host="127.0.0.2", port=receiver.port_bound)
+    try:
+        make_endpoint(tenant_a, f"http://rebind.test:{receiver.port_bound}/hook")
+        settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = False
+        monkeypatch.setattr(services, "_address_refused", lambda address: address != "127.0.0.1")
+        answers = iter(["127.0.0.1"])
+        real_getaddrinfo = socket.getaddrinfo
+
+        def rebinding_dns(host, port, *args, **kwargs):
+            if host != "rebind.test":
+                return real_getaddrinfo(host, port, *args, **kwargs)
+            address = next(answers, "127.0.0.2")  # the first answer, then the rebound one
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+        monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+        open_incident(tenant_a)
+        counts = publish_and_send(tenant_a)
+    finally:
+        receiver.close()
+        internal.close()
+    assert counts["succeeded"] == 1
+    assert internal.arrived == []
+    [got] = receiver.received
+    assert got.headers["host"] == f"rebind.test:{receiver.port_bound}"
+
+
 def test_each_tenants_webhook_gets_only_its_own_tenants_event(private_allowed, tenant_a, tenant_b):
     receiver_a, receiver_b = WebhookReceiver(), WebhookReceiver()
     try:

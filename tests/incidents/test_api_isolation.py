@@ -41,6 +41,10 @@ class TestIncidentIsolation(TenantIsolationTests):
     can_delete = False
     detail_actions = STAFF_ACTIONS
     update_payload = {"title": "Renamed"}
+    csv_list = True
+
+    def csv_key(self, obj) -> str:
+        return obj.reference
 
     def make_object(self, tenant):
         return make_incident(tenant)
@@ -90,7 +94,7 @@ class TestIncidentIsolation(TenantIsolationTests):
         own, foreign = objects
         response = caller.client.get(f"/api/v1/tenants/{tenant_a.slug}/incidents/export/")
         assert response.status_code == 200
-        text = response.content.decode()
+        text = response.getvalue().decode()
         assert own.reference in text
         assert foreign.reference not in text
         assert len(text.strip().splitlines()) == 1 + 1

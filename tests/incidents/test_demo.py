@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from operations.incidents import alerting
 from operations.incidents.demo import seed_incidents
 from operations.incidents.models import Incident, Postmortem, TimelineEntry
 from operations.inventory.models import AISystem
@@ -77,7 +78,8 @@ def test_the_demo_alert_rules_fire_group_and_auto_resolve_on_the_demo_telemetry(
             )
         }
         production = Deployment.objects.filter(environment="production").order_by("name").first()
-        assert AlertRule.objects.count() == 2
+        assert AlertRule.objects.count() == 3
+        silence = AlertRule.objects.get(condition="no_data")
     assert AlertRuleDefault.objects.count() == 2
 
     latency = alerts[f"Production inference latency p95 above 500 ms: {production.name}"]
@@ -89,7 +91,8 @@ def test_the_demo_alert_rules_fire_group_and_auto_resolve_on_the_demo_telemetry(
         assert any(e.body.startswith("Auto-resolved") for e in incident.timeline.all())
 
     hot = sorted(title for title in alerts if title.startswith("GPU saturated: "))
-    assert hot == [f"GPU saturated: acme-gpu-hot-0{n}" for n in range(1, 5)]
+    hot_nodes = [f"acme-gpu-hot-0{n}" for n in range(1, 5)]
+    assert hot == [f"GPU saturated: {name}" for name in hot_nodes]
     idle = alerts["Idle GPU node: acme-gpu-idle-01"]
     for incident in [idle, *(alerts[title] for title in hot)]:
         assert incident.status in ("triggered", "acknowledged")
@@ -97,6 +100,15 @@ def test_the_demo_alert_rules_fire_group_and_auto_resolve_on_the_demo_telemetry(
         kinds = [e.kind for e in incident.timeline.all() if e.kind == TimelineKind.ALERT]
         assert len(kinds) == 3
     assert len(alerts) == 7  # nothing fired on the diurnal nodes or the other deployments
+    assert not any(title.startswith(f"{silence.name}: ") for title in alerts)  # all report
+
+    # Once the telemetry is older than the window, the silence rule fires on each GPU node.
+    with tenant_scope(tenant_a.id):
+        later = alerting.alert_rules_evaluate(tenant=tenant_a, as_of=now + dt.timedelta(minutes=25))
+    silent = sorted(o.resource_name for o in later.outcomes if o.rule_name == silence.name)
+    assert {"acme-gpu-idle-01", *hot_nodes} <= set(silent)
+    assert all("-gpu-" in name for name in silent)
+    assert {o.state for o in later.outcomes if o.rule_name == silence.name} == {"opened"}
 
     # Idempotent: a second run creates nothing and writes nothing.
     with tenant_scope(tenant_a.id):

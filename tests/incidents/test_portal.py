@@ -97,6 +97,27 @@ def test_the_csv_export_leaves_internal_entries_out(client_admin, story):
     assert {row[3] for row in rows[1:]} == {"client-visible"}
 
 
+def test_the_list_downloads_as_csv_with_its_state(client_admin, tenant_a, tenant_b, story):
+    open_one = make_incident(tenant_a, title="=Still open")
+    foreign = make_incident(tenant_b, title="Borealis trouble")
+    listing = text(client_admin.get(page("list", tenant_a), {"state": "resolved"}))
+    link = page("list-csv", tenant_a) + "?state=resolved"
+    assert f'href="{html.escape(link)}"' in listing
+
+    response = client_admin.get(link)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.reader(io.StringIO(response.getvalue().decode())))
+    assert [row[0] for row in rows[1:]] == [story.reference]
+    every = client_admin.get(page("list-csv", tenant_a), {"state": "all"}).getvalue().decode()
+    assert story.reference in every
+    assert "'=Still open" in every
+    assert open_one.reference in every
+    assert foreign.title not in every
+    foreign_csv = client_admin.get(page("list-csv", tenant_b), {"state": "all"})
+    assert foreign_csv.status_code == 404
+
+
 def test_foreign_and_missing_incidents_are_the_same_404(client_admin, tenant_b, tenant_a):
     foreign = make_incident(tenant_b)
     foreign_page = client_admin.get(page("detail", tenant_b, number=foreign.number))

@@ -8,13 +8,23 @@ and their semantics (fencing by attempt, tenant, task id) checked again on that 
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import Future
+
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from operations.jobs import services
-from operations.jobs.execution import JobContext, claim, finish, job_run_execute
+from operations.jobs.execution import (
+    JobContext,
+    claim,
+    finish,
+    job_run_execute,
+    submit_lock_key,
+)
 from operations.jobs.models import JobDispatch, JobRun, JobStatus, JobTrigger
 from operations.jobs.registry import get_job_kind
 from tenants.models import AuditEvent
@@ -143,19 +153,23 @@ def test_a_noop_job_is_two_statements_on_the_worker(tenant_a, sent):
 
 
 @worker_path
-def test_a_submit_on_its_own_is_one_durable_statement_and_its_run_is_its_outbox(
+def test_a_submit_on_its_own_is_two_durable_round_trips_and_its_run_is_its_outbox(
     tenant_a, tenant_b, sent
 ):
     with CaptureQueriesContext(connection) as captured:
         run = services.job_submit(tenant=tenant_a, kind="noop", parameters={"seconds": 0.5})
-    sql = statements(captured)
+    sql = [query["sql"] for query in captured.captured_queries]
     if connection.vendor == "postgresql":
-        # The scope and the insert in one round trip: no BEGIN, no COMMIT, no outbox row.
-        assert [len(captured.captured_queries)] == [1]
+        # The scope, the submit lock and the insert in one round trip, then the COMMIT (during
+        # which the message goes); no outbox row.
+        assert len(sql) == 2
+        assert sql[0].startswith("BEGIN; ")
         assert "set_config" in sql[0]
+        assert "pg_advisory_xact_lock" in sql[0]
         assert "INSERT" in sql[0]
         assert "jobs_jobdispatch" not in sql[0]
-        assert "synchronous_commit" not in sql[0]  # the submission stays fully durable
+        assert sql[1] == "COMMIT"
+        assert not any("synchronous_commit" in statement for statement in sql)  # fully durable
     assert not JobDispatch.objects.exists()
     assert sent == [
         {
@@ -185,6 +199,94 @@ def test_a_submit_on_its_own_is_one_durable_statement_and_its_run_is_its_outbox(
         )
         == "succeeded"
     )
+
+
+@worker_path
+def test_a_claim_that_comes_before_the_submits_commit_waits_for_it(tenant_a, sent, monkeypatch):
+    """The message leaves while the submit commits, so a worker may get it before the run is
+    visible: its claim must wait for the commit, not drop the run as missing."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the submit overlaps its commit with the send on PostgreSQL only")
+    inserted, go = threading.Event(), threading.Event()
+    messages: list = []
+
+    def send_when_told(outgoing):
+        # In the submitter's thread, its transaction open: hold it until the claim waits.
+        messages.extend(outgoing)
+        inserted.set()
+        assert go.wait(60)
+        done = Future()
+        done.set_result((len(outgoing), None))
+        return done
+
+    monkeypatch.setattr(services, "outbox_send_beside", send_when_told)
+    outcomes: dict = {}
+
+    def in_thread(name, fn):
+        def target():
+            try:
+                outcomes[name] = fn()
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                outcomes[name] = exc
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    submitter = in_thread("submit", lambda: services.job_submit(tenant=tenant_a, kind="noop"))
+    assert inserted.wait(60)
+    message = messages[0]
+    worker = in_thread(
+        "worker",
+        lambda: job_run_execute(**message.kwargs, task_id=message.task_id, use_heartbeat=False),
+    )
+    lock_class, _ = submit_lock_key(message.task_id)
+    waiting = 0
+    for _ in range(6000):  # until the worker's claim waits for the submit lock (or 60 s)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND classid::int = %s",
+                [lock_class],
+            )
+            (waiting,) = cursor.fetchone()
+        if waiting or not worker.is_alive():
+            break
+        time.sleep(0.01)
+    go.set()
+    submitter.join(60)
+    worker.join(60)
+    assert waiting == 1
+    run = outcomes["submit"]
+    assert isinstance(run, JobRun)
+    assert outcomes["worker"] == "succeeded"
+    assert reload(run).status == JobStatus.SUCCEEDED
+
+
+@worker_path
+def test_a_submit_that_fails_leaves_no_transaction_open(tenant_a, sent, monkeypatch):
+    new_run = services._new_run
+
+    def out_of_range(*args, **kwargs):
+        run = new_run(*args, **kwargs)
+        run.progress = 101  # refused by the jobs_run_progress check
+        return run
+
+    monkeypatch.setattr(services, "_new_run", out_of_range)
+    with pytest.raises(IntegrityError):
+        services.job_submit(tenant=tenant_a, kind="noop")
+    assert sent == []
+    monkeypatch.setattr(services, "_new_run", new_run)
+    if connection.vendor == "postgresql":
+        from psycopg.pq import TransactionStatus
+
+        assert connection.connection.info.transaction_status == TransactionStatus.IDLE
+    run = services.job_submit(tenant=tenant_a, kind="noop")
+    assert reload(run).status == JobStatus.QUEUED
+    with tenant_scope(tenant_a.id):
+        assert JobRun.objects.count() == 1
 
 
 @worker_path

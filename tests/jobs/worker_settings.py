@@ -21,3 +21,8 @@ if "GROUNDWORK_TEST_BROKER_URL" in os.environ:
 JOBS_LEASE_SECONDS = int(os.environ.get("GROUNDWORK_TEST_LEASE_SECONDS", "3"))
 JOBS_HEARTBEAT_SECONDS = 0.5
 JOBS_KIND_MODULES = ["tests.jobs.kinds"]
+
+# Webhook tests: a receiver on 127.0.0.1, and a claim a killed sender gives up in seconds.
+if os.environ.get("GROUNDWORK_TEST_WEBHOOKS"):
+    WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = True
+    WEBHOOKS_CLAIM_LEASE_SECONDS = 2

@@ -47,6 +47,7 @@ class TestRecommendationIsolation(TenantIsolationTests):
     resource = "recommendations"
     model = Recommendation
     can_create = can_update = can_delete = False
+    csv_list = True
     detail_actions = ("accept", "implement", "dismiss")
 
     def make_object(self, tenant):

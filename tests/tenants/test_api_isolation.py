@@ -88,6 +88,8 @@ class TestAuditIsolation(TenantIsolationTests):
     resource = "audit"
     model = AuditEvent
     can_update = can_delete = can_create = False
+    csv_list = True
+    csv_actor_fixture = "engineer_a"  # the audit log's CSV is for MSP staff
 
     def make_object(self, tenant):
         return audit_record(tenant=tenant, action=AuditAction.UPDATE, instance=tenant)

@@ -22,6 +22,7 @@ from operations.optimisation.models import Recommendation
 from operations.readiness.models import ReadinessFramework, ReadinessScore
 from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
 from operations.telemetry.models import TelemetryRollup
+from operations.telemetry.services import telemetry_monthly_costs_refresh
 from tenants import services
 from tenants.fleet import fleet_columns
 from tenants.models import MspRole, StaffAssignment, TenantStatus
@@ -122,6 +123,8 @@ def give_figures(tenant, *, severity: str = "SEV3", compliance: float = 80.0, le
                 sample_count=60,
                 computed_at=now,
             )
+        # As the rollup job does after recomputing an hour.
+        telemetry_monthly_costs_refresh(tenant=tenant, hours=[hour], now=now)
 
 
 @pytest.fixture(autouse=True)
@@ -257,7 +260,7 @@ def _queries_for_home(client, count: int) -> int:
 @pytest.mark.django_db
 def test_the_query_count_does_not_grow_with_the_fleet(client, msp_admin):
     login_verified(client, msp_admin.user)
-    few = _queries_for_home(client, 3)
+    few = _queries_for_home(client, 1)
     many = _queries_for_home(client, 27)
     assert few == many
     # Session, user, device, tenants, two filter lists, the status counts and the columns (and

@@ -28,6 +28,7 @@ from operations.jobs.demo import seed_jobs
 from operations.optimisation.demo import seed_optimisation
 from operations.readiness.demo import seed_readiness
 from operations.readiness.demo_gates import seed_gates
+from operations.reports.demo import seed_reports
 from operations.telemetry.demo import seed_telemetry
 from tenants import selectors, services
 from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor
@@ -311,6 +312,10 @@ class Command(BaseCommand):
 
         if seed_events(tenant):
             self.changes["webhook demo row(s)"] += 1
+        # After everything a report reads: last month's report, and a draft review for acme.
+        made = seed_reports(tenant, with_review=spec.slug == "acme")
+        if made:
+            self.changes["report(s)"] += made
 
     # --- Staff ------------------------------------------------------------------------------
 

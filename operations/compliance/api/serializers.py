@@ -174,3 +174,16 @@ class ScoreSerializer(serializers.ModelSerializer):
             "failed_controls",
         ]
         read_only_fields = fields
+
+
+class EvidencePackQuerySerializer(StrictSerializer):
+    """``?framework=eu-ai-act&from=2026-10-01&to=2026-12-31`` (days inclusive, tenant's zone)."""
+
+    framework = serializers.SlugField(max_length=50, help_text="Framework code, e.g. eu-ai-act.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        # "from" is a Python keyword: declared here rather than as a class attribute.
+        fields["from"] = serializers.DateField(help_text="First day of the period (YYYY-MM-DD).")
+        fields["to"] = serializers.DateField(help_text="Last day of the period, inclusive.")
+        return fields

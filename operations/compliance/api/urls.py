@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
 from operations.compliance.api import views
@@ -17,6 +17,11 @@ catalogue.register("compliance/frameworks", views.FrameworkViewSet, basename="co
 urlpatterns = [
     path(
         "compliance/checks/", views.CheckCatalogueView.as_view(), name="compliance-check-catalogue"
+    ),
+    re_path(
+        rf"^{TENANT}/compliance/evidence-pack/?$",
+        views.EvidencePackView.as_view(),
+        name="compliance-evidence-pack",
     ),
     *catalogue.urls,
     *router.urls,

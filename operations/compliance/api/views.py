@@ -13,19 +13,26 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db.models import Count
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from msp.api.csv_download import CsvListMixin
+from msp.api.schema import csv_list_schema
 from operations.compliance import selectors, services
 from operations.compliance.api import serializers as s
 from operations.compliance.checks import all_checks
+from operations.compliance.evidence import build_evidence_pack, evidence_pack_filename
+from operations.compliance.exports import FINDING_CSV_COLUMNS, findings_csv_filename
 from operations.compliance.filters import FindingFilter, ScoreFilter, WaiverFilter
 from operations.compliance.models import Finding, Framework, Score, Waiver
 from tenants.api.base import (
     MspWideAPIView,
     MspWideViewSet,
+    TenantScopedAPIView,
     TenantScopedModelViewSet,
     TenantScopedViewSet,
 )
@@ -98,7 +105,10 @@ class FrameworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, MspWide
         return Response(s.FrameworkDetailSerializer(framework, context=context).data)
 
 
-class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+@extend_schema_view(list=csv_list_schema("findings"))
+class FindingViewSet(
+    CsvListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet
+):
     """The tenant's findings: one per check and subject, updated by every scan.
 
     ``?status=`` filters on the effective status: ``fail`` is an unwaived failure, ``waived``
@@ -111,6 +121,10 @@ class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
     search_fields = ["subject_label", "detail", "check_code"]
     ordering_fields = ["check_code", "severity", "status", "first_seen", "last_seen", "resolved_at"]
     ordering = ["check_code", "subject_type", "subject_id"]
+    csv_columns = FINDING_CSV_COLUMNS
+
+    def csv_filename(self) -> str:
+        return findings_csv_filename(self.tenant)
 
     def filter_scoped_queryset(self, queryset):
         return selectors.findings_with_waiver_state(queryset)
@@ -168,3 +182,39 @@ class ScoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
     def latest(self, request, tenant_slug=None):
         scores = selectors.scores_latest(self.get_queryset()).order_by("framework__code")
         return Response(s.ScoreSerializer(scores, many=True).data)
+
+
+class EvidencePackView(TenantScopedAPIView):
+    """``GET …/compliance/evidence-pack?framework=&from=&to=``: the compliance evidence pack
+    (``operations.compliance.evidence``) as a zip. Tenant admins and MSP staff."""
+
+    model = Finding
+    filter_backends: list = []
+    pagination_class = None
+
+    def required_capability(self, request) -> str:
+        return "audit"  # the pack carries the audit trail: whoever reads the audit log
+
+    @extend_schema(
+        parameters=[s.EvidencePackQuerySerializer],
+        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+    )
+    def get(self, request, tenant_slug: str):
+        query = s.EvidencePackQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        pack = build_evidence_pack(
+            tenant=self.tenant,
+            framework_code=params["framework"],
+            period_start=params["from"],
+            period_end=params["to"],
+        )
+        filename = evidence_pack_filename(
+            tenant=self.tenant,
+            framework_code=params["framework"],
+            period_start=params["from"],
+            period_end=params["to"],
+        )
+        response = HttpResponse(pack, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response

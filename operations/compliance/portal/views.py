@@ -10,19 +10,30 @@ missing) and runs a fixed number of queries whatever the number of findings, sco
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from msp.api.csv_download import csv_streaming_response
 from operations.compliance.checks import get_check
+from operations.compliance.evidence import build_evidence_pack, evidence_pack_filename
+from operations.compliance.exports import FINDING_CSV_COLUMNS, findings_csv_filename
 from operations.compliance.models import CheckSeverity, Finding, Score
 from operations.compliance.selectors import (
     checks_for_framework,
     finding_counts,
     findings_failing_by_severity,
     findings_for,
+    findings_with_waiver_state,
     score_history_for,
     waivers_in_force,
 )
@@ -108,6 +119,7 @@ def compliance_overview(request, page: PortalTenant):
         page,
         "compliance/overview.html",
         section="compliance",
+        evidence=_evidence_defaults(page, chosen or (frameworks[0] if frameworks else None)),
         frameworks=frameworks,
         chosen=chosen,
         scores=_framework_scores(shown_frameworks, history),
@@ -117,6 +129,70 @@ def compliance_overview(request, page: PortalTenant):
         findings_limit=FINDINGS_SHOWN,
         waivers=waivers,
     )
+
+
+def _evidence_defaults(page: PortalTenant, framework) -> dict | None:
+    """The evidence-pack form's defaults (last calendar month), for those who may download."""
+    if not page.access.can_read_audit or framework is None:
+        return None
+    last_day = timezone.localdate().replace(day=1) - dt.timedelta(days=1)
+    return {"framework": framework.code, "from": last_day.replace(day=1), "to": last_day}
+
+
+@portal_tenant_view()
+@require_GET
+def compliance_findings_csv(request, page: PortalTenant):
+    """Every finding (of ``?framework=`` if given) as CSV, streamed, in the API's columns."""
+    framework = next(
+        (f for f in latest_frameworks() if f.code == request.GET.get("framework")), None
+    )
+    codes = checks_for_framework(framework.code) if framework else None
+    return csv_streaming_response(
+        filename=findings_csv_filename(page.tenant),
+        columns=FINDING_CSV_COLUMNS,
+        rows=findings_with_waiver_state(findings_for(tenant=page.tenant, check_codes=codes)),
+        scope=page.stream_scope,
+    )
+
+
+@portal_tenant_view()
+@require_GET
+def compliance_evidence_pack(request, page: PortalTenant):
+    """The evidence pack (``operations.compliance.evidence``) for the form's framework and
+    period, as a zip: tenant admins and MSP staff, as through the API."""
+    if not page.access.can_read_audit:
+        return render_portal(
+            request,
+            page,
+            "portal/forbidden.html",
+            section="compliance",
+            status=403,
+            reason="Only tenant admins and MSP staff download evidence packs.",
+        )
+    form = EvidencePackForm(request.GET)
+    try:
+        if not form.is_valid():
+            raise ValidationError(form.errors.as_text())
+        period = {"period_start": form.cleaned_data["from"], "period_end": form.cleaned_data["to"]}
+        code = form.cleaned_data["framework"]
+        pack = build_evidence_pack(tenant=page.tenant, framework_code=code, **period)
+    except ValidationError as refused:
+        messages.error(request, f"No evidence pack: {' '.join(refused.messages)}")
+        return redirect(reverse("portal_compliance:overview", args=[page.tenant.slug]))
+    response = HttpResponse(pack, content_type="application/zip")
+    filename = evidence_pack_filename(tenant=page.tenant, framework_code=code, **period)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class EvidencePackForm(forms.Form):
+    framework = forms.SlugField(max_length=50)
+    to = forms.DateField()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # "from" is a Python keyword: declared here rather than as a class attribute.
+        self.fields["from"] = forms.DateField()
 
 
 def _describe(finding: Finding, *, framework) -> None:

@@ -22,3 +22,17 @@ class WebhookEndpointForm(ServiceErrorsMixin, forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Leave all unticked to receive every event type.",
     )
+
+
+def _emailable_events():
+    return [(e.name, f"{e.name}: {e.description}") for e in CATALOGUE.values() if e.emitted]
+
+
+class EmailSettingsForm(ServiceErrorsMixin, forms.Form):
+    email = forms.BooleanField(label="Email me about this tenant's events", required=False)
+    event_types = forms.MultipleChoiceField(
+        label="Events",
+        choices=_emailable_events,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )

@@ -1,8 +1,11 @@
-"""Portal page for a tenant's webhooks: endpoints, their delivery log, and the actions (add,
-rotate the secret, send a test event, redeliver failed ones, enable, disable, delete).
+"""Portal pages of the delivery context.
 
-Tenant admins only (``manage``), through ``portal_tenant_view``. A new or rotated secret is
-rendered once, never redirected through a URL, session or message.
+- Webhooks: endpoints, their delivery log, and the actions (add, rotate the secret, send a
+  test event, redeliver failed ones, enable, disable, delete). Tenant admins only
+  (``manage``). A new or rotated secret is rendered once, never redirected through a URL,
+  session or message.
+- Email notifications: anyone who reaches the tenant (staff too) chooses what they are
+  emailed about in it, or stops its email; their own row only.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from operations.events import services
-from operations.events.portal.forms import WebhookEndpointForm
+from operations.events.portal.forms import EmailSettingsForm, WebhookEndpointForm
 from operations.events.selectors import (
     delivery_list,
+    email_settings_for,
+    notification_preference_get,
     webhook_endpoint_get,
     webhook_endpoint_list,
 )
@@ -88,3 +93,33 @@ def webhook_action(request, page: PortalTenant, endpoint_id: int, action: str):
         services.endpoint_delete(tenant=tenant, endpoint=endpoint)
         messages.success(request, f"{endpoint.url}: deleted.")
     return redirect("portal_events:webhooks", slug=tenant.slug)
+
+
+@portal_tenant_view(write_capability="own_settings")
+def email_settings(request, page: PortalTenant):
+    tenant, user = page.tenant, request.user
+    if request.method == "POST":
+        if request.POST.get("action") == "defaults":
+            preference = notification_preference_get(tenant=tenant, user=user)
+            if preference is not None:
+                services.notification_preference_delete(tenant=tenant, preference=preference)
+            messages.success(request, "Back to the defaults of your role.")
+            return redirect("portal_events:notifications", slug=tenant.slug)
+        form = EmailSettingsForm(request.POST)
+        if form.is_valid():
+            services.notification_preference_set(tenant=tenant, user=user, **form.cleaned_data)
+            messages.success(request, "Your email notifications are saved.")
+            return redirect("portal_events:notifications", slug=tenant.slug)
+    else:
+        current = email_settings_for(tenant=tenant, user=user)
+        form = EmailSettingsForm(
+            initial={"email": current.email, "event_types": sorted(current.event_types)}
+        )
+    return render_portal(
+        request,
+        page,
+        "events/email_settings.html",
+        section="notifications",
+        form=form,
+        current=email_settings_for(tenant=tenant, user=user),
+    )

@@ -496,7 +496,7 @@ class AlertRuleInForceSerializer(serializers.Serializer):
     gpu_model = serializers.CharField()
     environment = serializers.CharField()
     condition = serializers.CharField()
-    threshold = serializers.FloatField()
+    threshold = serializers.FloatField(allow_null=True)
     window_minutes = serializers.IntegerField()
     severity = serializers.CharField()
     category = serializers.CharField()
@@ -528,9 +528,12 @@ class AlertOutcomeSerializer(serializers.Serializer):
     )
     incident_id = serializers.IntegerField(allow_null=True)
     incident = serializers.CharField(help_text="The incident's reference, e.g. ACME-42.")
-    lowest = serializers.FloatField()
-    highest = serializers.FloatField()
-    samples = serializers.IntegerField()
+    lowest = serializers.FloatField(allow_null=True, help_text="None for a no-data rule.")
+    highest = serializers.FloatField(allow_null=True, help_text="None for a no-data rule.")
+    samples = serializers.IntegerField(help_text="Samples in the window (0 for no-data rules).")
+    last_sample_at = serializers.DateTimeField(
+        allow_null=True, help_text="The resource's latest sample of the metric, if any."
+    )
 
 
 class AlertEvaluateSerializer(StrictSerializer):

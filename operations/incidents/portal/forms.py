@@ -6,6 +6,7 @@ from django import forms
 
 from operations.incidents.models import IncidentCategory
 from operations.inventory.models import AISystem
+from tenants.form_fields import BoundedModelMultipleChoiceField
 from tenants.models import Severity
 from tenants.portal.forms import ServiceErrorsMixin
 
@@ -27,7 +28,7 @@ class IncidentRaiseForm(ServiceErrorsMixin, forms.Form):
         help_text="SEV1: a production service is down; SEV4: a question or a small defect.",
     )
     category = forms.ChoiceField(choices=IncidentCategory.choices)
-    ai_systems = forms.ModelMultipleChoiceField(
+    ai_systems = BoundedModelMultipleChoiceField(
         queryset=AISystem.objects.none(),
         required=False,
         label="Affected AI systems",
@@ -60,6 +61,24 @@ class StaffNoteForm(ServiceErrorsMixin, forms.Form):
         initial="client",
         widget=forms.RadioSelect,
     )
+
+
+class WorkflowNoteForm(forms.Form):
+    """The optional note beside a workflow button (acknowledge, resolve, close, reopen, …), in
+    the portal and the admin alike: validated here (length, no NUL byte) before a service
+    writes it to the timeline."""
+
+    note = forms.CharField(required=False, max_length=10000)
+    note_visibility = forms.ChoiceField(
+        choices=[("client", "Client"), ("internal", "Internal")], required=False
+    )
+
+    @property
+    def note_internal(self) -> bool:
+        return self.cleaned_data.get("note_visibility") != "client"
+
+    def problems(self) -> str:
+        return " ".join(f"{name}: {' '.join(errors)}" for name, errors in self.errors.items())
 
 
 class StaffSeverityForm(ServiceErrorsMixin, forms.Form):

@@ -13,6 +13,7 @@ app_name = "portal_incidents"
 urlpatterns = [
     # Tenant pages: every view below is wrapped in portal_tenant_view.
     path("<slug:slug>/incidents/", views.incident_list, name="list"),
+    path("<slug:slug>/incidents.csv", views.incident_list_csv, name="list-csv"),
     path("<slug:slug>/incidents/new/", views.incident_raise, name="raise"),
     path("<slug:slug>/incidents/alert-rules/", views.alert_rule_list, name="alert-rules"),
     path("<slug:slug>/incidents/<int:number>/", views.incident_detail, name="detail"),

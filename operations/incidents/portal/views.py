@@ -17,15 +17,22 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
+from msp.api.csv_download import csv_streaming_response
 from operations.events.selectors import notifications_about
 from operations.incidents import services
-from operations.incidents.exports import timeline_csv, timeline_csv_filename
+from operations.incidents.exports import (
+    INCIDENT_CSV_COLUMNS,
+    incidents_csv_filename,
+    timeline_csv,
+    timeline_csv_filename,
+)
 from operations.incidents.models import Incident, IncidentSource
 from operations.incidents.portal.forms import (
     IncidentCommentForm,
     IncidentRaiseForm,
     StaffNoteForm,
     StaffSeverityForm,
+    WorkflowNoteForm,
 )
 from operations.incidents.selectors import (
     INCIDENT_ACTION_LABELS,
@@ -186,15 +193,18 @@ def incident_staff_act(request, page: PortalTenant, number: int, action: str):
     if action not in incident_allowed_actions(incident, page.access):
         messages.error(request, f"{incident.reference} cannot {action.replace('-', ' ')} now.")
         return _back_to(incident, page)
-    note = request.POST.get("note", "").strip()[:10000]
+    form = WorkflowNoteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.problems())
+        return _back_to(incident, page)
     try:
         incident = services.incident_perform(
             tenant=page.tenant,
             incident=incident,
             action=action,
             user=request.user,
-            note=note,
-            note_internal=request.POST.get("note_visibility") != "client",
+            note=form.cleaned_data["note"],
+            note_internal=form.note_internal,
         )
     except ValidationError as error:
         _report(request, error)
@@ -291,14 +301,17 @@ def incident_confirm(request, page: PortalTenant, number: int, action: str):
     incident = _incident_or_none(page, number)
     if incident is None:
         return tenant_not_found(request)
-    note = request.POST.get("note", "").strip()[:10000]
+    form = WorkflowNoteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.problems())
+        return redirect("portal_incidents:detail", slug=page.tenant.slug, number=incident.number)
     try:
         incident = services.incident_transition(
             tenant=page.tenant,
             incident=incident,
             action=action,
             user=request.user,
-            note=note,
+            note=form.cleaned_data["note"],
             note_internal=False,
         )
     except ValidationError as error:
@@ -307,6 +320,21 @@ def incident_confirm(request, page: PortalTenant, number: int, action: str):
         words = "Closed" if action == "close" else "Reopened"
         messages.success(request, f"{words} {incident.reference}.")
     return redirect("portal_incidents:detail", slug=page.tenant.slug, number=incident.number)
+
+
+@portal_tenant_view()
+@require_GET
+def incident_list_csv(request, page: PortalTenant):
+    """Every incident of the list's state (not one page) as CSV, streamed."""
+    state = request.GET.get("state", "open")
+    if state not in _STATES:
+        state = "open"
+    return csv_streaming_response(
+        filename=incidents_csv_filename(page.tenant),
+        columns=INCIDENT_CSV_COLUMNS,
+        rows=incident_portal_list(tenant=page.tenant, state=state),
+        scope=page.stream_scope,
+    )
 
 
 @portal_tenant_view()

@@ -7,21 +7,30 @@ MSP admins and engineers) accept, implement and dismiss. Recommendations are mad
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from msp.api.csv_download import CsvListMixin
 from msp.api.errors import Conflict
+from msp.api.schema import csv_list_schema
 from operations.optimisation import services
 from operations.optimisation.api import serializers as s
+from operations.optimisation.exports import (
+    RECOMMENDATION_CSV_COLUMNS,
+    recommendations_csv_filename,
+)
 from operations.optimisation.filters import RecommendationFilter
 from operations.optimisation.models import Recommendation
 from operations.optimisation.selectors import recommendation_summary
 from tenants.api.base import TenantScopedViewSet
 
 
-class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+@extend_schema_view(list=csv_list_schema("recommendations"))
+class RecommendationViewSet(
+    CsvListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet
+):
     """Optimisation recommendations of a tenant, with evidence and an estimated monthly saving."""
 
     model = Recommendation
@@ -37,6 +46,10 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
     ]
     ordering = ["-estimated_monthly_saving", "id"]
     lookup_value_regex = r"[0-9]+"
+    csv_columns = RECOMMENDATION_CSV_COLUMNS
+
+    def csv_filename(self) -> str:
+        return recommendations_csv_filename(self.tenant)
 
     def _act(self, request, name: str, body_class, **extra) -> Response:
         recommendation = self.get_object()

@@ -13,6 +13,7 @@ app_name = "portal_recommendations"
 urlpatterns = [
     # Tenant pages: every view below is wrapped in portal_tenant_view.
     path("<slug:slug>/recommendations/", views.recommendation_list, name="list"),
+    path("<slug:slug>/recommendations.csv", views.recommendation_list_csv, name="list-csv"),
     path("<slug:slug>/recommendations/<int:pk>/", views.recommendation_detail, name="detail"),
     path(
         "<slug:slug>/recommendations/<int:pk>/<str:action>/",

@@ -18,9 +18,15 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from msp.api.csv_download import csv_streaming_response
 from operations.optimisation import services
+from operations.optimisation.exports import (
+    RECOMMENDATION_CSV_COLUMNS,
+    recommendations_csv_filename,
+)
 from operations.optimisation.models import RECOMMENDATION_ACTIONS
 from operations.optimisation.portal.evidence import recommendation_evidence
+from operations.optimisation.portal.forms import RecommendationActForm
 from operations.optimisation.selectors import (
     RECOMMENDATION_STATES,
     recommendation_get,
@@ -57,6 +63,21 @@ def recommendation_list(request, page: PortalTenant):
     )
 
 
+@portal_tenant_view()
+@require_GET
+def recommendation_list_csv(request, page: PortalTenant):
+    """Every recommendation of the list's state (not one page) as CSV, streamed."""
+    state = request.GET.get("state", "open")
+    if state not in RECOMMENDATION_STATES:
+        state = "open"
+    return csv_streaming_response(
+        filename=recommendations_csv_filename(page.tenant),
+        columns=RECOMMENDATION_CSV_COLUMNS,
+        rows=recommendation_list_in_state(tenant=page.tenant, state=state),
+        scope=page.stream_scope,
+    )
+
+
 @portal_tenant_view(write_capability="write")
 @require_GET
 def recommendation_detail(request, page: PortalTenant, pk: int):
@@ -88,16 +109,20 @@ def recommendation_act(request, page: PortalTenant, pk: int, action: str):
     rec = recommendation_get(tenant=page.tenant, pk=pk)
     if rec is None or action not in RECOMMENDATION_ACTIONS:
         return tenant_not_found(request)
-    extra = {"reason": request.POST.get("reason", "")[:2000]} if action == "dismiss" else {}
-    try:
-        getattr(services, f"recommendation_{action}")(
-            tenant=page.tenant, recommendation=rec, user=request.user, **extra
-        )
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+    form = RecommendationActForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(" ".join(errors) for errors in form.errors.values()))
     else:
-        messages.success(request, f"{_DONE[action]}: {rec.title}")
-    state = request.POST.get("state", "open")
+        extra = {"reason": form.cleaned_data["reason"]} if action == "dismiss" else {}
+        try:
+            getattr(services, f"recommendation_{action}")(
+                tenant=page.tenant, recommendation=rec, user=request.user, **extra
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"{_DONE[action]}: {rec.title}")
+    state = form.cleaned_data.get("state") or "open"
     target = reverse("portal_recommendations:list", kwargs={"slug": page.tenant.slug})
     return redirect(
         f"{target}?{urlencode({'state': state if state in RECOMMENDATION_STATES else 'open'})}"

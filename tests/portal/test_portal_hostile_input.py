@@ -1,0 +1,153 @@
+"""Hostile form input on every portal page that takes a POST: a page or a 4xx, never a 500.
+
+The API has its own pass (``tests/test_hostile_input.py``); the portal's forms are read by
+views and Django forms of their own, so they get theirs. Routes are enumerated from the URL
+resolver, so a new portal page is covered without being listed. Each is posted, by a tenant
+admin and by a verified MSP admin, every field name its page shows (and a few every form
+uses) carrying, in turn: a NUL byte (PostgreSQL refuses it in text), a UTF-8-encoded lone
+surrogate, ``1e400``, a 30-digit integer, an impossible date and 20,000 characters.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+import pytest
+
+from operations.readiness.catalogue import PILLAR_KEYS
+from tenants.models import MspRole, TenantRole
+from tests.factories import (
+    login_verified,
+    make_member,
+    make_staff,
+    make_token,
+    make_webhook_endpoint,
+)
+from tests.incidents.factories import make_incident
+from tests.inventory.estate import make_compute, make_deployment
+from tests.optimisation.test_api import make_recommendation
+from tests.routes import url_routes
+
+pytestmark = pytest.mark.django_db
+
+#: Raw (already URL-encoded) values, each sent in every field at once.
+HOSTILE = {
+    "nul": "a%00b",
+    "surrogate": "%ED%A0%80",
+    "huge-float": "1e400",
+    "huge-int": "9" * 30,
+    "bad-date": "2026-02-30T25%3A61",
+    "long": "x" * 20_000,
+}
+#: Names most forms read, posted even where the page shows no such input (views read them).
+COMMON_FIELDS = (
+    "body",
+    "reason",
+    "visibility",
+    "severity",
+    "assignee",
+    "title",
+    "description",
+    "url",
+    "events",
+    "name",
+    "role",
+    "state",
+    "timezone",
+    "username",
+    "password",
+    "email",
+    "note",
+    "evidence_url",
+    "expires_in_days",
+    "scopes",
+)
+#: Routes not worth a hostile pass: sign-out and password-reset links that need a real token.
+SKIPPED = ("portal/logout/", "portal/reset/<uidb64>/<token>/")
+
+# Each kind of action a URL's <action> takes, one of each kind of view.
+ACTIONS = {
+    "operations.incidents.portal.views.incident_staff_act": ("acknowledge", "wait-on-client"),
+    "operations.optimisation.portal.views.recommendation_act": ("accept", "dismiss"),
+    "operations.events.portal.views.webhook_action": ("rotate", "disable"),
+}
+
+
+def portal_routes() -> list[tuple[str, str]]:
+    """(route, view dotted name) of every page under /portal/."""
+    found = []
+    for route, pattern in url_routes():
+        if not route.startswith("portal/") or route in SKIPPED:
+            continue
+        callback = pattern.callback
+        found.append((route, f"{callback.__module__}.{getattr(callback, '__name__', '')}"))
+    return found
+
+
+ROUTES = portal_routes()
+
+
+@pytest.fixture
+def estate(tenant_a):
+    member = make_member(tenant_a, TenantRole.MEMBER, username="acme-hostile-member")
+    make_token(member)
+    compute = make_compute(tenant_a)
+    return {
+        "slug": tenant_a.slug,
+        "number": make_incident(tenant_a).number,
+        "membership_id": member.membership.pk,
+        "token_id": member.api_tokens.first().pk,
+        "endpoint_id": make_webhook_endpoint(tenant_a).pk,
+        "pillar": PILLAR_KEYS[0],
+        "compute": compute.pk,
+        "deployment": make_deployment(tenant_a, compute=compute).pk,
+        "recommendation": make_recommendation(tenant_a).pk,
+    }
+
+
+def _urls(route: str, view: str, estate: dict) -> list[str]:
+    """The route with its parameters filled from the estate, one URL per action kind."""
+
+    def fill(action: str) -> str:
+        def value(match: re.Match) -> str:
+            name = match.group(1)
+            if name == "pk":
+                if "compute" in route:
+                    return str(estate["compute"])
+                if "deployments" in route:
+                    return str(estate["deployment"])
+                return str(estate["recommendation"])
+            if name == "action":
+                return action
+            return str(estate[name])
+
+        return "/" + re.sub(r"<(?:\w+:)?(\w+)>", value, route)
+
+    return [fill(action) for action in ACTIONS.get(view, ("",))]
+
+
+def _field_names(client, url: str) -> set[str]:
+    page = client.get(url)
+    names = set(COMMON_FIELDS)
+    if page.status_code == 200 and "html" in page.get("Content-Type", ""):
+        names.update(re.findall(r'name="([^"]+)"', page.content.decode()))
+    names.discard("csrfmiddlewaretoken")
+    return names
+
+
+@pytest.mark.parametrize(("route", "view"), ROUTES, ids=[route for route, _ in ROUTES])
+@pytest.mark.parametrize("who", ["tenant_admin", "msp_admin"])
+def test_a_portal_form_answers_hostile_input_without_a_server_error(
+    client, tenant_a, estate, route, view, who
+):
+    if who == "tenant_admin":
+        client.force_login(make_member(tenant_a, TenantRole.ADMIN, username="acme-hostile-admin"))
+    else:
+        login_verified(client, make_staff(role=MspRole.ADMIN, username="msp-hostile-admin"))
+    for url in _urls(route, view, estate):
+        names = sorted(_field_names(client, url))
+        for label, raw in HOSTILE.items():
+            body = "&".join(f"{quote(name)}={raw}" for name in names)
+            response = client.post(url, body, content_type="application/x-www-form-urlencoded")
+            assert response.status_code < 500, (url, label, response.status_code)
