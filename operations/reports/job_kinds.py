@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
 from msp.api.serializers import StrictSerializer
+from operations.compliance.evidence import evidence_framework
 from operations.jobs.registry import job_kind
 from operations.reports.models import ReportKind
 from operations.reports.services import (
@@ -113,6 +114,7 @@ class EvidencePackParameters(StrictSerializer):
     def validate(self, attrs):
         try:
             evidence_pack_period(period_start=attrs["from"], period_end=attrs["to"])
+            evidence_framework(attrs["framework"])
         except ValidationError as refused:
             raise serializers.ValidationError(refused.message_dict) from None
         return attrs

@@ -12,6 +12,7 @@ import zipfile
 
 import jsonschema
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 from django.urls import reverse
 
@@ -351,3 +352,18 @@ def test_generating_again_repairs_a_damaged_file_instead_of_pointing_at_it(tenan
         second.zip_sha256
     )
     assert report_file_read(report=first, fmt="zip") == report_file_read(report=second, fmt="zip")
+
+
+def test_the_job_kind_refuses_bad_parameters_before_anything_runs(tenant_a, sent):
+    for parameters, field in (
+        ({**PACK, "framework": "no-such-framework"}, "parameters.framework"),
+        ({**PACK, "to": "2026-09-01"}, "parameters.to"),
+        ({"framework": "eu-ai-act"}, "parameters.from"),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            job_services.job_submit(
+                tenant=tenant_a, kind="compliance_evidence_pack", parameters=parameters
+            )
+        assert field in refused.value.message_dict
+    with tenant_scope(tenant_a.id):
+        assert not JobRun.objects.exists()
