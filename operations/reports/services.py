@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import logging
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -103,8 +105,6 @@ def _store(tenant: Tenant, period: Period, kind: str, extension: str, data: byte
 
 
 def _pdf_pages(pdf: bytes) -> int:
-    import io
-
     from pypdf import PdfReader
 
     return len(PdfReader(io.BytesIO(pdf)).pages)
@@ -495,9 +495,6 @@ def evidence_pack_build(
 ) -> BuiltEvidencePack:
     """Build the pack (``build_evidence_pack``, stamped ``now``) and store its zip with its
     SHA-256. Records nothing: ``evidence_pack_record`` does."""
-    import io
-    import zipfile
-
     now = (now or timezone.now()).replace(microsecond=0)
     period = evidence_pack_period(period_start=period_start, period_end=period_end)
     framework = evidence_framework(framework_code)
