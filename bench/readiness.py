@@ -20,6 +20,7 @@ It uses ``<name>_bench`` (as ``bench/jobs.py``). The last lines are
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -102,6 +103,30 @@ def seed_assessments(tenant_ids: list[int], *, seed: int = 7) -> int:
     return made
 
 
+def worker_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) the worker and its pool processes have used so far, from
+    /proc (None elsewhere): unlike wall time, it barely moves with other processes' load."""
+    proc = Path("/proc")
+    if not (proc / str(pid)).exists():
+        return None
+    stats = {}
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                # The command may hold spaces: the fields after its closing parenthesis.
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    tree, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        tree.add(current)
+        todo.extend(child for child, (parent, _) in stats.items() if parent == current)
+    ticks = sum(stats[member][1] for member in tree if member in stats)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def fleet_round(kind: str, tenant_ids: list[int]):
     """Submit one fleet run of ``kind``; wait for its parent: (seconds, parent run)."""
     from operations.jobs.models import JobRun
@@ -151,9 +176,12 @@ def main() -> None:
         if not scanned:
             cold, _ = fleet_round("compliance_scan", tenant_ids)
             print(f"compliance fleet scan (cold, untimed for the ratio): {cold:.2f} s", flush=True)
+        cpu_start = worker_cpu_seconds(worker.pid)
         compliance, _ = fleet_round("compliance_scan", tenant_ids)
         print(f"compliance fleet re-run (baseline): {compliance:.2f} s", flush=True)
+        cpu_middle = worker_cpu_seconds(worker.pid)
         readiness, parent = fleet_round("readiness_scan", tenant_ids)
+        cpu_end = worker_cpu_seconds(worker.pid)
     finally:
         stop_worker(worker)
     with tenant_scope(*tenant_ids):
@@ -164,6 +192,16 @@ def main() -> None:
         f"{snapshots} snapshots from scans in the bench database"
     )
     print(conditions("after"), flush=True)
+    if cpu_start is not None and cpu_end is not None:
+        # Per tenant, the worker's own CPU (the database's is not counted).
+        per_tenant = [
+            1000 * (b - a) / len(tenant_ids)
+            for a, b in ((cpu_start, cpu_middle), (cpu_middle, cpu_end))
+        ]
+        print(
+            f"worker CPU per tenant: compliance {per_tenant[0]:.1f} ms, "
+            f"readiness {per_tenant[1]:.1f} ms"
+        )
     print(f"compliance_fleet_seconds={compliance:.2f}")
     rate = len(tenant_ids) / readiness
     print(f"readiness_fleet_seconds={readiness:.2f} tenants_per_second={rate:.1f}")

@@ -129,7 +129,7 @@ REPORT_PAYLOAD = {
     "properties": {
         "id": {"type": "integer", "description": "The report's id."},
         "tenant": {"type": "string", "description": "The tenant's slug."},
-        "kind": {"type": "string", "description": "e.g. monthly_service, quarterly_review."},
+        "kind": {"type": "string", "description": "monthly, quarterly or evidence_pack."},
         "period_start": {"type": "string", "format": "date"},
         "period_end": {"type": "string", "format": "date"},
         "period": {"type": "string", "description": "The period as people say it, e.g. 2026-11."},
@@ -137,7 +137,7 @@ REPORT_PAYLOAD = {
         "download_url": {
             "type": "string",
             "format": "uri",
-            "description": "The API's download (a token with read scope; ?format=pdf|html).",
+            "description": "The API's download (a token with read scope; ?format=pdf|html|zip).",
         },
         "url": {
             "type": "string",

@@ -376,7 +376,8 @@ def alert_window_error(window_minutes: int | None) -> str:
     """Why a rule with this window could never decide (shorter than two sampling intervals: the
     window needs a sample in each half), or "" when it can."""
     shortest = 2 * telemetry_sampling_interval()
-    if window_minutes is None or dt.timedelta(minutes=window_minutes) >= shortest:
+    # In seconds, not a timedelta: a window past timedelta's range is the field's own error.
+    if window_minutes is None or window_minutes * 60 >= shortest.total_seconds():
         return ""
     interval = telemetry_sampling_interval().total_seconds()
     return (

@@ -5,10 +5,12 @@ loops over rows), and the reads of alert rules."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from types import SimpleNamespace
 
+from django.db import connection
 from django.db.models import (
     Avg,
     BooleanField,
@@ -54,7 +56,7 @@ from operations.telemetry.selectors import (
 )
 from tenants.fleet import FleetCell
 from tenants.models import Severity, Tenant
-from tenants.scoping import all_tenants_scope, tenant_scope
+from tenants.scoping import TenantScopeMissing, active_scope, all_tenants_scope, tenant_scope
 from tenants.selectors import TenantAccess
 
 # --- Incidents and their timeline --------------------------------------------------------------
@@ -329,6 +331,77 @@ def incident_open_by_severity(*, tenant: Tenant) -> dict[str, int]:
     return {severity: counts.get(severity, 0) for severity in Severity.values}
 
 
+#: ``incident_readiness_figures``' aggregate, as ``_aggregates`` counts (a clock is settled once
+#: stopped or breached), over the incidents resolved or raised in the window; ``{duration}`` is
+#: the backend's time between two timestamps.
+_READINESS_AGGREGATE_SQL = """
+    SELECT
+        COUNT(CASE WHEN {resolved_in} THEN 1 END),
+        AVG(CASE WHEN {resolved_in} THEN {duration} END),
+        COUNT(CASE WHEN {raised_in} AND {ack_settled} THEN 1 END),
+        COUNT(CASE WHEN {raised_in} AND {ack_settled} AND "ack_breached_at" IS NULL THEN 1 END),
+        COUNT(CASE WHEN {raised_in} AND {resolve_settled} THEN 1 END),
+        COUNT(
+            CASE WHEN {raised_in} AND {resolve_settled} AND "resolve_breached_at" IS NULL
+            THEN 1 END
+        ),
+        COUNT(CASE WHEN {raised_in} AND {breached} THEN 1 END)
+    FROM {table}
+    WHERE "tenant_id" = %(tenant)s AND ({resolved_in} OR {raised_in})
+"""
+_READINESS_AGGREGATE_KEYS = (
+    "resolved",
+    "mttr",
+    "ack_settled",
+    "ack_met",
+    "resolve_settled",
+    "resolve_met",
+    "breached",
+)
+
+
+@functools.cache
+def _readiness_aggregate_sql(vendor: str) -> str:
+    """Built once per process: compiling seven filtered aggregates through the ORM cost a
+    fleet readiness scan more per tenant than running them."""
+    duration = (
+        'django_timestamp_diff("resolved_at", "created_at")'  # Django's own SQLite function
+        if vendor == "sqlite"
+        else '("resolved_at" - "created_at")'
+    )
+    return _READINESS_AGGREGATE_SQL.format(
+        table=f'"{Incident._meta.db_table}"',
+        duration=duration,
+        resolved_in='("resolved_at" >= %(start)s AND "resolved_at" < %(end)s)',
+        raised_in='("created_at" >= %(start)s AND "created_at" < %(end)s)',
+        ack_settled=(
+            '("acknowledged_at" IS NOT NULL OR "resolved_at" IS NOT NULL '
+            'OR "ack_breached_at" IS NOT NULL)'
+        ),
+        resolve_settled='("resolved_at" IS NOT NULL OR "resolve_breached_at" IS NOT NULL)',
+        breached='("ack_breached_at" IS NOT NULL OR "resolve_breached_at" IS NOT NULL)',
+    )
+
+
+def _readiness_aggregate(*, tenant: Tenant, start: dt.datetime, end: dt.datetime) -> dict:
+    """The counts and mean time to resolve of ``incident_readiness_figures``: one plain-SQL
+    query filtered by the tenant, refused outside its scope (as the scoped manager would)."""
+    scope = active_scope()
+    if scope is None or tenant.id not in scope.tenant_ids:
+        raise TenantScopeMissing(f"incident readiness figures of {tenant.id} outside its scope.")
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _readiness_aggregate_sql(connection.vendor),
+            {"tenant": tenant.id, "start": adapt(start), "end": adapt(end)},
+        )
+        row = dict(zip(_READINESS_AGGREGATE_KEYS, cursor.fetchone(), strict=True))
+    if row["mttr"] is not None and not isinstance(row["mttr"], dt.timedelta):
+        # SQLite averages microseconds; read them as the ORM's DurationField would.
+        row["mttr"] = dt.timedelta(microseconds=row["mttr"])
+    return row
+
+
 def incident_readiness_figures(
     *, tenant: Tenant, start: dt.datetime, end: dt.datetime, limit: int
 ) -> dict:
@@ -342,23 +415,9 @@ def incident_readiness_figures(
     """
     resolved_in = Q(resolved_at__gte=start, resolved_at__lt=end)
     raised_in = Q(created_at__gte=start, created_at__lt=end)
-    acknowledged = Q(acknowledged_at__isnull=False)
-    resolved = Q(resolved_at__isnull=False)
-    ack_breached = Q(ack_breached_at__isnull=False)
-    resolve_breached = Q(resolve_breached_at__isnull=False)
-    ack_settled = raised_in & (acknowledged | resolved | ack_breached)
-    resolve_settled = raised_in & (resolved | resolve_breached)
-    breached = ack_breached | resolve_breached
+    breached = Q(ack_breached_at__isnull=False) | Q(resolve_breached_at__isnull=False)
+    row = _readiness_aggregate(tenant=tenant, start=start, end=end)
     incidents = Incident.objects.filter(tenant=tenant).order_by()
-    row = incidents.filter(resolved_in | raised_in).aggregate(
-        resolved=Count("id", filter=resolved_in),
-        mttr=Avg(_duration("resolved_at"), filter=resolved_in),
-        ack_settled=Count("id", filter=ack_settled),
-        ack_met=Count("id", filter=ack_settled & ~ack_breached),
-        resolve_settled=Count("id", filter=resolve_settled),
-        resolve_met=Count("id", filter=resolve_settled & ~resolve_breached),
-        breached=Count("id", filter=raised_in & breached),
-    )
     slowest = []
     if row["resolved"]:
         slowest = list(

@@ -64,6 +64,16 @@ def job_runs_recent(*, tenant, limit: int) -> list[JobRun]:
     return list(JobRun.objects.filter(tenant=tenant).order_by("-created_at", "-id")[:limit])
 
 
+def job_run_latest_of_kind(*, tenant, kind: str) -> JobRun | None:
+    """The tenant's newest run of ``kind`` (queued, running or finished), if it has one."""
+    return (
+        JobRun.objects.filter(tenant=tenant, kind=kind)
+        .select_related("triggered_by_user")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
 def job_run_counts_in_window(*, tenant, start: dt.datetime, end: dt.datetime) -> list[dict]:
     """Runs of the tenant created in ``[start, end)`` per kind: ``{"kind", "runs",
     "succeeded", "failed"}``, most runs first. One query."""

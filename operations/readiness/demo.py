@@ -1,8 +1,9 @@
 """Demo readiness data: tenants at different levels. Cobalt is mature (two submitted
 assessments a month apart, high answers), acme is in the middle (one submitted), borealis is
-mid-assessment (a draft with some answers), the others have none; then a rescore for each, so
-every tenant has a snapshot. Written through the services, as the tenant's people would.
-Idempotent: a tenant with any assessment or snapshot is left as it is."""
+mid-assessment (a draft with some answers), the others have none, and acme's five finance
+peers one each (so acme sees the peer band); then a rescore for each, so every tenant has a
+snapshot. Written through the services, as the tenant's people would. Idempotent: a tenant
+with any assessment or snapshot is left as it is."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ PROFILES: dict[str, dict] = {
     "cobalt": {"submitted": (lambda i: 3 if i % 3 else 2, lambda i: 4 if i % 4 else 3)},
     "acme": {"submitted": (lambda i: (1, 2, 3, 2)[i % 4],)},
     "borealis": {"draft": 10, "draft_value": lambda i: (1, 2, 1)[i % 3]},
+    # acme's finance peers (seed_demo's benchmark peers), spread so the band has a width.
+    "fjord": {"submitted": (lambda i: (0, 1, 1)[i % 3],)},
+    "granite": {"submitted": (lambda i: (1, 2)[i % 2],)},
+    "harbour": {"submitted": (lambda i: 2,)},
+    "ivy": {"submitted": (lambda i: (2, 3, 3)[i % 3],)},
+    "juniper": {"submitted": (lambda i: (3, 4)[i % 2],)},
 }
 NOTES = {
     "strategy.vision": "Strategy approved by the board; reviewed every spring.",

@@ -3,11 +3,13 @@ anonymised peer benchmark."""
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass
 
-from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db import connection
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from operations.readiness.models import (
     Assessment,
@@ -22,7 +24,7 @@ from operations.readiness.scoring import (
     signal_points,
 )
 from tenants.models import Tenant, TenantStatus
-from tenants.scoping import all_tenants_scope
+from tenants.scoping import TenantScopeMissing, active_scope, all_tenants_scope
 
 FRAMEWORK_CODE = "ai-readiness"
 # The benchmark shows a band only when at least this many other tenants contribute, and
@@ -77,6 +79,32 @@ class RescoreInputs:
     answers: dict[str, int | None]
 
 
+@functools.cache
+def _rescore_inputs_sql() -> str:
+    """``readiness_rescore_inputs``' query as plain SQL, built once per process (a fleet scan
+    runs it for every tenant; compiling its subqueries through the ORM cost more than running
+    them). Every tenant-owned table is filtered by the tenant explicitly."""
+    tables = {
+        model.__name__: f'"{model._meta.db_table}"'
+        for model in (Assessment, AssessmentAnswer, ReadinessFramework, ReadinessScore)
+    }
+    # Our own tables' names; every value is a parameter.
+    return (
+        'SELECT a."assessment_id", a."question_key", a."value", '  # noqa: S608
+        f'(SELECT f."id" FROM {tables["ReadinessFramework"]} f WHERE f."code" = %(code)s '
+        'ORDER BY f."loaded_at" DESC, f."id" DESC LIMIT 1), '
+        f'(SELECT f."checksum" FROM {tables["ReadinessFramework"]} f WHERE f."code" = %(code)s '
+        'ORDER BY f."loaded_at" DESC, f."id" DESC LIMIT 1), '
+        f'(SELECT s."id" FROM {tables["ReadinessScore"]} s WHERE s."tenant_id" = %(tenant)s '
+        'AND s."job_run_id" = %(job_run)s LIMIT 1) '
+        f'FROM {tables["AssessmentAnswer"]} a WHERE a."tenant_id" = %(tenant)s '
+        f'AND a."assessment_id" = (SELECT s."id" FROM {tables["Assessment"]} s '
+        'WHERE s."tenant_id" = %(tenant)s AND s."status" = %(submitted)s '
+        'ORDER BY s."submitted_at" DESC, s."id" DESC LIMIT 1) '
+        'ORDER BY a."question_key"'
+    )
+
+
 def readiness_rescore_inputs(
     *, tenant, job_run_id: int | None = None, code: str = FRAMEWORK_CODE
 ) -> RescoreInputs:
@@ -84,34 +112,24 @@ def readiness_rescore_inputs(
     framework to score on (``readiness_framework_for_scoring``) and the latest submitted answers
     (``assessment_latest_submitted_answers``). One query once the tenant has submitted an
     assessment (a fleet scan reads this for every tenant)."""
-    latest = (
-        Assessment.objects.filter(tenant=tenant, status=AssessmentStatus.SUBMITTED)
-        .order_by("-submitted_at", "-id")
-        .values("id")[:1]
-    )
-    framework = readiness_framework_list().filter(code=code)
+    scope = active_scope()
+    if scope is None or tenant.id not in scope.tenant_ids:
+        raise TenantScopeMissing(f"readiness_rescore_inputs(tenant={tenant.id}) outside its scope.")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _rescore_inputs_sql(),
+            {
+                "tenant": tenant.id,
+                "submitted": AssessmentStatus.SUBMITTED.value,
+                "code": code,
+                "job_run": job_run_id,  # None: no snapshot is "done" (= NULL matches nothing)
+            },
+        )
+        rows = cursor.fetchall()
     done = (
         ReadinessScore.objects.filter(tenant=tenant, job_run_id=job_run_id).order_by()
         if job_run_id is not None
         else None
-    )
-    rows = list(
-        AssessmentAnswer.objects.filter(tenant=tenant, assessment_id=Subquery(latest))
-        .annotate(
-            framework_pk=Subquery(framework.values("pk")[:1]),
-            framework_checksum=Subquery(framework.values("checksum")[:1]),
-            done_id=Subquery(done.values("pk")[:1])
-            if done is not None
-            else Value(None, output_field=BigIntegerField()),
-        )
-        .values_list(
-            "assessment_id",
-            "question_key",
-            "value",
-            "framework_pk",
-            "framework_checksum",
-            "done_id",
-        )
     )
     if not rows:
         made = done.first() if done is not None else None

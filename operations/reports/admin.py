@@ -15,6 +15,7 @@ from tenants.admin.base import StaffScopedAdmin, VisibleTenantListFilter, adopt,
 READ_ONLY = (
     "tenant",
     "kind",
+    "framework",
     "period_label",
     "version",
     "status",
@@ -25,6 +26,8 @@ READ_ONLY = (
     "pdf_sha256",
     "pdf_pages",
     "pdf_missing_reason",
+    "zip_sha256",
+    "zip_size",
     "job_run_id",
     "requested_by_label",
     "generated_at",
@@ -57,6 +60,9 @@ class ReportAdmin(StaffScopedAdmin, admin.ModelAdmin):
 
     @admin.display(description="Files")
     def downloads(self, obj: Report):
+        if obj.zip_sha256:
+            zipped = reverse("portal_reports:download", args=[obj.tenant.slug, obj.pk, "zip"])
+            return format_html('<a href="{}">ZIP</a>', zipped)
         base = reverse("portal_reports:download", args=[obj.tenant.slug, obj.pk, "html"])
         links = format_html('<a href="{}">HTML</a>', base)
         if obj.pdf_sha256:

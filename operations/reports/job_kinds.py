@@ -1,5 +1,6 @@
 """Job kinds of reports: ``monthly_service_report`` and ``quarterly_review``, each for one
-tenant and one period (``parameters.period``; default the last complete one).
+tenant and one period (``parameters.period``; default the last complete one), and
+``compliance_evidence_pack`` for one framework and days (``framework``, ``from``, ``to``).
 
 The documents are built and stored with progress on the run; the row (and its ``report.ready``
 event) is recorded inside ``run.once("record", …)``, so a redelivered run records one version.
@@ -7,14 +8,25 @@ event) is recorded inside ``run.once("record", …)``, so a redelivered run reco
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
+from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
 from msp.api.serializers import StrictSerializer
+from operations.compliance.evidence import evidence_framework
 from operations.jobs.registry import job_kind
 from operations.reports.models import ReportKind
-from operations.reports.services import period_for_run, report_build, report_record
+from operations.reports.services import (
+    EVIDENCE_PACK_JOB_KIND,
+    evidence_pack_build,
+    evidence_pack_period,
+    evidence_pack_record,
+    period_for_run,
+    report_build,
+    report_record,
+)
 
 
 class MonthParameters(StrictSerializer):
@@ -87,3 +99,62 @@ def monthly_service_report(run, parameters: dict) -> dict:
 )
 def quarterly_review(run, parameters: dict) -> dict:
     return _generate(run, parameters, ReportKind.QUARTERLY)
+
+
+class EvidencePackParameters(StrictSerializer):
+    framework = serializers.SlugField(max_length=50, help_text="Framework code, e.g. eu-ai-act.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        # "from" is a Python keyword: declared here rather than as a class attribute.
+        fields["from"] = serializers.DateField(help_text="First day of the period (YYYY-MM-DD).")
+        fields["to"] = serializers.DateField(help_text="Last day of the period, inclusive.")
+        return fields
+
+    def validate(self, attrs):
+        try:
+            evidence_pack_period(period_start=attrs["from"], period_end=attrs["to"])
+            evidence_framework(attrs["framework"])
+        except ValidationError as refused:
+            raise serializers.ValidationError(refused.message_dict) from None
+        return attrs
+
+
+@job_kind(
+    EVIDENCE_PACK_JOB_KIND,
+    title="Compliance evidence pack",
+    description=(
+        "Builds the tenant's evidence pack (findings, waivers, scores, AI system register and "
+        "audit trail) for a framework and period, stores the zip and publishes it."
+    ),
+    parameters=EvidencePackParameters,
+    # Tenant admins ask through POST …/reports/ (as for a month's report).
+    trigger_capability="staff_write",
+)
+def compliance_evidence_pack(run, parameters: dict) -> dict:
+    code = parameters["framework"]
+    start = dt.date.fromisoformat(parameters["from"])
+    end = dt.date.fromisoformat(parameters["to"])
+    run.log(f"Evidence pack for {code}, {start} to {end}.")
+    built = evidence_pack_build(
+        tenant=run.tenant,
+        framework_code=code,
+        period_start=start,
+        period_end=end,
+        progress=run.progress,
+    )
+    label = run.model.triggered_by_label
+
+    def record() -> dict:
+        report = evidence_pack_record(built=built, job_run_id=run.id, requested_by_label=label)
+        return {
+            "report": report.pk,
+            "version": report.version,
+            "framework": report.framework,
+            "period": report.period_label,
+            "zip_sha256": report.zip_sha256,
+        }
+
+    summary = run.once("record", record)
+    run.log(f"Recorded version {summary['version']} ({summary['zip_sha256'][:12]}…).")
+    return summary

@@ -1,5 +1,6 @@
 """Reports: a tenant's monthly service report and quarterly business review, each version a row
-with its stored HTML and PDF files and their SHA-256 checksums.
+with its stored HTML and PDF files and their SHA-256 checksums; and the compliance evidence
+pack of a framework and period, a stored zip with its SHA-256.
 
 A published row is immutable (a database trigger refuses any UPDATE of it); generating the same
 period again makes a new version. A quarterly review is a staff-only draft until published.
@@ -16,6 +17,7 @@ from tenants.scoping import TenantOwnedModel
 class ReportKind(models.TextChoices):
     MONTHLY = "monthly", "Monthly service report"
     QUARTERLY = "quarterly", "Quarterly business review"
+    EVIDENCE_PACK = "evidence_pack", "Compliance evidence pack"
 
 
 class ReportStatus(models.TextChoices):
@@ -26,13 +28,19 @@ class ReportStatus(models.TextChoices):
 class ReportFormat(models.TextChoices):
     HTML = "html", "HTML"
     PDF = "pdf", "PDF"
+    ZIP = "zip", "ZIP"
 
 
 class Report(TenantOwnedModel):
     kind = models.CharField(max_length=20, choices=ReportKind.choices)
     period_start = models.DateField(help_text="First day of the period, in the tenant's zone.")
     period_end = models.DateField(help_text="First day after the period.")
-    period_label = models.CharField(max_length=20, help_text="e.g. 2026-11 or 2026-Q4")
+    period_label = models.CharField(
+        max_length=30, help_text="e.g. 2026-11, 2026-Q4 or 2026-10-01..2026-12-31"
+    )
+    framework = models.CharField(
+        max_length=50, blank=True, help_text="An evidence pack's framework code, e.g. eu-ai-act."
+    )
     version = models.PositiveIntegerField(default=1)
     status = models.CharField(
         max_length=20, choices=ReportStatus.choices, default=ReportStatus.DRAFT
@@ -52,6 +60,9 @@ class Report(TenantOwnedModel):
     pdf_size = models.PositiveIntegerField(default=0)
     pdf_pages = models.PositiveIntegerField(default=0)
     pdf_missing_reason = models.CharField(max_length=300, blank=True)
+    zip_file = models.FileField(max_length=300, blank=True)
+    zip_sha256 = models.CharField(max_length=64, blank=True)
+    zip_size = models.PositiveIntegerField(default=0)
     job_run_id = models.BigIntegerField(null=True, blank=True, help_text="The run that made it.")
     requested_by_label = models.CharField(max_length=200, blank=True)
     generated_at = models.DateTimeField(default=timezone.now)
@@ -62,7 +73,8 @@ class Report(TenantOwnedModel):
         ordering = ["-period_start", "kind", "-version"]
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "kind", "period_start", "version"], name="reports_one_version"
+                fields=["tenant", "kind", "framework", "period_start", "period_end", "version"],
+                name="reports_one_version_per_document",
             )
         ]
         indexes = [

@@ -1,5 +1,6 @@
 """Writes of reports: build a report's files, record it as a new version, publish, edit a draft,
-ask the job engine for one, and the monthly schedule's fan-out.
+ask the job engine for one, and the monthly schedule's fan-out; the same for a compliance
+evidence pack (the zip ``operations.compliance.evidence`` builds, stored and published at once).
 
 A report is built (figures read, HTML drawn, PDF printed, files stored with their SHA-256)
 outside any transaction, then recorded in one: the row and, when published, the
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import logging
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,12 +24,17 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from operations.compliance.evidence import (
+    build_evidence_pack,
+    evidence_framework,
+    evidence_period_check,
+)
 from operations.events.conf import events_settings
 from operations.events.services import event_record
 from operations.jobs.models import JobRun, JobTrigger
 from operations.jobs.services import job_submit
 from operations.reports.figures import report_figures, tenant_zone
-from operations.reports.models import Report, ReportKind, ReportStatus
+from operations.reports.models import Report, ReportFormat, ReportKind, ReportStatus
 from operations.reports.pdf import PdfUnavailable, html_to_pdf
 from operations.reports.periods import (
     Period,
@@ -44,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 STORAGE_ALIAS = "reports"
 JOB_KINDS = {ReportKind.MONTHLY: "monthly_service_report", ReportKind.QUARTERLY: "quarterly_review"}
+EVIDENCE_PACK_JOB_KIND = "compliance_evidence_pack"
 #: Local days of the month on which the schedule still submits last month's report: the 1st,
 #: and a few more so a beat that was down on the 1st catches up.
 SCHEDULE_CATCH_UP_DAYS = 7
@@ -84,14 +93,18 @@ def _store(tenant: Tenant, period: Period, kind: str, extension: str, data: byte
     # The checksum in the name: a file, once written, is never written over.
     name = f"{tenant.id}/{kind}/{period.label}-{digest[:20]}.{extension}"
     storage = report_storage()
-    if not storage.exists(name):
-        name = storage.save(name, ContentFile(data))
+    if storage.exists(name):
+        with storage.open(name, "rb") as handle:
+            if hashlib.sha256(handle.read()).hexdigest() == digest:
+                return StoredFile(name=name, sha256=digest, size=len(data))
+        # A damaged copy: the name promises these bytes, so they are put back.
+        logger.warning("Stored report file %s failed its checksum; writing it again.", name)
+        storage.delete(name)
+    name = storage.save(name, ContentFile(data))
     return StoredFile(name=name, sha256=digest, size=len(data))
 
 
 def _pdf_pages(pdf: bytes) -> int:
-    import io
-
     from pypdf import PdfReader
 
     return len(PdfReader(io.BytesIO(pdf)).pages)
@@ -122,10 +135,15 @@ def _title(tenant: Tenant, kind: str, period: Period) -> str:
     return f"{ReportKind(kind).label}: {tenant.name}, {period.title}"[:200]
 
 
-def _next_version(tenant: Tenant, kind: str, period: Period) -> int:
-    top = Report.objects.filter(tenant=tenant, kind=kind, period_start=period.start).aggregate(
-        top=Max("version")
-    )["top"]
+def _next_version(tenant: Tenant, kind: str, period: Period, framework: str = "") -> int:
+    """Versions count per document: kind, framework (evidence packs) and period."""
+    top = Report.objects.filter(
+        tenant=tenant,
+        kind=kind,
+        framework=framework,
+        period_start=period.start,
+        period_end=period.end,
+    ).aggregate(top=Max("version"))["top"]
     return (top or 0) + 1
 
 
@@ -174,6 +192,9 @@ def report_build(
 def _event_payload(report: Report) -> dict:
     """The payload the catalogue's ``report.ready`` schema describes."""
     site, slug = events_settings().site_url, report.tenant.slug
+    download = f"{site}/api/v1/tenants/{slug}/reports/{report.pk}/download"
+    if report.kind == ReportKind.EVIDENCE_PACK:
+        download += f"?format={ReportFormat.ZIP}"
     return {
         "id": report.pk,
         "tenant": slug,
@@ -182,7 +203,7 @@ def _event_payload(report: Report) -> dict:
         "period_end": report.period_end.isoformat(),
         "period": report.period_label,
         "version": report.version,
-        "download_url": f"{site}/api/v1/tenants/{slug}/reports/{report.pk}/download",
+        "download_url": download,
         "url": f"{site}/portal/{slug}/reports/",
     }
 
@@ -194,46 +215,31 @@ def report_record(
     (with its ``report.ready`` event), a quarterly review stays a draft."""
     tenant = built.tenant
     publish = built.kind == ReportKind.MONTHLY
-    for attempt in range(3):
-        try:
-            with tenant_scope(tenant.id), transaction.atomic():
-                report = Report(
-                    tenant=tenant,
-                    kind=built.kind,
-                    period_start=built.period.start,
-                    period_end=built.period.end,
-                    period_label=built.period.label,
-                    version=_next_version(tenant, built.kind, built.period),
-                    status=ReportStatus.PUBLISHED if publish else ReportStatus.DRAFT,
-                    title=_title(tenant, built.kind, built.period),
-                    time_zone=built.figures["period"]["timezone"],
-                    figures=built.figures,
-                    job_run_id=job_run_id,
-                    requested_by_label=requested_by_label[:200],
-                    generated_at=built.generated_at,
-                    published_at=built.generated_at if publish else None,
-                    published_by_label="automatic" if publish else "",
-                    pdf_missing_reason=built.pdf_missing_reason,
-                    pdf_pages=built.pdf_pages,
-                )
-                _attach(report, built)
-                report.save(force_insert=True)
-                audit_record(
-                    tenant=tenant,
-                    action=AuditAction.CREATE,
-                    instance=report,
-                    changes={"version": [None, report.version], "status": [None, report.status]},
-                )
-                if publish:
-                    event_record(
-                        tenant=tenant, topic="report.ready", payload=_event_payload(report)
-                    )
-                return report
-        except IntegrityError:
-            # Another run recorded the same version first: take the next one.
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+
+    def build_row() -> Report:
+        report = Report(
+            tenant=tenant,
+            kind=built.kind,
+            period_start=built.period.start,
+            period_end=built.period.end,
+            period_label=built.period.label,
+            version=_next_version(tenant, built.kind, built.period),
+            status=ReportStatus.PUBLISHED if publish else ReportStatus.DRAFT,
+            title=_title(tenant, built.kind, built.period),
+            time_zone=built.figures["period"]["timezone"],
+            figures=built.figures,
+            job_run_id=job_run_id,
+            requested_by_label=requested_by_label[:200],
+            generated_at=built.generated_at,
+            published_at=built.generated_at if publish else None,
+            published_by_label="automatic" if publish else "",
+            pdf_missing_reason=built.pdf_missing_reason,
+            pdf_pages=built.pdf_pages,
+        )
+        _attach(report, built)
+        return report
+
+    return _recorded(tenant, build_row)
 
 
 def _attach(report: Report, built: BuiltReport) -> None:
@@ -248,6 +254,33 @@ def _attach(report: Report, built: BuiltReport) -> None:
         report.pdf_file.name = ""
         report.pdf_sha256 = ""
         report.pdf_size = 0
+
+
+def _recorded(tenant: Tenant, build_row: Callable[[], Report]) -> Report:
+    """Insert the row ``build_row`` makes (numbering its version inside the transaction),
+    audited; a published one with its ``report.ready`` event. Retries a version taken by a
+    concurrent run."""
+    for attempt in range(3):
+        try:
+            with tenant_scope(tenant.id), transaction.atomic():
+                report = build_row()
+                report.save(force_insert=True)
+                audit_record(
+                    tenant=tenant,
+                    action=AuditAction.CREATE,
+                    instance=report,
+                    changes={"version": [None, report.version], "status": [None, report.status]},
+                )
+                if report.is_published:
+                    event_record(
+                        tenant=tenant, topic="report.ready", payload=_event_payload(report)
+                    )
+                return report
+        except IntegrityError:
+            # Another run recorded the same version first: take the next one.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def report_generate(
@@ -390,3 +423,163 @@ def reports_schedule_monthly(*, now: dt.datetime | None = None) -> list[int]:
         )
         runs.append(run.pk)
     return runs
+
+
+# --- compliance evidence packs -------------------------------------------------------------
+
+
+@dataclass
+class BuiltEvidencePack:
+    """An evidence pack's zip, stored but not yet recorded."""
+
+    tenant: Tenant
+    framework_code: str
+    period: Period
+    figures: dict
+    zip: StoredFile
+    generated_at: dt.datetime
+
+
+def evidence_pack_period(*, period_start: dt.date, period_end: dt.date) -> Period:
+    """The pack's days, ``period_start`` to ``period_end`` inclusive, as a report period
+    (whose end is the first day after); refused as ``evidence_period_check`` refuses."""
+    evidence_period_check(period_start=period_start, period_end=period_end)
+    label = f"{period_start.isoformat()}..{period_end.isoformat()}"
+    return Period(ReportKind.EVIDENCE_PACK, period_start, period_end + dt.timedelta(days=1), label)
+
+
+def _evidence_title(tenant: Tenant, framework_title: str, period: Period) -> str:
+    last_day = period.end - dt.timedelta(days=1)
+    return (
+        f"{ReportKind.EVIDENCE_PACK.label}: {tenant.name}, {framework_title}, "
+        f"{period.start.isoformat()} to {last_day.isoformat()}"
+    )[:200]
+
+
+def evidence_pack_request(
+    *,
+    tenant: Tenant,
+    framework_code: str,
+    period_start: dt.date,
+    period_end: dt.date,
+    user=None,
+    token=None,
+) -> JobRun:
+    """Ask the job engine for ``tenant``'s evidence pack of a framework and days (inclusive);
+    the framework and period are checked here, so a bad one is refused before anything runs.
+    Returns the queued run."""
+    evidence_pack_period(period_start=period_start, period_end=period_end)
+    evidence_framework(framework_code)
+    return job_submit(
+        tenant=tenant,
+        kind=EVIDENCE_PACK_JOB_KIND,
+        parameters={
+            "framework": framework_code,
+            "from": period_start.isoformat(),
+            "to": period_end.isoformat(),
+        },
+        trigger=JobTrigger.USER,
+        user=user,
+        token=token,
+    )
+
+
+def evidence_pack_build(
+    *,
+    tenant: Tenant,
+    framework_code: str,
+    period_start: dt.date,
+    period_end: dt.date,
+    now: dt.datetime | None = None,
+    progress: Callable[[float, str], None] = _no_progress,
+) -> BuiltEvidencePack:
+    """Build the pack (``build_evidence_pack``, stamped ``now``) and store its zip with its
+    SHA-256. Records nothing: ``evidence_pack_record`` does."""
+    now = (now or timezone.now()).replace(microsecond=0)
+    period = evidence_pack_period(period_start=period_start, period_end=period_end)
+    framework = evidence_framework(framework_code)
+    progress(10, f"Collecting the {framework.title} evidence")
+    data = build_evidence_pack(
+        tenant=tenant,
+        framework_code=framework_code,
+        period_start=period_start,
+        period_end=period_end,
+        generated_at=now,
+    )
+    progress(70, "Storing the zip")
+    stored = _store(tenant, period, ReportKind.EVIDENCE_PACK, ReportFormat.ZIP, data)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        files = sorted(archive.namelist())
+    figures = {
+        "period": {
+            "label": period.label,
+            "from": period_start.isoformat(),
+            "to": period_end.isoformat(),
+            "timezone": str(tenant_zone(tenant)),
+        },
+        "framework": {
+            "code": framework.code,
+            "title": framework.title,
+            "version": framework.version,
+        },
+        "files": files,
+    }
+    progress(90, "Recording the evidence pack")
+    return BuiltEvidencePack(tenant, framework_code, period, figures, stored, now)
+
+
+def evidence_pack_record(
+    *, built: BuiltEvidencePack, job_run_id: int | None = None, requested_by_label: str = ""
+) -> Report:
+    """Insert ``built`` as the next version of its framework and period, published at once
+    (an evidence pack has nothing to edit) with its ``report.ready`` event."""
+    tenant, period = built.tenant, built.period
+    framework = built.figures["framework"]
+
+    def build_row() -> Report:
+        return Report(
+            tenant=tenant,
+            kind=ReportKind.EVIDENCE_PACK,
+            framework=built.framework_code,
+            period_start=period.start,
+            period_end=period.end,
+            period_label=period.label,
+            version=_next_version(tenant, ReportKind.EVIDENCE_PACK, period, built.framework_code),
+            status=ReportStatus.PUBLISHED,
+            title=_evidence_title(tenant, framework["title"], period),
+            time_zone=built.figures["period"]["timezone"],
+            figures=built.figures,
+            zip_file=built.zip.name,
+            zip_sha256=built.zip.sha256,
+            zip_size=built.zip.size,
+            job_run_id=job_run_id,
+            requested_by_label=requested_by_label[:200],
+            generated_at=built.generated_at,
+            published_at=built.generated_at,
+            published_by_label="automatic",
+        )
+
+    return _recorded(tenant, build_row)
+
+
+def evidence_pack_generate(
+    *,
+    tenant: Tenant,
+    framework_code: str,
+    period_start: dt.date,
+    period_end: dt.date,
+    now: dt.datetime | None = None,
+    job_run_id: int | None = None,
+    requested_by_label: str = "",
+) -> Report:
+    """``evidence_pack_build`` then ``evidence_pack_record``: a new published version."""
+    built = evidence_pack_build(
+        tenant=tenant,
+        framework_code=framework_code,
+        period_start=period_start,
+        period_end=period_end,
+        now=now,
+    )
+    return evidence_pack_record(
+        built=built, job_run_id=job_run_id, requested_by_label=requested_by_label
+    )

@@ -1,6 +1,6 @@
 """Readiness in a real browser: a tenant admin answers the last open question, saves its
-pillar, submits the assessment, and sees the radar of the pillars and the onboarding step
-"Baseline readiness assessment" done."""
+pillar, submits the assessment, sees the radar of the pillars, asks for a rescore now, and
+sees the onboarding step "Baseline readiness assessment" done."""
 
 from __future__ import annotations
 
@@ -75,6 +75,13 @@ def test_an_admin_answers_submits_and_sees_the_radar_and_the_onboarding_step(
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "Maturity level" in body
     assert "Level " in body
+
+    # Rescore now: a scan job run is queued and the page shows it.
+    browser.find_element(By.XPATH, "//button[normalize-space()='Rescore now']").click()
+    assert "Readiness scan queued as job run" in (
+        browser.find_element(By.CSS_SELECTOR, ".messages").text
+    )
+    assert "Latest readiness scan: job run" in browser.find_element(By.ID, "last-scan").text
 
     browser.find_element(By.LINK_TEXT, "Overview").click()
     step = browser.find_element(

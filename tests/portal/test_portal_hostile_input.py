@@ -26,6 +26,7 @@ from tests.factories import (
 )
 from tests.incidents.factories import make_incident
 from tests.inventory.estate import make_compute, make_deployment
+from tests.isolation import MISSING_ID
 from tests.optimisation.test_api import make_recommendation
 from tests.routes import url_routes
 
@@ -117,9 +118,13 @@ def _urls(route: str, view: str, estate: dict) -> list[str]:
                     return str(estate["compute"])
                 if "deployments" in route:
                     return str(estate["deployment"])
+                if "reports" in route:
+                    return str(MISSING_ID)  # a download: no body is read, 404 is the answer
                 return str(estate["recommendation"])
             if name == "action":
                 return action
+            if name == "fmt":
+                return "pdf"
             return str(estate[name])
 
         return "/" + re.sub(r"<(?:\w+:)?(\w+)>", value, route)

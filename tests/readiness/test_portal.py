@@ -14,6 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from operations.jobs.models import JobRun
 from operations.readiness import selectors, services
 from operations.readiness.models import (
     AssessmentAnswer,
@@ -30,6 +31,7 @@ from tenants.portal.access import PortalTenant
 from tenants.scoping import tenant_scope
 from tenants.selectors import TenantAccess
 from tests.factories import TenantFactory, login_verified, make_member, make_staff
+from tests.jobs.conftest import deliver
 from tests.readiness.builders_core import (
     question_keys,
     rescored,
@@ -39,7 +41,7 @@ from tests.readiness.builders_core import (
 
 pytestmark = pytest.mark.django_db
 
-ROUTES = ("overview", "assessment", "start", "submit")
+ROUTES = ("overview", "assessment", "start", "submit", "rescore")
 
 
 def url(name: str, tenant, **kwargs) -> str:
@@ -123,6 +125,7 @@ def test_every_route_answers_404_for_a_foreign_and_a_missing_tenant(
     # Nothing of tenant A changed.
     assert answers_of(tenant_a, draft) == {}
     assert draft_of(tenant_a).pk == draft.pk
+    assert scan_runs(tenant_a) == []
 
 
 # --- The overview's states -----------------------------------------------------------------------
@@ -406,6 +409,88 @@ def test_submit_needs_every_answer_then_locks_scores_and_completes_onboarding(
     assert draft_of(tenant).based_on_id == submitted.pk
     overview = client.get(url("overview", tenant))
     assert overview.context["report"]["assessment"] == submitted.pk
+
+
+# --- Rescore now ---------------------------------------------------------------------------------
+
+
+def words_of(response) -> str:
+    """The page's text without its tags."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
+
+
+def scan_runs(tenant) -> list[JobRun]:
+    with tenant_scope(tenant.id):
+        return list(JobRun.objects.filter(kind="readiness_scan").order_by("id"))
+
+
+def test_rescore_now_runs_a_scan_job_and_the_overview_shows_the_run_and_result(
+    client, tenant_a, tenant_b, framework, sent, committed
+):
+    user = signed_in(client, tenant_a)
+    submitted_assessment(tenant_a, framework, value=3)
+    before = rescored(tenant_a)
+    page = client.get(url("overview", tenant_a))
+    assert f'action="{url("rescore", tenant_a)}"' in page.content.decode()
+    assert 'id="last-scan"' not in page.content.decode()  # no scan has run yet
+
+    with committed():
+        response = client.post(url("rescore", tenant_a))
+    assert response.status_code == 302
+    assert response["Location"] == url("overview", tenant_a) + "#last-scan"
+    [run] = scan_runs(tenant_a)
+    # The same service as the API's and the admin's "rescore now": a user-triggered job run.
+    assert (run.tenant_id, run.trigger, run.triggered_by_user, run.status) == (
+        tenant_a.id,
+        "user",
+        user,
+        "queued",
+    )
+    assert [message["kwargs"]["run_id"] for message in sent] == [run.pk]  # sent on commit
+    queued = words_of(client.get(url("overview", tenant_a)))
+    assert f"Readiness scan queued as job run {run.pk}" in queued
+    assert f"Latest readiness scan: job run {run.pk}, queued " in queued
+    assert "asked for by acme-user" in queued
+
+    assert deliver(run) == "succeeded"
+    with tenant_scope(tenant_a.id):
+        snapshot = ReadinessScore.objects.get(job_run_id=run.pk)
+    assert snapshot.pk != before.pk
+    done = client.get(url("overview", tenant_a))
+    assert done.context["score"].pk == snapshot.pk
+    text = words_of(done)
+    assert f"Latest readiness scan: job run {run.pk}, succeeded " in text
+    assert f"Result: overall {snapshot.overall} , level {snapshot.level}." in text
+    assert scan_runs(tenant_b) == []
+
+
+@pytest.mark.parametrize(
+    ("role", "staff", "allowed"),
+    [
+        (TenantRole.MEMBER, False, True),
+        (TenantRole.VIEWER, False, False),
+        (MspRole.ENGINEER, True, True),
+        (MspRole.ANALYST, True, False),
+    ],
+)
+def test_rescore_now_needs_the_same_permission_as_the_api(
+    client, tenant_a, framework, sent, role, staff, allowed
+):
+    if staff:
+        login_verified(client, make_staff(tenant_a, role=role, username=f"staff-{role}"))
+    else:
+        signed_in(client, tenant_a, role, username=f"acme-{role}")
+    page = client.get(url("overview", tenant_a)).content.decode()
+    assert (f'action="{url("rescore", tenant_a)}"' in page) is allowed
+    response = client.post(url("rescore", tenant_a))
+    assert response.status_code == (302 if allowed else 403)
+    assert len(scan_runs(tenant_a)) == (1 if allowed else 0)
+
+
+def test_rescore_now_is_a_post(client, tenant_a, framework, sent):
+    signed_in(client, tenant_a)
+    assert client.get(url("rescore", tenant_a)).status_code == 405
+    assert scan_runs(tenant_a) == []
 
 
 # --- Who may write -------------------------------------------------------------------------------

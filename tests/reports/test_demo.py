@@ -16,14 +16,19 @@ pytestmark = pytest.mark.django_db
 
 def test_active_tenants_get_last_months_report_once(tenant_a, tenant_b):
     tenant_a = activate(tenant_a)
-    assert seed_reports(tenant_a, with_review=True) == 2
+    assert seed_reports(tenant_a, with_review=True) == 3
     assert seed_reports(tenant_b) == 0  # still a prospect
     assert seed_reports(tenant_a, with_review=True) == 0
     with tenant_scope(tenant_a.id):
         kinds = sorted(Report.objects.values_list("kind", "status"))
         runs = list(JobRun.objects.values_list("kind", "status"))
-    assert kinds == [("monthly", "published"), ("quarterly", "draft")]
+    assert kinds == [
+        ("evidence_pack", "published"),
+        ("monthly", "published"),
+        ("quarterly", "draft"),
+    ]
     assert sorted(runs) == [
+        ("compliance_evidence_pack", JobStatus.SUCCEEDED),
         ("monthly_service_report", JobStatus.SUCCEEDED),
         ("quarterly_review", JobStatus.SUCCEEDED),
     ]

@@ -309,6 +309,24 @@ class TestSeedDemo:
                 last = TimelineEntry.objects.filter(incident=incident).latest("created_at")
                 assert last.created_at > week_ago, incident.title
 
+    def test_acme_sees_the_peer_benchmark_of_five_light_finance_peers(self, demo):
+        from operations.readiness.selectors import BENCHMARK_MIN_PEERS, readiness_benchmark
+
+        acme = Tenant.objects.get(slug="acme")
+        peers = Tenant.objects.filter(industry=acme.industry).exclude(pk=acme.pk)
+        assert peers.count() >= BENCHMARK_MIN_PEERS
+        with tenant_scope(acme.id):
+            benchmark = readiness_benchmark(tenant=acme)
+        assert benchmark["available"] is True
+        banded = [pillar for pillar in benchmark["pillars"] if pillar["peers"]]
+        assert {"strategy", "talent", "culture"} <= {pillar["key"] for pillar in banded}
+        assert any(pillar["peers"]["p25"] < pillar["peers"]["p75"] for pillar in banded)
+        # The peers are background tenants: no demo login, no password to sign in with.
+        for peer in peers:
+            assert f"{peer.slug}-admin" not in demo
+            assert not User.objects.get(username=f"{peer.slug}-admin").has_usable_password()
+        assert "Finance peers for acme's benchmark" in demo
+
     def test_running_twice_changes_nothing(self, demo):
         before = counts()
 

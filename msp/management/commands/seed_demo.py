@@ -164,8 +164,9 @@ class TenantSpec:
     steps_done: tuple[str, ...] = ()
     # (first name, last name) of the client admin, member and viewer.
     people: tuple[tuple[str, str], ...] = ()
-    # Which demo AI estate the tenant gets (operations.inventory.demo profiles).
-    estate: str = "finance"
+    # Which demo AI estate the tenant gets (operations.inventory.demo profiles); None: no
+    # estate and no demo logins, only a readiness assessment (a benchmark peer).
+    estate: str | None = "finance"
     activity: Activity = BUSY
 
 
@@ -254,6 +255,61 @@ TENANTS: tuple[TenantSpec, ...] = (
     ),
 )
 
+# The MSP's other finance clients: readiness shows a peer band only with five or more tenants
+# of the same industry, so acme sees one. Light on purpose (an assessment and a score each,
+# people without a password): they keep `make demo` quick.
+BENCHMARK_PEERS: tuple[TenantSpec, ...] = tuple(
+    TenantSpec(
+        slug=slug,
+        name=name,
+        status=TenantStatus.ACTIVE,
+        industry="Finance",
+        region=region,
+        data_residency=residency,
+        steps_done=_REQUIRED_STEPS,
+        people=people,
+        estate=None,
+    )
+    for slug, name, region, residency, people in (
+        (
+            "fjord",
+            "Fjord Capital",
+            "eu-north",
+            "EU",
+            (("Astrid", "Lund"), ("Erik", "Holm"), ("Maja", "Sand")),
+        ),
+        (
+            "granite",
+            "Granite Mutual",
+            "uk-south",
+            "UK",
+            (("Owen", "Price"), ("Carys", "Evans"), ("Rhys", "Morgan")),
+        ),
+        (
+            "harbour",
+            "Harbour Pay",
+            "eu-west",
+            "EU",
+            (("Aoife", "Byrne"), ("Cian", "Walsh"), ("Niamh", "Ryan")),
+        ),
+        (
+            "ivy",
+            "Ivy Lending",
+            "us-east",
+            "US",
+            (("Jordan", "Hayes"), ("Riley", "Brooks"), ("Casey", "Ward")),
+        ),
+        (
+            "juniper",
+            "Juniper Wealth",
+            "eu-central",
+            "EU",
+            (("Lukas", "Brandt"), ("Mia", "Krüger"), ("Jonas", "Weber")),
+        ),
+    )
+)
+ALL_TENANTS = (*TENANTS, *BENCHMARK_PEERS)
+
 CLIENT_ROLES: tuple[tuple[str, str], ...] = (
     ("admin", TenantRole.ADMIN),
     ("member", TenantRole.MEMBER),
@@ -280,7 +336,7 @@ class Command(BaseCommand):
     def _tenants_and_estates(self, staff: dict) -> dict[str, Tenant]:
         """The tenants, their people and each area's demo data, in that order."""
         tenants: dict[str, Tenant] = {}
-        for spec in TENANTS:
+        for spec in ALL_TENANTS:
             # The assigned engineer ticks the checklist; the MSP admin does it elsewhere.
             engineer = next(s for s in STAFF if s.role == MspRole.ENGINEER)
             owner = staff[engineer.username if spec.slug in engineer.tenants else "admin"]
@@ -291,15 +347,20 @@ class Command(BaseCommand):
                 if not user.staff_assignments.filter(tenant=tenants[slug]).exists():
                     services.staff_assign(tenant=tenants[slug], user=user)
                     self.changes["staff assignment(s)"] += 1
-        for spec in TENANTS:
+        for spec in ALL_TENANTS:
             self._client_users(spec, tenants[spec.slug])
-        for spec in TENANTS:
+        for spec in ALL_TENANTS:
             self._operations(spec, tenants[spec.slug])
         return tenants
 
     # --- Operations: each area seeds itself, idempotently -------------------------------------
 
     def _operations(self, spec: TenantSpec, tenant: Tenant) -> None:
+        if spec.estate is None:
+            # A benchmark peer: its readiness score is all the demo needs of it.
+            if seed_readiness(tenant)["assessments"]:
+                self.changes["benchmark peer assessment(s)"] += 1
+            return
         activity = spec.activity
         # A suspended client's story stops when its feed did.
         as_of = timezone.now() - dt.timedelta(days=activity.quiet_days)
@@ -437,7 +498,8 @@ class Command(BaseCommand):
                     username=username,
                     role=role,
                     email=f"{_ascii(first_name)}.{_ascii(last_name)}@{spec.slug}.example.com",
-                    password=DEMO_PASSWORD,
+                    # A benchmark peer's people do not sign in (and hashing is slow).
+                    password=DEMO_PASSWORD if spec.estate is not None else None,
                     first_name=first_name,
                     last_name=last_name,
                 )
@@ -451,7 +513,8 @@ class Command(BaseCommand):
                             "left as it is."
                         )
                     )
-            self.logins.append((username, role, spec.slug))
+            if spec.estate is not None:
+                self.logins.append((username, role, spec.slug))
 
     # --- Output -----------------------------------------------------------------------------
 
@@ -467,6 +530,10 @@ class Command(BaseCommand):
         for spec in TENANTS:
             tenant = tenants[spec.slug]
             self.stdout.write(f"  {tenant.slug:<10} {tenant.name:<20} {tenant.status}")
+        peers = ", ".join(spec.slug for spec in BENCHMARK_PEERS)
+        self.stdout.write(
+            f"  and {len(BENCHMARK_PEERS)} Finance peers for acme's benchmark: {peers}"
+        )
 
         headers = ("username", "password", "role", "tenant")
         rows = [(username, DEMO_PASSWORD, role, where) for username, role, where in self.logins]

@@ -11,7 +11,7 @@ missing) and runs a fixed number of queries whatever the number of findings, sco
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django import forms
@@ -132,11 +132,20 @@ def compliance_overview(request, page: PortalTenant):
 
 
 def _evidence_defaults(page: PortalTenant, framework) -> dict | None:
-    """The evidence-pack form's defaults (last calendar month), for those who may download."""
+    """The evidence-pack form's defaults (last calendar month), for those who may download.
+
+    Who may write here (tenant admins) asks the job engine for a stored, checksummed pack
+    (the reports page's ``evidence-pack-request``); who only reads (MSP staff in the portal,
+    a suspended tenant's admins) downloads one built on the spot."""
     if not page.access.can_read_audit or framework is None:
         return None
     last_day = timezone.localdate().replace(day=1) - dt.timedelta(days=1)
-    return {"framework": framework.code, "from": last_day.replace(day=1), "to": last_day}
+    return {
+        "framework": framework.code,
+        "from": last_day.replace(day=1),
+        "to": last_day,
+        "stored": replace(page, write_capability="manage").can_edit,
+    }
 
 
 @portal_tenant_view()

@@ -13,6 +13,7 @@ app_name = "portal_readiness"
 urlpatterns = [
     # Tenant pages: every view below is wrapped in portal_tenant_view.
     path("<slug:slug>/readiness/", views.readiness_overview, name="overview"),
+    path("<slug:slug>/readiness/rescore/", views.rescore_now, name="rescore"),
     path("<slug:slug>/readiness/assessment/", views.assessment, name="assessment"),
     path("<slug:slug>/readiness/assessment/start/", views.assessment_start, name="start"),
     path("<slug:slug>/readiness/assessment/submit/", views.assessment_submit, name="submit"),

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from operations.inventory.selectors import ai_systems_in_tenants
+from operations.jobs.selectors import job_run_latest_of_kind
 from operations.readiness import selectors, services
 from operations.readiness.gates import ai_systems_gates
 from operations.readiness.models import AssessmentStatus, ReadinessFramework
@@ -88,6 +89,7 @@ def readiness_overview(request, page: PortalTenant):
         ),
         "last_submitted": selectors.assessment_last_submitted(tenant=tenant),
         "pilots": pilot_gates(page),
+        "last_scan": job_run_latest_of_kind(tenant=tenant, kind=services.SCAN_KIND),
     }
     if score is not None:
         report = selectors.readiness_score_report(score=score)
@@ -111,6 +113,19 @@ def readiness_overview(request, page: PortalTenant):
     elif framework is not None:
         context["levels"] = framework.definition["levels"]
     return render_portal(request, page, "readiness/overview.html", section=SECTION, **context)
+
+
+@portal_tenant_view(write_capability="answer")
+@require_POST
+def rescore_now(request, page: PortalTenant):
+    """The "rescore now" button: the same readiness scan, through the same service, as the
+    API's ``scores/rescore/`` and the admin's action; the overview shows the run and result."""
+    run = services.readiness_rescore_request(tenant=page.tenant, user=request.user)
+    messages.success(
+        request,
+        f"Readiness scan queued as job run {run.pk}: the score below updates when it finishes.",
+    )
+    return redirect(reverse("portal_readiness:overview", args=[page.tenant.slug]) + "#last-scan")
 
 
 def _radar(report: dict, benchmark: dict):

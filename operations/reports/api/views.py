@@ -1,7 +1,8 @@
 """Reports of a tenant under ``/api/v1/tenants/{slug}/reports/``: the list and a version
-(drafts for MSP staff only), ``{id}/download?format=pdf|html``, ``POST`` to ask the job engine
-for a past month's report (tenant admins and MSP engineers; a quarterly review: MSP staff), and
-for staff the draft review's ``PATCH`` (summary, proposals) and ``{id}/publish``."""
+(drafts for MSP staff only; evidence packs for those who read the audit log),
+``{id}/download?format=pdf|html|zip``, ``POST`` to ask the job engine for a past month's report
+or an evidence pack (tenant admins and MSP engineers; a quarterly review: MSP staff), and for
+staff the draft review's ``PATCH`` (summary, proposals) and ``{id}/publish``."""
 
 from __future__ import annotations
 
@@ -26,7 +27,11 @@ from operations.reports.selectors import (
 )
 from tenants.api.base import TenantScopedViewSet, request_token
 
-CONTENT_TYPES = {ReportFormat.PDF: "application/pdf", ReportFormat.HTML: "text/html"}
+CONTENT_TYPES = {
+    ReportFormat.PDF: "application/pdf",
+    ReportFormat.HTML: "text/html",
+    ReportFormat.ZIP: "application/zip",
+}
 
 
 class _Settings:
@@ -60,7 +65,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
         return s.ReportDetailSerializer if self.action == "retrieve" else s.ReportSerializer
 
     def filter_scoped_queryset(self, queryset):
-        queryset = reports_visible(queryset, staff=self.access.is_staff)
+        queryset = reports_visible(queryset, access=self.access)
         if self.action != "list":
             queryset = queryset.defer(None)
         return queryset.order_by("-period_start", "kind", "-version")
@@ -72,6 +77,8 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
         kind = body.validated_data["kind"]
         if kind == ReportKind.QUARTERLY and not self.access.allows("staff_write"):
             raise exceptions.PermissionDenied("Quarterly reviews are prepared by MSP staff.")
+        if kind == ReportKind.EVIDENCE_PACK:
+            return self._request_evidence_pack(request, body.validated_data)
         run = services.report_request(
             tenant=self.tenant,
             kind=kind,
@@ -80,6 +87,20 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
             token=request_token(request),
         )
         data = {"job_run": run.pk, "kind": kind, "period": run.parameters["period"]}
+        data["status"] = run.status
+        return Response(s.ReportRequestedSerializer(data).data, status=status.HTTP_202_ACCEPTED)
+
+    def _request_evidence_pack(self, request, params: dict) -> Response:
+        run = services.evidence_pack_request(
+            tenant=self.tenant,
+            framework_code=params["framework"],
+            period_start=params["from"],
+            period_end=params["to"],
+            user=request.user,
+            token=request_token(request),
+        )
+        period = f"{run.parameters['from']}..{run.parameters['to']}"
+        data = {"job_run": run.pk, "kind": ReportKind.EVIDENCE_PACK, "period": period}
         data["status"] = run.status
         return Response(s.ReportRequestedSerializer(data).data, status=status.HTTP_202_ACCEPTED)
 
@@ -104,19 +125,27 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("format", str, enum=[f.value for f in ReportFormat], default="pdf")
+            OpenApiParameter(
+                "format",
+                str,
+                enum=[f.value for f in ReportFormat],
+                description="pdf or html; zip for an evidence pack (the default for one).",
+            )
         ],
         responses={
             (200, "application/pdf"): OpenApiTypes.BINARY,
             (200, "text/html"): OpenApiTypes.STR,
+            (200, "application/zip"): OpenApiTypes.BINARY,
         },
     )
     @action(detail=True, methods=["get"])
     def download(self, request, *args, **kwargs):
-        fmt = request.query_params.get("format") or ReportFormat.PDF
-        if fmt not in CONTENT_TYPES:
-            raise exceptions.ValidationError({"format": ["Choose pdf or html."]})
+        fmt = request.query_params.get("format")
+        if fmt is not None and fmt not in CONTENT_TYPES:
+            raise exceptions.ValidationError({"format": ["Choose pdf, html or zip."]})
         report = self.get_object()
+        # A report's first stored format by default: the PDF, or an evidence pack's zip.
+        fmt = fmt or (ReportFormat.ZIP if report.zip_sha256 else ReportFormat.PDF)
         try:
             data = report_file_read(report=report, fmt=fmt)
         except ReportFileUnavailable as exc:
@@ -131,6 +160,5 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
         response["Content-Security-Policy"] = (
             "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox"
         )
-        digest = report.pdf_sha256 if fmt == ReportFormat.PDF else report.html_sha256
-        response["X-Checksum-SHA256"] = digest
+        response["X-Checksum-SHA256"] = getattr(report, f"{fmt}_sha256")
         return response
