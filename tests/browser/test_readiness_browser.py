@@ -16,6 +16,7 @@ from tenants.models import TenantRole, TenantStatus
 from tenants.scoping import tenant_scope
 from tests.browser.conftest import requires_browser
 from tests.browser.test_portal_browser import PASSWORD, sign_in
+from tests.browser.test_signin_browser import click_and_wait
 from tests.factories import make_member
 
 pytestmark = [requires_browser, pytest.mark.django_db(transaction=True)]
@@ -61,13 +62,16 @@ def test_an_admin_answers_submits_and_sees_the_radar_and_the_onboarding_step(
     value_name, note_name, _evidence = field_names(last)
     browser.find_element(By.ID, f"id_{pillar}-{value_name}_4").click()
     browser.find_element(By.NAME, f"{pillar}-{note_name}").send_keys("Runbooks for every system.")
-    browser.find_element(By.XPATH, f"//section[@id='pillar-{pillar}']//button").click()
+    save = browser.find_element(By.XPATH, f"//section[@id='pillar-{pillar}']//button")
+    click_and_wait(browser, save)
     assert "1 answer saved" in browser.find_element(By.CSS_SELECTOR, ".messages").text
     assert browser.find_element(By.ID, f"id_{pillar}-{value_name}_4").is_selected()
 
     browser.find_element(By.LINK_TEXT, "Review and submit").click()
     browser.find_element(By.NAME, "confirm").click()
-    browser.find_element(By.XPATH, "//button[normalize-space()='Submit assessment']").click()
+    click_and_wait(
+        browser, browser.find_element(By.XPATH, "//button[normalize-space()='Submit assessment']")
+    )
 
     assert "Assessment submitted" in browser.find_element(By.CSS_SELECTOR, ".messages").text
     radar = browser.find_element(By.CSS_SELECTOR, "#readiness-radar svg")
@@ -77,7 +81,9 @@ def test_an_admin_answers_submits_and_sees_the_radar_and_the_onboarding_step(
     assert "Level " in body
 
     # Rescore now: a scan job run is queued and the page shows it.
-    browser.find_element(By.XPATH, "//button[normalize-space()='Rescore now']").click()
+    # Wait for the next page: the last page's message would otherwise still be read.
+    rescore = browser.find_element(By.XPATH, "//button[normalize-space()='Rescore now']")
+    click_and_wait(browser, rescore)
     assert "Readiness scan queued as job run" in (
         browser.find_element(By.CSS_SELECTOR, ".messages").text
     )
