@@ -11,17 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
 from msp.api.serializers import StrictSerializer
-from operations.compliance.evidence import evidence_framework
+from operations.compliance.api.serializers import EvidencePackQuerySerializer
 from operations.jobs.registry import job_kind
 from operations.reports.models import ReportKind
 from operations.reports.services import (
     EVIDENCE_PACK_JOB_KIND,
     evidence_pack_build,
-    evidence_pack_period,
     evidence_pack_record,
     period_for_run,
     report_build,
@@ -101,23 +99,8 @@ def quarterly_review(run, parameters: dict) -> dict:
     return _generate(run, parameters, ReportKind.QUARTERLY)
 
 
-class EvidencePackParameters(StrictSerializer):
-    framework = serializers.SlugField(max_length=50, help_text="Framework code, e.g. eu-ai-act.")
-
-    def get_fields(self):
-        fields = super().get_fields()
-        # "from" is a Python keyword: declared here rather than as a class attribute.
-        fields["from"] = serializers.DateField(help_text="First day of the period (YYYY-MM-DD).")
-        fields["to"] = serializers.DateField(help_text="Last day of the period, inclusive.")
-        return fields
-
-    def validate(self, attrs):
-        try:
-            evidence_pack_period(period_start=attrs["from"], period_end=attrs["to"])
-            evidence_framework(attrs["framework"])
-        except ValidationError as refused:
-            raise serializers.ValidationError(refused.message_dict) from None
-        return attrs
+class EvidencePackParameters(EvidencePackQuerySerializer):
+    """The same parameters, checked the same way, as the synchronous evidence-pack download."""
 
 
 @job_kind(

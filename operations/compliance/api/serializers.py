@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from msp.api.serializers import StrictSerializer
 from operations.compliance.checks import get_check
+from operations.compliance.evidence import evidence_framework, evidence_period_check
 from operations.compliance.models import (
     Control,
     Finding,
@@ -187,3 +189,11 @@ class EvidencePackQuerySerializer(StrictSerializer):
         fields["from"] = serializers.DateField(help_text="First day of the period (YYYY-MM-DD).")
         fields["to"] = serializers.DateField(help_text="Last day of the period, inclusive.")
         return fields
+
+    def validate(self, attrs):
+        try:
+            evidence_period_check(period_start=attrs["from"], period_end=attrs["to"])
+            evidence_framework(attrs["framework"])
+        except DjangoValidationError as refused:
+            raise serializers.ValidationError(refused.message_dict) from None
+        return attrs
