@@ -574,6 +574,10 @@ def bar_chart(
             f"{title}: no data to show.",
             TextTable((), ()),
         )
+    # Small whole counts (incidents by severity) get whole ticks: no "0.2 incidents".
+    whole_ticks = {}
+    if all(float(v).is_integer() for v in drawn) and min(drawn) >= 0 and max(drawn) <= 10:
+        whole_ticks = {"y_labels": list(range(max(1, int(max(drawn))) + 1))}
     chart = pygal.Bar(
         style=_style(),
         **_config(
@@ -582,6 +586,7 @@ def bar_chart(
             x_title=x_title,
             y_title=_axis_title(y_title, unit),
             x_labels=list(categories),
+            **whole_ticks,
             include_x_axis=True,
             show_x_guides=False,
             show_legend=len(series) > 1,

@@ -371,3 +371,10 @@ def test_the_line_chart_shades_a_band_marks_points_and_dashes_a_trend():
         "110 USD",
     )
     assert "shaded: usual range, 90 USD to 110 USD" in chart.summary
+
+
+def test_small_whole_counts_get_whole_ticks_on_the_value_axis():
+    written = all_text(severity_chart(values=(0, 1, 0, 0)).svg).split()
+    fractions = [word for word in written if "." in word and word.replace(".", "", 1).isdigit()]
+    assert fractions == []  # no "0.2 incidents" on the axis
+    assert "1" in written
