@@ -1,5 +1,5 @@
 """The estate panel of the client overview: daily GPU utilisation over 30 days, daily spend, and
-this month's spend to date against the cloud accounts' monthly budgets, per currency. Four
+this month's cloud spend to date against the cloud accounts' monthly budgets, per currency. Four
 queries whatever the size of the estate or of its telemetry (hourly rollups, summed by day in
 the database)."""
 
@@ -32,13 +32,18 @@ def _budgets(tenant) -> dict[str, Decimal]:
     return dict(budgets)
 
 
-def _spend_by_currency(tenant, *, start, end, zone) -> dict[str, dict[dt.datetime, float]]:
-    """{currency: {day: spend}} of the compute's cost; compute without a cloud account is
-    counted in the currency most of the accounts bill in (as the optimisation scan does)."""
+def _spend_by_currency(
+    tenant, *, start, end, zone
+) -> tuple[dict[str, dict[dt.datetime, float]], dict[str, dict[dt.datetime, float]]]:
+    """({currency: {day: spend}} of all compute, the same of the compute billed to a cloud
+    account). Budgets are the cloud accounts', so only billed spend is weighed against them (as
+    the fleet dashboard does); the daily chart shows all of it, compute without an account
+    counted in the currency most accounts bill in (as the optimisation scan does)."""
     currencies = compute_currencies(tenant=tenant)
     usual = Counter(c for c in currencies.values() if c).most_common(1)
     fallback = usual[0][0] if usual else ""
     spend: dict[str, dict[dt.datetime, float]] = defaultdict(lambda: defaultdict(float))
+    billed: dict[str, dict[dt.datetime, float]] = defaultdict(lambda: defaultdict(float))
     for day, resource_id, total in telemetry_daily_totals_by_resource(
         tenant=tenant,
         metric=COST,
@@ -47,8 +52,15 @@ def _spend_by_currency(tenant, *, start, end, zone) -> dict[str, dict[dt.datetim
         tz=zone,
         resource_kind=ResourceKind.COMPUTE,
     ):
-        spend[currencies.get(resource_id) or fallback][day] += total
-    return {currency: dict(days) for currency, days in sorted(spend.items())}
+        currency = currencies.get(resource_id)
+        spend[currency or fallback][day] += total
+        if currency:
+            billed[currency][day] += total
+
+    def plain(by_currency):
+        return {currency: dict(days) for currency, days in sorted(by_currency.items())}
+
+    return plain(spend), plain(billed)
 
 
 def estate_overview(*, tenant, now: dt.datetime) -> dict:
@@ -65,21 +77,23 @@ def estate_overview(*, tenant, now: dt.datetime) -> dict:
         tz=zone,
         resource_kind=ResourceKind.COMPUTE,
     )
-    spend = _spend_by_currency(tenant, start=min(first_day, month_start), end=now, zone=zone)
+    spend, billed = _spend_by_currency(
+        tenant, start=min(first_day, month_start), end=now, zone=zone
+    )
     budgets = _budgets(tenant)
     days_in_month = calendar.monthrange(local_now.year, local_now.month)[1]
     elapsed_days = (now - month_start).total_seconds() / 86400
 
     currencies = []
-    for currency in sorted(set(spend) | set(budgets)):
-        days = spend.get(currency, {})
+    for currency in sorted(set(billed) | set(budgets)):
+        days = billed.get(currency, {})
         cumulative, running = [], 0.0
         for day in sorted(day for day in days if day >= month_start):
             running += days[day]
             cumulative.append((day, round(running, 2)))
         budget = budgets.get(currency)
         projected = running / elapsed_days * days_in_month if cumulative else None
-        title = f"Spend this month to date ({currency or 'no currency'})"
+        title = f"Cloud spend this month to date ({currency or 'no currency'})"
         if budget:
             title += f" against the monthly budget of {format_number(float(budget), currency)}"
         currencies.append(

@@ -183,6 +183,9 @@ def test_gpu_utilisation_and_spend_against_the_budget(viewer, tenant_a, tenant_b
     rollups(tenant_a, node.id, "gpu_utilization", [40.0] * hours)
     rollups(tenant_a, node.id, "cost_per_hour", [10.0] * hours)
     rollups(tenant_b, other.id, "cost_per_hour", [999.0] * hours)
+    # An on-premises node's cost is drawn per day but not weighed against a cloud budget.
+    on_premises = make_gpu_node(tenant_a)
+    rollups(tenant_a, on_premises.id, "cost_per_hour", [100.0] * hours)
     text = page_text(viewer.get(overview_url(tenant_a)))
     panel = re.search(r'data-panel="estate"(.*?)</section>', text, re.S).group(1)
     assert re.search(r'data-figure="utilisation-mean">40.0 %', panel)
@@ -191,6 +194,7 @@ def test_gpu_utilisation_and_spend_against_the_budget(viewer, tenant_a, tenant_b
     assert "budget EUR 1,000.00" in panel
     assert f"{10 * hours / 10:.1f} % used" in panel
     assert "Monthly budget: 1,000 EUR" in panel  # the budget line of the spend chart
+    assert f"{110 * hours:,}" in panel  # the daily chart: cloud and on-premises together
 
 
 def test_open_accepted_and_realised_savings(viewer, tenant_a, tenant_b):
