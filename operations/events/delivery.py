@@ -203,7 +203,9 @@ def event_link(body: dict) -> str:
     if known is None or not known.link:
         return ""
     try:
-        path = known.link.format(tenant=body.get("tenant", ""), **(body.get("data") or {}))
+        # The envelope's tenant wins over a payload field of the same name (report.ready).
+        fields = {**(body.get("data") or {}), "tenant": body.get("tenant", "")}
+        path = known.link.format(**fields)
     except (KeyError, IndexError, ValueError):
         return ""
     return events_settings().site_url + path

@@ -74,7 +74,10 @@ DEFAULT_EVENTS = {
             "incident.regulator_deadline_near",
         }
     ),
-    "tenant_admin": frozenset({"incident.opened", "incident.resolved", "incident.sla_breached"}),
+    # Tenant admins are the client's report recipients unless they choose otherwise.
+    "tenant_admin": frozenset(
+        {"incident.opened", "incident.resolved", "incident.sla_breached", "report.ready"}
+    ),
 }
 
 

@@ -136,3 +136,27 @@ def test_the_incident_page_and_admin_show_who_was_notified_how_and_when(
     admin_page = client.get(f"/admin/incidents/incident/{incident.pk}/change/")
     assert admin_page.status_code == 200
     assert engineer.email in admin_page.content.decode()
+
+
+def test_a_published_report_is_emailed_to_the_tenant_admins_by_default(tenant_a):
+    admin = make_member(tenant_a, TenantRole.ADMIN, username="acme-boss")
+    make_member(tenant_a, TenantRole.VIEWER, username="acme-viewer")
+    make_staff(tenant_a, role=MspRole.ENGINEER, username="eng-a")
+    payload = {
+        "id": 7,
+        "tenant": tenant_a.slug,
+        "kind": "monthly",
+        "period_start": "2026-11-01",
+        "period_end": "2026-12-01",
+        "period": "2026-11",
+        "version": 1,
+        "download_url": "https://groundwork.example/api/v1/tenants/acme/reports/7/download",
+        "url": "https://groundwork.example/portal/acme/reports/",
+    }
+    with tenant_scope(tenant_a.id), transaction.atomic():
+        services.event_record(tenant=tenant_a, topic="report.ready", payload=payload)
+
+    assert publish_and_email(tenant_a) == 1
+    assert [m.to[0] for m in mail.outbox] == [admin.email]
+    # The payload's own "tenant" field does not break the link to the reports page.
+    assert f"/portal/{tenant_a.slug}/reports/" in mail.outbox[0].body
