@@ -202,6 +202,23 @@ def findings_failing_by_severity(
     )
 
 
+def findings_failing_at_by_severity(*, tenant, at, limit: int) -> list[Finding]:
+    """``findings_failing_by_severity`` as things stood at ``at`` (a past month's report): the
+    findings whose latest failing spell had begun by then and had not yet ended, waivers as
+    they were then. Only the latest spell of each finding is kept, so one that failed, passed
+    and fails again since is judged by its current spell. One query."""
+    failing_then = (
+        findings_for(tenant=tenant)
+        .filter(failing_since__lte=at)
+        .filter(Q(status=FindingStatus.FAIL) | Q(resolved_at__gt=at))
+    )
+    return list(
+        findings_with_waiver_expiry(failing_then, now=at)
+        .annotate(severity_rank=_SEVERITY_ORDER)
+        .order_by("severity_rank", "waived", "check_code", "subject_label", "subject_id")[:limit]
+    )
+
+
 def waivers_in_force(*, tenant, check_codes: list[str] | None = None, now=None) -> list[Waiver]:
     """The tenant's unexpired waivers, soonest to expire first, with ``subject_label``."""
     waivers = Waiver.objects.filter(tenant=tenant)

@@ -12,7 +12,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from operations.compliance.checks import get_check
-from operations.compliance.selectors import findings_failing_by_severity, score_history_until
+from operations.compliance.selectors import findings_failing_at_by_severity, score_history_until
 from operations.incidents.selectors import (
     incident_metrics,
     incident_metrics_overall,
@@ -140,7 +140,7 @@ def _compliance(tenant, end) -> dict:
         entry["latest"] = values[-1] if values else None
         entry["change"] = round(values[-1] - values[0], 1) if len(values) >= 2 else None
         rows.append(entry)
-    findings = findings_failing_by_severity(tenant=tenant, now=end, limit=TOP_FINDINGS)
+    findings = findings_failing_at_by_severity(tenant=tenant, at=end, limit=TOP_FINDINGS)
     top = []
     for finding in findings:
         check = get_check(finding.check_code)
