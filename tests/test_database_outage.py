@@ -16,7 +16,9 @@ import pytest
 from django.db import close_old_connections, connection
 from django.test import Client
 
+from tenants.models import MspRole
 from tests.conftest import requires_postgres
+from tests.factories import login_verified, make_staff
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 
@@ -145,3 +147,32 @@ def test_the_api_and_pages_answer_503_while_the_database_is_away_and_recover_aft
     health = probe.get("/healthz")
     assert health.status_code == 200, health.content
     assert health.json()["checks"]["database"]["ok"] is True
+
+
+def test_the_console_and_report_pages_answer_503_while_the_database_is_away_and_recover_after(
+    database_through_proxy, tenant_a, client
+):
+    admin = make_staff(role=MspRole.ADMIN, username="msp-admin-outage")
+    login_verified(client, admin)
+    pages = [
+        "/portal/",  # the fleet dashboard
+        f"/portal/{tenant_a.slug}/360/",
+        f"/portal/{tenant_a.slug}/readiness/",
+        f"/portal/{tenant_a.slug}/reports/",
+        f"/portal/{tenant_a.slug}/notifications/",
+    ]
+    for page in pages:
+        assert client.get(page).status_code == 200, page
+
+    client.raise_request_exception = False
+    database_through_proxy.stop()
+    for page in pages:
+        next_request()
+        response = client.get(page)
+        assert response.status_code == 503, page
+        assert "cannot reach its database" in response.content.decode()
+
+    database_through_proxy.start()
+    for page in pages:
+        next_request()
+        assert client.get(page).status_code == 200, page
