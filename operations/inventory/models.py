@@ -309,6 +309,55 @@ class ComputeResource(TimestampedTenantOwnedModel):
                 ]
 
 
+class GpuDevice(TimestampedTenantOwnedModel):
+    """One GPU of a compute resource (or one MIG instance of it), as dcgm-exporter names it.
+
+    Telemetry keeps a series per GPU (``ResourceKind.GPU``, resource id = this row's id) beside
+    the node's aggregate. Rows are learned on first sight from a scrape's ``gpu``/``UUID``/
+    ``GPU_I_ID`` labels (audited) or entered by staff; ``ComputeResource.gpu_uuids`` seeded the
+    first ones (migration inventory 0006).
+    """
+
+    compute = models.ForeignKey(ComputeResource, on_delete=models.CASCADE, related_name="gpus")
+    index = models.PositiveSmallIntegerField(help_text="dcgm-exporter's gpu label (0, 1, …).")
+    uuid = models.CharField(
+        max_length=64, blank=True, help_text="GPU-<uuid> as dcgm-exporter reports it."
+    )
+    mig_instance = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="MIG GPU instance id (GPU_I_ID); empty for a whole GPU.",
+    )
+    mig_profile = models.CharField(
+        max_length=64, blank=True, help_text="MIG profile (GPU_I_PROFILE), e.g. 1g.10gb."
+    )
+    model_name = models.CharField(
+        max_length=100, blank=True, help_text="modelName label, e.g. NVIDIA H100 80GB HBM3."
+    )
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["compute", "index", "mig_instance"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "compute", "index", "mig_instance"],
+                name="inventory_gpu_position_per_compute",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "uuid"], name="inventory_gpu_uuid")]
+
+    tenant_relations = ("compute",)
+
+    def __str__(self) -> str:
+        mig = f" MIG {self.mig_instance}" if self.mig_instance else ""
+        return f"{self.compute} GPU {self.index}{mig}"
+
+    def check_rules(self, errors: dict) -> None:
+        if self.uuid and not GPU_UUID.match(self.uuid):
+            errors["uuid"] = ["Not a GPU UUID (GPU-<uuid> or MIG-<uuid>)."]
+
+
 # --- The AI register ------------------------------------------------------------------------
 
 

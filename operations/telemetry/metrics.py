@@ -22,16 +22,20 @@ from django.db import models
 class ResourceKind(models.IntegerChoices):
     COMPUTE = 1, "compute"
     DEPLOYMENT = 2, "deployment"
+    #: One GPU (or MIG instance) of a compute resource: resource id = inventory GpuDevice id.
+    GPU = 3, "gpu"
 
 
-RESOURCE_KIND_BY_NAME: dict[str, int] = {"compute": 1, "deployment": 2}
-RESOURCE_KIND_NAMES: dict[int, str] = {1: "compute", 2: "deployment"}
+RESOURCE_KIND_BY_NAME: dict[str, int] = {"compute": 1, "deployment": 2, "gpu": 3}
+RESOURCE_KIND_NAMES: dict[int, str] = {1: "compute", 2: "deployment", 3: "gpu"}
 #: For messages: "Unknown compute resource 'x'", "does not apply to deployments".
-RESOURCE_KIND_LABELS: dict[int, str] = {1: "compute resource", 2: "deployment"}
+RESOURCE_KIND_LABELS: dict[int, str] = {1: "compute resource", 2: "deployment", 3: "GPU"}
 
 _COMPUTE = frozenset({ResourceKind.COMPUTE.value})
 _DEPLOYMENT = frozenset({ResourceKind.DEPLOYMENT.value})
 _BOTH = _COMPUTE | _DEPLOYMENT
+# GPU metrics: a series per GPU, and the node's aggregate (derived at ingest) per compute.
+_GPU = _COMPUTE | frozenset({ResourceKind.GPU.value})
 
 
 @dataclass(frozen=True)
@@ -56,14 +60,14 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric(1, "gpu_utilization", "%", 0, 100, _COMPUTE, "GPU utilisation, mean over the GPUs."),
-    Metric(2, "gpu_memory_used_mib", "MiB", 0, 1e9, _COMPUTE, "Frame buffer used, all GPUs."),
-    Metric(3, "gpu_memory_free_mib", "MiB", 0, 1e9, _COMPUTE, "Frame buffer free, all GPUs."),
-    Metric(4, "gpu_power_watts", "W", 0, 1e7, _COMPUTE, "Power draw, all GPUs."),
-    Metric(5, "gpu_temperature_celsius", "°C", -50, 150, _COMPUTE, "Hottest GPU temperature."),
-    Metric(6, "gpu_xid_errors", "code", 0, 1e6, _COMPUTE, "Last XID error code (0: none)."),
-    Metric(7, "gpu_graphics_engine_active", "%", 0, 100, _COMPUTE, "Graphics engine active."),
-    Metric(8, "gpu_tensor_active", "%", 0, 100, _COMPUTE, "Tensor core pipes active."),
+    Metric(1, "gpu_utilization", "%", 0, 100, _GPU, "GPU utilisation, mean over the GPUs."),
+    Metric(2, "gpu_memory_used_mib", "MiB", 0, 1e9, _GPU, "Frame buffer used, all GPUs."),
+    Metric(3, "gpu_memory_free_mib", "MiB", 0, 1e9, _GPU, "Frame buffer free, all GPUs."),
+    Metric(4, "gpu_power_watts", "W", 0, 1e7, _GPU, "Power draw, all GPUs."),
+    Metric(5, "gpu_temperature_celsius", "°C", -50, 150, _GPU, "Hottest GPU temperature."),
+    Metric(6, "gpu_xid_errors", "code", 0, 1e6, _GPU, "Last XID error code (0: none)."),
+    Metric(7, "gpu_graphics_engine_active", "%", 0, 100, _GPU, "Graphics engine active."),
+    Metric(8, "gpu_tensor_active", "%", 0, 100, _GPU, "Tensor core pipes active."),
     Metric(20, "inference_latency_p95_ms", "ms", 0, 3.6e6, _DEPLOYMENT, "Latency, p95."),
     Metric(21, "requests_per_second", "req/s", 0, 1e9, _DEPLOYMENT, "Inference requests."),
     Metric(22, "error_rate", "%", 0, 100, _DEPLOYMENT, "Share of requests that failed."),

@@ -104,10 +104,16 @@ def _compute_index(tenant, hostnames: set[str], uuids: set[str]):
     return by_host, by_uuid
 
 
-def telemetry_ingest_prometheus(
-    *, tenant, text: str, default_ts: dt.datetime, now: dt.datetime | None = None
-) -> PrometheusResult:
-    """Parse a dcgm-exporter scrape, map it to compute resources and store it idempotently."""
+#: One parsed series value: (family name, labels, value, timestamp in seconds or None).
+SeriesValue = tuple[str, dict[str, str], float, float | None]
+
+
+def parse_exposition(text: str) -> tuple[list[SeriesValue], set[str]]:
+    """The accepted families' series values of a scrape, and the names of the families ignored.
+
+    Raises ``ValidationError`` (key ``body``) for text that is not the exposition format, and
+    for more than ``MAX_SERIES`` series of accepted families.
+    """
     try:
         families = list(text_string_to_metric_families(text))
     except (ValueError, TypeError, IndexError) as exc:
@@ -115,10 +121,8 @@ def telemetry_ingest_prometheus(
         raise ValidationError(
             {"body": [f"Not valid Prometheus text exposition{detail}"[:500]]}
         ) from exc
-
-    window = TimeWindow.for_tenant(tenant, now or timezone.now())
     ignored: set[str] = set()
-    series = []  # (family name, labels, value, timestamp or None)
+    series: list[SeriesValue] = []
     for family in families:
         if family.name not in DCGM_FIELDS:
             ignored.add(family.name)
@@ -129,6 +133,30 @@ def telemetry_ingest_prometheus(
         raise ValidationError(
             {"body": [f"At most {MAX_SERIES} series of accepted metrics; got {len(series)}."]}
         )
+    return series, ignored
+
+
+def telemetry_ingest_prometheus(
+    *, tenant, text: str, default_ts: dt.datetime, now: dt.datetime | None = None
+) -> PrometheusResult:
+    """Parse a dcgm-exporter scrape, map it to compute resources and store it idempotently."""
+    series, ignored = parse_exposition(text)
+    return telemetry_ingest_series(
+        tenant=tenant, series=series, ignored=ignored, default_ts=default_ts, now=now
+    )
+
+
+def telemetry_ingest_series(
+    *,
+    tenant,
+    series: list[SeriesValue],
+    default_ts: dt.datetime,
+    ignored: set[str] = frozenset(),
+    now: dt.datetime | None = None,
+) -> PrometheusResult:
+    """Map parsed dcgm-exporter series (from a text scrape or a remote write) to the tenant's
+    compute resources and store them idempotently, all or nothing."""
+    window = TimeWindow.for_tenant(tenant, now or timezone.now())
 
     hostnames = {labels["Hostname"] for _n, labels, _v, _t in series if labels.get("Hostname")}
     uuids = {labels["UUID"] for _n, labels, _v, _t in series if labels.get("UUID")}

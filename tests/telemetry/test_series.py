@@ -215,7 +215,7 @@ def test_the_metric_catalogue(admin_a, tenant_a):
     assert response.status_code == 200
     by_name = {metric["name"]: metric for metric in response.json()}
     assert by_name["gpu_utilization"]["dcgm_fields"] == ["DCGM_FI_DEV_GPU_UTIL"]
-    assert by_name["gpu_utilization"]["resources"] == ["compute"]
+    assert by_name["gpu_utilization"]["resources"] == ["compute", "gpu"]
     assert by_name["cost_per_hour"]["resources"] == ["compute", "deployment"]
     assert by_name["inference_latency_p95_ms"]["unit"] == "ms"
 
