@@ -32,6 +32,7 @@ from operations.inventory.models import (
     Dataset,
     Deployment,
     Environment,
+    GpuDevice,
     Link,
     Redundancy,
     Site,
@@ -62,6 +63,10 @@ _COMPUTE_JOINED_UNUSED = [
     *_joined_columns_except("cluster", ComputeResource, {"tenant", "hostname", "kind"}),
     *_joined_columns_except("cloud_account", CloudAccount, {"tenant", "provider", "account_id"}),
 ]
+
+
+def gpus_with_compute(queryset: QuerySet[GpuDevice]) -> QuerySet[GpuDevice]:
+    return queryset.select_related("compute")
 
 
 def compute_with_references(queryset: QuerySet[ComputeResource]) -> QuerySet[ComputeResource]:

@@ -34,6 +34,7 @@ from operations.inventory.models import (
     ComputeResource,
     Dataset,
     Deployment,
+    GpuDevice,
     Link,
     RiskTier,
     Site,
@@ -123,6 +124,23 @@ def compute_update(*, tenant, compute: ComputeResource, **fields) -> ComputeReso
 
 def compute_delete(*, tenant, compute: ComputeResource) -> None:
     owned_object_delete(tenant=tenant, instance=compute)
+
+
+# --- GPUs ----------------------------------------------------------------------------------------
+
+
+def gpu_device_create(*, tenant, **fields) -> GpuDevice:
+    """Record one GPU (or MIG instance) of a compute resource; telemetry learns them too."""
+    return owned_object_create(tenant=tenant, model=GpuDevice, data=fields)
+
+
+def gpu_device_update(*, tenant, gpu_device: GpuDevice, **fields) -> GpuDevice:
+    return owned_object_update(tenant=tenant, instance=gpu_device, data=fields)
+
+
+def gpu_device_delete(*, tenant, gpu_device: GpuDevice) -> None:
+    """Forget a GPU; its telemetry series stay until retention removes them."""
+    owned_object_delete(tenant=tenant, instance=gpu_device)
 
 
 # --- AI systems ---------------------------------------------------------------------------------
