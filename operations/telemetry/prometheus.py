@@ -5,13 +5,24 @@ listed in ``metrics.DCGM_FIELDS`` are kept; any other family (dcgm-exporter expo
 clocks, PCIe, NVLink …) is ignored and named in the answer.
 
 Each series is mapped to a compute resource of the tenant: by its ``Hostname`` label when a
-compute resource has that hostname, otherwise by its ``UUID`` label when that GPU UUID is in a
-compute resource's ``gpu_uuids``. Series of one host, metric and time (one per GPU) become one
-sample (mean, sum or max across the GPUs: see ``metrics``). A sample without a timestamp gets
+compute resource has that hostname, otherwise by its ``UUID`` label when a GPU of the tenant
+(``GpuDevice``, or a UUID listed in ``ComputeResource.gpu_uuids``) has it. One query resolves
+the hosts and all their GPUs.
+
+A series with a ``gpu`` label is also its GPU's own series (kind GPU, resource = the
+``GpuDevice`` at that node, index and MIG instance ``GPU_I_ID``). A GPU not yet in the
+inventory is learned on first sight with its ``UUID``, ``modelName`` and ``GPU_I_PROFILE``
+(audited, actor = the ingest token), in the same transaction as the samples; a known position
+reporting another UUID (a swapped GPU) is relabelled, audited too. ``last_seen_at`` moves at
+most once an hour per GPU (one UPDATE).
+
+Series of one host, metric and time (one per GPU) also become one node sample (mean, sum or
+max across the GPUs: see ``metrics``), the node aggregate. A sample without a timestamp gets
 ``default_ts`` (the request's receive time, or its ``?ts=``).
 
 All or nothing, like the JSON batch: an unknown host, a NaN or infinite value, a timestamp out
-of the accepted window, or an aggregate out of the metric's range refuses the whole text, with
+of the accepted window, a GPU's value or a node aggregate out of the metric's range, or GPU
+labels that cannot name a GPU refuse the whole text (nothing stored, no GPU learned), with
 errors keyed by the series (``DCGM_FI_DEV_GPU_UTIL{gpu="0",Hostname="x"}``).
 """
 
