@@ -25,9 +25,10 @@ ten days costs about a fifth more than three). Patterns, by hostname and name:
   the tenant's usual hourly spend, which the optimisation scan reports as a cost anomaly that
   has lasted ``SPEND_JUMP_DAYS`` days (so it projects a monthly saving; a one-day spike would not).
 
-With ``calm=True`` (a mature, well-sized estate) every GPU node follows the diurnal load and no
-deployment spikes. With ``quiet_days`` (a suspended client) the feed stopped that many days ago:
-the samples end then, and once the tenant has them nothing more arrives on a later run.
+With ``calm=True`` (a mature, well-sized estate) every GPU node follows the diurnal load, no
+GPU idles alone or reports XID errors, and no deployment spikes. With ``quiet_days`` (a
+suspended client) the feed stopped that many days ago: the samples end then, and once the
+tenant has them nothing more arrives on a later run.
 
 Compute in maintenance, offline or retired reports nothing. Values are a deterministic function
 of resource and time, and ingest skips samples already stored: running it again adds only the
@@ -117,10 +118,16 @@ def _gpu_profile(node: ComputeResource, cluster_names: dict[int, str]) -> str:
 
 
 def _gpu_values(
-    node: ComputeResource, profile: str, moment: dt.datetime, now: dt.datetime
+    node: ComputeResource,
+    profile: str,
+    moment: dt.datetime,
+    now: dt.datetime,
+    *,
+    quirks: bool = True,
 ) -> list[dict[str, float]]:
     """Each GPU's values at ``moment`` (one dict per GPU, by index): the node's load shared out
-    with a little spread, one idle GPU on the ``_IDLE_GPU_NODE``, the XID GPU's error."""
+    with a little spread and, with ``quirks``, one idle GPU on the ``_IDLE_GPU_NODE`` and the
+    XID GPU's error."""
     key = node.hostname
     jitter = _noise(key, moment)
     if profile == "idle":
@@ -131,8 +138,8 @@ def _gpu_values(
     else:
         utilization = 12 + 70 * _daylight(moment) + 6 * jitter
     gpus = max(node.gpu_count, 1)
-    idle_gpu = gpus - 1 if gpus > 1 and key.endswith(_IDLE_GPU_NODE) else None
-    xid_gpu = _XID_GPU[1] if key.endswith(_XID_GPU[0]) else None
+    idle_gpu = gpus - 1 if quirks and gpus > 1 and key.endswith(_IDLE_GPU_NODE) else None
+    xid_gpu = _XID_GPU[1] if quirks and key.endswith(_XID_GPU[0]) else None
     xid_now = now - dt.timedelta(hours=XID_HOURS) <= moment
     memory_mib = max(node.gpu_memory_gb, 16) * 1024
     values = []
@@ -222,6 +229,7 @@ class _Estate:
 
     gpu_nodes: list[tuple[ComputeResource, str]]  # (node, profile)
     gpu_ids: dict[tuple[int, int], int]  # (node id, GPU index) → GpuDevice id (whole GPUs)
+    gpu_quirks: bool  # the idle GPU and the XID errors (not in a calm estate)
     costly_compute: list[tuple[str, float]]  # (resource, hourly cost)
     deployments: list[str]
     spiking: str | None
@@ -251,6 +259,7 @@ def _estate(tenant, *, now: dt.datetime, spend_jump: bool, calm: bool) -> _Estat
             for node in reporting
             if node.kind == ComputeKind.GPU_NODE
         ],
+        gpu_quirks=not calm,
         gpu_ids={
             (compute_id, index): pk
             for pk, compute_id, index in GpuDevice.objects.filter(
@@ -281,7 +290,7 @@ def _samples(estate: _Estate, moments, *, now: dt.datetime) -> list[dict]:
     for moment in moments:
         on_the_hour = moment.minute == 0
         for node, profile in estate.gpu_nodes:
-            gpu_values = _gpu_values(node, profile, moment, now)
+            gpu_values = _gpu_values(node, profile, moment, now, quirks=estate.gpu_quirks)
             for metric, value in _node_values(gpu_values):
                 add(f"compute:{node.hostname}", metric, moment, value)
             if moment < gpus_from or moment.minute % gpu_step_minutes:

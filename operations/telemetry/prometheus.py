@@ -80,13 +80,12 @@ class PrometheusResult:
         }
 
 
-def _gpu_key(compute_id: int, labels: dict) -> tuple[GpuKey, str | None]:
-    """(compute, gpu index, MIG instance) of a series with a ``gpu`` label, and what is wrong
-    with its GPU labels, if anything."""
+def _gpu_key(compute_id: int, labels: dict) -> GpuKey:
+    """(compute, gpu index, MIG instance) of a series with a ``gpu`` label; index -1 when the
+    label is not an index (no GPU has it: ``gpu_key_problem`` names the fault)."""
     raw = labels["gpu"]
     index = int(raw) if raw.isdigit() and len(raw) <= 5 else -1
-    key = (compute_id, index, labels.get("GPU_I_ID", ""))
-    return key, gpu_key_problem(key, labels)
+    return (compute_id, index, labels.get("GPU_I_ID", ""))
 
 
 def _series_key(name: str, labels: dict) -> str:
@@ -206,15 +205,18 @@ def telemetry_ingest_series(
         scaled = value * DCGM_FIELDS[name].scale
         gpu_label = labels.get("gpu")
         if gpu_label:
-            key, problem = _gpu_key(compute_id, labels)
-            if problem:
-                errors.add(_series_key(name, labels), problem)
-                continue
+            key = _gpu_key(compute_id, labels)
             known = fleet.gpus.get(key)
-            if known is None:
-                to_learn.setdefault(key, labels)
-            elif gpu_uuid and known[1] != gpu_uuid:
-                relabelled.setdefault(key, labels)  # a GPU swapped at this position
+            if known is None or (gpu_uuid and known[1] != gpu_uuid):
+                # Labels are checked only for a GPU to record: known ones cost a lookup.
+                problem = gpu_key_problem(key, labels)
+                if problem:
+                    errors.add(_series_key(name, labels), problem)
+                    continue
+                if known is None:
+                    to_learn.setdefault(key, labels)
+                else:
+                    relabelled.setdefault(key, labels)  # a GPU swapped at this position
             gpu_groups.setdefault((key, name, ts), []).append(scaled)
         groups.setdefault((compute_id, name, ts), []).append(scaled)
         host_label.setdefault(compute_id, hostname or gpu_uuid)
