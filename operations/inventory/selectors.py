@@ -32,6 +32,7 @@ from operations.inventory.models import (
     Dataset,
     Deployment,
     Environment,
+    GpuDevice,
     Link,
     Redundancy,
     Site,
@@ -154,6 +155,20 @@ def deployment_get_for_page(*, tenant, pk: int) -> Deployment | None:
         .filter(pk=pk)
         .first()
     )
+
+
+def compute_gpus_for_page(*, tenant, compute_id: int) -> list[GpuDevice]:
+    """The GPUs (and MIG instances) of one compute resource of the tenant, by index. One query."""
+    return list(
+        GpuDevice.objects.filter(tenant=tenant, compute_id=compute_id).order_by(
+            "index", "mig_instance", "id"
+        )
+    )
+
+
+def compute_gpu_ids_query(*, tenant, compute_id: int) -> QuerySet:
+    """The ids of one compute resource's GPUs, as a query to read telemetry for (a subquery)."""
+    return GpuDevice.objects.filter(tenant=tenant, compute_id=compute_id).values("pk")
 
 
 # --- Figures for the readiness signals (a fixed number of queries, whatever the estate's size) ----

@@ -160,3 +160,37 @@ def test_per_gpu_figures_cost_one_more_query_whatever_the_number_of_nodes(tenant
         )
     # test_detectors' six reads, and the GPUs that report their own series.
     assert counts == [7, 7]
+
+
+def test_its_page_draws_the_gpu_beside_its_node_s_other_gpus(client, tenant_a, tenant_b):
+    import html
+
+    from django.urls import reverse
+
+    from tenants.models import ServicePlan, TenantRole
+    from tests.factories import make_member
+    from tests.optimisation.test_evidence_page import facts, svgs
+
+    node_with_gpus(tenant_a, "a-busy", {0: 80, 1: 75, 2: 1, 3: 85})
+    scan(tenant_a)
+    [rec] = by_kind(tenant_a, IDLE_ON_BUSY)
+    ServicePlan.objects.filter(tenant=tenant_a).update(timezone="UTC")
+    client.force_login(make_member(tenant_a, TenantRole.VIEWER, username="acme-viewer"))
+    url = reverse("portal_recommendations:detail", kwargs={"slug": tenant_a.slug, "pk": rec.pk})
+    response = client.get(url)
+    assert response.status_code == 200
+    text = html.unescape(response.content.decode())
+    (chart,) = svgs(text)
+    assert "a-busy GPU 2" in chart
+    assert "Other 3 GPUs (mean)" in chart
+    shown = facts(text)
+    assert shown["Mean utilisation"] == "1 %"
+    assert shown["Other GPUs of the node"] == "80 % mean"
+    assert shown["Saving"] == "hourly cost × 730 h × 1/4 (this GPU's share of the node)"
+    # Another tenant's finding about its GPU is the same 404 as a missing one.
+    node_with_gpus(tenant_b, "b-busy", {0: 80, 1: 1})
+    scan(tenant_b)
+    [foreign] = by_kind(tenant_b, IDLE_ON_BUSY)
+    for pk in (foreign.pk, 987654):
+        missing = reverse("portal_recommendations:detail", kwargs={"slug": tenant_a.slug, "pk": pk})
+        assert client.get(missing).status_code == 404
