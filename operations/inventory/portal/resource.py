@@ -164,8 +164,8 @@ def metric_charts(
 UTILISATION = METRICS_BY_NAME["gpu_utilization"]
 TEMPERATURE = METRICS_BY_NAME["gpu_temperature_celsius"]
 XID = METRICS_BY_NAME["gpu_xid_errors"]
-#: Each small GPU chart: four to a row on a wide screen.
-GPU_CHART_SIZE = (360, 200)
+#: Each small GPU chart: two or three to a row, at about their drawn size.
+GPU_CHART_SIZE = (460, 240)
 
 
 @dataclass(frozen=True)
