@@ -33,7 +33,7 @@ from operations.incidents.services import (
     incident_note_internal,
     incident_open_or_append,
 )
-from operations.inventory.models import ComputeResource, Deployment
+from operations.inventory.models import ComputeResource, Deployment, GpuDevice
 from operations.telemetry.metrics import METRICS_BY_NAME, Metric
 from operations.telemetry.selectors import WindowStats
 from tenants.audit import (
@@ -253,14 +253,21 @@ def _silence_verdict(watch: SilenceWatch, start: dt.datetime, is_open: bool) -> 
     return "fire"
 
 
+# How the texts introduce a rule's resource: a GPU's name says what it is ("node GPU 2").
+_TARGET_NOUNS = {
+    AlertTarget.COMPUTE: "compute resource ",
+    AlertTarget.DEPLOYMENT: "model deployment ",
+}
+
+
 def _silence_texts(rule, metric: Metric, name: str, watch: SilenceWatch, end) -> dict:
-    target = AlertTarget(rule.target).label.lower().rstrip("s")
+    target = _TARGET_NOUNS.get(rule.target, "")
     last = watch.last_sample_at
     seen = f"since {last:%Y-%m-%d %H:%M} UTC" if last else "for longer than a day"
     return {
         "title": f"{rule.name}: {name}"[:200],
         "description": (
-            f"Alert rule '{rule.name}': no {metric.name} from {target} {name} for "
+            f"Alert rule '{rule.name}': no {metric.name} from {target}{name} for "
             f"{rule.window_minutes} min."
         ),
         "detail": f"No {metric.name} sample from {name} {seen} (checked at {end:%H:%M} UTC).",
@@ -279,12 +286,12 @@ def _alert_texts(rule, metric: Metric, name: str, stats, start, end) -> dict:
     unit = f" {metric.unit}" if metric.unit else ""
     above = rule.condition == AlertCondition.ABOVE
     observed = f"{stats.lowest:g} to {stats.highest:g}{unit} over {stats.samples} samples"
-    target = AlertTarget(rule.target).label.lower().rstrip("s")
+    target = _TARGET_NOUNS.get(rule.target, "")
     return {
         "title": f"{rule.name}: {name}"[:200],
         "description": (
             f"Alert rule '{rule.name}': {metric.name} {'above' if above else 'below'} "
-            f"{rule.threshold:g}{unit} for {rule.window_minutes} min on {target} {name}."
+            f"{rule.threshold:g}{unit} for {rule.window_minutes} min on {target}{name}."
         ),
         "detail": (
             f"{metric.name} on {name} stayed {'above' if above else 'below'} "
@@ -312,6 +319,10 @@ def alert_rules_evaluate(
     nothing is written). A cleared resource resolves its open incident, with the reason on the
     timeline, when the rule auto-resolves. Idempotent: evaluations of a tenant are serialised,
     and a second one at the same moment finds everything already done.
+
+    A rule aimed at each GPU judges every GPU of the nodes it selects on its own series
+    (``<rule prefix>:gpu:<GPU id>``): one incident per GPU, about its node, naming the GPU by
+    index and UUID, resolved when that GPU clears; the node's aggregate is left to compute rules.
 
     "no_data" rules (silence) are read together, in a fixed number of queries whatever their
     number (``alert_silence_watch``): a selected resource that reported the metric before but
@@ -365,9 +376,17 @@ def alert_rules_evaluate(
     return AlertEvaluation(as_of=as_of, rules=len(rules), outcomes=outcomes, dry_run=dry_run)
 
 
+def gpu_display_name(gpu: GpuDevice) -> str:
+    """A GPU as alerts name it: its node, index (and MIG instance) and UUID."""
+    mig = f" MIG {gpu.mig_instance}" if gpu.mig_instance else ""
+    uuid = f" ({gpu.uuid})" if gpu.uuid else ""
+    return f"{gpu.compute.hostname} GPU {gpu.index}{mig}{uuid}"
+
+
 def _alert_resources(tenant: Tenant, decisions: list) -> dict:
-    """The inventory rows the decisions are about, by (target, id): one query per kind."""
-    wanted: dict[str, set[int]] = {AlertTarget.COMPUTE: set(), AlertTarget.DEPLOYMENT: set()}
+    """The inventory rows the decisions are about, by (target, id), as (the row the incident
+    is about, its name): one query per target. A GPU's incident is about its node."""
+    wanted: dict[str, set[int]] = {target: set() for target in AlertTarget.values}
     for rule, stats, *_ in decisions:
         wanted[rule.target].add(stats.resource_id)
     found = {}
@@ -378,6 +397,15 @@ def _alert_resources(tenant: Tenant, decisions: list) -> dict:
         if wanted[target]:
             rows = model.objects.filter(tenant=tenant, pk__in=wanted[target]).only("pk", name)
             found.update({(target, row.pk): (row, getattr(row, name)) for row in rows})
+    if wanted[AlertTarget.GPU]:
+        gpus = (
+            GpuDevice.objects.filter(tenant=tenant, pk__in=wanted[AlertTarget.GPU])
+            .select_related("compute")
+            .only("pk", "index", "uuid", "mig_instance", "compute__id", "compute__hostname")
+        )
+        found.update(
+            {(AlertTarget.GPU, gpu.pk): (gpu.compute, gpu_display_name(gpu)) for gpu in gpus}
+        )
     return found
 
 
@@ -398,7 +426,7 @@ def _alert_apply(
         if existing and (silent or (last is not None and last > start)):
             state = AlertState.FIRING
         else:
-            affected = {"compute" if rule.target == AlertTarget.COMPUTE else "deployments": [row]}
+            about = "deployments" if rule.target == AlertTarget.DEPLOYMENT else "compute"
             incident, created = incident_open_or_append(
                 tenant=tenant,
                 dedupe_key=key,
@@ -408,7 +436,7 @@ def _alert_apply(
                 description=texts["description"],
                 detail=texts["detail"],
                 at=as_of,
-                **affected,
+                **{about: [row]},
             )
             state = AlertState.OPENED if created else AlertState.APPENDED
             incident_id, reference = incident.pk, incident.reference

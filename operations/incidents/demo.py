@@ -511,7 +511,8 @@ def seed_incident_owners(
 # The demo telemetry (operations.telemetry.demo) has saturated GPU nodes (``*-gpu-hot-*``, about
 # 97 %), an idle one (``*-gpu-idle-01``, about 2 %), diurnal nodes that never pass 90 % nor drop
 # under 5 %, and a latency spike (about 7 × p95, errors about 6 %) on the first production
-# deployment from 8 to 6 hours before the seed.
+# deployment from 8 to 6 hours before the seed. No GPU runs above 85 °C there: the per-GPU
+# overheating rule is shown in force, quiet.
 
 DEMO_DEFAULTS = (
     {
@@ -562,6 +563,21 @@ DEMO_TENANT_RULES = (
         "window_minutes": 10,
         "severity": "SEV2",
         "category": "outage",
+    },
+    {
+        "name": "GPU overheating",
+        "description": (
+            "One GPU above 85 °C for 15 minutes, judged on each GPU's own series: one incident "
+            "per GPU, naming it, resolved when that GPU cools down."
+        ),
+        "metric": "gpu_temperature_celsius",
+        "target": "gpu",
+        "resource_pattern": "*-gpu-*",
+        "condition": "above",
+        "threshold": 85.0,
+        "window_minutes": 15,
+        "severity": "SEV3",
+        "category": "performance",
     },
     {
         "name": "GPU node stopped reporting",

@@ -367,6 +367,9 @@ class AlertCondition(models.TextChoices):
 class AlertTarget(models.TextChoices):
     COMPUTE = "compute", "Compute resources"
     DEPLOYMENT = "deployment", "Model deployments"
+    # A GPU metric judged per GPU of the selected nodes (their per-GPU series), not the node's
+    # aggregate: one verdict, incident and auto-resolve per GPU.
+    GPU = "gpu", "Each GPU of the compute resources"
 
 
 MAX_ALERT_WINDOW_MINUTES = 1440
@@ -393,7 +396,9 @@ class AlertRuleBase(models.Model):
     The resource filter is plain text, so a default (which has no tenant) can carry one too:
     ``resource_pattern`` is a case-insensitive glob on the compute hostname or deployment name
     (no wildcard: one resource), ``site_code`` the site's code, ``gpu_model`` a part of the GPU
-    model (compute), ``environment`` the deployment's environment. Empty means any.
+    model (compute), ``environment`` the deployment's environment. Empty means any. A rule
+    aimed at each GPU selects nodes the same way (hostname, site, GPU model) and judges each of
+    their GPUs.
     """
 
     name = models.CharField(max_length=200)
@@ -401,13 +406,21 @@ class AlertRuleBase(models.Model):
     enabled = models.BooleanField(default=True)
     metric = models.CharField(max_length=50, help_text="A metric from the telemetry catalogue.")
     target = models.CharField(
-        max_length=20, choices=AlertTarget.choices, default=AlertTarget.COMPUTE
+        max_length=20,
+        choices=AlertTarget.choices,
+        default=AlertTarget.COMPUTE,
+        help_text=(
+            "Compute: the node's aggregate series. Each GPU: every GPU of the selected nodes on "
+            "its own (GPU metrics only), one incident per GPU."
+        ),
     )
     resource_pattern = models.CharField(
         max_length=200, blank=True, help_text="Glob on hostname or deployment name, e.g. gpu-*."
     )
     site_code = models.CharField(max_length=50, blank=True)
-    gpu_model = models.CharField(max_length=100, blank=True, help_text="Contains (compute only).")
+    gpu_model = models.CharField(
+        max_length=100, blank=True, help_text="Contains (compute and each-GPU rules)."
+    )
     environment = models.CharField(
         max_length=20, blank=True, help_text="Deployment environment (deployments only)."
     )
@@ -447,7 +460,11 @@ class AlertRuleBase(models.Model):
                 f"Unknown metric '{self.metric}'; see /api/v1/telemetry/metrics for the catalogue."
             )
         elif RESOURCE_KIND_BY_NAME.get(self.target) not in metric.kinds:
-            errors["metric"] = f"{self.metric} is not reported by {self.target} resources."
+            errors["metric"] = (
+                f"{self.metric} is not reported per GPU: aim the rule at compute resources."
+                if self.target == AlertTarget.GPU
+                else f"{self.metric} is not reported by {self.target} resources."
+            )
         if self.condition == AlertCondition.NO_DATA:
             if self.threshold is not None:
                 errors["threshold"] = "A no-data rule has no threshold: leave it empty."
@@ -463,7 +480,7 @@ class AlertRuleBase(models.Model):
         window_error = alert_window_error(self.window_minutes)
         if window_error:
             errors["window_minutes"] = window_error
-        if self.gpu_model and self.target != AlertTarget.COMPUTE:
+        if self.gpu_model and self.target not in (AlertTarget.COMPUTE, AlertTarget.GPU):
             errors["gpu_model"] = "Only compute resources have a GPU model."
         if self.environment:
             if self.target != AlertTarget.DEPLOYMENT:

@@ -47,7 +47,7 @@ from operations.incidents.models import (
     TimelineEntry,
     TimelineKind,
 )
-from operations.inventory.models import ComputeResource, Deployment
+from operations.inventory.models import ComputeResource, Deployment, GpuDevice
 from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
 from operations.telemetry.selectors import (
     WindowStats,
@@ -518,12 +518,20 @@ def _glob_regex(pattern: str) -> str:
 
 
 def _rule_resource_condition(rule: AlertRule | AlertRuleDefault) -> Q:
-    """The rule's resource filter as a condition on its target's rows (compute or deployment)."""
+    """The rule's resource filter as a condition on its target's rows (compute, deployment, or
+    GPU: a GPU is selected by its node's hostname and site, and its own model when it reports
+    one, else its node's)."""
     condition = Q()
     if rule.target == AlertTarget.COMPUTE:
         name, site = "hostname", "site__code"
         if rule.gpu_model:
             condition &= Q(gpu_model__icontains=rule.gpu_model)
+    elif rule.target == AlertTarget.GPU:
+        name, site = "compute__hostname", "compute__site__code"
+        if rule.gpu_model:
+            condition &= Q(model_name__icontains=rule.gpu_model) | Q(
+                model_name="", compute__gpu_model__icontains=rule.gpu_model
+            )
     else:
         name, site = "name", "compute__site__code"
         if rule.environment:
@@ -538,9 +546,17 @@ def _rule_resource_condition(rule: AlertRule | AlertRuleDefault) -> Q:
     return condition
 
 
+# What each target's series are keyed by in telemetry: the inventory rows and resource kind.
+_TARGET_RESOURCES = {
+    AlertTarget.COMPUTE: (ComputeResource, ResourceKind.COMPUTE),
+    AlertTarget.DEPLOYMENT: (Deployment, ResourceKind.DEPLOYMENT),
+    AlertTarget.GPU: (GpuDevice, ResourceKind.GPU),
+}
+
+
 def alert_rule_resources(*, tenant: Tenant, rule: AlertRule | AlertRuleDefault) -> QuerySet:
-    """The tenant's compute resources or deployments the rule's resource filter selects."""
-    model = ComputeResource if rule.target == AlertTarget.COMPUTE else Deployment
+    """The tenant's compute resources, deployments or GPUs the rule's resource filter selects."""
+    model, _kind = _TARGET_RESOURCES[rule.target]
     return model.objects.filter(tenant=tenant).filter(_rule_resource_condition(rule))
 
 
@@ -551,12 +567,10 @@ def deployments_watched_by_alert_rules(*, tenant: Tenant, deployment_ids) -> set
     """The ids among ``deployment_ids`` that at least one deployment rule in force selects.
     Two queries (the rules in force as ``alert_rules_effective`` has them, then the
     deployments), however many rules and deployments."""
-    own = AlertRule.objects.filter(tenant=tenant, enabled=True).exclude(target=AlertTarget.COMPUTE)
+    own = AlertRule.objects.filter(tenant=tenant, enabled=True, target=AlertTarget.DEPLOYMENT)
     overridden = AlertRule.objects.filter(tenant=tenant, default_rule=OuterRef("pk"))
-    defaults = (
-        AlertRuleDefault.objects.filter(enabled=True)
-        .exclude(target=AlertTarget.COMPUTE)
-        .exclude(Exists(overridden))
+    defaults = AlertRuleDefault.objects.filter(enabled=True, target=AlertTarget.DEPLOYMENT).exclude(
+        Exists(overridden)
     )
     rules = [
         SimpleNamespace(**dict(zip(_RULE_FILTER_FIELDS, row, strict=True)))
@@ -590,7 +604,7 @@ def alert_window_stats(
     """Lowest, highest, count, first and last sample per resource of the rule's metric in
     [start, end], for the resources its filter selects (telemetry's read: one query)."""
     metric = METRICS_BY_NAME[rule.metric]
-    kind = ResourceKind.COMPUTE if rule.target == AlertTarget.COMPUTE else ResourceKind.DEPLOYMENT
+    _model, kind = _TARGET_RESOURCES[rule.target]
     resources = (
         alert_rule_resources(tenant=tenant, rule=rule).values("pk")
         if _has_resource_filter(rule)
@@ -605,12 +619,6 @@ def alert_window_stats(
 #: incident for a resource silent since before [as_of − window − this] (a rule added later,
 #: or evaluations that stopped, meet it as retired). An open incident keeps firing regardless.
 SILENCE_MEMORY = dt.timedelta(hours=24)
-
-# What each target's series are keyed by in telemetry (per-GPU series: a further entry).
-_TARGET_RESOURCES = {
-    AlertTarget.COMPUTE: (ComputeResource, ResourceKind.COMPUTE),
-    AlertTarget.DEPLOYMENT: (Deployment, ResourceKind.DEPLOYMENT),
-}
 
 
 @dataclass(frozen=True)
@@ -803,9 +811,9 @@ def _glob_matches(pattern: str, value: str) -> bool:
 
 
 def _rule_covers(rule, deployment: dict) -> bool:
-    """Whether ``rule``'s filter selects the deployment (or, for a compute rule, its compute);
-    ``deployment`` as ``inventory.selectors.ai_system_deployments_for`` reads it."""
-    if rule.target == AlertTarget.COMPUTE:
+    """Whether ``rule``'s filter selects the deployment (or, for a compute or each-GPU rule, its
+    compute); ``deployment`` as ``inventory.selectors.ai_system_deployments_for`` reads it."""
+    if rule.target in (AlertTarget.COMPUTE, AlertTarget.GPU):
         if deployment["compute_id"] is None:
             return False
         name = deployment["compute__hostname"]

@@ -305,6 +305,20 @@ def deployment_get_for_page(*, tenant, pk: int) -> Deployment | None:
     )
 
 
+def compute_gpus_for_page(*, tenant, compute_id: int) -> list[GpuDevice]:
+    """The GPUs (and MIG instances) of one compute resource of the tenant, by index. One query."""
+    return list(
+        GpuDevice.objects.filter(tenant=tenant, compute_id=compute_id).order_by(
+            "index", "mig_instance", "id"
+        )
+    )
+
+
+def compute_gpu_ids_query(*, tenant, compute_id: int) -> QuerySet:
+    """The ids of one compute resource's GPUs, as a query to read telemetry for (a subquery)."""
+    return GpuDevice.objects.filter(tenant=tenant, compute_id=compute_id).values("pk")
+
+
 # --- Figures for the readiness signals (a fixed number of queries, whatever the estate's size) ----
 
 #: Per section of ``readiness_estate_rows``: its rows (FROM … WHERE, the tenant id its one

@@ -20,6 +20,12 @@ class Thresholds:
     #: Idle: mean GPU utilisation under this (%), and no hour's mean above ``idle_peak``.
     idle_utilisation: float = 5.0
     idle_peak: float = 15.0
+    #: Idle GPU on a busy node (per-GPU telemetry): one GPU's mean utilisation under
+    #: ``gpu_idle_utilisation`` (%) with no hour's mean above ``gpu_idle_peak``, while the mean
+    #: of the node's other GPUs is at least ``busy_node_utilisation``.
+    gpu_idle_utilisation: float = 5.0
+    gpu_idle_peak: float = 15.0
+    busy_node_utilisation: float = 50.0
     #: Right-size: mean utilisation under this, no hour's mean above ``right_size_peak``, and
     #: memory used under ``right_size_memory`` % of the node's GPU memory (mean and peak hour).
     right_size_utilisation: float = 30.0

@@ -1,9 +1,10 @@
 """The detectors: set-based reads over a tenant's hourly rollups and inventory.
 
 ``scan_inputs`` loads everything one scan needs in a fixed handful of queries (compute, the
-deployments, per-node window figures, hourly pool utilisation, daily spend per resource),
-whatever the size of the estate; each detector is then a pure function of those inputs and the
-thresholds, returning ``Finding`` objects keyed by (kind, subject). Nothing here writes.
+deployments, per-node and per-GPU window figures, the GPUs that have them, hourly pool
+utilisation, daily spend per resource), whatever the size of the estate; each detector is then a
+pure function of those inputs and the thresholds, returning ``Finding`` objects keyed by
+(kind, subject). Nothing here writes.
 
 Every query filters on the tenant explicitly and runs in its scope (the fail-closed managers,
 and row-level security on PostgreSQL, refuse anything else).
@@ -36,6 +37,7 @@ from operations.inventory.models import (
     ComputeResource,
     ComputeStatus,
     Deployment,
+    GpuDevice,
     Stage,
 )
 from operations.optimisation.conf import HOURS_PER_MONTH, Thresholds
@@ -48,6 +50,7 @@ MEMORY_USED = METRICS_BY_NAME["gpu_memory_used_mib"].code
 COST = METRICS_BY_NAME["cost_per_hour"].code
 COMPUTE = ResourceKind.COMPUTE.value
 DEPLOYMENT = ResourceKind.DEPLOYMENT.value
+GPU = ResourceKind.GPU.value
 TENANT_KEY = "tenant"
 CENT = Decimal("0.01")
 
@@ -99,6 +102,10 @@ class ScanInputs:
     pool_hours: dict[int, dict[dt.datetime, tuple[float, float]]]
     #: (resource kind, resource id) -> day -> spend (Σ hourly mean cost)
     spend: dict[tuple[int, int], dict[dt.date, float]] = field(default_factory=dict)
+    #: A GPU's figures over the window from its own series (GPU id -> window)
+    gpu_window: dict[int, NodeWindow] = field(default_factory=dict)
+    #: The GPUs with per-GPU figures: id -> {id, compute_id, index, uuid, mig_instance}
+    gpus: dict[int, dict] = field(default_factory=dict)
 
 
 def money(value) -> Decimal:
@@ -154,11 +161,13 @@ def _rollups(tenant, metric_codes, start, end):
     ).order_by()
 
 
-def _node_window(tenant, start, end) -> dict[int, NodeWindow]:
+def _windows(tenant, start, end) -> tuple[dict[int, NodeWindow], dict[int, NodeWindow]]:
+    """(each node's window figures from its aggregate series, each GPU's from its own), in
+    one query."""
     rows = (
         _rollups(tenant, [UTILISATION, MEMORY_USED], start, end)
-        .filter(resource_kind=COMPUTE)
-        .values("resource_id", "metric")
+        .filter(resource_kind__in=[COMPUTE, GPU])
+        .values("resource_kind", "resource_id", "metric")
         .annotate(
             weighted=Sum(F("avg_value") * Cast("sample_count", FloatField())),
             samples=Sum("sample_count"),
@@ -166,17 +175,30 @@ def _node_window(tenant, start, end) -> dict[int, NodeWindow]:
             hours=Count("id"),
         )
     )
-    found: dict[int, NodeWindow] = defaultdict(NodeWindow)
+    found: dict[int, dict[int, NodeWindow]] = {
+        COMPUTE: defaultdict(NodeWindow),
+        GPU: defaultdict(NodeWindow),
+    }
     for row in rows:
         mean = row["weighted"] / row["samples"] if row["samples"] else None
-        window = found[row["resource_id"]]
+        window = found[row["resource_kind"]][row["resource_id"]]
         if row["metric"] == UTILISATION:
             window.utilisation_mean, window.utilisation_peak = mean, row["peak"]
             window.utilisation_hours = row["hours"]
         else:
             window.memory_mean, window.memory_peak = mean, row["peak"]
             window.memory_hours = row["hours"]
-    return dict(found)
+    return dict(found[COMPUTE]), dict(found[GPU])
+
+
+def _gpu_rows(tenant, gpu_ids) -> dict[int, dict]:
+    """The GPUs that have per-GPU figures (no query when none has)."""
+    if not gpu_ids:
+        return {}
+    rows = GpuDevice.objects.filter(tenant=tenant, pk__in=list(gpu_ids)).values(
+        "id", "compute_id", "index", "uuid", "mig_instance"
+    )
+    return {row["id"]: row for row in rows}
 
 
 def _gpu_nodes(compute: dict[int, dict]) -> list[dict]:
@@ -237,10 +259,11 @@ def _spend(tenant, start, end) -> dict[tuple[int, int], dict[dt.date, float]]:
 
 
 def scan_inputs(*, tenant, as_of: dt.datetime, thresholds: Thresholds) -> ScanInputs:
-    """Everything the detectors read, in five queries."""
+    """Everything the detectors read, in five queries (six when GPUs report their own series)."""
     end = _hour(as_of)
     window_start = end - dt.timedelta(hours=thresholds.window_hours)
     compute = _compute_rows(tenant)
+    node_window, gpu_window = _windows(tenant, window_start, end)
     today = _day_start(as_of)
     forecast_start = today - dt.timedelta(days=thresholds.forecast_days)
     history_start = today - dt.timedelta(days=thresholds.anomaly_history_days + 1)
@@ -251,10 +274,12 @@ def scan_inputs(*, tenant, as_of: dt.datetime, thresholds: Thresholds) -> ScanIn
         window_end=end,
         compute=compute,
         deployments=_deployment_rows(tenant),
-        node_window=_node_window(tenant, window_start, end),
+        node_window=node_window,
         pool_hours=_pool_hours(tenant, compute, forecast_start, end),
         # Whole days only: today is still being spent.
         spend=_spend(tenant, min(history_start, window_start), today),
+        gpu_window=gpu_window,
+        gpus=_gpu_rows(tenant, gpu_window),
     )
 
 
@@ -331,6 +356,102 @@ def detect_idle_gpus(inputs: ScanInputs, thresholds: Thresholds) -> list[Finding
                 currency=_currency(node, inputs, thresholds),
             )
         )
+    return findings
+
+
+def gpu_label(hostname: str, gpu: dict) -> str:
+    """A GPU as findings name it: its node and index (and MIG instance)."""
+    mig = f" MIG {gpu['mig_instance']}" if gpu["mig_instance"] else ""
+    return f"{hostname} GPU {gpu['index']}{mig}"
+
+
+def detect_idle_gpus_on_busy_nodes(
+    inputs: ScanInputs, thresholds: Thresholds, *, right_sized: set[int]
+) -> list[Finding]:
+    """Single GPUs idle over the window (their own series) while the other GPUs of their active
+    node are busy: work is not reaching them (a scheduler constraint, a stuck device, a node
+    larger than its jobs). A node that is idle as a whole, or that right-sizing already sheds
+    GPUs from, is the other detectors' finding."""
+    hours = thresholds.window_hours
+    nodes = {node["id"]: node for node in _gpu_nodes(inputs.compute)}
+    by_node: dict[int, list[tuple[dict, NodeWindow]]] = defaultdict(list)
+    for gpu_id, window in inputs.gpu_window.items():
+        gpu = inputs.gpus.get(gpu_id)
+        if gpu is None or gpu["compute_id"] not in nodes:
+            continue
+        if _covered(window, hours, thresholds):
+            by_node[gpu["compute_id"]].append((gpu, window))
+    findings = []
+    for node_id, gpus in sorted(by_node.items(), key=lambda item: nodes[item[0]]["hostname"]):
+        node = nodes[node_id]
+        if len(gpus) < 2 or node_id in right_sized:
+            continue
+        gpus.sort(key=lambda item: (item[0]["index"], item[0]["mig_instance"]))
+        # A MIG instance is its share of one GPU.
+        slices = Counter(gpu["index"] for gpu, _window in gpus)
+        for gpu, window in gpus:
+            if not (
+                window.utilisation_mean < thresholds.gpu_idle_utilisation
+                and window.utilisation_peak < thresholds.gpu_idle_peak
+            ):
+                continue
+            others = [(other, w) for other, w in gpus if other["id"] != gpu["id"]]
+            busy = sum(w.utilisation_mean for _other, w in others) / len(others)
+            if busy < thresholds.busy_node_utilisation:
+                continue
+            label = gpu_label(node["hostname"], gpu)
+            fraction = 1 / (node["gpu_count"] * slices[gpu["index"]])
+            findings.append(
+                Finding(
+                    kind=RecommendationKind.IDLE_GPU_ON_BUSY_NODE,
+                    subject_type=SubjectType.GPU,
+                    subject_id=gpu["id"],
+                    subject_label=label,
+                    title=(
+                        f"{label} is idle ({window.utilisation_mean:.1f}% mean over {hours} h) "
+                        f"while its {len(others)} other GPU{'s' if len(others) != 1 else ''} "
+                        f"average {busy:.0f}%: schedule work on it or release it"
+                    ),
+                    evidence={
+                        "window": _window_evidence(inputs),
+                        "hours_with_data": window.utilisation_hours,
+                        "utilisation_mean": _r(window.utilisation_mean),
+                        "utilisation_peak_hour": _r(window.utilisation_peak),
+                        "gpu": {
+                            "id": gpu["id"],
+                            "index": gpu["index"],
+                            "uuid": gpu["uuid"],
+                            "mig_instance": gpu["mig_instance"],
+                        },
+                        "compute": {"id": node_id, "hostname": node["hostname"]},
+                        "other_gpus": [
+                            {
+                                "id": other["id"],
+                                "index": other["index"],
+                                "mig_instance": other["mig_instance"],
+                                "utilisation_mean": _r(w.utilisation_mean),
+                            }
+                            for other, w in others
+                        ],
+                        "other_gpus_mean": _r(busy),
+                        "gpu_count": node["gpu_count"],
+                        "hourly_cost": str(node["hourly_cost"]),
+                        "fraction_saved": round(fraction, 4),
+                        "saving_basis": (
+                            f"hourly cost × 730 h × 1/{node['gpu_count']} "
+                            "(this GPU's share of the node)"
+                        ),
+                        "thresholds": {
+                            "gpu_idle_utilisation": thresholds.gpu_idle_utilisation,
+                            "gpu_idle_peak": thresholds.gpu_idle_peak,
+                            "busy_node_utilisation": thresholds.busy_node_utilisation,
+                            "min_coverage": thresholds.min_coverage,
+                        },
+                    },
+                    saving=monthly(node["hourly_cost"], fraction),
+                    currency=_currency(node, inputs, thresholds),
+                )
+            )
     return findings
 
 
@@ -720,9 +841,12 @@ def detect_retired_capacity(inputs: ScanInputs, thresholds: Thresholds) -> list[
 def detect_all(inputs: ScanInputs, thresholds: Thresholds) -> list[Finding]:
     idle = detect_idle_gpus(inputs, thresholds)
     idle_ids = {finding.subject_id for finding in idle}
+    right_size = detect_right_sizing(inputs, thresholds, idle=idle_ids)
+    right_sized = {finding.subject_id for finding in right_size}
     return [
         *idle,
-        *detect_right_sizing(inputs, thresholds, idle=idle_ids),
+        *right_size,
+        *detect_idle_gpus_on_busy_nodes(inputs, thresholds, right_sized=right_sized | idle_ids),
         *detect_cost_anomaly(inputs, thresholds),
         *detect_capacity(inputs, thresholds),
         *detect_retired_capacity(inputs, thresholds),

@@ -34,6 +34,11 @@ class ScanParameters(StrictSerializer):
     )
     idle_utilisation = _percent(help_text="Idle below this mean utilisation (%).")
     idle_peak = _percent(help_text="…and no hour's mean above this (%).")
+    gpu_idle_utilisation = _percent(help_text="One GPU idle below this mean utilisation (%).")
+    gpu_idle_peak = _percent(help_text="…and no hour's mean above this (%).")
+    busy_node_utilisation = _percent(
+        help_text="…while its node's other GPUs average at least this (%)."
+    )
     right_size_utilisation = _percent()
     right_size_peak = _percent()
     right_size_memory = _percent()
@@ -58,8 +63,9 @@ class ScanParameters(StrictSerializer):
     "optimisation_scan",
     title="Optimisation scan",
     description=(
-        "Idle GPUs, right-sizing, cost anomalies, capacity forecast and retired systems: "
-        "refreshes the tenant's recommendations from its telemetry rollups and inventory."
+        "Idle GPUs (whole nodes, and single GPUs of busy nodes), right-sizing, cost anomalies, "
+        "capacity forecast and retired systems: refreshes the tenant's recommendations from "
+        "its telemetry rollups and inventory."
     ),
     parameters=ScanParameters,
     nightly=True,

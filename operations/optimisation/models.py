@@ -17,6 +17,8 @@ from tenants.scoping import TenantOwnedModel
 
 class RecommendationKind(models.TextChoices):
     IDLE_GPU = "idle_gpu", "Idle GPU"
+    #: One GPU of a node idle while the node's other GPUs are busy (per-GPU telemetry).
+    IDLE_GPU_ON_BUSY_NODE = "idle_gpu_busy_node", "Idle GPU on a busy node"
     RIGHT_SIZE = "right_size", "Right-size"
     COST_ANOMALY = "cost_anomaly", "Cost anomaly"
     CAPACITY_FORECAST = "capacity_forecast", "Capacity forecast"
@@ -34,6 +36,8 @@ class RecommendationStatus(models.TextChoices):
 
 class SubjectType(models.TextChoices):
     COMPUTE = "compute", "Compute resource"
+    #: One GPU (or MIG instance) of a node: subject id = the inventory GpuDevice id.
+    GPU = "gpu", "GPU"
     AI_SYSTEM = "ai_system", "AI system"
     TENANT = "tenant", "Whole tenant"
 
@@ -53,7 +57,9 @@ class Recommendation(TenantOwnedModel):
     kind = models.CharField(max_length=20, choices=RecommendationKind.choices)
     subject_type = models.CharField(max_length=20, choices=SubjectType.choices)
     subject_id = models.BigIntegerField(
-        null=True, blank=True, help_text="Id of the compute resource or AI system (none: tenant)."
+        null=True,
+        blank=True,
+        help_text="Id of the compute resource, GPU or AI system (none: tenant).",
     )
     subject_key = models.CharField(
         max_length=100, help_text="Stable dedupe key, e.g. 'compute:12' or 'tenant'."

@@ -122,6 +122,21 @@ def recommendations_about(*, tenant, subject_type: str, subject_id: int) -> list
     )
 
 
+def recommendations_about_node(
+    *, tenant, compute_id: int, gpu_ids: list[int]
+) -> list[Recommendation]:
+    """The tenant's open and accepted recommendations about a node or any of its GPUs
+    (``gpu_ids``), largest saving first. One query."""
+    subjects = Q(subject_type=SubjectType.COMPUTE, subject_id=compute_id)
+    if gpu_ids:
+        subjects |= Q(subject_type=SubjectType.GPU, subject_id__in=list(gpu_ids))
+    return list(
+        Recommendation.objects.filter(tenant=tenant)
+        .filter(subjects, status__in=(RecommendationStatus.OPEN, RecommendationStatus.ACCEPTED))
+        .order_by("-estimated_monthly_saving", "id")
+    )
+
+
 def recommendation_get(*, tenant, pk: int) -> Recommendation | None:
     return Recommendation.objects.filter(tenant=tenant).filter(pk=pk).first()
 

@@ -169,16 +169,23 @@ def _zone_name(tz: dt.tzinfo) -> str:
     return getattr(tz, "key", None) or str(tz)
 
 
-def _tick_step(span: dt.timedelta) -> dt.timedelta:
+def _tick_step(span: dt.timedelta, most: int = 8) -> dt.timedelta:
     steps = [dt.timedelta(minutes=m) for m in (5, 15, 30)] + [
         dt.timedelta(hours=h) for h in (1, 3, 6, 12, 24, 48, 24 * 7, 24 * 14, 24 * 28)
     ]
-    return next((step for step in steps if span / step <= 8), steps[-1])
+    return next((step for step in steps if span / step <= most), steps[-1])
 
 
-def _time_ticks(start: dt.datetime, end: dt.datetime, tz: dt.tzinfo) -> list[dt.datetime]:
+def _most_ticks(width: int) -> int:
+    # A time label needs about 80 px: a small chart gets fewer ticks, never fewer than three.
+    return max(3, min(8, width // 80))
+
+
+def _time_ticks(
+    start: dt.datetime, end: dt.datetime, tz: dt.tzinfo, most: int = 8
+) -> list[dt.datetime]:
     """Tick times on round wall-clock values of ``tz`` (hours, local midnights) in the range."""
-    step = _tick_step(end - start)
+    step = _tick_step(end - start, most)
     local = start.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
     if step >= dt.timedelta(days=1):
         local = local.replace(hour=0, minute=0)
@@ -416,8 +423,8 @@ def line_chart(
     if start == end:  # one moment: give the axis some width around it
         start, end = start - dt.timedelta(minutes=30), end + dt.timedelta(minutes=30)
     span = end - start
-    ticks = _time_ticks(start, end, zone)
-    with_time = _tick_step(span) < dt.timedelta(days=1)
+    ticks = _time_ticks(start, end, zone, _most_ticks(width))
+    with_time = _tick_step(span, _most_ticks(width)) < dt.timedelta(days=1)
     with_date = span >= dt.timedelta(hours=20) or (
         start.astimezone(zone).date() != end.astimezone(zone).date()
     )

@@ -102,3 +102,46 @@ def test_a_client_sees_the_overview_figures_and_a_resources_chart(
     chart = browser.find_element(By.CSS_SELECTOR, '[data-metric="gpu_utilization"] svg')
     assert chart.size["width"] > 0
     assert "GPU utilisation" in chart.get_attribute("aria-label")
+
+
+def test_a_nodes_page_draws_a_chart_and_a_row_per_gpu(
+    browser, live_server, member, tenant_a, tmp_path
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from tests.optimisation.helpers import feed_gpu, hours_between, this_hour
+    from tests.telemetry.gpu_samples import make_node_gpus, store_gpu_hours, store_gpu_samples
+
+    node = make_gpu_node(tenant_a, hostname="acme-gpu-01", gpu_count=8, gpu_uuids=[])
+    gpus = make_node_gpus(tenant_a, node)
+    end = this_hour()
+    hours = list(hours_between(end - dt.timedelta(hours=23), end))
+    recent = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=40)
+    for gpu in gpus:
+        busy = 2.0 if gpu.index == 5 else 55.0 + 5 * gpu.index
+        store_gpu_hours(
+            tenant_a, gpu, "gpu_utilization", hours, lambda hour, b=busy: b + hour.hour % 4
+        )
+        temperature = [88.0 if gpu.index == 6 else 61.0 + gpu.index] * 4
+        store_gpu_samples(tenant_a, gpu, "gpu_temperature_celsius", temperature, start=recent)
+        xid = [0.0, 79.0, 0.0] if gpu.index == 3 else [0.0] * 3
+        store_gpu_samples(tenant_a, gpu, "gpu_xid_errors", xid, start=recent)
+    feed_gpu(tenant_a, node, hours=23, utilisation=60)
+
+    sign_in(browser, live_server, member.username)
+    browser.get(f"{live_server.url}/portal/{tenant_a.slug}/estate/compute/{node.pk}/")
+    browser.find_element(By.ID, "gpus").location_once_scrolled_into_view  # noqa: B018
+    rows = browser.find_elements(By.CSS_SELECTOR, "#gpu-table tbody tr")
+    assert [row.find_element(By.TAG_NAME, "th").text for row in rows] == [
+        f"GPU {index}" for index in range(8)
+    ]
+    assert "XID 79" in rows[3].text
+    charts = browser.find_elements(By.CSS_SELECTOR, ".gpu-charts svg")
+    assert len(charts) == 8
+    assert all(chart.size["width"] > 200 for chart in charts)
+    browser.set_window_size(1280, 2600)
+    browser.save_screenshot(str(tmp_path / "gpu-node.png"))
+    # Small multiples: several to a row.
+    assert len({chart.location["y"] for chart in charts[:2]}) == 1

@@ -159,7 +159,8 @@ def test_the_demo_alert_rules_fire_group_and_auto_resolve_on_the_demo_telemetry(
             )
         }
         production = Deployment.objects.filter(environment="production").order_by("name").first()
-        assert AlertRule.objects.count() == 3
+        assert AlertRule.objects.count() == 4
+        assert AlertRule.objects.filter(target="gpu").count() == 1  # each GPU on its own
         silence = AlertRule.objects.get(condition="no_data")
     assert AlertRuleDefault.objects.count() == 2
 

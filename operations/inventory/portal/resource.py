@@ -2,8 +2,13 @@
 metric over a chosen range (6 h and 24 h from raw samples, 7 d and 30 d from hourly rollups,
 with each hour's range shaded), its open incidents and the recommendations about it.
 
+A node whose GPUs report their own series also gets a small utilisation chart per GPU (hourly
+means) and a table of its GPUs: utilisation, hottest temperature and highest XID error code in
+the range, last report.
+
 Times are drawn in the viewer's zone (activated per request). A fixed number of queries: one per
-metric of the resource's kind at most two, whatever the number of samples.
+metric of the resource's kind at most two, and five for the GPUs, whatever the number of
+samples or GPUs.
 """
 
 from __future__ import annotations
@@ -16,10 +21,22 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from operations.incidents.selectors import incident_open_about
-from operations.inventory.selectors import compute_get_for_page, deployment_get_for_page
-from operations.optimisation.selectors import recommendations_about
-from operations.telemetry.metrics import DCGM_FIELDS, METRICS, Metric, ResourceKind
-from operations.telemetry.selectors import ResourceRef, telemetry_series
+from operations.inventory.models import GpuDevice
+from operations.inventory.selectors import (
+    compute_get_for_page,
+    compute_gpu_ids_query,
+    compute_gpus_for_page,
+    deployment_get_for_page,
+)
+from operations.optimisation.selectors import recommendations_about, recommendations_about_node
+from operations.telemetry.metrics import DCGM_FIELDS, METRICS, METRICS_BY_NAME, Metric, ResourceKind
+from operations.telemetry.selectors import (
+    ResourceRef,
+    WindowStats,
+    telemetry_hourly_means,
+    telemetry_series,
+    telemetry_window_stats,
+)
 from tenants.portal.access import PortalTenant, portal_tenant_view, render_portal, tenant_not_found
 from tenants.portal.charts import Band, Chart, Series, line_chart
 
@@ -69,9 +86,8 @@ class MetricChart:
 
 
 def metric_lines(*, metric: Metric, kind: int, points: list[dict], gpu_count: int) -> list[Series]:
-    """The lines of one metric's chart. Telemetry keeps one series per node today (dcgm-exporter's
-    per-GPU series are combined at ingest), so a node has one line for all its GPUs; when a
-    per-GPU series is stored, each GPU becomes a line here beside it."""
+    """The lines of one metric's chart: a node's charts draw its aggregate over all its GPUs
+    (derived at ingest); each GPU's own series is drawn in the page's GPU section."""
     if kind == ResourceKind.COMPUTE and metric.code in _AGGREGATES and gpu_count:
         name = f"All {gpu_count} GPUs ({_AGGREGATE_WORDS[_AGGREGATES[metric.code]]})"
     else:
@@ -145,6 +161,97 @@ def metric_charts(
     return charts, silent
 
 
+UTILISATION = METRICS_BY_NAME["gpu_utilization"]
+TEMPERATURE = METRICS_BY_NAME["gpu_temperature_celsius"]
+XID = METRICS_BY_NAME["gpu_xid_errors"]
+#: Each small GPU chart: two or three to a row, at about their drawn size.
+GPU_CHART_SIZE = (460, 240)
+
+
+@dataclass(frozen=True)
+class GpuRow:
+    """One GPU of the node over the chosen range: its small chart and its table row."""
+
+    gpu: GpuDevice
+    label: str
+    chart: Chart
+    utilisation_mean: float | None  # over the hourly means, weighted by their samples
+    utilisation_peak_hour: float | None
+    temperature_highest: float | None
+    xid_highest: float | None  # the highest XID error code reported (0: none)
+    last_sample_at: dt.datetime | None
+
+
+def gpu_label(gpu: GpuDevice) -> str:
+    mig = f" MIG {gpu.mig_instance}" if gpu.mig_instance else ""
+    profile = f" ({gpu.mig_profile})" if gpu.mig_profile else ""
+    return f"GPU {gpu.index}{mig}{profile}"
+
+
+def gpu_rows(*, tenant, compute_id: int, chosen: TimeRange, now: dt.datetime) -> list[GpuRow]:
+    """The node's GPUs with their figures over ``chosen``: five queries whatever their number
+    (the GPUs, their hourly utilisation, and the raw window of utilisation, temperature and XID
+    errors). Empty when the node has no GPU rows in the inventory."""
+    gpus = compute_gpus_for_page(tenant=tenant, compute_id=compute_id)
+    if not gpus:
+        return []
+    start = now - chosen.span
+    ids = [gpu.pk for gpu in gpus]
+    hourly = telemetry_hourly_means(
+        tenant=tenant,
+        resource_kind=ResourceKind.GPU,
+        resource_ids=ids,
+        metric=UTILISATION,
+        start=start.replace(minute=0, second=0, microsecond=0),
+        end=now,
+    )
+    windows: dict[str, dict[int, WindowStats]] = {}
+    for metric in (UTILISATION, TEMPERATURE, XID):
+        stats = telemetry_window_stats(
+            tenant=tenant,
+            kind=ResourceKind.GPU,
+            metric=metric,
+            start=start,
+            end=now,
+            resources=compute_gpu_ids_query(tenant=tenant, compute_id=compute_id),
+        )
+        windows[metric.name] = {row.resource_id: row for row in stats}
+    rows = []
+    for gpu in gpus:
+        points = hourly.get(gpu.pk, [])
+        samples = sum(count for _hour, _mean, count in points)
+        label = gpu_label(gpu)
+        last = [window[gpu.pk].last_at for window in windows.values() if gpu.pk in window]
+        temperature = windows[TEMPERATURE.name].get(gpu.pk)
+        xid = windows[XID.name].get(gpu.pk)
+        rows.append(
+            GpuRow(
+                gpu=gpu,
+                label=label,
+                chart=line_chart(
+                    title=f"{label}: utilisation, hourly means",
+                    series=[Series(label, [(hour, mean) for hour, mean, _count in points])],
+                    y_title="Utilisation",
+                    unit="%",
+                    y_range=(0, 100),
+                    gap=dt.timedelta(hours=2),
+                    width=GPU_CHART_SIZE[0],
+                    height=GPU_CHART_SIZE[1],
+                ),
+                utilisation_mean=(
+                    sum(mean * count for _hour, mean, count in points) / samples
+                    if samples
+                    else None
+                ),
+                utilisation_peak_hour=max((mean for _h, mean, _c in points), default=None),
+                temperature_highest=temperature.highest if temperature else None,
+                xid_highest=xid.highest if xid else None,
+                last_sample_at=max(last) if last else None,
+            )
+        )
+    return rows
+
+
 def _chosen_range(request) -> TimeRange:
     return RANGES.get(request.GET.get("range", DEFAULT_RANGE), RANGES[DEFAULT_RANGE])
 
@@ -157,14 +264,16 @@ def compute_detail(request, page: PortalTenant, pk: int):
     if compute is None:
         return tenant_not_found(request)
     chosen = _chosen_range(request)
+    now = timezone.now()
     charts, silent = metric_charts(
         tenant=tenant,
         resource=ResourceRef(ResourceKind.COMPUTE, compute.pk, compute.hostname),
         chosen=chosen,
-        now=timezone.now(),
+        now=now,
         gpu_count=compute.gpu_count,
         currency=compute.cloud_account.currency if compute.cloud_account else "",
     )
+    gpus = gpu_rows(tenant=tenant, compute_id=compute.pk, chosen=chosen, now=now)
     return render_portal(
         request,
         page,
@@ -178,9 +287,12 @@ def compute_detail(request, page: PortalTenant, pk: int):
         chosen=chosen,
         charts=charts,
         silent=silent,
+        gpus=gpus,
+        gpus_reporting=any(row.last_sample_at for row in gpus),
         incidents=incident_open_about(tenant=tenant, compute_id=compute.pk),
-        recommendations=recommendations_about(
-            tenant=tenant, subject_type="compute", subject_id=compute.pk
+        # The node's and its GPUs' (an idle GPU on a busy node).
+        recommendations=recommendations_about_node(
+            tenant=tenant, compute_id=compute.pk, gpu_ids=[row.gpu.pk for row in gpus]
         ),
     )
 

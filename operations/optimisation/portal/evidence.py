@@ -1,10 +1,11 @@
 """A recommendation's evidence drawn as a chart with a short list of facts beside it, per kind:
-an idle GPU's utilisation against the idle threshold, a capacity forecast's daily peaks with
+an idle GPU's utilisation against the idle threshold (for one GPU of a busy node, beside the
+mean of its node's other GPUs), a capacity forecast's daily peaks with
 their trend and the saturation line, a cost anomaly's daily spend in its usual band with the
 days outside it, a right-sizing's mean and peak against the target. Retired capacity has facts
 only. The raw evidence stays available to engineers, collapsed, on the page.
 
-At most one query (an idle GPU's hourly utilisation, from telemetry's selector)."""
+At most one query (an idle GPU's hourly utilisation, from telemetry's selectors)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from decimal import Decimal
 from django.utils import timezone
 
 from operations.optimisation.detectors import least_squares
-from operations.telemetry.selectors import telemetry_gpu_utilisation_series
+from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
+from operations.telemetry.selectors import telemetry_gpu_utilisation_series, telemetry_hourly_means
 from tenants.portal.charts import (
     BAD,
     BRAND,
@@ -94,6 +96,66 @@ def idle_gpu(rec, *, tenant) -> Evidence:
         ("Hours with data", f"{ev.get('hours_with_data', '—')} of {window.get('hours', '—')}"),
         ("GPUs", str(ev.get("gpu_count", "—"))),
         ("Hourly cost", _money(ev.get("hourly_cost"), rec.currency)),
+        ("Saving", ev.get("saving_basis", "—")),
+    ]
+    return Evidence([chart] if chart else [], facts)
+
+
+def idle_gpu_on_busy_node(rec, *, tenant) -> Evidence:
+    ev = rec.evidence or {}
+    window = ev.get("window") or {}
+    start, end = _moment(window.get("from")), _moment(window.get("to"))
+    thresholds = ev.get("thresholds") or {}
+    others = [item["id"] for item in ev.get("other_gpus") or [] if isinstance(item.get("id"), int)]
+    chart = None
+    if start and end and rec.subject_id:
+        hourly = telemetry_hourly_means(
+            tenant=tenant,
+            resource_kind=ResourceKind.GPU,
+            resource_ids=[rec.subject_id, *others],
+            metric=METRICS_BY_NAME["gpu_utilization"],
+            start=start,
+            end=end,
+        )
+        by_hour: dict[dt.datetime, list[float]] = {}
+        for gpu_id in others:
+            for hour, mean, _count in hourly.get(gpu_id, []):
+                by_hour.setdefault(hour, []).append(mean)
+        chart = line_chart(
+            title=(
+                f"GPU utilisation of {rec.subject_label} and of its node's other GPUs, hourly "
+                "means over the scan's window"
+            ),
+            series=[
+                Series(rec.subject_label, [(h, m) for h, m, _c in hourly.get(rec.subject_id, [])]),
+                Series(
+                    f"Other {len(others)} GPU{'s' if len(others) != 1 else ''} (mean)",
+                    [(hour, sum(v) / len(v)) for hour, v in sorted(by_hour.items())],
+                    dashed=True,
+                ),
+            ],
+            y_title="GPU utilisation",
+            unit="%",
+            y_range=(0, 100),
+            target=thresholds.get("gpu_idle_utilisation"),
+            target_label="Idle threshold (mean)",
+            gap=dt.timedelta(hours=2),
+            height=280,
+        )
+    gpu = ev.get("gpu") or {}
+    facts = [
+        ("Mean utilisation", _pct(ev.get("utilisation_mean"))),
+        ("Busiest hour", _pct(ev.get("utilisation_peak_hour"))),
+        ("Other GPUs of the node", f"{_pct(ev.get('other_gpus_mean'))} mean"),
+        (
+            "Idle when",
+            f"mean under {_pct(thresholds.get('gpu_idle_utilisation'))} and no hour over "
+            f"{_pct(thresholds.get('gpu_idle_peak'))}, while the others average at least "
+            f"{_pct(thresholds.get('busy_node_utilisation'))}",
+        ),
+        ("GPU UUID", gpu.get("uuid") or "—"),
+        ("Hours with data", f"{ev.get('hours_with_data', '—')} of {window.get('hours', '—')}"),
+        ("Hourly cost of the node", _money(ev.get("hourly_cost"), rec.currency)),
         ("Saving", ev.get("saving_basis", "—")),
     ]
     return Evidence([chart] if chart else [], facts)
@@ -274,6 +336,7 @@ def retired_capacity(rec, *, tenant) -> Evidence:
 
 DRAWERS = {
     "idle_gpu": idle_gpu,
+    "idle_gpu_busy_node": idle_gpu_on_busy_node,
     "capacity_forecast": capacity_forecast,
     "cost_anomaly": cost_anomaly,
     "right_size": right_size,
