@@ -243,7 +243,11 @@ class RemoteWriteView(_IngestView):
             ),
             *(
                 OpenApiParameter(
-                    name, str, OpenApiParameter.HEADER, description=description, response=[204]
+                    name,
+                    str if name.endswith("Families") else int,
+                    OpenApiParameter.HEADER,
+                    description=description,
+                    response=[204],
                 )
                 for name, description in _REMOTE_WRITE_HEADERS.items()
             ),
