@@ -59,19 +59,13 @@ class RemoteWriteResult:
 
 def _labels_of(index: int, timeseries) -> tuple[str, dict[str, str]]:
     """The metric name and the other labels of the ``index``-th series."""
-    name = ""
-    labels: dict[str, str] = {}
-    seen: set[str] = set()
-    for label in timeseries.labels:
-        if label.name in seen:
-            raise ValidationError(
-                {f"timeseries.{index}.labels": [f"Label '{label.name}' is repeated."]}
-            )
-        seen.add(label.name)
-        if label.name == "__name__":
-            name = label.value
-        else:
-            labels[label.name] = label.value
+    pairs = timeseries.labels
+    labels = {label.name: label.value for label in pairs}
+    if len(labels) != len(pairs):
+        names = [label.name for label in pairs]
+        repeated = next(name for name in names if names.count(name) > 1)
+        raise ValidationError({f"timeseries.{index}.labels": [f"Label '{repeated}' is repeated."]})
+    name = labels.pop("__name__", "")
     if not name:
         raise ValidationError(
             {f"timeseries.{index}.labels": ["No __name__ label (the metric name)."]}
