@@ -66,7 +66,13 @@ def test_a_paginated_list_documents_the_404_of_a_page_past_the_end(schema, admin
 
 
 @pytest.mark.parametrize(
-    "route", ["telemetry/samples/", "telemetry/prometheus/", "inventory/import/"]
+    "route",
+    [
+        "telemetry/samples/",
+        "telemetry/prometheus/",
+        "telemetry/remote-write/",
+        "inventory/import/",
+    ],
 )
 def test_options_on_a_view_that_reads_its_own_body_is_not_a_500(admin_a, route):
     response = admin_a.client.options(f"/api/v1/tenants/acme/{route}")

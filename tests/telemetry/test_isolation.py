@@ -18,8 +18,19 @@ from operations.telemetry.models import TelemetryPolicy
 from tenants.scoping import tenant_scope
 from tests.isolation import TenantSingletonIsolationTests
 from tests.telemetry.helpers import dirty_hours, iso, minutes_ago, rollups, stored, url
+from tests.telemetry.remote_write_payloads import (
+    from_exposition,
+    remote_write,
+    snappy,
+    write_request,
+)
 
 SCRAPE_OF_B = 'DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-b",Hostname="borealis-gpu-01"} 42\n'
+
+
+def remote_write_of_b() -> bytes:
+    moment_ms = int(minutes_ago(1).timestamp() * 1000)
+    return snappy(write_request(from_exposition(SCRAPE_OF_B, moment_ms)))
 
 
 def sample_for(resource: str, value: float = 3.0) -> dict:
@@ -63,13 +74,16 @@ class TestTelemetryIsolation(TenantSingletonIsolationTests):
         [
             ("samples", "application/json", {"samples": [sample_for("compute:borealis-gpu-01")]}),
             ("prometheus", "text/plain", SCRAPE_OF_B),
+            ("remote-write", "application/x-protobuf", None),
         ],
     )
     def test_ingest_into_b_is_the_missing_tenant_404_and_writes_nothing(
         self, caller, tenant_b, b_has_data, what, content_type, body
     ):
         before = self.state_of(tenant_b)
-        if content_type == "text/plain":
+        if what == "remote-write":
+            post = lambda slug: remote_write(caller, slug, remote_write_of_b())  # noqa: E731
+        elif content_type == "text/plain":
             post = lambda slug: caller.client.generic(  # noqa: E731
                 "POST", self.url(slug, what), body.encode(), content_type=content_type
             )
@@ -129,6 +143,17 @@ class TestTelemetryIsolation(TenantSingletonIsolationTests):
             content_type="text/plain",
         )
         assert response.status_code == 400
+        assert stored(tenant_a) == []
+        assert self.state_of(tenant_b) == before_b
+
+    def test_a_remote_write_naming_bs_host_in_a_is_unknown(
+        self, caller, tenant_a, tenant_b, b_has_data
+    ):
+        before_b = self.state_of(tenant_b)
+        response = remote_write(caller, tenant_a.slug, remote_write_of_b())
+        assert response.status_code == 400
+        (key,) = response.json()["error"]["fields"]
+        assert 'Hostname="borealis-gpu-01"' in key
         assert stored(tenant_a) == []
         assert self.state_of(tenant_b) == before_b
 

@@ -1,16 +1,20 @@
-"""Reading an ingest body: media type, size limits and gzip, before any parsing.
+"""Reading an ingest body: media type, size limits and gzip or snappy, before any parsing.
 
 The body is read through ``HttpRequest.body``, so Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``
 applies (``RequestDataTooBig`` becomes a 413 in the API's error format). A gzip body
 (``Content-Encoding: gzip``) is inflated with the same limit on the *decompressed* size, checked
-while inflating, so a small compressed bomb never grows past it in memory.
+while inflating, so a small compressed bomb never grows past it in memory. A snappy body
+(remote write) declares its decompressed length up front: that is checked against the same
+limit before anything is decompressed.
 """
 
 from __future__ import annotations
 
 import zlib
 
+import cramjam
 from django.conf import settings
+from django.utils.http import parse_header_parameters
 from rest_framework import exceptions
 
 from msp.api.errors import PayloadTooLarge
@@ -55,3 +59,52 @@ def read_body(request, *, media_types: tuple[str, ...]) -> bytes:
     raise exceptions.UnsupportedMediaType(
         media_type, detail=f"Unsupported Content-Encoding '{encoding}': send gzip or identity."
     )
+
+
+#: Remote write 1.0's message; 2.0 senders name ``io.prometheus.write.v2.Request`` instead.
+REMOTE_WRITE_MEDIA_TYPE = "application/x-protobuf"
+REMOTE_WRITE_PROTO = "prometheus.WriteRequest"
+
+
+def unsnappy_capped(body: bytes, limit: int) -> bytes:
+    """Decompress a snappy block (not the framed format); 413 when it declares over ``limit``."""
+    try:
+        declared = cramjam.snappy.decompress_raw_len(body)
+    except cramjam.DecompressionError as exc:
+        raise exceptions.ParseError("The body is not snappy-compressed (block format).") from exc
+    if declared > limit:
+        raise PayloadTooLarge(
+            f"The decompressed body would be {declared} bytes; at most {limit} are accepted."
+        )
+    try:
+        # The output buffer is the declared length, and a block that inflates to any other
+        # length is refused: nothing grows past the check above.
+        return bytes(cramjam.snappy.decompress_raw(body))
+    except cramjam.DecompressionError as exc:
+        raise exceptions.ParseError(f"The body is not valid snappy (block format): {exc}") from exc
+
+
+def read_remote_write_body(request) -> bytes:
+    """A Prometheus remote write 1.0 body, decompressed: the bytes of a ``WriteRequest``."""
+    media_type, params = parse_header_parameters(request.content_type or "")
+    media_type = media_type.lower()
+    if media_type and media_type != REMOTE_WRITE_MEDIA_TYPE:
+        raise exceptions.UnsupportedMediaType(
+            media_type, detail=f"Send Content-Type: {REMOTE_WRITE_MEDIA_TYPE} (remote write 1.0)."
+        )
+    proto = params.get("proto", REMOTE_WRITE_PROTO)
+    if proto != REMOTE_WRITE_PROTO:
+        raise exceptions.UnsupportedMediaType(
+            media_type,
+            detail=f"Only remote write 1.0 ({REMOTE_WRITE_PROTO}) is accepted, not '{proto}'.",
+        )
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding != "snappy":
+        raise exceptions.UnsupportedMediaType(
+            media_type,
+            detail="Send Content-Encoding: snappy (remote write bodies are snappy-compressed).",
+        )
+    body = request.body  # RequestDataTooBig past DATA_UPLOAD_MAX_MEMORY_SIZE: a 413
+    if not body:
+        raise exceptions.ParseError("The body is empty: expected a snappy-compressed WriteRequest.")
+    return unsnappy_capped(body, decompressed_limit())

@@ -14,6 +14,11 @@ urlpatterns = [
         views.PrometheusIngestView.as_view(),
         name="telemetry-prometheus",
     ),
+    re_path(
+        rf"{_TELEMETRY}/remote-write/?$",
+        views.RemoteWriteView.as_view(),
+        name="telemetry-remote-write",
+    ),
     re_path(rf"{_TELEMETRY}/series/?$", views.SeriesView.as_view(), name="telemetry-series"),
     re_path(rf"{_TELEMETRY}/metrics/?$", views.MetricsView.as_view(), name="telemetry-metrics"),
     re_path(rf"{_TELEMETRY}/policy/?$", views.PolicyView.as_view(), name="telemetry-policy"),

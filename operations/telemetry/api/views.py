@@ -1,27 +1,33 @@
 """Telemetry endpoints under ``/api/v1/tenants/{slug}/telemetry/``.
 
-Ingest (``samples``, ``prometheus``) needs a token with the ``ingest`` scope and a role that may
-write; the body is read and decoded by ``parsers`` (size limits, gzip) and checked by the
-services in plain loops. Reads (``series``, ``metrics``, ``policy``) need ``read``; changing the
-retention policy is for MSP staff.
+Ingest (``samples``, ``prometheus``, ``remote-write``) needs a token with the ``ingest`` scope
+and a role that may write; the body is read and decoded by ``parsers`` (size limits, gzip,
+snappy) and checked by the services in plain loops. Reads (``series``, ``metrics``,
+``policy``) need ``read``; changing the retention policy is for MSP staff.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import quote
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework import exceptions
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from msp.api.parsers import json_document
 from msp.api.throttling import IngestRateThrottle
 from operations.telemetry import selectors, services
 from operations.telemetry.api import serializers as s
-from operations.telemetry.api.parsers import read_body
+from operations.telemetry.api.parsers import read_body, read_remote_write_body
 from operations.telemetry.metrics import (
     DCGM_FIELDS,
     METRICS,
@@ -31,6 +37,7 @@ from operations.telemetry.metrics import (
 )
 from operations.telemetry.models import TelemetryPolicy, TelemetrySample
 from operations.telemetry.prometheus import telemetry_ingest_prometheus
+from operations.telemetry.remote_write import telemetry_ingest_remote_write
 from tenants.api.base import TenantScopedAPIView
 from tenants.models import TokenScope
 
@@ -169,6 +176,94 @@ class PrometheusIngestView(_IngestView):
         default_ts = _parse_ts_parameter(raw_ts) if raw_ts else received_at
         result = telemetry_ingest_prometheus(tenant=self.tenant, text=text, default_ts=default_ts)
         return Response(result.as_dict())
+
+
+#: Ignored families named in the answer's header (the rest are counted): bounds its size.
+MAX_IGNORED_SHOWN = 50
+
+
+def _remote_write_headers(result) -> dict[str, str]:
+    """What the text route answers in JSON, as headers of the 204 (whose body is empty)."""
+    counts = result.ingest.as_dict()
+    ignored = counts.get("ignored_families", [])
+    shown = [quote(name, safe=":") for name in ignored[:MAX_IGNORED_SHOWN]]
+    if len(ignored) > MAX_IGNORED_SHOWN:
+        shown.append(f"+{len(ignored) - MAX_IGNORED_SHOWN} more")
+    headers = {
+        f"X-Groundwork-{key.title()}": str(counts[key])
+        for key in ("received", "inserted", "duplicates")
+        if key in counts
+    }
+    headers["X-Groundwork-Stale-Markers"] = str(result.stale_markers)
+    if shown:
+        headers["X-Groundwork-Ignored-Families"] = ",".join(shown)
+    return headers
+
+
+_REMOTE_WRITE_HEADERS = {
+    "X-Groundwork-Received": "Samples stored or already there (one per host, metric and time).",
+    "X-Groundwork-Inserted": "Samples newly stored.",
+    "X-Groundwork-Duplicates": "Samples already stored (a resent batch).",
+    "X-Groundwork-Stale-Markers": "Prometheus staleness markers skipped.",
+    "X-Groundwork-Ignored-Families": "Families not ingested, comma-separated, URL-encoded; at "
+    f"most {MAX_IGNORED_SHOWN} named, then '+N more'. Absent when none.",
+}
+
+
+class RemoteWriteView(_IngestView):
+    """Prometheus remote write 1.0: a Prometheus server, vmagent or an OpenTelemetry Collector
+    pushes the dcgm-exporter series it scrapes. All stored or none.
+
+    The body is a snappy-compressed (block format, not framed) protobuf
+    ``prometheus.WriteRequest``, sent with ``Content-Encoding: snappy``, ``Content-Type:
+    application/x-protobuf`` and ``X-Prometheus-Remote-Write-Version: 0.1.0``. Series map to
+    compute resources as on ``telemetry/prometheus`` (``Hostname``, else ``UUID``); the metric
+    is the ``__name__`` label; families outside the dcgm-exporter fields are ignored.
+    Timestamps are milliseconds; staleness markers (NaN ``0x7ff0000000000002``) are skipped.
+
+    Answers 204 with the counts in ``X-Groundwork-*`` headers. Invalid input (an unknown host, a
+    NaN, a timestamp outside the window, bytes that are not a WriteRequest) is a 400 that
+    Prometheus does not retry: the batch is dropped, and the error body says why. A body over
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` compressed, or declaring more once decompressed, is a 413;
+    another content type or encoding (remote write 2.0 included) a 415.
+    """
+
+    @extend_schema(
+        operation_id="telemetry_remote_write",
+        request={"application/x-protobuf": OpenApiTypes.BINARY},
+        parameters=[
+            OpenApiParameter(
+                "Content-Encoding",
+                str,
+                OpenApiParameter.HEADER,
+                required=True,
+                enum=["snappy"],
+                description="Snappy block format, as every remote write sender sends.",
+            ),
+            OpenApiParameter(
+                "X-Prometheus-Remote-Write-Version",
+                str,
+                OpenApiParameter.HEADER,
+                enum=["0.1.0"],
+                description="Sent by Prometheus; remote write 1.0 is what is accepted.",
+            ),
+            *(
+                OpenApiParameter(
+                    name,
+                    str if name.endswith("Families") else int,
+                    OpenApiParameter.HEADER,
+                    description=description,
+                    response=[204],
+                )
+                for name, description in _REMOTE_WRITE_HEADERS.items()
+            ),
+        ],
+        responses={204: OpenApiResponse(description="Stored (or already stored).")},
+    )
+    def post(self, request, tenant_slug: str):
+        data = read_remote_write_body(request)
+        result = telemetry_ingest_remote_write(tenant=self.tenant, data=data)
+        return Response(status=status.HTTP_204_NO_CONTENT, headers=_remote_write_headers(result))
 
 
 class SeriesView(_TelemetryView):
