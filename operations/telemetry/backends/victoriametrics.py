@@ -98,18 +98,27 @@ def quote(value: str) -> str:
     return f'"{escaped}"'
 
 
+def _integer(value) -> int:
+    """``value`` as an int (an id or code), refusing anything else, bools included."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"not an integer: {value!r}")
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError(f"not an integer: {value!r}")
+    return int(value)
+
+
 def _metric_name(code: int) -> str:
     """The catalogue name of ``code``; anything else is refused (never sent as a name)."""
     try:
-        return METRICS_BY_CODE[int(code)].name
-    except (KeyError, TypeError, ValueError):
+        return METRICS_BY_CODE[_integer(code)].name
+    except KeyError:
         raise ValueError(f"not a metric of the catalogue: {code!r}") from None
 
 
 def _kind_name(kind: int) -> str:
     try:
-        return RESOURCE_KIND_NAMES[int(kind)]
-    except (KeyError, TypeError, ValueError):
+        return RESOURCE_KIND_NAMES[_integer(kind)]
+    except KeyError:
         raise ValueError(f"not a resource kind: {kind!r}") from None
 
 
@@ -133,10 +142,10 @@ def series_selector(
     ``kinds`` and ``resource_ids`` narrow it. Every value is an integer or a catalogue name,
     converted here, and quoted.
     """
-    matchers = [f"{TENANT_LABEL}={quote(str(int(tenant_id)))}"]
+    matchers = [f"{TENANT_LABEL}={quote(str(_integer(tenant_id)))}"]
     if settings.TELEMETRY_INSTANCE:
         matchers.append(f"{INSTANCE_LABEL}={quote(settings.TELEMETRY_INSTANCE)}")
-    codes = sorted({int(code) for code in metrics}) if metrics is not None else None
+    codes = sorted({_integer(code) for code in metrics}) if metrics is not None else None
     names = [_metric_name(code) for code in codes] if codes is not None else None
     if names is None:
         names = [metric.name for metric in METRICS]
@@ -146,7 +155,7 @@ def series_selector(
     kind_names = sorted({_kind_name(kind) for kind in kinds})
     if kind_names:
         matchers.append(_matcher(KIND_LABEL, kind_names))
-    ids = sorted({int(resource_id) for resource_id in resource_ids})
+    ids = sorted({_integer(resource_id) for resource_id in resource_ids})
     if ids:
         matchers.append(_matcher(RESOURCE_LABEL, [str(resource_id) for resource_id in ids]))
     return "{" + ", ".join(matchers) + "}"
@@ -302,7 +311,7 @@ def _series_key(labels: dict) -> tuple[int, int] | None:
     """(kind, resource id) from a result's labels; None for a series not in our scheme."""
     kind = _KINDS_BY_LABEL.get(labels.get(KIND_LABEL, ""))
     resource = labels.get(RESOURCE_LABEL, "")
-    if kind is None or not resource.isdigit():
+    if kind is None or not (resource.isascii() and resource.isdigit()):
         return None
     return kind, int(resource)
 
