@@ -418,6 +418,15 @@ def telemetry_store_blocks(*, tenant, blocks: Blocks, hours: Iterable[dt.datetim
     samples were new."""
     _require_scope_of(tenant)
     store = sample_store()
+    if not store.in_database:
+        # Forwarded before any database write: a store out of reach fails the call while the
+        # transaction is still sound, so the client gets that error (503), not a broken one.
+        inserted = store.insert_blocks(blocks)
+        if inserted:
+            TelemetryDirtyHour.objects.bulk_create(
+                [TelemetryDirtyHour(tenant=tenant, hour=hour) for hour in sorted(set(hours))]
+            )
+        return inserted
     # One transaction for samples and markers; inside the request's, no extra savepoint (an
     # error rolls the whole request back anyway).
     with transaction.atomic(savepoint=False):

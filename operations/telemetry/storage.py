@@ -371,6 +371,8 @@ class SampleStore:
     partitioned = False
     #: Whether ``insert_blocks(..., mark_dirty_hours=True)`` writes the rollup markers itself.
     marks_dirty_hours = False
+    #: Whether samples are written in the database's transaction (False: an outside store).
+    in_database = True
     #: How long after a write its samples may still be missing from reads (0: at once).
     search_delay = dt.timedelta(0)
 

@@ -332,6 +332,7 @@ class VictoriaMetricsSampleStore(SampleStore):
     """:class:`~operations.telemetry.storage.SampleStore` over VictoriaMetrics."""
 
     vendor = "victoriametrics"
+    in_database = False
 
     @property
     def client(self) -> VictoriaMetricsClient:
