@@ -283,22 +283,27 @@ def import_body(blocks: Blocks) -> tuple[bytes, int]:
     """The JSON-lines import body of ``blocks`` (one line per block) and its sample count."""
     lines = []
     count = 0
+    stamps: dict[dt.datetime, int] = {}  # ts → ms; a batch's instants repeat across its series
+    instance = settings.TELEMETRY_INSTANCE
     for (tenant_id, kind, resource_id, metric, _hour), block in blocks.items():
         times = sorted(block)
+        for ts in times:
+            if ts not in stamps:
+                stamps[ts] = to_ms(ts)
         labels = {
             "__name__": _metric_name(metric),
             TENANT_LABEL: str(int(tenant_id)),
             KIND_LABEL: _kind_name(kind),
             RESOURCE_LABEL: str(int(resource_id)),
         }
-        if settings.TELEMETRY_INSTANCE:
-            labels[INSTANCE_LABEL] = settings.TELEMETRY_INSTANCE
+        if instance:
+            labels[INSTANCE_LABEL] = instance
         lines.append(
             json.dumps(
                 {
                     "metric": labels,
                     "values": [block[ts] for ts in times],
-                    "timestamps": [to_ms(ts) for ts in times],
+                    "timestamps": [stamps[ts] for ts in times],
                 },
                 separators=(",", ":"),
             )
