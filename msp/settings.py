@@ -345,6 +345,32 @@ API_TOKEN_LAST_USED_INTERVAL_SECONDS = 60
 # How often agents report each metric (the demo and dcgm scrapes: 5 min); an alert rule's window
 # must span at least twice this to decide anything.
 TELEMETRY_SAMPLING_INTERVAL_SECONDS = env.int("TELEMETRY_SAMPLING_INTERVAL_SECONDS", default=300)
+# Where raw telemetry lives (operations/telemetry/backends): "builtin" (this database) or
+# "victoriametrics" at TELEMETRY_URL (a single node: http://vm:8428); a cluster takes
+# TELEMETRY_INSERT_URL (http://vminsert:8480/insert/0/prometheus) and TELEMETRY_SELECT_URL
+# (http://vmselect:8481/select/0/prometheus) instead.
+TELEMETRY_BACKEND = env.str("TELEMETRY_BACKEND", default="builtin")
+TELEMETRY_URL = env.str("TELEMETRY_URL", default="")
+TELEMETRY_INSERT_URL = env.str("TELEMETRY_INSERT_URL", default="")
+TELEMETRY_SELECT_URL = env.str("TELEMETRY_SELECT_URL", default="")
+TELEMETRY_TIMEOUT_SECONDS = env.float("TELEMETRY_TIMEOUT_SECONDS", default=10.0)
+# Optional: a label value (groundwork="...") on every series written and in every query, for
+# installations that share one VictoriaMetrics.
+TELEMETRY_INSTANCE = env.str("TELEMETRY_INSTANCE", default="")
+# VictoriaMetrics makes samples searchable a moment after acknowledging them: the rollup job
+# leaves hours marked more recently than this for its next run.
+TELEMETRY_SEARCH_DELAY_SECONDS = env.float("TELEMETRY_SEARCH_DELAY_SECONDS", default=5.0)
+if TELEMETRY_BACKEND not in ("builtin", "victoriametrics"):
+    raise ImproperlyConfigured(
+        f"TELEMETRY_BACKEND must be builtin or victoriametrics, not {TELEMETRY_BACKEND!r}"
+    )
+if TELEMETRY_BACKEND == "victoriametrics" and not (
+    TELEMETRY_URL or (TELEMETRY_INSERT_URL and TELEMETRY_SELECT_URL)
+):
+    raise ImproperlyConfigured(
+        "TELEMETRY_BACKEND=victoriametrics needs TELEMETRY_URL (or TELEMETRY_INSERT_URL and "
+        "TELEMETRY_SELECT_URL)"
+    )
 # Lists answer from .values() rows where every field maps to a column (msp/api/values.py).
 API_VALUES_LISTS = env.bool("API_VALUES_LISTS", default=True)
 

@@ -324,11 +324,11 @@ def _chunks(moments) -> list[list[dt.datetime]]:
     """The moments in groups of whole ``CHUNK`` periods of the UTC clock (no hour is split).
 
     Only where an hour's rollup scans the tenant's samples (the unpartitioned SQLite store):
-    on PostgreSQL the rollup reads one day's partition anyway, and each batch costs a fixed
-    overhead, so the moments go in one group.
+    on PostgreSQL the rollup reads one day's partition anyway (VictoriaMetrics: its index),
+    and each batch costs a fixed overhead, so the moments go in one group.
     """
     moments = list(moments)
-    if sample_store().partitioned:
+    if sample_store().vendor != "sqlite":
         return [moments]
     chunks: dict[int, list[dt.datetime]] = {}
     for moment in moments:
@@ -376,6 +376,7 @@ def seed_telemetry(
                 )
                 received += result.received
                 inserted += result.inserted
+            sample_store().wait_until_searchable()
             rolled = telemetry_rollup_pending(tenant=tenant, now=now)
             hours += rolled["hours"]
             rollups += rolled["rollups"]

@@ -435,6 +435,15 @@ def telemetry_store_blocks(*, tenant, blocks: Blocks, hours: Iterable[dt.datetim
     samples were new."""
     _require_scope_of(tenant)
     store = sample_store()
+    if not store.in_database:
+        # Forwarded before any database write: a store out of reach fails the call while the
+        # transaction is still sound, so the client gets that error (503), not a broken one.
+        inserted = store.insert_blocks(blocks)
+        if inserted:
+            TelemetryDirtyHour.objects.bulk_create(
+                [TelemetryDirtyHour(tenant=tenant, hour=hour) for hour in sorted(set(hours))]
+            )
+        return inserted
     # One transaction for samples and markers; inside the request's, no extra savepoint (an
     # error rolls the whole request back anyway).
     with transaction.atomic(savepoint=False):
@@ -476,7 +485,13 @@ def telemetry_rollup_pending(*, tenant, now: dt.datetime | None = None) -> dict:
     """
     _require_scope_of(tenant)
     now = now or timezone.now()
-    markers = list(TelemetryDirtyHour.objects.filter(tenant=tenant).values_list("pk", "hour"))
+    store = sample_store()
+    markers = TelemetryDirtyHour.objects.filter(tenant=tenant)
+    if store.search_delay:
+        # A store that makes samples searchable a moment after it acknowledged them
+        # (VictoriaMetrics): the hours marked since are left for the next run.
+        markers = markers.filter(marked_at__lte=timezone.now() - store.search_delay)
+    markers = list(markers.values_list("pk", "hour"))
     if not markers:
         return {"hours": 0, "rollups": 0}
     marker_ids = [pk for pk, _hour in markers]
@@ -486,7 +501,6 @@ def telemetry_rollup_pending(*, tenant, now: dt.datetime | None = None) -> dict:
     # from what is left would understate it.
     kept_from = now - dt.timedelta(days=telemetry_retention_for(tenant=tenant).raw_days)
     hours = sorted({hour for _pk, hour in markers if hour >= kept_from})
-    store = sample_store()
     rollups = sum(store.rollup_hour(tenant_id=tenant.id, hour=hour, now=now) for hour in hours)
     telemetry_monthly_costs_refresh(tenant=tenant, hours=hours, now=now)
     return {"hours": len(hours), "rollups": rollups}

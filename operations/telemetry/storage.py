@@ -62,6 +62,7 @@ import re
 import struct
 from collections.abc import Iterable, Sequence
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Max, Min, QuerySet
 
@@ -370,6 +371,13 @@ class SampleStore:
     partitioned = False
     #: Whether ``insert_blocks(..., mark_dirty_hours=True)`` writes the rollup markers itself.
     marks_dirty_hours = False
+    #: Whether samples are written in the database's transaction (False: an outside store).
+    in_database = True
+    #: How long after a write its samples may still be missing from reads (0: at once).
+    search_delay = dt.timedelta(0)
+
+    def wait_until_searchable(self) -> None:
+        """Return once what was written so far can be read (for a seed that reads back)."""
 
     def _db_time(self, value: dt.datetime):
         return connection.ops.adapt_datetimefield_value(value)
@@ -747,7 +755,12 @@ _STORES = {"postgresql": PostgresSampleStore(), "sqlite": SQLiteSampleStore()}
 
 
 def sample_store() -> SampleStore:
-    """The store for the default database."""
+    """The store in force: VictoriaMetrics when ``TELEMETRY_BACKEND`` says so, else the one for
+    the default database."""
+    if settings.TELEMETRY_BACKEND == "victoriametrics":
+        from operations.telemetry.backends.victoriametrics import victoriametrics_store
+
+        return victoriametrics_store()
     try:
         return _STORES[connection.vendor]
     except KeyError:
