@@ -47,3 +47,34 @@ def test_the_same_samples_sent_at_once_in_any_order_are_stored_once(tenant_a, es
     inserted = run_together(4, ingest)
     assert sum(inserted) == len(samples)
     assert len(stored(tenant_a)) == len(samples)
+
+
+def test_a_new_gpu_scraped_at_once_is_learned_and_audited_once(tenant_a, estate):
+    from operations.inventory.models import GpuDevice
+    from operations.telemetry.prometheus import parse_exposition, telemetry_ingest_series
+    from tenants.models import AuditEvent
+
+    host = 'Hostname="acme-gpu-sat-01"'
+    series, _ignored = parse_exposition(
+        "".join(
+            f'DCGM_FI_DEV_GPU_UTIL{{gpu="{i}",UUID="GPU-00000000-0000-4000-8000-0000000000c{i}",'
+            f"{host}}} {i}\n"
+            for i in range(3)
+        )
+    )
+    moment = minutes_ago(1)
+
+    def ingest(_index: int) -> int:
+        with tenant_scope(tenant_a.id):
+            result = telemetry_ingest_series(tenant=tenant_a, series=series, default_ts=moment)
+            return result.learned_gpus
+
+    run_together(4, ingest)
+    with tenant_scope(tenant_a.id):
+        assert GpuDevice.objects.filter(compute=estate["node"]).count() == 3
+    learned = AuditEvent.objects.filter(
+        tenant=tenant_a, object_type="inventory.GpuDevice", action="create"
+    )
+    assert learned.count() == 3
+    gpu_rows = [row for row in stored(tenant_a) if row[0] == 3]
+    assert len(gpu_rows) == 3
