@@ -77,16 +77,41 @@ def parse_args():
     return parser.parse_args()
 
 
+def database_cpu() -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to this database (read from
+    /proc: the server runs on this machine)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend'"
+        )
+        pids = [row[0] for row in cursor.fetchall()]
+    ticks = os.sysconf("SC_CLK_TCK")
+    spent = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        spent[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return spent
+
+
 class Clock:
-    """Wall and this process's CPU seconds of a block."""
+    """Wall seconds of a block, this process's CPU seconds, and PostgreSQL's (its backends)."""
 
     def __enter__(self):
+        self._db = database_cpu()
         self.wall, self.cpu = time.perf_counter(), time.process_time()
         return self
 
     def __exit__(self, *exc):
         self.wall = time.perf_counter() - self.wall
         self.cpu = time.process_time() - self.cpu
+        after = database_cpu()
+        self.db = sum(spent - self._db.get(pid, 0.0) for pid, spent in after.items())
 
 
 # --- The fleet ---------------------------------------------------------------------------------
@@ -167,7 +192,13 @@ def measure_ingest(fleet, gpus: int, minutes: int) -> dict:
             if response.status_code != 200:
                 raise SystemExit(f"ingest: {response.status_code} {response.content[:300]!r}")
             samples += response.json()["inserted"]
-    return {"samples": samples, "requests": len(requests), "wall": clock.wall, "cpu": clock.cpu}
+    return {
+        "samples": samples,
+        "requests": len(requests),
+        "wall": clock.wall,
+        "cpu": clock.cpu,
+        "db": clock.db,
+    }
 
 
 def measure_rollups(fleet) -> dict:
@@ -181,7 +212,13 @@ def measure_rollups(fleet) -> dict:
             hours += rollup_tenant(tenant_id=member["tenant"].id)["hours"]
     with all_tenants_scope():
         rows = TelemetryRollup.objects.count()
-    return {"tenant_hours": hours, "rollups": rows, "wall": clock.wall, "cpu": clock.cpu}
+    return {
+        "tenant_hours": hours,
+        "rollups": rows,
+        "wall": clock.wall,
+        "cpu": clock.cpu,
+        "db": clock.db,
+    }
 
 
 def measure_scans(fleet) -> dict:
@@ -202,7 +239,12 @@ def measure_scans(fleet) -> dict:
                 statuses = set(JobRun.objects.filter(kind=kind).values_list("status", flat=True))
             if statuses != {JobStatus.SUCCEEDED}:
                 raise SystemExit(f"{kind}: runs ended {statuses}")
-            figures[kind] = {"scans": len(fleet), "wall": clock.wall, "cpu": clock.cpu}
+            figures[kind] = {
+                "scans": len(fleet),
+                "wall": clock.wall,
+                "cpu": clock.cpu,
+                "db": clock.db,
+            }
     finally:
         current_app.conf.task_always_eager = False
     return figures
@@ -230,7 +272,12 @@ def measure_web(fleet, requests: int) -> dict:
                 response = client.get(url, secure=True)
                 if response.status_code != 200:
                     raise SystemExit(f"{url}: {response.status_code}")
-        figures[label] = {"requests": requests, "wall": clock.wall, "cpu": clock.cpu}
+        figures[label] = {
+            "requests": requests,
+            "wall": clock.wall,
+            "cpu": clock.cpu,
+            "db": clock.db,
+        }
     return figures
 
 
@@ -310,6 +357,9 @@ def run(args) -> None:
 
     if connection.vendor != "postgresql":
         raise SystemExit("bench/capacity.py needs PostgreSQL: set DATABASE_URL=postgres://…")
+    # One connection (one backend) for the run, so that its CPU time can be read.
+    connection.close()
+    connection.settings_dict["CONN_MAX_AGE"] = None
     print(f"machine: {describe_machine()}; {load()}", flush=True)
     with Clock() as clock:
         fleet = build_fleet(args.tenants, args.gpus)
@@ -324,6 +374,7 @@ def run(args) -> None:
     print(
         f"[1 ingest] {ingest['samples']:,} series values in {ingest['requests']} requests: "
         f"{ingest_rate:,.0f}/s wall, {ingest_cpu_rate:,.0f}/s per web-process CPU second; "
+        f"PostgreSQL CPU {ingest['db'] * 1e6 / ingest['samples']:.1f} µs a value; "
         f"{raw_bytes / ingest['samples']:.1f} bytes a value stored; {load()}",
         flush=True,
     )
@@ -334,7 +385,9 @@ def run(args) -> None:
     print(
         f"[2 rollups] {rollups['tenant_hours']} tenant-hours ({series_hours:,.0f} series-hours, "
         f"{rollups['rollups']:,} rollup rows) in {rollups['wall']:.1f} s: "
-        f"{rollup_rate:,.0f} series-hours/s per worker process; {load()}",
+        f"{rollup_rate:,.0f} series-hours/s per worker process "
+        f"({series_hours / rollups['cpu']:,.0f}/s of its CPU; PostgreSQL CPU "
+        f"{rollups['db'] * 1e3 / series_hours:.2f} ms a series-hour); {load()}",
         flush=True,
     )
     scans = measure_scans(fleet)
@@ -342,10 +395,11 @@ def run(args) -> None:
         print(
             f"[3 jobs] {kind}: {figure['scans']} tenants in {figure['wall']:.1f} s: "
             f"{figure['scans'] / figure['wall']:.1f} scans/s per worker process "
-            f"({figure['scans'] / figure['cpu']:.1f}/s of its CPU)",
+            f"({figure['scans'] / figure['cpu']:.1f}/s of its CPU; PostgreSQL CPU "
+            f"{figure['db'] * 1e3 / figure['scans']:.0f} ms a scan)",
             flush=True,
         )
-    jobs_bytes = relation_bytes(("jobs_",))
+    jobs_bytes = relation_bytes(("jobs_jobrun", "jobs_joblog"))
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM jobs_jobrun")
         runs = cursor.fetchone()[0]
@@ -354,7 +408,8 @@ def run(args) -> None:
         print(
             f"[4 web] {label}: {figure['wall'] * 1000 / figure['requests']:.1f} ms wall, "
             f"{figure['cpu'] * 1000 / figure['requests']:.1f} ms web-process CPU a request: "
-            f"{figure['requests'] / figure['cpu']:.1f} requests/s per web core; {load()}",
+            f"{figure['requests'] / figure['cpu']:.1f} requests/s per web core; PostgreSQL CPU "
+            f"{figure['db'] * 1e3 / figure['requests']:.1f} ms a request; {load()}",
             flush=True,
         )
     month = measure_month(fleet, args.gpus, args.month_tenants)
@@ -364,70 +419,78 @@ def run(args) -> None:
         f"({args.gpus} GPUs); job engine {jobs_bytes / max(runs, 1) / 1024:.1f} KiB a run",
         flush=True,
     )
-    extrapolate(args, ingest, raw_bytes, rollup_rate, scans, web, rollup_month, jobs_bytes, runs)
+    extrapolate(args, ingest, raw_bytes, rollups, scans, web, rollup_month, jobs_bytes, runs)
 
 
-def extrapolate(args, ingest, raw_bytes, rollup_rate, scans, web, rollup_month, jobs_bytes, runs):
+def extrapolate(args, ingest, raw_bytes, rollups, scans, web, rollup_month, jobs_bytes, runs):
+    """Cores from CPU seconds (this process's and PostgreSQL's), not wall time: on a shared
+    machine the wall time also counts waiting for a core."""
     gpus_per_tenant = args.target_gpus / args.target_tenants
     values_needed = args.target_gpus * len(FAMILIES) / STEP_SECONDS
+    # 1. Ingest: web processes and PostgreSQL.
     per_web_core = ingest["samples"] / ingest["cpu"]
     web_ingest_cores = values_needed / per_web_core
-    # PostgreSQL's share of the ingest: the wall time this process did not spend on CPU.
-    db_share = max(ingest["wall"] - ingest["cpu"], 0) / ingest["samples"]
-    db_ingest_cores = values_needed * db_share
-    # Rollups: each 5-minute pass recomputes the open hour of every series (12 passes an hour).
-    series_total = args.target_gpus * len(FAMILIES)
-    rollups_needed = series_total * 12 / 3600
-    rollup_workers = rollups_needed / rollup_rate
-    scan_rates = {kind: f["scans"] / f["wall"] for kind, f in scans.items()}
-    scans_needed = args.target_tenants * len(SCAN_KINDS) / (NIGHTLY_WINDOW_HOURS * 3600)
-    seconds_per_tenant = sum(1 / rate for rate in scan_rates.values())
-    job_workers = args.target_tenants * seconds_per_tenant / (NIGHTLY_WINDOW_HOURS * 3600)
-    dashboard = web["fleet dashboard /portal/"]
-    per_web_request_core = min(f["requests"] / f["cpu"] for f in web.values())
-    web_cores = args.web_rps / per_web_request_core
+    db_ingest_cores = values_needed * ingest["db"] / ingest["samples"]
+    # 2. Rollups: each 5-minute pass recomputes the open hour of every series (12 an hour).
+    series_hours = args.tenants * args.gpus * len(FAMILIES) * rollups["tenant_hours"]
+    series_hours /= args.tenants
+    rollups_needed = args.target_gpus * len(FAMILIES) * 12 / 3600
+    rollup_per_core = series_hours / rollups["cpu"]
+    rollup_workers = rollups_needed / rollup_per_core
+    db_rollup_cores = rollups_needed * rollups["db"] / series_hours
+    # 3. Nightly scans: every tenant, each kind, within the window.
+    window = NIGHTLY_WINDOW_HOURS * 3600
+    scan_cpu = sum(f["cpu"] / f["scans"] for f in scans.values())  # a tenant's three scans
+    scan_db = sum(f["db"] / f["scans"] for f in scans.values())
+    job_workers = args.target_tenants * scan_cpu / window
+    db_scan_cores = args.target_tenants * scan_db / window
+    # 4. Web: the slowest page of step 4 at the assumed peak rate.
+    slowest = max(web.values(), key=lambda f: f["cpu"] / f["requests"])
+    web_cores = args.web_rps * slowest["cpu"] / slowest["requests"]
+    db_web_cores = args.web_rps * max(f["db"] / f["requests"] for f in web.values())
+    # 5. Storage.
     bytes_per_value = raw_bytes / ingest["samples"]
-    values_per_tenant_month = gpus_per_tenant * len(FAMILIES) * 30 * 86400 / STEP_SECONDS
-    raw_month = values_per_tenant_month * bytes_per_value
+    raw_month = gpus_per_tenant * len(FAMILIES) * 30 * 86400 / STEP_SECONDS * bytes_per_value
     rollup_tenant_month = rollup_month * gpus_per_tenant / args.gpus
     job_month = jobs_bytes / max(runs, 1) * len(SCAN_KINDS) * 30
     per_tenant_month = raw_month + rollup_tenant_month + job_month
     fleet_raw = raw_month * args.target_tenants  # raw blocks are kept 30 days: one month
-    fleet_rollups_year = rollup_tenant_month * args.target_tenants * 13  # kept 400 days
+    fleet_rollups = rollup_tenant_month * args.target_tenants * 13  # kept 400 days
+    db_cores = db_ingest_cores + db_rollup_cores + db_scan_cores + db_web_cores
     print(f"--- {args.target_tenants:,} tenants, {args.target_gpus:,} GPUs ---")
-    print(f"ingest needed: {values_needed:,.0f} series values/s")
+    print(f"ingest needed: {values_needed:,.0f} series values/s (8 families a GPU every 15 s)")
     print(
-        f"  web cores for ingest: {web_ingest_cores:.1f} ({per_web_core:,.0f} values/s per "
-        f"core, step 1); PostgreSQL cores: {db_ingest_cores:.1f}"
+        f"  ingest: {web_ingest_cores:.1f} web cores ({per_web_core:,.0f} values/s a core) and "
+        f"{db_ingest_cores:.1f} PostgreSQL cores (step 1)"
     )
     print(
-        f"  rollups: {rollups_needed:,.0f} series-hours/s → {rollup_workers:.1f} ingest-queue "
-        f"worker processes ({rollup_rate:,.0f}/s each, step 2)"
+        f"  rollups: {rollups_needed:,.0f} series-hours/s: {rollup_workers:.1f} ingest-queue "
+        f"processes ({rollup_per_core:,.0f}/s a core), {db_rollup_cores:.1f} PostgreSQL cores "
+        f"(step 2)"
     )
     print(
-        f"  nightly scans: {scans_needed:.2f}/s over {NIGHTLY_WINDOW_HOURS} h → "
-        f"{job_workers:.1f} jobs-queue worker processes "
-        f"({', '.join(f'{k} {r:.1f}/s' for k, r in scan_rates.items())}, step 3)"
+        f"  nightly scans: {args.target_tenants * len(SCAN_KINDS):,} in {NIGHTLY_WINDOW_HOURS} h: "
+        f"{job_workers:.1f} jobs-queue processes ({scan_cpu * 1000:.0f} ms of worker CPU a "
+        f"tenant's three scans), {db_scan_cores:.1f} PostgreSQL cores (step 3)"
     )
     print(
-        f"  web at {args.web_rps:.0f} requests/s: {web_cores:.1f} cores "
-        f"({per_web_request_core:.1f} requests/s per core, slowest page of step 4; dashboard "
-        f"{dashboard['wall'] * 1000 / dashboard['requests']:.0f} ms)"
+        f"  web at {args.web_rps:.0f} requests/s of the slowest page: {web_cores:.1f} cores, "
+        f"{db_web_cores:.1f} PostgreSQL cores (step 4)"
     )
+    print(f"  PostgreSQL cores in all: {db_cores:.1f} (ingest {db_ingest_cores / db_cores:.0%})")
     print(
-        f"  PostgreSQL a tenant a month: {per_tenant_month / 2**30:.2f} GiB (raw "
-        f"{raw_month / 2**30:.2f}, rollups {rollup_tenant_month / 2**20:.0f} MiB, jobs "
-        f"{job_month / 2**20:.1f} MiB; step 5); fleet: raw {fleet_raw / 2**40:.1f} TiB (30 days "
-        f"kept), rollups {fleet_rollups_year / 2**40:.2f} TiB (400 days kept)"
+        f"  PostgreSQL a tenant a month: {per_tenant_month / 2**30:.2f} GiB (raw blocks "
+        f"{raw_month / 2**30:.2f} GiB, rollups {rollup_tenant_month / 2**20:.0f} MiB, job runs "
+        f"{job_month / 2**20:.1f} MiB; step 5); fleet: raw {fleet_raw / 2**40:.1f} TiB "
+        f"(30 days kept), rollups {fleet_rollups / 2**40:.2f} TiB (400 days kept)"
     )
     # One process and its PostgreSQL on this machine, against the fleet's whole ingest.
     ratio = (ingest["samples"] / ingest["wall"]) / values_needed
     print(
-        f"capacity: ingest_per_core={per_web_core:.0f} needed={values_needed:.0f} "
-        f"web_ingest_cores={web_ingest_cores:.1f} db_ingest_cores={db_ingest_cores:.1f} "
-        f"job_workers={job_workers:.1f} rollup_workers={rollup_workers:.1f} "
-        f"web_cores={web_cores:.1f} tenant_month_gib={per_tenant_month / 2**30:.2f} "
-        f"ratio={ratio:.3f}"
+        f"capacity: needed={values_needed:.0f} values/s web_ingest_cores={web_ingest_cores:.1f} "
+        f"db_cores={db_cores:.1f} rollup_workers={rollup_workers:.1f} "
+        f"job_workers={job_workers:.1f} web_cores={web_cores:.1f} "
+        f"tenant_month_gib={per_tenant_month / 2**30:.2f} ratio={ratio:.3f}"
     )
 
 
