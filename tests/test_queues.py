@@ -4,6 +4,8 @@ only consumes that queue's work (real Celery workers sharing the test database).
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -186,3 +188,28 @@ def test_a_worker_on_one_queue_consumes_that_queues_work(pool, queue):
         pool.start(queues=(queue,))
         done = WORK[queue]()
         wait_until(done, what=f"a worker on {queue!r} alone to do its work", pool=pool)
+
+
+# --- Process layouts -------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _queues_of(command: str) -> set[str]:
+    return set(re.search(r"-Q (\S+)", command).group(1).split(","))
+
+
+def test_the_demo_worker_consumes_every_queue():
+    (worker,) = [
+        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("worker:")
+    ]
+    assert _queues_of(worker) == set(QUEUES)
+    unit = (ROOT / "deploy/systemd/groundwork-worker.service").read_text()
+    assert _queues_of(unit) == set(QUEUES)
+
+
+def test_the_scaled_layout_has_one_worker_per_queue():
+    lines = (ROOT / "Procfile.workers").read_text().splitlines()
+    workers = {line.split(":", 1)[0]: _queues_of(line) for line in lines if " -Q " in line}
+    assert workers == {queue: {queue} for queue in QUEUES}
+    assert "-Q %i " in (ROOT / "deploy/systemd/groundwork-worker@.service").read_text()
