@@ -1,5 +1,6 @@
 # Groundwork: the first-run contract. Nothing here assumes an activated virtualenv.
 #   make demo   install, migrate, load demo data, run web + worker + beat (Ctrl-C stops all)
+#   make demo-workers   the same with one worker per queue group (Procfile.workers)
 #   make test   install, lint, run the whole suite (PYTEST_ARGS="-k tokens -x" to narrow it)
 
 PYTHON ?= python3
@@ -14,10 +15,11 @@ STAMP := $(VENV)/.installed
 export PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format migrate clean
+.PHONY: help install demo demo-workers test lint format migrate clean
 
 help:
 	@echo "make demo     install, migrate, seed demo data, run web/worker/beat on http://127.0.0.1:$(PORT)/"
+	@echo "make demo-workers  the demo with one worker per queue group (Procfile.workers)"
 	@echo "make test     install dev extras, ruff check, pytest (PYTEST_ARGS passed through)"
 	@echo "make lint     ruff check and format check"
 	@echo "make format   ruff fix and format"
@@ -41,6 +43,12 @@ demo: migrate
 	@echo ""
 	@echo "Starting web, worker and beat on http://127.0.0.1:$(PORT)/ (Ctrl-C stops all three)."
 	exec $(BIN)/honcho start -f Procfile
+
+demo-workers: migrate
+	$(BIN)/python manage.py seed_demo
+	@echo ""
+	@echo "Starting web, one worker per queue group and beat on http://127.0.0.1:$(PORT)/."
+	exec $(BIN)/honcho start -f Procfile.workers
 
 test: $(STAMP)
 	$(BIN)/ruff check .

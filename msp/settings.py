@@ -210,6 +210,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "jobs"
+# Every task's queue (ingest, jobs, maintenance, notifications) is decided in msp/queues.py.
+CELERY_TASK_ROUTES = ("msp.queues.route_task",)
+# Tenants per chunk task when periodic fleet work fans out (tenants.tasks.fleet_fan_out).
+FLEET_CHUNK_SIZE = env.int("FLEET_CHUNK_SIZE", default=200)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=3000)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=3600)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

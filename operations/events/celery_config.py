@@ -9,23 +9,23 @@ EVENTS_BEAT_SCHEDULE = {
     "events: publish the outbox": {
         "task": "events.publish_outbox",
         "schedule": 5.0,
-        "options": {"queue": "maintenance", "expires": 4},
+        "options": {"expires": 4},
     },
     "events: send due deliveries": {
         "task": "events.send_due",
         "schedule": 10.0,
-        "options": {"queue": "maintenance", "expires": 9},
+        "options": {"expires": 9},
     },
     # Escalation steps and SLA warnings: each fires once (a unique key), so a late or repeated
     # scan is harmless; a scan lost to a dead worker is the next minute's.
     "events: escalate unacknowledged incidents": {
         "task": "events.escalations_fleet",
         "schedule": 60.0,
-        "options": {"queue": "maintenance", "expires": 55},
+        "options": {"expires": 55},
     },
     "events: prune the outbox and deliveries": {
         "task": "events.prune",
         "schedule": 3600.0,
-        "options": {"queue": "maintenance", "expires": 3000},
+        "options": {"expires": 3000},
     },
 }

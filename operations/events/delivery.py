@@ -119,27 +119,44 @@ def outbox_publish_tenant(*, tenant_id: int, limit: int | None = None) -> int:
     return len(events)
 
 
-def outbox_prune(*, now: dt.datetime | None = None) -> dict:
-    """Delete published outbox rows past retention, and finished deliveries past theirs."""
-    from tenants.scoping import all_tenants_scope
-
-    now = now or timezone.now()
+def _prune_cutoffs(now: dt.datetime) -> tuple[dt.datetime, dt.datetime, Q]:
+    """(outbox rows published before, deliveries created before, finished deliveries)."""
     config = events_settings()
-    outbox_before = now - dt.timedelta(days=config.outbox_retention_days)
-    delivery_before = now - dt.timedelta(days=config.delivery_retention_days)
-    finished = Q(status__in=[DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED])
-    pruned = {"outbox": 0, "deliveries": 0}
-    with all_tenants_scope() as tenant_ids, transaction.atomic():
-        if tenant_ids:
-            pruned["outbox"] = OutboxEvent.objects.filter(
+    return (
+        now - dt.timedelta(days=config.outbox_retention_days),
+        now - dt.timedelta(days=config.delivery_retention_days),
+        Q(status__in=[DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED]),
+    )
+
+
+def outbox_prune_tenant(*, tenant_id: int, now: dt.datetime | None = None) -> dict:
+    """Delete one tenant's published outbox rows and finished deliveries past retention."""
+    outbox_before, delivery_before, finished = _prune_cutoffs(now or timezone.now())
+    with tenant_scope(tenant_id), transaction.atomic():
+        return {
+            "outbox": OutboxEvent.objects.filter(
                 published_at__isnull=False, published_at__lt=outbox_before
-            ).delete()[0]
-            pruned["deliveries"] = Delivery.objects.filter(
+            ).delete()[0],
+            "deliveries": Delivery.objects.filter(
                 finished, created_at__lt=delivery_before
-            ).delete()[0]
-        pruned["deliveries"] += MspDelivery.objects.filter(
-            finished, created_at__lt=delivery_before
-        ).delete()[0]
+            ).delete()[0],
+        }
+
+
+def msp_deliveries_prune(*, now: dt.datetime | None = None) -> int:
+    """Delete finished deliveries to MSP-wide endpoints past retention."""
+    _outbox_before, delivery_before, finished = _prune_cutoffs(now or timezone.now())
+    return MspDelivery.objects.filter(finished, created_at__lt=delivery_before).delete()[0]
+
+
+def outbox_prune(*, now: dt.datetime | None = None) -> dict:
+    """Prune everything at once, tenant by tenant (``events.prune`` spreads the tenants over
+    chunk tasks instead)."""
+    now = now or timezone.now()
+    pruned = {"outbox": 0, "deliveries": msp_deliveries_prune(now=now)}
+    for tenant_id in Tenant.objects.order_by("pk").values_list("pk", flat=True):
+        for key, count in outbox_prune_tenant(tenant_id=tenant_id, now=now).items():
+            pruned[key] += count
     return pruned
 
 

@@ -1,10 +1,11 @@
 """Celery tasks of the delivery context: thin, ids only.
 
-Beat runs ``events.publish_outbox`` every few seconds: one ``events.publish_tenant`` per tenant
-with unpublished events, which publishes them and sends the new deliveries at once.
-``events.send_due`` (retries, redeliveries, test events) fans out the same way, and
-``events.prune`` deletes what retention allows. All are idempotent: a delivery is claimed by a
-conditional update, so a duplicate task sends nothing twice.
+Beat runs ``events.publish_outbox`` every few seconds: ``events.publish_tenant`` for each tenant
+with unpublished events (in chunks of tenants, ``fleet_fan_out``), which publishes them and
+sends the new deliveries at once. ``events.send_due`` (retries, redeliveries, test events) fans
+out the same way, and ``events.prune`` deletes what retention allows, tenant by tenant. All are
+idempotent: a delivery is claimed by a conditional update, so a duplicate task sends nothing
+twice.
 """
 
 from __future__ import annotations
@@ -18,18 +19,16 @@ from operations.events.escalation import escalations_run_for_tenant
 from operations.events.notify import notifications_send_pending
 from operations.incidents.selectors import tenants_with_open_incidents
 from tenants.models import Tenant
+from tenants.tasks import fleet_fan_out
 
 logger = logging.getLogger(__name__)
-
-MAINTENANCE_QUEUE = "maintenance"
 
 
 @shared_task(name="events.publish_outbox", ignore_result=True)
 def publish_outbox() -> int:
-    """Fleet: one publish task per tenant with unpublished events."""
+    """Fleet: publish for every tenant with unpublished events, in chunks of tenants."""
     tenant_ids = delivery.tenants_with_pending_events()
-    for tenant_id in tenant_ids:
-        publish_tenant.apply_async(kwargs={"tenant_id": tenant_id}, queue=MAINTENANCE_QUEUE)
+    fleet_fan_out(publish_tenant, tenant_ids)
     return len(tenant_ids)
 
 
@@ -52,12 +51,12 @@ def publish_tenant(*, tenant_id: int) -> dict:
 
 @shared_task(name="events.send_due", ignore_result=True)
 def send_due() -> int:
-    """Fleet: one send task per tenant with due deliveries, and one for MSP-wide endpoints."""
+    """Fleet: send for every tenant with due deliveries (in chunks), and one task for the
+    MSP-wide endpoints."""
     tenant_ids = delivery.tenants_with_due_deliveries()
-    for tenant_id in tenant_ids:
-        send_tenant_due.apply_async(kwargs={"tenant_id": tenant_id}, queue=MAINTENANCE_QUEUE)
+    fleet_fan_out(send_tenant_due, tenant_ids)
     if delivery.msp_deliveries_due():
-        send_msp_due.apply_async(queue=MAINTENANCE_QUEUE)
+        send_msp_due.delay()
     return len(tenant_ids)
 
 
@@ -79,17 +78,28 @@ def send_msp_due() -> dict:
 
 @shared_task(name="events.prune", ignore_result=True)
 def prune() -> dict:
-    pruned = delivery.outbox_prune()
-    logger.info("Events pruned: %s", pruned)
-    return pruned
+    """Fleet: prune the MSP-wide deliveries here, each tenant's outbox and deliveries in chunks
+    (one statement over the whole fleet's rows would grow with it)."""
+    pruned = delivery.msp_deliveries_prune()
+    tenant_ids = list(Tenant.objects.order_by("pk").values_list("pk", flat=True))
+    fleet_fan_out(prune_tenant, tenant_ids)
+    logger.info("Events pruned: %s MSP-wide deliveries; %d tenants next", pruned, len(tenant_ids))
+    return {"msp_deliveries": pruned, "tenants": len(tenant_ids)}
+
+
+@shared_task(name="events.prune_tenant", ignore_result=True)
+def prune_tenant(*, tenant_id: int) -> dict:
+    """Delete one tenant's published outbox rows and finished deliveries past retention."""
+    if not isinstance(tenant_id, int):
+        raise TypeError("events.prune_tenant takes an integer tenant_id")
+    return delivery.outbox_prune_tenant(tenant_id=tenant_id)
 
 
 @shared_task(name="events.escalations_fleet", ignore_result=True)
 def escalations_fleet() -> int:
-    """Fleet: one escalation scan per tenant with an open incident."""
+    """Fleet: an escalation scan for every tenant with an open incident, in chunks."""
     tenant_ids = tenants_with_open_incidents()
-    for tenant_id in tenant_ids:
-        escalations_tenant.apply_async(kwargs={"tenant_id": tenant_id}, queue=MAINTENANCE_QUEUE)
+    fleet_fan_out(escalations_tenant, tenant_ids)
     return len(tenant_ids)
 
 

@@ -2,12 +2,14 @@
 per tenant.
 
 Beat runs ``incidents.sla_breach_scan`` every minute; it finds the tenants with a clock that has
-run out and enqueues one ``incidents.sla_breach_scan_tenant`` per tenant. Running either twice at
+run out and has ``incidents.sla_breach_scan_tenant`` run for each, in chunks of tenants
+(``fleet_fan_out``). Running either twice at
 the same moment is harmless: each breach is marked exactly once (see the service).
 
 Beat also runs ``incidents.alert_rules_evaluate_fleet`` every minute: one
 ``incidents.alert_rules_evaluate_tenant`` per tenant (offboarded ones aside) with a rule in
-force. Evaluations of a tenant are serialised and idempotent (see ``alert_rules_evaluate``).
+force, run in chunks of tenants. Evaluations of a tenant are serialised and idempotent (see
+``alert_rules_evaluate``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from operations.incidents.selectors import alert_tenants_to_evaluate
 from operations.incidents.services import incident_sla_breaches_mark
 from tenants.models import Tenant
 from tenants.scoping import all_tenants_scope
-from tenants.tasks import TenantScopedTask
+from tenants.tasks import TenantScopedTask, fleet_fan_out
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +51,9 @@ def tenants_with_due_clocks(now: dt.datetime | None = None) -> list[int]:
 
 @shared_task(name="incidents.sla_breach_scan", ignore_result=True)
 def sla_breach_scan() -> int:
-    """Fleet: enqueue a breach scan for every tenant that has a clock to mark."""
+    """Fleet: a breach scan for every tenant that has a clock to mark, in chunks of tenants."""
     tenant_ids = tenants_with_due_clocks()
-    for tenant_id in tenant_ids:
-        sla_breach_scan_tenant.delay(tenant_id=tenant_id)
+    fleet_fan_out(sla_breach_scan_tenant, tenant_ids)
     if tenant_ids:
         logger.info("SLA breach scan enqueued for %d tenant(s)", len(tenant_ids))
     return len(tenant_ids)
@@ -67,10 +68,9 @@ def sla_breach_scan_tenant(*, tenant_id: int) -> int:
 
 @shared_task(name="incidents.alert_rules_evaluate_fleet", ignore_result=True)
 def alert_rules_evaluate_fleet() -> int:
-    """Fleet: enqueue an alert rule evaluation for every tenant with a rule in force."""
+    """Fleet: evaluate every tenant with a rule in force, in chunks of tenants."""
     tenant_ids = alert_tenants_to_evaluate()
-    for tenant_id in tenant_ids:
-        alert_rules_evaluate_tenant.delay(tenant_id=tenant_id)
+    fleet_fan_out(alert_rules_evaluate_tenant, tenant_ids)
     return len(tenant_ids)
 
 

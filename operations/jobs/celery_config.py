@@ -26,11 +26,11 @@ JOBS_BEAT_SCHEDULE = {
     "jobs: drain the outbox": {
         "task": "jobs.drain_outbox",
         "schedule": 15.0,
-        "options": {"queue": "maintenance", "expires": 14},
+        "options": {"expires": 14},
     },
     "jobs: recover runs of lost workers": {
         "task": "jobs.recover_runs",
         "schedule": 60.0,
-        "options": {"queue": "maintenance", "expires": 55},
+        "options": {"expires": 55},
     },
 }

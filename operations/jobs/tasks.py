@@ -24,7 +24,7 @@ from operations.jobs.execution import (
     worker_connection_prepare,
 )
 from operations.jobs.outbox import outbox_drain
-from operations.jobs.registry import JOBS_QUEUE, MAINTENANCE_QUEUE, MAX_ATTEMPTS_LIMIT
+from operations.jobs.registry import MAX_ATTEMPTS_LIMIT
 from operations.jobs.services import job_runs_recover, job_schedule_fire
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ TRANSIENT_RETRY = {
 @shared_task(
     bind=True,
     name="jobs.execute",
-    queue=JOBS_QUEUE,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
@@ -85,7 +84,6 @@ def execute_job_run(self, *, run_id: int, tenant_id: int | None = None) -> str:
 @shared_task(
     bind=True,
     name="jobs.run_schedule",
-    queue=MAINTENANCE_QUEUE,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
@@ -96,7 +94,7 @@ def run_schedule(self, *, tenant_id: int, key: str) -> int | None:
     return run.pk if run is not None else None
 
 
-@shared_task(name="jobs.drain_outbox", queue=MAINTENANCE_QUEUE, ignore_result=True)
+@shared_task(name="jobs.drain_outbox", ignore_result=True)
 def drain_outbox() -> dict:
     """Send what the outbox still holds (messages whose broker was down at commit)."""
     result = outbox_drain()
@@ -105,7 +103,7 @@ def drain_outbox() -> dict:
     return {"sent": result.sent, "failed": result.failed, "pending": result.pending}
 
 
-@shared_task(name="jobs.recover_runs", queue=MAINTENANCE_QUEUE, ignore_result=True)
+@shared_task(name="jobs.recover_runs", ignore_result=True)
 def recover_runs() -> dict:
     """Re-queue runs whose worker died; re-send queued runs whose message was lost."""
     result = job_runs_recover()
@@ -114,12 +112,12 @@ def recover_runs() -> dict:
     return vars(result)
 
 
-@shared_task(name="jobs.noop", queue=JOBS_QUEUE, ignore_result=True)
+@shared_task(name="jobs.noop", ignore_result=True)
 def noop_task() -> None:
     """A bare Celery task that does nothing: the baseline ``bench/jobs.py`` compares against."""
 
 
-@shared_task(name="jobs.diagnostic_ping", queue=MAINTENANCE_QUEUE, ignore_result=True)
+@shared_task(name="jobs.diagnostic_ping", ignore_result=True)
 def diagnostic_ping(nonce: str) -> None:
     """Proves a real worker consumes from the configured broker (``manage.py diagnose_worker``)."""
     cache.set(

@@ -12,6 +12,6 @@ REPORTS_BEAT_SCHEDULE = {
     "reports: monthly service reports due": {
         "task": "reports.schedule_monthly",
         "schedule": crontab(minute=23),
-        "options": {"queue": "maintenance", "expires": 3000},
+        "options": {"expires": 3000},
     },
 }

@@ -396,33 +396,48 @@ def period_for_run(*, tenant: Tenant, kind: str, label: str, now=None) -> Period
 
 
 def reports_schedule_monthly(*, now: dt.datetime | None = None) -> list[int]:
-    """Beat's hourly tick: every active tenant whose local date is early in a month gets last
-    month's report, once (the run's dedupe key names the month; a tenant that has a report of
-    that month already is left alone). Returns the ids of the runs submitted or found."""
+    """Beat's hourly tick in one go: every active tenant whose local date is early in a month
+    gets last month's report, once. Returns the ids of the runs submitted or found. (The beat
+    task spreads the tenants over chunk tasks, each calling ``report_monthly_schedule_tenant``.)
+    """
     now = now or timezone.now()
     runs = []
-    tenants = Tenant.objects.filter(status=TenantStatus.ACTIVE).select_related("plan")
-    for tenant in tenants.order_by("pk"):
-        today = now.astimezone(tenant_zone(tenant)).date()
-        if today.day > SCHEDULE_CATCH_UP_DAYS:
-            continue
-        period = month_period(today).previous()
-        with tenant_scope(tenant.id):
-            exists = Report.objects.filter(
-                kind=ReportKind.MONTHLY, period_start=period.start
-            ).exists()
-        if exists:
-            continue
-        run = job_submit(
-            tenant=tenant,
-            kind=JOB_KINDS[ReportKind.MONTHLY],
-            parameters={"period": period.label},
-            trigger=JobTrigger.SCHEDULE,
-            dedupe_key=f"reports:monthly:{tenant.id}:{period.label}",
-            label="schedule monthly:reports",
-        )
-        runs.append(run.pk)
+    for tenant in reports_monthly_tenants().select_related("plan"):
+        run_id = report_monthly_schedule_tenant(tenant=tenant, now=now)
+        if run_id is not None:
+            runs.append(run_id)
     return runs
+
+
+def reports_monthly_tenants():
+    """The tenants that get monthly reports: the active ones, by id."""
+    return Tenant.objects.filter(status=TenantStatus.ACTIVE).order_by("pk")
+
+
+def report_monthly_schedule_tenant(*, tenant: Tenant, now: dt.datetime | None = None) -> int | None:
+    """Submit last month's report of ``tenant`` if its local date is early in a month and the
+    report does not exist yet (the run's dedupe key names the month, so a repeat finds the same
+    run). Returns the run's id, or None when nothing is due."""
+    now = now or timezone.now()
+    if tenant.status != TenantStatus.ACTIVE:
+        return None
+    today = now.astimezone(tenant_zone(tenant)).date()
+    if today.day > SCHEDULE_CATCH_UP_DAYS:
+        return None
+    period = month_period(today).previous()
+    with tenant_scope(tenant.id):
+        exists = Report.objects.filter(kind=ReportKind.MONTHLY, period_start=period.start).exists()
+    if exists:
+        return None
+    run = job_submit(
+        tenant=tenant,
+        kind=JOB_KINDS[ReportKind.MONTHLY],
+        parameters={"period": period.label},
+        trigger=JobTrigger.SCHEDULE,
+        dedupe_key=f"reports:monthly:{tenant.id}:{period.label}",
+        label="schedule monthly:reports",
+    )
+    return run.pk
 
 
 # --- compliance evidence packs -------------------------------------------------------------

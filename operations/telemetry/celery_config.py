@@ -22,16 +22,16 @@ TELEMETRY_BEAT_SCHEDULE = {
     "telemetry: roll up touched hours": {
         "task": "telemetry.rollup_fleet",
         "schedule": 300.0,
-        "options": {"queue": "maintenance", "expires": 290},
+        "options": {"expires": 290},
     },
     "telemetry: make partitions ahead": {
         "task": "telemetry.partitions_ensure",
         "schedule": crontab(minute=7),
-        "options": {"queue": "maintenance", "expires": 3000},
+        "options": {"expires": 3000},
     },
     "telemetry: enforce retention": {
         "task": "telemetry.retention_fleet",
         "schedule": crontab(hour=3, minute=17),
-        "options": {"queue": "maintenance", "expires": 3600},
+        "options": {"expires": 3600},
     },
 }

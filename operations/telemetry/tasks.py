@@ -1,7 +1,8 @@
 """Scheduled telemetry work: hourly rollups, retention and partitions.
 
-Fleet tasks find the tenants with work and enqueue one tenant task each (taking ``tenant_id``,
-run in that tenant's scope by ``TenantScopedTask``); every task is idempotent, so a redelivered
+Fleet tasks find the tenants with work and fan out in chunks (``tenants.tasks.fleet_fan_out``),
+each chunk running the tenant task (taking ``tenant_id``, run in that tenant's scope by
+``TenantScopedTask``) for its tenants; every task is idempotent, so a redelivered
 or overlapping run is harmless. The schedule is in ``celery_config.TELEMETRY_BEAT_SCHEDULE``.
 """
 
@@ -14,17 +15,16 @@ from celery import shared_task
 from operations.telemetry import services
 from operations.telemetry.selectors import telemetry_tenants_with_pending_rollups
 from tenants.models import Tenant
-from tenants.tasks import TenantScopedTask
+from tenants.tasks import TenantScopedTask, fleet_fan_out
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="telemetry.rollup_fleet", ignore_result=True)
 def rollup_fleet() -> int:
-    """Fleet: enqueue a rollup for every tenant with hours waiting to be rolled up."""
+    """Fleet: roll up every tenant with hours waiting, in chunks of tenants."""
     tenant_ids = telemetry_tenants_with_pending_rollups()
-    for tenant_id in tenant_ids:
-        rollup_tenant.delay(tenant_id=tenant_id)
+    fleet_fan_out(rollup_tenant, tenant_ids)
     return len(tenant_ids)
 
 
@@ -41,8 +41,7 @@ def retention_fleet() -> dict:
     if dropped:
         logger.info("telemetry retention dropped partitions %s", ", ".join(dropped))
     tenant_ids = list(Tenant.objects.order_by("pk").values_list("pk", flat=True))
-    for tenant_id in tenant_ids:
-        retention_tenant.delay(tenant_id=tenant_id)
+    fleet_fan_out(retention_tenant, tenant_ids)
     return {"dropped_partitions": dropped, "tenants": len(tenant_ids)}
 
 

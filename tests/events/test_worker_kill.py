@@ -87,13 +87,13 @@ def test_a_worker_killed_mid_delivery_neither_repeats_the_step_nor_loses_the_mes
         endpoint, secret = _endpoint(tenant, receiver.url)
         with pool.broker():
             first = pool.start()
-            escalations_tenant.apply_async(kwargs={"tenant_id": tenant.id}, queue="maintenance")
+            escalations_tenant.apply_async(kwargs={"tenant_id": tenant.id})
             wait_until(
                 lambda: signals(tenant) == [f"escalation:{policy.pk}:0:0"],
                 what="the first worker to fire step 1",
                 pool=pool,
             )
-            publish_tenant.apply_async(kwargs={"tenant_id": tenant.id}, queue="maintenance")
+            publish_tenant.apply_async(kwargs={"tenant_id": tenant.id})
             wait_until(
                 lambda: len(receiver.arrived) == 1,
                 what="the first worker to post the escalation and wait for an answer",
@@ -108,8 +108,8 @@ def test_a_worker_killed_mid_delivery_neither_repeats_the_step_nor_loses_the_mes
 
             def beat():
                 # What beat sends every few seconds: the escalation scan and the due sends.
-                escalations_tenant.apply_async(kwargs={"tenant_id": tenant.id}, queue="maintenance")
-                send_tenant_due.apply_async(kwargs={"tenant_id": tenant.id}, queue="maintenance")
+                escalations_tenant.apply_async(kwargs={"tenant_id": tenant.id})
+                send_tenant_due.apply_async(kwargs={"tenant_id": tenant.id})
 
             wait_until(
                 lambda: (
@@ -177,7 +177,7 @@ def test_a_worker_killed_inside_the_escalation_transaction_fires_the_step_once_a
             IncidentSignal.objects.create(
                 tenant=tenant, incident_id=incident.pk, key=key, fired_at=timezone.now()
             )
-            escalations_tenant.apply_async(kwargs={"tenant_id": tenant.id}, queue="maintenance")
+            escalations_tenant.apply_async(kwargs={"tenant_id": tenant.id})
             wait_until(
                 worker_waits_on_a_lock,
                 what="the worker to wait inside its step's transaction",
@@ -192,15 +192,13 @@ def test_a_worker_killed_inside_the_escalation_transaction_fires_the_step_once_a
         wait_until(
             lambda: signals(tenant) == [key],
             what="the second worker to fire the step",
-            between=lambda: escalations_tenant.apply_async(
-                kwargs={"tenant_id": tenant.id}, queue="maintenance"
-            ),
+            between=lambda: escalations_tenant.apply_async(kwargs={"tenant_id": tenant.id}),
             every=1.0,
             pool=pool,
         )
         # More scans, as beat would send: the step stays fired once.
         for _ in range(3):
-            escalations_tenant.apply_async(kwargs={"tenant_id": tenant.id}, queue="maintenance")
+            escalations_tenant.apply_async(kwargs={"tenant_id": tenant.id})
         wait_until(
             lambda: in_tenant(
                 tenant,

@@ -12,6 +12,7 @@ from tenants import services as tenant_services
 from tenants.models import AuditEvent, TenantStatus
 from tenants.scoping import tenant_scope
 from tests.factories import TenantFactory
+from tests.fleet import record_fan_out, tenants_sent
 from tests.incidents.factories import fresh, make_incident
 
 pytestmark = pytest.mark.django_db
@@ -24,12 +25,9 @@ def test_the_fleet_scan_fans_out_only_to_tenants_with_a_due_clock(tenant_a, tena
     make_incident(tenant_a, severity="SEV1", at=LONG_AGO)
     make_incident(tenant_b)  # not due yet
     make_incident(quiet)
-    enqueued = []
-    monkeypatch.setattr(
-        tasks.sla_breach_scan_tenant, "delay", lambda **kwargs: enqueued.append(kwargs)
-    )
+    sent = record_fan_out(monkeypatch)
     assert tasks.sla_breach_scan.apply().get() == 1
-    assert enqueued == [{"tenant_id": tenant_a.id}]
+    assert tenants_sent(sent, tasks.sla_breach_scan_tenant.name) == [tenant_a.id]
 
 
 def test_offboarded_tenants_are_left_alone(tenant_a, monkeypatch):
@@ -78,22 +76,20 @@ def test_the_alert_fleet_task_fans_out_to_tenants_with_rules_in_force(
 ):
     from tests.incidents.alerting import make_default, make_rule
 
-    enqueued = []
-    monkeypatch.setattr(
-        tasks.alert_rules_evaluate_tenant, "delay", lambda **kwargs: enqueued.append(kwargs)
-    )
+    sent = record_fan_out(monkeypatch)
     assert tasks.alert_rules_evaluate_fleet.apply().get() == 0
+    assert sent == []
     make_rule(tenant_b)
     make_rule(tenant_a, enabled=False)
     assert tasks.alert_rules_evaluate_fleet.apply().get() == 1
-    assert enqueued == [{"tenant_id": tenant_b.id}]
+    assert tenants_sent(sent, tasks.alert_rules_evaluate_tenant.name) == [tenant_b.id]
 
     # A default is in force everywhere, but never for an offboarded tenant.
     make_default()
     tenant_services.tenant_transition(tenant=tenant_a, to_status=TenantStatus.OFFBOARDED)
-    enqueued.clear()
+    sent.clear()
     assert tasks.alert_rules_evaluate_fleet.apply().get() == 1
-    assert enqueued == [{"tenant_id": tenant_b.id}]
+    assert tenants_sent(sent) == [tenant_b.id]
 
 
 def test_the_tenant_alert_task_evaluates_now_in_the_tenants_scope(tenant_a, tenant_b):

@@ -21,6 +21,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from msp.queues import QUEUES
 from tests.jobs.broker import CLOSED_PORT_BROKER, broker_at
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,11 +99,17 @@ class WorkerPool:
         return broker_at(CLOSED_PORT_BROKER)
 
     def start(
-        self, *, pool: str = "solo", lease_seconds: int | None = None, supervised: bool = False
+        self,
+        *,
+        pool: str = "solo",
+        lease_seconds: int | None = None,
+        supervised: bool = False,
+        queues: tuple[str, ...] = QUEUES,
     ) -> Worker:
         """A worker; ``pool="prefork"`` runs the jobs in a pool child (one), ``lease_seconds``
         overrides the short test lease, ``supervised`` runs it under ``manage.py
-        supervise_worker`` as the demo's Procfile does (the process is then the supervisor)."""
+        supervise_worker`` as the demo's Procfile does (the process is then the supervisor),
+        ``queues`` are the queues it consumes (all of them unless told)."""
         name = f"gwtest-{uuid.uuid4().hex[:8]}"
         log_path = self.tmp_path / f"{name}.log"
         env = {
@@ -124,7 +131,7 @@ class WorkerPool:
                 [
                     *launcher,
                     "-Q",
-                    "jobs,maintenance",
+                    ",".join(queues),
                     "--pool",
                     pool,
                     "--concurrency",

@@ -14,6 +14,7 @@ from operations.telemetry.models import TelemetryRollup
 from operations.telemetry.storage import partition_name, sample_store
 from tenants.scoping import tenant_scope
 from tests.conftest import requires_postgres
+from tests.fleet import record_fan_out
 from tests.telemetry.helpers import code, rollups, stored
 
 pytestmark = pytest.mark.django_db
@@ -101,11 +102,10 @@ def test_deletes_run_in_batches(tenant_a, estate):
 
 
 def test_the_fleet_task_enforces_every_tenant(tenant_a, tenant_b, data, monkeypatch):
-    enqueued = []
-    monkeypatch.setattr(tasks.retention_tenant, "delay", lambda **kwargs: enqueued.append(kwargs))
+    sent = record_fan_out(monkeypatch)
     result = tasks.retention_fleet.apply().get()
     assert result["tenants"] == 2
-    assert enqueued == [{"tenant_id": tenant_a.id}, {"tenant_id": tenant_b.id}]
+    assert sent == [{"task": tasks.retention_tenant.name, "tenant_ids": [tenant_a.id, tenant_b.id]}]
 
 
 def _partitions() -> set[str]:
@@ -114,7 +114,7 @@ def _partitions() -> set[str]:
 
 @requires_postgres
 def test_partitions_past_the_longest_retention_are_dropped(tenant_a, tenant_b, data, monkeypatch):
-    monkeypatch.setattr(tasks.retention_tenant, "delay", lambda **kwargs: None)
+    record_fan_out(monkeypatch)
     old, kept = partition_name(days_ago(45).date()), partition_name(days_ago(31).date())
     assert {old, kept} <= _partitions()
     with tenant_scope(tenant_b.id):

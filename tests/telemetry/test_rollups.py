@@ -13,6 +13,7 @@ from operations.telemetry.celery_config import TELEMETRY_BEAT_SCHEDULE
 from operations.telemetry.models import TelemetryDirtyHour, TelemetryRollup
 from operations.telemetry.storage import sample_store
 from tenants.scoping import tenant_scope
+from tests.fleet import record_fan_out
 from tests.telemetry.helpers import code, dirty_hours, iso, rollups
 
 pytestmark = pytest.mark.django_db
@@ -136,10 +137,9 @@ def test_the_fleet_task_fans_out_to_tenants_with_pending_hours(
     tenant_a, tenant_b, estate, hour, monkeypatch
 ):
     ingest(tenant_b, [at(hour, 0, 99, resource="compute:borealis-gpu-01")])
-    enqueued = []
-    monkeypatch.setattr(tasks.rollup_tenant, "delay", lambda **kwargs: enqueued.append(kwargs))
+    sent = record_fan_out(monkeypatch)
     assert tasks.rollup_fleet.apply().get() == 1
-    assert enqueued == [{"tenant_id": tenant_b.id}]
+    assert sent == [{"task": tasks.rollup_tenant.name, "tenant_ids": [tenant_b.id]}]
 
 
 def test_a_vanished_tenant_is_skipped(db):
