@@ -199,12 +199,11 @@ def test_the_claim_and_the_finish_are_planned_once_per_connection(tenant_a, tena
 def test_after_an_error_the_next_claim_prepares_its_statement_again(tenant_a, sent):
     if connection.vendor != "postgresql":
         pytest.skip("prepared statements are PostgreSQL's")
-    first = services.job_submit(tenant=tenant_a, kind="noop")
+    first, second = (services.job_submit(tenant=tenant_a, kind="noop") for _ in range(2))
     assert claim(run_id=first.pk, tenant_id=tenant_a.id, task_id=str(first.task_id))[1]
     with connection.cursor() as cursor:
         # As a pooler or a DISCARD ALL would leave the session: the statement is gone.
         cursor.execute("DEALLOCATE ALL")
-    second = services.job_submit(tenant=tenant_a, kind="noop")
     with pytest.raises(DatabaseError):
         claim(run_id=second.pk, tenant_id=tenant_a.id, task_id=str(second.task_id))
     # The failed claim forgot its statement: this one prepares it again and succeeds.
