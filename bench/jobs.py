@@ -6,6 +6,12 @@ and drained through the same broker by the same worker. A marker task sent after
 (FIFO on one queue, one worker slot) says when the worker has drained them. The cost of each
 is the wall time from the first dispatch to the drained marker; the figure is engine/bare.
 
+Besides wall time, each round reads the CPU seconds its processes spent from /proc (this
+process, the worker and its pool, the bench database's PostgreSQL backends, the Redis server)
+and prints them per item, with ``cpu_ratio=`` (engine/bare): on two shared cores the wall
+ratio follows the other processes' load; the CPU an item costs says where the time goes
+(it moves with the load too: caches and context switches).
+
 Part (b), the fleet compliance scan, plugs in through ``bench_fleet_scan`` once the compliance
 job kind exists (see there).
 
@@ -212,10 +218,10 @@ def _backend_pids() -> list[int]:
 
 
 class CpuMeter:
-    """CPU seconds spent by each side of a round, read from /proc: load-independent figures.
+    """CPU seconds spent by each side of a round, read from /proc.
 
-    Every process runs on the same two cores, so a round's wall time is close to the CPU it
-    takes divided by the cores: seconds follow the load, CPU per item does not. ``bench``: this
+    Every process runs on the same two cores, so a quiet round's wall time is close to the CPU
+    it takes divided by the cores. ``bench``: this
     process (the submitter, its sender thread); ``worker``: the Celery worker and its pool;
     ``postgres``: the backends of the bench database; ``redis``: the broker (shared with
     anyone else using that server, so read it as an upper bound). Linux only (else zeros).
@@ -340,7 +346,7 @@ def bench_engine_vs_bare(args, env) -> float:
         medians[label] = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
         print(describe_cpu(f"{label} (median of {args.rounds} rounds)", medians[label]))
     bare_cpu, engine_cpu = sum(medians["bare"].values()), sum(medians["engine"].values())
-    print(f"cpu_ratio={engine_cpu / bare_cpu:.2f} (engine/bare CPU per item; load-independent)")
+    print(f"cpu_ratio={engine_cpu / bare_cpu:.2f} (engine/bare CPU seconds per item)")
     bare_s, engine_s = statistics.median(bare), statistics.median(engine)
     print(
         f"bare celery: {args.n} tasks in {bare_s:.2f} s ({1000 * bare_s / args.n:.2f} ms each); "
