@@ -6,6 +6,12 @@ and drained through the same broker by the same worker. A marker task sent after
 (FIFO on one queue, one worker slot) says when the worker has drained them. The cost of each
 is the wall time from the first dispatch to the drained marker; the figure is engine/bare.
 
+Besides wall time, each round reads the CPU seconds its processes spent from /proc (this
+process, the worker and its pool, the bench database's PostgreSQL backends, the Redis server)
+and prints them per item, with ``cpu_ratio=`` (engine/bare): on two shared cores the wall
+ratio follows the other processes' load; the CPU an item costs says where the time goes
+(it moves with the load too: caches and context switches).
+
 Part (b), the fleet compliance scan, plugs in through ``bench_fleet_scan`` once the compliance
 job kind exists (see there).
 
@@ -176,6 +182,89 @@ def clear_runs(tenant) -> None:
     JobDispatch.objects.all().delete()
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def _worker_pids(worker: subprocess.Popen) -> list[int]:
+    pids = [worker.pid]
+    try:
+        with open(f"/proc/{worker.pid}/task/{worker.pid}/children") as children:
+            pids += [int(pid) for pid in children.read().split()]
+    except OSError:
+        pass
+    return pids
+
+
+def _backend_pids() -> list[int]:
+    """PostgreSQL backends connected to the bench database (this process's and the worker's)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend'"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+class CpuMeter:
+    """CPU seconds spent by each side of a round, read from /proc.
+
+    Every process runs on the same two cores, so a quiet round's wall time is close to the CPU
+    it takes divided by the cores. ``bench``: this
+    process (the submitter, its sender thread); ``worker``: the Celery worker and its pool;
+    ``postgres``: the backends of the bench database; ``redis``: the broker (shared with
+    anyone else using that server, so read it as an upper bound). Linux only (else zeros).
+    """
+
+    def __init__(self, worker: subprocess.Popen | None):
+        self.worker = worker
+        self.redis_pids = [
+            int(entry.name)
+            for entry in Path("/proc").glob("[0-9]*")
+            if _read(entry / "comm").strip() == "redis-server"
+        ]
+
+    def snapshot(self) -> dict[str, float]:
+        # Backends come and go (connection reuse, CONN_MAX_AGE): the ones alive now, counted
+        # in both snapshots, so one born in between counts its whole life to this round.
+        self.backends = sorted(set(getattr(self, "backends", [])) | set(_backend_pids()))
+        return {
+            "bench": sum(os.times()[:2]),
+            "worker": sum(map(_process_cpu_seconds, _worker_pids(self.worker)))
+            if self.worker is not None
+            else 0.0,
+            "postgres": sum(map(_process_cpu_seconds, self.backends)),
+            "redis": sum(map(_process_cpu_seconds, self.redis_pids)),
+        }
+
+    @staticmethod
+    def per_item(before: dict, after: dict, n: int) -> dict[str, float]:
+        return {key: 1000 * (after[key] - before[key]) / n for key in before}
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def describe_cpu(label: str, per_item: dict[str, float]) -> str:
+    parts = ", ".join(f"{key} {value:.2f}" for key, value in per_item.items())
+    return f"{label} CPU ms per item: {parts}; total {sum(per_item.values()):.2f}"
+
+
 def bare_round(n: int) -> float:
     from operations.jobs.tasks import noop_task
 
@@ -221,6 +310,15 @@ def bench_engine_vs_bare(args, env) -> float:
     tenant = bench_tenant()
     purge_queues()
     worker = start_worker(env, args.pool, args.concurrency)
+    meter = CpuMeter(worker)
+    cpu: dict[str, list[dict]] = {"bare": [], "engine": []}
+
+    def metered(label: str, round_fn) -> float:
+        before = meter.snapshot()
+        seconds = round_fn()
+        cpu[label].append(CpuMeter.per_item(before, meter.snapshot(), args.n))
+        return seconds
+
     try:
         wait_for_marker(timeout=120)  # the worker is up and consuming
         # Warm-up: imports, connections, caches on both sides.
@@ -229,12 +327,12 @@ def bench_engine_vs_bare(args, env) -> float:
         bare, engine = [], []
         for index in range(args.rounds):
             # Alternate the order so that drift (autovacuum, caches) hits both alike.
-            if index % 2:
-                engine.append(engine_round(args.n, tenant, args.batch))
-                bare.append(bare_round(args.n))
-            else:
-                bare.append(bare_round(args.n))
-                engine.append(engine_round(args.n, tenant, args.batch))
+            sides = [
+                (bare, "bare", lambda: bare_round(args.n)),
+                (engine, "engine", lambda: engine_round(args.n, tenant, args.batch)),
+            ]
+            for figures, label, round_fn in sides[:: -1 if index % 2 else 1]:
+                figures.append(metered(label, round_fn))
             print(
                 f"round {index + 1}: bare {bare[-1]:.2f} s, engine {engine[-1]:.2f} s "
                 f"({engine[-1] / bare[-1]:.2f}x)",
@@ -243,6 +341,12 @@ def bench_engine_vs_bare(args, env) -> float:
         clear_runs(tenant)
     finally:
         stop_worker(worker)
+    medians = {}
+    for label, rounds in cpu.items():
+        medians[label] = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+        print(describe_cpu(f"{label} (median of {args.rounds} rounds)", medians[label]))
+    bare_cpu, engine_cpu = sum(medians["bare"].values()), sum(medians["engine"].values())
+    print(f"cpu_ratio={engine_cpu / bare_cpu:.2f} (engine/bare CPU seconds per item)")
     bare_s, engine_s = statistics.median(bare), statistics.median(engine)
     print(
         f"bare celery: {args.n} tasks in {bare_s:.2f} s ({1000 * bare_s / args.n:.2f} ms each); "

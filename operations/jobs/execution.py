@@ -38,6 +38,7 @@ row), cancelling, recovery, and ``run.once()`` (a kind's effects with their chec
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
@@ -45,6 +46,7 @@ import threading
 import time
 import traceback
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -369,27 +371,74 @@ heartbeat = _Heartbeat()
 # --- Claim, finish, fan-out ---------------------------------------------------------------------
 
 
+# The engine's hottest statements (the claim, the finish, the submit's insert) are planned once
+# per database session: ``PREPARE`` on a connection's first use, then ``EXECUTE`` inside the
+# multi-statement strings that keep each of them one round trip (a protocol-level prepared
+# statement cannot share its string with other statements, so psycopg's own preparing would
+# cost round trips). Planning was about half of PostgreSQL's work for these one-row statements.
+# Needs a session of its own per connection, as Django's persistent connections give (a
+# transaction-pooling proxy in between would lose the prepared statements).
+_prepared_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_prepared_generation = itertools.count(1)
+
+
+def prepared_statement(key: str, definition: Callable[[], str]) -> tuple[str, str]:
+    """(the ``PREPARE …;`` to send before the first ``EXECUTE`` on this connection, or "", the
+    statement's name). ``definition()`` gives what follows the name: ``(types) AS statement``.
+
+    Call it with the cursor open (the connection exists). After an error on a string that
+    holds an ``EXECUTE`` call ``forget_prepared_statements()``: the next use prepares again under
+    a new name, whether or not the failed string's ``PREPARE`` took effect.
+    """
+    raw = connection.connection
+    names = _prepared_names.get(raw)
+    if names is None:
+        names = _prepared_names[raw] = {}
+    name = names.get(key)
+    if name is not None:
+        return "", name
+    name = names[key] = f"jobs_{key}_{next(_prepared_generation)}"
+    return f"PREPARE {name} {definition()}; ", name
+
+
+def forget_prepared_statements() -> None:
+    if connection.connection is not None:
+        _prepared_names.pop(connection.connection, None)
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
 def _one_round_trip() -> bool:
     """Whether bookkeeping may go as one multi-statement round trip (see ``_bookkeeping``)."""
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-def _bookkeeping_prefix(tenant_id: int | None) -> tuple[str, list]:
+# SET LOCAL synchronous_commit = off, as an expression that can share one SELECT with others.
+RELAXED_COMMIT_SETTING = "set_config('synchronous_commit', 'off', true)"
+
+
+def _bookkeeping_prefix(tenant_id: int | None, *extra_settings: str) -> tuple[str, list]:
     """The statements that open a bookkeeping transaction: the scope, the relaxed commit.
 
     Sent in the same string as the statement they prepare: PostgreSQL runs a string of several
     statements as one implicit transaction, so ``set_config(…, true)`` and ``SET LOCAL`` hold
     for it alone, a failure rolls all of it back, and there is no BEGIN or COMMIT to wait for.
     """
-    sql, params = "", []
+    settings, params = [], []
     if tenant_id is not None:
         # What tenant_scope(tenant_id) gives row-level security, for this transaction only.
         statement, statement_params = rls_set_statement([tenant_id])
-        sql += statement + "; "
+        settings.append(statement.removeprefix("SELECT "))
         params += statement_params
     if engine_settings().relaxed_commit:
-        sql += "SET LOCAL synchronous_commit = off; "
-    return sql, params
+        settings.append(RELAXED_COMMIT_SETTING)
+    settings += extra_settings
+    if not settings:
+        return "", []
+    # One statement for all of them: set_config(…, true) is SET LOCAL.
+    return f"SELECT {', '.join(settings)}; ", params
 
 
 def _run_bookkeeping(
@@ -561,6 +610,8 @@ def _wait_for_submit(task_id) -> tuple[str, list]:
 
 
 def _claim_returning(run_id, tenant_id, task_id, now, lease, one_round_trip) -> JobRun | None:
+    if one_round_trip:
+        return _claim_prepared(run_id, tenant_id, task_id, now, lease)
     columns = _RunColumns.get()
     ops = connection.ops
     task_field = JobRun._meta.get_field("task_id")
@@ -590,12 +641,60 @@ def _claim_returning(run_id, tenant_id, task_id, now, lease, one_round_trip) -> 
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             wait, wait_params = _wait_for_submit(task_id)
-            if one_round_trip:
-                sql, params = wait + sql, wait_params + params
-            else:
-                cursor.execute(wait, wait_params)
-        _run_bookkeeping(cursor, tenant_id, sql, params, one_round_trip=one_round_trip)
+            cursor.execute(wait, wait_params)
+        _run_bookkeeping(cursor, tenant_id, sql, params, one_round_trip=False)
         row = cursor.fetchone()
+    if row is None:
+        return None
+    return columns.run_from_row(row)
+
+
+def _claim_definition(tenant_scoped: bool) -> str:
+    """The claim's UPDATE for ``PREPARE``: $1 now, $2 the lease's end, $3 the worker, $4 the
+    run, $5 its task id, $6 its tenant (a fleet run: none)."""
+    columns = _RunColumns.get()
+    tenant_clause = "tenant_id = $6" if tenant_scoped else "tenant_id IS NULL"
+    types = "timestamptz, timestamptz, text, bigint, uuid" + (", bigint" if tenant_scoped else "")
+    # Identifiers come from the model's metadata, the statuses from JobStatus; values are $n.
+    return (
+        f"({types}) AS UPDATE {columns.table} SET status = '{JobStatus.RUNNING}', "  # noqa: S608
+        "attempts = attempts + 1, started_at = COALESCE(started_at, $1), heartbeat_at = $1, "
+        f"lease_expires_at = $2, worker = $3 WHERE id = $4 AND task_id = $5 AND {tenant_clause} "
+        f"AND (status = '{JobStatus.QUEUED}' "
+        f"OR (status = '{JobStatus.RUNNING}' AND lease_expires_at < $1)) "
+        f"RETURNING {columns.select}"
+    )
+
+
+def _claim_prepared(run_id, tenant_id, task_id, now, lease) -> JobRun | None:
+    """The claim on a worker (PostgreSQL, no transaction open): one round trip of three
+    statements, one implicit transaction: the settings (scope, relaxed commit, how long to wait
+    for the submit), the wait for the submit's lock, and the prepared UPDATE."""
+    columns = _RunColumns.get()
+    scoped = tenant_id is not None
+    prefix, params = _bookkeeping_prefix(
+        tenant_id, f"set_config('lock_timeout', '{SUBMIT_WAIT_TIMEOUT}', true)"
+    )
+    params += submit_lock_key(task_id)
+    values = [now, lease, worker_name()[:200], run_id, uuid.UUID(str(task_id))]
+    if scoped:
+        values.append(tenant_id)
+    with connection.cursor() as cursor:
+        prepare, name = prepared_statement(
+            "claim" if scoped else "claim_fleet", lambda: _claim_definition(scoped)
+        )
+        sql = (
+            f"{prepare}{prefix}SELECT pg_advisory_xact_lock_shared(%s, %s); "
+            f"EXECUTE {name}({_placeholders(len(values))})"
+        )
+        try:
+            cursor.execute(sql, params + values)
+            for _ in range(sql.count(";")):
+                cursor.nextset()
+            row = cursor.fetchone()
+        except BaseException:
+            forget_prepared_statements()
+            raise
     if row is None:
         return None
     return columns.run_from_row(row)
@@ -681,6 +780,8 @@ def _finish_in_one_round_trip(context: JobContext, fields: dict, status: str) ->
     that statement's commit (it is every child's hot row). The last child to be counted
     finishes the parent in a transaction of its own (``finalise_parent_if_done``).
     """
+    if context.model.parent_id is None:
+        return _finish_prepared(context, fields)
     meta = JobRun._meta
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
@@ -747,6 +848,66 @@ def _finish_in_one_round_trip(context: JobContext, fields: dict, status: str) ->
         parent_status, awaiting, total, finished_count = row
         if parent_status == JobStatus.RUNNING and awaiting and finished_count >= total:
             finalise_parent_if_done(parent_id)
+    return updated
+
+
+def _finish_definition(tenant_scoped: bool) -> str:
+    """The finish's UPDATE for ``PREPARE``: $1 the status, $2 now, $3 the result, $4 the error,
+    $5 the traceback (each None: left as it is), $6 the run, $7 the attempt, $8 the tenant."""
+    table = connection.ops.quote_name(JobRun._meta.db_table)
+    tenant_clause = "tenant_id = $8" if tenant_scoped else "tenant_id IS NULL"
+    types = "text, timestamptz, jsonb, text, text, bigint, integer" + (
+        ", bigint" if tenant_scoped else ""
+    )
+    # Identifiers come from the model's metadata, the statuses from JobStatus; values are $n.
+    return (
+        f"({types}) AS UPDATE {table} SET status = $1, finished_at = $2, "  # noqa: S608
+        "heartbeat_at = $2, lease_expires_at = NULL, "
+        f"progress = CASE WHEN $1 = '{JobStatus.SUCCEEDED}' THEN 100 ELSE progress END, "
+        "result = COALESCE($3, result), error = COALESCE($4, error), "
+        "traceback = COALESCE($5, traceback) "
+        f"WHERE id = $6 AND attempts = $7 AND status = '{JobStatus.RUNNING}' AND {tenant_clause}"
+    )
+
+
+def _finish_prepared(context: JobContext, fields: dict) -> bool:
+    """``finish`` of a run with no fleet parent, on a worker: the settings, the buffered log
+    lines and the prepared UPDATE, in one round trip and one implicit transaction."""
+    scoped = context.tenant_id is not None
+    result = fields.get("result")
+    values = [
+        fields["status"],
+        fields["finished_at"],
+        None
+        if result is None
+        else JobRun._meta.get_field("result").get_db_prep_save(result, connection),
+        fields.get("error"),
+        fields.get("traceback"),
+        context.id,
+        context.attempt,
+    ]
+    if scoped:
+        values.append(context.tenant_id)
+    sql, params = _bookkeeping_prefix(context.tenant_id)
+    if context._buffer:
+        logs_sql, logs_params = _insert_sql(JobLog, context._buffer)
+        sql += f"{logs_sql}; "
+        params += logs_params
+    with connection.cursor() as cursor:
+        prepare, name = prepared_statement(
+            "finish" if scoped else "finish_fleet", lambda: _finish_definition(scoped)
+        )
+        sql = f"{prepare}{sql}EXECUTE {name}({_placeholders(len(values))})"
+        try:
+            cursor.execute(sql, params + values)
+            for _ in range(sql.count(";")):
+                cursor.nextset()
+            updated = cursor.rowcount > 0
+        except BaseException:
+            forget_prepared_statements()
+            raise
+    context._buffer = []
+    context._last_flush = time.monotonic()
     return updated
 
 

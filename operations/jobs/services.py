@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -27,8 +27,10 @@ from operations.jobs.execution import (
     drop_broken_connection,
     execute_message,
     finalise_parent_if_done,
+    forget_prepared_statements,
     gave_up_message,
     logs_in,
+    prepared_statement,
     record_child_outcomes,
     runs_in,
     submit_lock_key,
@@ -174,20 +176,29 @@ def _submit_sending_while_committing(run: JobRun, job_kind: JobKind) -> JobRun:
     ``JOBS_QUEUED_RESEND_AFTER_SECONDS``, having checked that it is in neither the outbox nor
     the broker.
     """
-    fields, insert = _run_insert_statement()
-    values = [field.get_db_prep_save(field.pre_save(run, add=True), connection) for field in fields]
-    sql, params = "BEGIN; ", []
+    fields, definition = _run_insert_definition()
+    # The connection itself, not the proxy: 35 fields each look it up otherwise.
+    database = connections[connection.alias]
+    values = [field.get_db_prep_save(field.pre_save(run, add=True), database) for field in fields]
+    sql, params = "BEGIN; SELECT ", []
     if run.tenant_id is not None:
         # What tenant_scope(tenant_id) gives row-level security, for this transaction only.
         statement, statement_params = rls_set_statement([run.tenant_id])
-        sql += f"{statement}; "
+        sql += f"{statement.removeprefix('SELECT ')}, "
         params += statement_params
-    sql += "SELECT pg_advisory_xact_lock(%s, %s); "
+    sql += "pg_advisory_xact_lock(%s, %s); "
     params += submit_lock_key(run.task_id)
     sending = None
     with connection.cursor() as cursor:
         try:
-            cursor.execute(sql + insert, params + values)
+            prepare, name = prepared_statement("submit", lambda: definition)
+            sql = sql.replace("BEGIN; ", f"BEGIN; {prepare}", 1)
+            sql += f"EXECUTE {name}({', '.join(['%s'] * len(values))})"
+            try:
+                cursor.execute(sql, params + values)
+            except BaseException:
+                forget_prepared_statements()
+                raise
             for _ in range(sql.count(";")):
                 cursor.nextset()
             (run.pk,) = cursor.fetchone()
@@ -223,24 +234,25 @@ def _roll_back_open_transaction(cursor) -> None:
             drop_broken_connection()
 
 
-_RUN_INSERTS: dict[str, tuple[list, str]] = {}
+_RUN_INSERT: tuple[list, str] | None = None
 
 
-def _run_insert_statement() -> tuple[list, str]:
-    """The run's columns (without the id) and its one-row ``INSERT … RETURNING id``, built once
-    per database vendor."""
-    cached = _RUN_INSERTS.get(connection.vendor)
-    if cached is None:
+def _run_insert_definition() -> tuple[list, str]:
+    """The run's columns (without the id) and its one-row ``INSERT … RETURNING id`` as a
+    ``PREPARE`` definition (PostgreSQL; the values' types are the columns'), built once."""
+    global _RUN_INSERT
+    if _RUN_INSERT is None:
         quote = connection.ops.quote_name
         fields = [field for field in JobRun._meta.concrete_fields if not field.primary_key]
+        placeholders = ", ".join(f"${index}" for index in range(1, len(fields) + 1))
         # Identifiers come from the model's metadata; every value is a parameter.
-        insert = (
-            f"INSERT INTO {quote(JobRun._meta.db_table)} "  # noqa: S608
+        definition = (
+            f"AS INSERT INTO {quote(JobRun._meta.db_table)} "  # noqa: S608
             f"({', '.join(quote(field.column) for field in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id"
+            f"VALUES ({placeholders}) RETURNING id"
         )
-        cached = _RUN_INSERTS[connection.vendor] = (fields, insert)
-    return cached
+        _RUN_INSERT = (fields, definition)
+    return _RUN_INSERT
 
 
 def job_submit_many(

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from operations.jobs import services
@@ -33,6 +33,7 @@ from tests.factories import make_member
 from tests.jobs.conftest import expire_lease, logs_of, reload
 
 RELAXED = "SET LOCAL synchronous_commit = off"
+RELAXED_SETTING = "set_config('synchronous_commit', 'off', true)"
 
 
 def statements(captured) -> list[str]:
@@ -139,10 +140,14 @@ def test_a_noop_job_is_two_statements_on_the_worker(tenant_a, sent):
     assert outcome == "succeeded"
     sql = statements(captured)
     if connection.vendor == "postgresql":
-        # The claim and the finish, each one round trip that sets the scope and relaxes its commit.
+        # The claim and the finish, each one round trip that sets the scope and relaxes its commit
+        # (SET LOCAL as set_config(…, true), in one SELECT with the scope) and runs its prepared
+        # statement.
         assert len(sql) == 2
-        assert all(RELAXED in statement for statement in sql)
-        assert all("set_config" in statement for statement in sql)
+        assert all(RELAXED_SETTING in statement for statement in sql)
+        assert all("app.tenant_ids" in str(query) for query in captured.captured_queries)
+        assert "EXECUTE jobs_claim_" in sql[0]
+        assert "EXECUTE jobs_finish_" in sql[1]
         assert [len(captured.captured_queries)] == [2]  # and no BEGIN or COMMIT of their own
     else:
         assert len(sql) <= 4
@@ -150,6 +155,60 @@ def test_a_noop_job_is_two_statements_on_the_worker(tenant_a, sent):
     assert (run.status, run.attempts, run.progress, run.result) == ("succeeded", 1, 100, {})
     assert run.lease_expires_at is None
     assert run.started_at <= run.finished_at
+
+
+@worker_path
+def test_the_claim_and_the_finish_are_planned_once_per_connection(tenant_a, tenant_b, sent):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    runs = [
+        services.job_submit(tenant=tenant, kind="noop") for tenant in (tenant_a, tenant_a, tenant_b)
+    ]
+    with CaptureQueriesContext(connection) as captured:
+        outcomes = [
+            job_run_execute(
+                run_id=run.pk,
+                tenant_id=run.tenant_id,
+                task_id=str(run.task_id),
+                use_heartbeat=False,
+            )
+            for run in runs
+        ]
+    assert outcomes == ["succeeded"] * 3
+    sql = statements(captured)
+    assert len(sql) == 6  # still one round trip each
+    # The first claim and finish on this connection prepare their statement; the others (of
+    # any tenant: the tenant is a parameter) only execute it.
+    assert ["PREPARE" in statement for statement in sql] == [True, True] + [False] * 4
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM pg_prepared_statements WHERE name ~ '^jobs_(claim|finish)_'"
+        )
+        assert len(cursor.fetchall()) == 2
+    for run in runs:
+        stored = reload(run)
+        assert (stored.status, stored.attempts, stored.progress, stored.worker) == (
+            "succeeded",
+            1,
+            100,
+            reload(runs[0]).worker,
+        )
+
+
+@worker_path
+def test_after_an_error_the_next_claim_prepares_its_statement_again(tenant_a, sent):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    first, second = (services.job_submit(tenant=tenant_a, kind="noop") for _ in range(2))
+    assert claim(run_id=first.pk, tenant_id=tenant_a.id, task_id=str(first.task_id))[1]
+    with connection.cursor() as cursor:
+        # As a pooler or a DISCARD ALL would leave the session: the statement is gone.
+        cursor.execute("DEALLOCATE ALL")
+    with pytest.raises(DatabaseError):
+        claim(run_id=second.pk, tenant_id=tenant_a.id, task_id=str(second.task_id))
+    # The failed claim forgot its statement: this one prepares it again and succeeds.
+    assert claim(run_id=second.pk, tenant_id=tenant_a.id, task_id=str(second.task_id))[1]
+    assert reload(second).status == JobStatus.RUNNING
 
 
 @worker_path
@@ -166,7 +225,7 @@ def test_a_submit_on_its_own_is_two_durable_round_trips_and_its_run_is_its_outbo
         assert sql[0].startswith("BEGIN; ")
         assert "set_config" in sql[0]
         assert "pg_advisory_xact_lock" in sql[0]
-        assert "INSERT" in sql[0]
+        assert "EXECUTE jobs_submit_" in sql[0]  # the prepared INSERT of the run
         assert "jobs_jobdispatch" not in sql[0]
         assert sql[1] == "COMMIT"
         assert not any("synchronous_commit" in statement for statement in sql)  # fully durable
