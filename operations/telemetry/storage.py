@@ -27,10 +27,11 @@ PostgreSQL (:class:`PostgresSampleStore`): series blocks
     deadlock on these locks; a transaction storing several batches (the demo, tests) could,
     against another doing the same, and PostgreSQL would then abort one of them.
 
-    The one index is (tenant, kind, resource, metric, ``ts_start``): a block lies within one
-    UTC hour, so the blocks reaching into [start, end) start in (start - 1 hour, end), and those
-    overlapping a new block start in [its hour, its end]: narrow ranges of the index for series
-    reads and for the overlap check of ingest.
+    The series index is (tenant, kind, resource, metric, ``ts_start``): a block lies within one
+    UTC hour, so the blocks reaching into [start, end) start in (start - 1 hour, end): a narrow
+    range for series reads. The overlap check of ingest uses a second one ending in ``ts_end``:
+    the blocks overlapping a new block end in [its start, its hour's end], none for fresh data,
+    however many blocks the series has gathered in the hour (one a scrape).
 
     ``telemetry_sample_block`` is range-partitioned by ``ts_start``, one partition per UTC day
     (``telemetry_sample_block_pYYYYMMDD``); a block lies within one UTC hour (a CHECK keeps it
@@ -238,7 +239,9 @@ _STAGING_PREPARE = f"""
 """  # noqa: S608 - constants, integers and partition names made here
 
 # A block lies within one UTC hour, so one that overlaps a staged block starts in [its hour,
-# its end]: a narrow range of the series index, and the other days' partitions are skipped.
+# its end] (the other days' partitions are skipped) and ends in [its start, its hour's end]:
+# the ``ts_end`` index (migration telemetry 0009) finds it in one descent, where the
+# ``ts_start`` range would hold every block of the series stored earlier in the hour.
 # One statement, one snapshot: staged blocks that overlap no stored block of their series go
 # in whole (fresh data, the rule); the others are unnested and only their samples not stored
 # yet go in, regrouped by hour. Returns how many samples went in. ``{mark}`` is empty, or a
@@ -249,7 +252,8 @@ _BLOCK_INSERT = f"""
             SELECT 1 FROM {BLOCK_TABLE} b
             WHERE b.tenant_id = s.tenant_id AND b.resource_kind = s.resource_kind
                 AND b.resource_id = s.resource_id AND b.metric = s.metric
-                AND b.ts_start >= s.hour AND b.ts_start <= s.ts_end AND b.ts_end >= s.ts_start
+                AND b.ts_end >= s.ts_start AND b.ts_end < s.hour + interval '1 hour'
+                AND b.ts_start >= s.hour AND b.ts_start <= s.ts_end
         ) AS clashes
         FROM {STAGING_TABLE} s
     ), whole AS (
