@@ -117,3 +117,27 @@ def make_webhook_delivery(tenant=None, *, endpoint=None):
             return endpoint_send_test(tenant=None, endpoint=endpoint)
     with tenant_scope(tenant.id), transaction.atomic():
         return endpoint_send_test(tenant=tenant, endpoint=endpoint)
+
+
+def make_gpu_device(tenant, *, compute=None, **fields):
+    """A GPU of ``compute`` (a new two-GPU node of ``tenant`` by default), through the audited
+    service, at the node's next free index unless ``index`` is given."""
+    import uuid
+
+    from operations.inventory.models import GpuDevice
+    from operations.inventory.services import gpu_device_create
+    from tenants.scoping import tenant_scope
+    from tests.inventory.estate import make_gpu_node
+
+    compute = compute or make_gpu_node(tenant)
+    with tenant_scope(tenant.id):
+        index = fields.pop("index", None)
+        if index is None:
+            index = GpuDevice.objects.filter(compute=compute).count()
+        values = {
+            "compute": compute,
+            "index": index,
+            "uuid": f"GPU-{uuid.uuid4()}",
+            "model_name": compute.gpu_model,
+        }
+        return gpu_device_create(tenant=tenant, **{**values, **fields})

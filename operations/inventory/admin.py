@@ -23,6 +23,7 @@ from operations.inventory.models import (
     ComputeResource,
     Dataset,
     Deployment,
+    GpuDevice,
     Link,
     Site,
     Stage,
@@ -229,6 +230,27 @@ class ComputeResourceAdmin(ServiceAdmin):
         if obj is None or obj.kind != ComputeKind.GPU_CLUSTER:
             return []
         return super().get_inline_instances(request, obj)
+
+
+@admin.register(GpuDevice)
+class GpuDeviceAdmin(ServiceAdmin):
+    list_display = (
+        "__str__",
+        "compute",
+        "index",
+        "mig_instance",
+        "uuid",
+        "model_name",
+        "last_seen_at",
+        "tenant",
+    )
+    list_filter = ("model_name", TENANT_FILTER)
+    list_select_related = ("tenant", "compute")
+    search_fields = ("uuid", "model_name", "compute__hostname", "tenant__name")
+    autocomplete_fields = ("compute",)
+    ordering = ("tenant__name", "compute__hostname", "index", "mig_instance")
+    fields = ("compute", "index", "uuid", ("mig_instance", "mig_profile"), "model_name")
+    readonly_fields = ("first_seen_at", "last_seen_at")
 
 
 # --- AI systems, their deployments and dataset usage -------------------------------------------

@@ -18,6 +18,7 @@ from operations.inventory.models import (
     ComputeResource,
     Dataset,
     Deployment,
+    GpuDevice,
     Link,
     Site,
 )
@@ -85,6 +86,20 @@ class ComputeFilter(FilterSet):
 
     def filter_has_gpus(self, queryset, name, value):
         return queryset.filter(gpu_count__gt=0) if value else queryset.filter(gpu_count=0)
+
+
+class GpuDeviceFilter(FilterSet):
+    compute = django_filters.NumberFilter(field_name="compute_id")
+    compute_hostname = django_filters.CharFilter(field_name="compute__hostname")
+    model_name = django_filters.CharFilter(lookup_expr="iexact")
+    is_mig = django_filters.BooleanFilter(method="filter_is_mig", label="MIG instances only")
+
+    class Meta:
+        model = GpuDevice
+        fields = ["index", "uuid", "mig_instance", "mig_profile"]
+
+    def filter_is_mig(self, queryset, name, value):
+        return queryset.exclude(mig_instance="") if value else queryset.filter(mig_instance="")
 
 
 class AISystemFilter(FilterSet):

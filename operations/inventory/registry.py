@@ -18,6 +18,7 @@ from operations.inventory.models import (
     ComputeResource,
     Dataset,
     Deployment,
+    GpuDevice,
     Link,
     Site,
 )
@@ -85,6 +86,13 @@ INVENTORY_WRITES: dict[type[models.Model], InventoryWrites] = {
         instance_kwarg="compute",
         natural_key=lambda compute: compute.hostname,
         check_update=services.compute_check_update,
+    ),
+    GpuDevice: InventoryWrites(
+        create_service=services.gpu_device_create,
+        update_service=services.gpu_device_update,
+        delete_service=services.gpu_device_delete,
+        instance_kwarg="gpu_device",
+        natural_key=lambda gpu: (gpu.compute_id, gpu.index, gpu.mig_instance),
     ),
     AISystem: InventoryWrites(
         create_service=services.ai_system_create,

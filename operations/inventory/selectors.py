@@ -7,6 +7,7 @@ import datetime as dt
 import decimal
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import connection
@@ -24,14 +25,17 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from operations.inventory.models import (
+    GPU_UUID,
     AISystem,
     AISystemDataset,
     CloudAccount,
+    ComputeKind,
     ComputeResource,
     ComputeStatus,
     Dataset,
     Deployment,
     Environment,
+    GpuDevice,
     Link,
     Redundancy,
     Site,
@@ -62,6 +66,101 @@ _COMPUTE_JOINED_UNUSED = [
     *_joined_columns_except("cluster", ComputeResource, {"tenant", "hostname", "kind"}),
     *_joined_columns_except("cloud_account", CloudAccount, {"tenant", "provider", "account_id"}),
 ]
+
+
+#: A GPU's place: (compute resource id, dcgm-exporter's gpu index, MIG GPU instance id or "").
+GpuKey = tuple[int, int, str]
+_GPU_BEARING = Q(gpu_count__gt=0) | Q(kind__in=[ComputeKind.GPU_NODE, ComputeKind.GPU_CLUSTER])
+
+
+@dataclass
+class GpuFleetIndex:
+    """The compute resources a scrape names and their GPUs, for mapping its series.
+
+    ``gpus`` maps a GPU's place to (GpuDevice id, UUID, last_seen_at).
+    """
+
+    by_host: dict[str, int] = field(default_factory=dict)
+    by_uuid: dict[str, int] = field(default_factory=dict)
+    gpus: dict[GpuKey, tuple[int, str, dt.datetime | None]] = field(default_factory=dict)
+
+    def add(self, rows, hostnames: set[str], uuids: set[str]) -> None:
+        for pk, hostname, gpu_uuids, gpu_id, index, mig, gpu_uuid, last_seen in rows:
+            if hostname in hostnames:
+                self.by_host[hostname] = pk
+            for listed in gpu_uuids or ():
+                if isinstance(listed, str) and listed in uuids:
+                    self.by_uuid.setdefault(listed, pk)
+            if gpu_id is not None:
+                self.gpus[(pk, index, mig)] = (gpu_id, gpu_uuid, last_seen)
+                if gpu_uuid in uuids:
+                    self.by_uuid.setdefault(gpu_uuid, pk)
+
+
+_FLEET_COLUMNS = (
+    "pk",
+    "hostname",
+    "gpu_uuids",
+    "gpus__id",
+    "gpus__index",
+    "gpus__mig_instance",
+    "gpus__uuid",
+    "gpus__last_seen_at",
+)
+
+
+def gpu_fleet_index(*, tenant, names: set[tuple[str, str]]) -> GpuFleetIndex:
+    """The tenant's compute resources named by the (hostname, GPU UUID) pairs of a scrape,
+    with all their GPUs, in one query: by hostname, else by the UUID of a known GPU.
+
+    A UUID known only from ``ComputeResource.gpu_uuids`` (a node entered with its UUIDs under
+    another name, whose GPUs were never seen) costs one more query, only while some series'
+    host is still unknown; once seen, its GPUs are GpuDevices and the first query finds them.
+    """
+    fleet = GpuFleetIndex()
+    hostnames = {hostname for hostname, _uuid in names if hostname}
+    uuids = {gpu_uuid for _host, gpu_uuid in names if gpu_uuid}
+    if not hostnames and not uuids:
+        return fleet
+    computes = ComputeResource.objects.filter(tenant=tenant).order_by()
+    known = GpuDevice.objects.filter(tenant=tenant, uuid__in=uuids).values("compute_id")
+    named = computes.filter(Q(hostname__in=hostnames) | Q(pk__in=known))
+    fleet.add(named.values_list(*_FLEET_COLUMNS), hostnames, uuids)
+    unknown = {
+        gpu_uuid
+        for hostname, gpu_uuid in names
+        if gpu_uuid and hostname not in fleet.by_host and gpu_uuid not in fleet.by_uuid
+    }
+    if unknown:
+        # Matched on the JSON list here (portable); only GPU-bearing rows not loaded yet.
+        loaded = set(fleet.by_host.values()) | set(fleet.by_uuid.values())
+        others = computes.filter(_GPU_BEARING).exclude(pk__in=loaded)
+        rows = [row for row in others.values_list(*_FLEET_COLUMNS) if set(row[2] or ()) & unknown]
+        fleet.add(rows, set(), unknown)
+    return fleet
+
+
+def gpu_key_problem(key: GpuKey, labels: dict) -> str | None:
+    """What keeps a scrape's GPU labels from naming a GpuDevice (None when they can)."""
+    _compute, index, mig = key
+    if not 0 <= index <= 32767:
+        return "The gpu label must be a GPU index (a whole number from 0 to 32767)."
+    gpu_uuid = labels.get("UUID", "")
+    if gpu_uuid and not GPU_UUID.match(gpu_uuid):
+        return "The UUID label is not a GPU UUID (GPU-<uuid> or MIG-<uuid>)."
+    for label, model_field in (
+        ("GPU_I_ID", "mig_instance"),
+        ("GPU_I_PROFILE", "mig_profile"),
+        ("modelName", "model_name"),
+    ):
+        limit = GpuDevice._meta.get_field(model_field).max_length
+        if len(labels.get(label, "")) > limit:
+            return f"The {label} label is longer than {limit} characters."
+    return None
+
+
+def gpus_with_compute(queryset: QuerySet[GpuDevice]) -> QuerySet[GpuDevice]:
+    return queryset.select_related("compute")
 
 
 def compute_with_references(queryset: QuerySet[ComputeResource]) -> QuerySet[ComputeResource]:

@@ -19,10 +19,13 @@ bulk import and the admin all apply them. Rules about *changes* live here:
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections.abc import Callable, Iterable
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from operations.inventory.models import (
@@ -34,6 +37,7 @@ from operations.inventory.models import (
     ComputeResource,
     Dataset,
     Deployment,
+    GpuDevice,
     Link,
     RiskTier,
     Site,
@@ -123,6 +127,86 @@ def compute_update(*, tenant, compute: ComputeResource, **fields) -> ComputeReso
 
 def compute_delete(*, tenant, compute: ComputeResource) -> None:
     owned_object_delete(tenant=tenant, instance=compute)
+
+
+# --- GPUs ----------------------------------------------------------------------------------------
+
+
+def gpu_device_create(*, tenant, **fields) -> GpuDevice:
+    """Record one GPU (or MIG instance) of a compute resource; telemetry learns them too."""
+    return owned_object_create(tenant=tenant, model=GpuDevice, data=fields)
+
+
+def gpu_device_update(*, tenant, gpu_device: GpuDevice, **fields) -> GpuDevice:
+    return owned_object_update(tenant=tenant, instance=gpu_device, data=fields)
+
+
+def gpu_device_delete(*, tenant, gpu_device: GpuDevice) -> None:
+    """Forget a GPU; its telemetry series stay until retention removes them."""
+    owned_object_delete(tenant=tenant, instance=gpu_device)
+
+
+def gpu_devices_learn(
+    *, tenant, labels_by_key: dict[tuple[int, int, str], dict[str, str]], now
+) -> dict[tuple[int, int, str], int]:
+    """Record the GPUs a scrape reports for the first time (each audited, by the ingest
+    token's actor) from their dcgm-exporter labels; answer their ids by (compute, index, MIG
+    instance). A GPU another request has just recorded is taken as it is."""
+    ids = {}
+    for (compute_id, index, mig), labels in sorted(labels_by_key.items()):
+        fields = {
+            "compute_id": compute_id,
+            "index": index,
+            "mig_instance": mig,
+            "uuid": labels.get("UUID", ""),
+            "mig_profile": labels.get("GPU_I_PROFILE", ""),
+            "model_name": labels.get("modelName", ""),
+            "first_seen_at": now,
+            "last_seen_at": now,
+        }
+        try:
+            with transaction.atomic():
+                gpu = gpu_device_create(tenant=tenant, **fields)
+        except (IntegrityError, ValidationError):
+            # A concurrent scrape learned it first: the same position, the row it made.
+            gpu = GpuDevice.objects.filter(
+                tenant=tenant, compute_id=compute_id, index=index, mig_instance=mig
+            ).first()
+            if gpu is None:
+                raise
+        ids[(compute_id, index, mig)] = gpu.pk
+    return ids
+
+
+def gpu_devices_relabel(*, tenant, fleet, labels_by_key: dict) -> None:
+    """A scrape reports another UUID at a known GPU's position (the GPU was swapped): record
+    the new UUID and model (audited)."""
+    for key, labels in sorted(labels_by_key.items()):
+        gpu = GpuDevice.objects.get(tenant=tenant, pk=fleet.gpus[key][0])
+        changes = {"uuid": labels["UUID"]}
+        if labels.get("modelName"):
+            changes["model_name"] = labels["modelName"]
+        gpu_device_update(tenant=tenant, gpu_device=gpu, **changes)
+
+
+#: ``last_seen_at`` moves at most this often: not a write per scrape per GPU.
+GPU_SEEN_RESOLUTION = dt.timedelta(hours=1)
+
+
+def gpu_devices_touch(*, tenant, fleet, keys, now) -> int:
+    """Mark the GPUs at ``keys`` seen at ``now`` when their ``last_seen_at`` is over an hour
+    old (one UPDATE, usually none); return how many moved. Bookkeeping, not audited."""
+    stale_before = now - GPU_SEEN_RESOLUTION
+    stale = [
+        fleet.gpus[key][0]
+        for key in keys
+        if fleet.gpus[key][2] is None or fleet.gpus[key][2] < stale_before
+    ]
+    if not stale:
+        return 0
+    return GpuDevice.objects.filter(tenant=tenant, pk__in=stale).update(
+        last_seen_at=now, first_seen_at=Coalesce("first_seen_at", Value(now))
+    )
 
 
 # --- AI systems ---------------------------------------------------------------------------------

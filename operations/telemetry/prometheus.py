@@ -23,10 +23,15 @@ import math
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db import transaction
 from django.utils import timezone
 
-from operations.inventory.models import ComputeResource
+from operations.inventory.selectors import GpuKey, gpu_fleet_index, gpu_key_problem
+from operations.inventory.services import (
+    gpu_devices_learn,
+    gpu_devices_relabel,
+    gpu_devices_touch,
+)
 from operations.telemetry.exposition import ExpositionError, iter_samples
 from operations.telemetry.metrics import DCGM_FIELDS, ResourceKind
 from operations.telemetry.services import (
@@ -50,6 +55,8 @@ class PrometheusResult:
     ingest: IngestResult
     series: int
     hosts: int
+    gpus: int = 0
+    learned_gpus: int = 0
     ignored_families: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -57,8 +64,19 @@ class PrometheusResult:
             **self.ingest.as_dict(),
             "series": self.series,
             "hosts": self.hosts,
+            "gpus": self.gpus,
+            "learned_gpus": self.learned_gpus,
             "ignored_families": self.ignored_families,
         }
+
+
+def _gpu_key(compute_id: int, labels: dict) -> tuple[GpuKey, str | None]:
+    """(compute, gpu index, MIG instance) of a series with a ``gpu`` label, and what is wrong
+    with its GPU labels, if anything."""
+    raw = labels["gpu"]
+    index = int(raw) if raw.isdigit() and len(raw) <= 5 else -1
+    key = (compute_id, index, labels.get("GPU_I_ID", ""))
+    return key, gpu_key_problem(key, labels)
 
 
 def _series_key(name: str, labels: dict) -> str:
@@ -83,26 +101,6 @@ class _Errors:
         if self.count > len(self.fields):
             fields["body"] = [f"{self.count} errors; the first {len(self.fields)} are listed."]
         raise ValidationError(fields)
-
-
-def _compute_index(tenant, hostnames: set[str], uuids: set[str]):
-    """hostname → id and GPU UUID → id for the tenant's compute, in one query."""
-    by_host: dict[str, int] = {}
-    by_uuid: dict[str, int] = {}
-    if not hostnames and not uuids:
-        return by_host, by_uuid
-    wanted = Q(hostname__in=hostnames)
-    if uuids:
-        # GPU UUIDs are a JSON list: fetch the GPU-bearing rows and match them here (portable).
-        wanted |= Q(gpu_count__gt=0) | Q(kind__in=["gpu_node", "gpu_cluster"])
-    rows = ComputeResource.objects.filter(tenant=tenant).filter(wanted)
-    for pk, hostname, gpu_uuids in rows.values_list("pk", "hostname", "gpu_uuids"):
-        if hostname in hostnames:
-            by_host[hostname] = pk
-        for gpu_uuid in gpu_uuids or ():
-            if isinstance(gpu_uuid, str) and gpu_uuid in uuids:
-                by_uuid[gpu_uuid] = pk
-    return by_host, by_uuid
 
 
 #: One parsed series value: (family name, labels, value, timestamp in seconds or None).
@@ -155,65 +153,124 @@ def telemetry_ingest_series(
     now: dt.datetime | None = None,
 ) -> PrometheusResult:
     """Map parsed dcgm-exporter series (from a text scrape or a remote write) to the tenant's
-    compute resources and store them idempotently, all or nothing."""
-    window = TimeWindow.for_tenant(tenant, now or timezone.now())
+    compute resources and their GPUs, and store them idempotently, all or nothing.
 
-    hostnames = {labels["Hostname"] for _n, labels, _v, _t in series if labels.get("Hostname")}
-    uuids = {labels["UUID"] for _n, labels, _v, _t in series if labels.get("UUID")}
-    by_host, by_uuid = _compute_index(tenant, hostnames, uuids)
+    Each series with a ``gpu`` label is stored as its GPU's own series (kind GPU, scaled and
+    range-checked); every series also counts towards its node's aggregate (kind COMPUTE). A GPU
+    not yet in the inventory is learned (audited) in the same transaction as the samples.
+    """
+    now = now or timezone.now()
+    window = TimeWindow.for_tenant(tenant, now)
+
+    names = {(labels.get("Hostname", ""), labels.get("UUID", "")) for _n, labels, _v, _t in series}
+    fleet = gpu_fleet_index(tenant=tenant, names=names)
 
     errors = _Errors()
     groups: dict[tuple[int, str, dt.datetime], list[float]] = {}
+    gpu_groups: dict[tuple[GpuKey, str, dt.datetime], list[float]] = {}
+    to_learn: dict[GpuKey, dict[str, str]] = {}
+    relabelled: dict[GpuKey, dict[str, str]] = {}
     host_label: dict[int, str] = {}
+    times: dict = {}  # raw timestamp → (ts, problem): each distinct time checked once
     for name, labels, value, timestamp in series:
-        key = _series_key(name, labels)
         hostname, gpu_uuid = labels.get("Hostname", ""), labels.get("UUID", "")
-        compute_id = by_host.get(hostname) or by_uuid.get(gpu_uuid)
+        compute_id = fleet.by_host.get(hostname) or fleet.by_uuid.get(gpu_uuid)
         if compute_id is None:
             errors.add(
-                key,
+                _series_key(name, labels),
                 f"Unknown compute resource: no hostname '{hostname}' and no GPU UUID "
                 f"'{gpu_uuid}' in this tenant's inventory.",
             )
             continue
         if not math.isfinite(value):
-            errors.add(key, "Expected a finite number (not NaN or infinity).")
+            errors.add(_series_key(name, labels), "Expected a finite number (not NaN or infinity).")
             continue
-        if timestamp is None:
-            ts = default_ts
-        else:
-            try:
-                ts = dt.datetime.fromtimestamp(float(timestamp), tz=dt.UTC)
-            except (OverflowError, OSError, ValueError):
-                errors.add(key, "Timestamp out of range.")
-                continue
-        problem = window.problem(ts)
+        moment = times.get(timestamp)
+        if moment is None:
+            moment = times[timestamp] = _checked_time(timestamp, default_ts, window)
+        ts, problem = moment
         if problem:
-            errors.add(key, problem)
+            errors.add(_series_key(name, labels), problem)
             continue
-        groups.setdefault((compute_id, name, ts), []).append(value * DCGM_FIELDS[name].scale)
+        scaled = value * DCGM_FIELDS[name].scale
+        gpu_label = labels.get("gpu")
+        if gpu_label:
+            key, problem = _gpu_key(compute_id, labels)
+            if problem:
+                errors.add(_series_key(name, labels), problem)
+                continue
+            known = fleet.gpus.get(key)
+            if known is None:
+                to_learn.setdefault(key, labels)
+            elif gpu_uuid and known[1] != gpu_uuid:
+                relabelled.setdefault(key, labels)  # a GPU swapped at this position
+            gpu_groups.setdefault((key, name, ts), []).append(scaled)
+        groups.setdefault((compute_id, name, ts), []).append(scaled)
         host_label.setdefault(compute_id, hostname or gpu_uuid)
 
+    tenant_id = tenant.id
     rows = []
     for (compute_id, name, ts), values in groups.items():
-        dcgm = DCGM_FIELDS[name]
-        value = float(_AGGREGATES[dcgm.aggregate](values))
-        metric = dcgm.metric
-        if not metric.minimum <= value <= metric.maximum:
-            errors.add(
-                f'{name}{{Hostname="{host_label[compute_id]}"}} @ {ts.isoformat()}',
-                f"Out of range for {metric.name}: {metric.minimum:g} to {metric.maximum:g} "
-                f"(got {value:g} from {len(values)} series).",
-            )
-            continue
-        rows.append((tenant.id, ResourceKind.COMPUTE.value, compute_id, metric.code, ts, value))
+        value = _checked_aggregate(
+            name, values, ts, f'{name}{{Hostname="{host_label[compute_id]}"}}', errors
+        )
+        if value is not None:
+            code = DCGM_FIELDS[name].metric.code
+            rows.append((tenant_id, ResourceKind.COMPUTE.value, compute_id, code, ts, value))
+    gpu_values = []
+    for (key, name, ts), values in gpu_groups.items():
+        shown = f'{name}{{Hostname="{host_label[key[0]]}",gpu="{key[1]}"'
+        shown += f',GPU_I_ID="{key[2]}"}}' if key[2] else "}"
+        value = _checked_aggregate(name, values, ts, shown, errors)
+        if value is not None:
+            gpu_values.append((key, DCGM_FIELDS[name].metric.code, ts, value))
     errors.raise_if_any()
 
     hours = {ts.replace(minute=0, second=0, microsecond=0) for _c, _n, ts in groups}
-    inserted = telemetry_store_rows(tenant=tenant, rows=rows, hours=hours) if rows else 0
+    with transaction.atomic(savepoint=False):
+        gpu_ids = {key: known[0] for key, known in fleet.gpus.items()}
+        gpu_ids.update(gpu_devices_learn(tenant=tenant, labels_by_key=to_learn, now=now))
+        gpu_devices_relabel(tenant=tenant, fleet=fleet, labels_by_key=relabelled)
+        seen = {key for key, _code, _ts, _v in gpu_values}
+        gpu_devices_touch(tenant=tenant, fleet=fleet, keys=seen - to_learn.keys(), now=now)
+        gpu = ResourceKind.GPU.value
+        rows.extend(
+            (tenant_id, gpu, gpu_ids[key], code, ts, value) for key, code, ts, value in gpu_values
+        )
+        inserted = telemetry_store_rows(tenant=tenant, rows=rows, hours=hours) if rows else 0
     return PrometheusResult(
         ingest=IngestResult(received=len(rows), inserted=inserted),
         series=len(series),
         hosts=len({compute_id for compute_id, _n, _t in groups}),
+        gpus=len({key for key, _n, _t in gpu_groups}),
+        learned_gpus=len(to_learn),
         ignored_families=sorted(ignored),
     )
+
+
+def _checked_time(timestamp, default_ts: dt.datetime, window: TimeWindow):
+    """(ts, problem or None) of a series' timestamp (seconds, or None for ``default_ts``)."""
+    if timestamp is None:
+        ts = default_ts
+    else:
+        try:
+            ts = dt.datetime.fromtimestamp(float(timestamp), tz=dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            return None, "Timestamp out of range."
+    return ts, window.problem(ts)
+
+
+def _checked_aggregate(name: str, values: list[float], ts, shown: str, errors: _Errors):
+    """The field's aggregate of ``values`` when it is in the metric's range, else None (and an
+    error naming ``shown``)."""
+    dcgm = DCGM_FIELDS[name]
+    value = float(_AGGREGATES[dcgm.aggregate](values))
+    metric = dcgm.metric
+    if metric.minimum <= value <= metric.maximum:
+        return value
+    errors.add(
+        f"{shown} @ {ts.isoformat()}",
+        f"Out of range for {metric.name}: {metric.minimum:g} to {metric.maximum:g} "
+        f"(got {value:g} from {len(values)} series).",
+    )
+    return None

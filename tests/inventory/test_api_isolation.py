@@ -12,12 +12,14 @@ from operations.inventory.models import (
     ComputeResource,
     Dataset,
     Deployment,
+    GpuDevice,
     Link,
     Site,
     Stage,
 )
 from tenants.models import AuditEvent
 from tenants.scoping import tenant_scope
+from tests.factories import make_gpu_device
 from tests.inventory import estate
 from tests.isolation import TenantIsolationTests, TenantSingletonIsolationTests
 
@@ -78,6 +80,19 @@ class TestComputeIsolation(TenantIsolationTests):
             "gpu_count": 1,
             "gpu_uuids": [estate.gpu_uuid()],
         }
+
+
+class TestGpusIsolation(TenantIsolationTests):
+    resource = "gpus"
+    model = GpuDevice
+    update_payload = {"mig_profile": "1g.10gb"}
+
+    def make_object(self, tenant):
+        return make_gpu_device(tenant)
+
+    def create_payload(self, tenant):
+        node = estate.make_gpu_node(tenant)
+        return {"compute": node.pk, "index": 3, "uuid": estate.gpu_uuid(), "model_name": "L40S"}
 
 
 class TestAISystemsIsolation(TenantIsolationTests):

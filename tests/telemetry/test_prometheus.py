@@ -60,8 +60,12 @@ def push(actor, tenant, text: str | bytes, *, query: str = "", **headers):
     )
 
 
-def values_of(tenant, resource_id) -> dict[int, float]:
-    return {row[2]: row[4] for row in stored(tenant) if row[1] == resource_id}
+def values_of(tenant, resource_id, kind=ResourceKind.COMPUTE) -> dict[int, float]:
+    return {row[2]: row[4] for row in stored(tenant) if row[:2] == (kind, resource_id)}
+
+
+def node_rows(tenant) -> list[tuple]:
+    return [row for row in stored(tenant) if row[0] == ResourceKind.COMPUTE]
 
 
 def test_a_scrape_becomes_one_sample_per_host_metric_and_time(admin_a, tenant_a, hosts):
@@ -69,12 +73,15 @@ def test_a_scrape_becomes_one_sample_per_host_metric_and_time(admin_a, tenant_a,
     before = timezone.now().replace(microsecond=0)
     response = push(admin_a, tenant_a, SCRAPE)
     assert response.status_code == 200, response.content
+    # 16 node aggregates and 48 per-GPU values (6 GPUs, learned on first sight).
     assert response.json() == {
-        "received": 16,
-        "inserted": 16,
+        "received": 64,
+        "inserted": 64,
         "duplicates": 0,
         "series": 48,
         "hosts": 2,
+        "gpus": 6,
+        "learned_gpus": 6,
         "ignored_families": IGNORED,
     }
     assert values_of(tenant_a, sat.pk) == pytest.approx(
@@ -103,7 +110,7 @@ def test_a_scrape_becomes_one_sample_per_host_metric_and_time(admin_a, tenant_a,
         }
     )
     rows = stored(tenant_a)
-    assert {row[0] for row in rows} == {ResourceKind.COMPUTE.value}
+    assert {row[0] for row in rows} == {ResourceKind.COMPUTE.value, ResourceKind.GPU.value}
     # Without timestamps in the text, every sample takes the receive time.
     (received_at,) = {row[3] for row in rows}
     assert before <= received_at <= timezone.now()
@@ -113,10 +120,10 @@ def test_a_scrape_becomes_one_sample_per_host_metric_and_time(admin_a, tenant_a,
 def test_the_ts_parameter_dates_the_scrape_and_a_resend_is_idempotent(admin_a, tenant_a, hosts):
     moment = minutes_ago(10)
     query = f"?ts={iso(moment)}"
-    assert push(admin_a, tenant_a, SCRAPE, query=query).json()["inserted"] == 16
+    assert push(admin_a, tenant_a, SCRAPE, query=query).json()["inserted"] == 64
     again = push(admin_a, tenant_a, SCRAPE, query=f"?ts={moment.timestamp():.0f}")
     assert again.status_code == 200
-    assert (again.json()["inserted"], again.json()["duplicates"]) == (0, 16)
+    assert (again.json()["inserted"], again.json()["duplicates"]) == (0, 64)
     assert {row[3] for row in stored(tenant_a)} == {moment}
 
 
@@ -137,7 +144,7 @@ def test_timestamps_in_the_text_win_and_group_the_gpus(admin_a, tenant_a, hosts)
     )
     response = push(admin_a, tenant_a, text, query=f"?ts={iso(minutes_ago(30))}")
     assert response.status_code == 200, response.content
-    assert [(row[3], row[4]) for row in stored(tenant_a)] == [(first, 70.0), (second, 10.0)]
+    assert [(row[3], row[4]) for row in node_rows(tenant_a)] == [(first, 70.0), (second, 10.0)]
 
 
 def test_a_series_without_hostname_is_found_by_uuid(admin_a, tenant_a, hosts):
@@ -194,8 +201,15 @@ def test_an_aggregate_out_of_range_refuses_the_scrape(admin_a, tenant_a, hosts):
     text = 'DCGM_FI_DEV_GPU_TEMP{gpu="0",Hostname="acme-gpu-sat-01"} 500\n'
     response = push(admin_a, tenant_a, text)
     assert response.status_code == 400
-    (messages,) = response.json()["error"]["fields"].values()
-    assert messages[0].startswith("Out of range for gpu_temperature_celsius: -50 to 150")
+    fields = response.json()["error"]["fields"]
+    # The GPU's own value and the node's aggregate are both out of range.
+    assert sorted(key.split(" @ ")[0] for key in fields) == [
+        'DCGM_FI_DEV_GPU_TEMP{Hostname="acme-gpu-sat-01",gpu="0"}',
+        'DCGM_FI_DEV_GPU_TEMP{Hostname="acme-gpu-sat-01"}',
+    ]
+    for (message,) in fields.values():
+        assert message.startswith("Out of range for gpu_temperature_celsius: -50 to 150")
+    assert stored(tenant_a) == []
 
 
 def test_old_and_future_timestamps_are_refused(admin_a, tenant_a, hosts):
@@ -242,6 +256,8 @@ def test_a_scrape_of_only_other_families_stores_nothing(admin_a, tenant_a, hosts
         "duplicates": 0,
         "series": 0,
         "hosts": 0,
+        "gpus": 0,
+        "learned_gpus": 0,
         "ignored_families": ["DCGM_FI_DEV_SM_CLOCK"],
     }
 
@@ -249,7 +265,7 @@ def test_a_scrape_of_only_other_families_stores_nothing(admin_a, tenant_a, hosts
 def test_gzip_scrapes_are_accepted(admin_a, tenant_a, hosts):
     response = push(admin_a, tenant_a, gzip.compress(SCRAPE.encode()), HTTP_CONTENT_ENCODING="gzip")
     assert response.status_code == 200
-    assert response.json()["inserted"] == 16
+    assert response.json()["inserted"] == 64
 
 
 def test_json_is_not_prometheus_text(admin_a, tenant_a, hosts):

@@ -18,6 +18,7 @@ from operations.inventory.models import (
     ComputeStatus,
     Dataset,
     Deployment,
+    GpuDevice,
     Link,
     Site,
     Stage,
@@ -145,6 +146,28 @@ class ComputeSerializer(TenantOwnedSerializer):
                     {"site_code": ["Names another site than 'site'; give one of them."]}
                 )
         return super().validate(attrs)
+
+
+class GpuDeviceSerializer(TenantOwnedSerializer):
+    compute_hostname = _name_of("compute.hostname")
+
+    class Meta:
+        model = GpuDevice
+        fields = [
+            "id",
+            "compute",
+            "compute_hostname",
+            "index",
+            "uuid",
+            "mig_instance",
+            "mig_profile",
+            "model_name",
+            "first_seen_at",
+            "last_seen_at",
+            *TIMESTAMPS,
+        ]
+        # Seen times are telemetry's: set when a scrape reports the GPU.
+        read_only_fields = ["first_seen_at", "last_seen_at", *TIMESTAMPS]
 
 
 class DatasetUsageSummarySerializer(serializers.ModelSerializer):

@@ -6,6 +6,7 @@ from tenants.api.urls import TENANT, tenant_router
 router = tenant_router()
 router.register(f"{TENANT}/sites", views.SiteViewSet, basename="inventory-site")
 router.register(f"{TENANT}/compute", views.ComputeViewSet, basename="inventory-compute")
+router.register(f"{TENANT}/gpus", views.GpuDeviceViewSet, basename="inventory-gpu")
 router.register(
     f"{TENANT}/cloud-accounts", views.CloudAccountViewSet, basename="inventory-cloud-account"
 )

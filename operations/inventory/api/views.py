@@ -22,6 +22,7 @@ from operations.inventory.filters import (
     ComputeFilter,
     DatasetFilter,
     DeploymentFilter,
+    GpuDeviceFilter,
     LinkFilter,
     SiteFilter,
 )
@@ -32,6 +33,7 @@ from operations.inventory.models import (
     ComputeResource,
     Dataset,
     Deployment,
+    GpuDevice,
     Link,
     Site,
 )
@@ -112,6 +114,25 @@ class ComputeViewSet(InventoryViewSet):
 
     def filter_scoped_queryset(self, queryset):
         return selectors.compute_with_references(queryset)
+
+
+class GpuDeviceViewSet(InventoryViewSet):
+    """The GPUs (and MIG instances) of compute resources, one per telemetry series of a GPU.
+
+    Telemetry learns a GPU the first time a scrape reports it (audited) and keeps
+    ``last_seen_at`` current to the hour; staff may also enter or correct them here.
+    ``?compute=<id>`` or ``?compute_hostname=`` lists one node's GPUs.
+    """
+
+    model = GpuDevice
+    serializer_class = s.GpuDeviceSerializer
+    filterset_class = GpuDeviceFilter
+    search_fields = ["uuid", "model_name", "compute__hostname"]
+    ordering_fields = ["index", "mig_instance", "compute__hostname", "last_seen_at", "created_at"]
+    ordering = ["compute__hostname", "index", "mig_instance"]
+
+    def filter_scoped_queryset(self, queryset):
+        return selectors.gpus_with_compute(queryset)
 
 
 class AISystemViewSet(InventoryViewSet):
