@@ -162,66 +162,76 @@ def telemetry_ingest_series(
     now = now or timezone.now()
     window = TimeWindow.for_tenant(tenant, now)
 
-    names = {(labels.get("Hostname", ""), labels.get("UUID", "")) for _n, labels, _v, _t in series}
+    # Label sets repeat (dcgm-exporter gives a GPU the same labels in every family, and the
+    # text parser hands out one dict per distinct label text): each is resolved once, by
+    # identity, and the per-series loop does only what differs per series.
+    distinct = {id(labels): labels for _n, labels, _v, _t in series}
+    names = {(labels.get("Hostname", ""), labels.get("UUID", "")) for labels in distinct.values()}
     fleet = gpu_fleet_index(tenant=tenant, names=names)
+    to_learn: dict[GpuKey, dict[str, str]] = {}
+    relabelled: dict[GpuKey, dict[str, str]] = {}
+    targets = {
+        label_id: _target(labels, fleet, to_learn, relabelled)
+        for label_id, labels in distinct.items()
+    }
 
     errors = _Errors()
     groups: dict[tuple[int, str, dt.datetime], list[float]] = {}
     gpu_groups: dict[tuple[GpuKey, str, dt.datetime], list[float]] = {}
-    to_learn: dict[GpuKey, dict[str, str]] = {}
-    relabelled: dict[GpuKey, dict[str, str]] = {}
     host_label: dict[int, str] = {}
     times: dict = {}  # raw timestamp → (ts, problem): each distinct time checked once
+    scales = {name: dcgm.scale for name, dcgm in DCGM_FIELDS.items()}
+    isfinite = math.isfinite
     for name, labels, value, timestamp in series:
-        hostname, gpu_uuid = labels.get("Hostname", ""), labels.get("UUID", "")
-        compute_id = fleet.by_host.get(hostname) or fleet.by_uuid.get(gpu_uuid)
+        compute_id, key, shown, problem = targets[id(labels)]
         if compute_id is None:
-            errors.add(
-                _series_key(name, labels),
-                f"Unknown compute resource: no hostname '{hostname}' and no GPU UUID "
-                f"'{gpu_uuid}' in this tenant's inventory.",
-            )
+            errors.add(_series_key(name, labels), problem)
             continue
-        if not math.isfinite(value):
+        if not isfinite(value):
             errors.add(_series_key(name, labels), "Expected a finite number (not NaN or infinity).")
             continue
         moment = times.get(timestamp)
         if moment is None:
             moment = times[timestamp] = _checked_time(timestamp, default_ts, window)
-        ts, problem = moment
+        ts, time_problem = moment
+        if time_problem:
+            errors.add(_series_key(name, labels), time_problem)
+            continue
         if problem:
             errors.add(_series_key(name, labels), problem)
             continue
-        scaled = value * DCGM_FIELDS[name].scale
-        gpu_label = labels.get("gpu")
-        if gpu_label:
-            key, problem = _gpu_key(compute_id, labels)
-            if problem:
-                errors.add(_series_key(name, labels), problem)
-                continue
-            known = fleet.gpus.get(key)
-            if known is None:
-                to_learn.setdefault(key, labels)
-            elif gpu_uuid and known[1] != gpu_uuid:
-                relabelled.setdefault(key, labels)  # a GPU swapped at this position
-            gpu_groups.setdefault((key, name, ts), []).append(scaled)
-        groups.setdefault((compute_id, name, ts), []).append(scaled)
-        host_label.setdefault(compute_id, hostname or gpu_uuid)
+        scaled = value * scales[name]
+        if key is not None:
+            group = gpu_groups.get((key, name, ts))
+            if group is None:
+                gpu_groups[(key, name, ts)] = [scaled]
+            else:
+                group.append(scaled)
+        group = groups.get((compute_id, name, ts))
+        if group is None:
+            groups[(compute_id, name, ts)] = [scaled]
+            host_label.setdefault(compute_id, shown)
+        else:
+            group.append(scaled)
 
     tenant_id = tenant.id
     rows = []
     for (compute_id, name, ts), values in groups.items():
         value = _checked_aggregate(
-            name, values, ts, f'{name}{{Hostname="{host_label[compute_id]}"}}', errors
+            name,
+            values,
+            ts,
+            lambda c=compute_id, n=name: f'{n}{{Hostname="{host_label[c]}"}}',
+            errors,
         )
         if value is not None:
             code = DCGM_FIELDS[name].metric.code
             rows.append((tenant_id, ResourceKind.COMPUTE.value, compute_id, code, ts, value))
     gpu_values = []
     for (key, name, ts), values in gpu_groups.items():
-        shown = f'{name}{{Hostname="{host_label[key[0]]}",gpu="{key[1]}"'
-        shown += f',GPU_I_ID="{key[2]}"}}' if key[2] else "}"
-        value = _checked_aggregate(name, values, ts, shown, errors)
+        value = _checked_aggregate(
+            name, values, ts, lambda k=key, n=name: _gpu_shown(n, k, host_label), errors
+        )
         if value is not None:
             gpu_values.append((key, DCGM_FIELDS[name].metric.code, ts, value))
     errors.raise_if_any()
@@ -248,6 +258,41 @@ def telemetry_ingest_series(
     )
 
 
+def _target(labels: dict, fleet, to_learn: dict, relabelled: dict):
+    """(compute id, GPU key or None, the host as shown in messages, problem or None) of a
+    label set; compute id None when no compute resource matches (the problem says why).
+
+    A GPU not in ``fleet`` is noted in ``to_learn``, one reporting another UUID at a known
+    position in ``relabelled`` (the first label set of each wins)."""
+    hostname, gpu_uuid = labels.get("Hostname", ""), labels.get("UUID", "")
+    compute_id = fleet.by_host.get(hostname) or fleet.by_uuid.get(gpu_uuid)
+    if compute_id is None:
+        return (
+            None,
+            None,
+            "",
+            f"Unknown compute resource: no hostname '{hostname}' and no GPU UUID "
+            f"'{gpu_uuid}' in this tenant's inventory.",
+        )
+    shown = hostname or gpu_uuid
+    if not labels.get("gpu"):
+        return compute_id, None, shown, None
+    key, problem = _gpu_key(compute_id, labels)
+    if problem:
+        return compute_id, None, shown, problem
+    known = fleet.gpus.get(key)
+    if known is None:
+        to_learn.setdefault(key, labels)
+    elif gpu_uuid and known[1] != gpu_uuid:
+        relabelled.setdefault(key, labels)  # a GPU swapped at this position
+    return compute_id, key, shown, None
+
+
+def _gpu_shown(name: str, key: GpuKey, host_label: dict) -> str:
+    shown = f'{name}{{Hostname="{host_label[key[0]]}",gpu="{key[1]}"'
+    return shown + (f',GPU_I_ID="{key[2]}"}}' if key[2] else "}")
+
+
 def _checked_time(timestamp, default_ts: dt.datetime, window: TimeWindow):
     """(ts, problem or None) of a series' timestamp (seconds, or None for ``default_ts``)."""
     if timestamp is None:
@@ -260,16 +305,17 @@ def _checked_time(timestamp, default_ts: dt.datetime, window: TimeWindow):
     return ts, window.problem(ts)
 
 
-def _checked_aggregate(name: str, values: list[float], ts, shown: str, errors: _Errors):
+def _checked_aggregate(name: str, values: list[float], ts, shown, errors: _Errors):
     """The field's aggregate of ``values`` when it is in the metric's range, else None (and an
-    error naming ``shown``)."""
+    error naming ``shown()``: built only then)."""
     dcgm = DCGM_FIELDS[name]
-    value = float(_AGGREGATES[dcgm.aggregate](values))
+    # One value (a GPU's own series) is its own mean, sum and max.
+    value = float(values[0] if len(values) == 1 else _AGGREGATES[dcgm.aggregate](values))
     metric = dcgm.metric
     if metric.minimum <= value <= metric.maximum:
         return value
     errors.add(
-        f"{shown} @ {ts.isoformat()}",
+        f"{shown()} @ {ts.isoformat()}",
         f"Out of range for {metric.name}: {metric.minimum:g} to {metric.maximum:g} "
         f"(got {value:g} from {len(values)} series).",
     )
