@@ -38,8 +38,9 @@ from operations.telemetry.services import (
     MAX_REPORTED_ERRORS,
     IngestResult,
     TimeWindow,
-    telemetry_store_rows,
+    telemetry_store_blocks,
 )
+from operations.telemetry.storage import Blocks
 
 #: Series of accepted families per request (a few hundred GPUs' worth of scrapes).
 MAX_SERIES = 10_000
@@ -214,8 +215,14 @@ def telemetry_ingest_series(
         else:
             group.append(scaled)
 
+    # Straight into storage blocks (series and UTC hour → {ts: value}), no row tuples.
     tenant_id = tenant.id
-    rows = []
+    compute_kind, gpu_kind = ResourceKind.COMPUTE.value, ResourceKind.GPU.value
+    metrics = {name: dcgm.metric for name, dcgm in DCGM_FIELDS.items()}
+    hour_of: dict[dt.datetime, dt.datetime] = {}
+    for ts in {ts for _c, _n, ts in groups}:
+        hour_of[ts] = ts.replace(minute=0, second=0, microsecond=0)
+    blocks: Blocks = {}
     for (compute_id, name, ts), values in groups.items():
         value = _checked_aggregate(
             name,
@@ -225,31 +232,41 @@ def telemetry_ingest_series(
             errors,
         )
         if value is not None:
-            code = DCGM_FIELDS[name].metric.code
-            rows.append((tenant_id, ResourceKind.COMPUTE.value, compute_id, code, ts, value))
+            _file(
+                blocks,
+                (tenant_id, compute_kind, compute_id, metrics[name].code, hour_of[ts]),
+                ts,
+                value,
+            )
     gpu_values = []
     for (key, name, ts), values in gpu_groups.items():
+        metric = metrics[name]
+        if len(values) == 1 and metric.minimum <= values[0] <= metric.maximum:
+            gpu_values.append((key, metric.code, ts, values[0]))  # a GPU's own series: as is
+            continue
         value = _checked_aggregate(
             name, values, ts, lambda k=key, n=name: _gpu_shown(n, k, host_label), errors
         )
         if value is not None:
-            gpu_values.append((key, DCGM_FIELDS[name].metric.code, ts, value))
+            gpu_values.append((key, metric.code, ts, value))
     errors.raise_if_any()
 
-    hours = {ts.replace(minute=0, second=0, microsecond=0) for _c, _n, ts in groups}
     with transaction.atomic(savepoint=False):
         gpu_ids = {key: known[0] for key, known in fleet.gpus.items()}
         gpu_ids.update(gpu_devices_learn(tenant=tenant, labels_by_key=to_learn, now=now))
         gpu_devices_relabel(tenant=tenant, fleet=fleet, labels_by_key=relabelled)
         seen = {key for key, _code, _ts, _v in gpu_values}
         gpu_devices_touch(tenant=tenant, fleet=fleet, keys=seen - to_learn.keys(), now=now)
-        gpu = ResourceKind.GPU.value
-        rows.extend(
-            (tenant_id, gpu, gpu_ids[key], code, ts, value) for key, code, ts, value in gpu_values
+        for key, code, ts, value in gpu_values:
+            _file(blocks, (tenant_id, gpu_kind, gpu_ids[key], code, hour_of[ts]), ts, value)
+        received = sum(map(len, blocks.values()))
+        inserted = (
+            telemetry_store_blocks(tenant=tenant, blocks=blocks, hours=set(hour_of.values()))
+            if blocks
+            else 0
         )
-        inserted = telemetry_store_rows(tenant=tenant, rows=rows, hours=hours) if rows else 0
     return PrometheusResult(
-        ingest=IngestResult(received=len(rows), inserted=inserted),
+        ingest=IngestResult(received=received, inserted=inserted),
         series=len(series),
         hosts=len({compute_id for compute_id, _n, _t in groups}),
         gpus=len({key for key, _n, _t in gpu_groups}),
@@ -286,6 +303,15 @@ def _target(labels: dict, fleet, to_learn: dict, relabelled: dict):
     elif gpu_uuid and known[1] != gpu_uuid:
         relabelled.setdefault(key, labels)  # a GPU swapped at this position
     return compute_id, key, shown, None
+
+
+def _file(blocks: Blocks, series_hour: tuple, ts: dt.datetime, value: float) -> None:
+    """File a sample in its block; of equal samples the first stays (as ``group_blocks``)."""
+    block = blocks.get(series_hour)
+    if block is None:
+        blocks[series_hour] = {ts: value}
+    else:
+        block.setdefault(ts, value)
 
 
 def _gpu_shown(name: str, key: GpuKey, host_label: dict) -> str:

@@ -334,35 +334,56 @@ _ROW_START = struct.Struct(">hiqihiqih")
 _ARRAY_START = struct.Struct(">iiiIii")
 _TIMESTAMPTZ_ITEM = struct.Struct(">iq")
 _FLOAT8_ITEM = struct.Struct(">id")
+# The array headers of a one-sample block.
+_ONE_TIMESTAMP = _ARRAY_START.pack(32, 1, 0, _TIMESTAMPTZ_OID, 1, 1)
+_ONE_FLOAT = _ARRAY_START.pack(32, 1, 0, _FLOAT8_OID, 1, 1)
+
+
+def _micros(moment: dt.datetime) -> int:
+    delta = moment - _PG_EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def encode_blocks(blocks: Blocks) -> bytes:
     """The binary COPY stream of ``blocks`` for the staging table (``STAGING_COLUMNS``)."""
     items: dict[dt.datetime, bytes] = {}  # ts → its encoded array item; instants repeat a lot
+    hours: dict[dt.datetime, bytes] = {}  # hour → its encoded field
     out = [_COPY_HEADER]
     add = out.append
     float_item = _FLOAT8_ITEM.pack
+    row_start = _ROW_START.pack
+    array_start = _ARRAY_START.pack
+    ts_item = _TIMESTAMPTZ_ITEM.pack
     for (tenant_id, kind, resource_id, metric, hour), block in blocks.items():
+        hour_field = hours.get(hour)
+        if hour_field is None:
+            hour_field = hours[hour] = ts_item(8, _micros(hour))
+        add(row_start(9, 8, tenant_id, 2, kind, 8, resource_id, 2, metric))
+        if len(block) == 1:
+            # A scrape's usual block: one sample, fixed headers.
+            ((ts, value),) = block.items()
+            item = items.get(ts)
+            if item is None:
+                item = items[ts] = ts_item(8, _micros(ts))
+            add(item + item + _ONE_TIMESTAMP + item + _ONE_FLOAT + float_item(8, value))
+            add(hour_field)
+            continue
         times = sorted(block)
         encoded = []
         for ts in times:
             item = items.get(ts)
             if item is None:
-                delta = ts - _PG_EPOCH
-                micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-                item = items[ts] = _TIMESTAMPTZ_ITEM.pack(8, micros)
+                item = items[ts] = ts_item(8, _micros(ts))
             encoded.append(item)
         count = len(times)
         array_length = 20 + 12 * count
-        add(_ROW_START.pack(9, 8, tenant_id, 2, kind, 8, resource_id, 2, metric))
         add(encoded[0])  # ts_start and ts_end: the same (length, value) as an array item
         add(encoded[-1])
-        add(_ARRAY_START.pack(array_length, 1, 0, _TIMESTAMPTZ_OID, count, 1))
+        add(array_start(array_length, 1, 0, _TIMESTAMPTZ_OID, count, 1))
         add(b"".join(encoded))
-        add(_ARRAY_START.pack(array_length, 1, 0, _FLOAT8_OID, count, 1))
+        add(array_start(array_length, 1, 0, _FLOAT8_OID, count, 1))
         add(b"".join([float_item(8, block[ts]) for ts in times]))
-        delta = hour - _PG_EPOCH
-        add(_TIMESTAMPTZ_ITEM.pack(8, (delta.days * 86_400 + delta.seconds) * 1_000_000))
+        add(hour_field)
     add(_COPY_TRAILER)
     return b"".join(out)
 
@@ -568,7 +589,8 @@ class PostgresSampleStore(SampleStore):
             raise transaction.TransactionManagementError(
                 "telemetry storage needs a transaction: run it inside tenant_scope()"
             )
-        names = {partition_name(key[4].date()): key[4].date() for key in blocks}
+        days = {hour.date() for hour in {key[4] for key in blocks}}  # a few hours, many blocks
+        names = {partition_name(day): day for day in days}
         locks = sorted(
             {
                 (tenant_id * _LOCK_BUCKETS + (resource_id * 4 + kind) % _LOCK_BUCKETS) & 0x7FFFFFFF
