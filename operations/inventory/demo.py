@@ -19,6 +19,8 @@ Every tenant gets, with ``<slug>`` its slug (hostnames are the telemetry seed's 
 ==============================  =========================================================
 
 GPU UUIDs are ``GPU-<uuid5(tenant slug, hostname, index)>``: stable across runs and unique.
+Each GPU node's GPUs are in the inventory too (``GpuDevice``, index = place in ``gpu_uuids``),
+as a first dcgm-exporter scrape would learn them: the telemetry seed writes their series.
 The AI register covers every stage and risk tier: a prohibited-practice proposal, high-risk
 systems in production (one with monitoring and a runbook, one without), limited-risk chatbots,
 minimal-risk forecasting, an unclassified proposal, and a retired system that still holds a
@@ -32,6 +34,8 @@ import uuid
 from dataclasses import dataclass
 
 from operations.inventory.bulk import inventory_import
+from operations.inventory.models import ComputeKind, ComputeResource, GpuDevice
+from operations.inventory.services import gpu_device_create
 from tenants.scoping import tenant_scope
 
 _UUID_NAMESPACE = uuid.UUID("6f1c2b1e-6a0b-4d0c-9a51-0c9e2f7d4a10")
@@ -951,4 +955,26 @@ def seed_inventory(tenant, *, profile: str, scope: str = "full") -> dict:
     """
     document = demo_document(tenant, profile=profile, scope=scope)
     with tenant_scope(tenant.id):
-        return inventory_import(tenant=tenant, document=document, create_only=True)
+        counts = inventory_import(tenant=tenant, document=document, create_only=True)
+        counts["gpus"] = seed_gpus(tenant)
+    return counts
+
+
+def seed_gpus(tenant) -> dict[str, int]:
+    """One GpuDevice per listed UUID of each GPU node (index = its place in the list), as a
+    first dcgm-exporter scrape would learn them; audited. Missing ones only."""
+    nodes = ComputeResource.objects.filter(tenant=tenant, kind=ComputeKind.GPU_NODE)
+    known = set(GpuDevice.objects.filter(tenant=tenant).values_list("compute_id", "index"))
+    created = 0
+    for node in nodes.order_by("hostname"):
+        for index, gpu_uuid in enumerate(node.gpu_uuids or ()):
+            if (node.pk, index) not in known:
+                gpu_device_create(
+                    tenant=tenant,
+                    compute=node,
+                    index=index,
+                    uuid=gpu_uuid,
+                    model_name=node.gpu_model,
+                )
+                created += 1
+    return {"created": created, "updated": 0, "unchanged": len(known)}

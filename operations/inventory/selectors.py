@@ -159,6 +159,56 @@ def gpu_key_problem(key: GpuKey, labels: dict) -> str | None:
     return None
 
 
+def gpu_name(hostname: str, index: int, mig_instance: str = "") -> str:
+    """A GPU's natural name: ``<hostname>/<index>``, ``<hostname>/<index>/<MIG instance>``."""
+    return f"{hostname}/{index}/{mig_instance}" if mig_instance else f"{hostname}/{index}"
+
+
+def gpu_reference_parse(text: str) -> tuple[str, int, str] | str | None:
+    """(hostname, index, MIG instance) of ``<hostname>/<index>[/<GPU_I_ID>]``, the UUID
+    itself for ``GPU-<uuid>`` (a whole GPU), or None when it names no GPU."""
+    if GPU_UUID.match(text):
+        return text
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1].isdigit() or len(parts[1]) > 5:
+        return None
+    mig = parts[2] if len(parts) == 3 else ""
+    if len(parts) == 3 and not mig:
+        return None
+    return parts[0], int(parts[1]), mig
+
+
+def gpus_by_reference(
+    *, tenant, references: set[str] = frozenset(), ids: set[int] = frozenset()
+) -> tuple[dict[str, int], dict[int, str]]:
+    """(reference → GpuDevice id, id → natural name) for the tenant's GPUs named by
+    ``gpu_reference_parse`` references or by id, in one query."""
+    parsed = {ref: gpu_reference_parse(ref) for ref in references}
+    parsed = {ref: key for ref, key in parsed.items() if key is not None}
+    hostnames = {key[0] for key in parsed.values() if isinstance(key, tuple)}
+    uuids = {key for key in parsed.values() if isinstance(key, str)}
+    if not hostnames and not uuids and not ids:
+        return {}, {}
+    found = GpuDevice.objects.filter(tenant=tenant).filter(
+        Q(compute__hostname__in=hostnames) | Q(uuid__in=uuids) | Q(pk__in=ids)
+    )
+    by_key, by_uuid, names = {}, {}, {}
+    columns = ("pk", "compute__hostname", "index", "mig_instance", "uuid")
+    for pk, hostname, index, mig, gpu_uuid in found.values_list(*columns):
+        by_key[(hostname, index, mig)] = pk
+        if gpu_uuid and not mig:
+            by_uuid[gpu_uuid] = pk
+        names[pk] = gpu_name(hostname, index, mig)
+    resolved = {}
+    for ref, key in parsed.items():
+        pk = by_uuid.get(key) if isinstance(key, str) else by_key.get(key)
+        if pk is not None:
+            resolved[ref] = pk
+    return resolved, {
+        pk: name for pk, name in names.items() if pk in ids or pk in resolved.values()
+    }
+
+
 def gpus_with_compute(queryset: QuerySet[GpuDevice]) -> QuerySet[GpuDevice]:
     return queryset.select_related("compute")
 

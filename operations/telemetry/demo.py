@@ -7,6 +7,12 @@ hour, on the hour (every hour still has data, so daily figures and spend are who
 ten days costs about a fifth more than three). Patterns, by hostname and name:
 
 - ``gpu-idle`` in a hostname: an idle GPU node, utilisation about 2 %;
+- every GPU node's values are its GPUs' (``_gpu_values``), and its samples their aggregate as
+  the dcgm ingest derives it (mean utilisation, summed memory and power, hottest GPU …); the
+  GPUs in the inventory also report their own series for the last ``GPU_SERIES_HOURS`` (6),
+  every quarter hour: on ``…gpu-main-01`` the last GPU idles (about 1.5 %) while the others
+  carry the node's load, and on ``…gpu-hot-02`` GPU 3 reports XID 79 for the last
+  ``XID_HOURS`` (3);
 - ``gpu-sat`` or ``gpu-hot`` in a hostname, or a node of such a cluster: saturated, about 97 %
   now, after a steady climb of ``HOT_RISE_PER_DAY`` points a day (about 77 % ten days ago, still
   above 90 % for the last three days), so the optimisation scan sees a capacity trend;
@@ -19,9 +25,10 @@ ten days costs about a fifth more than three). Patterns, by hostname and name:
   the tenant's usual hourly spend, which the optimisation scan reports as a cost anomaly that
   has lasted ``SPEND_JUMP_DAYS`` days (so it projects a monthly saving; a one-day spike would not).
 
-With ``calm=True`` (a mature, well-sized estate) every GPU node follows the diurnal load and no
-deployment spikes. With ``quiet_days`` (a suspended client) the feed stopped that many days ago:
-the samples end then, and once the tenant has them nothing more arrives on a later run.
+With ``calm=True`` (a mature, well-sized estate) every GPU node follows the diurnal load, no
+GPU idles alone or reports XID errors, and no deployment spikes. With ``quiet_days`` (a
+suspended client) the feed stopped that many days ago: the samples end then, and once the
+tenant has them nothing more arrives on a later run.
 
 Compute in maintenance, offline or retired reports nothing. Values are a deterministic function
 of resource and time, and ingest skips samples already stored: running it again adds only the
@@ -37,7 +44,14 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from operations.inventory.models import ComputeKind, ComputeResource, ComputeStatus, Deployment
+from operations.inventory.models import (
+    ComputeKind,
+    ComputeResource,
+    ComputeStatus,
+    Deployment,
+    GpuDevice,
+)
+from operations.telemetry.metrics import DCGM_FIELDS
 from operations.telemetry.services import (
     MAX_BATCH,
     telemetry_ingest_batch,
@@ -63,6 +77,17 @@ SPEND_JUMP = 0.3
 SPEND_JUMP_DAYS = 3
 #: A stopped feed that sent anything in this many days before its window has been seeded.
 FEED_MEMORY_DAYS = 30
+#: GPUs (inventory GpuDevices) also report their own series for this last stretch, every
+#: ``GPU_SERIES_STEP``; before it, their node's aggregate only (per-GPU points at the nodes'
+#: pace would multiply the seed's volume several times over).
+GPU_SERIES_HOURS = 6
+GPU_SERIES_STEP = dt.timedelta(minutes=15)
+#: On the node whose hostname ends so, the last GPU idles while the others carry the load.
+_IDLE_GPU_NODE = "gpu-main-01"
+#: On the node whose hostname ends so, this GPU reports an XID error for the last hours.
+_XID_GPU = ("gpu-hot-02", 3)
+XID_CODE = 79  # "GPU has fallen off the bus"
+XID_HOURS = 3
 _SATURATED = ("gpu-sat", "gpu-hot")
 _REPORTING = (ComputeStatus.ACTIVE,)
 
@@ -92,9 +117,17 @@ def _gpu_profile(node: ComputeResource, cluster_names: dict[int, str]) -> str:
     return "diurnal"
 
 
-def _gpu_samples(
-    node: ComputeResource, profile: str, moment: dt.datetime, now: dt.datetime
-) -> list[tuple]:
+def _gpu_values(
+    node: ComputeResource,
+    profile: str,
+    moment: dt.datetime,
+    now: dt.datetime,
+    *,
+    quirks: bool = True,
+) -> list[dict[str, float]]:
+    """Each GPU's values at ``moment`` (one dict per GPU, by index): the node's load shared out
+    with a little spread and, with ``quirks``, one idle GPU on the ``_IDLE_GPU_NODE`` and the
+    XID GPU's error."""
     key = node.hostname
     jitter = _noise(key, moment)
     if profile == "idle":
@@ -104,17 +137,51 @@ def _gpu_samples(
         utilization = 97 - HOT_RISE_PER_DAY * max(age_days, 0) + 2 * jitter
     else:
         utilization = 12 + 70 * _daylight(moment) + 6 * jitter
-    utilization = _clamp(utilization, 0, 100)
     gpus = max(node.gpu_count, 1)
-    memory_mib = max(node.gpu_memory_gb, 16) * 1024 * gpus
-    busy = utilization / 100
-    return [
-        ("gpu_utilization", round(utilization, 2)),
-        ("gpu_memory_used_mib", round(memory_mib * (0.05 + 0.85 * busy))),
-        ("gpu_power_watts", round(gpus * (60 + 600 * busy + 10 * jitter), 1)),
-        ("gpu_temperature_celsius", round(_clamp(32 + 46 * busy + 2 * jitter, 20, 95), 1)),
-        ("gpu_tensor_active", round(_clamp(utilization * 0.78 + 3 * jitter, 0, 100), 2)),
-    ]
+    idle_gpu = gpus - 1 if quirks and gpus > 1 and key.endswith(_IDLE_GPU_NODE) else None
+    xid_gpu = _XID_GPU[1] if quirks and key.endswith(_XID_GPU[0]) else None
+    xid_now = now - dt.timedelta(hours=XID_HOURS) <= moment
+    memory_mib = max(node.gpu_memory_gb, 16) * 1024
+    values = []
+    for index in range(gpus):
+        spread = _noise(f"{key}/{index}", moment)
+        if index == idle_gpu:
+            busy_pct = _clamp(1.5 + 0.5 * spread, 0, 100)
+        elif idle_gpu is not None:
+            # The others carry the idle GPU's share: the node's mean stays its load.
+            busy_pct = _clamp((gpus * utilization - 1.5) / (gpus - 1) + 2 * spread, 0, 100)
+        else:
+            busy_pct = _clamp(utilization + 2 * spread, 0, 100)
+        busy = busy_pct / 100
+        gpu = {
+            "gpu_utilization": round(busy_pct, 2),
+            "gpu_memory_used_mib": round(memory_mib * (0.05 + 0.85 * busy)),
+            "gpu_power_watts": round(60 + 600 * busy + 10 * spread, 1),
+            "gpu_temperature_celsius": round(_clamp(32 + 46 * busy + 2 * spread, 20, 95), 1),
+            "gpu_tensor_active": round(_clamp(busy_pct * 0.78 + 3 * spread, 0, 100), 2),
+        }
+        if xid_gpu is not None:
+            gpu["gpu_xid_errors"] = float(XID_CODE if index == xid_gpu and xid_now else 0)
+        values.append(gpu)
+    return values
+
+
+def _node_values(gpu_values: list[dict[str, float]]) -> list[tuple[str, float]]:
+    """The node's aggregate of its GPUs' values, as the dcgm ingest derives it (mean, sum, max
+    per metric: ``metrics.DCGM_FIELDS``)."""
+    aggregate = {field.metric.name: field.aggregate for field in DCGM_FIELDS.values()}
+    node = []
+    for metric in gpu_values[0]:
+        column = [gpu[metric] for gpu in gpu_values]
+        how = aggregate[metric]
+        if how == "mean":
+            value = round(math.fsum(column) / len(column), 2)
+        elif how == "sum":
+            value = round(math.fsum(column), 1)
+        else:
+            value = max(column)
+        node.append((metric, value))
+    return node
 
 
 def _deployment_samples(name: str, spike: bool, moment: dt.datetime, now: dt.datetime):
@@ -160,7 +227,9 @@ def _usual_hourly_spend(compute, deployments) -> float:
 class _Estate:
     """What the samples are about: the tenant's reporting compute and its deployments."""
 
-    gpu_nodes: list[tuple[str, str]]  # (resource, profile)
+    gpu_nodes: list[tuple[ComputeResource, str]]  # (node, profile)
+    gpu_ids: dict[tuple[int, int], int]  # (node id, GPU index) → GpuDevice id (whole GPUs)
+    gpu_quirks: bool  # the idle GPU and the XID errors (not in a calm estate)
     costly_compute: list[tuple[str, float]]  # (resource, hourly cost)
     deployments: list[str]
     spiking: str | None
@@ -190,6 +259,13 @@ def _estate(tenant, *, now: dt.datetime, spend_jump: bool, calm: bool) -> _Estat
             for node in reporting
             if node.kind == ComputeKind.GPU_NODE
         ],
+        gpu_quirks=not calm,
+        gpu_ids={
+            (compute_id, index): pk
+            for pk, compute_id, index in GpuDevice.objects.filter(
+                tenant=tenant, mig_instance=""
+            ).values_list("pk", "compute_id", "index")
+        },
         costly_compute=[
             (f"compute:{node.hostname}", float(node.hourly_cost))
             for node in reporting
@@ -209,12 +285,23 @@ def _samples(estate: _Estate, moments, *, now: dt.datetime) -> list[dict]:
     def add(resource: str, metric: str, moment: dt.datetime, value: float) -> None:
         samples.append({"resource": resource, "metric": metric, "ts": moment, "value": value})
 
+    gpus_from = now - dt.timedelta(hours=GPU_SERIES_HOURS)
+    gpu_step_minutes = int(GPU_SERIES_STEP.total_seconds() // 60)
     for moment in moments:
         on_the_hour = moment.minute == 0
         for node, profile in estate.gpu_nodes:
-            resource = f"compute:{node.hostname}"
-            for metric, value in _gpu_samples(node, profile, moment, now):
-                add(resource, metric, moment, value)
+            gpu_values = _gpu_values(node, profile, moment, now, quirks=estate.gpu_quirks)
+            for metric, value in _node_values(gpu_values):
+                add(f"compute:{node.hostname}", metric, moment, value)
+            if moment < gpus_from or moment.minute % gpu_step_minutes:
+                continue
+            for index, values in enumerate(gpu_values):
+                gpu_id = estate.gpu_ids.get((node.pk, index))
+                if gpu_id is not None:
+                    for metric, value in values.items():
+                        samples.append(
+                            {"gpu_id": gpu_id, "metric": metric, "ts": moment, "value": value}
+                        )
         if on_the_hour:
             for resource, cost in estate.costly_compute:
                 add(resource, "cost_per_hour", moment, cost)

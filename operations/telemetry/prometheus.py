@@ -6,13 +6,24 @@ listed in ``metrics.DCGM_FIELDS`` are kept; any other family (dcgm-exporter expo
 clocks, PCIe, NVLink …) is ignored and named in the answer.
 
 Each series is mapped to a compute resource of the tenant: by its ``Hostname`` label when a
-compute resource has that hostname, otherwise by its ``UUID`` label when that GPU UUID is in a
-compute resource's ``gpu_uuids``. Series of one host, metric and time (one per GPU) become one
-sample (mean, sum or max across the GPUs: see ``metrics``). A sample without a timestamp gets
+compute resource has that hostname, otherwise by its ``UUID`` label when a GPU of the tenant
+(``GpuDevice``, or a UUID listed in ``ComputeResource.gpu_uuids``) has it. One query resolves
+the hosts and all their GPUs.
+
+A series with a ``gpu`` label is also its GPU's own series (kind GPU, resource = the
+``GpuDevice`` at that node, index and MIG instance ``GPU_I_ID``). A GPU not yet in the
+inventory is learned on first sight with its ``UUID``, ``modelName`` and ``GPU_I_PROFILE``
+(audited, actor = the ingest token), in the same transaction as the samples; a known position
+reporting another UUID (a swapped GPU) is relabelled, audited too. ``last_seen_at`` moves at
+most once an hour per GPU (one UPDATE).
+
+Series of one host, metric and time (one per GPU) also become one node sample (mean, sum or
+max across the GPUs: see ``metrics``), the node aggregate. A sample without a timestamp gets
 ``default_ts`` (the request's receive time, or its ``?ts=``).
 
 All or nothing, like the JSON batch: an unknown host, a NaN or infinite value, a timestamp out
-of the accepted window, or an aggregate out of the metric's range refuses the whole text, with
+of the accepted window, a GPU's value or a node aggregate out of the metric's range, or GPU
+labels that cannot name a GPU refuse the whole text (nothing stored, no GPU learned), with
 errors keyed by the series (``DCGM_FI_DEV_GPU_UTIL{gpu="0",Hostname="x"}``).
 """
 
@@ -71,13 +82,12 @@ class PrometheusResult:
         }
 
 
-def _gpu_key(compute_id: int, labels: dict) -> tuple[GpuKey, str | None]:
-    """(compute, gpu index, MIG instance) of a series with a ``gpu`` label, and what is wrong
-    with its GPU labels, if anything."""
+def _gpu_key(compute_id: int, labels: dict) -> GpuKey:
+    """(compute, gpu index, MIG instance) of a series with a ``gpu`` label; index -1 when the
+    label is not an index (no GPU has it: ``gpu_key_problem`` names the fault)."""
     raw = labels["gpu"]
     index = int(raw) if raw.isdigit() and len(raw) <= 5 else -1
-    key = (compute_id, index, labels.get("GPU_I_ID", ""))
-    return key, gpu_key_problem(key, labels)
+    return (compute_id, index, labels.get("GPU_I_ID", ""))
 
 
 def _series_key(name: str, labels: dict) -> str:
@@ -294,14 +304,17 @@ def _target(labels: dict, fleet, to_learn: dict, relabelled: dict):
     shown = hostname or gpu_uuid
     if not labels.get("gpu"):
         return compute_id, None, shown, None
-    key, problem = _gpu_key(compute_id, labels)
-    if problem:
-        return compute_id, None, shown, problem
+    key = _gpu_key(compute_id, labels)
     known = fleet.gpus.get(key)
-    if known is None:
-        to_learn.setdefault(key, labels)
-    elif gpu_uuid and known[1] != gpu_uuid:
-        relabelled.setdefault(key, labels)  # a GPU swapped at this position
+    if known is None or (gpu_uuid and known[1] != gpu_uuid):
+        # Labels are checked only for a GPU to record: known ones cost a lookup.
+        problem = gpu_key_problem(key, labels)
+        if problem:
+            return compute_id, None, shown, problem
+        if known is None:
+            to_learn.setdefault(key, labels)
+        else:
+            relabelled.setdefault(key, labels)  # a GPU swapped at this position
     return compute_id, key, shown, None
 
 

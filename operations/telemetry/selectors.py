@@ -116,7 +116,14 @@ def telemetry_tenants_with_pending_rollups() -> list[int]:
 def telemetry_resource_get(
     *, tenant, kind: int, resource_id: int | None = None, name: str | None = None
 ) -> ResourceRef | None:
-    """A compute resource (by id or hostname) or deployment (by id or name) of the tenant."""
+    """A compute resource (by id or hostname), deployment (by id or name) or GPU (by id,
+    ``<hostname>/<index>[/<MIG instance>]`` or ``GPU-<uuid>``) of the tenant."""
+    if kind == ResourceKind.GPU:
+        references = set() if name is None else {name}
+        ids = set() if resource_id is None else {resource_id}
+        resolved, names = inventory.gpus_by_reference(tenant=tenant, references=references, ids=ids)
+        pk = resource_id if resource_id is not None else resolved.get(name)
+        return ResourceRef(kind, pk, names[pk]) if pk in names else None
     if kind == ResourceKind.COMPUTE:
         model, key = ComputeResource, "hostname"
     else:
@@ -125,6 +132,17 @@ def telemetry_resource_get(
     rows = rows.filter(pk=resource_id) if resource_id is not None else rows.filter(**{key: name})
     found = rows.values_list("pk", key).first()
     return ResourceRef(kind, found[0], found[1]) if found else None
+
+
+def telemetry_gpu_get(*, tenant, compute: ResourceRef, gpu: str) -> ResourceRef | None:
+    """The GPU of ``compute`` that ``gpu`` names: its index (``3``), index and MIG instance
+    (``3/7``) or its UUID; None when the node has no such GPU."""
+    reference = gpu if inventory.gpu_reference_parse(gpu) == gpu else f"{compute.name}/{gpu}"
+    resolved, names = inventory.gpus_by_reference(tenant=tenant, references={reference})
+    pk = resolved.get(reference)
+    if pk is None or not names[pk].startswith(f"{compute.name}/"):
+        return None
+    return ResourceRef(ResourceKind.GPU.value, pk, names[pk])
 
 
 def _auto_step(start: dt.datetime, end: dt.datetime) -> str:

@@ -26,6 +26,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from operations.inventory.models import ComputeResource, Deployment
+from operations.inventory.selectors import gpus_by_reference
 from operations.telemetry.metrics import (
     METRICS_BY_NAME,
     RESOURCE_KIND_BY_NAME,
@@ -53,15 +54,21 @@ MAX_FUTURE = dt.timedelta(minutes=5)
 #: Errors listed per refused batch; the rest are counted, so a bad batch stays a small answer.
 MAX_REPORTED_ERRORS = 100
 RETENTION_DELETE_BATCH = 10_000
-_SAMPLE_FIELDS = frozenset({"resource", "compute_id", "deployment_id", "metric", "ts", "value"})
-_REFERENCE_HELP = "Name the resource once: 'resource', 'compute_id' or 'deployment_id'."
-_RESOURCE_FORMAT = "Expected 'compute:<hostname>' or 'deployment:<name>'."
+_SAMPLE_FIELDS = frozenset(
+    {"resource", "compute_id", "deployment_id", "gpu_id", "metric", "ts", "value"}
+)
+_REFERENCE_HELP = "Name the resource once: 'resource', 'compute_id', 'deployment_id' or 'gpu_id'."
+_RESOURCE_FORMAT = (
+    "Expected 'compute:<hostname>', 'deployment:<name>' or 'gpu:<hostname>/<index>' "
+    "('gpu:<hostname>/<index>/<MIG instance>', 'gpu:GPU-<uuid>')."
+)
 _TS_FORMAT = (
     "Expected an ISO 8601 time with a UTC offset (e.g. '2026-11-25T10:00:00Z') or Unix seconds."  # noqa: E501
 )
 _ID_FIELDS = {
     "compute_id": ResourceKind.COMPUTE.value,
     "deployment_id": ResourceKind.DEPLOYMENT.value,
+    "gpu_id": ResourceKind.GPU.value,
 }
 # name → (code, minimum, maximum, resource kinds, name): one tuple lookup on the hot path.
 _METRIC_TABLE = {
@@ -206,6 +213,11 @@ def _resolve_resources(
     """(natural key → id, valid ids per kind), with one query per kind that is named."""
     by_name: dict[tuple[int, str], int] = {}
     valid: dict[int, set[int]] = {kind: set() for kind in ResourceKind.values}
+    gpu = ResourceKind.GPU.value
+    if names[gpu] or ids[gpu]:
+        resolved, known = gpus_by_reference(tenant=tenant, references=names[gpu], ids=ids[gpu])
+        valid[gpu] = set(known)
+        by_name.update({(gpu, reference): pk for reference, pk in resolved.items()})
     for kind, model, key in (
         (ResourceKind.COMPUTE.value, ComputeResource, "hostname"),
         (ResourceKind.DEPLOYMENT.value, Deployment, "name"),
@@ -240,7 +252,9 @@ def _diagnose(
         return
     for field in sorted(set(sample) - _SAMPLE_FIELDS, key=str):
         errors.add(index, str(field), "Unknown field.")
-    named = [field for field in ("resource", "compute_id", "deployment_id") if field in sample]
+    named = [
+        field for field in ("resource", "compute_id", "deployment_id", "gpu_id") if field in sample
+    ]
     kind = None
     if len(named) != 1:
         errors.add(index, "resource", _REFERENCE_HELP)
@@ -370,7 +384,10 @@ def telemetry_validate_samples(
                 raise _Invalid
             reference = sample.get("resource")
             if reference is None:
-                field = "compute_id" if "compute_id" in sample else "deployment_id"
+                if "compute_id" in sample:
+                    field = "compute_id"
+                else:
+                    field = "gpu_id" if "gpu_id" in sample else "deployment_id"
                 pk = sample[field]
                 if pk.__class__ is not int:
                     raise _Invalid

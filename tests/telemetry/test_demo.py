@@ -10,7 +10,7 @@ from django.db.models.functions import TruncDay
 from django.utils import timezone
 
 from operations.inventory.demo import seed_inventory
-from operations.inventory.models import ComputeResource, Deployment
+from operations.inventory.models import ComputeResource, Deployment, GpuDevice
 from operations.telemetry.demo import DEMO_DAYS, DETAIL_DAYS, SPEND_JUMP_DAYS, seed_telemetry
 from operations.telemetry.models import TelemetryRollup, TelemetrySample
 from tenants.models import Tenant
@@ -81,7 +81,10 @@ def test_running_it_again_adds_only_the_time_that_passed(seeded, tenant_a, tenan
     assert again["inserted"] == 0
     assert again["samples"] == seeded["samples"]
     later = seed_telemetry(tenant_a, days=1, now=NOW + dt.timedelta(minutes=10))
-    assert 0 < later["inserted"] < seeded["inserted"] / 100
+    # Ten minutes of a day, and a quarter-hour of the GPUs' own series (six hours of them).
+    assert 0 < later["inserted"] < seeded["inserted"] / 40
+    with tenant_scope(tenant_a.id):
+        assert later["inserted"] == TelemetrySample.objects.filter(ts__gt=NOW).count()
     with tenant_scope(tenant_b.id):
         assert not TelemetrySample.objects.exists()
 
@@ -258,7 +261,8 @@ class TestTenDays:
         with tenant_scope(tenant_a.id):
             new = TelemetrySample.objects.filter(ts__gt=NOW).count()
         assert later["inserted"] == new > 0
-        assert new < history["inserted"] / 50
+        # An hour of ten days, and an hour of the GPUs' own series (six hours of them).
+        assert new < history["inserted"] / 25
 
 
 # --- Profiles of the tenants' stories: calm, and stopped ----------------------------------------
@@ -290,3 +294,53 @@ def test_a_stopped_feed_ends_days_ago_and_a_later_run_adds_nothing(tenant_a, ten
     assert again["samples"] == again["inserted"] == 0
     with tenant_scope(tenant_a.id):
         assert TelemetrySample.objects.aggregate(last=Max("ts"))["last"] == last
+
+
+# --- Per-GPU series: one idle GPU on a busy node, one GPU with XID errors ----------------------
+
+
+def gpu_samples(tenant, hostname: str, metric: str) -> dict[int, dict[dt.datetime, float]]:
+    """{GPU index: {ts: value}} of one node's GPUs' own series."""
+    with tenant_scope(tenant.id):
+        gpus = dict(GpuDevice.objects.filter(compute__hostname=hostname).values_list("pk", "index"))
+        rows = TelemetrySample.objects.filter(
+            resource_kind=3, resource_id__in=gpus, metric=code(metric)
+        ).values_list("resource_id", "ts", "value")
+        series: dict[int, dict[dt.datetime, float]] = {}
+        for gpu_id, ts, value in rows:
+            series.setdefault(gpus[gpu_id], {})[ts] = value
+        return series
+
+
+def node_samples(tenant, hostname: str, metric: str) -> dict[dt.datetime, float]:
+    with tenant_scope(tenant.id):
+        return dict(
+            TelemetrySample.objects.filter(
+                resource_kind=1, resource_id=node_id(tenant, hostname), metric=code(metric)
+            ).values_list("ts", "value")
+        )
+
+
+def test_each_gpu_has_its_series_consistent_with_its_node(seeded, tenant_a):
+    with tenant_scope(tenant_a.id):
+        assert GpuDevice.objects.filter(compute__hostname="acme-gpu-hot-01").count() == 8
+    util = gpu_samples(tenant_a, "acme-gpu-main-01", "gpu_utilization")
+    assert sorted(util) == list(range(8))
+    # The last GPU idles on a node whose others carry the load.
+    assert max(util[7].values()) < 3
+    node = node_samples(tenant_a, "acme-gpu-main-01", "gpu_utilization")
+    for ts in util[0]:
+        gpus = [util[index][ts] for index in range(8)]
+        assert node[ts] == pytest.approx(sum(gpus) / 8, abs=0.01)
+        assert min(gpus[:7]) > gpus[7]
+    memory = gpu_samples(tenant_a, "acme-gpu-main-01", "gpu_memory_used_mib")
+    node_memory = node_samples(tenant_a, "acme-gpu-main-01", "gpu_memory_used_mib")
+    ts = max(memory[0])
+    assert node_memory[ts] == pytest.approx(sum(memory[i][ts] for i in range(8)))
+    # GPU 3 of gpu-hot-02 reports XID 79 in the last hours; its node's max shows it.
+    xid = gpu_samples(tenant_a, "acme-gpu-hot-02", "gpu_xid_errors")
+    assert set(xid[3].values()) == {0.0, 79.0}
+    assert all(set(xid[index].values()) == {0.0} for index in xid if index != 3)
+    node_xid = node_samples(tenant_a, "acme-gpu-hot-02", "gpu_xid_errors")
+    assert {node_xid[ts] for ts, value in xid[3].items() if value} == {79.0}
+    assert node_xid[max(node_xid)] == 79.0

@@ -184,7 +184,7 @@ class TestAllOrNothing:
             "samples.4.ts": ["More than 5 minutes in the future."],
             "samples.5.ts": [services._TS_FORMAT],
             "samples.6.ts": ["Give the time zone: a UTC offset or 'Z'."],
-            "samples.7.resource": ["Expected 'compute:<hostname>' or 'deployment:<name>'."],
+            "samples.7.resource": [services._RESOURCE_FORMAT],
             "samples.8.value": ["Expected a number."],
             "samples.9": ["Expected an object with a resource, metric, ts and value."],
             "samples.10.valeu": ["Unknown field."],

@@ -11,14 +11,17 @@ from operations.telemetry.models import TelemetryPolicy
 
 
 class SampleSerializer(serializers.Serializer):
-    """One sample. Name the resource once: ``resource``, ``compute_id`` or ``deployment_id``."""
+    """One sample. Name the resource once: ``resource``, ``compute_id``, ``deployment_id`` or
+    ``gpu_id``."""
 
     resource = serializers.CharField(
         required=False,
-        help_text="Natural key: 'compute:<hostname>' or 'deployment:<name>'.",
+        help_text="Natural key: 'compute:<hostname>', 'deployment:<name>' or "
+        "'gpu:<hostname>/<index>' ('gpu:<hostname>/<index>/<MIG instance>', 'gpu:GPU-<uuid>').",
     )
     compute_id = serializers.IntegerField(required=False, help_text="Compute resource id.")
     deployment_id = serializers.IntegerField(required=False, help_text="Deployment id.")
+    gpu_id = serializers.IntegerField(required=False, help_text="GPU id (inventory gpus).")
     metric = serializers.ChoiceField(
         choices=sorted(METRICS_BY_NAME), help_text="See GET telemetry/metrics."
     )
@@ -42,17 +45,29 @@ class IngestResultSerializer(serializers.Serializer):
 class PrometheusResultSerializer(IngestResultSerializer):
     series = serializers.IntegerField(help_text="Series of accepted dcgm-exporter fields.")
     hosts = serializers.IntegerField(help_text="Compute resources they mapped to.")
+    gpus = serializers.IntegerField(help_text="GPUs (and MIG instances) they mapped to.")
+    learned_gpus = serializers.IntegerField(
+        help_text="GPUs seen for the first time: added to the inventory (audited)."
+    )
     ignored_families = serializers.ListField(
         child=serializers.CharField(), help_text="Metric families not accepted (ignored)."
     )
 
 
 class SeriesQuerySerializer(StrictSerializer):
-    """``?resource=compute:gpu-node-01&metric=gpu_utilization&from=…&to=…&step=auto``."""
+    """``?resource=compute:gpu-node-01&metric=gpu_utilization&from=…&to=…&step=auto``;
+    one GPU of it with ``&gpu=3`` (index, ``3/7`` for a MIG instance, or its UUID)."""
 
     resource = serializers.CharField(required=False, max_length=300)
     compute_id = serializers.IntegerField(required=False, min_value=1)
     deployment_id = serializers.IntegerField(required=False, min_value=1)
+    gpu_id = serializers.IntegerField(required=False, min_value=1)
+    gpu = serializers.CharField(
+        required=False,
+        max_length=100,
+        help_text="With a compute resource: one of its GPUs, by index ('3'), index and MIG "
+        "instance ('3/7') or UUID.",
+    )
     metric = serializers.ChoiceField(choices=sorted(METRICS_BY_NAME))
     step = serializers.ChoiceField(choices=["auto", "raw", "1h", "1d"], default="auto")
 
@@ -68,10 +83,22 @@ class SeriesQuerySerializer(StrictSerializer):
         return fields
 
     def validate(self, attrs):
-        named = [name for name in ("resource", "compute_id", "deployment_id") if name in attrs]
+        named = [
+            name for name in ("resource", "compute_id", "deployment_id", "gpu_id") if name in attrs
+        ]
         if len(named) != 1:
             raise serializers.ValidationError(
-                {"resource": ["Name the resource once: resource, compute_id or deployment_id."]}
+                {
+                    "resource": [
+                        "Name the resource once: resource, compute_id, deployment_id or gpu_id."
+                    ]
+                }
+            )
+        if "gpu" in attrs and not (
+            "compute_id" in attrs or attrs.get("resource", "").startswith("compute:")
+        ):
+            raise serializers.ValidationError(
+                {"gpu": ["Give the GPU's compute resource: resource=compute:… or compute_id."]}
             )
         start, end = attrs.get("from"), attrs.get("to")
         if start is not None and end is not None and start >= end:
@@ -89,7 +116,7 @@ class PointSerializer(serializers.Serializer):
 
 
 class SeriesResourceSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["compute", "deployment"])
+    kind = serializers.ChoiceField(choices=["compute", "deployment", "gpu"])
     id = serializers.IntegerField()
     name = serializers.CharField()
 

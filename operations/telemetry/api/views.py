@@ -80,8 +80,10 @@ class SampleIngestView(_IngestView):
     """Ingest a JSON batch of samples: all stored or none.
 
     Body: ``{"samples": [...]}`` with 1 to 10,000 samples. Each sample names its resource
-    once — ``"resource": "compute:<hostname>"`` or ``"deployment:<name>"`` (natural keys), or
-    ``"compute_id"`` / ``"deployment_id"`` — and has ``metric`` (see ``telemetry/metrics``),
+    once — ``"resource": "compute:<hostname>"``, ``"deployment:<name>"`` or
+    ``"gpu:<hostname>/<index>"`` (``gpu:<hostname>/<index>/<MIG instance>`` for a MIG instance,
+    ``gpu:GPU-<uuid>`` for a whole GPU) as natural keys, or ``"compute_id"`` /
+    ``"deployment_id"`` / ``"gpu_id"`` — and has ``metric`` (see ``telemetry/metrics``),
     ``ts`` (ISO 8601 with a UTC offset, or Unix seconds; at most 5 minutes ahead and within the
     tenant's raw retention) and a finite numeric ``value`` within the metric's range.
 
@@ -135,9 +137,13 @@ class PrometheusIngestView(_IngestView):
     ``DCGM_FI_DEV_POWER_USAGE``, ``DCGM_FI_DEV_GPU_TEMP``, ``DCGM_FI_DEV_XID_ERRORS``,
     ``DCGM_FI_PROF_GR_ENGINE_ACTIVE`` and ``DCGM_FI_PROF_PIPE_TENSOR_ACTIVE``; others are ignored
     and listed in ``ignored_families``. A series maps to the compute resource whose hostname
-    is its ``Hostname`` label, else the one whose ``gpu_uuids`` hold its ``UUID`` label. The
-    GPUs of one host become one sample per metric and time: mean utilisation and activity
-    (profiling ratios as %), summed memory and power, hottest temperature, highest XID.
+    is its ``Hostname`` label, else the one with a GPU of its ``UUID`` label (inventory GPUs or
+    ``gpu_uuids``). Each series with a ``gpu`` label is stored as that GPU's own series (kind
+    ``gpu``: the node's GPU at that index, and MIG instance ``GPU_I_ID`` if any); a GPU seen
+    for the first time is added to the inventory (``gpus``; audited, ``learned_gpus``). The
+    GPUs of one host also become one node sample per metric and time: mean utilisation and
+    activity (profiling ratios as %), summed memory and power, hottest temperature, highest
+    XID. ``received`` counts both.
     Samples without a timestamp take ``?ts=`` (ISO 8601 or Unix seconds) or the receive time.
     Errors (unknown host, NaN, out of range …) are keyed by the series.
     """
@@ -167,8 +173,11 @@ class PrometheusIngestView(_IngestView):
 class SeriesView(_TelemetryView):
     """Points of one series for charts: raw samples or hourly / daily rollups.
 
-    ``resource`` (``compute:<hostname>`` / ``deployment:<name>``) or ``compute_id`` /
-    ``deployment_id``; ``metric``; ``from`` (default 24 h before ``to``) and ``to`` (default
+    ``resource`` (``compute:<hostname>`` / ``deployment:<name>`` /
+    ``gpu:<hostname>/<index>[/<MIG instance>]``) or ``compute_id`` / ``deployment_id`` /
+    ``gpu_id``; with a compute resource, ``gpu`` picks one of its GPUs (index, ``index/MIG
+    instance`` or UUID) and answers that GPU's own series (``resource.kind`` ``gpu``, named
+    ``<hostname>/<index>``); ``metric``; ``from`` (default 24 h before ``to``) and ``to`` (default
     now), ISO 8601; ``step``: ``raw``, ``1h``, ``1d`` or ``auto`` (raw up to a day, hourly up
     to 31 days, daily beyond; hourly when a day holds more than 10,000 raw points). Rolled-up
     points carry min, max, avg and count; an hour appears once the rollup job has run after
@@ -224,13 +233,13 @@ class SeriesView(_TelemetryView):
             kind_name, _sep, name = params["resource"].partition(":")
             kind = RESOURCE_KIND_BY_NAME.get(kind_name)
             if kind is None or not name:
-                raise exceptions.ValidationError(
-                    {"resource": ["Expected 'compute:<hostname>' or 'deployment:<name>'."]}
-                )
+                raise exceptions.ValidationError({"resource": [services._RESOURCE_FORMAT]})
             found = selectors.telemetry_resource_get(tenant=self.tenant, kind=kind, name=name)
             field, shown = "resource", f"'{name}'"
         else:
-            field = "compute_id" if "compute_id" in params else "deployment_id"
+            field = next(
+                name for name in ("compute_id", "deployment_id", "gpu_id") if name in params
+            )
             kind = RESOURCE_KIND_BY_NAME[field.removesuffix("_id")]
             found = selectors.telemetry_resource_get(
                 tenant=self.tenant, kind=kind, resource_id=params[field]
@@ -239,6 +248,13 @@ class SeriesView(_TelemetryView):
         if found is None:
             label = RESOURCE_KIND_LABELS[kind]
             raise exceptions.ValidationError({field: [f"Unknown {label} {shown}."]})
+        if "gpu" in params:
+            gpu = selectors.telemetry_gpu_get(tenant=self.tenant, compute=found, gpu=params["gpu"])
+            if gpu is None:
+                raise exceptions.ValidationError(
+                    {"gpu": [f"Compute resource '{found.name}' has no GPU '{params['gpu']}'."]}
+                )
+            return gpu
         return found
 
 
