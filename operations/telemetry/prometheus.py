@@ -1,6 +1,7 @@
 """Prometheus text exposition from NVIDIA's dcgm-exporter, turned into telemetry samples.
 
-The text is parsed by ``prometheus_client.parser.text_string_to_metric_families``. Families
+The text is parsed by ``exposition.iter_samples`` (read as prometheus_client's parser reads it,
+several times faster). Families
 listed in ``metrics.DCGM_FIELDS`` are kept; any other family (dcgm-exporter exports many:
 clocks, PCIe, NVLink …) is ignored and named in the answer.
 
@@ -35,7 +36,6 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 from operations.inventory.selectors import GpuKey, gpu_fleet_index, gpu_key_problem
 from operations.inventory.services import (
@@ -43,13 +43,15 @@ from operations.inventory.services import (
     gpu_devices_relabel,
     gpu_devices_touch,
 )
+from operations.telemetry.exposition import ExpositionError, iter_samples
 from operations.telemetry.metrics import DCGM_FIELDS, ResourceKind
 from operations.telemetry.services import (
     MAX_REPORTED_ERRORS,
     IngestResult,
     TimeWindow,
-    telemetry_store_rows,
+    telemetry_store_blocks,
 )
+from operations.telemetry.storage import Blocks
 
 #: Series of accepted families per request (a few hundred GPUs' worth of scrapes).
 MAX_SERIES = 10_000
@@ -122,21 +124,20 @@ def parse_exposition(text: str) -> tuple[list[SeriesValue], set[str]]:
     Raises ``ValidationError`` (key ``body``) for text that is not the exposition format, and
     for more than ``MAX_SERIES`` series of accepted families.
     """
-    try:
-        families = list(text_string_to_metric_families(text))
-    except (ValueError, TypeError, IndexError) as exc:
-        detail = f": {exc}" if str(exc) else ""
-        raise ValidationError(
-            {"body": [f"Not valid Prometheus text exposition{detail}"[:500]]}
-        ) from exc
     ignored: set[str] = set()
     series: list[SeriesValue] = []
-    for family in families:
-        if family.name not in DCGM_FIELDS:
-            ignored.add(family.name)
-            continue
-        for sample in family.samples:
-            series.append((family.name, sample.labels, sample.value, sample.timestamp))
+    accepted = DCGM_FIELDS.keys()
+    try:
+        for sample in iter_samples(text, empty_families=ignored):
+            if sample[0] in accepted:
+                series.append(sample)
+            else:
+                ignored.add(sample[0])
+    except ExpositionError as exc:
+        raise ValidationError(
+            {"body": [f"Not valid Prometheus text exposition: {exc}"[:500]]}
+        ) from exc
+    ignored -= accepted
     if len(series) > MAX_SERIES:
         raise ValidationError(
             {"body": [f"At most {MAX_SERIES} series of accepted metrics; got {len(series)}."]}
@@ -172,93 +173,163 @@ def telemetry_ingest_series(
     now = now or timezone.now()
     window = TimeWindow.for_tenant(tenant, now)
 
-    names = {(labels.get("Hostname", ""), labels.get("UUID", "")) for _n, labels, _v, _t in series}
+    # Label sets repeat (dcgm-exporter gives a GPU the same labels in every family, and the
+    # text parser hands out one dict per distinct label text): each is resolved once, by
+    # identity, and the per-series loop does only what differs per series.
+    distinct = {id(labels): labels for _n, labels, _v, _t in series}
+    names = {(labels.get("Hostname", ""), labels.get("UUID", "")) for labels in distinct.values()}
     fleet = gpu_fleet_index(tenant=tenant, names=names)
+    to_learn: dict[GpuKey, dict[str, str]] = {}
+    relabelled: dict[GpuKey, dict[str, str]] = {}
+    targets = {
+        label_id: _target(labels, fleet, to_learn, relabelled)
+        for label_id, labels in distinct.items()
+    }
 
     errors = _Errors()
     groups: dict[tuple[int, str, dt.datetime], list[float]] = {}
     gpu_groups: dict[tuple[GpuKey, str, dt.datetime], list[float]] = {}
-    to_learn: dict[GpuKey, dict[str, str]] = {}
-    relabelled: dict[GpuKey, dict[str, str]] = {}
     host_label: dict[int, str] = {}
     times: dict = {}  # raw timestamp → (ts, problem): each distinct time checked once
+    scales = {name: dcgm.scale for name, dcgm in DCGM_FIELDS.items()}
+    isfinite = math.isfinite
     for name, labels, value, timestamp in series:
-        hostname, gpu_uuid = labels.get("Hostname", ""), labels.get("UUID", "")
-        compute_id = fleet.by_host.get(hostname) or fleet.by_uuid.get(gpu_uuid)
+        compute_id, key, shown, problem = targets[id(labels)]
         if compute_id is None:
-            errors.add(
-                _series_key(name, labels),
-                f"Unknown compute resource: no hostname '{hostname}' and no GPU UUID "
-                f"'{gpu_uuid}' in this tenant's inventory.",
-            )
+            errors.add(_series_key(name, labels), problem)
             continue
-        if not math.isfinite(value):
+        if not isfinite(value):
             errors.add(_series_key(name, labels), "Expected a finite number (not NaN or infinity).")
             continue
         moment = times.get(timestamp)
         if moment is None:
             moment = times[timestamp] = _checked_time(timestamp, default_ts, window)
-        ts, problem = moment
+        ts, time_problem = moment
+        if time_problem:
+            errors.add(_series_key(name, labels), time_problem)
+            continue
         if problem:
             errors.add(_series_key(name, labels), problem)
             continue
-        scaled = value * DCGM_FIELDS[name].scale
-        gpu_label = labels.get("gpu")
-        if gpu_label:
-            key = _gpu_key(compute_id, labels)
-            known = fleet.gpus.get(key)
-            if known is None or (gpu_uuid and known[1] != gpu_uuid):
-                # Labels are checked only for a GPU to record: known ones cost a lookup.
-                problem = gpu_key_problem(key, labels)
-                if problem:
-                    errors.add(_series_key(name, labels), problem)
-                    continue
-                if known is None:
-                    to_learn.setdefault(key, labels)
-                else:
-                    relabelled.setdefault(key, labels)  # a GPU swapped at this position
-            gpu_groups.setdefault((key, name, ts), []).append(scaled)
-        groups.setdefault((compute_id, name, ts), []).append(scaled)
-        host_label.setdefault(compute_id, hostname or gpu_uuid)
+        scaled = value * scales[name]
+        if key is not None:
+            group = gpu_groups.get((key, name, ts))
+            if group is None:
+                gpu_groups[(key, name, ts)] = [scaled]
+            else:
+                group.append(scaled)
+        group = groups.get((compute_id, name, ts))
+        if group is None:
+            groups[(compute_id, name, ts)] = [scaled]
+            host_label.setdefault(compute_id, shown)
+        else:
+            group.append(scaled)
 
+    # Straight into storage blocks (series and UTC hour → {ts: value}), no row tuples.
     tenant_id = tenant.id
-    rows = []
+    compute_kind, gpu_kind = ResourceKind.COMPUTE.value, ResourceKind.GPU.value
+    metrics = {name: dcgm.metric for name, dcgm in DCGM_FIELDS.items()}
+    hour_of: dict[dt.datetime, dt.datetime] = {}
+    for ts in {ts for _c, _n, ts in groups}:
+        hour_of[ts] = ts.replace(minute=0, second=0, microsecond=0)
+    blocks: Blocks = {}
     for (compute_id, name, ts), values in groups.items():
         value = _checked_aggregate(
-            name, values, ts, f'{name}{{Hostname="{host_label[compute_id]}"}}', errors
+            name,
+            values,
+            ts,
+            lambda c=compute_id, n=name: f'{n}{{Hostname="{host_label[c]}"}}',
+            errors,
         )
         if value is not None:
-            code = DCGM_FIELDS[name].metric.code
-            rows.append((tenant_id, ResourceKind.COMPUTE.value, compute_id, code, ts, value))
+            _file(
+                blocks,
+                (tenant_id, compute_kind, compute_id, metrics[name].code, hour_of[ts]),
+                ts,
+                value,
+            )
     gpu_values = []
     for (key, name, ts), values in gpu_groups.items():
-        shown = f'{name}{{Hostname="{host_label[key[0]]}",gpu="{key[1]}"'
-        shown += f',GPU_I_ID="{key[2]}"}}' if key[2] else "}"
-        value = _checked_aggregate(name, values, ts, shown, errors)
+        metric = metrics[name]
+        if len(values) == 1 and metric.minimum <= values[0] <= metric.maximum:
+            gpu_values.append((key, metric.code, ts, values[0]))  # a GPU's own series: as is
+            continue
+        value = _checked_aggregate(
+            name, values, ts, lambda k=key, n=name: _gpu_shown(n, k, host_label), errors
+        )
         if value is not None:
-            gpu_values.append((key, DCGM_FIELDS[name].metric.code, ts, value))
+            gpu_values.append((key, metric.code, ts, value))
     errors.raise_if_any()
 
-    hours = {ts.replace(minute=0, second=0, microsecond=0) for _c, _n, ts in groups}
     with transaction.atomic(savepoint=False):
         gpu_ids = {key: known[0] for key, known in fleet.gpus.items()}
         gpu_ids.update(gpu_devices_learn(tenant=tenant, labels_by_key=to_learn, now=now))
         gpu_devices_relabel(tenant=tenant, fleet=fleet, labels_by_key=relabelled)
         seen = {key for key, _code, _ts, _v in gpu_values}
         gpu_devices_touch(tenant=tenant, fleet=fleet, keys=seen - to_learn.keys(), now=now)
-        gpu = ResourceKind.GPU.value
-        rows.extend(
-            (tenant_id, gpu, gpu_ids[key], code, ts, value) for key, code, ts, value in gpu_values
+        for key, code, ts, value in gpu_values:
+            _file(blocks, (tenant_id, gpu_kind, gpu_ids[key], code, hour_of[ts]), ts, value)
+        received = sum(map(len, blocks.values()))
+        inserted = (
+            telemetry_store_blocks(tenant=tenant, blocks=blocks, hours=set(hour_of.values()))
+            if blocks
+            else 0
         )
-        inserted = telemetry_store_rows(tenant=tenant, rows=rows, hours=hours) if rows else 0
     return PrometheusResult(
-        ingest=IngestResult(received=len(rows), inserted=inserted),
+        ingest=IngestResult(received=received, inserted=inserted),
         series=len(series),
         hosts=len({compute_id for compute_id, _n, _t in groups}),
         gpus=len({key for key, _n, _t in gpu_groups}),
         learned_gpus=len(to_learn),
         ignored_families=sorted(ignored),
     )
+
+
+def _target(labels: dict, fleet, to_learn: dict, relabelled: dict):
+    """(compute id, GPU key or None, the host as shown in messages, problem or None) of a
+    label set; compute id None when no compute resource matches (the problem says why).
+
+    A GPU not in ``fleet`` is noted in ``to_learn``, one reporting another UUID at a known
+    position in ``relabelled`` (the first label set of each wins)."""
+    hostname, gpu_uuid = labels.get("Hostname", ""), labels.get("UUID", "")
+    compute_id = fleet.by_host.get(hostname) or fleet.by_uuid.get(gpu_uuid)
+    if compute_id is None:
+        return (
+            None,
+            None,
+            "",
+            f"Unknown compute resource: no hostname '{hostname}' and no GPU UUID "
+            f"'{gpu_uuid}' in this tenant's inventory.",
+        )
+    shown = hostname or gpu_uuid
+    if not labels.get("gpu"):
+        return compute_id, None, shown, None
+    key = _gpu_key(compute_id, labels)
+    known = fleet.gpus.get(key)
+    if known is None or (gpu_uuid and known[1] != gpu_uuid):
+        # Labels are checked only for a GPU to record: known ones cost a lookup.
+        problem = gpu_key_problem(key, labels)
+        if problem:
+            return compute_id, None, shown, problem
+        if known is None:
+            to_learn.setdefault(key, labels)
+        else:
+            relabelled.setdefault(key, labels)  # a GPU swapped at this position
+    return compute_id, key, shown, None
+
+
+def _file(blocks: Blocks, series_hour: tuple, ts: dt.datetime, value: float) -> None:
+    """File a sample in its block; of equal samples the first stays (as ``group_blocks``)."""
+    block = blocks.get(series_hour)
+    if block is None:
+        blocks[series_hour] = {ts: value}
+    else:
+        block.setdefault(ts, value)
+
+
+def _gpu_shown(name: str, key: GpuKey, host_label: dict) -> str:
+    shown = f'{name}{{Hostname="{host_label[key[0]]}",gpu="{key[1]}"'
+    return shown + (f',GPU_I_ID="{key[2]}"}}' if key[2] else "}")
 
 
 def _checked_time(timestamp, default_ts: dt.datetime, window: TimeWindow):
@@ -273,16 +344,17 @@ def _checked_time(timestamp, default_ts: dt.datetime, window: TimeWindow):
     return ts, window.problem(ts)
 
 
-def _checked_aggregate(name: str, values: list[float], ts, shown: str, errors: _Errors):
+def _checked_aggregate(name: str, values: list[float], ts, shown, errors: _Errors):
     """The field's aggregate of ``values`` when it is in the metric's range, else None (and an
-    error naming ``shown``)."""
+    error naming ``shown()``: built only then)."""
     dcgm = DCGM_FIELDS[name]
-    value = float(_AGGREGATES[dcgm.aggregate](values))
+    # One value (a GPU's own series) is its own mean, sum and max.
+    value = float(values[0] if len(values) == 1 else _AGGREGATES[dcgm.aggregate](values))
     metric = dcgm.metric
     if metric.minimum <= value <= metric.maximum:
         return value
     errors.add(
-        f"{shown} @ {ts.isoformat()}",
+        f"{shown()} @ {ts.isoformat()}",
         f"Out of range for {metric.name}: {metric.minimum:g} to {metric.maximum:g} "
         f"(got {value:g} from {len(values)} series).",
     )

@@ -1,4 +1,5 @@
-"""Reading an ingest body: media type, size limits and gzip or snappy, before any parsing.
+"""Reading an ingest body: media type, size limits and gzip or snappy, before any parsing;
+JSON by orjson.
 
 The body is read through ``HttpRequest.body``, so Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``
 applies (``RequestDataTooBig`` becomes a 413 in the API's error format). A gzip body
@@ -10,14 +11,20 @@ limit before anything is decompressed.
 
 from __future__ import annotations
 
+import re
 import zlib
 
 import cramjam
+import orjson
 from django.conf import settings
 from django.utils.http import parse_header_parameters
 from rest_framework import exceptions
 
 from msp.api.errors import PayloadTooLarge
+from msp.api.parsers import MAX_JSON_DEPTH, _too_deep, json_document
+
+# 19 digits in a row: maybe an integer past 64 bits, which orjson reads as a float.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 #: Used when DATA_UPLOAD_MAX_MEMORY_SIZE is None (no limit configured).
 FALLBACK_LIMIT = 64 * 1024 * 1024
@@ -108,3 +115,22 @@ def read_remote_write_body(request) -> bytes:
     if not body:
         raise exceptions.ParseError("The body is empty: expected a snappy-compressed WriteRequest.")
     return unsnappy_capped(body, decompressed_limit())
+
+
+def json_samples_document(body: bytes):
+    """A JSON ingest body, read by orjson (several times faster than the standard library on
+    a batch of samples), under the API's JSON rules (``msp.api.parsers.json_document``).
+
+    Whatever orjson refuses or may read otherwise (``NaN``, ``1e400``, a lone surrogate, an
+    integer past 64 bits, invalid JSON) is read again by ``json_document``: the same values
+    and the same messages as every other endpoint. Non-finite numbers pass through, for the
+    service to refuse per sample.
+    """
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json_document(body, finite_only=False)
+    deep = body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _too_deep(document)
+    if deep or _LONG_DIGITS.search(body):
+        return json_document(body, finite_only=False)
+    return document

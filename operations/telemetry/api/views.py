@@ -23,11 +23,14 @@ from drf_spectacular.utils import (
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from msp.api.parsers import json_document
 from msp.api.throttling import IngestRateThrottle
 from operations.telemetry import selectors, services
 from operations.telemetry.api import serializers as s
-from operations.telemetry.api.parsers import read_body, read_remote_write_body
+from operations.telemetry.api.parsers import (
+    json_samples_document,
+    read_body,
+    read_remote_write_body,
+)
 from operations.telemetry.metrics import (
     DCGM_FIELDS,
     METRICS,
@@ -113,7 +116,7 @@ class SampleIngestView(_IngestView):
     def post(self, request, tenant_slug: str):
         body = read_body(request, media_types=("application/json",))
         # The API's JSON rules (depth, Unicode); non-finite values are refused per sample.
-        document = json_document(body, finite_only=False)
+        document = json_samples_document(body)
         if not isinstance(document, dict):
             raise exceptions.ValidationError({"samples": ["This field is required."]})
         unknown = sorted(set(document) - {"samples"})
