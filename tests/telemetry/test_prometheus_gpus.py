@@ -5,7 +5,6 @@ node's aggregate (kind COMPUTE)."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -20,20 +19,10 @@ from tenants.scoping import tenant_scope
 from tests.factories import make_gpu_device
 from tests.inventory.estate import make_gpu_node
 from tests.telemetry.helpers import code, stored, url
+from tests.telemetry.test_prometheus import IDLE_UUIDS, SAT_UUIDS, SCRAPE
 
 pytestmark = pytest.mark.django_db
 
-SCRAPE = (Path(__file__).parent / "fixtures" / "dcgm_exporter_two_hosts.prom").read_text()
-SAT_UUIDS = [
-    "GPU-5fd4b3a2-1c9e-4f0b-8a67-2d1e9c3b7f01",
-    "GPU-0b71c8e4-93d2-4a5f-b1e8-7c6d5a4f3e02",
-    "GPU-a4e2f7d1-6b3c-4e8a-9f0d-1c2b3a4d5e03",
-    "GPU-d9c8b7a6-5f4e-4d3c-8b2a-1f0e9d8c7b04",
-]
-IDLE_UUIDS = [
-    "GPU-3e1f0a9b-8c7d-4e6f-a5b4-c3d2e1f0a905",
-    "GPU-7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c06",
-]
 H100 = "NVIDIA H100 80GB HBM3"
 DRIVER = 'DCGM_FI_DRIVER_VERSION="535.104.12"'
 GPU = ResourceKind.GPU.value
