@@ -295,7 +295,7 @@ _MARK_DIRTY_HOURS = f""", marked AS (
 
 
 @functools.lru_cache(maxsize=64)
-def _block_insert(*, mark_dirty_hours: bool, target: str) -> str:
+def block_insert_statement(*, mark_dirty_hours: bool, target: str) -> str:
     """The insert statement; ``target``: the parent table, or the one day's partition that
     every staged block falls in (probed and filled directly: no partition routing or run-time
     pruning per block, about a quarter of the statement for a scrape's one-sample blocks).
@@ -605,6 +605,17 @@ class PostgresSampleStore(SampleStore):
             raise transaction.TransactionManagementError(
                 "telemetry storage needs a transaction: run it inside tenant_scope()"
             )
+        connection.ensure_connection()
+        raw = connection.connection  # psycopg 3, in the same transaction as Django's cursors
+        # Errors surface as Django's DatabaseError family, like any ORM query's.
+        with connection.wrap_database_errors, raw.cursor() as cursor:
+            target = self.stage_blocks(cursor, blocks)
+            cursor.execute(block_insert_statement(mark_dirty_hours=mark_dirty_hours, target=target))
+            return int(cursor.fetchone()[0])
+
+    def stage_blocks(self, cursor, blocks: Blocks) -> str:
+        """Lock the blocks' series, make their days' partitions and COPY them into the staging
+        table on ``cursor`` (psycopg's own); return the target of ``block_insert_statement``."""
         days = {hour.date() for hour in {key[4] for key in blocks}}  # a few hours, many blocks
         names = {partition_name(day): day for day in days}
         locks = sorted(
@@ -614,31 +625,25 @@ class PostgresSampleStore(SampleStore):
             }
         )
         data = encode_blocks(blocks)
-        connection.ensure_connection()
-        raw = connection.connection  # psycopg 3, in the same transaction as Django's cursors
-        # Errors surface as Django's DatabaseError family, like any ORM query's.
-        with connection.wrap_database_errors, raw.cursor() as cursor:
-            # One round trip: the staging table (it empties itself at commit; the DELETE only
-            # matters when several batches share a transaction), synchronous_commit, the
-            # series locks, and which of the days' partitions exist.
-            cursor.execute(
-                _STAGING_PREPARE.format(
-                    locks=",".join(map(str, locks)), partitions=",".join(sorted(names))
-                )
+        # One round trip: the staging table (it empties itself at commit; the DELETE only
+        # matters when several batches share a transaction), synchronous_commit, the series
+        # locks, and which of the days' partitions exist.
+        cursor.execute(
+            _STAGING_PREPARE.format(
+                locks=",".join(map(str, locks)), partitions=",".join(sorted(names))
             )
-            while cursor.nextset():
-                pass
-            missing = set(names) - {row[0] for row in cursor.fetchall()}
-            if missing:
-                self.ensure_partitions(names[name] for name in missing)
-            with cursor.copy(
-                f"COPY {STAGING_TABLE} ({STAGING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.write(data)
-            # Partition names are made here from dates (``partition_name``), never from input.
-            target = next(iter(names)) if len(names) == 1 else BLOCK_TABLE
-            cursor.execute(_block_insert(mark_dirty_hours=mark_dirty_hours, target=target))
-            return int(cursor.fetchone()[0])
+        )
+        while cursor.nextset():
+            pass
+        missing = set(names) - {row[0] for row in cursor.fetchall()}
+        if missing:
+            self.ensure_partitions(names[name] for name in missing)
+        with cursor.copy(
+            f"COPY {STAGING_TABLE} ({STAGING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.write(data)
+        # Partition names are made here from dates (``partition_name``), never from input.
+        return next(iter(names)) if len(names) == 1 else BLOCK_TABLE
 
     def series_points(
         self,

@@ -9,8 +9,10 @@ import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from operations.telemetry.storage import (
+    BLOCK_TABLE,
     PostgresSampleStore,
     SQLiteSampleStore,
+    block_insert_statement,
     group_blocks,
     partition_name,
     sample_store,
@@ -276,3 +278,60 @@ def test_a_block_across_an_hour_is_refused(tenant_a, estate):
             "metric, ts_start, ts_end, ts, vals) VALUES (%s, 1, %s, 1, %s, %s, %s, %s)",
             [tenant_a.id, estate["node"].pk, start, end, [start, end], [1.0, 2.0]],
         )
+
+
+def _blocks_read_by_the_fresh_block_insert(tenant, resource_id: int, minute: int) -> int:
+    """Stored blocks the insert of one fresh sample at ``minute`` reads (rows returned or
+    filtered out by every scan of the block table), from its EXPLAIN ANALYZE; rolled back."""
+    store = sample_store()
+    blocks = group_blocks(rows_for(tenant, resource_id, [minute]))
+
+    def read(node) -> int:
+        found = 0
+        if "Scan" in node["Node Type"] and node.get("Relation Name", "").startswith(BLOCK_TABLE):
+            found += node["Actual Rows"] * node["Actual Loops"]
+            found += node.get("Rows Removed by Filter", 0) + node.get(
+                "Rows Removed by Index Recheck", 0
+            )
+        return found + sum(read(child) for child in node.get("Plans", ()))
+
+    class Undo(Exception):
+        pass
+
+    try:
+        with transaction.atomic():
+            connection.ensure_connection()
+            with connection.connection.cursor() as cursor:
+                target = store.stage_blocks(cursor, blocks)
+                # The question is which index the check descends, not whether a sequential
+                # scan of a small test partition would be cheaper.
+                cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
+                cursor.execute(
+                    "EXPLAIN (ANALYZE, FORMAT JSON) "
+                    + block_insert_statement(mark_dirty_hours=True, target=target)
+                )
+                ((plan,),) = cursor.fetchall()
+                found = read(plan[0]["Plan"])
+            raise Undo
+    except Undo:
+        pass
+    return found
+
+
+@requires_postgres
+def test_the_overlap_check_of_a_fresh_block_reads_no_block_stored_earlier_in_the_hour(
+    tenant_a, estate
+):
+    # One block per scrape: 20 scrapes earlier in the hour (23:30 … 23:49), then a fresh one.
+    node = estate["node"].pk
+    for minute in range(20):
+        insert(tenant_a, rows_for(tenant_a, node, [minute]))
+    with tenant_scope(tenant_a.id):
+        assert _blocks_read_by_the_fresh_block_insert(tenant_a, node, 25) == 0
+        # Without the ts_end index (the index set before migration telemetry 0009) the check
+        # walks the ts_start range: every block of the series stored earlier in the hour.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("DROP INDEX telemetry_sample_block_series_end")
+            assert _blocks_read_by_the_fresh_block_insert(tenant_a, node, 25) == 20
+            transaction.set_rollback(True)
+        assert _blocks_read_by_the_fresh_block_insert(tenant_a, node, 25) == 0
