@@ -140,6 +140,31 @@ def gpu_fleet_index(*, tenant, names: set[tuple[str, str]]) -> GpuFleetIndex:
     return fleet
 
 
+# Every row version of the tenant's compute resources and GPUs (row id and the transaction that
+# wrote it): any insert, update or delete since changes it. Raw SQL filters on the tenant itself.
+_FLEET_VERSION = """
+    SELECT md5(COALESCE(string_agg(v, ',' ORDER BY v), '')) FROM (
+        SELECT 'c' || id || ':' || xmin AS v FROM {computes} WHERE tenant_id = %(tenant)s
+        UNION ALL
+        SELECT 'g' || id || ':' || xmin FROM {gpus} WHERE tenant_id = %(tenant)s
+    ) AS rows
+"""
+
+
+def gpu_fleet_version(*, tenant) -> str | None:
+    """A fingerprint of the tenant's compute resources and GPUs that changes with any write to
+    them (PostgreSQL: from each row's id and ``xmin``), so a ``gpu_fleet_index`` kept under it
+    is still exact; None where the database cannot tell (SQLite: do not keep one)."""
+    if connection.vendor != "postgresql":
+        return None
+    sql = _FLEET_VERSION.format(
+        computes=ComputeResource._meta.db_table, gpus=GpuDevice._meta.db_table
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"tenant": tenant.id})
+        return cursor.fetchone()[0]
+
+
 def gpu_key_problem(key: GpuKey, labels: dict) -> str | None:
     """What keeps a scrape's GPU labels from naming a GpuDevice (None when they can)."""
     _compute, index, mig = key

@@ -31,13 +31,21 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from operations.inventory.selectors import GpuKey, gpu_fleet_index, gpu_key_problem
+from operations.inventory.selectors import (
+    GpuFleetIndex,
+    GpuKey,
+    gpu_fleet_index,
+    gpu_fleet_version,
+    gpu_key_problem,
+)
 from operations.inventory.services import (
     gpu_devices_learn,
     gpu_devices_relabel,
@@ -55,6 +63,11 @@ from operations.telemetry.storage import Blocks
 
 #: Series of accepted families per request (a few hundred GPUs' worth of scrapes).
 MAX_SERIES = 10_000
+#: Fleet indexes kept in this process, per (tenant id, names of the scrape), with the inventory
+#: version they were read at (``gpu_fleet_version``); the least recently used go first.
+_FLEETS: OrderedDict[tuple[int, frozenset], tuple[str, GpuFleetIndex]] = OrderedDict()
+_FLEETS_KEPT = 256
+_FLEETS_LOCK = threading.Lock()
 _AGGREGATES = {
     "mean": lambda values: math.fsum(values) / len(values),
     "sum": math.fsum,
@@ -178,7 +191,7 @@ def telemetry_ingest_series(
     # identity, and the per-series loop does only what differs per series.
     distinct = {id(labels): labels for _n, labels, _v, _t in series}
     names = {(labels.get("Hostname", ""), labels.get("UUID", "")) for labels in distinct.values()}
-    fleet = gpu_fleet_index(tenant=tenant, names=names)
+    fleet = _fleet_index(tenant, names)
     to_learn: dict[GpuKey, dict[str, str]] = {}
     relabelled: dict[GpuKey, dict[str, str]] = {}
     targets = {
@@ -283,6 +296,28 @@ def telemetry_ingest_series(
         learned_gpus=len(to_learn),
         ignored_families=sorted(ignored),
     )
+
+
+def _fleet_index(tenant, names: set[tuple[str, str]]) -> GpuFleetIndex:
+    """``gpu_fleet_index`` of the scrape's names, kept while the tenant's inventory is unchanged
+    (a scrape names the same hosts and GPUs every time): one small query instead of loading
+    every GPU. Any write to the tenant's compute resources or GPUs (a GPU learned, relabelled
+    or touched, a host renamed or deleted) changes the version, and the index is read again."""
+    version = gpu_fleet_version(tenant=tenant)
+    if version is None:
+        return gpu_fleet_index(tenant=tenant, names=names)
+    key = (tenant.id, frozenset(names))
+    with _FLEETS_LOCK:
+        kept = _FLEETS.get(key)
+        if kept is not None and kept[0] == version:
+            _FLEETS.move_to_end(key)
+            return kept[1]
+    fleet = gpu_fleet_index(tenant=tenant, names=names)
+    with _FLEETS_LOCK:
+        _FLEETS[key] = (version, fleet)
+        while len(_FLEETS) > _FLEETS_KEPT:
+            _FLEETS.popitem(last=False)
+    return fleet
 
 
 def _target(labels: dict, fleet, to_learn: dict, relabelled: dict):
