@@ -27,7 +27,9 @@ keeping less.
 Django's test client (the same middleware, authentication and view, no HTTP) and shows where
 Groundwork's time goes per request: parsing, mapping (labels → resources, checks), storing
 (encoding, each SQL round trip), the commit, and the framework around the view (middleware,
-token and tenant, response). ``--profile`` prints a cProfile of that in-process phase.
+token and tenant, response), and the CPU spent by this process and by its PostgreSQL backend
+(the database's share, which wall-clock splits cannot show on a loaded machine). ``--profile``
+prints a cProfile of that in-process phase.
 
 The clients share the two cores with the server under test: the figures are for this machine as
 a whole. The last line is ``ingest_peer: gw=<series/s> vm=<series/s> ratio=<gw/vm>``.
@@ -327,6 +329,8 @@ def breakdown(tenant, token: str, bodies: list[bytes], profile: bool, sort: str)
 
     def sql_label(query) -> str:
         text = " ".join(str(query).split()[:3]).lower()
+        if isinstance(query, bytes):
+            text = " ".join(query.decode(errors="replace").split()[:3]).lower()
         for prefix, label in (
             ("select set_config", "tenant scope (set_config)"),
             ("savepoint", "savepoints"),
@@ -334,6 +338,7 @@ def breakdown(tenant, token: str, bodies: list[bytes], profile: bool, sort: str)
             ("create temp", "staging, locks, partitions check"),
             ("with staged", "block insert (dedupe, insert, hour markers)"),
             ('select "inventory_', "inventory lookup"),
+            ("select md5(coalesce(string_agg(v,", "inventory version (kept fleet index)"),
             ('select "tenants_apitoken', "token lookup"),
             ('select "tenants_tenant', "tenant lookup"),
             ("copy", "COPY to staging"),
@@ -393,6 +398,8 @@ def breakdown(tenant, token: str, bodies: list[bytes], profile: bool, sort: str)
     warm, bodies = bodies[0], bodies[1:]
     client.post(url, data=warm, content_type="text/plain", secure=True)
     spent.clear()
+    backend = _backend_pid()
+    cpu_started, backend_started = time.process_time(), _process_cpu(backend)
     profiler = cProfile.Profile() if profile else None
     try:
         started = time.perf_counter()
@@ -405,6 +412,10 @@ def breakdown(tenant, token: str, bodies: list[bytes], profile: bool, sort: str)
         if profiler:
             profiler.disable()
         total = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        backend_cpu = _process_cpu(backend) - backend_started
+        if _backend_pid() != backend:  # the connection was renewed meanwhile (CONN_MAX_AGE)
+            backend_cpu = float("nan")
     finally:
         psycopg.Cursor.execute, psycopg.Cursor.copy = original_execute, original_copy
         psycopg.Connection.commit = original_commit
@@ -426,12 +437,31 @@ def breakdown(tenant, token: str, bodies: list[bytes], profile: bool, sort: str)
     print(f"breakdown: ms per request over {len(bodies)} requests in process (test client)")
     for label, seconds in rows:
         print(f"  {label:52s} {seconds * per:8.2f}")
+    print(f"  {'CPU: this process (Python)':52s} {cpu * per:8.2f}")
+    print(f"  {'CPU: its PostgreSQL backend':52s} {backend_cpu * per:8.2f}")
     print("  SQL round trips (wherever they ran):")
     for label, seconds in sorted(spent.items(), key=lambda item: -item[1]):
         if label.startswith("sql: "):
             print(f"    {label[5:]:50s} {seconds * per:8.2f}")
     if profiler:
         pstats.Stats(profiler).sort_stats(sort).print_stats(35)
+
+
+def _backend_pid() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far (Linux; 0 where unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- Main ---------------------------------------------------------------------------------------

@@ -343,6 +343,8 @@ _ROW_START = struct.Struct(">hiqihiqih")
 _ARRAY_START = struct.Struct(">iiiIii")
 _TIMESTAMPTZ_ITEM = struct.Struct(">iq")
 _FLOAT8_ITEM = struct.Struct(">id")
+_FLOAT8 = struct.Struct(">d")
+_FLOAT8_LENGTH = struct.pack(">i", 8)
 # The array headers of a one-sample block.
 _ONE_TIMESTAMP = _ARRAY_START.pack(32, 1, 0, _TIMESTAMPTZ_OID, 1, 1)
 _ONE_FLOAT = _ARRAY_START.pack(32, 1, 0, _FLOAT8_OID, 1, 1)
@@ -357,26 +359,38 @@ def encode_blocks(blocks: Blocks) -> bytes:
     """The binary COPY stream of ``blocks`` for the staging table (``STAGING_COLUMNS``)."""
     items: dict[dt.datetime, bytes] = {}  # ts → its encoded array item; instants repeat a lot
     hours: dict[dt.datetime, bytes] = {}  # hour → its encoded field
+    # (ts, hour) → a one-sample block's fields from ts_start to the value's length; the
+    # value, then the hour field (the rest of the row).
+    singles: dict[tuple[dt.datetime, dt.datetime], tuple[bytes, bytes]] = {}
     out = [_COPY_HEADER]
     add = out.append
-    float_item = _FLOAT8_ITEM.pack
+    float_value = _FLOAT8.pack
     row_start = _ROW_START.pack
     array_start = _ARRAY_START.pack
     ts_item = _TIMESTAMPTZ_ITEM.pack
     for (tenant_id, kind, resource_id, metric, hour), block in blocks.items():
+        if len(block) == 1:
+            # A scrape's usual block: one sample, fixed headers, one piece per row.
+            ((ts, value),) = block.items()
+            single = singles.get((ts, hour))
+            if single is None:
+                item = ts_item(8, _micros(ts))
+                single = singles[(ts, hour)] = (
+                    item + item + _ONE_TIMESTAMP + item + _ONE_FLOAT + _FLOAT8_LENGTH,
+                    ts_item(8, _micros(hour)),
+                )
+            middle, hour_field = single
+            add(
+                row_start(9, 8, tenant_id, 2, kind, 8, resource_id, 2, metric)
+                + middle
+                + float_value(value)
+                + hour_field
+            )
+            continue
         hour_field = hours.get(hour)
         if hour_field is None:
             hour_field = hours[hour] = ts_item(8, _micros(hour))
         add(row_start(9, 8, tenant_id, 2, kind, 8, resource_id, 2, metric))
-        if len(block) == 1:
-            # A scrape's usual block: one sample, fixed headers.
-            ((ts, value),) = block.items()
-            item = items.get(ts)
-            if item is None:
-                item = items[ts] = ts_item(8, _micros(ts))
-            add(item + item + _ONE_TIMESTAMP + item + _ONE_FLOAT + float_item(8, value))
-            add(hour_field)
-            continue
         times = sorted(block)
         encoded = []
         for ts in times:
@@ -391,7 +405,7 @@ def encode_blocks(blocks: Blocks) -> bytes:
         add(array_start(array_length, 1, 0, _TIMESTAMPTZ_OID, count, 1))
         add(b"".join(encoded))
         add(array_start(array_length, 1, 0, _FLOAT8_OID, count, 1))
-        add(b"".join([float_item(8, block[ts]) for ts in times]))
+        add(b"".join([_FLOAT8_ITEM.pack(8, block[ts]) for ts in times]))
         add(hour_field)
     add(_COPY_TRAILER)
     return b"".join(out)
