@@ -8,7 +8,8 @@ clocks, PCIe, NVLink …) is ignored and named in the answer.
 Each series is mapped to a compute resource of the tenant: by its ``Hostname`` label when a
 compute resource has that hostname, otherwise by its ``UUID`` label when a GPU of the tenant
 (``GpuDevice``, or a UUID listed in ``ComputeResource.gpu_uuids``) has it. One query resolves
-the hosts and all their GPUs.
+the hosts and all their GPUs, kept per process under the inventory's version (see
+``_fleet_index``).
 
 A series with a ``gpu`` label is also its GPU's own series (kind GPU, resource = the
 ``GpuDevice`` at that node, index and MIG instance ``GPU_I_ID``). A GPU not yet in the
