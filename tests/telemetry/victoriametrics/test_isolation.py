@@ -11,8 +11,6 @@ import pytest
 from django.utils import timezone
 
 import tests.telemetry.test_isolation as builtin_isolation
-from tests.telemetry.remote_write_payloads import remote_write
-from tests.telemetry.test_isolation import SCRAPE_OF_B, remote_write_of_b
 from operations.telemetry import selectors
 from operations.telemetry.backends.victoriametrics import (
     VictoriaMetricsClient,
@@ -23,6 +21,8 @@ from operations.telemetry.backends.victoriametrics import (
 from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
 from tenants.scoping import tenant_scope
 from tests.telemetry.helpers import url
+from tests.telemetry.remote_write_payloads import remote_write
+from tests.telemetry.test_isolation import SCRAPE_OF_B, remote_write_of_b
 
 pytestmark = pytest.mark.django_db
 
