@@ -14,7 +14,7 @@ from django.utils import timezone
 from operations.inventory.models import GpuDevice
 from operations.telemetry.backends.dcgm_read import FAMILY_OF_METRIC
 from operations.telemetry.forwarding import telemetry_gpus_discover
-from operations.telemetry.metrics import ResourceKind
+from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
 from operations.telemetry.models import TelemetryRollup
 from operations.telemetry.storage import sample_store
 from operations.telemetry.tenant_label import check_tenant_label_settings
@@ -289,3 +289,49 @@ def test_a_configured_label_value_is_written_and_read(vm, settings, admin_a, ten
 def test_label_settings_that_could_mix_tenants_are_refused(name, values):
     with pytest.raises(ImproperlyConfigured):
         check_tenant_label_settings(name, values)
+
+
+HOSTILE = [
+    '"} or {__name__=~".+',
+    ".*",
+    "acme-gpu-sat-01|.*",
+    "\\",
+    'x", tenant=~".*',
+    "\n}",
+    "{}",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_hostile_hostname_is_a_literal_in_every_dcgm_read(
+    vm, admin_a, admin_b, tenant_a, tenant_b, hostile
+):
+    """Hostnames and UUIDs reach dcgm selectors from the inventory: quoted, regex-escaped, and
+    under the tenant's matcher, so a read of A's oddly named host finds its series and only
+    those, never B's series under the same or a matching Hostname."""
+    from tests.inventory.estate import gpu_uuid, make_gpu_node
+
+    uuids = [gpu_uuid(), gpu_uuid()]
+    node = make_gpu_node(tenant_a, hostname=hostile, gpu_count=2, gpu_uuids=uuids)
+    make_gpu_node(tenant_b, hostname=hostile, gpu_count=2, gpu_uuids=uuids)
+    moment = timezone.now().replace(microsecond=0) - dt.timedelta(minutes=1)
+    ms = int(moment.timestamp() * 1000)
+
+    def series(host: str, value: float, gpu: str = "0") -> tuple:
+        labels = {"__name__": "DCGM_FI_DEV_GPU_UTIL", "Hostname": host, "gpu": gpu}
+        return (labels, [(value, ms)])
+
+    mine = snappy(write_request([series(hostile, 10.0), series(hostile, 30.0, gpu="1")]))
+    assert remote_write(admin_a, tenant_a.slug, mine).status_code == 204
+    others = [series(hostile, 77.0), series("acme-gpu-sat-01", 77.0), series("x", 77.0)]
+    assert remote_write(admin_b, tenant_b.slug, snappy(write_request(others))).status_code == 204
+    store = sample_store()
+    window = {"start": moment - dt.timedelta(minutes=5), "end": moment + dt.timedelta(minutes=5)}
+    code = METRICS_BY_NAME["gpu_utilization"].code
+    with tenant_scope(tenant_a.id):
+        points = store.series_points(
+            tenant_id=tenant_a.id, kind=1, resource_id=node.pk, metric=code, limit=10, **window
+        )
+        stats = store.window_stats(tenant_id=tenant_a.id, kind=1, metric=code, **window)
+    assert points == [(moment, 20.0)]
+    assert [(row[0], row[1], row[2], row[3]) for row in stats] == [(node.pk, 20.0, 20.0, 1)]
