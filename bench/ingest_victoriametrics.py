@@ -1,136 +1,136 @@
-"""Benchmark telemetry ingest through Groundwork into VictoriaMetrics against posting the same
-samples straight to VictoriaMetrics.
+"""dcgm-exporter ingest through Groundwork into VictoriaMetrics against posting the same scrapes
+straight to VictoriaMetrics, over real HTTP, in one run (issue 17: Groundwork only
+authenticates, labels and forwards).
 
-In one run, the same N samples (``--samples``, default 100,000: 50 GPU hosts × 8 dcgm metrics
-every 10 s; as bench/ingest.py) are written
+One ``/usr/bin/victoria-metrics`` (Debian's package) on a free port with a temporary data
+directory, and Groundwork's gunicorn as the Procfile runs it (``--workers`` 2) with
+``TELEMETRY_BACKEND=victoriametrics`` pointing at it, on a throwaway database holding a tenant,
+an ingest token and the hosts' inventory. The requests are bench/ingest_peer.py's: each the
+dcgm-exporter scrapes of ``--hosts`` (50) × ``--gpus`` (8) × the 8 DCGM families, with
+dcgm-exporter's labels and a millisecond timestamp per line. In each of ``--rounds`` rounds,
+alternated so both see the same machine load, ``--clients`` (2) concurrent clients post
 
-(a) straight to VictoriaMetrics' ``/api/v1/import``, as the JSON lines Groundwork itself sends
-    (same series labels, one line per series and hour), one request per ``--batch`` samples;
-(b) through the real endpoint, ``POST /api/v1/tenants/{slug}/telemetry/samples`` with
-    ``TELEMETRY_BACKEND=victoriametrics``, in batches of ``--batch``, with Django's test client:
-    middleware, bearer token, tenant scope, validation (resources by hostname), labelling and
-    forwarding, and the hour markers for the rollup in PostgreSQL.
+(a) straight to VictoriaMetrics: ``/api/v1/import/prometheus`` (``--route prometheus``, the
+    default) or ``/api/v1/write`` (``--route remote-write``: the same samples as snappy
+    protobuf WriteRequests, as vmagent sends them), with ``extra_label`` tenant and instance
+    labels as Groundwork adds them;
+(b) through Groundwork: ``POST /api/v1/tenants/<slug>/telemetry/prometheus`` or
+    ``…/telemetry/remote-write`` with the bearer token (authenticated, size- and media-type-
+    checked, forwarded under the tenant's label).
 
-Inputs are prepared before the clock starts in both, and one batch of each warms up first. Each
-part runs ``--rounds`` times, each
-round under a ``groundwork`` label value of its own (fresh series, as the first write of a
-scrape); the median counts. It starts Debian's ``victoria-metrics`` itself on a free port with a
-temporary data directory, and works in a throwaway database (``<name>_ingest_vm_bench``), so
-nothing is left behind:
+Each round has its own timestamps (fresh samples for both). Series per second = series posted
+/ wall time; afterwards VictoriaMetrics is asked how many samples each side stored, so neither
+wins by keeping less. CPU seconds of Groundwork's workers and of VictoriaMetrics per round are
+read from /proc (the machine is shared: CPU per series is steadier than wall time).
 
     DATABASE_URL=postgres://groundwork@127.0.0.1:5432/groundwork \\
-        .venv/bin/python bench/ingest_victoriametrics.py
+        .venv/bin/python bench/ingest_victoriametrics.py [--route remote-write]
 
-The last line is ``ingest_victoriametrics: a=<samples/s> b=<samples/s> ratio=<b/a>``.
+The last line is ``ingest_victoriametrics: gw=<series/s> vm=<series/s> ratio=<gw/vm>``
+(medians of the rounds).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import datetime as dt
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import GPU_METRICS, make_estate, make_samples  # noqa: E402
+from bench.ingest_peer import (  # noqa: E402
+    FAMILIES,
+    TENANT_SLUG,
+    free_port,
+    make_estate,
+    post_all,
+    scrape_body,
+    start_gunicorn,
+    start_victoria_metrics,
+    stop,
+)
 from bench.support import throwaway_database  # noqa: E402
 
-BINARY = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+GW_INSTANCE = "bench-gw"
+VM_INSTANCE = "bench-vm"
+ROUTES = {
+    # route: (VictoriaMetrics path, Groundwork path, headers, success codes of gw)
+    "prometheus": (
+        "/api/v1/import/prometheus",
+        "telemetry/prometheus",
+        {"Content-Type": "text/plain"},
+        (202,),
+    ),
+    "remote-write": (
+        "/api/v1/write",
+        "telemetry/remote-write",
+        {
+            "Content-Type": "application/x-protobuf",
+            "Content-Encoding": "snappy",
+            "X-Prometheus-Remote-Write-Version": "0.1.0",
+        },
+        (204,),
+    ),
+}
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--route", choices=sorted(ROUTES), default="prometheus")
     parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--gpus", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=40, help="timed requests a round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (Procfile: 2)")
     return parser.parse_args()
 
 
-def start_victoria_metrics(data_dir: str) -> tuple[subprocess.Popen, str]:
-    import requests
+def remote_write_body(text: bytes) -> bytes:
+    """The samples of a text scrape as one snappy-compressed remote write 1.0 request."""
+    import cramjam
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(  # noqa: S603 - a fixed binary and arguments made here
-        [
-            BINARY,
-            f"-storageDataPath={data_dir}",
-            "-retentionPeriod=100y",
-            f"-httpListenAddr=127.0.0.1:{port}",
-            "-dedup.minScrapeInterval=1ms",
-            "-loggerLevel=ERROR",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    process.terminate()
-    raise SystemExit("victoria-metrics did not come up")
+    from operations.telemetry.exposition import iter_samples
+    from operations.telemetry.prompb import WriteRequest
+
+    request = WriteRequest()
+    for name, labels, value, timestamp in iter_samples(text.decode()):
+        series = request.timeseries.add()
+        for key, label in sorted({**labels, "__name__": name}.items()):
+            series.labels.add(name=key, value=label)
+        series.samples.add(value=value, timestamp=round(timestamp * 1000))
+    return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
 
 
-def direct_bodies(rows, batch: int) -> list[bytes]:
-    """(a)'s request bodies: Groundwork's own import lines for each batch of rows."""
-    from operations.telemetry.backends.victoriametrics import import_body
-    from operations.telemetry.storage import group_blocks
-
-    return [
-        import_body(group_blocks(rows[start : start + batch]))[0]
-        for start in range(0, len(rows), batch)
-    ]
-
-
-def part_a(url: str, bodies: list[bytes], total: int) -> float:
-    import requests
-
-    session = requests.Session()
-    started = time.perf_counter()
-    for body in bodies:
-        response = session.post(
-            f"{url}/api/v1/import", data=body, headers={"Content-Type": "application/stream+json"}
-        )
-        response.raise_for_status()
-    return total / (time.perf_counter() - started)
+def cpu_seconds(pid: int, *, children: bool) -> float:
+    """User + system CPU of ``pid`` (and of its live children: gunicorn's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    if children:
+        path = Path(f"/proc/{pid}/task/{pid}/children")
+        pids += [int(child) for child in path.read_text().split()]
+    total = 0.0
+    for each in pids:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
-def part_b(tenant, token: str, bodies: list[bytes], sizes: list[int]) -> float:
-    from django.test import Client
-
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
-    path = f"/api/v1/tenants/{tenant.slug}/telemetry/samples"
-    started = time.perf_counter()
-    for body, size in zip(bodies, sizes, strict=True):
-        response = client.post(path, data=body, content_type="application/json", secure=True)
-        if response.status_code != 200 or response.json()["inserted"] != size:
-            raise SystemExit(f"ingest failed: {response.status_code} {response.content[:500]!r}")
-    return sum(sizes) / (time.perf_counter() - started)
-
-
-def count_stored(url: str, instance: str) -> int:
-    import requests
-
-    requests.get(f"{url}/internal/force_flush", timeout=30)
+def stored_samples(base: str, instance: str) -> int:
+    requests.get(f"{base}/internal/force_flush", timeout=30)
     response = requests.post(
-        f"{url}/api/v1/query",
+        f"{base}/api/v1/query",
         data={
-            "query": f'sum(count_over_time({{groundwork="{instance}"}}[10y]))',
-            "time": str(time.time() + 60),
+            "query": f'sum(count_over_time({{groundwork="{instance}"}}[1d]))',
+            "time": str(dt.datetime.now(dt.UTC).timestamp() + 60),
         },
         timeout=60,
     )
@@ -140,62 +140,94 @@ def count_stored(url: str, instance: str) -> int:
 
 def main() -> None:
     args = parse_args()
-    if not os.access(BINARY, os.X_OK):
-        raise SystemExit("victoria-metrics is not installed (apt-get install victoria-metrics)")
-    data_dir = tempfile.mkdtemp(prefix="vm-bench-")
-    process, url = start_victoria_metrics(data_dir)
-    os.environ["TELEMETRY_BACKEND"] = "victoriametrics"
-    os.environ["TELEMETRY_URL"] = url
+    vm_dir = tempfile.mkdtemp(prefix="ingest-vm-bench-")
+    vm_port = free_port()
+    vm = start_victoria_metrics(vm_dir, vm_port)
+    gunicorn = None
     try:
+        vm_base = f"http://127.0.0.1:{vm_port}"
+        os.environ["TELEMETRY_BACKEND"] = "victoriametrics"
+        os.environ["TELEMETRY_URL"] = vm_base
         with throwaway_database("ingest_vm_bench"):
-            run(args, url)
+            tenant, token = make_estate(args.hosts, args.gpus)
+            env = {
+                **os.environ,
+                "DJANGO_HTTPS": "false",
+                "LOG_LEVEL": "WARNING",
+                "TELEMETRY_INSTANCE": GW_INSTANCE,
+                # The bench posts faster than an agent fleet's token would: not throttled here.
+                "API_INGEST_THROTTLE_RATE": "1000000/minute",
+            }
+            env.pop("DATABASE_OWNER_URL", None)
+            gw_port = free_port()
+            gunicorn = start_gunicorn(env, gw_port, args.workers)
+            run(args, tenant, token, vm, vm_base, gunicorn, f"http://127.0.0.1:{gw_port}")
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        stop(gunicorn)
+        stop(vm)
+        import shutil
+
+        shutil.rmtree(vm_dir, ignore_errors=True)
 
 
-def run(args, url: str) -> None:
-    from django.conf import settings
-
-    tenant, token, nodes = make_estate(args.hosts)
-    rows, samples = make_samples(tenant.id, nodes, args.samples)
-    bodies, sizes = [], []
-    for start in range(0, len(samples), args.batch):
-        chunk = samples[start : start + args.batch]
-        bodies.append(json.dumps({"samples": chunk}).encode())
-        sizes.append(len(chunk))
-    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, {BINARY}")
+def run(args, tenant, token: str, vm, vm_base: str, gunicorn, gw_base: str) -> None:
+    vm_path, gw_path, headers, gw_ok = ROUTES[args.route]
+    per_request = args.hosts * args.gpus * len(FAMILIES)
+    total = args.warmup + 2 * args.rounds * args.requests
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
+    bodies = [
+        scrape_body(args.hosts, args.gpus, end - dt.timedelta(seconds=10 * (total - n)), n)
+        for n in range(total)
+    ]
+    if args.route == "remote-write":
+        bodies = [remote_write_body(body) for body in bodies]
+    size = sum(map(len, bodies)) / len(bodies) / 1024
     print(
-        f"samples: {len(rows)} ({args.hosts} hosts × {len(GPU_METRICS)} metrics, 10 s apart), "
-        f"batches of {args.batch}"
+        f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; route {args.route}; "
+        f"requests of {args.hosts} hosts × {args.gpus} GPUs × {len(FAMILIES)} families = "
+        f"{per_request} series ({size:.0f} KiB), {args.requests} timed a round and side, "
+        f"{args.clients} clients, {args.workers} gunicorn workers"
     )
-    # Warm up both paths (imports, connections, caches) under labels of their own.
-    settings.TELEMETRY_INSTANCE = "bench-warm-up"
-    part_a(url, direct_bodies(rows[: args.batch], args.batch), min(len(rows), args.batch))
-    part_b(tenant, token, bodies[:1], sizes[:1])
-    a_runs, b_runs = [], []
-    for round_number in range(1, args.rounds + 1):
-        settings.TELEMETRY_INSTANCE = f"bench-a-{round_number}"
-        a_bodies = direct_bodies(rows, args.batch)
-        a_runs.append(part_a(url, a_bodies, len(rows)))
-        settings.TELEMETRY_INSTANCE = f"bench-b-{round_number}"
-        b_runs.append(part_b(tenant, token, bodies, sizes))
-        stored = (
-            count_stored(url, f"bench-a-{round_number}"),
-            count_stored(url, f"bench-b-{round_number}"),
+    vm_url = (
+        f"{vm_base}{vm_path}?extra_label=tenant={tenant.id}&extra_label=kind=scrape"
+        f"&extra_label=groundwork={VM_INSTANCE}"
+    )
+    gw_url = f"{gw_base}/api/v1/tenants/{TENANT_SLUG}/{gw_path}"
+    gw_headers = {**headers, "Authorization": f"Bearer {token}"}
+    warmup, timed = bodies[: args.warmup], bodies[args.warmup :]
+    post_all(vm_url, warmup, args.clients, headers, (204,))
+    post_all(gw_url, warmup, args.clients, gw_headers, gw_ok)
+    vm_rates, gw_rates, vm_cpu, gw_cpu = [], [], [], []
+    for number in range(args.rounds):
+        offset = 2 * number * args.requests
+        vm_bodies = timed[offset : offset + args.requests]
+        gw_bodies = timed[offset + args.requests : offset + 2 * args.requests]
+        series = per_request * args.requests
+        cpu = cpu_seconds(vm.pid, children=False)
+        seconds = post_all(vm_url, vm_bodies, args.clients, headers, (204,))
+        vm_cpu.append(cpu_seconds(vm.pid, children=False) - cpu)
+        vm_rates.append(series / seconds)
+        cpu = cpu_seconds(gunicorn.pid, children=True), cpu_seconds(vm.pid, children=False)
+        seconds = post_all(gw_url, gw_bodies, args.clients, gw_headers, gw_ok)
+        gw_cpu.append(cpu_seconds(gunicorn.pid, children=True) - cpu[0])
+        gw_rates.append(series / seconds)
+        print(
+            f"round {number + 1}: vm={vm_rates[-1]:,.0f} gw={gw_rates[-1]:,.0f} series/s "
+            f"ratio={gw_rates[-1] / vm_rates[-1]:.3f}; CPU µs/series: VictoriaMetrics "
+            f"{vm_cpu[-1] * 1e6 / series:.2f}, Groundwork's workers {gw_cpu[-1] * 1e6 / series:.2f}"
         )
-        if stored != (len(rows), len(rows)):
-            raise SystemExit(f"expected {len(rows)} samples stored by each part, found {stored}")
-        print(f"round {round_number}: a={a_runs[-1]:,.0f} samples/s  b={b_runs[-1]:,.0f} samples/s")
-    a, b = statistics.median(a_runs), statistics.median(b_runs)
-    ratios = ", ".join(f"{b_run / a_run:.3f}" for a_run, b_run in zip(a_runs, b_runs, strict=True))
-    print(f"ratio b/a per round: {ratios}")
-    print(f"(a) straight to VictoriaMetrics /api/v1/import: {a:,.0f} samples/s")
+    expected = per_request * (args.rounds * args.requests + args.warmup)
+    kept = stored_samples(vm_base, VM_INSTANCE), stored_samples(vm_base, GW_INSTANCE)
     print(
-        f"(b) POST telemetry/samples through Groundwork, {args.batch} a request: {b:,.0f} samples/s"
+        f"samples stored: straight {kept[0]}, through Groundwork {kept[1]} (sent {expected} each)"
     )
-    print(f"ingest_victoriametrics: a={a:.0f} b={b:.0f} ratio={b / a:.3f}")
+    if kept != (expected, expected):
+        raise SystemExit("the two sides did not store the same samples")
+    vm_rate, gw_rate = statistics.median(vm_rates), statistics.median(gw_rates)
+    print(f"machine load after: {os.getloadavg()[0]:.2f}")
+    print(
+        f"ingest_victoriametrics: gw={gw_rate:.0f} vm={vm_rate:.0f} ratio={gw_rate / vm_rate:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ TASK_QUEUES: dict[str, str] = {
     "telemetry.retention_fleet": INGEST,
     "telemetry.retention_tenant": INGEST,
     "telemetry.partitions_ensure": INGEST,
+    "telemetry.gpus_discover_fleet": INGEST,
+    "telemetry.gpus_discover_tenant": INGEST,
     # Alert rules read telemetry every minute: they scale with it, next to the rollups.
     "incidents.alert_rules_evaluate_fleet": INGEST,
     "incidents.alert_rules_evaluate_tenant": INGEST,

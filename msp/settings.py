@@ -364,6 +364,14 @@ TELEMETRY_INSTANCE = env.str("TELEMETRY_INSTANCE", default="")
 # VictoriaMetrics makes samples searchable a moment after acknowledging them: the rollup job
 # leaves hours marked more recently than this for its next run.
 TELEMETRY_SEARCH_DELAY_SECONDS = env.float("TELEMETRY_SEARCH_DELAY_SECONDS", default=5.0)
+# VictoriaMetrics: the label carrying the tenant on every series (Groundwork's own, and those an
+# MSP's vmagent writes straight into VictoriaMetrics), and per tenant slug its value (default:
+# the tenant's id). Values are letters first (never a bare id, which is another tenant's
+# default) and unique: "acme=acme,globex=globex-prod".
+TELEMETRY_TENANT_LABEL = env.str("TELEMETRY_TENANT_LABEL", default="tenant")
+TELEMETRY_TENANT_LABEL_VALUES = env.dict("TELEMETRY_TENANT_LABEL_VALUES", default={})
+# How far back the GPU inventory job looks for dcgm-exporter series in VictoriaMetrics.
+TELEMETRY_DISCOVERY_MINUTES = env.int("TELEMETRY_DISCOVERY_MINUTES", default=15)
 if TELEMETRY_BACKEND not in ("builtin", "victoriametrics"):
     raise ImproperlyConfigured(
         f"TELEMETRY_BACKEND must be builtin or victoriametrics, not {TELEMETRY_BACKEND!r}"
@@ -375,6 +383,10 @@ if TELEMETRY_BACKEND == "victoriametrics" and not (
         "TELEMETRY_BACKEND=victoriametrics needs TELEMETRY_URL (or TELEMETRY_INSERT_URL and "
         "TELEMETRY_SELECT_URL)"
     )
+if TELEMETRY_BACKEND == "victoriametrics":
+    from operations.telemetry.tenant_label import check_tenant_label_settings
+
+    check_tenant_label_settings(TELEMETRY_TENANT_LABEL, TELEMETRY_TENANT_LABEL_VALUES)
 # Lists answer from .values() rows where every field maps to a column (msp/api/values.py).
 API_VALUES_LISTS = env.bool("API_VALUES_LISTS", default=True)
 

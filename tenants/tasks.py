@@ -46,6 +46,7 @@ FLEET_TENANT_TASKS = frozenset(
     {
         "telemetry.rollup_tenant",
         "telemetry.retention_tenant",
+        "telemetry.gpus_discover_tenant",
         "incidents.sla_breach_scan_tenant",
         "incidents.alert_rules_evaluate_tenant",
         "events.publish_tenant",

@@ -75,6 +75,15 @@ def test_telemetry_retention(fleet, monkeypatch):
     assert_chunked(sent, "telemetry.retention_tenant", _ids(fleet))
 
 
+def test_telemetry_gpu_discovery(fleet, monkeypatch, settings):
+    sent = record_fan_out(monkeypatch)
+    assert telemetry_tasks.gpus_discover_fleet.apply().get() == 0  # built-in store: ingest learns
+    assert sent == []
+    settings.TELEMETRY_BACKEND = "victoriametrics"
+    assert telemetry_tasks.gpus_discover_fleet.apply().get() == FLEET
+    assert_chunked(sent, "telemetry.gpus_discover_tenant", _ids(fleet))
+
+
 def test_sla_breach_scan(fleet, monkeypatch):
     for tenant in fleet:
         make_incident(tenant, severity="SEV1", at=timezone.now() - dt.timedelta(days=2))
@@ -130,6 +139,7 @@ def test_every_per_tenant_task_of_a_fan_out_is_covered_here():
     covered = {
         "telemetry.rollup_tenant",
         "telemetry.retention_tenant",
+        "telemetry.gpus_discover_tenant",
         "incidents.sla_breach_scan_tenant",
         "incidents.alert_rules_evaluate_tenant",
         "events.publish_tenant",
@@ -147,6 +157,7 @@ def test_every_beat_entry_is_a_chunked_fan_out_or_bounded_by_itself():
     fan_outs = {
         "telemetry.rollup_fleet",
         "telemetry.retention_fleet",
+        "telemetry.gpus_discover_fleet",
         "incidents.sla_breach_scan",
         "incidents.alert_rules_evaluate_fleet",
         "events.publish_outbox",

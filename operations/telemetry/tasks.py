@@ -1,4 +1,5 @@
-"""Scheduled telemetry work: hourly rollups, retention and partitions.
+"""Scheduled telemetry work: hourly rollups, retention, partitions and (VictoriaMetrics) GPU
+discovery.
 
 Fleet tasks find the tenants with work and fan out in chunks (``tenants.tasks.fleet_fan_out``),
 each chunk running the tenant task (taking ``tenant_id``, run in that tenant's scope by
@@ -12,7 +13,7 @@ import logging
 
 from celery import shared_task
 
-from operations.telemetry import services
+from operations.telemetry import forwarding, services
 from operations.telemetry.selectors import telemetry_tenants_with_pending_rollups
 from tenants.models import Tenant
 from tenants.tasks import TenantScopedTask, fleet_fan_out
@@ -49,6 +50,23 @@ def retention_fleet() -> dict:
 def retention_tenant(*, tenant_id: int) -> dict:
     """Delete one tenant's raw samples and rollups older than its retention."""
     return services.telemetry_retention_enforce(tenant=Tenant.objects.get(pk=tenant_id))
+
+
+@shared_task(name="telemetry.gpus_discover_fleet", ignore_result=True)
+def gpus_discover_fleet() -> int:
+    """Fleet (VictoriaMetrics only): learn new GPUs from each tenant's dcgm series, in chunks
+    of tenants. Nothing to do on the built-in store (ingest learns them)."""
+    if not forwarding.telemetry_forwarding():
+        return 0
+    tenant_ids = list(Tenant.objects.order_by("pk").values_list("pk", flat=True))
+    fleet_fan_out(gpus_discover_tenant, tenant_ids)
+    return len(tenant_ids)
+
+
+@shared_task(base=TenantScopedTask, name="telemetry.gpus_discover_tenant", ignore_result=True)
+def gpus_discover_tenant(*, tenant_id: int) -> dict:
+    """Learn one tenant's new GPUs from its dcgm series in VictoriaMetrics."""
+    return forwarding.telemetry_gpus_discover(tenant=Tenant.objects.get(pk=tenant_id))
 
 
 @shared_task(name="telemetry.partitions_ensure", ignore_result=True)

@@ -154,6 +154,7 @@ def test_the_beat_schedule_names_registered_tasks():
         tasks.rollup_fleet.name,
         tasks.retention_fleet.name,
         tasks.partitions_ensure.name,
+        tasks.gpus_discover_fleet.name,
     }
     assert names <= set(current_app.tasks)
 

@@ -73,8 +73,8 @@ REMOTE_WRITE_MEDIA_TYPE = "application/x-protobuf"
 REMOTE_WRITE_PROTO = "prometheus.WriteRequest"
 
 
-def unsnappy_capped(body: bytes, limit: int) -> bytes:
-    """Decompress a snappy block (not the framed format); 413 when it declares over ``limit``."""
+def snappy_length_checked(body: bytes, limit: int) -> int:
+    """The length a snappy block declares once decompressed; 413 past ``limit``."""
     try:
         declared = cramjam.snappy.decompress_raw_len(body)
     except cramjam.DecompressionError as exc:
@@ -83,6 +83,12 @@ def unsnappy_capped(body: bytes, limit: int) -> bytes:
         raise PayloadTooLarge(
             f"The decompressed body would be {declared} bytes; at most {limit} are accepted."
         )
+    return declared
+
+
+def unsnappy_capped(body: bytes, limit: int) -> bytes:
+    """Decompress a snappy block (not the framed format); 413 when it declares over ``limit``."""
+    snappy_length_checked(body, limit)
     try:
         # The output buffer is the declared length, and a block that inflates to any other
         # length is refused: nothing grows past the check above.
@@ -91,8 +97,11 @@ def unsnappy_capped(body: bytes, limit: int) -> bytes:
         raise exceptions.ParseError(f"The body is not valid snappy (block format): {exc}") from exc
 
 
-def read_remote_write_body(request) -> bytes:
-    """A Prometheus remote write 1.0 body, decompressed: the bytes of a ``WriteRequest``."""
+def read_remote_write_body(request, *, decompress: bool = True) -> bytes:
+    """A Prometheus remote write 1.0 body, decompressed: the bytes of a ``WriteRequest``.
+
+    ``decompress=False``: the snappy body as received, once the length it declares is checked
+    (to forward it: the receiver decompresses it)."""
     media_type, params = parse_header_parameters(request.content_type or "")
     media_type = media_type.lower()
     if media_type and media_type != REMOTE_WRITE_MEDIA_TYPE:
@@ -114,6 +123,9 @@ def read_remote_write_body(request) -> bytes:
     body = request.body  # RequestDataTooBig past DATA_UPLOAD_MAX_MEMORY_SIZE: a 413
     if not body:
         raise exceptions.ParseError("The body is empty: expected a snappy-compressed WriteRequest.")
+    if not decompress:
+        snappy_length_checked(body, decompressed_limit())
+        return body
     return unsnappy_capped(body, decompressed_limit())
 
 

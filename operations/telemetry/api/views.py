@@ -24,7 +24,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from msp.api.throttling import IngestRateThrottle
-from operations.telemetry import selectors, services
+from operations.telemetry import forwarding, selectors, services
 from operations.telemetry.api import serializers as s
 from operations.telemetry.api.parsers import (
     json_samples_document,
@@ -157,11 +157,19 @@ class PrometheusIngestView(_IngestView):
     XID. ``received`` counts both.
     Samples without a timestamp take ``?ts=`` (ISO 8601 or Unix seconds) or the receive time.
     Errors (unknown host, NaN, out of range …) are keyed by the series.
+
+    With ``TELEMETRY_BACKEND=victoriametrics`` the text is not parsed here: it is forwarded as
+    is to VictoriaMetrics under the tenant's label and answered 202 (no body); every family is
+    kept, hosts are mapped when read, new GPUs are learned by a periodic job, and a body
+    VictoriaMetrics refuses is a 400 (see docs/telemetry-backends.md).
     """
 
     @extend_schema(
         request={"text/plain": OpenApiTypes.STR},
-        responses=s.PrometheusResultSerializer,
+        responses={
+            200: s.PrometheusResultSerializer,
+            202: OpenApiResponse(description="Forwarded to VictoriaMetrics (that backend only)."),
+        },
         parameters=[
             _GZIP,
             OpenApiParameter("ts", str, description="Time of samples without a timestamp."),
@@ -176,6 +184,13 @@ class PrometheusIngestView(_IngestView):
         except UnicodeDecodeError as exc:
             raise exceptions.ParseError("The body is not UTF-8 text.") from exc
         raw_ts = request.query_params.get("ts")
+        if forwarding.telemetry_forwarding():
+            forwarding.telemetry_forward_prometheus(
+                tenant=self.tenant,
+                body=body,
+                default_ts=_parse_ts_parameter(raw_ts) if raw_ts else None,
+            )
+            return Response(status=status.HTTP_202_ACCEPTED)
         default_ts = _parse_ts_parameter(raw_ts) if raw_ts else received_at
         result = telemetry_ingest_prometheus(tenant=self.tenant, text=text, default_ts=default_ts)
         return Response(result.as_dict())
@@ -229,6 +244,10 @@ class RemoteWriteView(_IngestView):
     Prometheus does not retry: the batch is dropped, and the error body says why. A body over
     ``DATA_UPLOAD_MAX_MEMORY_SIZE`` compressed, or declaring more once decompressed, is a 413;
     another content type or encoding (remote write 2.0 included) a 415.
+
+    With ``TELEMETRY_BACKEND=victoriametrics`` the body is forwarded still compressed to
+    VictoriaMetrics' ``/api/v1/write`` under the tenant's label (204, no count headers); a
+    body it refuses is a 400.
     """
 
     @extend_schema(
@@ -264,6 +283,10 @@ class RemoteWriteView(_IngestView):
         responses={204: OpenApiResponse(description="Stored (or already stored).")},
     )
     def post(self, request, tenant_slug: str):
+        if forwarding.telemetry_forwarding():
+            body = read_remote_write_body(request, decompress=False)
+            forwarding.telemetry_forward_remote_write(tenant=self.tenant, body=body)
+            return Response(status=status.HTTP_204_NO_CONTENT)
         data = read_remote_write_body(request)
         result = telemetry_ingest_remote_write(tenant=self.tenant, data=data)
         return Response(status=status.HTTP_204_NO_CONTENT, headers=_remote_write_headers(result))

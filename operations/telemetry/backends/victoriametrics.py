@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import threading
 import time
@@ -52,11 +53,17 @@ from django.conf import settings
 from django.db.models import QuerySet
 from rest_framework import exceptions, status
 
-from operations.telemetry.metrics import METRICS, METRICS_BY_CODE, RESOURCE_KIND_NAMES
+from operations.telemetry.backends import dcgm_read
+from operations.telemetry.metrics import (
+    DCGM_FIELDS,
+    METRICS,
+    METRICS_BY_CODE,
+    RESOURCE_KIND_NAMES,
+)
 from operations.telemetry.models import TelemetryRollup
 from operations.telemetry.storage import Blocks, Row, SampleStore, WindowRow, group_blocks
+from operations.telemetry.tenant_label import tenant_label_name, tenant_label_value
 
-TENANT_LABEL = "tenant"
 KIND_LABEL = "kind"
 RESOURCE_LABEL = "resource_id"
 #: Set on every series and matched by every query when ``TELEMETRY_INSTANCE`` is set: several
@@ -129,6 +136,11 @@ def _matcher(label: str, values: Sequence[str]) -> str:
     return f"{label}=~{quote('|'.join(re.escape(value) for value in values))}"
 
 
+def tenant_matcher(tenant_id: int) -> str:
+    """The exact matcher of the tenant's label (``tenant="7"``, or its configured value)."""
+    return f"{tenant_label_name()}={quote(tenant_label_value(_integer(tenant_id)))}"
+
+
 def series_selector(
     tenant_id: int,
     *,
@@ -142,7 +154,7 @@ def series_selector(
     ``kinds`` and ``resource_ids`` narrow it. Every value is an integer or a catalogue name,
     converted here, and quoted.
     """
-    matchers = [f"{TENANT_LABEL}={quote(str(_integer(tenant_id)))}"]
+    matchers = [tenant_matcher(tenant_id)]
     if settings.TELEMETRY_INSTANCE:
         matchers.append(f"{INSTANCE_LABEL}={quote(settings.TELEMETRY_INSTANCE)}")
     codes = sorted({_integer(code) for code in metrics}) if metrics is not None else None
@@ -227,6 +239,26 @@ class VictoriaMetricsClient:
             )
         return response
 
+    def forward(
+        self, path: str, body: bytes, *, params: list[tuple[str, str]], headers: dict[str, str]
+    ) -> None:
+        """POST a client's ingest body as is to ``path`` of the insert URL. A refusal (4xx) is
+        about the client's body: a 400 in the API's error format; out of reach or 5xx: 503."""
+        url = f"{self.insert_url}{path}"
+        try:
+            response = self._session.post(
+                url, data=body, params=params, headers=headers, timeout=self.timeout
+            )
+        except requests.RequestException as error:
+            raise TelemetryBackendUnavailable() from error
+        if response.status_code >= 500:
+            raise TelemetryBackendUnavailable()
+        if response.status_code >= 400:
+            reason = " ".join(response.text.split())[:300]
+            raise exceptions.ValidationError(
+                {"body": [f"The telemetry store refused the body: {reason}"]}
+            )
+
     def import_lines(self, body: bytes) -> None:
         self._post(
             f"{self.insert_url}/api/v1/import",
@@ -285,14 +317,19 @@ def import_body(blocks: Blocks) -> tuple[bytes, int]:
     count = 0
     stamps: dict[dt.datetime, int] = {}  # ts → ms; a batch's instants repeat across its series
     instance = settings.TELEMETRY_INSTANCE
+    tenant_label = tenant_label_name()
+    tenant_values: dict[int, str] = {}
     for (tenant_id, kind, resource_id, metric, _hour), block in blocks.items():
+        tenant_value = tenant_values.get(tenant_id)
+        if tenant_value is None:
+            tenant_value = tenant_values[tenant_id] = tenant_label_value(tenant_id)
         times = sorted(block)
         for ts in times:
             if ts not in stamps:
                 stamps[ts] = to_ms(ts)
         labels = {
             "__name__": _metric_name(metric),
-            TENANT_LABEL: str(int(tenant_id)),
+            tenant_label: tenant_value,
             KIND_LABEL: _kind_name(kind),
             RESOURCE_LABEL: str(int(resource_id)),
         }
@@ -319,6 +356,39 @@ def _series_key(labels: dict) -> tuple[int, int] | None:
     if kind is None or not (resource.isascii() and resource.isdigit()):
         return None
     return kind, int(resource)
+
+
+def _merge_windows(one, other):
+    """Two (min, max, count, first ms, last ms) of the same resource as one (either None)."""
+    if one is None:
+        return other
+    return (
+        min(one[0], other[0]),
+        max(one[1], other[1]),
+        one[2] + other[2],
+        min(one[3], other[3]),
+        max(one[4], other[4]),
+    )
+
+
+def _merge_rollups(stats: dict | None, points: dict[int, float]) -> dict[str, float]:
+    """An hour's {min, max, avg, count} with ``points`` added."""
+    values = list(points.values())
+    found = {
+        "min": min(values),
+        "max": max(values),
+        "avg": math.fsum(values) / len(values),
+        "count": float(len(values)),
+    }
+    if not stats:
+        return found
+    count = stats["count"] + found["count"]
+    return {
+        "min": min(stats["min"], found["min"]),
+        "max": max(stats["max"], found["max"]),
+        "avg": (stats["avg"] * stats["count"] + found["avg"] * found["count"]) / count,
+        "count": count,
+    }
 
 
 def _ids_of(resources: QuerySet) -> set[int]:
@@ -375,6 +445,16 @@ class VictoriaMetricsSampleStore(SampleStore):
         for line in self.client.export(selector, start_ms=start_ms, end_ms=end_ms - 1):
             for stamp, value in zip(line["timestamps"], line["values"], strict=True):
                 points.setdefault(stamp, value)
+        family = dcgm_read.dcgm_metric(kind, metric)
+        selectors = (
+            dcgm_read.resource_selectors(tenant_id, kind, resource_id, family) if family else []
+        )
+        if selectors:
+            found = dcgm_read.dcgm_points(
+                self.client, tenant_id, start_ms=start_ms, end_ms=end_ms - 1, selectors=selectors
+            )
+            for stamp, value in found.get((kind, resource_id, metric), {}).items():
+                points.setdefault(stamp, value)
         return [(from_ms(stamp), float(points[stamp])) for stamp in sorted(points)[:limit]]
 
     def window_stats(
@@ -412,24 +492,32 @@ class VictoriaMetricsSampleStore(SampleStore):
             if key is None or key[0] != kind:
                 continue
             stats.setdefault(key[1], {})[result["metric"].get(_STAT_LABEL)] = result["value"][1]
-        rows = []
-        for resource_id in sorted(stats):
-            found = stats[resource_id]
-            if wanted is not None and resource_id not in wanted:
-                continue
+        windows: dict[int, tuple[float, float, int, int, int]] = {}
+        for resource_id, found in stats.items():
             if len(found) < 5 or not float(found["count"]):
                 continue
-            rows.append(
-                (
-                    resource_id,
-                    float(found["min"]),
-                    float(found["max"]),
-                    int(float(found["count"])),
-                    _from_seconds(found["first"]),
-                    _from_seconds(found["last"]),
-                )
+            windows[resource_id] = (
+                float(found["min"]),
+                float(found["max"]),
+                int(float(found["count"])),
+                round(float(found["first"]) * 1000),
+                round(float(found["last"]) * 1000),
             )
-        return rows
+        if dcgm_read.dcgm_metric(kind, metric):
+            selector = dcgm_read.dcgm_selector(tenant_id, [dcgm_read.dcgm_metric(kind, metric)])
+            found = dcgm_read.dcgm_points(
+                self.client, tenant_id, start_ms=start_ms, end_ms=end_ms, selectors=[selector]
+            )
+            for (found_kind, resource_id, code), points in found.items():
+                if found_kind == kind and code == int(metric) and points:
+                    windows[resource_id] = _merge_windows(
+                        windows.get(resource_id), dcgm_read.window_of(points)
+                    )
+        return [
+            (resource_id, low, high, count, from_ms(first), from_ms(last))
+            for resource_id, (low, high, count, first, last) in sorted(windows.items())
+            if wanted is None or resource_id in wanted
+        ]
 
     def resources_reporting(self, *, tenant_id: int, since: dt.datetime) -> list[tuple[int, int]]:
         at_ms = to_ms(dt.datetime.now(dt.UTC) + _AHEAD)
@@ -441,6 +529,15 @@ class VictoriaMetricsSampleStore(SampleStore):
             f"(count_over_time({series_selector(tenant_id)}{_window(at_ms - since_ms + 1)}))"
         )
         found = {_series_key(result["metric"]) for result in self.client.query(query, at_ms=at_ms)}
+        dcgm_query = (
+            f"count by ({', '.join(dcgm_read.PLACE_LABELS)}) (count_over_time("
+            f"{dcgm_read.dcgm_selector(tenant_id, DCGM_FIELDS)}{_window(at_ms - since_ms + 1)}))"
+        )
+        results = self.client.query(dcgm_query, at_ms=at_ms)
+        for compute_id, gpu_id, _result in dcgm_read.place_results(tenant_id, results):
+            found.add((dcgm_read.COMPUTE, compute_id))
+            if gpu_id is not None:
+                found.add((dcgm_read.GPU, gpu_id))
         return sorted(key for key in found if key is not None)
 
     def last_sample_times(self, *, tenant_id, series, since, until):
@@ -470,6 +567,21 @@ class VictoriaMetricsSampleStore(SampleStore):
                 if key is None or code is None or (*key, code) not in wanted:
                     continue
                 found.append((key[0], key[1], code, _from_seconds(result["value"][1])))
+        families = {dcgm_read.dcgm_metric(k, m) for k, _r, m in wanted} - {None}
+        if families:
+            latest = {(k, r, m): t for k, r, m, t in found}
+            query = (
+                f"tlast_over_time({dcgm_read.dcgm_selector(tenant_id, families)}"
+                f"{_window(until_ms - since_ms + 1)}) keep_metric_names"
+            )
+            results = self.client.query(query, at_ms=until_ms, fresh=True)
+            for compute_id, gpu_id, result in dcgm_read.place_results(tenant_id, results):
+                code = DCGM_FIELDS[result["metric"]["__name__"]].metric.code
+                moment = _from_seconds(result["value"][1])
+                for key in ((dcgm_read.COMPUTE, compute_id, code), (dcgm_read.GPU, gpu_id, code)):
+                    if key in wanted and (key not in latest or latest[key] < moment):
+                        latest[key] = moment
+            found = [(*key, moment) for key, moment in latest.items()]
         return sorted(found)
 
     def rollup_hour(self, *, tenant_id: int, hour: dt.datetime, now: dt.datetime) -> int:
@@ -497,6 +609,17 @@ class VictoriaMetricsSampleStore(SampleStore):
             if key is None or code is None:
                 continue
             stats.setdefault((*key, code), {})[labels.get(_STAT_LABEL)] = float(result["value"][1])
+        stats = {key: found for key, found in stats.items() if len(found) == 4 and found["count"]}
+        dcgm = dcgm_read.dcgm_points(
+            self.client,
+            tenant_id,
+            start_ms=hour_ms,
+            end_ms=at_ms,
+            selectors=[dcgm_read.dcgm_selector(tenant_id, DCGM_FIELDS)],
+        )
+        for key, points in dcgm.items():
+            if points:
+                stats[key] = _merge_rollups(stats.get(key), points)
         rollups = [
             TelemetryRollup(
                 tenant_id=tenant_id,
@@ -511,7 +634,6 @@ class VictoriaMetricsSampleStore(SampleStore):
                 computed_at=now,
             )
             for (kind, resource_id, code), found in sorted(stats.items())
-            if len(found) == 4 and found["count"] > 0
         ]
         TelemetryRollup.objects.bulk_create(
             rollups,

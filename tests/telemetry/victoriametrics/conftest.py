@@ -109,4 +109,11 @@ def vm(victoria_metrics_server, settings, monkeypatch):
         victoria_metrics_server.flush()
 
     monkeypatch.setattr(VictoriaMetricsClient, "import_lines", write_and_flush)
+    forward = VictoriaMetricsClient.forward
+
+    def forward_and_flush(self, *args, **kwargs) -> None:
+        forward(self, *args, **kwargs)
+        victoria_metrics_server.flush()
+
+    monkeypatch.setattr(VictoriaMetricsClient, "forward", forward_and_flush)
     return victoria_metrics_server

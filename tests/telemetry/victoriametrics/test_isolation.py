@@ -21,6 +21,8 @@ from operations.telemetry.backends.victoriametrics import (
 from operations.telemetry.metrics import METRICS_BY_NAME, ResourceKind
 from tenants.scoping import tenant_scope
 from tests.telemetry.helpers import url
+from tests.telemetry.remote_write_payloads import remote_write
+from tests.telemetry.test_isolation import SCRAPE_OF_B, remote_write_of_b
 
 pytestmark = pytest.mark.django_db
 
@@ -173,7 +175,9 @@ def test_every_selector_read_carries_the_tenant_matcher(vm, queries, tenant_a, e
         victoriametrics_store().rollup_hour(
             tenant_id=tenant_a.id, hour=now.replace(minute=0, second=0, microsecond=0), now=now
         )
-    assert len(queries) == 5
+    # Groundwork's own series, then dcgm-exporter's by label: export by hostname and by the
+    # node's GPU UUIDs, window stats, last times, reporting and the rollup's export.
+    assert len(queries) == 11
     for query in queries:
         # Every selector in the query (a query may hold several) starts with the tenant.
         selectors_in_query = query.count("{")
@@ -186,6 +190,28 @@ class TestTelemetryIsolationOnVictoriaMetrics(builtin_isolation.TestTelemetryIso
     @pytest.fixture(autouse=True)
     def _on_victoria_metrics(self, vm):
         return vm
+
+    def test_a_scrape_naming_bs_host_in_a_is_unknown(self, caller, tenant_a, tenant_b, b_has_data):
+        """Forwarded, not parsed: stored under A's label, where B's host is no resource of A."""
+        before_b = self.state_of(tenant_b)
+        response = caller.client.generic(
+            "POST",
+            self.url(tenant_a.slug, "prometheus"),
+            SCRAPE_OF_B.encode(),
+            content_type="text/plain",
+        )
+        assert response.status_code == 202, response.content
+        assert self.state_of(tenant_b) == before_b
+        assert self.state_of(tenant_a)["victoria_metrics"] == []
+
+    def test_a_remote_write_naming_bs_host_in_a_is_unknown(
+        self, caller, tenant_a, tenant_b, b_has_data
+    ):
+        before_b = self.state_of(tenant_b)
+        response = remote_write(caller, tenant_a.slug, remote_write_of_b())
+        assert response.status_code == 204, response.content
+        assert self.state_of(tenant_b) == before_b
+        assert self.state_of(tenant_a)["victoria_metrics"] == []
 
     def state_of(self, tenant) -> dict:
         state = super().state_of(tenant)

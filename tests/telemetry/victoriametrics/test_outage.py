@@ -47,3 +47,16 @@ def test_series_answers_503(unreachable, admin_a, tenant_a, estate):
         "code": "service_unavailable",
         "message": "The telemetry store cannot be reached; try again shortly.",
     }
+
+
+def test_forwarded_scrapes_answer_503(unreachable, admin_a, tenant_a, estate):
+    from tests.telemetry.remote_write_payloads import remote_write, snappy, write_request
+    from tests.telemetry.test_prometheus import push
+
+    response = push(admin_a, tenant_a, 'DCGM_FI_DEV_GPU_UTIL{gpu="0",Hostname="h"} 1\n')
+    assert response.status_code == 503, response.content
+    assert response.json()["error"]["code"] == "service_unavailable"
+    body = snappy(write_request([({"__name__": "DCGM_FI_DEV_GPU_UTIL"}, [(1.0, 0)])]))
+    response = remote_write(admin_a, tenant_a.slug, body)
+    assert response.status_code == 503, response.content
+    assert response.json()["error"]["code"] == "service_unavailable"
