@@ -19,7 +19,11 @@ from django.utils import timezone
 
 from operations.incidents import tasks as incident_tasks
 from operations.inventory.models import GpuDevice
-from operations.readiness.catalogue import PILLAR_KEYS
+from operations.jobs.models import JobStatus
+from operations.jobs.services import job_submit
+from operations.readiness import services as readiness
+from operations.readiness.catalogue import PILLAR_KEYS, readiness_frameworks_load
+from operations.readiness.models import Assessment, AssessmentStatus, ReadinessScore
 from operations.telemetry import tasks as telemetry_tasks
 from operations.telemetry.exceptions import TelemetryUnavailable
 from operations.telemetry.metrics import ResourceKind
@@ -38,8 +42,10 @@ from tests.factories import (
 from tests.incidents.alerting import alert_incidents, feed, make_rule
 from tests.incidents.factories import make_incident
 from tests.inventory.estate import gpu_uuid, make_deployment, make_gpu_node
+from tests.jobs.conftest import eager, reload  # noqa: F401 - eager: a fixture
 from tests.optimisation.test_api import make_recommendation
 from tests.portal.test_portal_hostile_input import ROUTES, _urls
+from tests.readiness.builders_core import question_keys
 from tests.telemetry.helpers import code, dirty_hours, iso, minutes_ago, rollups, url
 from tests.telemetry.remote_write_payloads import remote_write, snappy, write_request
 
@@ -241,6 +247,34 @@ def test_every_portal_page_answers_without_a_server_error(unreachable, tenant_a,
     assert {page: status for page, status in answered.items() if status >= 500} == {}
 
 
+def test_a_page_reading_raw_telemetry_without_a_view_of_its_own_answers_the_503_page(
+    unreachable, tenant_a, estate, client
+):
+    """Submitting a readiness assessment scores it at once, and the coverage signal reads
+    telemetry: the 503 page says so (not a 500), and the submission is not half-kept."""
+    readiness_frameworks_load()
+    admin = make_member(tenant_a, TenantRole.ADMIN, username="acme-outage-admin")
+    with tenant_scope(tenant_a.id):
+        draft = readiness.assessment_start(tenant=tenant_a, user=admin)
+        for key in question_keys(draft.framework):
+            readiness.assessment_answer(
+                tenant=tenant_a, assessment=draft, question_key=key, value=3, user=admin
+            )
+    client.force_login(admin)
+    client.raise_request_exception = False  # answer as a server would
+
+    response = client.post(
+        f"/portal/{tenant_a.slug}/readiness/assessment/submit/", {"confirm": "on"}
+    )
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert "The telemetry store cannot be reached" in response.content.decode()
+    with tenant_scope(tenant_a.id):
+        assert Assessment.objects.get(pk=draft.pk).status == AssessmentStatus.DRAFT
+        assert not ReadinessScore.objects.exists()
+
+
 # --- Scheduled work -------------------------------------------------------------------------
 
 
@@ -296,3 +330,20 @@ def test_alert_evaluation_writes_nothing_while_the_store_is_down_and_fires_when_
     outage.up()
     assert incident_tasks.alert_rules_evaluate_tenant(tenant_id=tenant_a.id)["opened"] == 1
     assert len(alert_incidents(tenant_a)) == 1
+
+
+@pytest.mark.usefixtures("eager")
+def test_a_readiness_scan_is_retried_not_failed_while_the_store_is_down(
+    unreachable, tenant_a, estate, django_capture_on_commit_callbacks
+):
+    """The scan's coverage signal reads telemetry: each attempt is a transient error (retried
+    with backoff), and no snapshot is written without the signal."""
+    with django_capture_on_commit_callbacks(execute=True):
+        run = job_submit(tenant=tenant_a, kind="readiness_scan")
+    run = reload(run)
+    assert (run.status, run.attempts) == (JobStatus.FAILED, run.max_attempts)
+    assert run.max_attempts > 1
+    assert "telemetry store cannot be reached" in run.error
+    assert "transient; gave up" in run.error
+    with tenant_scope(tenant_a.id):
+        assert not ReadinessScore.objects.exists()
