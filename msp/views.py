@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.defaults import bad_request, page_not_found, permission_denied, server_error
 
-from msp.api.errors import NOT_FOUND_MESSAGE, json_error_response
+from msp.api.errors import NOT_FOUND_MESSAGE, DependencyUnavailable, json_error_response
 from msp.api.throttling import CACHE_ERRORS, throttle_mode
 
 logger = logging.getLogger(__name__)
@@ -105,8 +105,11 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 
 def handler500(request):
     # Django calls this inside its except block, for an error in a view or a middleware.
-    if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+    error = sys.exc_info()[1]
+    if isinstance(error, DATABASE_UNAVAILABLE):
         return _database_unavailable(request)
+    if isinstance(error, DependencyUnavailable):
+        return _dependency_unavailable(request, error)
     if _is_api(request):
         return json_error_response(500, "server_error", "Internal server error.")
     return server_error(request)
@@ -122,4 +125,15 @@ def _database_unavailable(request):
     else:
         response = render(request, "503.html", status=503)
     response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
+def _dependency_unavailable(request, error: DependencyUnavailable):
+    """503 with Retry-After: a service other than the database did not answer (a page that
+    reads it without a degraded view of its own; the API maps it in its exception handler)."""
+    if _is_api(request):
+        response = json_error_response(503, "service_unavailable", str(error))
+    else:
+        response = render(request, "503.html", {"reason": str(error)}, status=503)
+    response["Retry-After"] = str(error.retry_after)
     return response

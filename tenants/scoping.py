@@ -84,8 +84,10 @@ def tenant_scope(*tenant_ids: int, using: str = DEFAULT_DB_ALIAS) -> Iterator[Te
             with transaction.atomic(using=using):
                 _set_database_scope(scope.as_setting(), using)
                 yield scope
-                # On an exception the savepoint rollback restores the outer value by itself.
-                if not ends_transaction:
+                # On an exception the savepoint rollback restores the outer value by itself; so
+                # it does for an error handled inside the block (a 503 answered for a failed
+                # call) that left the transaction to roll back, where no query may run.
+                if not ends_transaction and not db.needs_rollback:
                     _set_database_scope(outer.as_setting() if outer else "", using)
         else:
             yield scope

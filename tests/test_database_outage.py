@@ -19,6 +19,7 @@ from django.test import Client
 from tenants.models import MspRole
 from tests.conftest import requires_postgres
 from tests.factories import login_verified, make_staff
+from tests.telemetry.helpers import telemetry_route_calls
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 
@@ -108,7 +109,10 @@ def test_the_api_and_pages_answer_503_while_the_database_is_away_and_recover_aft
 ):
     members = f"/api/v1/tenants/{tenant_a.slug}/members/"
     overview = f"/portal/{tenant_a.slug}/"
+    telemetry = telemetry_route_calls(admin_a, tenant_a)
     assert admin_a.client.get(members).status_code == 200
+    for name in ("gpus", "series-of-a-gpu"):
+        assert telemetry[name]().status_code == 200, name
     client.force_login(admin_a.user)
     assert client.get(overview).status_code == 200
 
@@ -128,6 +132,13 @@ def test_the_api_and_pages_answer_503_while_the_database_is_away_and_recover_aft
     )
     assert write.status_code == 503, write.content
 
+    for name, call in telemetry.items():
+        next_request()
+        response = call()
+        assert response.status_code == 503, (name, response.content)
+        assert response["Retry-After"] == "5", name
+        assert response.json()["error"]["code"] == "service_unavailable", name
+
     next_request()
     page = client.get(overview)
     assert page.status_code == 503
@@ -141,6 +152,14 @@ def test_the_api_and_pages_answer_503_while_the_database_is_away_and_recover_aft
     database_through_proxy.start()
     next_request()
     assert admin_a.client.get(members).status_code == 200
+    next_request()
+    stored = telemetry["remote-write"]()
+    assert stored.status_code == 204, stored.content
+    # The write refused in the outage left nothing behind: every sample is new now.
+    assert stored["X-Groundwork-Inserted"] == stored["X-Groundwork-Received"] != "0"
+    for name in ("gpus", "series-of-a-gpu"):
+        next_request()
+        assert telemetry[name]().status_code == 200, name
     next_request()
     assert client.get(overview).status_code == 200
     next_request()

@@ -29,6 +29,7 @@ from tests.factories import PASSWORD, login_verified, make_member, make_staff, m
 from tests.incidents.factories import make_incident
 from tests.inventory.estate import make_gpu_node
 from tests.jobs.broker import broker_at
+from tests.telemetry.helpers import telemetry_route_calls
 from tests.tenants.test_mfa import code_for, password_sign_in
 
 pytestmark = [
@@ -117,6 +118,7 @@ def test_api_ingest_and_sign_in_keep_working_while_redis_is_down_and_queued_work
     own_redis, admin_a, tenant_a, member, client, caplog, django_capture_on_commit_callbacks
 ):
     node = make_gpu_node(tenant_a, hostname="acme-gpu-01")
+    telemetry = telemetry_route_calls(admin_a, tenant_a)
     members = f"/api/v1/tenants/{tenant_a.slug}/members/"
     assert admin_a.client.get(members).status_code == 200  # the shared cache answers
     own_redis.stop()
@@ -145,6 +147,17 @@ def test_api_ingest_and_sign_in_keep_working_while_redis_is_down_and_queued_work
     )
     assert response.status_code == 200, response.content
     assert response.json()["inserted"] == 1
+
+    # Remote write (its own throttle bucket, counted per process now), a node's GPUs and one
+    # GPU's series.
+    stored = telemetry["remote-write"]()
+    assert stored.status_code == 204, stored.content
+    assert stored["X-Groundwork-Inserted"] == stored["X-Groundwork-Received"] != "0"
+    for name in ("gpus", "series-of-a-gpu"):
+        response = telemetry[name]()
+        assert response.status_code == 200, (name, response.content)
+    assert len(telemetry["gpus"]().json()["results"]) == 1
+    assert [p["value"] for p in telemetry["series-of-a-gpu"]().json()["points"]] == [50.0]
 
     # A client user's portal sign-in (django-axes counts in the database, sessions live there).
     response = client.post("/portal/login/", {"username": member.username, "password": PASSWORD})

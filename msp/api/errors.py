@@ -1,4 +1,4 @@
-"""One error body for every 4xx the API returns.
+"""One error body for every 4xx the API returns (and the 503 of a dependency out of reach).
 
     {"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"name": ["..."]}}}
 
@@ -30,6 +30,30 @@ class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
     default_code = "payload_too_large"
+
+
+class DependencyUnavailable(Exception):
+    """A service Groundwork depends on, other than its database, did not answer (the telemetry
+    store, ...). Raised by services and selectors, never a DRF exception: the API answers 503
+    ``service_unavailable`` with ``Retry-After``, a page the 503 page (``msp.views``), a task
+    fails and its next run catches up."""
+
+    message = "A service Groundwork depends on cannot be reached; try again shortly."
+    #: What a client should wait before retrying (seconds).
+    retry_after = 5
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or self.message)
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = DependencyUnavailable.message
+    default_code = "service_unavailable"
+
+    def __init__(self, detail=None, code=None, *, wait: int | None = None):
+        super().__init__(detail, code)
+        self.wait = wait
 
 
 class Conflict(exceptions.APIException):
@@ -103,6 +127,8 @@ def api_exception_handler(exc, context):
             else {obj._meta.verbose_name for obj in exc.restricted_objects}
         )
         exc = Conflict(f"Still in use by: {', '.join(blockers)}. Remove those first.")
+    elif isinstance(exc, DependencyUnavailable):
+        exc = ServiceUnavailable(str(exc), wait=exc.retry_after)
     elif isinstance(exc, DjangoValidationError):
         # Services validate with Django's ValidationError; show it like any other bad input.
         exc = exceptions.ValidationError(detail=get_error_detail(exc))

@@ -9,6 +9,11 @@ the range, last report.
 Times are drawn in the viewer's zone (activated per request). A fixed number of queries: one per
 metric of the resource's kind at most two, and five for the GPUs, whatever the number of
 samples or GPUs.
+
+With the telemetry store out of reach (VictoriaMetrics down), the page still answers 200: the
+charts read from raw samples and the GPU table's raw-window columns say telemetry is
+unavailable, while the facts, incidents, recommendations and the rollup charts (7 d, 30 d, the
+GPUs' hourly means) stay; the first failed read stops the others (no wait per metric).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from operations.inventory.selectors import (
     deployment_get_for_page,
 )
 from operations.optimisation.selectors import recommendations_about, recommendations_about_node
+from operations.telemetry.exceptions import TelemetryUnavailable
 from operations.telemetry.metrics import DCGM_FIELDS, METRICS, METRICS_BY_NAME, Metric, ResourceKind
 from operations.telemetry.selectors import (
     ResourceRef,
@@ -105,6 +111,13 @@ def _gap(points: list[dict], step: str) -> dt.timedelta:
     return 3 * statistics.median(spacing) if spacing else dt.timedelta(hours=1)
 
 
+@dataclass(frozen=True)
+class MetricCharts:
+    charts: list[MetricChart]
+    silent: list[Metric]  # the metrics without data in the range
+    unavailable: bool = False  # the telemetry store did not answer: no chart is drawn
+
+
 def metric_charts(
     *,
     tenant,
@@ -113,20 +126,24 @@ def metric_charts(
     now: dt.datetime,
     gpu_count: int,
     currency: str = "",
-) -> tuple[list[MetricChart], list[Metric]]:
-    """(charts of the metrics with data in the range, the metrics without)."""
+) -> MetricCharts:
+    """The charts of the metrics with data in the range, and the metrics without; none, marked
+    unavailable, when the telemetry store does not answer."""
     charts, silent = [], []
     for metric in METRICS:
         if resource.kind not in metric.kinds:
             continue
-        series = telemetry_series(
-            tenant=tenant,
-            resource=resource,
-            metric=metric,
-            start=now - chosen.span,
-            end=now,
-            step=chosen.step,
-        )
+        try:
+            series = telemetry_series(
+                tenant=tenant,
+                resource=resource,
+                metric=metric,
+                start=now - chosen.span,
+                end=now,
+                step=chosen.step,
+            )
+        except TelemetryUnavailable:
+            return MetricCharts([], [], unavailable=True)
         if series is None or not series.points:
             silent.append(metric)
             continue
@@ -158,7 +175,7 @@ def metric_charts(
                 series.step,
             )
         )
-    return charts, silent
+    return MetricCharts(charts, silent)
 
 
 UTILISATION = METRICS_BY_NAME["gpu_utilization"]
@@ -188,13 +205,32 @@ def gpu_label(gpu: GpuDevice) -> str:
     return f"GPU {gpu.index}{mig}{profile}"
 
 
-def gpu_rows(*, tenant, compute_id: int, chosen: TimeRange, now: dt.datetime) -> list[GpuRow]:
+@dataclass(frozen=True)
+class GpuTable:
+    rows: list[GpuRow]
+    unavailable: bool = False  # the raw-window figures could not be read (telemetry store)
+
+    @property
+    def reporting(self) -> bool:
+        """Whether to draw the GPUs' charts: a GPU reported in the range (or, the store out of
+        reach, has hourly means to draw)."""
+        return any(
+            row.last_sample_at or (self.unavailable and row.utilisation_mean is not None)
+            for row in self.rows
+        )
+
+
+def gpu_rows(
+    *, tenant, compute_id: int, chosen: TimeRange, now: dt.datetime, read_raw: bool = True
+) -> GpuTable:
     """The node's GPUs with their figures over ``chosen``: five queries whatever their number
     (the GPUs, their hourly utilisation, and the raw window of utilisation, temperature and XID
-    errors). Empty when the node has no GPU rows in the inventory."""
+    errors). No rows when the node has no GPU rows in the inventory. ``read_raw`` False, or the
+    telemetry store not answering, leaves the raw-window figures out (None, marked
+    unavailable)."""
     gpus = compute_gpus_for_page(tenant=tenant, compute_id=compute_id)
     if not gpus:
-        return []
+        return GpuTable([])
     start = now - chosen.span
     ids = [gpu.pk for gpu in gpus]
     hourly = telemetry_hourly_means(
@@ -206,24 +242,28 @@ def gpu_rows(*, tenant, compute_id: int, chosen: TimeRange, now: dt.datetime) ->
         end=now,
     )
     windows: dict[str, dict[int, WindowStats]] = {}
-    for metric in (UTILISATION, TEMPERATURE, XID):
-        stats = telemetry_window_stats(
-            tenant=tenant,
-            kind=ResourceKind.GPU,
-            metric=metric,
-            start=start,
-            end=now,
-            resources=compute_gpu_ids_query(tenant=tenant, compute_id=compute_id),
-        )
-        windows[metric.name] = {row.resource_id: row for row in stats}
+    unavailable = not read_raw
+    try:
+        for metric in (UTILISATION, TEMPERATURE, XID) if read_raw else ():
+            stats = telemetry_window_stats(
+                tenant=tenant,
+                kind=ResourceKind.GPU,
+                metric=metric,
+                start=start,
+                end=now,
+                resources=compute_gpu_ids_query(tenant=tenant, compute_id=compute_id),
+            )
+            windows[metric.name] = {row.resource_id: row for row in stats}
+    except TelemetryUnavailable:
+        windows, unavailable = {}, True
     rows = []
     for gpu in gpus:
         points = hourly.get(gpu.pk, [])
         samples = sum(count for _hour, _mean, count in points)
         label = gpu_label(gpu)
         last = [window[gpu.pk].last_at for window in windows.values() if gpu.pk in window]
-        temperature = windows[TEMPERATURE.name].get(gpu.pk)
-        xid = windows[XID.name].get(gpu.pk)
+        temperature = windows.get(TEMPERATURE.name, {}).get(gpu.pk)
+        xid = windows.get(XID.name, {}).get(gpu.pk)
         rows.append(
             GpuRow(
                 gpu=gpu,
@@ -249,7 +289,7 @@ def gpu_rows(*, tenant, compute_id: int, chosen: TimeRange, now: dt.datetime) ->
                 last_sample_at=max(last) if last else None,
             )
         )
-    return rows
+    return GpuTable(rows, unavailable)
 
 
 def _chosen_range(request) -> TimeRange:
@@ -265,7 +305,7 @@ def compute_detail(request, page: PortalTenant, pk: int):
         return tenant_not_found(request)
     chosen = _chosen_range(request)
     now = timezone.now()
-    charts, silent = metric_charts(
+    telemetry = metric_charts(
         tenant=tenant,
         resource=ResourceRef(ResourceKind.COMPUTE, compute.pk, compute.hostname),
         chosen=chosen,
@@ -273,7 +313,13 @@ def compute_detail(request, page: PortalTenant, pk: int):
         gpu_count=compute.gpu_count,
         currency=compute.cloud_account.currency if compute.cloud_account else "",
     )
-    gpus = gpu_rows(tenant=tenant, compute_id=compute.pk, chosen=chosen, now=now)
+    gpus = gpu_rows(
+        tenant=tenant,
+        compute_id=compute.pk,
+        chosen=chosen,
+        now=now,
+        read_raw=not telemetry.unavailable,  # one wait for an unreachable store, not two
+    )
     return render_portal(
         request,
         page,
@@ -285,14 +331,16 @@ def compute_detail(request, page: PortalTenant, pk: int):
         ranges=RANGES.values(),
         zone_name=timezone.get_current_timezone_name(),
         chosen=chosen,
-        charts=charts,
-        silent=silent,
-        gpus=gpus,
-        gpus_reporting=any(row.last_sample_at for row in gpus),
+        charts=telemetry.charts,
+        silent=telemetry.silent,
+        telemetry_unavailable=telemetry.unavailable,
+        gpus=gpus.rows,
+        gpus_reporting=gpus.reporting,
+        gpus_unavailable=gpus.unavailable,
         incidents=incident_open_about(tenant=tenant, compute_id=compute.pk),
         # The node's and its GPUs' (an idle GPU on a busy node).
         recommendations=recommendations_about_node(
-            tenant=tenant, compute_id=compute.pk, gpu_ids=[row.gpu.pk for row in gpus]
+            tenant=tenant, compute_id=compute.pk, gpu_ids=[row.gpu.pk for row in gpus.rows]
         ),
     )
 
@@ -305,7 +353,7 @@ def deployment_detail(request, page: PortalTenant, pk: int):
     if deployment is None:
         return tenant_not_found(request)
     chosen = _chosen_range(request)
-    charts, silent = metric_charts(
+    telemetry = metric_charts(
         tenant=tenant,
         resource=ResourceRef(ResourceKind.DEPLOYMENT, deployment.pk, deployment.name),
         chosen=chosen,
@@ -326,8 +374,9 @@ def deployment_detail(request, page: PortalTenant, pk: int):
         ranges=RANGES.values(),
         zone_name=timezone.get_current_timezone_name(),
         chosen=chosen,
-        charts=charts,
-        silent=silent,
+        charts=telemetry.charts,
+        silent=telemetry.silent,
+        telemetry_unavailable=telemetry.unavailable,
         incidents=incident_open_about(tenant=tenant, deployment_id=deployment.pk),
         # Recommendations are about the AI system the deployment serves.
         recommendations=recommendations_about(

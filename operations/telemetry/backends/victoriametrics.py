@@ -51,9 +51,10 @@ from collections.abc import Iterable, Iterator, Sequence
 import requests
 from django.conf import settings
 from django.db.models import QuerySet
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 
 from operations.telemetry.backends import dcgm_read
+from operations.telemetry.exceptions import TelemetryUnavailable
 from operations.telemetry.metrics import (
     DCGM_FIELDS,
     METRICS,
@@ -82,12 +83,8 @@ _IDS_PER_QUERY = 500
 _AHEAD = dt.timedelta(hours=1)
 
 
-class TelemetryBackendUnavailable(exceptions.APIException):
-    """503: the time-series backend did not answer (or answered with a server error)."""
-
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The telemetry store cannot be reached; try again shortly."
-    default_code = "service_unavailable"
+class TelemetryBackendUnavailable(TelemetryUnavailable):
+    """The time-series backend did not answer (or answered with a server error)."""
 
 
 # --- Building queries: integers and catalogue names only, every value quoted ------------------
