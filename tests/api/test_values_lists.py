@@ -9,6 +9,7 @@ change cannot quietly send a list back to the slow path.
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework import serializers
 
@@ -17,7 +18,10 @@ from operations.compliance.demo import seed_compliance
 from operations.incidents.demo import seed_incidents
 from operations.inventory.demo import seed_inventory
 from operations.inventory.models import CloudAccount, ComputeResource
+from tenants.models import Tenant, TenantRole
 from tenants.scoping import tenant_scope
+from tests.conftest import Actor, shared_rows
+from tests.factories import TenantFactory, make_member, make_token
 
 # Lists that must answer from rows (the hot reads); a route here that falls back fails.
 MUST_TAKE_THE_PATH = {"sites", "links", "cloud-accounts", "compute", "datasets"}
@@ -56,15 +60,35 @@ def test_the_hot_inventory_lists_are_on_the_values_path():
     assert refused == []
 
 
+@pytest.fixture(scope="module")
+def demo_rows(django_db_setup, django_db_blocker) -> tuple[int, int, str]:
+    """The demo estate of tenant A and its admin's token, made once for the module (the lists
+    only read it): (tenant id, admin's id, token)."""
+
+    def make() -> tuple[int, int, str]:
+        tenant = TenantFactory(name="Acme Analytics", slug="acme")
+        admin = make_member(tenant, TenantRole.ADMIN, username="acme-admin")
+        seed_inventory(tenant, profile="finance")
+        seed_incidents(tenant)
+        seed_compliance(tenant)
+        with tenant_scope(tenant.id):
+            # A node with neither site, cluster nor account: the null links of every chain.
+            ComputeResource.objects.create(tenant=tenant, hostname="bare-01", kind="cpu_node")
+        return tenant.pk, admin.pk, make_token(admin)
+
+    yield from shared_rows(django_db_blocker, make)
+
+
 @pytest.fixture
-def estate(tenant_a, admin_a):
-    seed_inventory(tenant_a, profile="finance")
-    seed_incidents(tenant_a)
-    seed_compliance(tenant_a)
-    with tenant_scope(tenant_a.id):
-        # A node with neither site, cluster nor account: the null links of every chain.
-        ComputeResource.objects.create(tenant=tenant_a, hostname="bare-01", kind="cpu_node")
-    return admin_a
+def tenant_a(demo_rows, db):
+    return Tenant.objects.get(pk=demo_rows[0])
+
+
+@pytest.fixture
+def estate(demo_rows, db) -> Actor:
+    """Tenant A's admin, on the demo estate."""
+    _tenant_id, user_id, token = demo_rows
+    return Actor(get_user_model().objects.get(pk=user_id), token)
 
 
 @pytest.mark.parametrize("resource", sorted(ROUTES))

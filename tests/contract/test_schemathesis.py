@@ -13,6 +13,7 @@ import datetime as dt
 
 import pytest
 import schemathesis
+from django.contrib.auth import get_user_model
 from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
@@ -28,10 +29,10 @@ from operations.readiness.catalogue import readiness_frameworks_load
 from operations.readiness.models import Assessment
 from operations.readiness.selectors import readiness_framework_current
 from operations.readiness.services import readiness_rescore
-from tenants.models import MspRole
+from tenants.models import MspRole, Tenant
 from tenants.scoping import tenant_scope
-from tests.conftest import Actor
-from tests.factories import make_member, make_staff, make_token
+from tests.conftest import Actor, shared_rows
+from tests.factories import TenantFactory, make_member, make_staff, make_token
 from tests.incidents.factories import make_incident
 from tests.inventory.estate import (
     make_ai_system,
@@ -43,6 +44,8 @@ from tests.inventory.estate import (
 )
 
 pytestmark = pytest.mark.django_db
+
+User = get_user_model()
 
 schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
 schema.app = get_wsgi_application()
@@ -71,28 +74,18 @@ def keep_the_test_connection():
     signals.request_finished.connect(close_old_connections)
 
 
-@pytest.fixture(params=["tenant_admin", "msp_admin"])
-def actor(request, tenant_a):
-    if request.param == "tenant_admin":
-        user = make_member(tenant_a, username="contract-tenant-admin")
-    else:
-        user = make_staff(role=MspRole.ADMIN, username="contract-msp-admin")
-    return Actor(user, make_token(user, scopes=WRITE_SCOPES))
-
-
-@pytest.fixture
-def estate(tenant_a):
+def _make_estate(tenant) -> dict[str, int]:
     """One object of each main kind in the tenant, by route, for ``{id}`` path parameters."""
-    node = make_gpu_node(tenant_a)
-    system = make_ai_system(tenant_a)
-    dataset = make_dataset(tenant_a)
-    incident = make_incident(tenant_a)
-    with tenant_scope(tenant_a.id):
+    node = make_gpu_node(tenant)
+    system = make_ai_system(tenant)
+    dataset = make_dataset(tenant)
+    incident = make_incident(tenant)
+    with tenant_scope(tenant.id):
         incident_services.incident_comment(
-            tenant=tenant_a, incident=incident, body="Looking into it.", internal=False, user=None
+            tenant=tenant, incident=incident, body="Looking into it.", internal=False, user=None
         )
         waiver = Waiver.objects.create(
-            tenant=tenant_a,
+            tenant=tenant,
             check_code="ai_system.accountable_owner",
             reason="Owner being recruited.",
             approved_by="CISO",
@@ -100,22 +93,60 @@ def estate(tenant_a):
         )
     readiness_frameworks_load()  # a transactional test may have flushed the migration's row
     framework = readiness_framework_current()
-    with tenant_scope(tenant_a.id):
-        draft = Assessment.objects.create(tenant=tenant_a, framework=framework)
-        snapshot = readiness_rescore(tenant=tenant_a)
+    with tenant_scope(tenant.id):
+        draft = Assessment.objects.create(tenant=tenant, framework=framework)
+        snapshot = readiness_rescore(tenant=tenant)
     return {
         "assessments": draft.pk,
         "scores": snapshot.pk,
         "compute": node.pk,
         "sites": node.site_id,
-        "links": make_link(tenant_a).pk,
+        "links": make_link(tenant).pk,
         "ai-systems": system.pk,
         "datasets": dataset.pk,
-        "ai-system-datasets": make_usage(tenant_a, ai_system=system, dataset=dataset).pk,
-        "deployments": make_deployment(tenant_a, ai_system=system, compute=node).pk,
+        "ai-system-datasets": make_usage(tenant, ai_system=system, dataset=dataset).pk,
+        "deployments": make_deployment(tenant, ai_system=system, compute=node).pk,
         "incidents": incident.pk,
         "waivers": waiver.pk,
     }
+
+
+@pytest.fixture(scope="module")
+def contract_rows(django_db_setup, django_db_blocker) -> dict:
+    """The tenant, both actors' write-scoped tokens and the estate, made once for the module
+    (most of each example's cost was making them): every operation's test starts from them as
+    made and undoes only its own changes (``shared_rows``)."""
+
+    def make() -> dict:
+        tenant = TenantFactory(name="Acme Analytics", slug="acme")
+        tenant_admin = make_member(tenant, username="contract-tenant-admin")
+        msp_admin = make_staff(role=MspRole.ADMIN, username="contract-msp-admin")
+        return {
+            "tenant": tenant.pk,
+            "actors": {
+                "tenant_admin": (tenant_admin.pk, make_token(tenant_admin, scopes=WRITE_SCOPES)),
+                "msp_admin": (msp_admin.pk, make_token(msp_admin, scopes=WRITE_SCOPES)),
+            },
+            "estate": _make_estate(tenant),
+        }
+
+    yield from shared_rows(django_db_blocker, make)
+
+
+@pytest.fixture
+def tenant_a(contract_rows, db):
+    return Tenant.objects.get(pk=contract_rows["tenant"])
+
+
+@pytest.fixture(params=["tenant_admin", "msp_admin"])
+def actor(request, contract_rows, db):
+    user_id, token = contract_rows["actors"][request.param]
+    return Actor(User.objects.get(pk=user_id), token)
+
+
+@pytest.fixture
+def estate(contract_rows) -> dict[str, int]:
+    return contract_rows["estate"]
 
 
 def aim_at_the_tenant(case, tenant, estate) -> None:
