@@ -53,11 +53,13 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import (
+    DEFAULT_DB_ALIAS,
     DatabaseError,
     InterfaceError,
     OperationalError,
     close_old_connections,
     connection,
+    connections,
     transaction,
 )
 from django.db.models import F
@@ -401,6 +403,33 @@ def prepared_statement(key: str, definition: Callable[[], str]) -> tuple[str, st
     return f"PREPARE {name} {definition()}; ", name
 
 
+_raw_cursors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def engine_cursor() -> Iterator:
+    """The cursor of the engine's one-round-trip strings (PostgreSQL, outside a transaction).
+
+    Django's own cursor while its queries are being recorded (``DEBUG``, the tests' query
+    capture); else psycopg's cursor of the connection, kept per connection, under Django's
+    connection upkeep (health check, connect) and error translation: the wrapper costs about as
+    much Python as the statement itself. The SQL and its parameters are the same either way.
+    """
+    db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of the proxy looks it up again
+    if db.queries_logged:
+        with db.cursor() as cursor:
+            yield cursor
+        return
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    raw = db.connection
+    cursor = _raw_cursors.get(raw)
+    if cursor is None or cursor.closed:
+        cursor = _raw_cursors[raw] = raw.cursor()
+    with db.wrap_database_errors:
+        yield cursor
+
+
 def forget_prepared_statements() -> None:
     if connection.connection is not None:
         _prepared_names.pop(connection.connection, None)
@@ -571,6 +600,8 @@ class _RunColumns:
                 connection
             )
             self.converters.append([(converter, expression) for converter in converters])
+        # Only the columns that have converters (the JSON ones on PostgreSQL).
+        self.converting = [(i, convs) for i, convs in enumerate(self.converters) if convs]
 
     @classmethod
     def get(cls) -> _RunColumns:
@@ -580,12 +611,14 @@ class _RunColumns:
         return columns
 
     def run_from_row(self, row) -> JobRun:
-        values = []
-        for value, converters in zip(row, self.converters, strict=True):
+        db = connections[DEFAULT_DB_ALIAS]
+        values = list(row)
+        for index, converters in self.converting:
+            value = values[index]
             for converter, expression in converters:
-                value = converter(value, expression, connection)
-            values.append(value)
-        return JobRun.from_db(connection.alias, self.attnames, values)
+                value = converter(value, expression, db)
+            values[index] = value
+        return JobRun.from_db(db.alias, self.attnames, values)
 
 
 # The submit holds (jobs.submit, its task id) from its insert to its commit, and sends the
@@ -667,26 +700,27 @@ def _claim_definition(tenant_scoped: bool) -> str:
 
 
 def _claim_prepared(run_id, tenant_id, task_id, now, lease) -> JobRun | None:
-    """The claim on a worker (PostgreSQL, no transaction open): one round trip of three
-    statements, one implicit transaction: the settings (scope, relaxed commit, how long to wait
-    for the submit), the wait for the submit's lock, and the prepared UPDATE."""
+    """The claim on a worker (PostgreSQL, no transaction open): one round trip of two
+    statements, one implicit transaction: one SELECT of the settings (scope, relaxed commit, how
+    long to wait for the submit) and the wait for the submit's lock, then the prepared UPDATE."""
     columns = _RunColumns.get()
     scoped = tenant_id is not None
+    # One SELECT: the scope, the relaxed commit, how long to wait for the submit (set first:
+    # a select list is evaluated in order), then the wait for the submit's lock.
     prefix, params = _bookkeeping_prefix(
-        tenant_id, f"set_config('lock_timeout', '{SUBMIT_WAIT_TIMEOUT}', true)"
+        tenant_id,
+        f"set_config('lock_timeout', '{SUBMIT_WAIT_TIMEOUT}', true)",
+        "pg_advisory_xact_lock_shared(%s, %s)",
     )
     params += submit_lock_key(task_id)
     values = [now, lease, worker_name()[:200], run_id, uuid.UUID(str(task_id))]
     if scoped:
         values.append(tenant_id)
-    with connection.cursor() as cursor:
+    with engine_cursor() as cursor:
         prepare, name = prepared_statement(
             "claim" if scoped else "claim_fleet", lambda: _claim_definition(scoped)
         )
-        sql = (
-            f"{prepare}{prefix}SELECT pg_advisory_xact_lock_shared(%s, %s); "
-            f"EXECUTE {name}({_placeholders(len(values))})"
-        )
+        sql = f"{prepare}{prefix}EXECUTE {name}({_placeholders(len(values))})"
         try:
             cursor.execute(sql, params + values)
             for _ in range(sql.count(";")):
@@ -833,7 +867,7 @@ def _finish_in_one_round_trip(context: JobContext, fields: dict, status: str) ->
         params += update_params + list(counts.values())
         params += [JobStatus.RUNNING, 1, JobStatus.RUNNING, 1]
     prefix, prefix_params = _bookkeeping_prefix(context.tenant_id)
-    with connection.cursor() as cursor:
+    with engine_cursor() as cursor:
         cursor.execute(prefix + "; ".join(statements), prefix_params + params)
         for _ in range(prefix.count(";") + len(statements) - 1):
             cursor.nextset()
@@ -893,7 +927,7 @@ def _finish_prepared(context: JobContext, fields: dict) -> bool:
         logs_sql, logs_params = _insert_sql(JobLog, context._buffer)
         sql += f"{logs_sql}; "
         params += logs_params
-    with connection.cursor() as cursor:
+    with engine_cursor() as cursor:
         prepare, name = prepared_statement(
             "finish" if scoped else "finish_fleet", lambda: _finish_definition(scoped)
         )

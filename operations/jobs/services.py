@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, connection, connections, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -25,6 +25,7 @@ from operations.jobs.execution import (
     cancel_children,
     dispatch_runs,
     drop_broken_connection,
+    engine_cursor,
     execute_message,
     finalise_parent_if_done,
     forget_prepared_statements,
@@ -176,10 +177,12 @@ def _submit_sending_while_committing(run: JobRun, job_kind: JobKind) -> JobRun:
     ``JOBS_QUEUED_RESEND_AFTER_SECONDS``, having checked that it is in neither the outbox nor
     the broker.
     """
-    fields, definition = _run_insert_definition()
-    # The connection itself, not the proxy: 35 fields each look it up otherwise.
-    database = connections[connection.alias]
-    values = [field.get_db_prep_save(field.pre_save(run, add=True), database) for field in fields]
+    columns, definition = _run_insert_definition()
+    # Only the columns a submit sets go as parameters; the others are constants of the
+    # prepared statement (their defaults, which ``_new_run`` leaves as they are).
+    state = run.__dict__
+    values = [state[attname] for attname in columns]
+    values[_PARAMETERS_INDEX] = _JSON_DUMPER(values[_PARAMETERS_INDEX])
     sql, params = "BEGIN; SELECT ", []
     if run.tenant_id is not None:
         # What tenant_scope(tenant_id) gives row-level security, for this transaction only.
@@ -189,9 +192,9 @@ def _submit_sending_while_committing(run: JobRun, job_kind: JobKind) -> JobRun:
     sql += "pg_advisory_xact_lock(%s, %s); "
     params += submit_lock_key(run.task_id)
     sending = None
-    with connection.cursor() as cursor:
+    with engine_cursor() as cursor:
         try:
-            prepare, name = prepared_statement("submit", lambda: definition)
+            prepare, name = prepared_statement("submit", definition)
             sql = sql.replace("BEGIN; ", f"BEGIN; {prepare}", 1)
             sql += f"EXECUTE {name}({', '.join(['%s'] * len(values))})"
             try:
@@ -234,24 +237,62 @@ def _roll_back_open_transaction(cursor) -> None:
             drop_broken_connection()
 
 
-_RUN_INSERT: tuple[list, str] | None = None
+# The run's columns a submit sets (attnames, in this order); every other column is inserted
+# with its field's default, as ``_new_run`` leaves it.
+_SUBMIT_ATTNAMES = (
+    "tenant_id",
+    "task_id",
+    "kind",
+    "queue",
+    "parameters",
+    "max_attempts",
+    "trigger",
+    "triggered_by_user_id",
+    "triggered_by_token_id",
+    "triggered_by_label",
+    "schedule_id",
+    "created_at",
+)
+_PARAMETERS_INDEX = _SUBMIT_ATTNAMES.index("parameters")
 
 
-def _run_insert_definition() -> tuple[list, str]:
-    """The run's columns (without the id) and its one-row ``INSERT … RETURNING id`` as a
-    ``PREPARE`` definition (PostgreSQL; the values' types are the columns'), built once."""
+def _JSON_DUMPER(value):
+    """The parameters as the column's own encoder writes them (``JobRun.parameters``)."""
+    return JobRun._meta.get_field("parameters").get_db_prep_save(value, connection)
+
+
+_RUN_INSERT: tuple[tuple[str, ...], Callable[[], str]] | None = None
+
+
+def _run_insert_definition() -> tuple[tuple[str, ...], Callable[[], str]]:
+    """The attnames a submit's values come from, and a callable giving its one-row ``INSERT …
+    RETURNING id`` as a ``PREPARE`` definition (PostgreSQL; the values' types are the
+    columns'), the other columns as constants: their defaults."""
     global _RUN_INSERT
     if _RUN_INSERT is None:
-        quote = connection.ops.quote_name
-        fields = [field for field in JobRun._meta.concrete_fields if not field.primary_key]
-        placeholders = ", ".join(f"${index}" for index in range(1, len(fields) + 1))
-        # Identifiers come from the model's metadata; every value is a parameter.
-        definition = (
-            f"AS INSERT INTO {quote(JobRun._meta.db_table)} "  # noqa: S608
-            f"({', '.join(quote(field.column) for field in fields)}) "
-            f"VALUES ({placeholders}) RETURNING id"
-        )
-        _RUN_INSERT = (fields, definition)
+
+        def definition() -> str:
+            from psycopg import sql as pgsql
+
+            quote = connection.ops.quote_name
+            raw = connection.connection
+            fields = [field for field in JobRun._meta.concrete_fields if not field.primary_key]
+            values = []
+            for field in fields:
+                if field.attname in _SUBMIT_ATTNAMES:
+                    values.append(f"${_SUBMIT_ATTNAMES.index(field.attname) + 1}")
+                else:
+                    default = field.get_db_prep_save(field.get_default(), connection)
+                    values.append(pgsql.Literal(default).as_string(raw))
+            # Identifiers come from the model's metadata, constants from its defaults (quoted
+            # by psycopg); every submitted value is a parameter.
+            return (
+                f"AS INSERT INTO {quote(JobRun._meta.db_table)} "  # noqa: S608
+                f"({', '.join(quote(field.column) for field in fields)}) "
+                f"VALUES ({', '.join(values)}) RETURNING id"
+            )
+
+        _RUN_INSERT = (_SUBMIT_ATTNAMES, definition)
     return _RUN_INSERT
 
 
@@ -329,21 +370,61 @@ def _new_run(
     schedule: JobSchedule | None = None,
     label: str = "",
 ) -> JobRun:
-    """An unsaved queued run of ``job_kind``; ``parameters`` are already cleaned."""
-    return JobRun(
-        tenant=tenant,
-        kind=job_kind.name,
-        queue=job_kind.queue,
-        parameters=parameters,
-        max_attempts=job_kind.max_attempts,
-        trigger=trigger,
-        triggered_by_user=user if user is not None and user.is_authenticated else None,
-        triggered_by_token=token,
-        triggered_by_label=triggered_by_label(
-            trigger=trigger, user=user, token=token, schedule=schedule, label=label
-        ),
-        schedule=schedule,
+    """An unsaved queued run of ``job_kind``; ``parameters`` are already cleaned.
+
+    Built from the fields' defaults in column order (``JobRun(*values)``): Django's keyword
+    ``__init__`` looks up the default of every field not given, once per run.
+    """
+    user = user if user is not None and user.is_authenticated else None
+    values = _run_defaults()
+    values[_RUN_POSITION["tenant_id"]] = tenant.id if tenant is not None else None
+    values[_RUN_POSITION["kind"]] = job_kind.name
+    values[_RUN_POSITION["queue"]] = job_kind.queue
+    values[_RUN_POSITION["parameters"]] = parameters
+    values[_RUN_POSITION["max_attempts"]] = job_kind.max_attempts
+    values[_RUN_POSITION["trigger"]] = trigger
+    values[_RUN_POSITION["triggered_by_user_id"]] = user.pk if user is not None else None
+    values[_RUN_POSITION["triggered_by_token_id"]] = token.pk if token is not None else None
+    values[_RUN_POSITION["triggered_by_label"]] = triggered_by_label(
+        trigger=trigger, user=user, token=token, schedule=schedule, label=label
     )
+    values[_RUN_POSITION["schedule_id"]] = schedule.pk if schedule is not None else None
+    run = JobRun(*values)
+    # As JobRun(tenant=tenant, …) would: the objects given are cached, not fetched again.
+    for name, related in (
+        ("tenant", tenant),
+        ("triggered_by_user", user),
+        ("triggered_by_token", token),
+        ("schedule", schedule),
+    ):
+        if related is not None:
+            run._state.fields_cache[name] = related
+    return run
+
+
+_RUN_POSITION = {field.attname: index for index, field in enumerate(JobRun._meta.concrete_fields)}
+
+
+_RUN_DEFAULTS: tuple[list, list] | None = None
+
+
+def _run_defaults() -> list:
+    """A new run's values in column order: each field's default (a fresh one for callables)."""
+    global _RUN_DEFAULTS
+    if _RUN_DEFAULTS is None:
+        fields = JobRun._meta.concrete_fields
+        factories = [
+            (index, field.default)
+            for index, field in enumerate(fields)
+            if field.has_default() and callable(field.default)
+        ]
+        # The rest are immutable: a literal default, or None / "" for a field without one.
+        _RUN_DEFAULTS = ([field.get_default() for field in fields], factories)
+    constants, factories = _RUN_DEFAULTS
+    values = list(constants)
+    for index, factory in factories:
+        values[index] = factory()
+    return values
 
 
 def job_submit_fleet(

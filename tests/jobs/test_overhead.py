@@ -261,6 +261,74 @@ def test_a_submit_on_its_own_is_two_durable_round_trips_and_its_run_is_its_outbo
 
 
 @worker_path
+def test_a_submit_stores_every_column_it_does_not_set_at_the_fields_default(tenant_a, sent):
+    # The fast submit's prepared INSERT binds only what a submit sets; the other columns are
+    # constants of the statement, which must be exactly what the model would have written.
+    run = services.job_submit(tenant=tenant_a, kind="noop", parameters={"seconds": 0.25})
+    stored = reload(run)
+    template = JobRun(tenant=tenant_a, kind="noop")
+    set_by_submit = set(services._SUBMIT_ATTNAMES) | {"id"}
+    for field in JobRun._meta.concrete_fields:
+        if field.attname not in set_by_submit:
+            assert getattr(stored, field.attname) == getattr(template, field.attname), field.name
+    for attname in set_by_submit:
+        assert getattr(stored, attname) == getattr(run, attname), attname
+    assert stored.parameters == {"seconds": 0.25}
+    assert (stored.status, stored.result, stored.checkpoints) == ("queued", {}, {})
+
+
+@pytest.mark.django_db
+def test_a_new_run_keeps_the_objects_it_was_given(tenant_a, django_assert_num_queries):
+    user = make_member(tenant_a, username="runner")
+    run = services._new_run(
+        get_job_kind("noop"),
+        tenant=tenant_a,
+        parameters={"seconds": 0.0},
+        trigger=JobTrigger.USER,
+        user=user,
+    )
+    with django_assert_num_queries(0):
+        assert (run.tenant, run.triggered_by_user) == (tenant_a, user)
+    assert (run.tenant_id, run.triggered_by_user_id, run.triggered_by_label) == (
+        tenant_a.id,
+        user.id,
+        user.get_username(),
+    )
+    assert (run.status, run.attempts, run.result, run.checkpoints) == ("queued", 0, {}, {})
+    assert run._state.adding
+    assert run.pk is None
+    # Callable defaults are called for each run: nothing mutable is shared between runs.
+    other = services._new_run(
+        get_job_kind("noop"), tenant=tenant_a, parameters={}, trigger=JobTrigger.SYSTEM
+    )
+    assert other.task_id != run.task_id
+    assert other.result is not run.result
+    assert other.checkpoints is not run.checkpoints
+
+
+@worker_path
+def test_without_query_capture_the_worker_path_translates_database_errors(tenant_a, sent):
+    # Unrecorded, the claim and the finish run on psycopg's cursor directly; its errors still
+    # reach the engine as Django's (the task retries on Django's OperationalError).
+    if connection.vendor != "postgresql":
+        pytest.skip("the raw cursor is the PostgreSQL path")
+    assert not connection.queries_logged
+    first, run = (services.job_submit(tenant=tenant_a, kind="noop") for _ in range(2))
+    assert claim(run_id=first.pk, tenant_id=tenant_a.id, task_id=str(first.task_id))[1]
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # the claim's prepared statement is gone
+    with pytest.raises(DatabaseError) as raised:
+        claim(run_id=run.pk, tenant_id=tenant_a.id, task_id=str(run.task_id))
+    assert type(raised.value).__module__.startswith("django.db")
+    assert (
+        job_run_execute(
+            run_id=run.pk, tenant_id=tenant_a.id, task_id=str(run.task_id), use_heartbeat=False
+        )
+        == "succeeded"
+    )
+
+
+@worker_path
 def test_a_claim_that_comes_before_the_submits_commit_waits_for_it(tenant_a, sent, monkeypatch):
     """The message leaves while the submit commits, so a worker may get it before the run is
     visible: its claim must wait for the commit, not drop the run as missing."""
@@ -330,7 +398,7 @@ def test_a_submit_that_fails_leaves_no_transaction_open(tenant_a, sent, monkeypa
 
     def out_of_range(*args, **kwargs):
         run = new_run(*args, **kwargs)
-        run.progress = 101  # refused by the jobs_run_progress check
+        run.max_attempts = -1  # refused by the column's check (a positive small integer)
         return run
 
     monkeypatch.setattr(services, "_new_run", out_of_range)
