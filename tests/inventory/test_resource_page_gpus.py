@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -147,3 +148,17 @@ def test_the_page_runs_the_same_queries_whatever_the_gpus_and_samples(viewer, te
         assert _queries(viewer, compute_url(tenant_a, small.pk, range=key)) == _queries(
             viewer, compute_url(tenant_a, large.pk, range=key)
         )
+
+
+def test_gpu_series_shorter_than_the_range_say_where_they_begin(viewer, tenant_a):
+    """Five hours of per-GPU means on a 24-hour page: the GPU section says from when its figures
+    are (the node's own charts reach further back); on the 6-hour page they fill the range and
+    nothing is said."""
+    node, _gpus = node_reporting(tenant_a)
+    first = (this_hour() - dt.timedelta(hours=5)).astimezone(ZoneInfo("America/New_York"))
+    text = text_of(viewer.get(compute_url(tenant_a, node.pk)))
+    note = re.search(r"<p [^>]*data-gpu-series-since>(.*?)</p>", text, re.S)
+    assert note, "no note on a range longer than the GPUs' series"
+    assert f"Per-GPU series begin {first.day} {first:%b %H:%M}" in note.group(1)
+    six_hours = text_of(viewer.get(compute_url(tenant_a, node.pk, range="6h")))
+    assert "data-gpu-series-since" not in six_hours

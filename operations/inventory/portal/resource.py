@@ -209,6 +209,9 @@ def gpu_label(gpu: GpuDevice) -> str:
 class GpuTable:
     rows: list[GpuRow]
     unavailable: bool = False  # the raw-window figures could not be read (telemetry store)
+    # The first hour any GPU has a mean for, when that is well inside the range: the node's own
+    # series can reach further back (kept before the GPUs were), and the page says so.
+    series_since: dt.datetime | None = None
 
     @property
     def reporting(self) -> bool:
@@ -289,7 +292,9 @@ def gpu_rows(
                 last_sample_at=max(last) if last else None,
             )
         )
-    return GpuTable(rows, unavailable)
+    first_hour = min((points[0][0] for points in hourly.values() if points), default=None)
+    later = first_hour is not None and first_hour > start + dt.timedelta(hours=1)
+    return GpuTable(rows, unavailable, series_since=first_hour if later else None)
 
 
 def _chosen_range(request) -> TimeRange:
@@ -337,6 +342,7 @@ def compute_detail(request, page: PortalTenant, pk: int):
         gpus=gpus.rows,
         gpus_reporting=gpus.reporting,
         gpus_unavailable=gpus.unavailable,
+        gpus_series_since=gpus.series_since,
         incidents=incident_open_about(tenant=tenant, compute_id=compute.pk),
         # The node's and its GPUs' (an idle GPU on a busy node).
         recommendations=recommendations_about_node(
