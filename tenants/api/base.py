@@ -110,9 +110,18 @@ class TenantScopedMixin:
         super().initial(request, *args, **kwargs)
         self.access = self.resolve_tenant_access(request, kwargs.get(self.tenant_url_kwarg, ""))
         self._check_capability(request)
+        if not self.uses_tenant_rows(request):
+            return
         if request.method not in SAFE_METHODS:
             self._scope_stack.enter_context(transaction.atomic())
         self._scope_stack.enter_context(tenant_scope(self.access.tenant.id))
+
+    def uses_tenant_rows(self, request) -> bool:
+        """Whether the request reads or writes the database past the access check: then it runs
+        in the tenant scope (and a write in one transaction). A view that only passes a body on
+        (forwarding ingest) says no and pays for neither; a tenant-owned query there fails
+        closed, as outside any scope."""
+        return True
 
     def stream_scope(self):
         """The tenant scope again, for a body read after the view returns (a streamed CSV)."""

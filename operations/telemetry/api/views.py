@@ -87,6 +87,14 @@ class _IngestView(_TelemetryView):
     throttle_classes = [IngestRateThrottle]
 
 
+class _ScrapeIngestView(_IngestView):
+    """The dcgm-exporter routes: parsed into the database, or forwarded (VictoriaMetrics)."""
+
+    def uses_tenant_rows(self, request) -> bool:
+        # Forwarding reads and writes no table: no transaction, no scope to set.
+        return not forwarding.telemetry_forwarding()
+
+
 class SampleIngestView(_IngestView):
     """Ingest a JSON batch of samples: all stored or none.
 
@@ -140,7 +148,7 @@ def _parse_ts_parameter(raw: str) -> dt.datetime:
         raise ValidationError({"ts": [str(exc)]}) from exc
 
 
-class PrometheusIngestView(_IngestView):
+class PrometheusIngestView(_ScrapeIngestView):
     """Ingest a dcgm-exporter scrape (Prometheus text exposition): all stored or none.
 
     ``Content-Type: text/plain`` (``version=0.0.4``), optionally gzip. Accepted families:
@@ -228,7 +236,7 @@ _REMOTE_WRITE_HEADERS = {
 }
 
 
-class RemoteWriteView(_IngestView):
+class RemoteWriteView(_ScrapeIngestView):
     """Prometheus remote write 1.0: a Prometheus server, vmagent or an OpenTelemetry Collector
     pushes the dcgm-exporter series it scrapes. All stored or none.
 

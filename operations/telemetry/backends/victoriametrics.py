@@ -43,6 +43,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import re
 import threading
 import time
@@ -206,25 +207,47 @@ def _time_param(milliseconds: int) -> str:
 # --- HTTP --------------------------------------------------------------------------------------
 
 
+def _environment_settings(url: str) -> dict:
+    """What requests reads from the environment for ``url`` on every call (proxies and
+    ``no_proxy``, ``REQUESTS_CA_BUNDLE``, ``.netrc``), read once instead."""
+    merged = requests.Session().merge_environment_settings(url, {}, None, None, None)
+    return {
+        "proxies": merged["proxies"],
+        "verify": merged["verify"],
+        "auth": requests.utils.get_netrc_auth(url),
+    }
+
+
 class VictoriaMetricsClient:
-    """The three calls Groundwork makes, with one pooled session per thread."""
+    """The three calls Groundwork makes, on one pooled keep-alive session per process and
+    thread (gunicorn's sync workers: one each)."""
 
     def __init__(self, *, insert_url: str, select_url: str, timeout: float):
         self.insert_url = insert_url.rstrip("/")
         self.select_url = select_url.rstrip("/")
         self.timeout = timeout
         self._local = threading.local()
+        self._environment = {
+            self.insert_url: _environment_settings(self.insert_url),
+            self.select_url: _environment_settings(self.select_url),
+        }
 
     @property
     def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
+        local = self._local
+        # A forked worker never shares its parent's sockets: a new pool after a fork.
+        if getattr(local, "pid", None) != os.getpid():
+            session = requests.Session()
+            session.trust_env = False  # read once, in _environment
+            local.session, local.pid = session, os.getpid()
+        return local.session
 
-    def _post(self, url: str, **kwargs) -> requests.Response:
+    def _post(self, base: str, path: str, **kwargs) -> requests.Response:
+        url = f"{base}{path}"
         try:
-            response = self._session.post(url, timeout=self.timeout, **kwargs)
+            response = self._session.post(
+                url, timeout=self.timeout, **self._environment[base], **kwargs
+            )
         except requests.RequestException as error:
             raise TelemetryBackendUnavailable() from error
         if response.status_code >= 500:
@@ -244,7 +267,12 @@ class VictoriaMetricsClient:
         url = f"{self.insert_url}{path}"
         try:
             response = self._session.post(
-                url, data=body, params=params, headers=headers, timeout=self.timeout
+                url,
+                data=body,
+                params=params,
+                headers=headers,
+                timeout=self.timeout,
+                **self._environment[self.insert_url],
             )
         except requests.RequestException as error:
             raise TelemetryBackendUnavailable() from error
@@ -258,7 +286,8 @@ class VictoriaMetricsClient:
 
     def import_lines(self, body: bytes) -> None:
         self._post(
-            f"{self.insert_url}/api/v1/import",
+            self.insert_url,
+            "/api/v1/import",
             data=body,
             headers={"Content-Type": "application/stream+json"},
         )
@@ -269,13 +298,14 @@ class VictoriaMetricsClient:
         data = {"query": query, "time": _time_param(at_ms)}
         if fresh:
             data["nocache"] = "1"
-        body = self._post(f"{self.select_url}/api/v1/query", data=data).json()
+        body = self._post(self.select_url, "/api/v1/query", data=data).json()
         return body["data"]["result"]
 
     def export(self, selector: str, *, start_ms: int, end_ms: int) -> Iterator[dict]:
         """Raw points of the series matching ``selector`` in [start, end] (both included)."""
         response = self._post(
-            f"{self.select_url}/api/v1/export",
+            self.select_url,
+            "/api/v1/export",
             data={
                 "match[]": selector,
                 "start": _time_param(start_ms),
