@@ -6,6 +6,7 @@ from typing import TypeVar
 
 import pytest
 from django.db import transaction
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from tenants.models import MspRole, TenantRole
@@ -20,6 +21,12 @@ requires_redis = pytest.mark.skipif(
 
 
 T = TypeVar("T")
+
+# Property tests' example counts: a quick pass on every run, the full count on demand
+# (HYPOTHESIS_PROFILE=thorough). Loaded here, before any test module makes its settings.
+hypothesis_settings.register_profile("quick", max_examples=100)
+hypothesis_settings.register_profile("thorough", max_examples=400)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 
 def shared_rows(django_db_blocker, make: Callable[[], T]) -> Iterator[T]:

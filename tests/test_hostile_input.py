@@ -19,6 +19,9 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 import tests
+from tenants.models import MspRole, TenantRole
+from tests.conftest import Actor, shared_rows
+from tests.factories import TenantFactory, make_member, make_staff, make_token
 from tests.isolation import TenantIsolationTests
 from tests.routes import url_routes
 
@@ -122,10 +125,44 @@ def _msp_wide_objects() -> dict:
     }
 
 
+@pytest.fixture(scope="module")
+def shared(django_db_setup, django_db_blocker):
+    """Tenant A and the two actors' users and tokens, made once for the module (each route's
+    test undoes only what its own requests changed), and the isolation classes by prefix."""
+
+    def make():
+        tenant_a = TenantFactory(name="Acme Analytics", slug="acme")
+        admin = make_member(tenant_a, TenantRole.ADMIN, username="acme-admin")
+        staff = make_staff(role=MspRole.ADMIN, username="msp-admin")
+        return {
+            "tenant_a": tenant_a,
+            "admin_a": (admin, make_token(admin)),
+            "msp_admin": (staff, make_token(staff)),
+            "classes": _isolation_classes_by_prefix(),
+        }
+
+    yield from shared_rows(django_db_blocker, make)
+
+
 @pytest.fixture
-def objects_of(tenant_a):
+def tenant_a(db, shared):
+    return shared["tenant_a"]
+
+
+@pytest.fixture
+def admin_a(db, shared):
+    return Actor(*shared["admin_a"])  # a fresh client each test
+
+
+@pytest.fixture
+def msp_admin(db, shared):
+    return Actor(*shared["msp_admin"])
+
+
+@pytest.fixture
+def objects_of(tenant_a, shared):
     """URL template → a URL of a real object of tenant A (made on first use)."""
-    classes = _isolation_classes_by_prefix()
+    classes = shared["classes"]
     made: dict[str, str] = {}
 
     def url_for(template: str) -> str:

@@ -22,7 +22,8 @@ from operations.inventory.models import (
 )
 from tenants.models import AuditEvent, MspRole
 from tenants.scoping import tenant_scope
-from tests.factories import login_verified, make_staff
+from tests.conftest import shared_rows
+from tests.factories import TenantFactory, login_verified, make_staff
 from tests.inventory import estate
 from tests.readiness.gate_builders import ready_pilot
 
@@ -65,10 +66,25 @@ def form_data(response) -> dict:
     return data
 
 
-@pytest.fixture
-def estates(tenant_a, tenant_b):
-    seed_inventory(tenant_a, profile="finance")
-    seed_inventory(tenant_b, profile="logistics")
+@pytest.fixture(scope="class")
+def shared_estates(django_db_setup, django_db_blocker):
+    """Two tenants with their estates and the MSP staff who read them, made once for TestReads
+    (its tests only read, or are refused a write): each test undoes only its own changes."""
+
+    def make():
+        tenant_a = TenantFactory(name="Acme Analytics", slug="acme")
+        tenant_b = TenantFactory(name="Borealis Bank", slug="borealis")
+        seed_inventory(tenant_a, profile="finance")
+        seed_inventory(tenant_b, profile="logistics")
+        return {
+            "tenant_a": tenant_a,
+            "tenant_b": tenant_b,
+            "boss": make_staff(role=MspRole.ADMIN, username="boss"),
+            "eng": make_staff(tenant_a, role=MspRole.ENGINEER, username="eng"),
+            "ana": make_staff(tenant_a, role=MspRole.ANALYST, username="ana"),
+        }
+
+    yield from shared_rows(django_db_blocker, make)
 
 
 @pytest.fixture
@@ -88,62 +104,79 @@ def one_of(model, tenant):
         return model.objects.order_by("pk").first()
 
 
-@pytest.mark.parametrize("model", MODELS, ids=[m.__name__ for m in MODELS])
-def test_msp_admin_pages_for_every_model(msp_admin_client, estates, tenant_a, tenant_b, model):
-    changelist = msp_admin_client.get(url(model, "changelist"))
-    assert changelist.status_code == 200
-    tenants = {row.tenant_id for row in changelist.context["cl"].result_list}
-    assert tenants == {tenant_a.id, tenant_b.id}
-    obj = one_of(model, tenant_b)
-    assert msp_admin_client.get(url(model, "change", obj.pk)).status_code == 200
-    assert msp_admin_client.get(url(model, "add")).status_code == 200
-    searched = msp_admin_client.get(url(model, "changelist"), {"q": "borealis"})
-    assert searched.status_code == 200
+class TestReads:
+    """On the shared estates (TestWrites makes its own rows: it must not inherit these)."""
 
+    @pytest.fixture
+    def tenant_a(self, db, shared_estates):
+        return shared_estates["tenant_a"]
 
-@pytest.mark.parametrize("model", MODELS, ids=[m.__name__ for m in MODELS])
-def test_an_engineer_sees_only_assigned_tenants(
-    engineer_client, estates, tenant_a, tenant_b, model
-):
-    changelist = engineer_client.get(url(model, "changelist"))
-    assert changelist.status_code == 200
-    assert {row.tenant_id for row in changelist.context["cl"].result_list} == {tenant_a.id}
-    foreign = one_of(model, tenant_b)
-    assert engineer_client.get(url(model, "change", foreign.pk)).status_code in (302, 404)
+    @pytest.fixture
+    def tenant_b(self, db, shared_estates):
+        return shared_estates["tenant_b"]
 
+    @pytest.fixture
+    def msp_admin_client(self, client, db, shared_estates):
+        login_verified(client, shared_estates["boss"])
+        return client
 
-def test_an_analyst_reads_but_cannot_change(client, estates, tenant_a):
-    login_verified(client, make_staff(tenant_a, role=MspRole.ANALYST, username="ana"))
-    site = one_of(Site, tenant_a)
-    assert client.get(url(Site, "changelist")).status_code == 200
-    assert client.get(url(Site, "add")).status_code == 403
-    before = AuditEvent.objects.count()
-    response = client.post(url(Site, "change", site.pk), {"name": "Hacked"})
-    assert response.status_code == 403
-    with tenant_scope(tenant_a.id):
-        assert Site.objects.get(pk=site.pk).name == site.name
-    assert AuditEvent.objects.count() == before
+    @pytest.fixture
+    def engineer_client(self, client, db, shared_estates):
+        login_verified(client, shared_estates["eng"])
+        return client
 
+    @pytest.mark.parametrize("model", MODELS, ids=[m.__name__ for m in MODELS])
+    def test_msp_admin_pages_for_every_model(self, msp_admin_client, tenant_a, tenant_b, model):
+        changelist = msp_admin_client.get(url(model, "changelist"))
+        assert changelist.status_code == 200
+        tenants = {row.tenant_id for row in changelist.context["cl"].result_list}
+        assert tenants == {tenant_a.id, tenant_b.id}
+        obj = one_of(model, tenant_b)
+        assert msp_admin_client.get(url(model, "change", obj.pk)).status_code == 200
+        assert msp_admin_client.get(url(model, "add")).status_code == 200
+        searched = msp_admin_client.get(url(model, "changelist"), {"q": "borealis"})
+        assert searched.status_code == 200
 
-def test_the_cluster_page_lists_its_nodes(msp_admin_client, estates, tenant_a):
-    with tenant_scope(tenant_a.id):
-        cluster = ComputeResource.objects.get(hostname="acme-gpu-hot")
-        node = ComputeResource.objects.get(hostname="acme-gpu-hot-01")
-    page = msp_admin_client.get(url(ComputeResource, "change", cluster.pk))
-    assert "acme-gpu-hot-04" in text(page)
-    assert not msp_admin_client.get(url(ComputeResource, "change", node.pk)).context[
-        "inline_admin_formsets"
-    ]
+    @pytest.mark.parametrize("model", MODELS, ids=[m.__name__ for m in MODELS])
+    def test_an_engineer_sees_only_assigned_tenants(
+        self, engineer_client, tenant_a, tenant_b, model
+    ):
+        changelist = engineer_client.get(url(model, "changelist"))
+        assert changelist.status_code == 200
+        assert {row.tenant_id for row in changelist.context["cl"].result_list} == {tenant_a.id}
+        foreign = one_of(model, tenant_b)
+        assert engineer_client.get(url(model, "change", foreign.pk)).status_code in (302, 404)
 
+    def test_an_analyst_reads_but_cannot_change(self, client, shared_estates, tenant_a):
+        login_verified(client, shared_estates["ana"])
+        site = one_of(Site, tenant_a)
+        assert client.get(url(Site, "changelist")).status_code == 200
+        assert client.get(url(Site, "add")).status_code == 403
+        before = AuditEvent.objects.count()
+        response = client.post(url(Site, "change", site.pk), {"name": "Hacked"})
+        assert response.status_code == 403
+        with tenant_scope(tenant_a.id):
+            assert Site.objects.get(pk=site.pk).name == site.name
+        assert AuditEvent.objects.count() == before
 
-def test_the_ai_system_page_shows_deployments_and_dataset_usage(
-    msp_admin_client, estates, tenant_a
-):
-    with tenant_scope(tenant_a.id):
-        system = AISystem.objects.get(name="Credit scoring")
-    page = text(msp_admin_client.get(url(AISystem, "change", system.pk)))
-    assert "credit-scoring-prod" in page
-    assert "Loan applications 2019-2025" in page
+    def test_the_cluster_page_lists_its_nodes(self, msp_admin_client, tenant_a):
+        with tenant_scope(tenant_a.id):
+            cluster = ComputeResource.objects.get(hostname="acme-gpu-hot")
+            node = ComputeResource.objects.get(hostname="acme-gpu-hot-01")
+        page = msp_admin_client.get(url(ComputeResource, "change", cluster.pk))
+        assert "acme-gpu-hot-04" in text(page)
+        assert not msp_admin_client.get(url(ComputeResource, "change", node.pk)).context[
+            "inline_admin_formsets"
+        ]
+
+    def test_the_ai_system_page_shows_deployments_and_dataset_usage(
+        self, msp_admin_client, tenant_a
+    ):
+        with tenant_scope(tenant_a.id):
+            system = AISystem.objects.get(name="Credit scoring")
+        page = text(msp_admin_client.get(url(AISystem, "change", system.pk)))
+        assert "credit-scoring-prod" in page
+        assert "Loan applications 2019-2025" in page
 
 
 class TestWrites:

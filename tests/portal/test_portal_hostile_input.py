@@ -17,7 +17,9 @@ import pytest
 
 from operations.readiness.catalogue import PILLAR_KEYS
 from tenants.models import MspRole, TenantRole
+from tests.conftest import shared_rows
 from tests.factories import (
+    TenantFactory,
     login_verified,
     make_member,
     make_staff,
@@ -89,22 +91,34 @@ def portal_routes() -> list[tuple[str, str]]:
 ROUTES = portal_routes()
 
 
-@pytest.fixture
-def estate(tenant_a):
-    member = make_member(tenant_a, TenantRole.MEMBER, username="acme-hostile-member")
-    make_token(member)
-    compute = make_compute(tenant_a)
-    return {
-        "slug": tenant_a.slug,
-        "number": make_incident(tenant_a).number,
-        "membership_id": member.membership.pk,
-        "token_id": member.api_tokens.first().pk,
-        "endpoint_id": make_webhook_endpoint(tenant_a).pk,
-        "pillar": PILLAR_KEYS[0],
-        "compute": compute.pk,
-        "deployment": make_deployment(tenant_a, compute=compute).pk,
-        "recommendation": make_recommendation(tenant_a).pk,
-    }
+@pytest.fixture(scope="module")
+def shared(django_db_setup, django_db_blocker):
+    """Tenant A, one object of each kind the routes name, and the two people who post, made once
+    for the module: each route's test undoes only what its own posts changed."""
+
+    def make():
+        tenant_a = TenantFactory(name="Acme Analytics", slug="acme")
+        member = make_member(tenant_a, TenantRole.MEMBER, username="acme-hostile-member")
+        make_token(member)
+        compute = make_compute(tenant_a)
+        estate = {
+            "slug": tenant_a.slug,
+            "number": make_incident(tenant_a).number,
+            "membership_id": member.membership.pk,
+            "token_id": member.api_tokens.first().pk,
+            "endpoint_id": make_webhook_endpoint(tenant_a).pk,
+            "pillar": PILLAR_KEYS[0],
+            "compute": compute.pk,
+            "deployment": make_deployment(tenant_a, compute=compute).pk,
+            "recommendation": make_recommendation(tenant_a).pk,
+        }
+        return {
+            "estate": estate,
+            "tenant_admin": make_member(tenant_a, TenantRole.ADMIN, username="acme-hostile-admin"),
+            "msp_admin": make_staff(role=MspRole.ADMIN, username="msp-hostile-admin"),
+        }
+
+    yield from shared_rows(django_db_blocker, make)
 
 
 def _urls(route: str, view: str, estate: dict) -> list[str]:
@@ -144,13 +158,13 @@ def _field_names(client, url: str) -> set[str]:
 @pytest.mark.parametrize(("route", "view"), ROUTES, ids=[route for route, _ in ROUTES])
 @pytest.mark.parametrize("who", ["tenant_admin", "msp_admin"])
 def test_a_portal_form_answers_hostile_input_without_a_server_error(
-    client, tenant_a, estate, route, view, who
+    client, shared, route, view, who
 ):
     if who == "tenant_admin":
-        client.force_login(make_member(tenant_a, TenantRole.ADMIN, username="acme-hostile-admin"))
+        client.force_login(shared["tenant_admin"])
     else:
-        login_verified(client, make_staff(role=MspRole.ADMIN, username="msp-hostile-admin"))
-    for url in _urls(route, view, estate):
+        login_verified(client, shared["msp_admin"])
+    for url in _urls(route, view, shared["estate"]):
         names = sorted(_field_names(client, url))
         for label, raw in HOSTILE.items():
             body = "&".join(f"{quote(name)}={raw}" for name in names)

@@ -206,14 +206,14 @@ def _exposition(draw):
     return text
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # examples: the profile
 @given(_exposition())
 @example('a{b="1"} 1\na{b="1"} 2\n')
 def test_generated_text_matches_the_reference(text):
     assert fast(text) == reference(text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)  # examples: the profile (tests/conftest.py)
 @given(st.text(max_size=60))
 def test_arbitrary_text_matches_the_reference(text):
     assert fast(text) == reference(text)

@@ -80,7 +80,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)  # examples: the profile (tests/conftest.py)
 @given(_JSON)
 def test_generated_documents_read_alike(document):
     body = json.dumps({"samples": document}).encode()

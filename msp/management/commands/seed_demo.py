@@ -321,6 +321,13 @@ class Command(BaseCommand):
     help = "Load demo tenants, MSP staff and client users (idempotent). Password: groundwork-demo."
 
     def handle(self, *args, **options):
+        self._report(self.seed())
+
+    def seed(self, *, operations: bool = True) -> dict[str, Tenant]:
+        """The demo, without the report: the staff, the tenants (made or walked forward to their
+        demo status), their people and, unless ``operations`` is false, each area's demo data.
+        Without operations it is only the people and lifecycle part (the tests call it so: each
+        area's data, ten days of telemetry first, is nearly all of a run's time)."""
         self.changes: Counter[str] = Counter()
         self.logins: list[tuple[str, str, str]] = []  # (username, role, tenant)
         # One transaction: an interrupted run leaves nothing half-made for the next one.
@@ -330,11 +337,14 @@ class Command(BaseCommand):
             # The MSP's admin did the rest, as a person the audit log names.
             admin = staff["admin"]
             with audit_actor(AuditActor(label=admin.get_full_name(), user=admin, source="command")):
-                tenants = self._tenants_and_estates(staff)
-        self._report(tenants)
+                tenants = self._tenants_and_people(staff)
+                if operations:
+                    for spec in ALL_TENANTS:
+                        self._operations(spec, tenants[spec.slug])
+        return tenants
 
-    def _tenants_and_estates(self, staff: dict) -> dict[str, Tenant]:
-        """The tenants, their people and each area's demo data, in that order."""
+    def _tenants_and_people(self, staff: dict) -> dict[str, Tenant]:
+        """The tenants, their staff assignments and client users, in that order."""
         tenants: dict[str, Tenant] = {}
         for spec in ALL_TENANTS:
             # The assigned engineer ticks the checklist; the MSP admin does it elsewhere.
@@ -349,8 +359,6 @@ class Command(BaseCommand):
                     self.changes["staff assignment(s)"] += 1
         for spec in ALL_TENANTS:
             self._client_users(spec, tenants[spec.slug])
-        for spec in ALL_TENANTS:
-            self._operations(spec, tenants[spec.slug])
         return tenants
 
     # --- Operations: each area seeds itself, idempotently -------------------------------------
