@@ -338,6 +338,19 @@ class AuditedInlineFormSet(BaseInlineFormSet):
 
     request = None
     tenant_field: str | None = "tenant"
+    #: New rows one post may add. A forged ``TOTAL_FORMS`` past the stored rows plus this is
+    #: refused ("Please submit at most … forms") before any form is built: Django's own cap,
+    #: 2,000 forms an inline, cost seconds of work a post.
+    new_rows_max = 100
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.is_bound:
+            # The stored rows, not the posted INITIAL_FORMS (the client's to forge); the queryset
+            # is the one the formset reads anyway (cached).
+            stored = len(self.get_queryset()) if self.instance.pk else 0
+            self.absolute_max = min(self.absolute_max, stored + self.new_rows_max)
+            self.max_num = min(self.max_num, self.absolute_max)
 
     @classmethod
     def get_default_prefix(cls):

@@ -260,6 +260,26 @@ class TestWrites:
             object_type="inventory.Deployment", object_id=str(deployment.pk), action="create"
         ).exists()
 
+    def test_a_forged_total_forms_builds_no_more_than_the_stored_rows_and_a_hundred(
+        self, engineer_client, tenant_a
+    ):
+        """TOTAL_FORMS of 10**6 used to build Django's cap, 2,000 forms an inline (seconds a
+        post): now the stored rows plus 100 at most, refused with the formset's error, and
+        nothing saved."""
+        system = estate.make_ai_system(tenant_a, name="Forged", stage=Stage.PRODUCTION)
+        page = engineer_client.get(url(AISystem, "change", system.pk))
+        data = form_data(page)
+        prefixes = [inline.formset.prefix for inline in page.context["inline_admin_formsets"]]
+        data.update({f"{prefix}-TOTAL_FORMS": str(10**6) for prefix in prefixes})
+        before = AuditEvent.objects.count()
+        response = engineer_client.post(url(AISystem, "change", system.pk), data)
+        assert response.status_code == 200
+        formsets = [inline.formset for inline in response.context["inline_admin_formsets"]]
+        assert formsets
+        assert all(len(formset.forms) <= 100 for formset in formsets)
+        assert "Please submit at most 100 forms." in text(response)
+        assert AuditEvent.objects.count() == before
+
     def test_lifecycle_actions(self, engineer_client, tenant_a):
         proposed = estate.make_ai_system(tenant_a, stage=Stage.PROPOSED)
         pilot = ready_pilot(tenant_a)  # passes the readiness gates
