@@ -15,7 +15,6 @@ from urllib.parse import quote
 
 import pytest
 
-from operations.readiness.catalogue import PILLAR_KEYS
 from tenants.models import MspRole, TenantRole
 from tests.conftest import shared_rows
 from tests.factories import (
@@ -24,13 +23,9 @@ from tests.factories import (
     make_member,
     make_staff,
     make_token,
-    make_webhook_endpoint,
 )
-from tests.incidents.factories import make_incident
-from tests.inventory.estate import make_compute, make_deployment
-from tests.isolation import MISSING_ID
-from tests.optimisation.test_api import make_recommendation
-from tests.routes import url_routes
+from tests.inventory.estate import make_compute
+from tests.portal.walk import portal_estate, portal_routes, portal_urls
 
 pytestmark = pytest.mark.django_db
 
@@ -66,28 +61,6 @@ COMMON_FIELDS = (
     "expires_in_days",
     "scopes",
 )
-#: Routes not worth a hostile pass: sign-out and password-reset links that need a real token.
-SKIPPED = ("portal/logout/", "portal/reset/<uidb64>/<token>/")
-
-# Each kind of action a URL's <action> takes, one of each kind of view.
-ACTIONS = {
-    "operations.incidents.portal.views.incident_staff_act": ("acknowledge", "wait-on-client"),
-    "operations.optimisation.portal.views.recommendation_act": ("accept", "dismiss"),
-    "operations.events.portal.views.webhook_action": ("rotate", "disable"),
-}
-
-
-def portal_routes() -> list[tuple[str, str]]:
-    """(route, view dotted name) of every page under /portal/."""
-    found = []
-    for route, pattern in url_routes():
-        if not route.startswith("portal/") or route in SKIPPED:
-            continue
-        callback = pattern.callback
-        found.append((route, f"{callback.__module__}.{getattr(callback, '__name__', '')}"))
-    return found
-
-
 ROUTES = portal_routes()
 
 
@@ -100,18 +73,7 @@ def shared(django_db_setup, django_db_blocker):
         tenant_a = TenantFactory(name="Acme Analytics", slug="acme")
         member = make_member(tenant_a, TenantRole.MEMBER, username="acme-hostile-member")
         make_token(member)
-        compute = make_compute(tenant_a)
-        estate = {
-            "slug": tenant_a.slug,
-            "number": make_incident(tenant_a).number,
-            "membership_id": member.membership.pk,
-            "token_id": member.api_tokens.first().pk,
-            "endpoint_id": make_webhook_endpoint(tenant_a).pk,
-            "pillar": PILLAR_KEYS[0],
-            "compute": compute.pk,
-            "deployment": make_deployment(tenant_a, compute=compute).pk,
-            "recommendation": make_recommendation(tenant_a).pk,
-        }
+        estate = portal_estate(tenant_a, member=member, compute=make_compute(tenant_a))
         return {
             "estate": estate,
             "tenant_admin": make_member(tenant_a, TenantRole.ADMIN, username="acme-hostile-admin"),
@@ -119,31 +81,6 @@ def shared(django_db_setup, django_db_blocker):
         }
 
     yield from shared_rows(django_db_blocker, make)
-
-
-def _urls(route: str, view: str, estate: dict) -> list[str]:
-    """The route with its parameters filled from the estate, one URL per action kind."""
-
-    def fill(action: str) -> str:
-        def value(match: re.Match) -> str:
-            name = match.group(1)
-            if name == "pk":
-                if "compute" in route:
-                    return str(estate["compute"])
-                if "deployments" in route:
-                    return str(estate["deployment"])
-                if "reports" in route:
-                    return str(MISSING_ID)  # a download: no body is read, 404 is the answer
-                return str(estate["recommendation"])
-            if name == "action":
-                return action
-            if name == "fmt":
-                return "pdf"
-            return str(estate[name])
-
-        return "/" + re.sub(r"<(?:\w+:)?(\w+)>", value, route)
-
-    return [fill(action) for action in ACTIONS.get(view, ("",))]
 
 
 def _field_names(client, url: str) -> set[str]:
@@ -164,7 +101,7 @@ def test_a_portal_form_answers_hostile_input_without_a_server_error(
         client.force_login(shared["tenant_admin"])
     else:
         login_verified(client, shared["msp_admin"])
-    for url in _urls(route, view, shared["estate"]):
+    for url in portal_urls(route, view, shared["estate"]):
         names = sorted(_field_names(client, url))
         for label, raw in HOSTILE.items():
             body = "&".join(f"{quote(name)}={raw}" for name in names)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import socket
 
 import pytest
@@ -22,7 +23,7 @@ from operations.inventory.models import GpuDevice
 from operations.jobs.models import JobStatus
 from operations.jobs.services import job_submit
 from operations.readiness import services as readiness
-from operations.readiness.catalogue import PILLAR_KEYS, readiness_frameworks_load
+from operations.readiness.catalogue import readiness_frameworks_load
 from operations.readiness.models import Assessment, AssessmentStatus, ReadinessScore
 from operations.telemetry import tasks as telemetry_tasks
 from operations.telemetry.exceptions import TelemetryUnavailable
@@ -38,14 +39,11 @@ from tests.factories import (
     make_member,
     make_staff,
     make_token,
-    make_webhook_endpoint,
 )
 from tests.incidents.alerting import alert_incidents, feed, make_rule
-from tests.incidents.factories import make_incident
-from tests.inventory.estate import gpu_uuid, make_deployment, make_gpu_node
+from tests.inventory.estate import gpu_uuid, make_gpu_node
 from tests.jobs.conftest import eager, reload  # noqa: F401 - eager: a fixture
-from tests.optimisation.test_api import make_recommendation
-from tests.portal.test_portal_hostile_input import ROUTES, _urls
+from tests.portal.walk import portal_estate, portal_routes, portal_urls
 from tests.readiness.builders_core import question_keys
 from tests.telemetry.helpers import code, dirty_hours, iso, minutes_ago, rollups, url
 from tests.telemetry.remote_write_payloads import remote_write, snappy, write_request
@@ -207,6 +205,10 @@ def test_the_resource_pages_keep_their_facts_and_say_telemetry_is_unavailable(
     assert node.hostname in html
     assert "Open incidents" in html
     assert "data-gpu-telemetry-unavailable" in html  # the GPU table's raw-window columns
+    # Each of them says so in its cell (hottest, XID, last report), not "—" as for no data.
+    row = re.search(rf'<tr data-gpu="{gpu.pk}">.*?</tr>', html, re.S).group(0)
+    assert row.count("data-gpu-cell-unavailable") == 3
+    assert "—" not in row.split("</td>", 3)[-1]
     assert f'data-gpu-chart="{gpu.pk}"' in html  # its hourly means still drawn
 
     page = client.get(compute_page, {"range": "7d"})  # hourly rollups, in the database
@@ -229,21 +231,11 @@ def test_every_portal_page_answers_without_a_server_error(unreachable, tenant_a,
     member = make_member(tenant_a, TenantRole.MEMBER, username="acme-walk-member")
     make_token(member)
     node = make_gpu_node(tenant_a, hostname="acme-gpu-walk-01")
-    estate = {
-        "slug": tenant_a.slug,
-        "number": make_incident(tenant_a).number,
-        "membership_id": member.membership.pk,
-        "token_id": member.api_tokens.first().pk,
-        "endpoint_id": make_webhook_endpoint(tenant_a).pk,
-        "pillar": PILLAR_KEYS[0],
-        "compute": node.pk,
-        "deployment": make_deployment(tenant_a, compute=node).pk,
-        "recommendation": make_recommendation(tenant_a).pk,
-    }
+    estate = portal_estate(tenant_a, member=member, compute=node)
     login_verified(client, make_staff(role=MspRole.ADMIN, username="msp-walk-admin"))
     answered = {}
-    for route, view in ROUTES:
-        for page in _urls(route, view, estate):
+    for route, view in portal_routes():
+        for page in portal_urls(route, view, estate):
             answered[page] = client.get(page).status_code
     assert len(answered) > 30
     assert {page: status for page, status in answered.items() if status >= 500} == {}
