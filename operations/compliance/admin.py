@@ -19,6 +19,7 @@ from operations.compliance.models import (
     Waiver,
 )
 from tenants.admin.base import (
+    BoundedInlineFormSet,
     StaffScopedAdmin,
     VisibleTenantListFilter,
     adopt,
@@ -46,6 +47,7 @@ class ReadOnlyAdminMixin:
 
 class ControlInline(admin.TabularInline):
     model = Control
+    formset = BoundedInlineFormSet
     fields = ("code", "group", "title", "summary")
     readonly_fields = fields
     extra = 0

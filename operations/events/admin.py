@@ -17,7 +17,12 @@ from operations.events.models import (
     WebhookEndpoint,
 )
 from operations.events.services import delivery_redeliver
-from tenants.admin.base import MspAdminOnlyMixin, StaffScopedAdmin, VisibleTenantListFilter
+from tenants.admin.base import (
+    BoundedInlineFormSet,
+    MspAdminOnlyMixin,
+    StaffScopedAdmin,
+    VisibleTenantListFilter,
+)
 from tenants.models import User
 
 
@@ -138,6 +143,7 @@ class MspDeliveryAdmin(_ReadOnly, MspAdminOnlyMixin, admin.ModelAdmin):
 
 class OnCallOverrideInline(admin.TabularInline):
     model = OnCallOverride
+    formset = BoundedInlineFormSet
     extra = 0
 
 

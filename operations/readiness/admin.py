@@ -17,7 +17,12 @@ from operations.readiness.models import (
 )
 from operations.readiness.scoring import signal_points
 from operations.readiness.selectors import framework_questions
-from tenants.admin.base import StaffScopedAdmin, VisibleTenantListFilter, is_admin_staff
+from tenants.admin.base import (
+    BoundedInlineFormSet,
+    StaffScopedAdmin,
+    VisibleTenantListFilter,
+    is_admin_staff,
+)
 from tenants.scoping import tenant_scope
 
 TENANT_FILTER = ("tenant", VisibleTenantListFilter)
@@ -83,6 +88,7 @@ class ReadinessFrameworkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 class AssessmentAnswerInline(admin.TabularInline):
     model = AssessmentAnswer
+    formset = BoundedInlineFormSet
     fields = ("question_key", "value", "note", "evidence_url", "answered_by", "answered_at")
     readonly_fields = fields
     extra = 0

@@ -330,17 +330,13 @@ class StaffScopedAdmin(_StaffPermissions, _TenantScoping, AuditedAdminMixin):
         return inlines
 
 
-class AuditedInlineFormSet(BaseInlineFormSet):
-    """Inline rows saved with an audit event each. Override the hooks to call a service.
+class BoundedInlineFormSet(BaseInlineFormSet):
+    """The formset of every admin inline (``tests/test_admin_inlines.py`` checks): a post builds
+    at most the stored rows plus ``new_rows_max`` forms."""
 
-    ``request`` is set by the parent admin's ``save_formset`` before saving.
-    """
-
-    request = None
-    tenant_field: str | None = "tenant"
     #: New rows one post may add. A forged ``TOTAL_FORMS`` past the stored rows plus this is
     #: refused ("Please submit at most … forms") before any form is built: Django's own cap,
-    #: 2,000 forms an inline, cost seconds of work a post.
+    #: 2,000 forms an inline, cost seconds of work a post, even on a read-only inline.
     new_rows_max = 100
 
     def __init__(self, *args, **kwargs):
@@ -351,6 +347,16 @@ class AuditedInlineFormSet(BaseInlineFormSet):
             stored = len(self.get_queryset()) if self.instance.pk else 0
             self.absolute_max = min(self.absolute_max, stored + self.new_rows_max)
             self.max_num = min(self.max_num, self.absolute_max)
+
+
+class AuditedInlineFormSet(BoundedInlineFormSet):
+    """Inline rows saved with an audit event each. Override the hooks to call a service.
+
+    ``request`` is set by the parent admin's ``save_formset`` before saving.
+    """
+
+    request = None
+    tenant_field: str | None = "tenant"
 
     @classmethod
     def get_default_prefix(cls):
