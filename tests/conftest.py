@@ -29,13 +29,25 @@ hypothesis_settings.register_profile("thorough", max_examples=400)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist load`` that keeps a class, or a parametrized function's cases, on one worker
+    (tests/scheduling.py): their shared rows are then made once, not once per worker."""
+    if config.getoption("dist") != "load":
+        return None
+    from tests.scheduling import GroupsTogetherScheduling
+
+    return GroupsTogetherScheduling(config, log)
+
+
 def shared_rows(django_db_blocker, make: Callable[[], T]) -> Iterator[T]:
     """For a class- or module-scoped fixture: ``make()`` the rows once, in an outer transaction
     that each test's own transaction (then a savepoint) nests in, so every test starts from them
     as made and undoes only its own changes; the scope's end rolls them back. Use it as
     ``yield from shared_rows(django_db_blocker, make)``. Only for tests with ``db``: a
     ``transactional_db`` test would flush the rows (and cannot run inside the transaction). Under
-    xdist a class's tests may be shared out to several workers: each then makes the rows once."""
+    xdist a class's tests, or one parametrized function's cases, run on one worker (the scheduler
+    above); other tests of a module may not: each worker that runs some makes the rows once."""
     with django_db_blocker.unblock():
         outer = transaction.atomic()
         outer._from_testcase = True  # as TestCase marks its own: durable blocks may nest in it
