@@ -112,3 +112,14 @@ def test_nothing_listening_is_unavailable():
         port = probe.getsockname()[1]
     with pytest.raises(TelemetryBackendUnavailable):
         _forward(_client(f"http://127.0.0.1:{port}"))
+
+
+def test_a_pool_closed_meanwhile_is_taken_again(recorder):
+    client = _client(f"http://127.0.0.1:{recorder.server_address[1]}")
+    _forward(client)
+    # What urllib3 may do to a pool its manager evicts: drop it and close it.
+    manager = client._session.get_adapter(client.insert_url).poolmanager
+    manager.clear()
+    client._forward_target("/api/v1/import/prometheus")[0].close()
+    _forward(client)
+    assert len(_Recorder.received) == 2

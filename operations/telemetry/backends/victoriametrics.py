@@ -305,7 +305,7 @@ class VictoriaMetricsClient:
         session = self._session
         targets = self._local.forward_targets
         found = targets.get(path)
-        if found is None:
+        if found is None or found[0].pool is None:  # new, or closed (evicted by its manager)
             url = f"{self.insert_url}{path}"
             environment = self._environment[self.insert_url]
             request = requests.Request("POST", url, auth=environment["auth"])
