@@ -22,9 +22,14 @@ Each round has its own timestamps (fresh samples for both). Series per second = 
 / wall time; afterwards VictoriaMetrics is asked how many samples each side stored, so neither
 wins by keeping less. CPU seconds of Groundwork's workers and of VictoriaMetrics per round are
 read from /proc (the machine is shared: CPU per series is steadier than wall time).
+``--breakdown`` adds, per round, the workers' user and system CPU and minor page faults a
+request, and VictoriaMetrics' own CPU a series while it took Groundwork's forwards.
 
     DATABASE_URL=postgres://groundwork@127.0.0.1:5432/groundwork \\
-        .venv/bin/python bench/ingest_victoriametrics.py [--route remote-write]
+        .venv/bin/python bench/ingest_victoriametrics.py [--route remote-write] [--breakdown]
+
+Without ``REDIS_URL`` the workers count the ingest throttle in Django's file cache (a file
+written a request, ≈ 0.5 ms more than Redis); set it to measure as production runs.
 
 The last line is ``ingest_victoriametrics: gw=<series/s> vm=<series/s> ratio=<gw/vm>``
 (medians of the rounds).
@@ -91,6 +96,11 @@ def parse_args():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (Procfile: 2)")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="Groundwork's CPU a request per round: user, system, page faults",
+    )
     return parser.parse_args()
 
 
@@ -110,18 +120,27 @@ def remote_write_body(text: bytes) -> bytes:
     return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
 
 
-def cpu_seconds(pid: int, *, children: bool) -> float:
-    """User + system CPU of ``pid`` (and of its live children: gunicorn's workers)."""
+def process_times(pid: int, *, children: bool) -> tuple[float, float, int]:
+    """User and system CPU seconds and minor page faults of ``pid`` (and of its live children:
+    gunicorn's workers)."""
     ticks = os.sysconf("SC_CLK_TCK")
     pids = [pid]
     if children:
         path = Path(f"/proc/{pid}/task/{pid}/children")
         pids += [int(child) for child in path.read_text().split()]
-    total = 0.0
+    user = system = faults = 0
     for each in pids:
         fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+        faults += int(fields[7])
+        user += int(fields[11])
+        system += int(fields[12])
+    return user / ticks, system / ticks, faults
+
+
+def cpu_seconds(pid: int, *, children: bool) -> float:
+    """User + system CPU of ``pid`` (and of its live children: gunicorn's workers)."""
+    user, system, _faults = process_times(pid, children=children)
+    return user + system
 
 
 def stored_samples(base: str, instance: str) -> int:
@@ -207,15 +226,24 @@ def run(args, tenant, token: str, vm, vm_base: str, gunicorn, gw_base: str) -> N
         seconds = post_all(vm_url, vm_bodies, args.clients, headers, (204,))
         vm_cpu.append(cpu_seconds(vm.pid, children=False) - cpu)
         vm_rates.append(series / seconds)
-        cpu = cpu_seconds(gunicorn.pid, children=True), cpu_seconds(vm.pid, children=False)
+        before = process_times(gunicorn.pid, children=True), cpu_seconds(vm.pid, children=False)
         seconds = post_all(gw_url, gw_bodies, args.clients, gw_headers, gw_ok)
-        gw_cpu.append(cpu_seconds(gunicorn.pid, children=True) - cpu[0])
+        after = process_times(gunicorn.pid, children=True), cpu_seconds(vm.pid, children=False)
+        user, system, faults = (b - a for a, b in zip(before[0], after[0], strict=True))
+        gw_cpu.append(user + system)
         gw_rates.append(series / seconds)
         print(
             f"round {number + 1}: vm={vm_rates[-1]:,.0f} gw={gw_rates[-1]:,.0f} series/s "
             f"ratio={gw_rates[-1] / vm_rates[-1]:.3f}; CPU µs/series: VictoriaMetrics "
             f"{vm_cpu[-1] * 1e6 / series:.2f}, Groundwork's workers {gw_cpu[-1] * 1e6 / series:.2f}"
         )
+        if args.breakdown:
+            print(
+                f"  Groundwork's workers a request: user {user * 1e3 / args.requests:.2f} ms, "
+                f"system {system * 1e3 / args.requests:.2f} ms, "
+                f"{faults / args.requests:.0f} minor page faults; VictoriaMetrics behind them "
+                f"{(after[1] - before[1]) * 1e6 / series:.2f} µs/series"
+            )
     expected = per_request * (args.rounds * args.requests + args.warmup)
     kept = stored_samples(vm_base, VM_INSTANCE), stored_samples(vm_base, GW_INSTANCE)
     print(

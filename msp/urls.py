@@ -26,9 +26,11 @@ urlpatterns = [
     path("portal/", include("msp.console.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Telemetry first: agents post every few seconds, and each include tried before costs a
+    # request a pass over its patterns (≈ 0.2 ms of CPU). No route of the others overlaps.
+    path("api/v1/", include("operations.telemetry.api.urls")),
     path("api/v1/", include("tenants.api.urls")),
     path("api/v1/", include("operations.inventory.api.urls")),
-    path("api/v1/", include("operations.telemetry.api.urls")),
     path("api/v1/", include("operations.incidents.api.urls")),
     path("api/v1/", include("operations.jobs.api.urls")),
     path("api/v1/", include("operations.compliance.api.urls")),

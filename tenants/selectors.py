@@ -59,19 +59,23 @@ class TenantAccess:
         return self.is_staff or self.role == TenantRole.ADMIN
 
     def allows(self, capability: str) -> bool:
-        return {
-            "read": True,
-            "write": self.can_write,
-            "manage": self.can_manage,
-            "audit": self.can_read_audit,
-            "staff_write": self.is_staff and self.role in _WRITE_ROLES,
-            # Work a client may do and MSP staff may do on the client's behalf in the portal
-            # (the readiness questionnaire): clients who write, engineers and MSP admins.
-            "answer": self.can_write,
-            "msp_admin": self.role == MspRole.ADMIN,
-            # A person's own settings in the tenant (their email notifications), anyone's.
-            "own_settings": True,
-        }[capability]
+        # Only the capability asked is worked out (this runs on every API request).
+        return _CAPABILITIES[capability](self)
+
+
+_CAPABILITIES = {
+    "read": lambda access: True,
+    "write": lambda access: access.can_write,
+    "manage": lambda access: access.can_manage,
+    "audit": lambda access: access.can_read_audit,
+    "staff_write": lambda access: access.is_staff and access.role in _WRITE_ROLES,
+    # Work a client may do and MSP staff may do on the client's behalf in the portal
+    # (the readiness questionnaire): clients who write, engineers and MSP admins.
+    "answer": lambda access: access.can_write,
+    "msp_admin": lambda access: access.role == MspRole.ADMIN,
+    # A person's own settings in the tenant (their email notifications), anyone's.
+    "own_settings": lambda access: True,
+}
 
 
 def tenants_visible_to(user, *, token=None) -> QuerySet[Tenant]:
@@ -107,7 +111,9 @@ def tenant_access_for(*, user, slug: str, token=None) -> TenantAccess | None:
         return None
     if token is not None and token.tenant_id is not None:
         # The token's tenant came with the token: only the user's role in it is left to read.
-        return _access_to_token_tenant(user, token.tenant) if token.tenant.slug == slug else None
+        if token.tenant.slug != slug:
+            return None
+        return _access_to_token_tenant(user, token.tenant, token)
     tenants = Tenant.objects.filter(slug=slug)
     if user.is_msp_admin:
         tenant = tenants.first()
@@ -126,17 +132,119 @@ def tenant_access_for(*, user, slug: str, token=None) -> TenantAccess | None:
     return TenantAccess(tenant=tenant, role=tenant.member_role) if tenant else None
 
 
-def _access_to_token_tenant(user, tenant: Tenant) -> TenantAccess | None:
+def _access_to_token_tenant(user, tenant: Tenant, token) -> TenantAccess | None:
+    place = getattr(token, "place_in_tenant", None)  # read with the token (api_token_by_prefix)
     if user.is_msp_admin:
         return TenantAccess(tenant=tenant, role=MspRole.ADMIN)
     if user.msp_role:
-        assigned = StaffAssignment.objects.filter(tenant=tenant, user=user).exists()
+        if place is not None:
+            assigned = place.staff_assigned
+        else:
+            assigned = StaffAssignment.objects.filter(tenant=tenant, user=user).exists()
         return TenantAccess(tenant=tenant, role=user.msp_role) if assigned else None
     if tenant.status == TenantStatus.OFFBOARDED:
         return None
-    role = Membership.objects.filter(tenant=tenant, user=user).values_list("role", flat=True)
-    role = role.first()
+    if place is not None:
+        role = place.member_role
+    else:
+        role = Membership.objects.filter(tenant=tenant, user=user).values_list("role", flat=True)
+        role = role.first()
     return TenantAccess(tenant=tenant, role=role) if role else None
+
+
+@dataclass(frozen=True)
+class PlaceInTenant:
+    """The token's user in the token's tenant, read in the token's own query."""
+
+    member_role: str | None
+    staff_assigned: bool
+
+
+class _TokenQuery:
+    """The token by its prefix, with its user, its tenant and the user's membership and staff
+    assignment there, in one SELECT written once per process: compiling the ORM's version took
+    ~1.5 ms a request, ten times the query itself. Values pass through the same converters the
+    ORM applies, and rows become models through ``Model.from_db``."""
+
+    def __init__(self, connection):
+        quote = connection.ops.quote_name
+        self.parts = []  # (model, attnames, converters per column) in select order
+        columns = []
+        for model, alias in ((ApiToken, "t"), (User, "u"), (Tenant, "n")):
+            fields = model._meta.concrete_fields
+            converters = []
+            for field in fields:
+                col = field.get_col(alias)
+                chain = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+                converters.append((col, chain))
+                columns.append(f"{alias}.{quote(field.column)}")
+            self.parts.append((model, [field.attname for field in fields], converters))
+        token, user, tenant = (model._meta for model in (ApiToken, User, Tenant))
+        membership, staff = Membership._meta, StaffAssignment._meta
+
+        def column(meta, name: str) -> str:
+            return quote(meta.get_field(name).column)
+
+        # Names from _meta only; the prefix is the one parameter.
+        self.sql = (
+            f"SELECT {', '.join(columns)}, m.{column(membership, 'role')}, "  # noqa: S608
+            f"s.{column(staff, 'id')} "
+            f"FROM {quote(token.db_table)} t "
+            f"INNER JOIN {quote(user.db_table)} u "
+            f"ON u.{column(user, 'id')} = t.{column(token, 'user')} "
+            f"LEFT OUTER JOIN {quote(tenant.db_table)} n "
+            f"ON n.{column(tenant, 'id')} = t.{column(token, 'tenant')} "
+            # Membership is one per user, a staff assignment one per user and tenant: at most
+            # one row each.
+            f"LEFT OUTER JOIN {quote(membership.db_table)} m "
+            f"ON m.{column(membership, 'user')} = t.{column(token, 'user')} "
+            f"AND m.{column(membership, 'tenant')} = t.{column(token, 'tenant')} "
+            f"LEFT OUTER JOIN {quote(staff.db_table)} s "
+            f"ON s.{column(staff, 'user')} = t.{column(token, 'user')} "
+            f"AND s.{column(staff, 'tenant')} = t.{column(token, 'tenant')} "
+            f"WHERE t.{column(token, 'prefix')} = %s"
+        )
+
+    def fetch(self, connection, prefix: str) -> ApiToken | None:
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, [prefix])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        objects, start = [], 0
+        for model, attnames, converters in self.parts:
+            values = list(row[start : start + len(attnames)])
+            start += len(attnames)
+            for index, (col, chain) in enumerate(converters):
+                for converter in chain:
+                    values[index] = converter(values[index], col, connection)
+            objects.append(model.from_db(connection.alias, attnames, values))
+        token, user, tenant = objects
+        token.user = user
+        if token.tenant_id is not None:
+            token.tenant = tenant
+            token.place_in_tenant = PlaceInTenant(
+                member_role=row[start], staff_assigned=row[start + 1] is not None
+            )
+        else:
+            token.tenant = None
+        return token
+
+
+_token_queries: dict[str, _TokenQuery] = {}
+
+
+def api_token_by_prefix(prefix: str) -> ApiToken | None:
+    """The API token with ``prefix``, its ``user`` and ``tenant`` loaded, and for a bound token
+    its user's ``place_in_tenant`` (role, staff assignment), which ``tenant_access_for`` then
+    takes instead of querying again. One query."""
+    from django.db import connections, router
+
+    connection = connections[router.db_for_read(ApiToken)]
+    query = _token_queries.get(connection.vendor)
+    if query is None:
+        query = _token_queries[connection.vendor] = _TokenQuery(connection)
+    return query.fetch(connection, prefix)
 
 
 def tenant_first_visible_to(user) -> Tenant | None:

@@ -10,6 +10,7 @@ from rest_framework import authentication, exceptions
 
 from tenants.audit import set_actor_token
 from tenants.models import ApiToken
+from tenants.selectors import api_token_by_prefix
 from tenants.services import token_hash, token_parse
 
 
@@ -29,7 +30,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if parsed is None:
             raise exceptions.AuthenticationFailed("Malformed API token.")
         prefix, plaintext = parsed
-        token = ApiToken.objects.select_related("user", "tenant").filter(prefix=prefix).first()
+        token = api_token_by_prefix(prefix)
         if token is None or not hmac.compare_digest(token.secret_hash, token_hash(plaintext)):
             raise exceptions.AuthenticationFailed("Invalid API token.")
         if token.revoked_at is not None:

@@ -48,8 +48,10 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from urllib.parse import urlencode
 
 import requests
+import urllib3
 from django.conf import settings
 from django.db.models import QuerySet
 from rest_framework import exceptions
@@ -82,6 +84,11 @@ _IDS_PER_QUERY = 500
 #: How far ahead of now ingest accepts samples (5 minutes), with room to spare: a sample
 #: stamped slightly ahead still counts as reporting.
 _AHEAD = dt.timedelta(hours=1)
+
+
+#: As requests' adapter: no retry, a connection error raised at once (a dropped keep-alive
+#: connection is still replaced by the pool before sending).
+_NO_RETRIES = urllib3.Retry(0, read=False)
 
 
 class TelemetryBackendUnavailable(TelemetryUnavailable):
@@ -240,6 +247,7 @@ class VictoriaMetricsClient:
             session = requests.Session()
             session.trust_env = False  # read once, in _environment
             local.session, local.pid = session, os.getpid()
+            local.forward_targets = {}
         return local.session
 
     def _post(self, base: str, path: str, **kwargs) -> requests.Response:
@@ -263,26 +271,53 @@ class VictoriaMetricsClient:
         self, path: str, body: bytes, *, params: list[tuple[str, str]], headers: dict[str, str]
     ) -> None:
         """POST a client's ingest body as is to ``path`` of the insert URL. A refusal (4xx) is
-        about the client's body: a 400 in the API's error format; out of reach or 5xx: 503."""
-        url = f"{self.insert_url}{path}"
+        about the client's body: a 400 in the API's error format; out of reach or 5xx: 503.
+
+        Straight on the urllib3 pool that the session's adapter picks for the insert URL (its
+        proxy and TLS settings), without requests' per-call preparation (≈ 0.5 ms of CPU a
+        call, against ≈ 0.4 ms for sending 800 KiB)."""
+        pool, target, auth = self._forward_target(path)
         try:
-            response = self._session.post(
-                url,
-                data=body,
-                params=params,
-                headers=headers,
-                timeout=self.timeout,
-                **self._environment[self.insert_url],
+            response = pool.urlopen(
+                "POST",
+                f"{target}?{urlencode(params)}",
+                body=body,
+                headers={**headers, **auth},
+                retries=_NO_RETRIES,
+                redirect=False,
+                assert_same_host=False,
+                timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
             )
-        except requests.RequestException as error:
+        except (urllib3.exceptions.HTTPError, OSError) as error:
             raise TelemetryBackendUnavailable() from error
-        if response.status_code >= 500:
+        if response.status >= 500:
             raise TelemetryBackendUnavailable()
-        if response.status_code >= 400:
-            reason = " ".join(response.text.split())[:300]
+        if response.status >= 400:
+            text = response.data.decode("utf-8", "replace")
+            reason = " ".join(text.split())[:300]
             raise exceptions.ValidationError(
                 {"body": [f"The telemetry store refused the body: {reason}"]}
             )
+
+    def _forward_target(self, path: str) -> tuple:
+        """(urllib3 pool, request target, auth header) of ``path`` under the insert URL, as
+        requests would send it, worked out once per process."""
+        session = self._session
+        targets = self._local.forward_targets
+        found = targets.get(path)
+        if found is None or found[0].pool is None:  # new, or closed (evicted by its manager)
+            url = f"{self.insert_url}{path}"
+            environment = self._environment[self.insert_url]
+            request = requests.Request("POST", url, auth=environment["auth"])
+            prepared = session.prepare_request(request)
+            adapter = session.get_adapter(url)
+            pool = adapter.get_connection_with_tls_context(
+                prepared, environment["verify"], proxies=environment["proxies"]
+            )
+            target = adapter.request_url(prepared, environment["proxies"])
+            auth = prepared.headers.get("Authorization")
+            found = targets[path] = (pool, target, {"Authorization": auth} if auth else {})
+        return found
 
     def import_lines(self, body: bytes) -> None:
         self._post(

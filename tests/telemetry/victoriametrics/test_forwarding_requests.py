@@ -1,7 +1,7 @@
-"""What a forwarded ingest request costs Groundwork: the token and the tenant (two queries),
-nothing else in the database (no transaction, no tenant scope); it stays as strict as any API
-request (a revoked token is refused at once, the ingest throttle applies); and the client's one
-pooled session per process still honours the proxy environment, read once."""
+"""What a forwarded ingest request costs Groundwork: the token with its tenant and role (one
+query), nothing else in the database (no transaction, no tenant scope); it stays as strict as
+any API request (a revoked token is refused at once, the ingest throttle applies); and the
+client's one pooled session per process still honours the proxy environment, read once."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ ACCEPTED = {"prometheus": 202, "remote-write": 204}
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
-def test_a_forwarded_request_reads_the_token_and_the_role_and_nothing_else(
+def test_a_forwarded_request_reads_the_token_and_its_role_in_one_query(
     vm, admin_a, tenant_a, route
 ):
     send = ROUTES[route]
@@ -55,10 +55,10 @@ def test_a_forwarded_request_reads_the_token_and_the_role_and_nothing_else(
         response = send(admin_a, tenant_a)
     assert response.status_code == ACCEPTED[route], response.content
     statements = [query["sql"] for query in queries.captured_queries]
-    # No BEGIN/SAVEPOINT, no set_config of the tenant scope: only the two reads.
-    assert len(statements) == 2, statements
+    # No BEGIN/SAVEPOINT, no set_config of the tenant scope, no separate role read.
+    assert len(statements) == 1, statements
     assert '"tenants_apitoken"' in statements[0].split(" WHERE ")[0]
-    assert '"tenants_membership"' in statements[1].split(" WHERE ")[0]
+    assert '"tenants_membership"' in statements[0].split(" WHERE ")[0]
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
