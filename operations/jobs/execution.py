@@ -69,7 +69,7 @@ from operations.jobs.conf import engine_settings
 from operations.jobs.exceptions import JobCancelled, LeaseLost, TransientJobError, UnknownJobKind
 from operations.jobs.lifecycle import job_failed_hooks, job_failed_notify
 from operations.jobs.models import JobLog, JobRun, JobStatus, LogLevel
-from operations.jobs.outbox import OutboxMessage, outbox_enqueue
+from operations.jobs.outbox import EXECUTE_TASK, OutboxMessage, outbox_enqueue
 from operations.jobs.registry import JobKind, get_job_kind
 from tenants.audit import AUTOMATIC_LABEL, AuditActor, audit_actor
 from tenants.models import Tenant, TenantStatus
@@ -83,9 +83,6 @@ from tenants.scoping import (
 )
 
 logger = logging.getLogger(__name__)
-
-EXECUTE_TASK = "jobs.execute"
-
 
 # --- Scopes and transactions ----------------------------------------------------------------
 
