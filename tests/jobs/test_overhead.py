@@ -735,3 +735,54 @@ def test_the_kept_eager_setting_follows_a_settings_change(tenant_a, settings):
     finally:
         if had_changes:
             app.conf.changes["task_always_eager"] = previous
+
+
+# --- Runs built without Model.__init__ ---------------------------------------------------------
+
+
+def _run_values() -> list:
+    import uuid
+
+    from django.utils import timezone
+
+    values = [field.get_default() for field in JobRun._meta.concrete_fields]
+    position = {field.attname: i for i, field in enumerate(JobRun._meta.concrete_fields)}
+    values[position["id"]] = 41
+    values[position["task_id"]] = uuid.uuid4()
+    values[position["tenant_id"]] = 3
+    values[position["kind"]] = "noop"
+    values[position["parameters"]] = {"seconds": 1.0}
+    values[position["created_at"]] = timezone.now()
+    return values
+
+
+@pytest.mark.parametrize("db", [None, "default"], ids=["new", "read back"])
+def test_a_run_built_from_values_is_the_one_django_builds(db):
+    from operations.jobs.execution import run_from_values
+
+    values = _run_values()
+    ours = run_from_values(values, db=db)
+    djangos = JobRun(*values) if db is None else JobRun.from_db(db, None, values)
+    assert {k: v for k, v in vars(ours).items() if k != "_state"} == {
+        k: v for k, v in vars(djangos).items() if k != "_state"
+    }
+    assert (ours._state.adding, ours._state.db) == (djangos._state.adding, djangos._state.db)
+    assert (ours.tenant_id, ours.parameters) == (3, {"seconds": 1.0})
+
+
+def test_a_run_built_from_values_still_tells_init_receivers():
+    from django.db.models.signals import post_init
+
+    from operations.jobs.execution import run_from_values
+
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.pk)
+
+    post_init.connect(receiver, sender=JobRun)
+    try:
+        run_from_values(_run_values())
+    finally:
+        post_init.disconnect(receiver, sender=JobRun)
+    assert seen == [41]
