@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import contextmanager
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -650,15 +651,36 @@ def _run_message(**options):
     )
 
 
+@contextmanager
+def _inside_a_task(parent: bool):
+    """As inside a task the worker runs (a fleet run's fan-out): its id is the messages'
+    parent, and each message is added to its trail."""
+    from celery._state import _task_stack
+
+    from operations.jobs.tasks import noop_task
+
+    if not parent:
+        yield None
+        return
+    noop_task.push_request(id="parent-task", root_id="root-task", called_directly=False)
+    _task_stack.push(noop_task)
+    try:
+        yield noop_task.request
+    finally:
+        _task_stack.pop()
+        noop_task.pop_request()
+
+
+@pytest.mark.parametrize("parent", [False, True], ids=["submitted", "from a task"])
 @pytest.mark.parametrize(
     "options", [{}, {"soft_time_limit": 30, "time_limit": 60}], ids=["plain", "time limits"]
 )
-def test_a_runs_message_is_the_one_send_task_publishes(monkeypatch, options):
+def test_a_runs_message_is_the_one_send_task_publishes(monkeypatch, options, parent):
     from msp.celery import app
     from operations.jobs.outbox import publish_message
 
     row = _run_message(**options)
-    with app.producer_or_acquire() as producer:
+    with app.producer_or_acquire() as producer, _inside_a_task(parent) as request:
         published = _published_by(producer, monkeypatch)
         with monkeypatch.context() as patch:
             # The template's own path: Celery's send_task is not used for it.
@@ -682,6 +704,11 @@ def test_a_runs_message_is_the_one_send_task_publishes(monkeypatch, options):
     celery.pop("retry_policy")
     headers = template.pop("headers")
     assert headers == celery.pop("headers")
+    if parent:
+        assert (headers["parent_id"], headers["root_id"]) == ("parent-task", "root-task")
+        assert [result.id for result in request.children] == [row.task_id, row.task_id]
+    else:
+        assert (headers["parent_id"], headers["root_id"]) == (None, row.task_id)
     # Left out or None: kombu's default either way (timeouts, compression).
     assert {key: value for key, value in template.items() if value is not None} == {
         key: value for key, value in celery.items() if value is not None
