@@ -235,7 +235,7 @@ class CpuMeter:
             if _read(entry / "comm").strip() == "redis-server"
         ]
 
-    def snapshot(self) -> dict[str, float]:
+    def snapshot(self) -> dict:
         # Backends come and go (connection reuse, CONN_MAX_AGE): the ones alive now, counted
         # in both snapshots, so one born in between counts its whole life to this round.
         self.backends = sorted(set(getattr(self, "backends", [])) | set(_backend_pids()))
@@ -244,13 +244,21 @@ class CpuMeter:
             "worker": sum(map(_process_cpu_seconds, _worker_pids(self.worker)))
             if self.worker is not None
             else 0.0,
-            "postgres": sum(map(_process_cpu_seconds, self.backends)),
+            # Per backend: one gone by now reads zero and is left out.
+            "postgres": {pid: cpu for pid in self.backends if (cpu := _process_cpu_seconds(pid))},
             "redis": sum(map(_process_cpu_seconds, self.redis_pids)),
         }
 
     @staticmethod
     def per_item(before: dict, after: dict, n: int) -> dict[str, float]:
-        return {key: 1000 * (after[key] - before[key]) / n for key in before}
+        def spent(key: str) -> float:
+            if key != "postgres":
+                return after[key] - before[key]
+            # A backend gone by the second reading counts nothing (its CPU in this round is
+            # lost, a little under the truth) instead of taking its whole earlier life off it.
+            return sum(cpu - before[key].get(pid, 0.0) for pid, cpu in after[key].items())
+
+        return {key: 1000 * spent(key) / n for key in before}
 
 
 def _read(path: Path) -> str:

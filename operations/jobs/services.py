@@ -33,6 +33,7 @@ from operations.jobs.execution import (
     logs_in,
     prepared_statement,
     record_child_outcomes,
+    run_from_values,
     runs_in,
     submit_lock_key,
 )
@@ -372,7 +373,7 @@ def _new_run(
 ) -> JobRun:
     """An unsaved queued run of ``job_kind``; ``parameters`` are already cleaned.
 
-    Built from the fields' defaults in column order (``JobRun(*values)``): Django's keyword
+    Built from the fields' defaults in column order (``run_from_values``): Django's keyword
     ``__init__`` looks up the default of every field not given, once per run.
     """
     user = user if user is not None and user.is_authenticated else None
@@ -389,7 +390,7 @@ def _new_run(
         trigger=trigger, user=user, token=token, schedule=schedule, label=label
     )
     values[_RUN_POSITION["schedule_id"]] = schedule.pk if schedule is not None else None
-    run = JobRun(*values)
+    run = run_from_values(values)
     # As JobRun(tenant=tenant, …) would: the objects given are cached, not fetched again.
     for name, related in (
         ("tenant", tenant),

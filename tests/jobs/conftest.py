@@ -6,6 +6,7 @@ import pytest
 
 import tests.jobs.kinds  # noqa: F401 - registers the test job kinds
 from msp.celery import app
+from operations.jobs import outbox
 from tenants import services as tenant_services
 from tenants.models import TenantStatus
 from tenants.scoping import tenant_scope
@@ -93,10 +94,17 @@ def sent(monkeypatch):
     """Messages the outbox hands to Celery, recorded instead of published."""
     messages: list[dict] = []
 
-    def record(name, kwargs=None, task_id=None, queue=None, producer=None, **options):
-        messages.append({"task": name, "kwargs": kwargs, "task_id": task_id, "queue": queue})
+    def record(app, producer, row):
+        messages.append(
+            {
+                "task": row.task_name,
+                "kwargs": row.kwargs,
+                "task_id": row.task_id,
+                "queue": row.queue,
+            }
+        )
 
-    monkeypatch.setattr(app, "send_task", record)
+    monkeypatch.setattr(outbox, "publish_message", record)
     return messages
 
 

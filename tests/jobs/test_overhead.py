@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import contextmanager
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -418,15 +419,15 @@ def test_a_submit_that_fails_leaves_no_transaction_open(tenant_a, sent, monkeypa
 
 @worker_path
 def test_a_submit_the_broker_refuses_waits_in_the_outbox_for_the_drain(tenant_a, sent, monkeypatch):
-    from msp.celery import app
+    from operations.jobs import outbox
     from operations.jobs.outbox import outbox_drain, outbox_sender_reset
 
-    recorder = app.send_task
+    recorder = outbox.publish_message
 
     def refuse(*args, **kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(app, "send_task", refuse)
+    monkeypatch.setattr(outbox, "publish_message", refuse)
     try:
         run = services.job_submit(tenant=tenant_a, kind="noop")
         assert reload(run).status == JobStatus.QUEUED
@@ -437,7 +438,7 @@ def test_a_submit_the_broker_refuses_waits_in_the_outbox_for_the_drain(tenant_a,
         assert "broker down" in dispatch.last_error
     finally:
         outbox_sender_reset()
-    monkeypatch.setattr(app, "send_task", recorder)
+    monkeypatch.setattr(outbox, "publish_message", recorder)
     assert outbox_drain().sent == 1
     assert [message["task_id"] for message in sent] == [str(run.task_id)]
     assert not JobDispatch.objects.exists()
@@ -624,3 +625,191 @@ def test_recovery_finishes_a_parent_whose_last_child_was_counted_but_not_finalis
     parent = reload(parent)
     assert (parent.status, parent.progress, parent.awaiting_children) == ("succeeded", 100, False)
     assert services.job_runs_recover().parents_finished == 0
+
+
+# --- A run's message, from the template --------------------------------------------------------
+
+
+def _published_by(producer, monkeypatch) -> list[tuple]:
+    """What ``producer.publish`` is given, recorded instead of sent."""
+    published: list[tuple] = []
+    monkeypatch.setattr(producer, "publish", lambda body, **kw: published.append((body, kw)))
+    return published
+
+
+def _run_message(**options):
+    import uuid
+
+    from operations.jobs.outbox import EXECUTE_TASK, OutboxMessage
+
+    return OutboxMessage(
+        task_name=EXECUTE_TASK,
+        task_id=str(uuid.uuid4()),
+        queue="jobs",
+        kwargs={"run_id": 7, "tenant_id": 3},
+        options=options,
+    )
+
+
+@contextmanager
+def _inside_a_task(parent: bool):
+    """As inside a task the worker runs (a fleet run's fan-out): its id is the messages'
+    parent, and each message is added to its trail."""
+    from celery._state import _task_stack
+
+    from operations.jobs.tasks import noop_task
+
+    if not parent:
+        yield None
+        return
+    noop_task.push_request(id="parent-task", root_id="root-task", called_directly=False)
+    _task_stack.push(noop_task)
+    try:
+        yield noop_task.request
+    finally:
+        _task_stack.pop()
+        noop_task.pop_request()
+
+
+@pytest.mark.parametrize("parent", [False, True], ids=["submitted", "from a task"])
+@pytest.mark.parametrize(
+    "options", [{}, {"soft_time_limit": 30, "time_limit": 60}], ids=["plain", "time limits"]
+)
+def test_a_runs_message_is_the_one_send_task_publishes(monkeypatch, options, parent):
+    from msp.celery import app
+    from operations.jobs.outbox import publish_message
+
+    row = _run_message(**options)
+    with app.producer_or_acquire() as producer, _inside_a_task(parent) as request:
+        published = _published_by(producer, monkeypatch)
+        with monkeypatch.context() as patch:
+            # The template's own path: Celery's send_task is not used for it.
+            patch.setattr(app, "send_task", lambda *a, **kw: pytest.fail("send_task used"))
+            publish_message(app, producer, row)
+        app.send_task(
+            row.task_name,
+            kwargs=row.kwargs,
+            task_id=row.task_id,
+            queue=row.queue,
+            producer=producer,
+            retry=False,
+            **row.options,
+        )
+    (body, template), (celery_body, celery) = published
+    assert body == celery_body
+    # send_task declares the queue every time (kombu skips it once declared on the connection);
+    # the template only until it is declared. Its retry policy does not apply without a retry.
+    assert [queue.name for queue in celery.pop("declare")] == ["jobs"]
+    assert [queue.name for queue in template.pop("declare")] in ([], ["jobs"])
+    celery.pop("retry_policy")
+    headers = template.pop("headers")
+    assert headers == celery.pop("headers")
+    if parent:
+        assert (headers["parent_id"], headers["root_id"]) == ("parent-task", "root-task")
+        assert [result.id for result in request.children] == [row.task_id, row.task_id]
+    else:
+        assert (headers["parent_id"], headers["root_id"]) == (None, row.task_id)
+    # Left out or None: kombu's default either way (timeouts, compression).
+    assert {key: value for key, value in template.items() if value is not None} == {
+        key: value for key, value in celery.items() if value is not None
+    }
+    assert headers["timelimit"] == [
+        options.get("time_limit", app.conf.task_time_limit),
+        options.get("soft_time_limit", app.conf.task_soft_time_limit),
+    ]
+
+
+def test_a_connected_publish_signal_sees_a_runs_message(monkeypatch):
+    """Whoever listens to Celery's publish signals (tracing, metrics) still sees every run's
+    message: the template steps aside for send_task."""
+    from celery import signals
+
+    from msp.celery import app
+    from operations.jobs.outbox import publish_message
+
+    seen = []
+
+    def listener(sender=None, headers=None, **kwargs):
+        seen.append((sender, headers["id"]))
+
+    row = _run_message()
+    signals.before_task_publish.connect(listener)
+    try:
+        with app.producer_or_acquire() as producer:
+            published = _published_by(producer, monkeypatch)
+            publish_message(app, producer, row)
+    finally:
+        signals.before_task_publish.disconnect(listener)
+    assert seen == [("jobs.execute", row.task_id)]
+    assert len(published) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_kept_eager_setting_follows_a_settings_change(tenant_a, settings):
+    """The outbox keeps Celery's eager flag (its lookup is dear) until a setting changes."""
+    from msp.celery import app
+    from operations.jobs.outbox import tasks_run_eagerly
+
+    assert not tasks_run_eagerly(app)
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    had_changes = "task_always_eager" in app.conf.changes
+    previous = app.conf.changes.pop("task_always_eager", None)
+    try:
+        assert tasks_run_eagerly(app)
+        # Eager: the run is executed in-process once its submit has committed.
+        run = services.job_submit(tenant=tenant_a, kind="noop")
+        assert reload(run).status == JobStatus.SUCCEEDED
+    finally:
+        if had_changes:
+            app.conf.changes["task_always_eager"] = previous
+
+
+# --- Runs built without Model.__init__ ---------------------------------------------------------
+
+
+def _run_values() -> list:
+    import uuid
+
+    from django.utils import timezone
+
+    values = [field.get_default() for field in JobRun._meta.concrete_fields]
+    position = {field.attname: i for i, field in enumerate(JobRun._meta.concrete_fields)}
+    values[position["id"]] = 41
+    values[position["task_id"]] = uuid.uuid4()
+    values[position["tenant_id"]] = 3
+    values[position["kind"]] = "noop"
+    values[position["parameters"]] = {"seconds": 1.0}
+    values[position["created_at"]] = timezone.now()
+    return values
+
+
+@pytest.mark.parametrize("db", [None, "default"], ids=["new", "read back"])
+def test_a_run_built_from_values_is_the_one_django_builds(db):
+    from operations.jobs.execution import run_from_values
+
+    values = _run_values()
+    ours = run_from_values(values, db=db)
+    djangos = JobRun(*values) if db is None else JobRun.from_db(db, None, values)
+    assert {k: v for k, v in vars(ours).items() if k != "_state"} == {
+        k: v for k, v in vars(djangos).items() if k != "_state"
+    }
+    assert (ours._state.adding, ours._state.db) == (djangos._state.adding, djangos._state.db)
+    assert (ours.tenant_id, ours.parameters) == (3, {"seconds": 1.0})
+
+
+def test_a_run_built_from_values_still_tells_init_receivers():
+    from django.db.models.signals import post_init
+
+    from operations.jobs.execution import run_from_values
+
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.pk)
+
+    post_init.connect(receiver, sender=JobRun)
+    try:
+        run_from_values(_run_values())
+    finally:
+        post_init.disconnect(receiver, sender=JobRun)
+    assert seen == [41]
