@@ -383,8 +383,8 @@ def breakdown(tenant, token: str, bodies: list[bytes], profile: bool, sort: str)
 
     timed(views.PrometheusIngestView, "post", "view")
     timed(views, "read_body", "body read")
-    timed(prometheus, "parse_exposition", "parse")
-    timed(prometheus, "telemetry_ingest_series", "map + store")
+    timed(prometheus, "parse_scrape", "parse")
+    timed(prometheus, "telemetry_ingest_columns", "map + store")
     for name in ("telemetry_store_rows", "telemetry_store_blocks"):
         timed(prometheus, name, "store")
     timed(services, "telemetry_store_blocks", "store (services)")

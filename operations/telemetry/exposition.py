@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -152,10 +152,12 @@ def _slow_sample(line: str) -> tuple[str, dict[str, str], float, float | None]:
 
 
 class _Family:
-    __slots__ = ("name", "type", "allowed")
+    __slots__ = ("name", "type", "allowed", "renames")
 
     def __init__(self, name: str = "", type_: str = "untyped", allowed: tuple = ()):
         self.name, self.type, self.allowed = name, type_, allowed
+        # Some sample may be named otherwise than the family (summary, histogram suffixes).
+        self.renames = False
 
     def closed_name(self) -> str:
         """Its name as the reference yields it, or the reference's refusal."""
@@ -169,15 +171,65 @@ class _Family:
         return name
 
 
-def iter_samples(text: str, *, empty_families: set[str] | None = None) -> Iterator[Sample]:
-    """Every sample of ``text`` with its family's name, in order; ``ExpositionError`` for text
-    the reference refuses. ``empty_families``: filled with the names of the families declared
+#: (series key or None, family name, labels) of one sample. The key is the line's text up to
+#: its last ``}`` (``name{labels``), given only when it alone settles name and labels (the
+#: family is named as the sample); the labels dict is shared: treat it as read-only.
+Entry = tuple[str | None, str, dict[str, str]]
+
+#: Series keys the quick path vouched for, with their entry, kept across requests: a scrape
+#: repeats the same keys every time, so a known line costs a dict lookup instead of its labels'
+#: parsing. Cleared when it outgrows ``_KEYS_KEPT`` (about 400 bytes a key).
+_KEYS: dict[str, Entry] = {}
+_KEYS_KEPT = 50_000
+
+
+class SampleColumns:
+    """The samples of a text in line order, as columns: ``entries`` (see ``Entry``),
+    ``values`` and ``stamps`` (seconds or None; one float object per distinct timestamp text).
+    ``families``: the names of every family in the text; ``empty``: those declared
     (``# HELP``/``# TYPE``) without a sample."""
-    family = _Family()
-    pending: list[tuple[dict, float, float | None]] = []  # samples of the open family
+
+    __slots__ = ("entries", "values", "stamps", "families", "empty")
+
+    def __init__(self):
+        self.entries: list[Entry] = []
+        self.values: list[float] = []
+        self.stamps: list[float | None] = []
+        self.families: set[str] = set()
+        self.empty: set[str] = set()
+
+
+def scan_samples(text: str, *, accepted: Container[str] | None = None) -> SampleColumns:
+    """The samples of ``text`` as columns, only those of ``accepted`` families when given (the
+    others are still read, and refused as the reference refuses them); ``ExpositionError`` for
+    text the reference refuses."""
+    if len(_KEYS) > _KEYS_KEPT:
+        _KEYS.clear()  # before the loop: an entry handed out stays valid for the whole scan
+    known = _KEYS
+    columns = SampleColumns()
+    entries, values, stamps = columns.entries, columns.values, columns.stamps
+    add_entry, add_value, add_stamp = entries.append, values.append, stamps.append
+    families = columns.families
     label_sets: dict[str, dict[str, str] | None] = {}
     names: dict[str, bool] = {}  # sample name → a plain (legacy) metric name
     comments: dict[str, tuple | None] = {}
+    seconds: dict[str, float] = {}  # timestamp text → seconds
+    family, start = _Family(), 0  # the open family and the index of its first sample
+    allowed = family.allowed
+
+    def close(family: _Family, start: int) -> None:
+        closed = family.closed_name()
+        families.add(closed)
+        if len(entries) == start:
+            columns.empty.add(closed)
+        elif accepted is not None and closed not in accepted:
+            del entries[start:], values[start:], stamps[start:]
+        elif family.renames or closed != family.name:
+            for index in range(start, len(entries)):
+                _key, name, labels = entries[index]
+                if name != closed:
+                    entries[index] = (None, closed, labels)
+
     for raw in text.split("\n"):
         line = raw.strip()
         if not line:
@@ -191,72 +243,95 @@ def iter_samples(text: str, *, empty_families: set[str] | None = None) -> Iterat
             keyword, name, type_ = parsed
             if name != family.name:
                 if family.name:
-                    closed = family.closed_name()
-                    if not pending and empty_families is not None:
-                        empty_families.add(closed)
-                    for labels, value, ts in pending:
-                        yield closed, labels, value, ts
-                family = _Family(name, "untyped", (name,))
-                pending = []
+                    close(family, start)
+                family, start = _Family(name, "untyped", (name,)), len(entries)
             if keyword == "TYPE":
                 family.type = type_
                 family.allowed = tuple(name + s for s in _ALLOWED_SUFFIXES.get(type_, ("",)))
+                family.renames = family.renames or family.allowed != (name,)
+            allowed = family.allowed
             continue
 
-        sample = None
-        head, brace, rest = line.partition("{")
-        if brace:
-            label_text, closing, tail = rest.rpartition("}")
-            if closing:
-                labels = label_sets.get(label_text, False)
-                if labels is False:
-                    labels = label_sets[label_text] = _labels(label_text)
-                if labels is not None:
-                    sample = head, labels, tail
-        else:
-            head, space, tail = line.partition(" ")
-            if space:
-                sample = head, {}, " " + tail
-        if sample is not None:
-            name, labels, tail = sample
-            plain = names.get(name)
-            if plain is None:
-                plain = names[name] = _LEGACY_NAME.fullmatch(name) is not None
+        # A line repeated from an earlier scrape: its key is known, only the value is read.
+        key, _closing, tail = line.rpartition("}")
+        entry = known.get(key)
+        if entry is None:
+            head, brace, rest = line.partition("{")
+            if brace:
+                label_text, closing, tail = rest.rpartition("}")
+                if closing:
+                    labels = label_sets.get(label_text, False)
+                    if labels is False:
+                        labels = label_sets[label_text] = _labels(label_text)
+                    if labels is not None:
+                        entry = (key, head, labels)
+            else:
+                head, space, tail = line.partition(" ")
+                if space:
+                    entry, tail = (None, head, {}), " " + tail
+            if entry is not None:
+                plain = names.get(head)
+                if plain is None:
+                    plain = names[head] = _LEGACY_NAME.fullmatch(head) is not None
+                if not plain:
+                    entry = None
+                elif entry[0] is not None:
+                    known[key] = entry
+        if entry is not None:
             fields = tail.split(" ")
             try:
-                if not plain or fields[0] or "_" in tail or not all(fields[1:]):
+                if "_" in tail:  # Python reads 1_000, the reference does not
                     raise ValueError(tail)
-                if len(fields) == 2:
-                    value, ts = float(fields[1]), None
-                elif len(fields) == 3 and len(fields[2]) < 16:
+                if len(fields) == 3:
+                    blank, number, millis = fields
                     # Up to 15 digits a float holds the milliseconds exactly, as the
                     # reference's integer division by 1000 reads them.
-                    value, ts = float(fields[1]), float(fields[2]) / 1000
+                    if blank or not number or not 0 < len(millis) < 16:
+                        raise ValueError(tail)
+                    value = float(number)
+                    stamp = seconds.get(millis)
+                    if stamp is None:
+                        stamp = seconds[millis] = float(millis) / 1000
+                elif len(fields) == 2 and not fields[0] and fields[1]:
+                    value, stamp = float(fields[1]), None
                 else:
                     raise ValueError(tail)
             except ValueError:
-                sample = None
-            else:
-                sample = name, labels, value, ts
-        if sample is None:
-            sample = _slow_sample(line)
-        name = sample[0]
-        if name in family.allowed:
-            pending.append(sample[1:])
+                entry = None
+        if entry is None:
+            name, labels, value, stamp = _slow_sample(line)
+            entry = (None, name, labels)
+        name = entry[1]
+        if name in allowed:
+            add_entry(entry)
+            add_value(value)
+            add_stamp(stamp)
             continue
         if family.name:
-            closed = family.closed_name()
-            if not pending and empty_families is not None:
-                empty_families.add(closed)
-            for labels, value, ts in pending:
-                yield closed, labels, value, ts
-        family, pending = _Family(), []
+            close(family, start)
+        family, start = _Family(), len(entries)
+        allowed = family.allowed
         if not name:
             raise ExpositionError("A metric family without a name.")
-        yield sample
+        families.add(name)
+        if accepted is None or name in accepted:
+            add_entry(entry)
+            add_value(value)
+            add_stamp(stamp)
+            start += 1
     if family.name:
-        closed = family.closed_name()
-        if not pending and empty_families is not None:
-            empty_families.add(closed)
-        for labels, value, ts in pending:
-            yield closed, labels, value, ts
+        close(family, start)
+    return columns
+
+
+def iter_samples(text: str, *, empty_families: set[str] | None = None) -> Iterator[Sample]:
+    """Every sample of ``text`` with its family's name, in order; ``ExpositionError`` for text
+    the reference refuses. ``empty_families``: filled with the names of the families declared
+    (``# HELP``/``# TYPE``) without a sample."""
+    columns = scan_samples(text)
+    if empty_families is not None:
+        empty_families |= columns.empty
+    for (_key, name, labels), value, stamp in zip(
+        columns.entries, columns.values, columns.stamps, strict=True
+    ):
+        yield name, labels, value, stamp

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from operations.telemetry.exposition import ExpositionError, iter_samples
+from operations.telemetry.exposition import ExpositionError, iter_samples, scan_samples
 
 SCRAPE = (Path(__file__).parent / "fixtures" / "dcgm_exporter_two_hosts.prom").read_text()
 
@@ -217,3 +217,40 @@ def test_generated_text_matches_the_reference(text):
 @given(st.text(max_size=60))
 def test_arbitrary_text_matches_the_reference(text):
     assert fast(text) == reference(text)
+
+
+# --- Lines whose key was read before ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", CORPUS)
+def test_a_text_read_again_matches_the_reference(text):
+    # The second reading finds every series key known: only the values are read afresh.
+    fast(text)
+    assert fast(text) == reference(text)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [" 1_0", " 1 2 3", "  1", " 1 12345678901234567", " 0x1", "", " 1 1.5", " 1 ", "1", " nan 1"],
+)
+def test_a_known_key_with_another_value_is_read_as_the_reference_reads_it(tail):
+    fast('a{b="1"} 1 1700000000000\n')
+    text = f'a{{b="1"}}{tail}\n'
+    assert fast(text) == reference(text)
+
+
+@pytest.mark.parametrize("text", [text for text in CORPUS if reference(text) != "refused"])
+def test_only_accepted_families_are_kept_and_every_family_is_named(text):
+    accepted = {"a", "up", "DCGM_FI_DEV_GPU_UTIL"}
+    columns = scan_samples(text, accepted=accepted)
+    kept = [
+        (name, labels, value, stamp)
+        for (_key, name, labels), value, stamp in zip(
+            columns.entries, columns.values, columns.stamps, strict=True
+        )
+    ]
+    expected = [sample for sample in iter_samples(text) if sample[0] in accepted]
+    assert _comparable(kept) == _comparable(expected)
+    assert columns.families == reference(text)[1]
+    # A key is given only where it alone names the family: the sample's own name.
+    assert all(key is None or key.startswith(name + "{") for key, name, _l in columns.entries)

@@ -354,3 +354,65 @@ def test_a_kept_fleet_index_follows_every_inventory_change(admin_a, tenant_a, te
         new.delete()
         old.delete()
     assert push(admin_a, tenant_a, text).status_code == 400
+
+
+# --- Series read again (kept per tenant and inventory version) -----------------------------------
+
+UUID_0, UUID_1 = (f"GPU-00000000-0000-4000-8000-00000000000{i}" for i in range(2))
+
+
+def test_a_scrape_read_again_is_checked_as_the_first_time(admin_a, tenant_a, tenant_b):
+    node = make_gpu_node(tenant_a, hostname="node-1", gpu_uuids=[])
+
+    def text(first, second, ts):
+        return scrape(
+            f"{dcgm_line('DCGM_FI_DEV_GPU_UTIL', first, gpu=0, uuid=UUID_0)} {ts}",
+            f"{dcgm_line('DCGM_FI_DEV_GPU_UTIL', second, gpu=1, uuid=UUID_1)} {ts}",
+        )
+
+    millis = int((timezone.now() - dt.timedelta(minutes=5)).timestamp()) * 1000
+    assert push(admin_a, tenant_a, text(50, 10, millis)).json()["learned_gpus"] == 2
+    assert push(admin_a, tenant_a, text(50, 10, millis + 1000)).status_code == 200
+    # The same series, known now: one GPU out of range refuses it with the same key.
+    response = push(admin_a, tenant_a, text(140, 10, millis + 2000))
+    assert response.status_code == 400
+    (key,) = response.json()["error"]["fields"]
+    assert key.startswith('DCGM_FI_DEV_GPU_UTIL{Hostname="node-1",gpu="0"} @ ')
+    # A GPU's series given twice in one scrape: its values are averaged, as ever.
+    twice = text(50, 10, millis + 3000) + text(70, 10, millis + 3000).split("\n")[0] + "\n"
+    assert push(admin_a, tenant_a, twice).status_code == 200
+    gpu = gpus_of(tenant_a, node)[(0, "")]
+    at = dt.datetime.fromtimestamp((millis + 3000) / 1000, tz=dt.UTC)
+    rows = [row for row in stored(tenant_a) if row[:2] == (GPU, gpu.pk) and row[3] == at]
+    assert [row[4] for row in rows] == [60.0]
+
+
+def test_a_refused_scrape_leaves_its_gpus_to_be_learned_by_the_next(admin_a, tenant_a, tenant_b):
+    make_gpu_node(tenant_a, hostname="node-1", gpu_uuids=[])
+    util = dcgm_line("DCGM_FI_DEV_GPU_UTIL", 37, gpu=0, uuid=UUID_0)
+    refused = scrape(util, dcgm_line("DCGM_FI_DEV_GPU_TEMP", "NaN", gpu=0, uuid=UUID_0))
+    for _attempt in range(2):
+        assert push(admin_a, tenant_a, refused).status_code == 400
+        assert gpus_of(tenant_a) == {}
+    response = push(admin_a, tenant_a, scrape(util))
+    assert response.status_code == 200, response.content
+    assert response.json()["learned_gpus"] == 1
+    assert len(learned_events(tenant_a)) == 1
+
+
+def test_the_same_text_for_another_tenant_maps_to_its_own_hosts(
+    admin_a, admin_b, tenant_a, tenant_b
+):
+    text = scrape(dcgm_line("DCGM_FI_DEV_GPU_UTIL", 37, gpu=0, uuid=UUID_0))
+    own = make_gpu_node(tenant_a, hostname="node-1", gpu_uuids=[])
+    for _attempt in range(2):
+        assert push(admin_a, tenant_a, text).status_code == 200
+    response = push(admin_b, tenant_b, text)
+    assert response.status_code == 400
+    assert "Unknown compute resource" in str(response.json()["error"]["fields"])
+    theirs = make_gpu_node(tenant_b, hostname="node-1", gpu_uuids=[])
+    response = push(admin_b, tenant_b, text)
+    assert response.status_code == 200, response.content
+    assert response.json()["learned_gpus"] == 1
+    assert node_values(tenant_b, theirs) == {code("gpu_utilization"): 37.0}
+    assert set(gpus_of(tenant_a, own)) == {(0, "")}
