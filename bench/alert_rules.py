@@ -149,10 +149,11 @@ def _run(args) -> None:
 # The read a per-series probe replaces: every block header of the tenant in the memory span,
 # grouped by series (its cost grows with how often agents push, the probe's does not).
 _SCAN_LAST_SAMPLES = """
-    SELECT resource_kind, resource_id, metric, max(ts_end) FROM telemetry_sample_block
-    WHERE tenant_id = %(tenant)s AND ts_start > %(from)s AND ts_start <= %(until)s
-        AND ts_end >= %(since)s
-    GROUP BY resource_kind, resource_id, metric
+    SELECT b.resource_kind, b.resource_id, u.metric, max(u.ts)
+    FROM telemetry_sample_block b CROSS JOIN LATERAL unnest(b.metrics, b.ts) AS u(metric, ts)
+    WHERE b.tenant_id = %(tenant)s AND b.ts_start > %(from)s AND b.ts_start <= %(until)s
+        AND b.ts_end >= %(since)s
+    GROUP BY b.resource_kind, b.resource_id, u.metric
 """
 
 

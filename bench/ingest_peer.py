@@ -280,8 +280,10 @@ def groundwork_series(tenant) -> dict[str, int]:
 
     with transaction.atomic(), tenant_scope(tenant.id), connection.cursor() as cursor:
         cursor.execute(
-            "SELECT resource_kind, count(*) FROM (SELECT DISTINCT resource_kind, resource_id, "
-            "metric FROM telemetry_sample_block WHERE tenant_id = %s) AS s GROUP BY 1",
+            "SELECT resource_kind, count(*) FROM (SELECT DISTINCT b.resource_kind, "
+            "b.resource_id, u.metric FROM telemetry_sample_block b "
+            "CROSS JOIN LATERAL unnest(b.metrics) AS u(metric) WHERE b.tenant_id = %s) AS s "
+            "GROUP BY 1",
             [tenant.id],
         )
         return {RESOURCE_KIND_NAMES.get(kind, str(kind)): n for kind, n in cursor.fetchall()}

@@ -3,13 +3,14 @@
 ``TelemetrySample`` is one row per (tenant, resource, metric, instant): the sample's identity,
 so a re-sent sample is recognised and skipped. The model is ``managed = False`` and read-only
 in practice: on PostgreSQL ``telemetry_sample`` is a ``security_invoker`` view unnesting
-``telemetry_sample_block`` (migration 0003), where a row holds one series' samples of one batch
-within one UTC hour as sorted arrays, range-partitioned by day with forced row-level security
-on the parent and every partition; on SQLite it is a plain table with the composite primary
-key. See ``storage`` for why (ingest speed) and how idempotency is kept without a per-sample
-unique index. The storage has no foreign keys: the tenant comes from the request's scope
-(checked again by RLS on PostgreSQL), the resource from the inventory lookup of the same batch,
-and a per-row referential check would cost the hot path more than the rest of the insert.
+``telemetry_sample_block`` (migrations 0003, 0011), where a row holds one resource's samples
+(all its metrics) of one batch within one UTC hour as parallel arrays, range-partitioned by
+day with forced row-level security on the parent and every partition; on SQLite it is a plain
+table with the composite primary key. See ``storage`` for why (ingest speed) and how
+idempotency is kept without a per-sample unique index. The storage has no foreign keys: the
+tenant comes from the request's scope (checked again by RLS on PostgreSQL), the resource from
+the inventory lookup of the same batch, and a per-row referential check would cost the hot
+path more than the rest of the insert.
 
 Every write goes through ``services``; raw SQL lives in ``storage``.
 """

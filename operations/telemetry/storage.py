@@ -2,13 +2,16 @@
 
 ``sample_store()`` answers the store for the current database; both have the same interface.
 
-PostgreSQL (:class:`PostgresSampleStore`): series blocks
+PostgreSQL (:class:`PostgresSampleStore`): resource blocks
     Samples are stored in *blocks*: one row of ``telemetry_sample_block`` holds the samples of
-    one series (tenant, resource, metric) from one batch within one UTC hour, as two parallel
-    arrays sorted by time (``ts``, ``vals``) with their first and last time (``ts_start``,
-    ``ts_end``). A batch of 5,000 samples of 400 series becomes 400 rows: the heap, the
-    row-level-security check and the one index (series, ``ts_start``) are paid per block, not
-    per sample; a per-sample primary key capped ingest near 0.13 of a bare COPY.
+    one resource (tenant, kind, resource), all its metrics, from one batch within one UTC hour,
+    as three parallel arrays (``metrics``, ``ts``, ``vals``; in no particular order) with their
+    first and last time (``ts_start``, ``ts_end``). The database's cost of ingest is per row
+    (the heap, the row-level-security check, two index entries, the overlap probe: ~11 µs),
+    not per sample: a dcgm-exporter scrape of 400 GPUs and 50 hosts × 8 metrics is 450 rows,
+    where one row per series (migration telemetry 0003 to 0010) made it 3,600 and cost the
+    database 4x the CPU; a per-sample primary key before that capped ingest near 0.13 of a
+    bare COPY. A read of one series reads its resource's blocks and keeps its metric's samples.
 
     ``telemetry_sample`` is a view (``security_invoker``, so the caller's row-level security
     applies) that unnests the blocks into one row per sample: the ORM model and ad-hoc SQL
@@ -18,20 +21,21 @@ PostgreSQL (:class:`PostgresSampleStore`): series blocks
     Idempotency without a unique index: a sample's identity is (tenant, resource, metric, ts).
     A batch first takes transaction-level advisory locks on its resources (hashed into
     ``_LOCK_BUCKETS`` buckets per tenant, taken in ascending order, held to commit), then one
-    statement inserts the blocks that overlap no stored block of their series (the rule: fresh
-    data) as they are, and unnests only the overlapping ones (re-sent or late data) to drop the
-    samples stored already; the same statement marks the hours that received samples for the
-    rollup. Concurrent batches sharing a bucket wait for each other's commit, so each sees
-    what the other stored: every read path (the view, series, rollups, retention) sees every
-    sample once. Duplicates within a batch keep the first. One batch per transaction cannot
-    deadlock on these locks; a transaction storing several batches (the demo, tests) could,
-    against another doing the same, and PostgreSQL would then abort one of them.
+    statement inserts the blocks that overlap no stored block of their resource in time (the
+    rule: fresh data) as they are, and unnests only the overlapping ones (re-sent or late
+    data, or another metric of instants stored already) to drop the samples stored already;
+    the same statement marks the hours that received samples for the rollup. Concurrent
+    batches sharing a bucket wait for each other's commit, so each sees what the other
+    stored: every read path (the view, series, rollups, retention) sees every sample once.
+    Duplicates within a batch keep the first. One batch per transaction cannot deadlock on
+    these locks; a transaction storing several batches (the demo, tests) could, against
+    another doing the same, and PostgreSQL would then abort one of them.
 
-    The series index is (tenant, kind, resource, metric, ``ts_start``): a block lies within one
-    UTC hour, so the blocks reaching into [start, end) start in (start - 1 hour, end): a narrow
+    The resource index is (tenant, kind, resource, ``ts_start``): a block lies within one UTC
+    hour, so the blocks reaching into [start, end) start in (start - 1 hour, end): a narrow
     range for series reads. The overlap check of ingest uses a second one ending in ``ts_end``:
     the blocks overlapping a new block end in [its start, its hour's end], none for fresh data,
-    however many blocks the series has gathered in the hour (one a scrape).
+    however many blocks the resource has gathered in the hour (one a scrape).
 
     ``telemetry_sample_block`` is range-partitioned by ``ts_start``, one partition per UTC day
     (``telemetry_sample_block_pYYYYMMDD``); a block lies within one UTC hour (a CHECK keeps it
@@ -60,6 +64,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import re
 import struct
 from collections.abc import Iterable, Sequence
@@ -76,9 +81,9 @@ BLOCK_TABLE = "telemetry_sample_block"
 ROLLUP_TABLE = "telemetry_rollup"
 STAGING_TABLE = "telemetry_block_staging"
 COLUMNS = "tenant_id, resource_kind, resource_id, metric, ts, value"
-BLOCK_COLUMNS = "tenant_id, resource_kind, resource_id, metric, ts_start, ts_end, ts, vals"
+BLOCK_COLUMNS = "tenant_id, resource_kind, resource_id, ts_start, ts_end, metrics, ts, vals"
 # The staging table also carries each block's UTC hour: stored blocks that overlap a staged
-# one lie in the same hour, so they start in [hour, ts_end], both bounds of the series index.
+# one lie in the same hour, so they start in [hour, ts_end], both bounds of the resource index.
 STAGING_COLUMNS = f"{BLOCK_COLUMNS}, hour"
 PARTITION_NAME = re.compile(rf"^{BLOCK_TABLE}_p(\d{{8}})$")
 # Serialises partition DDL between concurrent batches (an advisory lock, tenants.scoping).
@@ -116,11 +121,11 @@ _ROLLUP_UPSERT = f"""
 _BLOCK_ROLLUP_UPSERT = f"""
     INSERT INTO {ROLLUP_TABLE} (tenant_id, resource_kind, resource_id, metric, bucket,
         min_value, max_value, avg_value, sample_count, computed_at)
-    SELECT b.tenant_id, b.resource_kind, b.resource_id, b.metric, %(hour)s,
+    SELECT b.tenant_id, b.resource_kind, b.resource_id, u.metric, %(hour)s,
         MIN(u.value), MAX(u.value), AVG(u.value), COUNT(*), %(now)s
-    FROM {BLOCK_TABLE} b CROSS JOIN LATERAL unnest(b.ts, b.vals) AS u(ts, value)
+    FROM {BLOCK_TABLE} b CROSS JOIN LATERAL unnest(b.metrics, b.vals) AS u(metric, value)
     WHERE b.tenant_id = %(tenant)s AND b.ts_start >= %(hour)s AND b.ts_start < %(end)s
-    GROUP BY b.tenant_id, b.resource_kind, b.resource_id, b.metric
+    GROUP BY b.tenant_id, b.resource_kind, b.resource_id, u.metric
     ON CONFLICT (tenant_id, resource_kind, resource_id, metric, bucket) DO UPDATE SET
         min_value = EXCLUDED.min_value, max_value = EXCLUDED.max_value,
         avg_value = EXCLUDED.avg_value, sample_count = EXCLUDED.sample_count,
@@ -135,16 +140,17 @@ _DELETE_SAMPLES_BATCH = f"""
     )
 """  # noqa: S608 - table names are constants
 
-# A series holds each instant once, so (series, ts_start) names a block.
+# (resource, ts_start) may name several blocks (late data for other metrics of an instant):
+# the delete repeats the cutoff, so it takes only whole blocks before it.
 _DELETE_BLOCKS_BATCH = f"""
     WITH doomed AS (
-        SELECT tenant_id, resource_kind, resource_id, metric, ts_start FROM {BLOCK_TABLE}
+        SELECT tenant_id, resource_kind, resource_id, ts_start FROM {BLOCK_TABLE}
         WHERE tenant_id = %(tenant)s AND ts_end < %(cutoff)s LIMIT %(batch)s
     ), gone AS (
         DELETE FROM {BLOCK_TABLE} b USING doomed d
         WHERE b.tenant_id = d.tenant_id AND b.resource_kind = d.resource_kind
-            AND b.resource_id = d.resource_id AND b.metric = d.metric
-            AND b.ts_start = d.ts_start
+            AND b.resource_id = d.resource_id AND b.ts_start = d.ts_start
+            AND b.ts_end < %(cutoff)s
         RETURNING cardinality(b.ts) AS n
     )
     SELECT count(*), COALESCE(sum(n), 0) FROM gone
@@ -157,47 +163,54 @@ _COUNT_TRIMMED = f"""
     SELECT COALESCE(sum((SELECT count(*) FROM unnest(ts) AS t WHERE t < %(cutoff)s)), 0)
     {_STRADDLING}
 """  # noqa: S608
+# The three arrays keep their order (time, then metric): filtered by position.
 _TRIM_STRADDLING = f"""
     UPDATE {BLOCK_TABLE} SET
-        ts = ARRAY(SELECT t FROM unnest(ts) AS t WHERE t >= %(cutoff)s ORDER BY t),
-        vals = ARRAY(SELECT u.v FROM unnest(ts, vals) AS u(t, v)
-                     WHERE u.t >= %(cutoff)s ORDER BY u.t),
+        ts = ARRAY(SELECT u.t FROM unnest(ts) WITH ORDINALITY AS u(t, i)
+                   WHERE u.t >= %(cutoff)s ORDER BY u.i),
+        metrics = ARRAY(SELECT u.m FROM unnest(ts, metrics) WITH ORDINALITY AS u(t, m, i)
+                        WHERE u.t >= %(cutoff)s ORDER BY u.i),
+        vals = ARRAY(SELECT u.v FROM unnest(ts, vals) WITH ORDINALITY AS u(t, v, i)
+                     WHERE u.t >= %(cutoff)s ORDER BY u.i),
         ts_start = (SELECT min(t) FROM unnest(ts) AS t WHERE t >= %(cutoff)s)
     WHERE tenant_id = %(tenant)s AND ts_start < %(cutoff)s AND ts_end >= %(cutoff)s
 """  # noqa: S608 - table names are constants
 
 _BLOCK_SERIES = f"""
     SELECT u.ts, u.value
-    FROM {BLOCK_TABLE} b CROSS JOIN LATERAL unnest(b.ts, b.vals) AS u(ts, value)
+    FROM {BLOCK_TABLE} b CROSS JOIN LATERAL unnest(b.metrics, b.ts, b.vals) AS u(metric, ts, value)
     WHERE b.tenant_id = %(tenant)s AND b.resource_kind = %(kind)s
-        AND b.resource_id = %(resource)s AND b.metric = %(metric)s
+        AND b.resource_id = %(resource)s
         AND b.ts_start > %(start)s - interval '1 hour' AND b.ts_start < %(end)s
-        AND b.ts_end >= %(start)s AND u.ts >= %(start)s AND u.ts < %(end)s
+        AND b.ts_end >= %(start)s AND u.metric = %(metric)s
+        AND u.ts >= %(start)s AND u.ts < %(end)s
     ORDER BY u.ts
     LIMIT %(limit)s
 """  # noqa: S608 - table names are constants
 
-# The window of one metric per resource, reading only the blocks that overlap it (the series
+# The window of one metric per resource, reading only the blocks that overlap it (the resource
 # index on ``ts_end``; partitions pruned on ``ts_start``: a block never spans an hour, so one
 # overlapping the window starts less than an hour before it). ``{resources}``: an optional
 # ``AND b.resource_id IN (subquery)``.
 _BLOCK_WINDOW_STATS = f"""
     SELECT b.resource_id, min(u.value), max(u.value), count(*), min(u.ts), max(u.ts)
-    FROM {BLOCK_TABLE} b CROSS JOIN LATERAL unnest(b.ts, b.vals) AS u(ts, value)
-    WHERE b.tenant_id = %s AND b.resource_kind = %s AND b.metric = %s
+    FROM {BLOCK_TABLE} b
+    CROSS JOIN LATERAL unnest(b.metrics, b.ts, b.vals) AS u(metric, ts, value)
+    WHERE b.tenant_id = %s AND b.resource_kind = %s
         AND b.ts_end >= %s AND b.ts_start <= %s AND b.ts_start > %s
-        AND u.ts >= %s AND u.ts <= %s {{resources}}
+        AND u.metric = %s AND u.ts >= %s AND u.ts <= %s {{resources}}
     GROUP BY b.resource_id
     ORDER BY b.resource_id
 """  # noqa: S608 - table names are constants
 
 # The last sample at or before ``until`` of each asked series (``unnest`` of three arrays),
-# among blocks starting after ``from``: per series, an index probe for its newest block, then
-# the blocks of that block's UTC hour (late data may sit in a block that starts earlier in the
-# hour and ends later; a block never spans an hour, so no later sample lies elsewhere). Cost per
-# series, not per stored block: a scrape every 15 s reads no more than one every 5 min. (The
-# hour is computed in the probe: under row-level security a function such as date_trunc, not
-# leakproof, in the second scan's condition would be a filter after it, not an index bound.)
+# among blocks starting after ``from``: per series, an index probe for its resource's newest
+# block holding a sample of the metric at or before ``until``, then the blocks of that block's
+# UTC hour (late data may sit in a block that starts earlier in the hour and ends later; a
+# block never spans an hour, so no later sample lies elsewhere). Cost per series, not per
+# stored block: a scrape every 15 s reads no more than one every 5 min. (The hour is computed
+# in the probe: under row-level security a function such as date_trunc, not leakproof, in the
+# second scan's condition would be a filter after it, not an index bound.)
 _BLOCK_LAST_SAMPLES = f"""
     SELECT s.kind, s.resource_id, s.metric, last.at
     FROM unnest(%(kinds)s::int2[], %(resources)s::int8[], %(metrics)s::int2[])
@@ -205,18 +218,20 @@ _BLOCK_LAST_SAMPLES = f"""
     CROSS JOIN LATERAL (
         SELECT date_trunc('hour', b.ts_start, 'UTC') AS hour FROM {BLOCK_TABLE} b
         WHERE b.tenant_id = %(tenant)s AND b.resource_kind = s.kind
-            AND b.resource_id = s.resource_id AND b.metric = s.metric
+            AND b.resource_id = s.resource_id
             AND b.ts_start > %(from)s AND b.ts_start <= %(until)s
+            AND EXISTS (SELECT FROM unnest(b.metrics, b.ts) AS u(metric, ts)
+                        WHERE u.metric = s.metric AND u.ts <= %(until)s)
         ORDER BY b.ts_start DESC LIMIT 1
     ) AS newest
     CROSS JOIN LATERAL (
-        SELECT max(CASE WHEN b.ts_end <= %(until)s THEN b.ts_end
-                   ELSE (SELECT max(t) FROM unnest(b.ts) AS t WHERE t <= %(until)s) END) AS at
-        FROM {BLOCK_TABLE} b
+        SELECT max(u.ts) AS at
+        FROM {BLOCK_TABLE} b CROSS JOIN LATERAL unnest(b.metrics, b.ts) AS u(metric, ts)
         WHERE b.tenant_id = %(tenant)s AND b.resource_kind = s.kind
-            AND b.resource_id = s.resource_id AND b.metric = s.metric
+            AND b.resource_id = s.resource_id
             AND b.ts_start >= newest.hour
             AND b.ts_start <= %(until)s
+            AND u.metric = s.metric AND u.ts <= %(until)s
     ) AS last
     WHERE last.at >= %(since)s
 """  # noqa: S608 - the table name is a constant
@@ -228,8 +243,8 @@ _BLOCK_RESOURCES_REPORTING = f"""
 
 _STAGING_PREPARE = f"""
     CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (tenant_id bigint,
-        resource_kind smallint, resource_id bigint, metric smallint, ts_start timestamptz,
-        ts_end timestamptz, ts timestamptz[], vals double precision[], hour timestamptz)
+        resource_kind smallint, resource_id bigint, ts_start timestamptz, ts_end timestamptz,
+        metrics smallint[], ts timestamptz[], vals double precision[], hour timestamptz)
         ON COMMIT DELETE ROWS;
     DELETE FROM {STAGING_TABLE};
     SET LOCAL synchronous_commit = off;
@@ -242,18 +257,19 @@ _STAGING_PREPARE = f"""
 
 # A block lies within one UTC hour, so one that overlaps a staged block starts in [its hour,
 # its end] (the other days' partitions are skipped) and ends in [its start, its hour's end]:
-# the ``ts_end`` index (migration telemetry 0009) finds it in one descent, where the
-# ``ts_start`` range would hold every block of the series stored earlier in the hour.
-# One statement, one snapshot: staged blocks that overlap no stored block of their series go
-# in whole (fresh data, the rule); the others are unnested and only their samples not stored
-# yet go in, regrouped by hour. Returns how many samples went in. ``{mark}`` is empty, or a
-# further step that marks the hours that received samples for the rollup.
+# the ``ts_end`` index finds it in one descent, where the ``ts_start`` range would hold every
+# block of the resource stored earlier in the hour.
+# One statement, one snapshot: staged blocks that overlap no stored block of their resource go
+# in whole (fresh data, the rule); the samples of the others are each looked up in the stored
+# blocks that reach their instant, and those not stored yet go in, regrouped by resource and
+# hour. Returns how many samples went in. ``{mark}`` is empty, or a further step that marks the
+# hours that received samples for the rollup.
 _BLOCK_INSERT = f"""
     WITH staged AS (
         SELECT s.*, EXISTS (
             SELECT 1 FROM {{target}} b
             WHERE b.tenant_id = s.tenant_id AND b.resource_kind = s.resource_kind
-                AND b.resource_id = s.resource_id AND b.metric = s.metric
+                AND b.resource_id = s.resource_id
                 AND b.ts_end >= s.ts_start AND b.ts_end < s.hour + interval '1 hour'
                 AND b.ts_start >= s.hour AND b.ts_start <= s.ts_end
         ) AS clashes
@@ -263,25 +279,31 @@ _BLOCK_INSERT = f"""
         SELECT {BLOCK_COLUMNS} FROM staged WHERE NOT clashes
         RETURNING tenant_id, ts_start, cardinality(ts) AS n
     ), unstored AS (
-        -- Per clashing block, the instants stored in the blocks it overlaps (an index scan
-        -- of its series), then its samples at other instants.
-        SELECT s.tenant_id, s.resource_kind, s.resource_id, s.metric, u.ts, u.value
+        -- Per clashing block, the (metric, instant) pairs stored in the blocks it overlaps
+        -- (one index scan of its resource), then its samples not among them.
+        SELECT s.tenant_id, s.resource_kind, s.resource_id, u.metric, u.ts, u.value
         FROM staged s
         CROSS JOIN LATERAL (
-            SELECT array_agg(x.t) AS instants
-            FROM {BLOCK_TABLE} b CROSS JOIN LATERAL unnest(b.ts) AS x(t)
+            SELECT array_agg(x.metric) AS metrics, array_agg(x.ts) AS instants
+            FROM {BLOCK_TABLE} b CROSS JOIN LATERAL unnest(b.metrics, b.ts) AS x(metric, ts)
             WHERE b.tenant_id = s.tenant_id AND b.resource_kind = s.resource_kind
-                AND b.resource_id = s.resource_id AND b.metric = s.metric
-                AND b.ts_start >= s.hour AND b.ts_start <= s.ts_end AND b.ts_end >= s.ts_start
+                AND b.resource_id = s.resource_id
+                AND b.ts_end >= s.ts_start AND b.ts_end < s.hour + interval '1 hour'
+                AND b.ts_start >= s.hour AND b.ts_start <= s.ts_end
+                AND x.ts >= s.ts_start AND x.ts <= s.ts_end
         ) AS stored
-        CROSS JOIN LATERAL unnest(s.ts, s.vals) AS u(ts, value)
-        WHERE s.clashes AND u.ts <> ALL (stored.instants)
+        CROSS JOIN LATERAL unnest(s.metrics, s.ts, s.vals) AS u(metric, ts, value)
+        WHERE s.clashes AND NOT EXISTS (
+            SELECT FROM unnest(stored.metrics, stored.instants) AS y(metric, ts)
+            WHERE y.metric = u.metric AND y.ts = u.ts
+        )
     ), merged AS (
         INSERT INTO {BLOCK_TABLE} ({BLOCK_COLUMNS})
-        SELECT tenant_id, resource_kind, resource_id, metric, min(ts), max(ts),
-            array_agg(ts ORDER BY ts), array_agg(value ORDER BY ts)
+        SELECT tenant_id, resource_kind, resource_id, min(ts), max(ts),
+            array_agg(metric ORDER BY ts, metric), array_agg(ts ORDER BY ts, metric),
+            array_agg(value ORDER BY ts, metric)
         FROM unstored
-        GROUP BY tenant_id, resource_kind, resource_id, metric, date_trunc('hour', ts, 'UTC')
+        GROUP BY tenant_id, resource_kind, resource_id, date_trunc('hour', ts, 'UTC')
         RETURNING tenant_id, ts_start, cardinality(ts) AS n
     ){{mark}}
     SELECT (SELECT COALESCE(sum(n), 0) FROM whole) + (SELECT COALESCE(sum(n), 0) FROM merged)
@@ -298,8 +320,8 @@ _MARK_DIRTY_HOURS = f""", marked AS (
 def block_insert_statement(*, mark_dirty_hours: bool, target: str) -> str:
     """The insert statement; ``target``: the parent table, or the one day's partition that
     every staged block falls in (probed and filled directly: no partition routing or run-time
-    pruning per block, about a quarter of the statement for a scrape's one-sample blocks).
-    Re-sent and late data (the rare path) always go through the parent."""
+    pruning per block: about a quarter of the statement when a scrape's blocks held one sample
+    each). Re-sent and late data (the rare path) always go through the parent."""
     return _BLOCK_INSERT.format(mark=_MARK_DIRTY_HOURS if mark_dirty_hours else "", target=target)
 
 
@@ -335,19 +357,15 @@ def group_blocks(rows: Iterable[Row]) -> Blocks:
 _PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = b"\xff\xff"
-_TIMESTAMPTZ_OID, _FLOAT8_OID = 1184, 701
+_INT2_OID, _TIMESTAMPTZ_OID, _FLOAT8_OID = 21, 1184, 701
 # Field count (9: STAGING_COLUMNS), then (length, value) of tenant_id int8, resource_kind
-# int2, resource_id int8, metric int2.
-_ROW_START = struct.Struct(">hiqihiqih")
+# int2, resource_id int8.
+_ROW_START = struct.Struct(">hiqihiq")
 # Length of the field, dimensions, has-nulls flag, element type, size, lower bound.
 _ARRAY_START = struct.Struct(">iiiIii")
+_INT2_ITEM = struct.Struct(">ih")
 _TIMESTAMPTZ_ITEM = struct.Struct(">iq")
 _FLOAT8_ITEM = struct.Struct(">id")
-_FLOAT8 = struct.Struct(">d")
-_FLOAT8_LENGTH = struct.pack(">i", 8)
-# The array headers of a one-sample block.
-_ONE_TIMESTAMP = _ARRAY_START.pack(32, 1, 0, _TIMESTAMPTZ_OID, 1, 1)
-_ONE_FLOAT = _ARRAY_START.pack(32, 1, 0, _FLOAT8_OID, 1, 1)
 
 
 def _micros(moment: dt.datetime) -> int:
@@ -356,57 +374,61 @@ def _micros(moment: dt.datetime) -> int:
 
 
 def encode_blocks(blocks: Blocks) -> bytes:
-    """The binary COPY stream of ``blocks`` for the staging table (``STAGING_COLUMNS``)."""
-    items: dict[dt.datetime, bytes] = {}  # ts → its encoded array item; instants repeat a lot
-    hours: dict[dt.datetime, bytes] = {}  # hour → its encoded field
-    # (ts, hour) → a one-sample block's fields from ts_start to the value's length; the
-    # value, then the hour field (the rest of the row).
-    singles: dict[tuple[dt.datetime, dt.datetime], tuple[bytes, bytes]] = {}
+    """The binary COPY stream of ``blocks`` for the staging table (``STAGING_COLUMNS``): one
+    row per resource and UTC hour, its samples in the order of ``blocks``."""
+    resources: dict[tuple[int, int, int, dt.datetime], list] = {}
+    for (tenant_id, kind, resource_id, metric, hour), block in blocks.items():
+        key = (tenant_id, kind, resource_id, hour)
+        samples = resources.get(key)
+        if samples is None:
+            samples = resources[key] = []
+        if len(block) == 1:  # a scrape's usual block
+            ((ts, value),) = block.items()
+            samples.append((metric, ts, value))
+        else:
+            samples.extend([(metric, ts, value) for ts, value in block.items()])
+    items: dict[dt.datetime, bytes] = {}  # ts (or hour) → its encoded item; instants repeat
+    # The metric arrays: a scrape files the same metrics in the same order for every resource.
+    metric_arrays: dict[tuple[int, ...], bytes] = {}
     out = [_COPY_HEADER]
     add = out.append
-    float_value = _FLOAT8.pack
     row_start = _ROW_START.pack
     array_start = _ARRAY_START.pack
     ts_item = _TIMESTAMPTZ_ITEM.pack
-    for (tenant_id, kind, resource_id, metric, hour), block in blocks.items():
-        if len(block) == 1:
-            # A scrape's usual block: one sample, fixed headers, one piece per row.
-            ((ts, value),) = block.items()
-            single = singles.get((ts, hour))
-            if single is None:
-                item = ts_item(8, _micros(ts))
-                single = singles[(ts, hour)] = (
-                    item + item + _ONE_TIMESTAMP + item + _ONE_FLOAT + _FLOAT8_LENGTH,
-                    ts_item(8, _micros(hour)),
-                )
-            middle, hour_field = single
-            add(
-                row_start(9, 8, tenant_id, 2, kind, 8, resource_id, 2, metric)
-                + middle
-                + float_value(value)
-                + hour_field
-            )
-            continue
-        hour_field = hours.get(hour)
-        if hour_field is None:
-            hour_field = hours[hour] = ts_item(8, _micros(hour))
-        add(row_start(9, 8, tenant_id, 2, kind, 8, resource_id, 2, metric))
-        times = sorted(block)
-        encoded = []
-        for ts in times:
-            item = items.get(ts)
-            if item is None:
-                item = items[ts] = ts_item(8, _micros(ts))
-            encoded.append(item)
-        count = len(times)
+    value_item = _FLOAT8_ITEM.pack
+    eights = itertools.repeat(8)
+    for (tenant_id, kind, resource_id, hour), samples in resources.items():
+        metrics, times, values = zip(*samples, strict=True)
+        first, last = min(times), max(times)
+        for moment in (first, last, hour):
+            if moment not in items:
+                items[moment] = ts_item(8, _micros(moment))
+        count = len(samples)
+        if first == last:  # one instant (a scrape): the same item count times
+            encoded_times = items[first] * count
+        else:
+            encoded = []
+            for ts in times:
+                item = items.get(ts)
+                if item is None:
+                    item = items[ts] = ts_item(8, _micros(ts))
+                encoded.append(item)
+            encoded_times = b"".join(encoded)
+        metric_array = metric_arrays.get(metrics)
+        if metric_array is None:
+            metric_array = metric_arrays[metrics] = array_start(
+                20 + 6 * count, 1, 0, _INT2_OID, count, 1
+            ) + b"".join([_INT2_ITEM.pack(2, metric) for metric in metrics])
         array_length = 20 + 12 * count
-        add(encoded[0])  # ts_start and ts_end: the same (length, value) as an array item
-        add(encoded[-1])
+        add(row_start(9, 8, tenant_id, 2, kind, 8, resource_id))
+        add(items[first])
+        add(items[last])
+        add(metric_array)
         add(array_start(array_length, 1, 0, _TIMESTAMPTZ_OID, count, 1))
-        add(b"".join(encoded))
+        add(encoded_times)
         add(array_start(array_length, 1, 0, _FLOAT8_OID, count, 1))
-        add(b"".join([_FLOAT8_ITEM.pack(8, block[ts]) for ts in times]))
-        add(hour_field)
+        add(b"".join(map(value_item, eights, values)))
+        add(items[hour])
     add(_COPY_TRAILER)
     return b"".join(out)
 
@@ -687,7 +709,7 @@ class PostgresSampleStore(SampleStore):
 
     def window_stats(self, *, tenant_id, kind, metric, start, end, resources=None):
         # The view unnests every block, with no way to bound them by time: read the blocks.
-        params = [tenant_id, kind, metric, start, end, start - dt.timedelta(hours=1), start, end]
+        params = [tenant_id, kind, start, end, start - dt.timedelta(hours=1), metric, start, end]
         resource_sql = ""
         if resources is not None:
             subquery, subquery_params = resources.query.sql_with_params()

@@ -178,31 +178,143 @@ def test_retention_cuts_exactly_at_the_cutoff_inside_an_hour(tenant_a, estate):
 
 
 @requires_postgres
-def test_a_batch_is_stored_as_one_block_per_series_and_hour(tenant_a, estate):
+def test_a_batch_is_stored_as_one_block_per_resource_and_hour(tenant_a, estate):
     node, idle = estate["node"].pk, estate["idle"].pk
-    # 23:30 to 00:29 the next day, two series: two hours (and two days) each.
+    # 23:30 to 00:29 the next day, two metrics of two resources: two hours (and days) each.
     rows = [
         (tenant_a.id, 1, resource, metric, DAY + dt.timedelta(minutes=m), float(m))
         for resource in (node, idle)
-        for metric in (1, 4)
+        for metric in (4, 1)
         for m in range(60)
     ]
     assert insert(tenant_a, rows) == 240
     with tenant_scope(tenant_a.id), connection.cursor() as cursor:
         cursor.execute(
-            "SELECT resource_id, metric, ts_start, ts_end, cardinality(ts) "
-            "FROM telemetry_sample_block ORDER BY 1, 2, 3"
+            "SELECT resource_id, ts_start, ts_end, metrics, ts, vals "
+            "FROM telemetry_sample_block ORDER BY 1, 2"
         )
-        blocks = cursor.fetchall()
+        blocks = [
+            (resource, start, end, sorted(zip(metrics, ts, vals, strict=True)))
+            for resource, start, end, metrics, ts, vals in cursor.fetchall()
+        ]
     midnight = DAY + dt.timedelta(minutes=30)
+    # One row holds every metric of the resource (three parallel arrays).
     assert blocks == [
-        (resource, metric, start, end, 30)
-        for resource in sorted((node, idle))
-        for metric in (1, 4)
-        for start, end in (
-            (DAY, midnight - dt.timedelta(minutes=1)),
-            (midnight, midnight + dt.timedelta(minutes=29)),
+        (
+            resource,
+            start,
+            start + dt.timedelta(minutes=29),
+            [
+                (metric, start + dt.timedelta(minutes=m), float(m + (start - DAY).seconds // 60))
+                for metric in (1, 4)
+                for m in range(30)
+            ],
         )
+        for resource in sorted((node, idle))
+        for start in (DAY, midnight)
+    ]
+
+
+@requires_postgres
+def test_a_scrape_stores_one_row_per_resource_not_per_series(tenant_a, estate):
+    # The PostgreSQL cost of ingest is per row: a scrape of 3 resources × 8 metrics is 3 rows.
+    resources = [estate["node"].pk, estate["idle"].pk, estate["deployment"].pk]
+    rows = [
+        (tenant_a.id, 1, resource, metric, DAY, float(metric))
+        for resource in resources
+        for metric in range(1, 9)
+    ]
+    assert insert(tenant_a, rows) == 24
+    with tenant_scope(tenant_a.id), connection.cursor() as cursor:
+        cursor.execute("SELECT count(*), sum(cardinality(ts)) FROM telemetry_sample_block")
+        assert cursor.fetchone() == (3, 24)
+    assert len(stored(tenant_a)) == 24
+    assert insert(tenant_a, rows) == 0
+
+
+def test_another_metric_of_a_stored_instant_is_new_and_each_is_read_once(tenant_a, estate):
+    # Metrics of one instant sent in two batches (one JSON request per metric): the second
+    # overlaps the first block of the resource in time, yet holds no stored sample.
+    node = estate["node"].pk
+    first = [(tenant_a.id, 1, node, 1, DAY + dt.timedelta(minutes=m), 10.0 + m) for m in (0, 1)]
+    second = [(tenant_a.id, 1, node, 4, DAY + dt.timedelta(minutes=m), 40.0 + m) for m in (0, 1)]
+    assert insert(tenant_a, first) == 2
+    assert insert(tenant_a, second + first[:1]) == 2
+    assert insert(tenant_a, first + second) == 0
+    assert [(row[2], row[4]) for row in stored(tenant_a)] == [
+        (1, 10.0),
+        (1, 11.0),
+        (4, 40.0),
+        (4, 41.0),
+    ]
+    assert [value for _ts, value in points(tenant_a, node)] == [10.0, 11.0]
+    with tenant_scope(tenant_a.id), transaction.atomic():
+        store = sample_store()
+        assert store.rollup_hour(tenant_id=tenant_a.id, hour=DAY.replace(minute=0),
+                                 now=DAY + dt.timedelta(hours=2)) == 2  # fmt: skip
+        last = store.last_sample_times(
+            tenant_id=tenant_a.id,
+            series=[(1, node, 1), (1, node, 4), (1, node, 5)],
+            since=DAY,
+            until=DAY + dt.timedelta(minutes=30),
+        )
+    assert sorted(last) == [(1, node, metric, DAY + dt.timedelta(minutes=1)) for metric in (1, 4)]
+    assert [row[2:] for row in rollups(tenant_a)] == [
+        (1, DAY.replace(minute=0), 10.0, 11.0, 10.5, 2),
+        (4, DAY.replace(minute=0), 40.0, 41.0, 40.5, 2),
+    ]
+
+
+def test_the_last_sample_of_a_metric_the_resource_no_longer_sends(tenant_a, estate):
+    # The resource's newer blocks (a later hour) hold other metrics only.
+    node = estate["node"].pk
+    insert(
+        tenant_a, [(tenant_a.id, 1, node, 1, DAY + dt.timedelta(minutes=m), 1.0) for m in (0, 5)]
+    )
+    insert(
+        tenant_a, [(tenant_a.id, 1, node, 4, DAY + dt.timedelta(minutes=m), 1.0) for m in (6, 40)]
+    )
+    with tenant_scope(tenant_a.id), transaction.atomic():
+        last = sample_store().last_sample_times(
+            tenant_id=tenant_a.id,
+            series=[(1, node, 1), (1, node, 4)],
+            since=DAY,
+            until=DAY + dt.timedelta(minutes=41),
+        )
+        # ``until`` inside the resource's newest block, before its sample of the metric.
+        early = sample_store().last_sample_times(
+            tenant_id=tenant_a.id,
+            series=[(1, node, 4)],
+            since=DAY,
+            until=DAY + dt.timedelta(minutes=39),
+        )
+    assert sorted(last) == [
+        (1, node, 1, DAY + dt.timedelta(minutes=5)),
+        (1, node, 4, DAY + dt.timedelta(minutes=40)),
+    ]
+    assert early == [(1, node, 4, DAY + dt.timedelta(minutes=6))]
+
+
+def test_retention_keeps_a_block_that_starts_with_a_doomed_one(tenant_a, estate):
+    # Two blocks of one resource starting at the same instant (another metric sent later):
+    # one ends before the cutoff, the other after it and is only trimmed.
+    node = estate["node"].pk
+    insert(tenant_a, [(tenant_a.id, 1, node, 1, DAY, 1.0)])
+    insert(
+        tenant_a,
+        [(tenant_a.id, 1, node, 4, DAY + dt.timedelta(minutes=m), 2.0 + m) for m in (0, 9)],
+    )
+    cutoff = DAY + dt.timedelta(minutes=5)
+    with tenant_scope(tenant_a.id), transaction.atomic():
+        removed = sample_store().delete_samples_before(tenant_id=tenant_a.id, cutoff=cutoff,
+                                                       batch=1)  # fmt: skip
+    assert removed == 1
+    with tenant_scope(tenant_a.id), transaction.atomic():
+        removed = sample_store().delete_samples_before(tenant_id=tenant_a.id, cutoff=cutoff,
+                                                       batch=1)  # fmt: skip
+    assert removed == 1
+    assert [(row[2], row[3], row[4]) for row in stored(tenant_a)] == [
+        (4, DAY + dt.timedelta(minutes=9), 11.0)
     ]
 
 
@@ -275,7 +387,7 @@ def test_a_block_across_an_hour_is_refused(tenant_a, estate):
     ):
         cursor.execute(
             "INSERT INTO telemetry_sample_block (tenant_id, resource_kind, resource_id, "
-            "metric, ts_start, ts_end, ts, vals) VALUES (%s, 1, %s, 1, %s, %s, %s, %s)",
+            "ts_start, ts_end, metrics, ts, vals) VALUES (%s, 1, %s, %s, %s, '{1,1}', %s, %s)",
             [tenant_a.id, estate["node"].pk, start, end, [start, end], [1.0, 2.0]],
         )
 
@@ -329,9 +441,9 @@ def test_the_overlap_check_of_a_fresh_block_reads_no_block_stored_earlier_in_the
     with tenant_scope(tenant_a.id):
         assert _blocks_read_by_the_fresh_block_insert(tenant_a, node, 25) == 0
         # Without the ts_end index (the index set before migration telemetry 0009) the check
-        # walks the ts_start range: every block of the series stored earlier in the hour.
+        # walks the ts_start range: every block of the resource stored earlier in the hour.
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("DROP INDEX telemetry_sample_block_series_end")
+            cursor.execute("DROP INDEX telemetry_sample_block_resource_end")
             assert _blocks_read_by_the_fresh_block_insert(tenant_a, node, 25) == 20
             transaction.set_rollback(True)
         assert _blocks_read_by_the_fresh_block_insert(tenant_a, node, 25) == 0
