@@ -15,7 +15,8 @@ from tenants.services import token_hash, token_parse
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
-    """``Authorization: Bearer gw_<prefix>_<secret>``: one query, by the indexed prefix."""
+    """``Authorization: Bearer gw_<prefix>_<secret>``: one query, by the indexed prefix (with
+    the user's role in a bound token's tenant: ``tenants.selectors.api_token_by_prefix``)."""
 
     keyword = "Bearer"
 
