@@ -205,13 +205,21 @@ def telemetry_ingest_series(
 ) -> PrometheusResult:
     """``telemetry_ingest_columns`` of parsed series values (a remote write's, say)."""
     with collector_paused():
-        columns = SampleColumns()
-        columns.entries = [(None, name, labels) for name, labels, _v, _t in series]
-        columns.values = [value for _n, _l, value, _t in series]
-        columns.stamps = [stamp for _n, _l, _v, stamp in series]
-        return telemetry_ingest_columns(
-            tenant=tenant, columns=columns, ignored=ignored, default_ts=default_ts, now=now
+        return _ingest_series(
+            tenant=tenant, series=series, ignored=ignored, default_ts=default_ts, now=now
         )
+
+
+def _ingest_series(*, tenant, series, default_ts, ignored, now) -> PrometheusResult:
+    # Its own frame: the columns are freed before the collector runs again.
+    columns = SampleColumns()
+    # The family and label pairs, in order, as the series' key: a sender repeats them.
+    columns.entries = [((name, *labels.items()), name, labels) for name, labels, _v, _t in series]
+    columns.values = [value for _n, _l, value, _t in series]
+    columns.stamps = [stamp for _n, _l, _v, stamp in series]
+    return telemetry_ingest_columns(
+        tenant=tenant, columns=columns, ignored=ignored, default_ts=default_ts, now=now
+    )
 
 
 @contextmanager
@@ -275,23 +283,25 @@ class _Target:
 
 class _KeptTargets:
     """The targets of a tenant's series keys, valid while its inventory is at ``version``, and
-    the GPUs (``GpuFleetIndex.gpus``) they were resolved with."""
+    the GPUs (``GpuFleetIndex.gpus``) they were resolved with. A key is a text line's up to its
+    last ``}`` (``exposition.Entry``) or a tuple of the family and label pairs: never equal."""
 
     __slots__ = ("tenant_id", "version", "by_key", "fleet", "node_slots", "_node_indexes")
 
     def __init__(self, tenant_id: int, version: str | None):
         self.tenant_id, self.version = tenant_id, version
-        self.by_key: dict[str, _Target] = {}
+        self.by_key: dict[str | tuple, _Target] = {}
         self.fleet = GpuFleetIndex()
         self.node_slots: list[tuple[int, str]] = []  # (compute id, family) by node index
         self._node_indexes: dict[tuple[int, str], int] = {}
 
     def node_index(self, slot: tuple[int, str]) -> int:
-        index = self._node_indexes.get(slot)
-        if index is None:
-            index = self._node_indexes[slot] = len(self.node_slots)
-            self.node_slots.append(slot)
-        return index
+        with _FLEETS_LOCK:  # one number a slot, whichever thread resolves it first
+            index = self._node_indexes.get(slot)
+            if index is None:
+                index = self._node_indexes[slot] = len(self.node_slots)
+                self.node_slots.append(slot)
+            return index
 
 
 def _kept_targets(tenant) -> _KeptTargets:
