@@ -637,7 +637,7 @@ def _published_by(producer, monkeypatch) -> list[tuple]:
     return published
 
 
-def _run_message(**options):
+def _run_message(tenant_id: int | None = 3, **options):
     import uuid
 
     from operations.jobs.outbox import EXECUTE_TASK, OutboxMessage
@@ -646,7 +646,7 @@ def _run_message(**options):
         task_name=EXECUTE_TASK,
         task_id=str(uuid.uuid4()),
         queue="jobs",
-        kwargs={"run_id": 7, "tenant_id": 3},
+        kwargs={"run_id": 7, "tenant_id": tenant_id},
         options=options,
     )
 
@@ -671,15 +671,16 @@ def _inside_a_task(parent: bool):
         noop_task.pop_request()
 
 
+@pytest.mark.parametrize("tenant_id", [3, None], ids=["tenant run", "fleet run"])
 @pytest.mark.parametrize("parent", [False, True], ids=["submitted", "from a task"])
 @pytest.mark.parametrize(
     "options", [{}, {"soft_time_limit": 30, "time_limit": 60}], ids=["plain", "time limits"]
 )
-def test_a_runs_message_is_the_one_send_task_publishes(monkeypatch, options, parent):
+def test_a_runs_message_is_the_one_send_task_publishes(monkeypatch, options, parent, tenant_id):
     from msp.celery import app
     from operations.jobs.outbox import publish_message
 
-    row = _run_message(**options)
+    row = _run_message(tenant_id, **options)
     with app.producer_or_acquire() as producer, _inside_a_task(parent) as request:
         published = _published_by(producer, monkeypatch)
         with monkeypatch.context() as patch:
