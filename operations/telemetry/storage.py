@@ -373,10 +373,14 @@ def _micros(moment: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def encode_blocks(blocks: Blocks) -> bytes:
-    """The binary COPY stream of ``blocks`` for the staging table (``STAGING_COLUMNS``): one
-    row per resource and UTC hour, its samples in the order of ``blocks``."""
-    resources: dict[tuple[int, int, int, dt.datetime], list] = {}
+#: (tenant_id, resource_kind, resource_id, UTC hour) → [(metric code, ts, value), ...]
+ResourceBlocks = dict[tuple[int, int, int, dt.datetime], list[tuple[int, dt.datetime, float]]]
+
+
+def group_resources(blocks: Blocks) -> ResourceBlocks:
+    """The samples of ``blocks`` (one per series and hour) by resource and hour: the rows of
+    ``telemetry_sample_block``."""
+    resources: ResourceBlocks = {}
     for (tenant_id, kind, resource_id, metric, hour), block in blocks.items():
         key = (tenant_id, kind, resource_id, hour)
         samples = resources.get(key)
@@ -387,6 +391,17 @@ def encode_blocks(blocks: Blocks) -> bytes:
             samples.append((metric, ts, value))
         else:
             samples.extend([(metric, ts, value) for ts, value in block.items()])
+    return resources
+
+
+def encode_blocks(blocks: Blocks) -> bytes:
+    """The binary COPY stream of ``blocks`` for the staging table (``STAGING_COLUMNS``)."""
+    return encode_resources(group_resources(blocks))
+
+
+def encode_resources(resources: ResourceBlocks) -> bytes:
+    """The binary COPY stream of ``resources`` for the staging table (``STAGING_COLUMNS``): one
+    row per resource and UTC hour, its samples in the order given."""
     items: dict[dt.datetime, bytes] = {}  # ts (or hour) → its encoded item; instants repeat
     # The metric arrays: a scrape files the same metrics in the same order for every resource.
     metric_arrays: dict[tuple[int, ...], bytes] = {}
@@ -650,17 +665,18 @@ class PostgresSampleStore(SampleStore):
             return int(cursor.fetchone()[0])
 
     def stage_blocks(self, cursor, blocks: Blocks) -> str:
-        """Lock the blocks' series, make their days' partitions and COPY them into the staging
+        """Lock the blocks' resources, make their days' partitions and COPY them into the staging
         table on ``cursor`` (psycopg's own); return the target of ``block_insert_statement``."""
-        days = {hour.date() for hour in {key[4] for key in blocks}}  # a few hours, many blocks
+        resources = group_resources(blocks)  # the rows: 8x fewer than blocks for a scrape
+        days = {hour.date() for hour in {key[3] for key in resources}}  # a few hours
         names = {partition_name(day): day for day in days}
         locks = sorted(
             {
                 (tenant_id * _LOCK_BUCKETS + (resource_id * 4 + kind) % _LOCK_BUCKETS) & 0x7FFFFFFF
-                for tenant_id, kind, resource_id, _metric, _hour in blocks
+                for tenant_id, kind, resource_id, _hour in resources
             }
         )
-        data = encode_blocks(blocks)
+        data = encode_resources(resources)
         # One round trip: the staging table (it empties itself at commit; the DELETE only
         # matters when several batches share a transaction), synchronous_commit, the series
         # locks, and which of the days' partitions exist.
