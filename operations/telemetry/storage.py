@@ -259,11 +259,13 @@ _STAGING_PREPARE = f"""
 # its end] (the other days' partitions are skipped) and ends in [its start, its hour's end]:
 # the ``ts_end`` index finds it in one descent, where the ``ts_start`` range would hold every
 # block of the resource stored earlier in the hour.
-# One statement, one snapshot: staged blocks that overlap no stored block of their resource go
-# in whole (fresh data, the rule); the samples of the others are each looked up in the stored
-# blocks that reach their instant, and those not stored yet go in, regrouped by resource and
-# hour. Returns how many samples went in. ``{mark}`` is empty, or a further step that marks the
-# hours that received samples for the rollup.
+# One statement, one snapshot: staged blocks that overlap no stored block of their resource
+# sharing a metric go in whole (fresh data, the rule; a stored duplicate would be such a block:
+# remote write's shards, which split a resource's series between requests, stay on this path);
+# the samples of the others are looked up in the stored blocks that reach them, and those not
+# stored yet go in, regrouped by resource and hour. Returns how many samples went in.
+# ``{mark}`` is empty, or a further step that marks the hours that received samples for the
+# rollup.
 _BLOCK_INSERT = f"""
     WITH staged AS (
         SELECT s.*, EXISTS (
@@ -272,6 +274,7 @@ _BLOCK_INSERT = f"""
                 AND b.resource_id = s.resource_id
                 AND b.ts_end >= s.ts_start AND b.ts_end < s.hour + interval '1 hour'
                 AND b.ts_start >= s.hour AND b.ts_start <= s.ts_end
+                AND b.metrics && s.metrics
         ) AS clashes
         FROM {STAGING_TABLE} s
     ), whole AS (
