@@ -21,10 +21,11 @@ PostgreSQL (:class:`PostgresSampleStore`): resource blocks
     Idempotency without a unique index: a sample's identity is (tenant, resource, metric, ts).
     A batch first takes transaction-level advisory locks on its resources (hashed into
     ``_LOCK_BUCKETS`` buckets per tenant, taken in ascending order, held to commit), then one
-    statement inserts the blocks that overlap no stored block of their resource in time (the
-    rule: fresh data) as they are, and unnests only the overlapping ones (re-sent or late
-    data, or another metric of instants stored already) to drop the samples stored already;
-    the same statement marks the hours that received samples for the rollup. Concurrent
+    statement inserts the blocks that overlap no stored block of their resource in time with a
+    metric in common (the rule: fresh data; other metrics of the same instants, as remote
+    write's shards send them, are fresh too) as they are, and unnests only the others (re-sent
+    or late data) to drop the samples stored already; the same statement marks the hours that
+    received samples for the rollup. Concurrent
     batches sharing a bucket wait for each other's commit, so each sees what the other
     stored: every read path (the view, series, rollups, retention) sees every sample once.
     Duplicates within a batch keep the first. One batch per transaction cannot deadlock on
