@@ -256,7 +256,8 @@ def breakdown(tenant, token: str, bodies: list[bytes], batch_sizes: list[int]) -
     timed(views, "json_samples_document", "json.loads")
     timed(services, "telemetry_validate_samples", "validation")
     timed(services, "telemetry_store_blocks", "store")
-    timed(storage, "encode_blocks", "encode binary COPY")
+    timed(storage, "group_resources", "group by resource")
+    timed(storage, "encode_resources", "encode binary COPY")
     psycopg.Cursor.execute = execute
     psycopg.Connection.commit = commit
     try:

@@ -390,7 +390,8 @@ def breakdown(tenant, token: str, bodies: list[bytes], profile: bool, sort: str)
     for name in ("telemetry_store_rows", "telemetry_store_blocks"):
         timed(prometheus, name, "store")
     timed(services, "telemetry_store_blocks", "store (services)")
-    timed(storage, "encode_blocks", "encode COPY")
+    timed(storage, "encode_resources", "encode COPY")
+    timed(storage, "group_resources", "group blocks")
     timed(storage, "group_blocks", "group blocks")
     psycopg.Cursor.execute, psycopg.Cursor.copy = execute, copy
     psycopg.Connection.commit = commit

@@ -21,10 +21,11 @@ PostgreSQL (:class:`PostgresSampleStore`): resource blocks
     Idempotency without a unique index: a sample's identity is (tenant, resource, metric, ts).
     A batch first takes transaction-level advisory locks on its resources (hashed into
     ``_LOCK_BUCKETS`` buckets per tenant, taken in ascending order, held to commit), then one
-    statement inserts the blocks that overlap no stored block of their resource in time (the
-    rule: fresh data) as they are, and unnests only the overlapping ones (re-sent or late
-    data, or another metric of instants stored already) to drop the samples stored already;
-    the same statement marks the hours that received samples for the rollup. Concurrent
+    statement inserts the blocks that overlap no stored block of their resource in time with a
+    metric in common (the rule: fresh data; other metrics of the same instants, as remote
+    write's shards send them, are fresh too) as they are, and unnests only the others (re-sent
+    or late data) to drop the samples stored already; the same statement marks the hours that
+    received samples for the rollup. Concurrent
     batches sharing a bucket wait for each other's commit, so each sees what the other
     stored: every read path (the view, series, rollups, retention) sees every sample once.
     Duplicates within a batch keep the first. One batch per transaction cannot deadlock on
@@ -259,11 +260,13 @@ _STAGING_PREPARE = f"""
 # its end] (the other days' partitions are skipped) and ends in [its start, its hour's end]:
 # the ``ts_end`` index finds it in one descent, where the ``ts_start`` range would hold every
 # block of the resource stored earlier in the hour.
-# One statement, one snapshot: staged blocks that overlap no stored block of their resource go
-# in whole (fresh data, the rule); the samples of the others are each looked up in the stored
-# blocks that reach their instant, and those not stored yet go in, regrouped by resource and
-# hour. Returns how many samples went in. ``{mark}`` is empty, or a further step that marks the
-# hours that received samples for the rollup.
+# One statement, one snapshot: staged blocks that overlap no stored block of their resource
+# sharing a metric go in whole (fresh data, the rule; a stored duplicate would be such a block:
+# remote write's shards, which split a resource's series between requests, stay on this path);
+# the samples of the others are looked up in the stored blocks that reach them, and those not
+# stored yet go in, regrouped by resource and hour. Returns how many samples went in.
+# ``{mark}`` is empty, or a further step that marks the hours that received samples for the
+# rollup.
 _BLOCK_INSERT = f"""
     WITH staged AS (
         SELECT s.*, EXISTS (
@@ -272,6 +275,7 @@ _BLOCK_INSERT = f"""
                 AND b.resource_id = s.resource_id
                 AND b.ts_end >= s.ts_start AND b.ts_end < s.hour + interval '1 hour'
                 AND b.ts_start >= s.hour AND b.ts_start <= s.ts_end
+                AND b.metrics && s.metrics
         ) AS clashes
         FROM {STAGING_TABLE} s
     ), whole AS (
@@ -373,10 +377,14 @@ def _micros(moment: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def encode_blocks(blocks: Blocks) -> bytes:
-    """The binary COPY stream of ``blocks`` for the staging table (``STAGING_COLUMNS``): one
-    row per resource and UTC hour, its samples in the order of ``blocks``."""
-    resources: dict[tuple[int, int, int, dt.datetime], list] = {}
+#: (tenant_id, resource_kind, resource_id, UTC hour) → [(metric code, ts, value), ...]
+ResourceBlocks = dict[tuple[int, int, int, dt.datetime], list[tuple[int, dt.datetime, float]]]
+
+
+def group_resources(blocks: Blocks) -> ResourceBlocks:
+    """The samples of ``blocks`` (one per series and hour) by resource and hour: the rows of
+    ``telemetry_sample_block``."""
+    resources: ResourceBlocks = {}
     for (tenant_id, kind, resource_id, metric, hour), block in blocks.items():
         key = (tenant_id, kind, resource_id, hour)
         samples = resources.get(key)
@@ -387,6 +395,17 @@ def encode_blocks(blocks: Blocks) -> bytes:
             samples.append((metric, ts, value))
         else:
             samples.extend([(metric, ts, value) for ts, value in block.items()])
+    return resources
+
+
+def encode_blocks(blocks: Blocks) -> bytes:
+    """The binary COPY stream of ``blocks`` for the staging table (``STAGING_COLUMNS``)."""
+    return encode_resources(group_resources(blocks))
+
+
+def encode_resources(resources: ResourceBlocks) -> bytes:
+    """The binary COPY stream of ``resources`` for the staging table (``STAGING_COLUMNS``): one
+    row per resource and UTC hour, its samples in the order given."""
     items: dict[dt.datetime, bytes] = {}  # ts (or hour) → its encoded item; instants repeat
     # The metric arrays: a scrape files the same metrics in the same order for every resource.
     metric_arrays: dict[tuple[int, ...], bytes] = {}
@@ -650,17 +669,18 @@ class PostgresSampleStore(SampleStore):
             return int(cursor.fetchone()[0])
 
     def stage_blocks(self, cursor, blocks: Blocks) -> str:
-        """Lock the blocks' series, make their days' partitions and COPY them into the staging
+        """Lock the blocks' resources, make their days' partitions and COPY them into the staging
         table on ``cursor`` (psycopg's own); return the target of ``block_insert_statement``."""
-        days = {hour.date() for hour in {key[4] for key in blocks}}  # a few hours, many blocks
+        resources = group_resources(blocks)  # the rows: 8x fewer than blocks for a scrape
+        days = {hour.date() for hour in {key[3] for key in resources}}  # a few hours
         names = {partition_name(day): day for day in days}
         locks = sorted(
             {
                 (tenant_id * _LOCK_BUCKETS + (resource_id * 4 + kind) % _LOCK_BUCKETS) & 0x7FFFFFFF
-                for tenant_id, kind, resource_id, _metric, _hour in blocks
+                for tenant_id, kind, resource_id, _hour in resources
             }
         )
-        data = encode_blocks(blocks)
+        data = encode_resources(resources)
         # One round trip: the staging table (it empties itself at commit; the DELETE only
         # matters when several batches share a transaction), synchronous_commit, the series
         # locks, and which of the days' partitions exist.
