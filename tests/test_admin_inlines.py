@@ -22,7 +22,6 @@ from tenants.models import MspRole
 from tests.factories import login_verified, make_staff
 from tests.inventory.test_admin import form_data, text
 
-
 OURS = ("msp.", "tenants.", "operations.")
 
 
