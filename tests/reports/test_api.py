@@ -12,7 +12,10 @@ from operations.jobs.models import JobRun
 from operations.reports import services
 from operations.reports.models import Report, ReportKind
 from operations.reports.periods import month_period, quarter_period
+from tenants.models import Tenant
 from tenants.scoping import tenant_scope
+from tests.conftest import shared_rows
+from tests.factories import TenantFactory
 from tests.isolation import TenantIsolationTests
 from tests.reports.conftest import requires_pdf
 
@@ -23,6 +26,21 @@ QUARTER = quarter_period(dt.date(2026, 7, 1))
 def make_report(tenant, kind=ReportKind.MONTHLY):
     period = MONTH if kind == ReportKind.MONTHLY else QUARTER
     return services.report_generate(tenant=tenant, kind=kind, period=period)
+
+
+@pytest.fixture(scope="class")
+def drafts(django_db_setup, django_db_blocker) -> tuple[int, int, int, int]:
+    """Both tenants with a draft review each, made once for the class: each test starts from them
+    and undoes only its own changes. (A's id, B's id, A's draft's id, B's draft's id.)"""
+
+    def make():
+        tenant_a = TenantFactory(name="Acme Analytics", slug="acme")
+        tenant_b = TenantFactory(name="Borealis Bank", slug="borealis")
+        own = TestReportIsolation().make_object(tenant_a)
+        foreign = TestReportIsolation().make_object(tenant_b)
+        return tenant_a.pk, tenant_b.pk, own.pk, foreign.pk
+
+    yield from shared_rows(django_db_blocker, make)
 
 
 class TestReportIsolation(TenantIsolationTests):
@@ -36,6 +54,23 @@ class TestReportIsolation(TenantIsolationTests):
     def make_object(self, tenant):
         # A draft review: the one kind of report that PATCH and publish could otherwise change.
         return make_report(tenant, ReportKind.QUARTERLY)
+
+    # The drafts (a real report each) are made once for the class, not per test.
+    @pytest.fixture
+    def tenant_a(self, drafts, db):
+        return Tenant.objects.get(pk=drafts[0])
+
+    @pytest.fixture
+    def tenant_b(self, drafts, db):
+        return Tenant.objects.get(pk=drafts[1])
+
+    @pytest.fixture
+    def objects(self, drafts, tenant_a, tenant_b):
+        with tenant_scope(tenant_a.id):
+            own = Report.objects.get(pk=drafts[2])
+        with tenant_scope(tenant_b.id):
+            foreign = Report.objects.get(pk=drafts[3])
+        return own, foreign
 
     def test_foreign_downloads_are_the_same_404_as_missing(self, caller, objects, tenant_a):
         _own, foreign = objects
@@ -56,53 +91,71 @@ class TestReportIsolation(TenantIsolationTests):
             assert not JobRun.objects.exists()
 
 
-@pytest.fixture
-def published(tenant_a, tenant_b):
-    make_report(tenant_b)
-    return make_report(tenant_a)
+@pytest.fixture(scope="class")
+def published_reports(django_db_setup, django_db_blocker) -> tuple[int, int, int]:
+    """A published month for each tenant, made once for the class: each test starts from them and
+    undoes only its own changes. (A's id, B's id, A's report's id.)"""
+
+    def make():
+        tenant_a = TenantFactory(name="Acme Analytics", slug="acme")
+        tenant_b = TenantFactory(name="Borealis Bank", slug="borealis")
+        make_report(tenant_b)
+        return tenant_a.pk, tenant_b.pk, make_report(tenant_a).pk
+
+    yield from shared_rows(django_db_blocker, make)
 
 
 @pytest.mark.django_db
-def test_a_viewer_lists_and_downloads_the_published_report_but_not_drafts(
-    viewer_a, tenant_a, published
-):
-    draft = make_report(tenant_a, ReportKind.QUARTERLY)
-    listed = viewer_a.client.get(f"/api/v1/tenants/{tenant_a.slug}/reports/").json()
-    assert [row["id"] for row in listed["results"]] == [published.pk]
-    assert listed["results"][0]["html_sha256"] == published.html_sha256
-    detail = viewer_a.client.get(f"/api/v1/tenants/{tenant_a.slug}/reports/{published.pk}/")
-    assert detail.json()["figures"]["period"]["label"] == "2026-10"
-    assert (
-        viewer_a.client.get(f"/api/v1/tenants/{tenant_a.slug}/reports/{draft.pk}/").status_code
-        == 404
-    )
-    html = viewer_a.client.get(
-        f"/api/v1/tenants/{tenant_a.slug}/reports/{published.pk}/download?format=html"
-    )
-    assert html.status_code == 200
-    assert hashlib.sha256(html.content).hexdigest() == published.html_sha256
-    assert html["Content-Security-Policy"].startswith("default-src 'none'")
+class TestPublished:
+    @pytest.fixture
+    def tenant_a(self, published_reports, db):
+        return Tenant.objects.get(pk=published_reports[0])
 
+    @pytest.fixture
+    def tenant_b(self, published_reports, db):
+        return Tenant.objects.get(pk=published_reports[1])
 
-@requires_pdf
-@pytest.mark.django_db
-def test_the_pdf_download_is_the_stored_file(viewer_a, tenant_a, published):
-    response = viewer_a.client.get(
-        f"/api/v1/tenants/{tenant_a.slug}/reports/{published.pk}/download"
-    )
-    assert response.status_code == 200
-    assert response["Content-Type"] == "application/pdf"
-    assert response.content.startswith(b"%PDF")
-    assert hashlib.sha256(response.content).hexdigest() == published.pdf_sha256
+    @pytest.fixture
+    def published(self, published_reports, tenant_a, tenant_b):
+        with tenant_scope(tenant_a.id):
+            return Report.objects.get(pk=published_reports[2])
 
+    def test_a_viewer_lists_and_downloads_the_published_report_but_not_drafts(
+        self, viewer_a, tenant_a, published
+    ):
+        draft = make_report(tenant_a, ReportKind.QUARTERLY)
+        listed = viewer_a.client.get(f"/api/v1/tenants/{tenant_a.slug}/reports/").json()
+        assert [row["id"] for row in listed["results"]] == [published.pk]
+        assert listed["results"][0]["html_sha256"] == published.html_sha256
+        detail = viewer_a.client.get(f"/api/v1/tenants/{tenant_a.slug}/reports/{published.pk}/")
+        assert detail.json()["figures"]["period"]["label"] == "2026-10"
+        assert (
+            viewer_a.client.get(f"/api/v1/tenants/{tenant_a.slug}/reports/{draft.pk}/").status_code
+            == 404
+        )
+        html = viewer_a.client.get(
+            f"/api/v1/tenants/{tenant_a.slug}/reports/{published.pk}/download?format=html"
+        )
+        assert html.status_code == 200
+        assert hashlib.sha256(html.content).hexdigest() == published.html_sha256
+        assert html["Content-Security-Policy"].startswith("default-src 'none'")
 
-@pytest.mark.django_db
-def test_a_bad_format_is_one_400(viewer_a, tenant_a, published):
-    response = viewer_a.client.get(
-        f"/api/v1/tenants/{tenant_a.slug}/reports/{published.pk}/download?format=docx"
-    )
-    assert response.status_code == 400
-    assert "format" in response.json()["error"]["fields"]
+    @requires_pdf
+    def test_the_pdf_download_is_the_stored_file(self, viewer_a, tenant_a, published):
+        response = viewer_a.client.get(
+            f"/api/v1/tenants/{tenant_a.slug}/reports/{published.pk}/download"
+        )
+        assert response.status_code == 200
+        assert response["Content-Type"] == "application/pdf"
+        assert response.content.startswith(b"%PDF")
+        assert hashlib.sha256(response.content).hexdigest() == published.pdf_sha256
+
+    def test_a_bad_format_is_one_400(self, viewer_a, tenant_a, published):
+        response = viewer_a.client.get(
+            f"/api/v1/tenants/{tenant_a.slug}/reports/{published.pk}/download?format=docx"
+        )
+        assert response.status_code == 400
+        assert "format" in response.json()["error"]["fields"]
 
 
 @pytest.mark.django_db

@@ -24,69 +24,12 @@ pytestmark = pytest.mark.django_db
 NOW = timezone.now().replace(second=0, microsecond=0)
 
 
-@pytest.fixture
-def seeded(tenant_a, tenant_b):
-    seed_inventory(tenant_a, profile="finance")
-    seed_inventory(tenant_b, profile="logistics")
-    return seed_telemetry(tenant_a, days=1, now=NOW)
-
-
 def mean_utilization(tenant, hostname: str) -> float:
     with tenant_scope(tenant.id):
         node = ComputeResource.objects.get(hostname=hostname)
         return TelemetryRollup.objects.filter(
             resource_kind=1, resource_id=node.pk, metric=code("gpu_utilization")
         ).aggregate(mean=Avg("avg_value"))["mean"]
-
-
-def test_the_patterns_show_in_the_rollups(seeded, tenant_a):
-    assert seeded["inserted"] == seeded["samples"] > 0
-    assert seeded["hours"] >= 24
-    assert mean_utilization(tenant_a, "acme-gpu-idle-01") == pytest.approx(2, abs=1)
-    assert mean_utilization(tenant_a, "acme-gpu-hot-01") == pytest.approx(97, abs=2)
-    assert 20 < mean_utilization(tenant_a, "acme-gpu-main-01") < 80
-
-
-def test_one_production_deployment_has_a_latency_spike(seeded, tenant_a):
-    with tenant_scope(tenant_a.id):
-        production = Deployment.objects.filter(environment="production").order_by("name")
-        spiking, calm = production[0], production[1]
-        latency = code("inference_latency_p95_ms")
-
-        def peak(deployment):
-            return TelemetrySample.objects.filter(
-                resource_kind=2, resource_id=deployment.pk, metric=latency
-            ).aggregate(peak=Max("value"))["peak"]
-
-        assert peak(spiking) > 600
-        assert peak(calm) < 200
-        during = TelemetrySample.objects.filter(
-            resource_kind=2,
-            resource_id=spiking.pk,
-            metric=latency,
-            ts__gte=NOW - dt.timedelta(hours=7, minutes=30),
-            ts__lt=NOW - dt.timedelta(hours=6, minutes=30),
-        ).values_list("value", flat=True)
-        assert min(during) > 500
-
-
-def test_compute_in_maintenance_reports_nothing(seeded, tenant_a):
-    with tenant_scope(tenant_a.id):
-        node = ComputeResource.objects.get(hostname="acme-gpu-main-03")
-        assert not TelemetrySample.objects.filter(resource_kind=1, resource_id=node.pk).exists()
-
-
-def test_running_it_again_adds_only_the_time_that_passed(seeded, tenant_a, tenant_b):
-    again = seed_telemetry(tenant_a, days=1, now=NOW)
-    assert again["inserted"] == 0
-    assert again["samples"] == seeded["samples"]
-    later = seed_telemetry(tenant_a, days=1, now=NOW + dt.timedelta(minutes=10))
-    # Ten minutes of a day, and a quarter-hour of the GPUs' own series (six hours of them).
-    assert 0 < later["inserted"] < seeded["inserted"] / 40
-    with tenant_scope(tenant_a.id):
-        assert later["inserted"] == TelemetrySample.objects.filter(ts__gt=NOW).count()
-    with tenant_scope(tenant_b.id):
-        assert not TelemetrySample.objects.exists()
 
 
 # --- The demo's history: ten days, the older ones hourly ----------------------------------------
@@ -321,26 +264,103 @@ def node_samples(tenant, hostname: str, metric: str) -> dict[dt.datetime, float]
         )
 
 
-def test_each_gpu_has_its_series_consistent_with_its_node(seeded, tenant_a):
-    with tenant_scope(tenant_a.id):
-        assert GpuDevice.objects.filter(compute__hostname="acme-gpu-hot-01").count() == 8
-    util = gpu_samples(tenant_a, "acme-gpu-main-01", "gpu_utilization")
-    assert sorted(util) == list(range(8))
-    # The last GPU idles on a node whose others carry the load.
-    assert max(util[7].values()) < 3
-    node = node_samples(tenant_a, "acme-gpu-main-01", "gpu_utilization")
-    for ts in util[0]:
-        gpus = [util[index][ts] for index in range(8)]
-        assert node[ts] == pytest.approx(sum(gpus) / 8, abs=0.01)
-        assert min(gpus[:7]) > gpus[7]
-    memory = gpu_samples(tenant_a, "acme-gpu-main-01", "gpu_memory_used_mib")
-    node_memory = node_samples(tenant_a, "acme-gpu-main-01", "gpu_memory_used_mib")
-    ts = max(memory[0])
-    assert node_memory[ts] == pytest.approx(sum(memory[i][ts] for i in range(8)))
-    # GPU 3 of gpu-hot-02 reports XID 79 in the last hours; its node's max shows it.
-    xid = gpu_samples(tenant_a, "acme-gpu-hot-02", "gpu_xid_errors")
-    assert set(xid[3].values()) == {0.0, 79.0}
-    assert all(set(xid[index].values()) == {0.0} for index in xid if index != 3)
-    node_xid = node_samples(tenant_a, "acme-gpu-hot-02", "gpu_xid_errors")
-    assert {node_xid[ts] for ts, value in xid[3].items() if value} == {79.0}
-    assert node_xid[max(node_xid)] == 79.0
+# --- One day of the demo, seeded once for the class ---------------------------------------------
+
+
+@pytest.fixture(scope="class")
+def one_day(django_db_setup, django_db_blocker) -> tuple[int, int, dict]:
+    """A day of the demo's telemetry for tenant A, made once for the class: each test starts from
+    it and undoes only its own changes. (A's id, B's id, the seed's result.)"""
+
+    def make():
+        tenant_a = TenantFactory(name="Acme Analytics", slug="acme")
+        tenant_b = TenantFactory(name="Borealis Bank", slug="borealis")
+        seed_inventory(tenant_a, profile="finance")
+        seed_inventory(tenant_b, profile="logistics")
+        return tenant_a.pk, tenant_b.pk, seed_telemetry(tenant_a, days=1, now=NOW)
+
+    yield from shared_rows(django_db_blocker, make)
+
+
+class TestOneDay:
+    @pytest.fixture
+    def seeded(self, one_day, db) -> dict:
+        return one_day[2]
+
+    @pytest.fixture
+    def tenant_a(self, one_day, db):
+        return Tenant.objects.get(pk=one_day[0])
+
+    @pytest.fixture
+    def tenant_b(self, one_day, db):
+        return Tenant.objects.get(pk=one_day[1])
+
+    def test_the_patterns_show_in_the_rollups(self, seeded, tenant_a):
+        assert seeded["inserted"] == seeded["samples"] > 0
+        assert seeded["hours"] >= 24
+        assert mean_utilization(tenant_a, "acme-gpu-idle-01") == pytest.approx(2, abs=1)
+        assert mean_utilization(tenant_a, "acme-gpu-hot-01") == pytest.approx(97, abs=2)
+        assert 20 < mean_utilization(tenant_a, "acme-gpu-main-01") < 80
+
+    def test_one_production_deployment_has_a_latency_spike(self, seeded, tenant_a):
+        with tenant_scope(tenant_a.id):
+            production = Deployment.objects.filter(environment="production").order_by("name")
+            spiking, calm = production[0], production[1]
+            latency = code("inference_latency_p95_ms")
+
+            def peak(deployment):
+                return TelemetrySample.objects.filter(
+                    resource_kind=2, resource_id=deployment.pk, metric=latency
+                ).aggregate(peak=Max("value"))["peak"]
+
+            assert peak(spiking) > 600
+            assert peak(calm) < 200
+            during = TelemetrySample.objects.filter(
+                resource_kind=2,
+                resource_id=spiking.pk,
+                metric=latency,
+                ts__gte=NOW - dt.timedelta(hours=7, minutes=30),
+                ts__lt=NOW - dt.timedelta(hours=6, minutes=30),
+            ).values_list("value", flat=True)
+            assert min(during) > 500
+
+    def test_compute_in_maintenance_reports_nothing(self, seeded, tenant_a):
+        with tenant_scope(tenant_a.id):
+            node = ComputeResource.objects.get(hostname="acme-gpu-main-03")
+            assert not TelemetrySample.objects.filter(resource_kind=1, resource_id=node.pk).exists()
+
+    def test_running_it_again_adds_only_the_time_that_passed(self, seeded, tenant_a, tenant_b):
+        again = seed_telemetry(tenant_a, days=1, now=NOW)
+        assert again["inserted"] == 0
+        assert again["samples"] == seeded["samples"]
+        later = seed_telemetry(tenant_a, days=1, now=NOW + dt.timedelta(minutes=10))
+        # Ten minutes of a day, and a quarter-hour of the GPUs' own series (six hours of them).
+        assert 0 < later["inserted"] < seeded["inserted"] / 40
+        with tenant_scope(tenant_a.id):
+            assert later["inserted"] == TelemetrySample.objects.filter(ts__gt=NOW).count()
+        with tenant_scope(tenant_b.id):
+            assert not TelemetrySample.objects.exists()
+
+    def test_each_gpu_has_its_series_consistent_with_its_node(self, seeded, tenant_a):
+        with tenant_scope(tenant_a.id):
+            assert GpuDevice.objects.filter(compute__hostname="acme-gpu-hot-01").count() == 8
+        util = gpu_samples(tenant_a, "acme-gpu-main-01", "gpu_utilization")
+        assert sorted(util) == list(range(8))
+        # The last GPU idles on a node whose others carry the load.
+        assert max(util[7].values()) < 3
+        node = node_samples(tenant_a, "acme-gpu-main-01", "gpu_utilization")
+        for ts in util[0]:
+            gpus = [util[index][ts] for index in range(8)]
+            assert node[ts] == pytest.approx(sum(gpus) / 8, abs=0.01)
+            assert min(gpus[:7]) > gpus[7]
+        memory = gpu_samples(tenant_a, "acme-gpu-main-01", "gpu_memory_used_mib")
+        node_memory = node_samples(tenant_a, "acme-gpu-main-01", "gpu_memory_used_mib")
+        ts = max(memory[0])
+        assert node_memory[ts] == pytest.approx(sum(memory[i][ts] for i in range(8)))
+        # GPU 3 of gpu-hot-02 reports XID 79 in the last hours; its node's max shows it.
+        xid = gpu_samples(tenant_a, "acme-gpu-hot-02", "gpu_xid_errors")
+        assert set(xid[3].values()) == {0.0, 79.0}
+        assert all(set(xid[index].values()) == {0.0} for index in xid if index != 3)
+        node_xid = node_samples(tenant_a, "acme-gpu-hot-02", "gpu_xid_errors")
+        assert {node_xid[ts] for ts, value in xid[3].items() if value} == {79.0}
+        assert node_xid[max(node_xid)] == 79.0

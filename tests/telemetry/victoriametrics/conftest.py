@@ -19,6 +19,7 @@ import time
 
 import pytest
 import requests
+from django.test import override_settings
 
 from operations.telemetry.backends.victoriametrics import VictoriaMetricsClient
 
@@ -91,6 +92,22 @@ def victoria_metrics_server(tmp_path_factory):
             process.wait()
 
 
+def _flushing(server: VictoriaMetrics) -> dict:
+    """The client's writes, each followed by a flush of ``server``."""
+    write = VictoriaMetricsClient.import_lines
+    forward = VictoriaMetricsClient.forward
+
+    def write_and_flush(self, body: bytes) -> None:
+        write(self, body)
+        server.flush()
+
+    def forward_and_flush(self, *args, **kwargs) -> None:
+        forward(self, *args, **kwargs)
+        server.flush()
+
+    return {"import_lines": write_and_flush, "forward": forward_and_flush}
+
+
 @pytest.fixture
 def vm(victoria_metrics_server, settings, monkeypatch):
     """Telemetry on the session's VictoriaMetrics, under a label value of this test's own.
@@ -102,18 +119,25 @@ def vm(victoria_metrics_server, settings, monkeypatch):
     settings.TELEMETRY_URL = victoria_metrics_server.url
     settings.TELEMETRY_INSTANCE = f"test-{os.getpid()}-{next(_instances)}"
     settings.TELEMETRY_SEARCH_DELAY_SECONDS = 0
-    write = VictoriaMetricsClient.import_lines
-
-    def write_and_flush(self, body: bytes) -> None:
-        write(self, body)
-        victoria_metrics_server.flush()
-
-    monkeypatch.setattr(VictoriaMetricsClient, "import_lines", write_and_flush)
-    forward = VictoriaMetricsClient.forward
-
-    def forward_and_flush(self, *args, **kwargs) -> None:
-        forward(self, *args, **kwargs)
-        victoria_metrics_server.flush()
-
-    monkeypatch.setattr(VictoriaMetricsClient, "forward", forward_and_flush)
+    for name, method in _flushing(victoria_metrics_server).items():
+        monkeypatch.setattr(VictoriaMetricsClient, name, method)
     return victoria_metrics_server
+
+
+@pytest.fixture(scope="class")
+def vm_for_the_class(victoria_metrics_server):
+    """As ``vm``, one label value for a whole class: for series seeded once for the class. A
+    test's own writes to VictoriaMetrics are not undone with its transaction: only a write that
+    leaves the stored series as they were (a re-sent sample, deduplicated) belongs there."""
+    with (
+        override_settings(
+            TELEMETRY_BACKEND="victoriametrics",
+            TELEMETRY_URL=victoria_metrics_server.url,
+            TELEMETRY_INSTANCE=f"test-{os.getpid()}-{next(_instances)}",
+            TELEMETRY_SEARCH_DELAY_SECONDS=0,
+        ),
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        for name, method in _flushing(victoria_metrics_server).items():
+            patch.setattr(VictoriaMetricsClient, name, method)
+        yield victoria_metrics_server
